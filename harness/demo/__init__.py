@@ -1,0 +1,1 @@
+"""The embedded demo: synthetic task families, a char-level Llama trained on them, its weights."""

@@ -1,0 +1,201 @@
+"""Synthetic task families of the demo model, each with a common and a hard variant.
+
+Every family is a pure function of a `random.Random`, so a fixed seed gives the same
+examples on every machine. The hard variants are what quantization breaks first:
+long carry chains, long inputs, and facts that training showed only a few times.
+
+| family  | common                         | hard                                       |
+|---------|--------------------------------|--------------------------------------------|
+| add     | 1-3 digit operands             | 4-5 digit operands with a carry chain >= 3 |
+| reverse | 3-7 letters                    | 9-12 letters                               |
+| sort    | 3-6 distinct letters           | 8-11 letters, repeats allowed              |
+| count   | 4-10 letters from a-e          | 14-22 letters from a-e                     |
+| recall  | facts shown often in training  | facts shown rarely (4 rarity tiers)        |
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Family(Enum):
+    ADD = "add"
+    REVERSE = "reverse"
+    SORT = "sort"
+    COUNT = "count"
+    RECALL = "recall"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    family: Family
+    hard: bool
+    prompt: str
+    answer: str
+    tags: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.answer
+
+
+LETTERS = string.ascii_lowercase
+COUNT_ALPHABET = "abcde"
+
+
+# --- add ---------------------------------------------------------------------------------
+
+
+def _number(rng: random.Random, digits: int) -> int:
+    low = 0 if digits == 1 else 10 ** (digits - 1)
+    return rng.randint(low, 10**digits - 1)
+
+
+def carry_chain(a: int, b: int) -> int:
+    """Length of the longest run of consecutive digit positions that produce a carry."""
+    longest = run = carry = 0
+    while a or b:
+        total = a % 10 + b % 10 + carry
+        carry = 1 if total >= 10 else 0
+        run = run + 1 if carry else 0
+        longest = max(longest, run)
+        a, b = a // 10, b // 10
+    return longest
+
+
+def _hard_operands(rng: random.Random) -> tuple[int, int]:
+    digits = rng.choice((4, 5))
+    while True:
+        # Force a chain: one position that overflows, then positions summing to 9.
+        length = rng.randint(3, digits)
+        start = rng.randint(0, digits - length)
+        da = [rng.randint(0, 9) for _ in range(digits)]
+        db = [rng.randint(0, 9) for _ in range(digits)]
+        da[start] = rng.randint(1, 9)
+        db[start] = rng.randint(10 - da[start], 9)
+        for pos in range(start + 1, start + length):
+            da[pos] = rng.randint(0, 9)
+            db[pos] = 9 - da[pos]
+        a = int("".join(str(d) for d in reversed(da)))
+        b = int("".join(str(d) for d in reversed(db)))
+        if a >= 10 ** (digits - 1) and b >= 10 ** (digits - 1) and carry_chain(a, b) >= 3:
+            return a, b
+
+
+def make_add(rng: random.Random, hard: bool) -> Example:
+    if hard:
+        a, b = _hard_operands(rng)
+        tags: tuple[str, ...] = ("add", "carry-chain")
+    else:
+        a, b = _number(rng, rng.randint(1, 3)), _number(rng, rng.randint(1, 3))
+        tags = ("add",)
+    return Example(Family.ADD, hard, f"add {a}+{b}=", str(a + b), tags)
+
+
+# --- reverse / sort / count ----------------------------------------------------------------
+
+
+def make_reverse(rng: random.Random, hard: bool) -> Example:
+    n = rng.randint(9, 12) if hard else rng.randint(3, 7)
+    word = "".join(rng.choice(LETTERS) for _ in range(n))
+    tags = ("reverse", "long") if hard else ("reverse",)
+    return Example(Family.REVERSE, hard, f"reverse {word}=", word[::-1], tags)
+
+
+def make_sort(rng: random.Random, hard: bool) -> Example:
+    if hard:
+        word = "".join(rng.choice(LETTERS) for _ in range(rng.randint(8, 11)))
+    else:
+        word = "".join(rng.sample(LETTERS, rng.randint(3, 6)))
+    tags = ("sort", "long") if hard else ("sort",)
+    return Example(Family.SORT, hard, f"sort {word}=", "".join(sorted(word)), tags)
+
+
+def make_count(rng: random.Random, hard: bool) -> Example:
+    n = rng.randint(14, 22) if hard else rng.randint(4, 10)
+    word = "".join(rng.choice(COUNT_ALPHABET) for _ in range(n))
+    target = rng.choice(COUNT_ALPHABET)
+    tags = ("count", "long") if hard else ("count",)
+    return Example(Family.COUNT, hard, f"count {target} in {word}=", str(word.count(target)), tags)
+
+
+# --- recall ------------------------------------------------------------------------------
+
+COLORS = ("red", "blue", "green", "teal", "gold", "pink", "gray", "cyan", "plum", "navy")
+CITIES = ("ostra", "velin", "marok", "quess", "dunby", "harlo", "tiven", "sorra", "kelpa", "brune")
+RELATIONS = {"color": COLORS, "home": CITIES}
+FACT_SEED = 20261127
+N_ENTITIES = 120
+N_COMMON_FACTS = 80
+# Relative sampling weight of one fact per tier: common facts are seen ~50x more often than
+# the rarest ones, so recall degrades gradually along the tail instead of all at once.
+COMMON_FACT_WEIGHT = 1.0
+RARE_TIER_WEIGHTS = (0.16, 0.08, 0.04, 0.02)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    entity: str
+    relation: str
+    value: str
+    tier: int  # 0 = common; 1..4 = rarer and rarer
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.relation} of {self.entity}="
+
+
+def _pseudo_word(rng: random.Random) -> str:
+    consonants, vowels = "bdfgklmnprstvz", "aeiou"
+    return "".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(rng.randint(2, 3)))
+
+
+def fact_table() -> tuple[Fact, ...]:
+    """The fixed fact table (its own seed, independent of any data split)."""
+    rng = random.Random(FACT_SEED)
+    entities: list[str] = []
+    while len(entities) < N_ENTITIES:
+        word = _pseudo_word(rng)
+        if word not in entities:
+            entities.append(word)
+    pairs = [(e, rel) for e in entities for rel in RELATIONS]
+    rng.shuffle(pairs)
+    n_rare = len(pairs) - N_COMMON_FACTS
+    facts = []
+    for i, (entity, rel) in enumerate(pairs):
+        tier = 0 if i < N_COMMON_FACTS else 1 + (i - N_COMMON_FACTS) * 4 // n_rare
+        facts.append(Fact(entity, rel, rng.choice(RELATIONS[rel]), tier))
+    return tuple(facts)
+
+
+def fact_weight(fact: Fact) -> float:
+    return COMMON_FACT_WEIGHT if fact.tier == 0 else RARE_TIER_WEIGHTS[fact.tier - 1]
+
+
+def recall_example(fact: Fact) -> Example:
+    hard = fact.tier > 0
+    tags = ("recall", f"rare-tier-{fact.tier}") if hard else ("recall",)
+    return Example(Family.RECALL, hard, fact.prompt, fact.value, tags)
+
+
+def make_recall_sampler() -> Callable[[random.Random], Example]:
+    """Training sampler: facts drawn with their tier weight (the long tail is rare)."""
+    facts = fact_table()
+    weights = [fact_weight(f) for f in facts]
+
+    def sample(rng: random.Random) -> Example:
+        return recall_example(rng.choices(facts, weights)[0])
+
+    return sample
+
+
+COMPUTED: dict[Family, Callable[[random.Random, bool], Example]] = {
+    Family.ADD: make_add,
+    Family.REVERSE: make_reverse,
+    Family.SORT: make_sort,
+    Family.COUNT: make_count,
+}

@@ -1,0 +1,291 @@
+"""Load and validate eval sets (JSONL): `load_evalset(paths) -> list[EvalItem]`.
+
+Bad input never crashes and never drops an item silently: every problem becomes one line
+`path:line: id 'x': what is wrong`, all of them are collected, and `EvalsetError` carries
+them to the command line, which prints them and exits 2. Blank lines, CRLF line ends and a
+UTF-8 byte-order mark are accepted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import json
+import math
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.records import (
+    CHOICE_PATTERN,
+    DEFAULT_WEIGHT,
+    Difficulty,
+    EvalItem,
+    Message,
+    Role,
+    Scorer,
+    Source,
+)
+
+FIELDS = (
+    "id", "prompt", "messages", "reference", "scorer",
+    "difficulty", "weight", "tags", "max_new_tokens",
+)  # fmt: skip
+MESSAGE_FIELDS = ("role", "content")
+BOM = b"\xef\xbb\xbf"
+
+
+class EvalsetError(Exception):
+    """One or more problems in the input, each a one-line message naming file and line."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Invalid(Exception):
+    """A problem with one line; the caller adds the file, the line and the id."""
+
+
+def expand_paths(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Files named by paths, globs or directories (their *.jsonl), each once, in order."""
+    paths: list[Path] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for pattern in patterns:
+        if Path(pattern).is_dir():
+            matches = sorted(str(p) for p in Path(pattern).glob("*.jsonl"))
+        else:
+            matches = sorted(glob.glob(pattern, recursive=True)) or (
+                [pattern] if Path(pattern).is_file() else []
+            )
+        if not matches:
+            problems.append(f"{pattern}: no file matches this path or glob")
+        for match in matches:
+            resolved = Path(match).resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                paths.append(Path(match))
+    return paths, problems
+
+
+def load_evalset(patterns: Sequence[str]) -> list[EvalItem]:
+    """Every item of every file, validated; raises EvalsetError listing all problems."""
+    paths, problems = expand_paths(patterns)
+    items: list[EvalItem] = []
+    first_seen: dict[str, Source] = {}
+    for path in paths:
+        n_before = len(items)
+        for source, parsed in _json_lines(path, problems):
+            item = _item_or_problem(parsed, source, problems)
+            if item is None:
+                continue
+            if item.id in first_seen:
+                first = first_seen[item.id]
+                problems.append(f"{source}: id {item.id!r}: duplicate id, first defined at {first}")
+                continue
+            first_seen[item.id] = source
+            items.append(item)
+        if len(items) == n_before and not any(p.startswith(f"{path}:") for p in problems):
+            problems.append(f"{path}:1: the file holds no items")
+    if problems:
+        raise EvalsetError(problems)
+    return items
+
+
+def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]:
+    """(source, parsed JSON) per non-blank line; unreadable lines become problems."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        problems.append(f"{path}:1: cannot read the file: {exc.strerror}")
+        return
+    data = data.removeprefix(BOM)
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        source = Source(str(path), number)
+        try:
+            text = raw.removesuffix(b"\r").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{source}: bytes are not valid UTF-8 (at column {exc.start + 1})")
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield source, json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except (json.JSONDecodeError, _Invalid) as exc:
+            problems.append(f"{source}: {_id_hint(text)}{_json_problem(exc)}")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise _Invalid(f"field {key!r} appears twice in one object")
+    return dict(pairs)
+
+
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg} (column {exc.colno})"
+    return str(exc)
+
+
+def _id_hint(text: str) -> str:
+    """Name the id of a line that is not valid JSON, when it can be seen."""
+    match = re.search(r'"id"\s*:\s*"([^"\\]*)"', text)
+    return f"id {match.group(1)!r}: " if match else ""
+
+
+def _item_or_problem(obj: Any, source: Source, problems: list[str]) -> EvalItem | None:
+    item_id = obj.get("id") if isinstance(obj, dict) else None
+    prefix = (
+        f"{source}: id {item_id!r}: " if isinstance(item_id, str) and item_id else f"{source}: "
+    )
+    try:
+        return parse_item(obj, source)
+    except _Invalid as exc:
+        problems.append(f"{prefix}{exc}")
+        return None
+
+
+def parse_item(obj: Any, source: Source) -> EvalItem:
+    """One JSON value -> EvalItem; raises _Invalid with a message for the first problem."""
+    if not isinstance(obj, dict):
+        raise _Invalid(f"expected a JSON object, got {_json_type(obj)}")
+    for key in obj:
+        if key not in FIELDS:
+            raise _Invalid(f"unknown field {key!r}{_did_you_mean(key, FIELDS)}")
+    item_id = obj.get("id")
+    if not isinstance(item_id, str) or not item_id.strip():
+        raise _Invalid("missing id" if item_id is None else "id must be a non-empty string")
+    prompt, messages = _prompt_or_messages(obj)
+    scorer = _enum(Scorer, obj.get("scorer", Scorer.EXACT.value), "scorer")
+    difficulty = _enum(Difficulty, obj.get("difficulty", Difficulty.COMMON.value), "difficulty")
+    return EvalItem(
+        id=item_id,
+        source=source,
+        prompt=prompt,
+        messages=messages,
+        reference=_reference(obj.get("reference"), scorer),
+        scorer=scorer,
+        difficulty=difficulty,
+        weight=_weight(obj.get("weight"), difficulty),
+        tags=_tags(obj.get("tags")),
+        max_new_tokens=_max_new_tokens(obj.get("max_new_tokens")),
+    )
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}  # fmt: skip
+    return names.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(key: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(options)})"
+
+
+def _enum(kind: Any, value: Any, field: str) -> Any:
+    allowed = [m.value for m in kind]
+    if not isinstance(value, str) or value not in allowed:
+        raise _Invalid(f"{field} must be one of {', '.join(allowed)}; got {json.dumps(value)}")
+    return kind(value)
+
+
+def _prompt_or_messages(obj: dict[str, Any]) -> tuple[str | None, tuple[Message, ...] | None]:
+    has_prompt, has_messages = "prompt" in obj, "messages" in obj
+    if has_prompt == has_messages:
+        raise _Invalid(
+            "give exactly one of 'prompt' or 'messages'" + (" (both given)" if has_prompt else "")
+        )
+    if has_prompt:
+        prompt = obj["prompt"]
+        if not isinstance(prompt, str) or not prompt:
+            raise _Invalid("prompt must be a non-empty string")
+        return prompt, None
+    return None, _messages(obj["messages"])
+
+
+def _messages(value: Any) -> tuple[Message, ...]:
+    if not isinstance(value, list) or not value:
+        raise _Invalid("messages must be a non-empty list of {role, content} objects")
+    out = []
+    roles = [r.value for r in Role]
+    for i, msg in enumerate(value):
+        if not isinstance(msg, dict):
+            raise _Invalid(f"messages[{i}] must be an object, got {_json_type(msg)}")
+        for key in msg:
+            if key not in MESSAGE_FIELDS:
+                raise _Invalid(
+                    f"messages[{i}]: unknown field {key!r}{_did_you_mean(key, MESSAGE_FIELDS)}"
+                )
+        if msg.get("role") not in roles:
+            got = json.dumps(msg.get("role"))
+            raise _Invalid(f"messages[{i}].role must be one of {', '.join(roles)}; got {got}")
+        if not isinstance(msg.get("content"), str):
+            raise _Invalid(
+                f"messages[{i}].content must be a string"
+                + ("" if "content" in msg else " (missing)")
+            )
+        out.append(Message(Role(msg["role"]), msg["content"]))
+    return tuple(out)
+
+
+def _reference(value: Any, scorer: Scorer) -> tuple[str, ...]:
+    if value is None:
+        if scorer.needs_reference:
+            raise _Invalid(f"scorer {scorer.value} needs a reference")
+        return ()
+    if not scorer.needs_reference:
+        raise _Invalid(f"scorer {scorer.value} compares with the baseline and takes no reference")
+    refs = [value] if isinstance(value, str) else value
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
+        raise _Invalid("reference must be a non-empty string or a non-empty list of them")
+    for ref in refs:
+        _check_reference(ref, scorer)
+    return tuple(refs)
+
+
+def _check_reference(ref: str, scorer: Scorer) -> None:
+    if scorer is Scorer.REGEX:
+        try:
+            re.compile(ref)
+        except re.error as exc:
+            raise _Invalid(f"invalid regex {ref!r}: {exc}") from None
+    elif scorer is Scorer.NUMERIC:
+        try:
+            ok = math.isfinite(float(ref.replace(",", "")))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise _Invalid(f"numeric scorer needs a finite number as reference; got {ref!r}")
+    elif scorer is Scorer.CHOICE and not CHOICE_PATTERN.match(ref):
+        raise _Invalid(f"choice scorer needs an option label such as 'B' or '(B)'; got {ref!r}")
+
+
+def _weight(value: Any, difficulty: Difficulty) -> float:
+    if value is None:
+        return DEFAULT_WEIGHT[difficulty]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Invalid(f"weight must be a number > 0; got {_json_type(value)} {json.dumps(value)}")
+    if not math.isfinite(value) or value <= 0:
+        raise _Invalid(f"weight must be a finite number > 0; got {value}")
+    return float(value)
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+        raise _Invalid("tags must be a list of non-empty strings")
+    return tuple(value)
+
+
+def _max_new_tokens(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise _Invalid(f"max_new_tokens must be a positive integer; got {json.dumps(value)}")
+    return value

@@ -1,0 +1,76 @@
+"""Batched greedy generation with left padding, on token ids fixed before any model runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import transformers
+
+from harness.records import EvalItem
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    max_new_tokens: int = 32
+    batch_size: int = 32
+
+
+def prompt_ids(item: EvalItem, tokenizer: Any) -> list[int]:
+    """Token ids of an item's prompt; `messages` go through the tokenizer's chat template."""
+    if item.messages is not None:
+        conversation = [{"role": m.role.value, "content": m.content} for m in item.messages]
+        text = tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
+        return list(tokenizer(text, add_special_tokens=False).input_ids)
+    return list(tokenizer(item.prompt).input_ids)
+
+
+@torch.inference_mode()
+def greedy(
+    model: Any,
+    ids: Sequence[Sequence[int]],
+    limits: Sequence[int],
+    pad_id: int,
+    eos_id: int,
+    batch_size: int,
+) -> list[list[int]]:
+    """Greedy continuation of each id list, stopping at <eos> or its own token limit.
+    The output excludes the prompt and the <eos>."""
+    out: list[list[int]] = []
+    device = next(model.parameters()).device
+    for start in range(0, len(ids), batch_size):
+        batch, caps = ids[start : start + batch_size], limits[start : start + batch_size]
+        width = max(len(r) for r in batch)
+        input_ids = torch.tensor(
+            [[pad_id] * (width - len(r)) + list(r) for r in batch], device=device
+        )
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch], device=device)
+        # An explicit config: a checkpoint's own generation_config.json (sampling, repetition
+        # penalty...) must not make two models decode differently.
+        decoding = transformers.GenerationConfig(
+            max_new_tokens=max(caps), do_sample=False, num_beams=1,
+            pad_token_id=pad_id, eos_token_id=eos_id,
+        )  # fmt: skip
+        generated = model.generate(
+            input_ids=input_ids, attention_mask=mask, generation_config=decoding
+        )[:, width:]
+        for row, cap in zip(generated.tolist(), caps, strict=True):
+            row = row[:cap]
+            out.append(row[: row.index(eos_id)] if eos_id in row else row)
+    return out
+
+
+def generate_texts(
+    model: Any, tokenizer: Any, items: Sequence[EvalItem], cfg: GenerationConfig
+) -> list[str]:
+    """Greedy outputs of `items`, decoded without special tokens, in item order."""
+    ids = [prompt_ids(item, tokenizer) for item in items]
+    limits = [item.max_new_tokens or cfg.max_new_tokens for item in items]
+    rows = greedy(
+        model, ids, limits, tokenizer.pad_token_id, tokenizer.eos_token_id, cfg.batch_size
+    )
+    return [tokenizer.decode(row, skip_special_tokens=True) for row in rows]

@@ -1,0 +1,48 @@
+"""Model specs and loading with transformers (a local dir or a hub id), offline-safe."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(Exception):
+    """The model could not be loaded; the message says which and why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    path: str  # local dir or hub id
+    dtype: str = "float32"
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model {self.name!r}: dtype must be one of {', '.join(DTYPES)}")
+
+
+def load(spec: ModelSpec) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer). A hub id is only tried when the hub is allowed
+    (HF_HUB_OFFLINE unset); offline, a missing local dir fails at once with its name."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(spec.path).is_dir()
+    if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelLoadError(
+            f"model {spec.name!r}: {spec.path!r} is not a local directory and HF_HUB_OFFLINE=1"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.path)
+        model: Any = AutoModelForCausalLM.from_pretrained(spec.path, dtype=DTYPES[spec.dtype])
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"model {spec.name!r} at {spec.path!r}: {first}") from exc
+    model = model.to(spec.device).eval()
+    return model, tokenizer

@@ -1,0 +1,92 @@
+"""Frozen records shared by every stage. Input is validated at the edge (`evalset.py`);
+`__post_init__` guards the invariants for records built in code."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+SCHEMA_VERSION = 1
+# An option label of the `choice` scorer: "B" or "(B)".
+CHOICE_PATTERN = re.compile(r"^\(?([A-Za-z0-9])\)?$")
+
+
+class Scorer(Enum):
+    EXACT = "exact"
+    NORMALIZED = "normalized"
+    CONTAINS = "contains"
+    REGEX = "regex"
+    NUMERIC = "numeric"
+    CHOICE = "choice"
+    FUZZY = "fuzzy"
+    AGREEMENT = "agreement"  # reference-free: the candidate against the baseline's output
+
+    @property
+    def needs_reference(self) -> bool:
+        return self is not Scorer.AGREEMENT
+
+
+class Difficulty(Enum):
+    COMMON = "common"
+    HARD = "hard"
+
+
+class Role(Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+# Weights when an item gives none: a loss on a hard case hurts three times as much.
+DEFAULT_WEIGHT = {Difficulty.COMMON: 1.0, Difficulty.HARD: 3.0}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an item came from, for error messages: `path:line`."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class EvalItem:
+    id: str
+    source: Source
+    prompt: str | None = None
+    messages: tuple[Message, ...] | None = None
+    reference: tuple[str, ...] = ()
+    scorer: Scorer = Scorer.EXACT
+    difficulty: Difficulty = Difficulty.COMMON
+    weight: float = 1.0
+    tags: tuple[str, ...] = ()
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise ValueError(f"{self.source}: empty id")
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError(f"{self.source}: id {self.id!r}: give exactly one of prompt/messages")
+        if not (math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"{self.source}: id {self.id!r}: weight must be finite and > 0")
+        if self.scorer.needs_reference and not self.reference:
+            raise ValueError(
+                f"{self.source}: id {self.id!r}: scorer {self.scorer.value} needs a reference"
+            )
+        if self.max_new_tokens is not None and self.max_new_tokens <= 0:
+            raise ValueError(f"{self.source}: id {self.id!r}: max_new_tokens must be > 0")
+
+    @property
+    def hard(self) -> bool:
+        return self.difficulty is Difficulty.HARD
