@@ -1,16 +1,31 @@
-"""Command line: argparse wiring only. Exit codes: 0 pass, 1 a gated candidate fails,
-2 the run could not be evaluated (bad input, missing model...)."""
+"""Command line: argparse wiring only. A reader of `cmd_compare` sees the flow in order.
+
+Exit codes: 0 every gated candidate passes · 1 a gated candidate fails its gate ·
+2 the run could not be evaluated (bad input, missing model, unknown gate key...).
+"""
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
+from harness.artifacts import RunFolderError, build_artifacts, record_generation_seconds, write_run
+from harness.config import ConfigError, apply_overrides, load_config
 from harness.evalset import EvalsetError, load_evalset
+from harness.models import ModelLoadError, fingerprint
+from harness.quantize import DEFAULT_CACHE, METHODS, SCHEMES, QuantizeError, QuantizeSpec, quantize
+from harness.runner import TokenizerMismatch, ready_candidate, run_all
+from harness.summary import NothingScored
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+ERRORS = (ConfigError, EvalsetError, ModelLoadError, QuantizeError, TokenizerMismatch,
+          NothingScored, RunFolderError)  # fmt: skip
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -21,14 +36,106 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_quantize(args: argparse.Namespace) -> int:
+    spec = QuantizeSpec(
+        args.scheme, args.method, args.calibration, args.samples, args.max_seq_length
+    )
+    made = quantize(args.baseline, fingerprint(args.baseline), spec, args.cache)
+    if args.out:
+        shutil.copytree(made.path, args.out, dirs_exist_ok=True)
+    where = args.out or made.path
+    print(f"{'cached' if made.cached else f'made in {made.seconds:.0f}s'}: {where}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    cfg = apply_overrides(load_config(args.config), args.evalset, args.candidate)
+    items = load_evalset(cfg.evalsets)
+    out = args.out or Path("reports") / cfg.name
+    baseline_fp = fingerprint(cfg.baseline.path)
+    candidates = [ready_candidate(c, cfg.baseline, baseline_fp, args.cache) for c in cfg.candidates]
+    # Build in a temporary sibling, rename into place when complete: no half reports.
+    staging = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    write_run(
+        staging,
+        cfg,
+        items,
+        baseline_fp,
+        candidates,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    seconds = run_all(cfg.baseline, candidates, items, cfg.run, staging / "generations")
+    record_generation_seconds(staging, seconds)
+    results = build_artifacts(staging)  # score, pair, summarize, gate, render
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return report_verdicts(results, out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    return report_verdicts(build_artifacts(args.run_dir), args.run_dir)
+
+
+def report_verdicts(results: dict[str, Any], out: Path) -> int:
+    print(f"report: {out / 'report.html'}")
+    for c in results["candidates"]:
+        label = "gated" if c["gated"] else "not gated"
+        print(f"{c['verdict'].upper():4}  {c['name']} ({label})")
+        for reason in c["reasons"]:
+            print(f"      - {reason}")
+    failed = any(c["gated"] and c["verdict"] != "pass" for c in results["candidates"])
+    return EXIT_FAIL if failed else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Side-by-side quality evaluation of quantized LLMs."
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
     validate = sub.add_parser("validate", help="check eval sets without loading a model")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="JSONL files, globs or dirs")
     validate.set_defaults(func=cmd_validate)
+
+    quant = sub.add_parser("quantize", help="baseline + recipe + calibration set -> checkpoint dir")
+    quant.add_argument("--baseline", required=True, help="baseline checkpoint dir")
+    quant.add_argument("--scheme", required=True, choices=SCHEMES)
+    quant.add_argument("--method", required=True, choices=METHODS)
+    quant.add_argument("--calibration", help="calibration JSONL (required by gptq)")
+    quant.add_argument("--samples", type=int, default=128)
+    quant.add_argument("--max-seq-length", type=int, default=512)
+    quant.add_argument(
+        "--out", type=Path, help="copy the checkpoint here (default: print the cache dir)"
+    )
+    quant.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    quant.set_defaults(func=cmd_quantize)
+
+    compare = sub.add_parser("compare", help="the main job: run, score, pair, report, gate")
+    compare.add_argument("--config", required=True, type=Path)
+    compare.add_argument("--out", type=Path, help="run folder (default reports/<name>)")
+    compare.add_argument(
+        "--evalset",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="replaces the config's evalsets",
+    )
+    compare.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a checkpoint for candidate NAME",
+    )
+    compare.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
+    )
+    compare.set_defaults(func=cmd_compare)
+
+    report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
+    report.add_argument("run_dir", type=Path)
+    report.set_defaults(func=cmd_report)
     return parser
 
 
@@ -39,6 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EvalsetError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
+        return EXIT_ERROR
+    except ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (
+        ValueError
+    ) as exc:  # invariants of records built from flags (e.g. gptq without calibration)
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return code
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import transformers
+from tqdm import tqdm
 
 from harness.records import EvalItem
 
@@ -37,12 +39,14 @@ def greedy(
     pad_id: int,
     eos_id: int,
     batch_size: int,
+    desc: str | None = None,
 ) -> list[list[int]]:
     """Greedy continuation of each id list, stopping at <eos> or its own token limit.
-    The output excludes the prompt and the <eos>."""
+    The output excludes the prompt and the <eos>. `desc` shows a progress bar."""
     out: list[list[int]] = []
     device = next(model.parameters()).device
-    for start in range(0, len(ids), batch_size):
+    starts = range(0, len(ids), batch_size)
+    for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None, file=sys.stderr):
         batch, caps = ids[start : start + batch_size], limits[start : start + batch_size]
         width = max(len(r) for r in batch)
         input_ids = torch.tensor(
@@ -74,3 +78,10 @@ def generate_texts(
         model, ids, limits, tokenizer.pad_token_id, tokenizer.eos_token_id, cfg.batch_size
     )
     return [tokenizer.decode(row, skip_special_tokens=True) for row in rows]
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text before the first stop string (greedy decoding is causal, so cutting after
+    the fact gives what stopping early would have given)."""
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]

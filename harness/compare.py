@@ -1,0 +1,101 @@
+"""Pair the baseline and a candidate item by item: outcome, agreement, word diff."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from markupsafe import Markup, escape
+from rapidfuzz.distance import Levenshtein
+
+from harness.records import EvalItem
+from harness.runner import Generation
+from harness.scorers import is_right, score, score_baseline, word_similarity, words
+
+
+class Outcome(Enum):
+    REGRESSION = "regression"  # baseline right, candidate wrong
+    IMPROVEMENT = "improvement"  # baseline wrong, candidate right
+    CHANGED = "changed"  # different output, same verdict
+    IDENTICAL = "identical"
+    UNSCORABLE = "unscorable"  # a score is None: counted, never a silent 0
+
+
+@dataclass(frozen=True, slots=True)
+class Side:
+    output: str
+    score: float | None
+    output_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PairedItem:
+    item: EvalItem
+    baseline: Side
+    candidate: Side
+    outcome: Outcome
+    similarity: float
+    first_divergence: int | None  # first generated token position where the ids differ
+
+
+def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def outcome(base: float | None, cand: float | None, identical: bool) -> Outcome:
+    b, c = is_right(base), is_right(cand)
+    if b is None or c is None:
+        return Outcome.UNSCORABLE
+    if b and not c:
+        return Outcome.REGRESSION
+    if c and not b:
+        return Outcome.IMPROVEMENT
+    return Outcome.IDENTICAL if identical else Outcome.CHANGED
+
+
+def pair(
+    items: Sequence[EvalItem], base: Sequence[Generation], cand: Sequence[Generation]
+) -> list[PairedItem]:
+    """One PairedItem per item, in item order; generations must follow the same order."""
+    out = []
+    for item, b, c in zip(items, base, cand, strict=True):
+        if not (item.id == b.item_id == c.item_id):
+            raise ValueError(f"generations out of order at item {item.id!r}")
+        b_score = score_baseline(item, b.output)
+        c_score = score(item, c.output, baseline_output=b.output)
+        identical = b.output == c.output
+        out.append(
+            PairedItem(
+                item=item,
+                baseline=Side(b.output, b_score, b.output_ids),
+                candidate=Side(c.output, c_score, c.output_ids),
+                outcome=outcome(b_score, c_score, identical),
+                similarity=word_similarity(b.output, c.output),
+                first_divergence=first_divergence(b.output_ids, c.output_ids),
+            )
+        )
+    return out
+
+
+def word_diff(base: str, cand: str) -> tuple[Markup, Markup]:
+    """Both outputs as HTML: words the candidate lost in <del>, words it added in <ins>.
+    Every word is escaped before any markup is added; this is the report's only raw HTML."""
+    a, b = words(base), words(cand)
+    left: list[str] = []
+    right: list[str] = []
+    for op in Levenshtein.opcodes(a, b):
+        old = " ".join(str(escape(w)) for w in a[op.src_start : op.src_end])
+        new = " ".join(str(escape(w)) for w in b[op.dest_start : op.dest_end])
+        if op.tag == "equal":
+            left.append(old)
+            right.append(new)
+            continue
+        if old:
+            left.append(f"<del>{old}</del>")
+        if new:
+            right.append(f"<ins>{new}</ins>")
+    return Markup(" ".join(left)), Markup(" ".join(right))

@@ -1,0 +1,297 @@
+"""The compare config (TOML): parsed and validated at the edge into frozen records.
+
+Every key is checked: an unknown key, a wrong type or a missing field is a `ConfigError`
+whose message names the file and the table (`demo.toml: [gate]: unknown key 'max_drop'`).
+Relative paths resolve against the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.models import DTYPES, ModelSpec
+from harness.quantize import METHODS, SCHEMES, QuantizeSpec
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+BOUNDS = ("upper_ci", "point")
+
+
+class ConfigError(Exception):
+    """A problem with the config; one line naming the file and the table."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    name: str
+    model: ModelSpec | None  # a checkpoint; None until a `quantize` candidate is made
+    quantize: QuantizeSpec | None = None
+    gated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    max_new_tokens: int = 32
+    batch_size: int = 32
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    """Thresholds; None means the rule is off. `bound` picks the pessimistic end of the
+    paired interval (`upper_ci`, default) or the point estimate (`point`)."""
+
+    max_weighted_accuracy_drop: float | None = None
+    max_hard_accuracy_drop: float | None = None
+    max_hard_regressions: int | None = None
+    max_weighted_regression_share: float | None = None
+    bound: str = "upper_ci"
+
+    def __post_init__(self) -> None:
+        if self.bound not in BOUNDS:
+            raise ValueError(f"bound must be one of {', '.join(BOUNDS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class StatsConfig:
+    bootstrap_samples: int = 2000
+    seed: int = 0
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class CompareConfig:
+    name: str
+    path: Path
+    evalsets: tuple[str, ...]
+    baseline: ModelSpec
+    candidates: tuple[Candidate, ...]
+    run: RunSettings = field(default_factory=RunSettings)
+    gate: GateConfig = field(default_factory=GateConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+
+
+TOP_KEYS = ("name", "evalsets", "baseline", "candidates", "generation", "gate", "stats")
+MODEL_KEYS = ("name", "path", "dtype", "device")
+CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
+QUANTIZE_KEYS = ("scheme", "method", "calibration", "samples", "max_seq_length")
+GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop")
+GATE_KEYS = (
+    "max_weighted_accuracy_drop", "max_hard_accuracy_drop", "max_hard_regressions",
+    "max_weighted_regression_share", "bound",
+)  # fmt: skip
+STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
+
+
+class _Table:
+    """One TOML table being read: typed getters whose errors name file and table."""
+
+    def __init__(self, data: Any, where: str, keys: tuple[str, ...]) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a table")
+        for key in data:
+            if key not in keys:
+                raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(keys)})")
+        self.data, self.where = data, where
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        bad_bool = isinstance(value, bool) and bool not in (
+            kind if isinstance(kind, tuple) else (kind,)
+        )
+        if bad_bool or not isinstance(value, kind):
+            raise ConfigError(f"{self.where}: {key} has the wrong type ({type(value).__name__})")
+        return value
+
+    def need(self, key: str, kind: type | tuple[type, ...]) -> Any:
+        if key not in self.data:
+            raise ConfigError(f"{self.where}: missing key {key!r}")
+        return self.get(key, kind)
+
+    def positive_int(self, key: str, default: int) -> int:
+        value = self.get(key, int, default)
+        if value <= 0:
+            raise ConfigError(f"{self.where}: {key} must be a positive integer")
+        return int(value)
+
+    def threshold(self, key: str) -> float | None:
+        value = self.get(key, (int, float))
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"{self.where}: {key} must be a finite number >= 0")
+        return None if value is None else float(value)
+
+
+def load_config(path: Path) -> CompareConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
+    top = _Table(data, f"{path}", TOP_KEYS)
+    base_dir = path.parent
+    name = _name(top, "name", str(path))
+    evalsets = top.need("evalsets", list)
+    if not evalsets or not all(isinstance(e, str) for e in evalsets):
+        raise ConfigError(f"{path}: evalsets must be a non-empty list of paths or globs")
+    baseline = _model(
+        _Table(top.need("baseline", dict), f"{path}: [baseline]", MODEL_KEYS), base_dir
+    )
+    raw_candidates = top.get("candidates", list, [])
+    candidates = tuple(
+        _candidate(_Table(c, f"{path}: [[candidates]] #{i + 1}", CANDIDATE_KEYS), base_dir)
+        for i, c in enumerate(raw_candidates)
+    )
+    cfg = CompareConfig(
+        name=name,
+        path=path,
+        evalsets=tuple(_resolve(e, base_dir) for e in evalsets),
+        baseline=baseline,
+        candidates=candidates,
+        run=_run(_Table(top.get("generation", dict, {}), f"{path}: [generation]", GENERATION_KEYS)),
+        gate=_gate(_Table(top.get("gate", dict, {}), f"{path}: [gate]", GATE_KEYS)),
+        stats=_stats(_Table(top.get("stats", dict, {}), f"{path}: [stats]", STATS_KEYS)),
+    )
+    check_names(cfg)
+    return cfg
+
+
+def check_names(cfg: CompareConfig) -> None:
+    names = [cfg.baseline.name] + [c.name for c in cfg.candidates]
+    for n in names:
+        if names.count(n) > 1:
+            raise ConfigError(f"{cfg.path}: model name {n!r} is used twice")
+    if not cfg.candidates:
+        raise ConfigError(f"{cfg.path}: no [[candidates]]: nothing to compare")
+
+
+def _resolve(value: str, base_dir: Path) -> str:
+    return value if Path(value).is_absolute() else str(base_dir / value)
+
+
+def _name(table: _Table, key: str, what: str) -> str:
+    value = table.need(key, str)
+    if not NAME.match(value):
+        raise ConfigError(
+            f"{table.where}: {key} {value!r} must match {NAME.pattern} (it names files)"
+        )
+    return str(value)
+
+
+def _local_or_hub(value: str, base_dir: Path) -> str:
+    """A path that exists relative to the config wins; anything else is taken as a hub id."""
+    candidate = base_dir / value
+    return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+
+
+def _model(table: _Table, base_dir: Path) -> ModelSpec:
+    dtype = table.get("dtype", str, "float32")
+    if dtype not in DTYPES:
+        raise ConfigError(f"{table.where}: dtype must be one of {', '.join(DTYPES)}")
+    return ModelSpec(
+        name=_name(table, "name", table.where),
+        path=_local_or_hub(table.need("path", str), base_dir),
+        dtype=dtype,
+        device=table.get("device", str, "cpu"),
+    )
+
+
+def _candidate(table: _Table, base_dir: Path) -> Candidate:
+    has_path, has_quant = "path" in table.data, "quantize" in table.data
+    if has_path == has_quant:
+        raise ConfigError(f"{table.where}: give exactly one of 'path' or 'quantize'")
+    gated = table.get("gated", bool, True)
+    if has_path:
+        return Candidate(_name(table, "name", table.where), _model(table, base_dir), None, gated)
+    quant = _quantize(
+        _Table(table.data["quantize"], f"{table.where} quantize", QUANTIZE_KEYS), base_dir
+    )
+    return Candidate(_name(table, "name", table.where), None, quant, gated)
+
+
+def _quantize(table: _Table, base_dir: Path) -> QuantizeSpec:
+    scheme, method = table.need("scheme", str), table.need("method", str)
+    if scheme not in SCHEMES:
+        raise ConfigError(f"{table.where}: scheme must be one of {', '.join(SCHEMES)}")
+    if method not in METHODS:
+        raise ConfigError(f"{table.where}: method must be one of {', '.join(METHODS)}")
+    calibration = table.get("calibration", str)
+    if method == "gptq" and calibration is None:
+        raise ConfigError(f"{table.where}: method gptq needs a calibration set")
+    if method == "rtn" and calibration is not None:
+        raise ConfigError(f"{table.where}: method rtn uses no calibration set")
+    return QuantizeSpec(
+        scheme=scheme,
+        method=method,
+        calibration=None if calibration is None else _resolve(calibration, base_dir),
+        samples=table.positive_int("samples", 128),
+        max_seq_length=table.positive_int("max_seq_length", 512),
+    )
+
+
+def _run(table: _Table) -> RunSettings:
+    stop = table.get("stop", list, [])
+    if not all(isinstance(s, str) and s for s in stop):
+        raise ConfigError(f"{table.where}: stop must be a list of non-empty strings")
+    return RunSettings(
+        max_new_tokens=table.positive_int("max_new_tokens", 32),
+        batch_size=table.positive_int("batch_size", 32),
+        stop=tuple(stop),
+    )
+
+
+def _gate(table: _Table) -> GateConfig:
+    bound = table.get("bound", str, "upper_ci")
+    if bound not in BOUNDS:
+        raise ConfigError(f"{table.where}: bound must be one of {', '.join(BOUNDS)}")
+    regressions = table.get("max_hard_regressions", int)
+    if regressions is not None and regressions < 0:
+        raise ConfigError(f"{table.where}: max_hard_regressions must be an integer >= 0")
+    return GateConfig(
+        max_weighted_accuracy_drop=table.threshold("max_weighted_accuracy_drop"),
+        max_hard_accuracy_drop=table.threshold("max_hard_accuracy_drop"),
+        max_hard_regressions=regressions,
+        max_weighted_regression_share=table.threshold("max_weighted_regression_share"),
+        bound=bound,
+    )
+
+
+def _stats(table: _Table) -> StatsConfig:
+    confidence = table.get("confidence", float, 0.95)
+    if not 0 < confidence < 1:
+        raise ConfigError(f"{table.where}: confidence must be between 0 and 1")
+    return StatsConfig(
+        bootstrap_samples=table.positive_int("bootstrap_samples", 2000),
+        seed=table.get("seed", int, 0),
+        confidence=confidence,
+    )
+
+
+def apply_overrides(
+    cfg: CompareConfig, evalsets: list[str], candidates: list[str]
+) -> CompareConfig:
+    """`--evalset PATH` (replaces the list) and `--candidate NAME=PATH` (replaces that
+    candidate's source, or adds a gated one)."""
+    if evalsets:
+        cfg = replace(cfg, evalsets=tuple(evalsets))
+    by_name = {c.name: c for c in cfg.candidates}
+    for flag in candidates:
+        name, sep, path = flag.partition("=")
+        if not sep or not NAME.match(name) or not path:
+            raise ConfigError(f"--candidate {flag!r}: expected NAME=PATH")
+        old = by_name.get(name)
+        spec = ModelSpec(name=name, path=path)
+        by_name[name] = Candidate(name, spec, None, old.gated if old else True)
+    cfg = replace(cfg, candidates=tuple(by_name.values()))
+    check_names(cfg)
+    return cfg

@@ -1,0 +1,106 @@
+"""The release gate: `gate(metrics, config) -> GateResult`, with a sentence per rule.
+
+Each drop is judged at the pessimistic end of its paired interval by default
+(`bound = "upper_ci"`): a gate must be convinced, not merely unsurprised. A value exactly at
+its limit passes. A rule that cannot be evaluated (no hard item scored) fails: an error is
+never a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.config import GateConfig
+from harness.metrics import Interval
+from harness.summary import CandidateMetrics
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    rule: str  # the [gate] key
+    passed: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    verdict: str  # "pass" | "fail"
+    rules: tuple[RuleResult, ...]
+
+    @property
+    def reasons(self) -> list[str]:
+        """The failing rules' sentences; every rule's sentence when all pass."""
+        failing = [r.message for r in self.rules if not r.passed]
+        return failing or [r.message for r in self.rules]
+
+
+def pts(x: float) -> str:
+    return f"{100 * x:.2f} pts"
+
+
+def _drop_rule(
+    rule: str, label: str, value: Interval | None, limit: float, bound: str
+) -> RuleResult:
+    if value is None:
+        return RuleResult(
+            rule,
+            False,
+            f"{label}: no item of this slice was scored; the limit {pts(limit)} cannot be checked",
+        )
+    judged = value.ci_high if bound == "upper_ci" else value.drop
+    ok = judged <= limit
+    where = "the upper end of its interval" if bound == "upper_ci" else "the point estimate"
+    return RuleResult(
+        rule,
+        ok,
+        f"{label} dropped {pts(value.drop)} "
+        f"(interval {pts(value.ci_low)} to {pts(value.ci_high)}); judged at {where}, "
+        f"{pts(judged)} is {'within' if ok else 'over'} the limit of {pts(limit)}",
+    )
+
+
+def gate(m: CandidateMetrics, cfg: GateConfig) -> GateResult:
+    rules: list[RuleResult] = []
+    if cfg.max_weighted_accuracy_drop is not None:
+        rules.append(
+            _drop_rule(
+                "max_weighted_accuracy_drop",
+                "Weighted accuracy",
+                m.weighted_accuracy,
+                cfg.max_weighted_accuracy_drop,
+                cfg.bound,
+            )
+        )
+    if cfg.max_hard_accuracy_drop is not None:
+        rules.append(
+            _drop_rule(
+                "max_hard_accuracy_drop",
+                "Hard-item accuracy",
+                m.hard_accuracy,
+                cfg.max_hard_accuracy_drop,
+                cfg.bound,
+            )
+        )
+    if cfg.max_hard_regressions is not None:
+        ok = m.hard_regressions <= cfg.max_hard_regressions
+        rules.append(RuleResult(
+            "max_hard_regressions", ok,
+            f"{m.hard_regressions} hard item(s) regressed (baseline right, candidate wrong); "
+            f"the limit is {cfg.max_hard_regressions}",
+        ))  # fmt: skip
+    if cfg.max_weighted_regression_share is not None:
+        judged = (
+            m.regression_share_ci_high if cfg.bound == "upper_ci" else m.weighted_regression_share
+        )
+        ok = judged <= cfg.max_weighted_regression_share
+        rules.append(RuleResult(
+            "max_weighted_regression_share", ok,
+            f"Regressions carry {m.weighted_regression_share:.2%} of the weight (interval "
+            f"{m.regression_share_ci_low:.2%} to {m.regression_share_ci_high:.2%}); judged at "
+            f"{judged:.2%} against the limit of {cfg.max_weighted_regression_share:.2%}",
+        ))  # fmt: skip
+    if not rules:
+        return GateResult(
+            "fail", (RuleResult("gate", False, "No gate rule is set: nothing can pass."),)
+        )
+    return GateResult("pass" if all(r.passed for r in rules) else "fail", tuple(rules))

@@ -1,0 +1,128 @@
+"""The run stage, the only one that touches torch: tokenize once, generate with each model
+in turn (one in memory at a time), write `generations/<model>.jsonl`."""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.config import Candidate, RunSettings
+from harness.generate import cut_at_stop, greedy, prompt_ids
+from harness.models import ModelSpec, fingerprint, load
+from harness.quantize import QuantizeSpec, quantize
+from harness.records import EvalItem
+
+
+class TokenizerMismatch(Exception):
+    """A candidate's tokenizer maps a prompt to other ids than the baseline's."""
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    item_id: str
+    output: str
+    output_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRun:
+    name: str
+    generations: tuple[Generation, ...]
+    seconds: float
+
+
+def check_same_ids(
+    name: str, items: Sequence[EvalItem], base: Sequence[list[int]], mine: Sequence[list[int]]
+) -> None:
+    for item, a, b in zip(items, base, mine, strict=True):
+        if a != b:
+            raise TokenizerMismatch(
+                f"{item.source}: id {item.id!r}: the tokenizer of {name!r} maps this prompt to "
+                f"other token ids than the baseline's; the models cannot be fed identical inputs"
+            )
+
+
+def run_model(
+    spec: ModelSpec,
+    items: Sequence[EvalItem],
+    settings: RunSettings,
+    baseline_ids: Sequence[list[int]] | None = None,
+) -> tuple[ModelRun, list[list[int]]]:
+    """Generate with one model. With `baseline_ids`, the candidate must tokenize every prompt
+    to exactly those ids, and is fed them. Returns the run and the prompt ids used."""
+    started = time.monotonic()
+    model, tok = load(spec)
+    ids = [prompt_ids(item, tok) for item in items]
+    if baseline_ids is not None:
+        check_same_ids(spec.name, items, baseline_ids, ids)
+    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+    eos = tok.eos_token_id
+    pad = eos if tok.pad_token_id is None else tok.pad_token_id
+    rows = greedy(model, ids, limits, pad, eos, settings.batch_size, desc=spec.name)
+    gens = tuple(
+        Generation(
+            item.id,
+            cut_at_stop(tok.decode(row, skip_special_tokens=True), settings.stop),
+            tuple(row),
+        )
+        for item, row in zip(items, rows, strict=True)
+    )
+    del model
+    gc.collect()
+    return ModelRun(spec.name, gens, time.monotonic() - started), ids
+
+
+def write_generations(run: ModelRun, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{run.name}.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for g in run.generations:
+            row = {"id": g.item_id, "output": g.output, "output_ids": list(g.output_ids)}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyCandidate:
+    """A candidate with a checkpoint on disk (made by `quantize` when the config asks)."""
+
+    spec: ModelSpec
+    gated: bool
+    fingerprint: str
+    quantize: QuantizeSpec | None = None
+    calibration_sha256: str | None = None
+    quantize_seconds: float = 0.0
+    quantize_cached: bool = False
+
+
+def ready_candidate(
+    cand: Candidate, baseline: ModelSpec, baseline_fp: str, cache: Path
+) -> ReadyCandidate:
+    if cand.model is not None:
+        return ReadyCandidate(cand.model, cand.gated, fingerprint(cand.model.path))
+    assert cand.quantize is not None  # guaranteed by config parsing
+    made = quantize(baseline.path, baseline_fp, cand.quantize, cache)
+    # The quantized model runs with the baseline's device; its dtype is the checkpoint's.
+    spec = ModelSpec(cand.name, str(made.path), baseline.dtype, baseline.device)
+    return ReadyCandidate(spec, cand.gated, fingerprint(spec.path), cand.quantize,
+                          made.calibration_sha256, made.seconds, made.cached)  # fmt: skip
+
+
+def run_all(
+    baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
+    settings: RunSettings, folder: Path,
+) -> dict[str, float]:  # fmt: skip
+    """Generate with the baseline, then each candidate on the baseline's token ids; write
+    each model's generations as soon as it is done. Returns seconds per model."""
+    base_run, base_ids = run_model(baseline, items, settings)
+    write_generations(base_run, folder)
+    seconds = {baseline.name: base_run.seconds}
+    for cand in candidates:
+        run, _ = run_model(cand.spec, items, settings, baseline_ids=base_ids)
+        write_generations(run, folder)
+        seconds[cand.spec.name] = run.seconds
+    return seconds
