@@ -87,15 +87,27 @@ def word_diff(base: str, cand: str) -> tuple[Markup, Markup]:
     a, b = words(base), words(cand)
     left: list[str] = []
     right: list[str] = []
+    lost: list[str] = []
+    added: list[str] = []
+
+    def flush() -> None:
+        # Adjacent edits become one highlighted run per side.
+        if lost:
+            left.append(f"<del>{' '.join(lost)}</del>")
+        if added:
+            right.append(f"<ins>{' '.join(added)}</ins>")
+        lost.clear()
+        added.clear()
+
     for op in Levenshtein.opcodes(a, b):
-        old = " ".join(str(escape(w)) for w in a[op.src_start : op.src_end])
-        new = " ".join(str(escape(w)) for w in b[op.dest_start : op.dest_end])
+        old = [str(escape(w)) for w in a[op.src_start : op.src_end]]
+        new = [str(escape(w)) for w in b[op.dest_start : op.dest_end]]
         if op.tag == "equal":
-            left.append(old)
-            right.append(new)
-            continue
-        if old:
-            left.append(f"<del>{old}</del>")
-        if new:
-            right.append(f"<ins>{new}</ins>")
+            flush()
+            left.extend(old)
+            right.extend(new)
+        else:
+            lost.extend(old)
+            added.extend(new)
+    flush()
     return Markup(" ".join(left)), Markup(" ".join(right))

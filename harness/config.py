@@ -189,9 +189,17 @@ def _name(table: _Table, key: str, what: str) -> str:
 
 
 def _local_or_hub(value: str, base_dir: Path) -> str:
-    """A path that exists relative to the config wins; anything else is taken as a hub id."""
-    candidate = base_dir / value
-    return str(candidate) if not Path(value).is_absolute() and candidate.exists() else value
+    """A hub id looks like `org/name` and is not a local path; anything else is a local
+    path, resolved against the config's folder."""
+    local = base_dir / value
+    looks_like_hub_id = value.count("/") == 1 and not value.startswith((".", "/", "~"))
+    if looks_like_hub_id and not local.exists():
+        return value
+    return (
+        str(Path(value).expanduser())
+        if Path(value).is_absolute() or value.startswith("~")
+        else str(local)
+    )
 
 
 def _model(table: _Table, base_dir: Path) -> ModelSpec:

@@ -35,6 +35,8 @@ def load(spec: ModelSpec) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     local = Path(spec.path).is_dir()
+    if not local and (spec.path.count("/") != 1 or spec.path.startswith((".", "/"))):
+        raise ModelLoadError(f"model {spec.name!r}: no checkpoint directory at {spec.path}")
     if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
         raise ModelLoadError(
             f"model {spec.name!r}: {spec.path!r} is not a local directory and HF_HUB_OFFLINE=1"

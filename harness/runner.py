@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.config import Candidate, RunSettings
 from harness.generate import cut_at_stop, greedy, prompt_ids
@@ -18,7 +19,8 @@ from harness.records import EvalItem
 
 
 class TokenizerMismatch(Exception):
-    """A candidate's tokenizer maps a prompt to other ids than the baseline's."""
+    """A prompt cannot be fed identically: a candidate's tokenizer maps it to other ids than
+    the baseline's, or a model's tokenizer cannot render it (no chat template)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,15 +37,26 @@ class ModelRun:
     seconds: float
 
 
-def check_same_ids(
-    name: str, items: Sequence[EvalItem], base: Sequence[list[int]], mine: Sequence[list[int]]
-) -> None:
-    for item, a, b in zip(items, base, mine, strict=True):
-        if a != b:
+def encode_prompts(
+    name: str, items: Sequence[EvalItem], tokenizer: Any, baseline_ids: Sequence[list[int]] | None
+) -> list[list[int]]:
+    """Prompt ids per item; with `baseline_ids`, stop at the first item that differs."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            ids = prompt_ids(item, tokenizer)
+        except ValueError as exc:  # e.g. a tokenizer without a chat template
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TokenizerMismatch(
+                f"{item.source}: id {item.id!r}: model {name!r}: {first}"
+            ) from exc
+        if baseline_ids is not None and ids != baseline_ids[i]:
             raise TokenizerMismatch(
                 f"{item.source}: id {item.id!r}: the tokenizer of {name!r} maps this prompt to "
                 f"other token ids than the baseline's; the models cannot be fed identical inputs"
             )
+        out.append(ids)
+    return out
 
 
 def run_model(
@@ -56,9 +69,7 @@ def run_model(
     to exactly those ids, and is fed them. Returns the run and the prompt ids used."""
     started = time.monotonic()
     model, tok = load(spec)
-    ids = [prompt_ids(item, tok) for item in items]
-    if baseline_ids is not None:
-        check_same_ids(spec.name, items, baseline_ids, ids)
+    ids = encode_prompts(spec.name, items, tok, baseline_ids)
     limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
     eos = tok.eos_token_id
     pad = eos if tok.pad_token_id is None else tok.pad_token_id

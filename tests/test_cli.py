@@ -1,0 +1,303 @@
+"""`harness compare` and `harness report` end to end on tiny random models: exit codes,
+artifacts, determinism, escaping, and the report agreeing with results.json."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.report import pct, pts
+
+PAYLOADS = ("<script>alert(1)</script>", "</textarea>", "<img src=x onerror=alert(1)>", "{{ 7*7 }}")
+
+
+def evalset(tmp_path: Path) -> Path:
+    rows = [
+        {"id": "exact-1", "prompt": "add 1+2=", "reference": "3", "tags": ["add"]},
+        {
+            "id": "exact-2",
+            "prompt": "sort cba=",
+            "reference": "abc",
+            "difficulty": "hard",
+            "tags": ["sort"],
+        },
+        {
+            "id": "chat-1",
+            "messages": [{"role": "user", "content": "reverse abc="}],
+            "reference": "cba",
+        },
+    ]
+    rows += [{"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
+              "difficulty": "hard" if i % 2 else "common", "tags": ["agree"]} for i in range(8)]  # fmt: skip
+    rows += [{"id": f"x{p}", "prompt": f"say {p}", "reference": p, "tags": [p]} for p in PAYLOADS]
+    path = tmp_path / "set.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def config(tmp_path: Path, base: Path, cand: Path, gate: str, gated: bool = True) -> Path:
+    text = f"""
+name = "t"
+evalsets = ["{evalset(tmp_path)}"]
+[baseline]
+name = "base"
+path = "{base}"
+[[candidates]]
+name = "cand"
+path = "{cand}"
+gated = {str(gated).lower()}
+[generation]
+max_new_tokens = 6
+batch_size = 4
+[stats]
+bootstrap_samples = 300
+[gate]
+{gate}
+"""
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def compare(cfg: Path, out: Path) -> int:
+    return main(
+        ["compare", "--config", str(cfg), "--out", str(out), "--cache", str(out.parent / "cache")]
+    )
+
+
+def results(run: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((run / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def self_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("self")
+    cfg = config(tmp, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    assert compare(cfg, tmp / "run") == 0
+    return tmp / "run"
+
+
+def test_all_artifacts_written_and_no_staging_left(self_run: Path) -> None:
+    names = {p.name for p in self_run.iterdir()}
+    assert {
+        "results.json",
+        "items.csv",
+        "junit.xml",
+        "summary.md",
+        "report.html",
+        "run.json",
+    } <= names
+    assert (self_run / "generations" / "base.jsonl").is_file()
+    assert not list(self_run.parent.glob(".run*"))
+
+
+def test_baseline_against_itself(self_run: Path) -> None:
+    [cand] = results(self_run)["candidates"]
+    m = cand["metrics"]
+    assert m["regressions"] == 0 and m["improvements"] == 0 and m["identical_share"] == 1.0
+    assert m["weighted_accuracy"]["drop"] == 0.0 and m["mcnemar_p"] == 1.0
+    assert (
+        cand["verdict"] == "pass"
+        and cand["fingerprint"] == results(self_run)["baseline"]["fingerprint"]
+    )
+
+
+def test_results_json_has_the_design_fields(self_run: Path) -> None:
+    r = results(self_run)
+    for key in (
+        "schema_version",
+        "created_at",
+        "config",
+        "evalsets",
+        "baseline",
+        "candidates",
+        "items",
+    ):
+        assert key in r
+    assert set(r["evalsets"][0]) >= {"path", "sha256", "items"}
+    cand = r["candidates"][0]
+    assert set(cand) >= {"name", "path", "fingerprint", "gated", "verdict", "reasons", "metrics"}
+    assert set(cand["metrics"]) >= {
+        "weighted_accuracy", "hard_accuracy", "regressions", "improvements",
+        "weighted_regression_share", "mcnemar_p", "identical_share", "mean_similarity",
+        "mean_kld", "p99_kld", "top1_agreement",
+    }  # fmt: skip
+    item = r["items"][0]
+    assert set(item) >= {"id", "difficulty", "weight", "tags", "baseline", "candidates"}
+    assert set(item["candidates"]["cand"]) >= {"output", "score", "first_divergence"}
+
+
+def test_two_runs_give_the_same_results(
+    self_run: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    assert compare(cfg, tmp_path / "again") == 0
+    a, b = results(self_run), results(tmp_path / "again")
+    for r in (a, b):
+        for volatile in ("created_at", "durations", "config", "evalsets"):
+            r.pop(volatile)  # config and evalset paths name each run's own temp dir
+        for item in r["items"]:
+            item.pop("source")
+    assert a == b
+
+
+def test_report_rerenders_the_same_artifacts_from_disk(self_run: Path) -> None:
+    before = {
+        n: (self_run / n).read_bytes()
+        for n in ("results.json", "items.csv", "junit.xml", "summary.md", "report.html")
+    }
+    assert main(["report", str(self_run)]) == 0
+    after = {n: (self_run / n).read_bytes() for n in before}
+    assert before == after
+
+
+class _Tables(HTMLParser):
+    """Text of every cell of the table with class `metrics`, row by row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.inside = False
+        self.cell: list[str] | None = None
+        self.verdicts: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self.inside = a.get("class") == "metrics"
+        if self.inside and tag == "tr":
+            self.rows.append([])
+        if self.inside and tag == "td":
+            self.cell = []
+        if tag == "div" and (a.get("id") or "").startswith("verdict-"):
+            self.verdicts[str(a["id"])[8:]] = str(a.get("class", "")).split()[-1]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self.cell is not None:
+            self.rows[-1].append(" ".join("".join(self.cell).split()))
+            self.cell = None
+        if tag == "table":
+            self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def test_report_headline_numbers_agree_with_results(
+    tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, tiny_model_dir, other_model_dir, "max_weighted_accuracy_drop = 0.0")
+    compare(cfg, tmp_path / "run")
+    r = results(tmp_path / "run")
+    parser = _Tables()
+    parser.feed((tmp_path / "run" / "report.html").read_text())
+    [row] = [row for row in parser.rows if row]
+    m = r["candidates"][0]["metrics"]
+    w, h = m["weighted_accuracy"], m["hard_accuracy"]
+    assert row[0] == "cand"
+    assert row[1] == f"{pct(w['baseline'])} → {pct(w['candidate'])}"
+    assert row[2] == f"{pts(w['drop'])} ({pts(w['ci_low'])} to {pts(w['ci_high'])})"
+    assert row[3] == f"{pct(h['baseline'])} → {pct(h['candidate'])}"
+    assert row[5] == f"{m['regressions']} ({m['hard_regressions']})"
+    assert row[6] == str(m["improvements"])
+    assert parser.verdicts == {"cand": r["candidates"][0]["verdict"]}
+
+
+def test_gated_failure_exits_1(tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path) -> None:
+    # Agreement items: the baseline agrees with itself (1.0); another random model does not.
+    cfg = config(tmp_path, tiny_model_dir, other_model_dir, "max_weighted_accuracy_drop = 0.0")
+    assert compare(cfg, tmp_path / "run") == 1
+    r = results(tmp_path / "run")
+    assert r["candidates"][0]["verdict"] == "fail"
+    assert "<failure" in (tmp_path / "run" / "junit.xml").read_text()
+    assert "**FAIL**" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_ungated_failure_exits_0(
+    tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path
+) -> None:
+    cfg = config(
+        tmp_path, tiny_model_dir, other_model_dir, "max_weighted_accuracy_drop = 0.0", gated=False
+    )
+    assert compare(cfg, tmp_path / "run") == 0
+    assert results(tmp_path / "run")["candidates"][0]["verdict"] == "fail"
+    assert "<skipped" in (tmp_path / "run" / "junit.xml").read_text()
+
+
+def test_unknown_gate_key_exits_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_drop = 0.1")
+    assert compare(cfg, tmp_path / "run") == 2
+    assert "[gate]: unknown key 'max_drop'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_model_exits_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config(tmp_path, tiny_model_dir, tmp_path / "nowhere", "max_weighted_accuracy_drop = 0.0")
+    assert compare(cfg, tmp_path / "run") == 2
+    assert "no checkpoint directory at" in capsys.readouterr().err
+
+
+def test_bad_evalset_exits_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    (tmp_path / "set.jsonl").write_text('{"id": "a", "prompt": "x", "refrence": "y"}\n')
+    assert compare(cfg, tmp_path / "run") == 2
+    assert "set.jsonl:1: id 'a': unknown field 'refrence'" in capsys.readouterr().err
+
+
+def test_report_of_a_broken_run_folder_exits_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    assert compare(cfg, tmp_path / "run") == 0
+    gen = tmp_path / "run" / "generations" / "base.jsonl"
+    gen.unlink()
+    assert main(["report", str(tmp_path / "run")]) == 2
+    assert "missing generations file" in capsys.readouterr().err
+
+
+def test_tokenizer_mismatch_exits_2(
+    tiny_model_dir: Path,
+    shuffled_tokenizer_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    cfg = config(
+        tmp_path, tiny_model_dir, shuffled_tokenizer_model_dir, "max_weighted_accuracy_drop = 0.0"
+    )
+    assert compare(cfg, tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert (
+        "set.jsonl:1: id 'exact-1': the tokenizer of 'cand' maps this prompt to other token ids"
+        in err
+    )
+
+
+def test_payloads_appear_escaped(self_run: Path) -> None:
+    # Put the payloads into the outputs too, then rebuild the report from disk.
+    for name in ("base", "cand"):
+        path = self_run / "generations" / f"{name}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for row, payload in zip(rows, PAYLOADS * 10, strict=False):
+            row["output"] = f"{payload} {name}"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["report", str(self_run)]) in (0, 1)
+    html = (self_run / "report.html").read_text()
+    assert "<script" not in html and "<img" not in html and "</textarea>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;/textarea&gt;" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "{{ 7*7 }}" in html and "49" not in re.sub(r"\d+\.\d+|\d{3,}", "", html)
+    # ids, tags, prompts and references: the payload item shows each escaped
+    assert 'id="item-cand-x&lt;script&gt;alert(1)&lt;/script&gt;"' in html

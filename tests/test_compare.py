@@ -1,0 +1,46 @@
+"""Pairing: outcomes, first divergence, escaped word diff."""
+
+from __future__ import annotations
+
+from harness.compare import Outcome, first_divergence, outcome, pair, word_diff
+from harness.records import Difficulty, EvalItem, Scorer, Source
+from harness.runner import Generation
+
+
+def test_first_divergence() -> None:
+    assert first_divergence([1, 2, 3], [1, 2, 3]) is None
+    assert first_divergence([1, 2, 3], [1, 5, 3]) == 1
+    assert first_divergence([1, 2], [1, 2, 3]) == 2
+    assert first_divergence([], [4]) == 0
+
+
+def test_outcomes() -> None:
+    assert outcome(1.0, 0.0, False) is Outcome.REGRESSION
+    assert outcome(0.0, 1.0, False) is Outcome.IMPROVEMENT
+    assert outcome(1.0, 1.0, True) is Outcome.IDENTICAL
+    assert outcome(0.0, 0.0, False) is Outcome.CHANGED
+    assert outcome(0.6, 0.4, False) is Outcome.REGRESSION  # right means >= 0.5
+    assert outcome(None, 1.0, False) is Outcome.UNSCORABLE
+
+
+def test_pair_scores_both_sides() -> None:
+    src = Source("t.jsonl", 1)
+    items = [
+        EvalItem(
+            id="a", source=src, prompt="p", reference=("42",), difficulty=Difficulty.HARD, weight=3
+        ),
+        EvalItem(id="b", source=src, prompt="p", scorer=Scorer.AGREEMENT),
+    ]
+    base = [Generation("a", "42", (1, 2)), Generation("b", "x y z w", (5,))]
+    cand = [Generation("a", "41", (1, 3)), Generation("b", "x y q w", (6,))]
+    a, b = pair(items, base, cand)
+    assert (a.baseline.score, a.candidate.score, a.outcome) == (1.0, 0.0, Outcome.REGRESSION)
+    assert a.first_divergence == 1 and a.similarity == 0.0
+    assert (b.baseline.score, b.candidate.score, b.outcome) == (1.0, 0.75, Outcome.CHANGED)
+
+
+def test_word_diff_escapes_before_marking_up() -> None:
+    base, cand = word_diff("say <script>alert(1)</script> now", "say {{ 7*7 }} now")
+    assert "<script>" not in base and "&lt;script&gt;alert(1)&lt;/script&gt;" in base
+    assert base == "say <del>&lt;script&gt;alert(1)&lt;/script&gt;</del> now"
+    assert cand == "say <ins>{{ 7*7 }}</ins> now"

@@ -1,0 +1,126 @@
+"""Compare config: every key checked, errors name the file and the table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.config import ConfigError, apply_overrides, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+MINIMAL = """
+name = "t"
+evalsets = ["sets/*.jsonl"]
+[baseline]
+name = "base"
+path = "model"
+[[candidates]]
+name = "cand"
+path = "other"
+[gate]
+max_weighted_accuracy_drop = 0.01
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    return str(info.value)
+
+
+def test_demo_config_resolves_paths_against_its_folder() -> None:
+    cfg = load_config(REPO / "demo.toml")
+    assert cfg.name == "demo" and cfg.baseline.path == str(REPO / "harness/demo/model")
+    assert [c.name for c in cfg.candidates] == [
+        "w8a16-rtn",
+        "w4a16-gptq-traffic",
+        "w4a16-gptq-generic",
+    ]
+    assert [c.gated for c in cfg.candidates] == [True, False, False]
+    traffic = cfg.candidates[1].quantize
+    assert traffic is not None and traffic.calibration == str(
+        REPO / "evalsets/calibration/traffic.jsonl"
+    )
+    assert cfg.evalsets == (str(REPO / "evalsets/demo/*.jsonl"),)
+
+
+def test_minimal(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    assert cfg.gate.max_weighted_accuracy_drop == 0.01 and cfg.gate.bound == "upper_ci"
+    assert cfg.candidates[0].gated and cfg.baseline.path == str(tmp_path / "model")
+
+
+def test_unknown_gate_key(tmp_path: Path) -> None:
+    msg = error(tmp_path, MINIMAL + "max_drop = 0.1\n")
+    assert msg.startswith(f"{tmp_path / 'c.toml'}: [gate]: unknown key 'max_drop'")
+
+
+def test_unknown_top_level_key(tmp_path: Path) -> None:
+    assert "unknown key 'evalset'" in error(tmp_path, 'evalset = ["x"]\n' + MINIMAL)
+
+
+def test_bad_bound(tmp_path: Path) -> None:
+    assert "bound must be one of upper_ci, point" in error(tmp_path, MINIMAL + 'bound = "lower"\n')
+
+
+def test_negative_threshold(tmp_path: Path) -> None:
+    text = MINIMAL.replace("0.01", "-0.01")
+    assert "max_weighted_accuracy_drop must be a finite number >= 0" in error(tmp_path, text)
+
+
+def test_wrong_type(tmp_path: Path) -> None:
+    text = MINIMAL.replace("0.01", '"0.01"')
+    assert "max_weighted_accuracy_drop has the wrong type (str)" in error(tmp_path, text)
+
+
+def test_candidate_needs_exactly_one_source(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        'path = "other"', 'path = "other"\nquantize = { scheme = "W8A16", method = "rtn" }'
+    )
+    assert "[[candidates]] #1: give exactly one of 'path' or 'quantize'" in error(tmp_path, text)
+
+
+def test_gptq_needs_calibration(tmp_path: Path) -> None:
+    text = MINIMAL.replace('path = "other"', 'quantize = { scheme = "W4A16", method = "gptq" }')
+    assert "method gptq needs a calibration set" in error(tmp_path, text)
+
+
+def test_unknown_scheme(tmp_path: Path) -> None:
+    text = MINIMAL.replace('path = "other"', 'quantize = { scheme = "W3A16", method = "rtn" }')
+    assert "scheme must be one of W8A16, W4A16" in error(tmp_path, text)
+
+
+def test_duplicate_model_names(tmp_path: Path) -> None:
+    assert "model name 'base' is used twice" in error(tmp_path, MINIMAL.replace('"cand"', '"base"'))
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    assert "invalid TOML" in error(tmp_path, MINIMAL + "[gate\n")
+
+
+def test_names_must_be_file_safe(tmp_path: Path) -> None:
+    assert "must match" in error(tmp_path, MINIMAL.replace('"cand"', '"../x"'))
+
+
+def test_overrides(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL))
+    cfg = apply_overrides(cfg, ["a.jsonl"], ["cand=/m/cand", "new=/m/new"])
+    assert cfg.evalsets == ("a.jsonl",)
+    assert [(c.name, c.model.path if c.model else None) for c in cfg.candidates] == [
+        ("cand", "/m/cand"), ("new", "/m/new"),
+    ]  # fmt: skip
+    with pytest.raises(ConfigError):
+        apply_overrides(cfg, [], ["no-equals-sign"])
+
+
+def test_hub_ids_stay_hub_ids(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, MINIMAL.replace('path = "model"', 'path = "org/model-7b"')))
+    assert cfg.baseline.path == "org/model-7b"

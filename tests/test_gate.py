@@ -1,0 +1,79 @@
+"""Gate decisions, exactly at and around each threshold."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from harness.config import GateConfig
+from harness.gate import gate
+from harness.metrics import Interval
+from harness.summary import CandidateMetrics
+
+
+def metrics(**changes: object) -> CandidateMetrics:
+    base = CandidateMetrics(
+        weighted_accuracy=Interval(0.9, 0.88, 0.02, 0.01, 0.03),
+        hard_accuracy=Interval(0.6, 0.55, 0.05, 0.02, 0.08),
+        regressions=4, improvements=1, hard_regressions=2,
+        weighted_regression_share=0.04, regression_share_ci_low=0.02, regression_share_ci_high=0.06,
+        mcnemar_p=0.375, identical_share=0.9, mean_similarity=0.95, items=100, scored=100,
+        unscorable=0, mean_kld=None, p99_kld=None, top1_agreement=None, slices=(),
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("limit", "bound", "verdict"),
+    [
+        (0.03, "upper_ci", "pass"),  # exactly at the upper end: passes
+        (0.0299, "upper_ci", "fail"),
+        (0.02, "point", "pass"),  # exactly at the point estimate
+        (0.0199, "point", "fail"),
+    ],
+)
+def test_weighted_drop_at_threshold(limit: float, bound: str, verdict: str) -> None:
+    result = gate(metrics(), GateConfig(max_weighted_accuracy_drop=limit, bound=bound))
+    assert result.verdict == verdict
+
+
+def test_hard_drop_uses_the_hard_interval() -> None:
+    assert gate(metrics(), GateConfig(max_hard_accuracy_drop=0.08)).verdict == "pass"
+    assert gate(metrics(), GateConfig(max_hard_accuracy_drop=0.07)).verdict == "fail"
+
+
+def test_hard_regressions_at_threshold() -> None:
+    assert gate(metrics(), GateConfig(max_hard_regressions=2)).verdict == "pass"
+    assert gate(metrics(), GateConfig(max_hard_regressions=1)).verdict == "fail"
+
+
+def test_regression_share_at_threshold() -> None:
+    assert gate(metrics(), GateConfig(max_weighted_regression_share=0.06)).verdict == "pass"
+    assert gate(metrics(), GateConfig(max_weighted_regression_share=0.05)).verdict == "fail"
+    point = GateConfig(max_weighted_regression_share=0.04, bound="point")
+    assert gate(metrics(), point).verdict == "pass"
+
+
+def test_reasons_name_metric_value_interval_and_limit() -> None:
+    result = gate(metrics(), GateConfig(max_weighted_accuracy_drop=0.01, max_hard_regressions=5))
+    assert result.verdict == "fail"
+    assert result.reasons == [
+        "Weighted accuracy dropped 2.00 pts (interval 1.00 pts to 3.00 pts); judged at the "
+        "upper end of its interval, 3.00 pts is over the limit of 1.00 pts"
+    ]
+    assert len(result.rules) == 2
+
+
+def test_no_hard_items_fails_closed() -> None:
+    result = gate(metrics(hard_accuracy=None), GateConfig(max_hard_accuracy_drop=0.5))
+    assert result.verdict == "fail" and "cannot be checked" in result.reasons[0]
+
+
+def test_no_rule_is_not_a_pass() -> None:
+    assert gate(metrics(), GateConfig()).verdict == "fail"
+
+
+def test_unknown_bound_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        GateConfig(bound="lower_ci")
