@@ -11,6 +11,7 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,16 @@ ERRORS = (ConfigError, EvalsetError, ModelLoadError, QuantizeError, TokenizerMis
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    items = load_evalset(args.paths)
+    """Eval sets, and compare configs (*.toml) with the eval sets they name."""
+    configs = [load_config(Path(p)) for p in args.paths if p.endswith(".toml")]
+    for cfg in configs:
+        rules = ", ".join(f"{k}={v}" for k, v in asdict(cfg.gate).items() if v is not None)
+        print(f"ok: {cfg.path}: {len(cfg.candidates)} candidate(s); gate: {rules}")
+    patterns = [p for p in args.paths if not p.endswith(".toml")]
+    patterns += [e for cfg in configs for e in cfg.evalsets]
+    if not patterns:
+        return EXIT_OK
+    items = load_evalset(patterns)
     files = Counter(item.source.path for item in items)
     hard = sum(item.hard for item in items)
     print(f"ok: {len(items)} items in {len(files)} files ({len(items) - hard} common, {hard} hard)")
@@ -94,8 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    validate = sub.add_parser("validate", help="check eval sets without loading a model")
-    validate.add_argument("paths", nargs="+", metavar="PATH", help="JSONL files, globs or dirs")
+    validate = sub.add_parser(
+        "validate", help="check eval sets and configs without loading a model"
+    )
+    validate.add_argument(
+        "paths", nargs="+", metavar="PATH", help="JSONL files, globs, dirs or *.toml configs"
+    )
     validate.set_defaults(func=cmd_validate)
 
     quant = sub.add_parser("quantize", help="baseline + recipe + calibration set -> checkpoint dir")

@@ -7,6 +7,7 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,11 @@ def evalset(tmp_path: Path) -> Path:
             "reference": "cba",
         },
     ]
-    rows += [{"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
-              "difficulty": "hard" if i % 2 else "common", "tags": ["agree"]} for i in range(8)]  # fmt: skip
+    rows += [
+        {"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
+         "difficulty": "hard" if i % 2 else "common", "tags": ["agree"]}
+        for i in range(8)
+    ]  # fmt: skip
     rows += [{"id": f"x{p}", "prompt": f"say {p}", "reference": p, "tags": [p]} for p in PAYLOADS]
     path = tmp_path / "set.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -70,7 +74,7 @@ def compare(cfg: Path, out: Path) -> int:
     )
 
 
-def results(run: Path) -> dict:  # type: ignore[type-arg]
+def results(run: Path) -> Any:
     return json.loads((run / "results.json").read_text())
 
 

@@ -239,3 +239,16 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
         f"error: {path}:1: expected a JSON object, got an array",
         f"error: {path}:2: invalid JSON: Expecting value (column 8)",
     ]
+
+
+def test_validate_a_config_checks_its_evalsets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, {**GOOD, "refrence": "x"})
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        'name = "t"\nevalsets = ["set.jsonl"]\n[baseline]\nname = "b"\npath = "m"\n'
+        '[[candidates]]\nname = "c"\npath = "n"\n[gate]\nmax_hard_regressions = 0\n'
+    )
+    assert main(["validate", str(cfg)]) == 2
+    assert "set.jsonl:1: id 'a': unknown field 'refrence'" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+"""Quantization with llm-compressor on tiny models: recipes, output format, the cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import quantize as q
+from harness.generate import GenerationConfig, generate_texts
+from harness.models import ModelSpec, fingerprint, load
+from harness.records import EvalItem, Source
+
+
+@pytest.fixture(scope="module")
+def model_128(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer Llama with hidden size 128: W4A16 uses groups of 128 input features."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from harness.demo.tokenizer import build_tokenizer
+
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("llama-128")
+    config = LlamaConfig(
+        vocab_size=128, hidden_size=128, intermediate_size=256, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+    )  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(out)
+    build_tokenizer().save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("calib") / "calib.jsonl"
+    rows = [
+        {"id": f"c{i}", "prompt": f"add {i}+{2 * i}={3 * i}", "scorer": "agreement"}
+        for i in range(24)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_cache_key_depends_on_every_input() -> None:
+    rtn = q.QuantizeSpec("W8A16", "rtn")
+    keys = {
+        q.cache_key("fp-a", rtn, None),
+        q.cache_key("fp-b", rtn, None),
+        q.cache_key("fp-a", q.QuantizeSpec("W4A16", "rtn"), None),
+        q.cache_key("fp-a", q.QuantizeSpec("W4A16", "gptq", "x.jsonl"), "sha-1"),
+        q.cache_key("fp-a", q.QuantizeSpec("W4A16", "gptq", "y.jsonl"), "sha-2"),
+    }
+    assert len(keys) == 5
+    # The calibration set counts by content: the same bytes under another path, same key.
+    assert q.cache_key("f", q.QuantizeSpec("W4A16", "gptq", "a"), "s") == q.cache_key(
+        "f", q.QuantizeSpec("W4A16", "gptq", "b"), "s"
+    )
+
+
+def test_spec_invariants() -> None:
+    with pytest.raises(ValueError):
+        q.QuantizeSpec("W4A16", "gptq")  # no calibration
+    with pytest.raises(ValueError):
+        q.QuantizeSpec("W4A16", "rtn", "calib.jsonl")
+    with pytest.raises(ValueError):
+        q.QuantizeSpec("W2A16", "rtn")
+
+
+@pytest.mark.parametrize(
+    ("scheme", "method", "bits"), [("W8A16", "rtn", 8), ("W4A16", "rtn", 4), ("W4A16", "gptq", 4)]
+)
+def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
+    model_128: Path, calibration: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    scheme: str, method: str, bits: int,
+) -> None:  # fmt: skip
+    spec = q.QuantizeSpec(
+        scheme, method, str(calibration) if method == "gptq" else None, samples=16
+    )
+    made = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)
+    assert not made.cached
+    qc = json.loads((made.path / "config.json").read_text())["quantization_config"]
+    assert qc["quant_method"] == "compressed-tensors"
+    assert qc["config_groups"]["group_0"]["weights"]["num_bits"] == bits
+    assert qc["ignore"] == ["lm_head"]
+    marker = json.loads((made.path / q.MARKER).read_text())
+    assert marker["calibration_sha256"] == (
+        q.sha256_file(calibration) if method == "gptq" else None
+    )
+
+    model, tok = load(ModelSpec("q", str(made.path)))
+    item = EvalItem(id="a", source=Source("t", 1), prompt="add 1+2=", reference=("3",))
+    assert isinstance(
+        generate_texts(model, tok, [item], GenerationConfig(max_new_tokens=4))[0], str
+    )
+
+    def no_work(*args: object) -> None:
+        raise AssertionError("a cached quantization ran again")
+
+    monkeypatch.setattr(q, "_run_oneshot", no_work)
+    again = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)
+    assert again.cached and again.path == made.path
+
+
+def test_failed_quantization_leaves_no_checkpoint(
+    model_128: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*args: object) -> None:
+        raise RuntimeError("out of memory\nmore detail")
+
+    monkeypatch.setattr(q, "_run_oneshot", boom)
+    with pytest.raises(q.QuantizeError, match=r"out of memory$"):
+        q.quantize(str(model_128), "fp", q.QuantizeSpec("W8A16", "rtn"), tmp_path)
+    assert list(tmp_path.iterdir()) == []
