@@ -42,12 +42,17 @@ def greedy(
     desc: str | None = None,
 ) -> list[list[int]]:
     """Greedy continuation of each id list, stopping at <eos> or its own token limit.
-    The output excludes the prompt and the <eos>. `desc` shows a progress bar."""
-    out: list[list[int]] = []
+    The output excludes the prompt and the <eos>; rows come back in input order.
+    Batches are formed over the inputs sorted by (length, limit), the same way for every
+    model, so little is padded and a batch stops when its similar rows are done.
+    `desc` shows a progress bar."""
+    order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), limits[i]))
+    out: dict[int, list[int]] = {}
     device = next(model.parameters()).device
     starts = range(0, len(ids), batch_size)
     for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None, file=sys.stderr):
-        batch, caps = ids[start : start + batch_size], limits[start : start + batch_size]
+        chosen = order[start : start + batch_size]
+        batch, caps = [ids[i] for i in chosen], [limits[i] for i in chosen]
         width = max(len(r) for r in batch)
         input_ids = torch.tensor(
             [[pad_id] * (width - len(r)) + list(r) for r in batch], device=device
@@ -62,10 +67,10 @@ def greedy(
         generated = model.generate(
             input_ids=input_ids, attention_mask=mask, generation_config=decoding
         )[:, width:]
-        for row, cap in zip(generated.tolist(), caps, strict=True):
+        for i, row, cap in zip(chosen, generated.tolist(), caps, strict=True):
             row = row[:cap]
-            out.append(row[: row.index(eos_id)] if eos_id in row else row)
-    return out
+            out[i] = row[: row.index(eos_id)] if eos_id in row else row
+    return [out[i] for i in range(len(ids))]
 
 
 def generate_texts(

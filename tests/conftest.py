@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,54 +14,53 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+TinyFactory = Callable[..., Path]
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised 2-layer Llama with the demo tokenizer, saved to disk."""
+
+def save_tiny_llama(
+    out: Path, seed: int = 0, tokenizer: Any = None, hidden: int = 64, intermediate: int = 128,
+    layers: int = 2,
+) -> Path:  # fmt: skip
+    """A randomly initialised Llama (and the demo tokenizer unless given), saved to `out`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from harness.demo.tokenizer import build_tokenizer
-
-    torch.manual_seed(0)
-    tok = build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
-    out = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
-def _save_tiny(out: Path, seed: int, tokenizer: object) -> Path:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        vocab_size=128, hidden_size=hidden, intermediate_size=intermediate,
+        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0,
     )  # fmt: skip
     LlamaForCausalLM(config).save_pretrained(out)
-    tokenizer.save_pretrained(out)  # type: ignore[attr-defined]
+    (tokenizer or build_tokenizer()).save_pretrained(out)
     return out
 
 
 @pytest.fixture(scope="session")
-def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Another random tiny model, same tokenizer: it disagrees with `tiny_model_dir`."""
-    from harness.demo.tokenizer import build_tokenizer
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> TinyFactory:
+    """Build a tiny model in a fresh temp dir: `tiny_llama("name", seed=..., hidden=...)`."""
 
-    return _save_tiny(tmp_path_factory.mktemp("other-llama"), 1, build_tokenizer())
+    def make(name: str, **kwargs: Any) -> Path:
+        return save_tiny_llama(tmp_path_factory.mktemp(name), **kwargs)
+
+    return make
 
 
 @pytest.fixture(scope="session")
-def shuffled_tokenizer_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model_dir(tiny_llama: TinyFactory) -> Path:
+    return tiny_llama("tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tiny_llama: TinyFactory) -> Path:
+    """Another random tiny model, same tokenizer: it disagrees with `tiny_model_dir`."""
+    return tiny_llama("other-llama", seed=1)
+
+
+@pytest.fixture(scope="session")
+def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
     """A tiny model whose tokenizer numbers the characters in another order."""
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
@@ -71,4 +72,4 @@ def shuffled_tokenizer_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Pa
     core.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<bos>",
                                   eos_token="<eos>", unk_token="<unk>")  # fmt: skip
-    return _save_tiny(tmp_path_factory.mktemp("shuffled-llama"), 0, tok)
+    return tiny_llama("shuffled-llama", tokenizer=tok)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,23 +15,9 @@ from harness.records import EvalItem, Source
 
 
 @pytest.fixture(scope="module")
-def model_128(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-layer Llama with hidden size 128: W4A16 uses groups of 128 input features."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from harness.demo.tokenizer import build_tokenizer
-
-    torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("llama-128")
-    config = LlamaConfig(
-        vocab_size=128, hidden_size=128, intermediate_size=256, num_hidden_layers=1,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0,
-    )  # fmt: skip
-    LlamaForCausalLM(config).save_pretrained(out)
-    build_tokenizer().save_pretrained(out)
-    return out
+def model_128(tiny_llama: Callable[..., Path]) -> Path:
+    """Hidden size 128: W4A16 quantizes in groups of 128 input features."""
+    return tiny_llama("llama-128", hidden=128, intermediate=256, layers=1)
 
 
 @pytest.fixture(scope="module")
