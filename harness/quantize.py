@@ -91,6 +91,8 @@ def _modifier(spec: QuantizeSpec) -> Any:
 
 
 def _run_oneshot(baseline: str, spec: QuantizeSpec, out: Path) -> None:
+    # llm-compressor logs every layer at INFO; its own variable still wins when set.
+    os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "ERROR")
     from llmcompressor import oneshot
 
     kwargs: dict[str, Any] = {}

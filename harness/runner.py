@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,7 +117,13 @@ def ready_candidate(
     if cand.model is not None:
         return ReadyCandidate(cand.model, cand.gated, fingerprint(cand.model.path))
     assert cand.quantize is not None  # guaranteed by config parsing
+    calibration = f", calibration {cand.quantize.calibration}" if cand.quantize.calibration else ""
+    print(
+        f"{cand.name}: {cand.quantize.scheme} {cand.quantize.method}{calibration}", file=sys.stderr
+    )
     made = quantize(baseline.path, baseline_fp, cand.quantize, cache)
+    status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
+    print(f"{cand.name}: {status}: {made.path}", file=sys.stderr)
     # The quantized model runs with the baseline's device; its dtype is the checkpoint's.
     spec = ModelSpec(cand.name, str(made.path), baseline.dtype, baseline.device)
     return ReadyCandidate(spec, cand.gated, fingerprint(spec.path), cand.quantize,
