@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.compare import PairedItem, pair
 from harness.config import CompareConfig, GateConfig, StatsConfig
+from harness.distribution import TokenStats
 from harness.evalset import parse_item
 from harness.gate import GateResult, gate
 from harness.records import SCHEMA_VERSION, EvalItem, Source
@@ -65,7 +66,21 @@ def read_generations(path: Path) -> list[Generation]:
     if not path.is_file():
         raise RunFolderError(f"{path}: missing generations file")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return [Generation(r["id"], r["output"], tuple(r["output_ids"])) for r in rows]
+    return [
+        Generation(r["id"], r["output"], tuple(r["output_ids"]), tuple(r["output_tokens"]))
+        for r in rows
+    ]
+
+
+def read_token_stats(path: Path, items: list[EvalItem]) -> list[TokenStats] | None:
+    """A candidate's per-token distances, or None when the run did not measure them."""
+    if not path.is_file():
+        return None
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    if [r["id"] for r in rows] != [i.id for i in items]:
+        raise RunFolderError(f"{path}: items do not match run.json")
+    fields = ("kld", "top1_agree", "delta_p", "nll_base", "nll_cand")
+    return [TokenStats(*(tuple(r[f]) for f in fields)) for r in rows]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -93,6 +108,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], list[EvalItem], dict[str, l
 def metrics_json(m: CandidateMetrics) -> dict[str, Any]:
     d = asdict(m)
     d.pop("slices")
+    d.pop("distribution")
     return d
 
 
@@ -104,6 +120,7 @@ def candidate_result(
         "reasons": result.reasons,
         "rules": [asdict(r) for r in result.rules],
         "metrics": metrics_json(metrics),
+        "distribution": None if metrics.distribution is None else asdict(metrics.distribution),
         "slices": [asdict(s) for s in metrics.slices],
     }
 
@@ -127,12 +144,43 @@ def item_rows(
                         "output": p[i].candidate.output, "score": p[i].candidate.score,
                         "outcome": p[i].outcome.value, "similarity": p[i].similarity,
                         "first_divergence": p[i].first_divergence,
+                        "kld_mean": p[i].kld_mean, "kld_max": p[i].kld_max,
+                        "first_top1_divergence": p[i].first_top1_divergence,
                     }
                     for name, p in paired.items()
                 },
             }
         )  # fmt: skip
     return rows
+
+
+NOISE_KLD = 1e-6
+
+
+def determinism(candidates: list[dict[str, Any]]) -> list[str]:
+    """Sentences about the noise floor run, if there is one, for the top of the report."""
+    notes = []
+    for c in candidates:
+        if not c["noise_floor"]:
+            continue
+        m = c["metrics"]
+        changed = round((1 - m["identical_share"]) * m["items"])
+        dist = c["distribution"]
+        max_kld = None if dist is None else dist["max_kld"]
+        if changed or (max_kld is not None and max_kld > NOISE_KLD):
+            notes.append(
+                "The baseline is NOT deterministic: a second run with the same settings changed "
+                f"{changed} of {m['items']} outputs (max per-token KLD {max_kld}; "
+                f"{m['regressions']} regressions, {m['improvements']} improvements). Differences "
+                "of this size between baseline and candidates are noise, not quantization damage."
+            )
+        else:
+            notes.append(
+                f"The baseline is deterministic: a second run gave the same {m['items']} outputs"
+                + ("" if max_kld is None else f" and a max per-token KLD of {max_kld:.2g}")
+                + "."
+            )
+    return notes
 
 
 def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedItem]]]:
@@ -144,7 +192,8 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
     paired: dict[str, list[PairedItem]] = {}
     candidates = []
     for cand in run["candidates"]:
-        paired[cand["name"]] = pair(items, base, gens[cand["name"]])
+        tokens = read_token_stats(run_dir / "distribution" / f"{cand['name']}.jsonl", items)
+        paired[cand["name"]] = pair(items, base, gens[cand["name"]], tokens)
         metrics = summarize(paired[cand["name"]], stats)
         candidates.append(
             candidate_result(cand, paired[cand["name"]], metrics, gate(metrics, gate_cfg))
@@ -163,6 +212,7 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
     }
     results |= {
         "baseline": run["baseline"],
+        "determinism": determinism(candidates),
         "candidates": candidates,
         "items": item_rows(items, run, paired),
     }
@@ -247,6 +297,7 @@ def write_run(
                 "gated": c.gated,
                 "quantize": None if c.quantize is None else asdict(c.quantize),
                 "calibration_sha256": c.calibration_sha256,
+                "noise_floor": c.noise_floor,
             }
             for c in candidates
         ],

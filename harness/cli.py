@@ -21,7 +21,7 @@ from harness.config import ConfigError, apply_overrides, load_config
 from harness.evalset import EvalsetError, load_evalset
 from harness.models import ModelLoadError, fingerprint
 from harness.quantize import DEFAULT_CACHE, METHODS, SCHEMES, QuantizeError, QuantizeSpec, quantize
-from harness.runner import TokenizerMismatch, ready_candidate, run_all
+from harness.runner import TokenizerMismatch, noise_floor_candidate, ready_candidate, run_all
 from harness.summary import NothingScored
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -64,6 +64,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / cfg.name
     baseline_fp = fingerprint(cfg.baseline.path)
     candidates = [ready_candidate(c, cfg.baseline, baseline_fp, args.cache) for c in cfg.candidates]
+    if cfg.noise_floor:
+        candidates.append(noise_floor_candidate(cfg.baseline, baseline_fp))
     # Build in a temporary sibling, rename into place when complete: no half reports.
     staging = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -75,7 +77,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         candidates,
         datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    seconds = run_all(cfg.baseline, candidates, items, cfg.run, staging / "generations")
+    seconds = run_all(cfg.baseline, candidates, items, cfg.run, staging)
     record_generation_seconds(staging, seconds)
     results = build_artifacts(staging)  # score, pair, summarize, gate, render
     shutil.rmtree(out, ignore_errors=True)
@@ -89,8 +91,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def report_verdicts(results: dict[str, Any], out: Path) -> int:
     print(f"report: {out / 'report.html'}")
+    for note in results["determinism"]:
+        print(note)
     for c in results["candidates"]:
-        label = "gated" if c["gated"] else "not gated"
+        label = "noise floor" if c["noise_floor"] else "gated" if c["gated"] else "not gated"
         print(f"{c['verdict'].upper():4}  {c['name']} ({label})")
         for reason in c["reasons"]:
             print(f"      - {reason}")

@@ -9,6 +9,7 @@ from enum import Enum
 from markupsafe import Markup, escape
 from rapidfuzz.distance import Levenshtein
 
+from harness.distribution import TokenStats
 from harness.records import EvalItem
 from harness.runner import Generation
 from harness.scorers import is_right, score, score_baseline, word_similarity, words
@@ -27,6 +28,7 @@ class Side:
     output: str
     score: float | None
     output_ids: tuple[int, ...] = ()
+    output_tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,22 @@ class PairedItem:
     outcome: Outcome
     similarity: float
     first_divergence: int | None  # first generated token position where the ids differ
+    tokens: TokenStats | None = None  # teacher-forced on the baseline's output; None if off
+
+    @property
+    def kld_mean(self) -> float | None:
+        return (
+            sum(self.tokens.kld) / len(self.tokens.kld) if self.tokens and self.tokens.kld else None
+        )
+
+    @property
+    def first_top1_divergence(self) -> int | None:
+        """First output position where the two models' top-1 tokens differ."""
+        return None if self.tokens is None else self.tokens.first_top1_divergence
+
+    @property
+    def kld_max(self) -> float | None:
+        return max(self.tokens.kld) if self.tokens and self.tokens.kld else None
 
 
 def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
@@ -58,11 +76,15 @@ def outcome(base: float | None, cand: float | None, identical: bool) -> Outcome:
 
 
 def pair(
-    items: Sequence[EvalItem], base: Sequence[Generation], cand: Sequence[Generation]
+    items: Sequence[EvalItem],
+    base: Sequence[Generation],
+    cand: Sequence[Generation],
+    tokens: Sequence[TokenStats] | None = None,
 ) -> list[PairedItem]:
-    """One PairedItem per item, in item order; generations must follow the same order."""
+    """One PairedItem per item, in item order; generations (and the candidate's token
+    stats, when measured) must follow the same order."""
     out = []
-    for item, b, c in zip(items, base, cand, strict=True):
+    for i, (item, b, c) in enumerate(zip(items, base, cand, strict=True)):
         if not (item.id == b.item_id == c.item_id):
             raise ValueError(f"generations out of order at item {item.id!r}")
         b_score = score_baseline(item, b.output)
@@ -71,11 +93,12 @@ def pair(
         out.append(
             PairedItem(
                 item=item,
-                baseline=Side(b.output, b_score, b.output_ids),
-                candidate=Side(c.output, c_score, c.output_ids),
+                baseline=Side(b.output, b_score, b.output_ids, b.output_tokens),
+                candidate=Side(c.output, c_score, c.output_ids, c.output_tokens),
                 outcome=outcome(b_score, c_score, identical),
                 similarity=word_similarity(b.output, c.output),
                 first_divergence=first_divergence(b.output_ids, c.output_ids),
+                tokens=None if tokens is None else tokens[i],
             )
         )
     return out

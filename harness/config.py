@@ -38,6 +38,7 @@ class RunSettings:
     max_new_tokens: int = 32
     batch_size: int = 32
     stop: tuple[str, ...] = ()
+    distribution: bool = True  # teacher-forced KLD, top-1 agreement, Δp, perplexity ratio
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class GateConfig:
     max_hard_accuracy_drop: float | None = None
     max_hard_regressions: int | None = None
     max_weighted_regression_share: float | None = None
+    max_mean_kld: float | None = None
+    max_p99_kld: float | None = None
+    min_top1_agreement: float | None = None
     bound: str = "upper_ci"
 
     def __post_init__(self) -> None:
@@ -73,16 +77,20 @@ class CompareConfig:
     run: RunSettings = field(default_factory=RunSettings)
     gate: GateConfig = field(default_factory=GateConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
+    noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
 
 
-TOP_KEYS = ("name", "evalsets", "baseline", "candidates", "generation", "gate", "stats")
+TOP_KEYS = (
+    "name", "evalsets", "baseline", "candidates", "generation", "gate", "stats", "noise_floor",
+)  # fmt: skip
 MODEL_KEYS = ("name", "path", "dtype", "device")
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
 QUANTIZE_KEYS = ("scheme", "method", "calibration", "samples", "max_seq_length")
-GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop")
+GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop", "distribution")
 GATE_KEYS = (
     "max_weighted_accuracy_drop", "max_hard_accuracy_drop", "max_hard_regressions",
-    "max_weighted_regression_share", "bound",
+    "max_weighted_regression_share", "max_mean_kld", "max_p99_kld", "min_top1_agreement",
+    "bound",
 )  # fmt: skip
 STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
 
@@ -161,6 +169,9 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         run=_run(_Table(top.get("generation", dict, {}), f"{path}: [generation]", GENERATION_KEYS)),
         gate=_gate(_Table(top.get("gate", dict, {}), f"{path}: [gate]", GATE_KEYS)),
         stats=_stats(_Table(top.get("stats", dict, {}), f"{path}: [stats]", STATS_KEYS)),
+        noise_floor=_Table(
+            top.get("noise_floor", dict, {}), f"{path}: [noise_floor]", ("enabled",)
+        ).get("enabled", bool, False),
     )
     check_names(cfg)
     return cfg
@@ -168,11 +179,17 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
 
 def check_names(cfg: CompareConfig) -> None:
     names = [cfg.baseline.name] + [c.name for c in cfg.candidates]
+    if cfg.noise_floor:
+        names.append(noise_floor_name(cfg.baseline.name))
     for n in names:
         if names.count(n) > 1:
             raise ConfigError(f"{cfg.path}: model name {n!r} is used twice")
     if not cfg.candidates:
         raise ConfigError(f"{cfg.path}: no [[candidates]]: nothing to compare")
+
+
+def noise_floor_name(baseline: str) -> str:
+    return f"{baseline}-rerun"
 
 
 def _resolve(value: str, base_dir: Path) -> str:
@@ -255,6 +272,7 @@ def _run(table: _Table) -> RunSettings:
         max_new_tokens=table.positive_int("max_new_tokens", 32),
         batch_size=table.positive_int("batch_size", 32),
         stop=tuple(stop),
+        distribution=table.get("distribution", bool, True),
     )
 
 
@@ -270,6 +288,9 @@ def _gate(table: _Table) -> GateConfig:
         max_hard_accuracy_drop=table.threshold("max_hard_accuracy_drop"),
         max_hard_regressions=regressions,
         max_weighted_regression_share=table.threshold("max_weighted_regression_share"),
+        max_mean_kld=table.threshold("max_mean_kld"),
+        max_p99_kld=table.threshold("max_p99_kld"),
+        min_top1_agreement=table.threshold("min_top1_agreement"),
         bound=bound,
     )
 

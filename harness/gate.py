@@ -59,6 +59,38 @@ def _drop_rule(
     )
 
 
+def _distribution_rules(m: CandidateMetrics, cfg: GateConfig) -> list[RuleResult]:
+    """KLD and top-1 rules: point values over every generated token (no interval)."""
+    checks = [
+        ("max_mean_kld", "Mean per-token KLD", m.mean_kld, cfg.max_mean_kld, "max"),
+        ("max_p99_kld", "99th-percentile per-token KLD", m.p99_kld, cfg.max_p99_kld, "max"),
+        ("min_top1_agreement", "Top-1 agreement", m.top1_agreement, cfg.min_top1_agreement, "min"),
+    ]
+    rules = []
+    for rule, label, value, limit, kind in checks:
+        if limit is None:
+            continue
+        if value is None:
+            rules.append(
+                RuleResult(
+                    rule,
+                    False,
+                    f"{label} was not measured ([generation] distribution is off); "
+                    f"the limit {limit:g} cannot be checked",
+                )
+            )
+            continue
+        ok = value <= limit if kind == "max" else value >= limit
+        unit = " nats" if kind == "max" else ""
+        bound = "at most" if kind == "max" else "at least"
+        rules.append(
+            RuleResult(
+                rule, ok, f"{label} is {value:.4g}{unit}; it must be {bound} {limit:g}{unit}"
+            )
+        )
+    return rules
+
+
 def gate(m: CandidateMetrics, cfg: GateConfig) -> GateResult:
     rules: list[RuleResult] = []
     if cfg.max_weighted_accuracy_drop is not None:
@@ -99,6 +131,7 @@ def gate(m: CandidateMetrics, cfg: GateConfig) -> GateResult:
             f"{m.regression_share_ci_low:.2%} to {m.regression_share_ci_high:.2%}); judged at "
             f"{judged:.2%} against the limit of {cfg.max_weighted_regression_share:.2%}",
         ))  # fmt: skip
+    rules += _distribution_rules(m, cfg)
     if not rules:
         return GateResult(
             "fail", (RuleResult("gate", False, "No gate rule is set: nothing can pass."),)

@@ -4,6 +4,7 @@ StrictUndefined, self-contained), items.csv (pandas), junit.xml and summary.md."
 from __future__ import annotations
 
 import io
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from harness.compare import Outcome, PairedItem, word_diff
+from harness.summary import KLD_EDGES
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -70,6 +72,8 @@ def review_queue(paired: list[PairedItem]) -> tuple[list[Group], int]:
     first), improvements, unscorable; identical outputs only counted."""
     by = {o: [p for p in paired if p.outcome is o] for o in Outcome}
     heavy = lambda p: (-p.item.weight, p.item.id)  # noqa: E731
+    # Changed outputs: the largest distribution shift first (least similar when unmeasured).
+    shifted = lambda p: (-(p.kld_mean or 0.0), p.similarity, p.item.id)  # noqa: E731
     regressions = sorted(by[Outcome.REGRESSION], key=heavy)
     groups = [
         Group(
@@ -85,10 +89,7 @@ def review_queue(paired: list[PairedItem]) -> tuple[list[Group], int]:
         Group(
             "Changed outputs",
             "changed",
-            tuple(
-                card(p)
-                for p in sorted(by[Outcome.CHANGED], key=lambda p: (p.similarity, p.item.id))
-            ),
+            tuple(card(p) for p in sorted(by[Outcome.CHANGED], key=shifted)),
         ),
         Group(
             "Improvements",
@@ -104,6 +105,37 @@ def review_queue(paired: list[PairedItem]) -> tuple[list[Group], int]:
     return [g for g in groups if g.cards], len(by[Outcome.IDENTICAL])
 
 
+@dataclass(frozen=True, slots=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    count: int
+    label: str
+
+
+HIST_W, HIST_H, HIST_PAD = 540.0, 150.0, 24.0
+
+
+def kld_label(low: float, high: float) -> str:
+    fmt = lambda v: "0" if v == 0 else ("∞" if math.isinf(v) else f"{v:g}")  # noqa: E731
+    return f"[{fmt(low)}, {fmt(high)})"
+
+
+def histogram_bars(counts: list[int]) -> list[Bar]:
+    """Bars of the per-token KLD histogram, in SVG user units; every bar carries its count,
+    so the thin tail stays readable next to the near-zero bulk."""
+    top = max(counts) or 1
+    width = (HIST_W - 2 * HIST_PAD) / len(counts)
+    bars = []
+    for i, n in enumerate(counts):
+        h = (HIST_H - 2 * HIST_PAD) * n / top
+        bars.append(Bar(HIST_PAD + i * width + 2, HIST_H - HIST_PAD - h, width - 4, h, n,
+                        kld_label(KLD_EDGES[i], KLD_EDGES[i + 1])))  # fmt: skip
+    return bars
+
+
 def made_by(cand: dict[str, Any]) -> str:
     q = cand.get("quantize")
     if not q:
@@ -117,10 +149,14 @@ def made_by(cand: dict[str, Any]) -> str:
 
 def render_html(results: dict[str, Any], paired: dict[str, list[PairedItem]]) -> str:
     queues = {name: review_queue(p) for name, p in paired.items()}
-    return (
-        environment()
-        .get_template("report.html.j2")
-        .render(r=results, queues=queues, made_by=made_by)
+    hists = {
+        c["name"]: histogram_bars(c["distribution"]["histogram"])
+        for c in results["candidates"]
+        if c["distribution"]
+    }
+    template = environment().get_template("report.html.j2")
+    return template.render(
+        r=results, queues=queues, made_by=made_by, hists=hists, hist=(HIST_W, HIST_H, HIST_PAD)
     )
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import gc
 import json
+import shutil
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import Candidate, RunSettings
+from harness.config import Candidate, RunSettings, noise_floor_name
+from harness.distribution import LogprobStore, TokenStats, teacher_forced, token_stats
 from harness.generate import cut_at_stop, greedy, prompt_ids
 from harness.models import ModelSpec, fingerprint, load
 from harness.quantize import QuantizeSpec, quantize
@@ -29,6 +31,7 @@ class Generation:
     item_id: str
     output: str
     output_ids: tuple[int, ...]
+    output_tokens: tuple[str, ...] = ()  # each id decoded alone, to show where outputs split
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,32 +63,58 @@ def encode_prompts(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Forcing:
+    """What every model is teacher-forced on: the baseline's prompt and output ids (its
+    <eos> included where it stopped on one), and where the baseline's log-probs are."""
+
+    prompts: list[list[int]]
+    continuations: list[list[int]]
+    store: LogprobStore
+
+
 def run_model(
     spec: ModelSpec,
     items: Sequence[EvalItem],
     settings: RunSettings,
     baseline_ids: Sequence[list[int]] | None = None,
+    while_loaded: Callable[[Any, Any, list[list[int]], list[list[int]]], None] | None = None,
 ) -> tuple[ModelRun, list[list[int]]]:
     """Generate with one model. With `baseline_ids`, the candidate must tokenize every prompt
-    to exactly those ids, and is fed them. Returns the run and the prompt ids used."""
+    to exactly those ids, and is fed them. `while_loaded(model, tokenizer, prompt_ids,
+    output_ids)` runs before the model is freed. Returns the run and the prompt ids used."""
     started = time.monotonic()
     model, tok = load(spec)
     ids = encode_prompts(spec.name, items, tok, baseline_ids)
     limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
-    eos = tok.eos_token_id
-    pad = eos if tok.pad_token_id is None else tok.pad_token_id
-    rows = greedy(model, ids, limits, pad, eos, settings.batch_size, desc=spec.name)
+    rows = greedy(
+        model, ids, limits, pad_id(tok), tok.eos_token_id, settings.batch_size, desc=spec.name
+    )
     gens = tuple(
         Generation(
             item.id,
             cut_at_stop(tok.decode(row, skip_special_tokens=True), settings.stop),
             tuple(row),
+            tuple(tok.decode([t]) for t in row),
         )
         for item, row in zip(items, rows, strict=True)
     )
+    if while_loaded is not None:
+        while_loaded(model, tok, ids, rows)
     del model
     gc.collect()
     return ModelRun(spec.name, gens, time.monotonic() - started), ids
+
+
+def pad_id(tok: Any) -> int:
+    return int(tok.eos_token_id if tok.pad_token_id is None else tok.pad_token_id)
+
+
+def continuations(rows: Sequence[list[int]], limits: Sequence[int], eos: int) -> list[list[int]]:
+    """The generated ids, plus the <eos> that ended a row before its limit."""
+    return [
+        [*row, eos] if len(row) < cap else list(row) for row, cap in zip(rows, limits, strict=True)
+    ]
 
 
 def write_generations(run: ModelRun, folder: Path) -> Path:
@@ -93,7 +122,8 @@ def write_generations(run: ModelRun, folder: Path) -> Path:
     path = folder / f"{run.name}.jsonl"
     with path.open("w", encoding="utf-8") as f:
         for g in run.generations:
-            row = {"id": g.item_id, "output": g.output, "output_ids": list(g.output_ids)}
+            row = {"id": g.item_id, "output": g.output, "output_ids": list(g.output_ids),
+                   "output_tokens": list(g.output_tokens)}  # fmt: skip
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
 
@@ -109,6 +139,15 @@ class ReadyCandidate:
     calibration_sha256: str | None = None
     quantize_seconds: float = 0.0
     quantize_cached: bool = False
+    noise_floor: bool = False  # the baseline itself, run a second time
+
+
+def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandidate:
+    """The baseline again, same settings: what "identical" can mean on this machine."""
+    spec = ModelSpec(
+        noise_floor_name(baseline.name), baseline.path, baseline.dtype, baseline.device
+    )
+    return ReadyCandidate(spec, gated=False, fingerprint=baseline_fp, noise_floor=True)
 
 
 def ready_candidate(
@@ -132,15 +171,53 @@ def ready_candidate(
 
 def run_all(
     baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
-    settings: RunSettings, folder: Path,
+    settings: RunSettings, run_dir: Path,
 ) -> dict[str, float]:  # fmt: skip
     """Generate with the baseline, then each candidate on the baseline's token ids; write
-    each model's generations as soon as it is done. Returns seconds per model."""
-    base_run, base_ids = run_model(baseline, items, settings)
-    write_generations(base_run, folder)
+    each model's generations as soon as it is done, and (with `settings.distribution`)
+    each candidate's per-token distances to the baseline. Returns seconds per model."""
+    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+    forcing: list[Forcing] = []
+
+    def store_baseline(model: Any, tok: Any, ids: list[list[int]], rows: list[list[int]]) -> None:
+        conts = continuations(rows, limits, tok.eos_token_id)
+        store = LogprobStore(run_dir / "scratch" / "baseline-logprobs")
+        store.write(teacher_forced(model, ids, conts, pad_id(tok), settings.batch_size))
+        forcing.append(Forcing(ids, conts, store))
+
+    def compare_to_baseline(
+        name: str,
+    ) -> Callable[[Any, Any, list[list[int]], list[list[int]]], None]:
+        def run(model: Any, tok: Any, ids: list[list[int]], rows: list[list[int]]) -> None:
+            f = forcing[0]
+            batches = teacher_forced(
+                model, f.prompts, f.continuations, pad_id(tok), settings.batch_size
+            )
+            cand = (logp for batch in batches for logp in batch)
+            stats = (
+                token_stats(b, c, t)
+                for b, c, t in zip(f.store.read(), cand, f.continuations, strict=True)
+            )
+            write_token_stats(items, stats, run_dir / "distribution" / f"{name}.jsonl")
+
+        return run
+
+    Hook = Callable[[Any, Any, list[list[int]], list[list[int]]], None]
+    hook: Hook | None = store_baseline if settings.distribution else None
+    base_run, base_ids = run_model(baseline, items, settings, while_loaded=hook)
+    write_generations(base_run, run_dir / "generations")
     seconds = {baseline.name: base_run.seconds}
     for cand in candidates:
-        run, _ = run_model(cand.spec, items, settings, baseline_ids=base_ids)
-        write_generations(run, folder)
+        hook = compare_to_baseline(cand.spec.name) if settings.distribution else None
+        run, _ = run_model(cand.spec, items, settings, baseline_ids=base_ids, while_loaded=hook)
+        write_generations(run, run_dir / "generations")
         seconds[cand.spec.name] = run.seconds
+    shutil.rmtree(run_dir / "scratch", ignore_errors=True)
     return seconds
+
+
+def write_token_stats(items: Sequence[EvalItem], stats: Iterator[TokenStats], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for item, s in zip(items, stats, strict=True):
+            f.write(json.dumps({"id": item.id} | asdict(s)) + "\n")

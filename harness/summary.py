@@ -3,16 +3,66 @@ results.json share (definitions in `metrics.py`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness.compare import Outcome, PairedItem
 from harness.config import StatsConfig
-from harness.metrics import Interval, mcnemar_exact, paired_drop, weighted_share
+from harness.metrics import Interval, mcnemar_exact, paired_drop, quantile, weighted_share
 
 
 class NothingScored(Exception):
     """Zero scored items: an error, never a pass."""
+
+
+# Histogram bin edges for per-token KLD (nats): decades, so both the near-zero bulk and
+# the tail stay readable.
+KLD_EDGES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionSummary:
+    """Over every token the baseline generated, teacher-forced for both models."""
+
+    tokens: int
+    mean_kld: float
+    median_kld: float
+    p90_kld: float
+    p99_kld: float
+    max_kld: float
+    top1_agreement: float
+    rms_delta_p: float
+    ppl_ratio: float  # exp(mean NLL_cand - mean NLL_base) on the baseline's tokens
+    histogram: tuple[int, ...]  # token counts per KLD_EDGES bin
+
+
+def distribution_summary(paired: Sequence[PairedItem]) -> DistributionSummary | None:
+    stats = [p.tokens for p in paired if p.tokens is not None]
+    if len(stats) < len(paired) or not stats:
+        return None
+    kld = [k for s in stats for k in s.kld]
+    if not kld:
+        return None
+    agree = [a for s in stats for a in s.top1_agree]
+    dp = [d for s in stats for d in s.delta_p]
+    nll_b = [x for s in stats for x in s.nll_base]
+    nll_c = [x for s in stats for x in s.nll_cand]
+    counts = [0] * (len(KLD_EDGES) - 1)
+    for k in kld:
+        counts[next(i for i in range(len(counts)) if k < KLD_EDGES[i + 1])] += 1
+    return DistributionSummary(
+        tokens=len(kld),
+        mean_kld=sum(kld) / len(kld),
+        median_kld=quantile(kld, 0.5) or 0.0,
+        p90_kld=quantile(kld, 0.9) or 0.0,
+        p99_kld=quantile(kld, 0.99) or 0.0,
+        max_kld=max(kld),
+        top1_agreement=sum(agree) / len(agree),
+        rms_delta_p=math.sqrt(sum(d * d for d in dp) / len(dp)),
+        ppl_ratio=math.exp((sum(nll_c) - sum(nll_b)) / len(kld)),
+        histogram=tuple(counts),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +74,7 @@ class SliceRow:
     regressions: int
     improvements: int
     weighted_regression_share: float
+    mean_kld: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +93,11 @@ class CandidateMetrics:
     items: int
     scored: int
     unscorable: int
-    # Token-level distribution metrics come with the teacher-forced pass; None until then.
+    # Token-level distribution metrics (None when the teacher-forced pass is off).
     mean_kld: float | None
     p99_kld: float | None
     top1_agreement: float | None
+    distribution: DistributionSummary | None
     slices: tuple[SliceRow, ...]
 
 
@@ -77,7 +129,13 @@ def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> Slice
         regressions=sum(p.outcome is Outcome.REGRESSION for p in paired),
         improvements=sum(p.outcome is Outcome.IMPROVEMENT for p in paired),
         weighted_regression_share=regressed / total if total else 0.0,
+        mean_kld=_mean_kld(paired),
     )
+
+
+def _mean_kld(paired: Sequence[PairedItem]) -> float | None:
+    kld = [k for p in paired if p.tokens is not None for k in p.tokens.kld]
+    return sum(kld) / len(kld) if kld else None
 
 
 def slice_keys(p: PairedItem) -> list[str]:
@@ -103,6 +161,7 @@ def summarize(paired: Sequence[PairedItem], stats: StatsConfig) -> CandidateMetr
     for p in paired:
         for key in slice_keys(p):
             groups.setdefault(key, []).append(p)
+    dist = distribution_summary(paired)
     order: Callable[[str], tuple[bool, str]] = lambda k: (k.startswith("tag="), k)  # noqa: E731
     return CandidateMetrics(
         weighted_accuracy=overall,
@@ -119,9 +178,10 @@ def summarize(paired: Sequence[PairedItem], stats: StatsConfig) -> CandidateMetr
         items=len(paired),
         scored=len(scored),
         unscorable=len(paired) - len(scored),
-        mean_kld=None,
-        p99_kld=None,
-        top1_agreement=None,
+        mean_kld=None if dist is None else dist.mean_kld,
+        p99_kld=None if dist is None else dist.p99_kld,
+        top1_agreement=None if dist is None else dist.top1_agreement,
+        distribution=dist,
         slices=(
             _slice("all", paired, stats),
             *(_slice(k, groups[k], stats) for k in sorted(groups, key=order)),

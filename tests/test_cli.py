@@ -305,3 +305,51 @@ def test_payloads_appear_escaped(self_run: Path) -> None:
     assert "{{ 7*7 }}" in html and "49" not in re.sub(r"\d+\.\d+|\d{3,}", "", html)
     # ids, tags, prompts and references: the payload item shows each escaped
     assert 'id="item-cand-x&lt;script&gt;alert(1)&lt;/script&gt;"' in html
+
+
+def test_noise_floor_row_and_determinism_note(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg.write_text(cfg.read_text() + "[noise_floor]\nenabled = true\n")
+    run = tmp_path / "run"
+    assert compare(cfg, run) == 0
+    r = results(run)
+    rerun = next(c for c in r["candidates"] if c["name"] == "base-rerun")
+    assert rerun["noise_floor"] and not rerun["gated"]
+    assert rerun["metrics"]["identical_share"] == 1.0 and rerun["metrics"]["regressions"] == 0
+    assert rerun["distribution"]["max_kld"] <= 1e-6 and rerun["metrics"]["top1_agreement"] == 1.0
+    assert r["determinism"][0].startswith("The baseline is deterministic")
+    # A rerun that changed an output: the report says so at the top, in words.
+    path = run / "generations" / "base-rerun.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["output"] += " changed"
+    path.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    main(["report", str(run)])
+    html = (run / "report.html").read_text()
+    assert (
+        "The baseline is NOT deterministic: a second run with the same settings changed 1 of"
+        in html
+    )
+
+
+def test_distribution_metrics_in_results_and_report(self_run: Path) -> None:
+    [cand] = results(self_run)["candidates"]
+    d = cand["distribution"]
+    assert d["tokens"] > 0 and d["max_kld"] <= 1e-6 and d["top1_agreement"] == 1.0
+    assert sum(d["histogram"]) == d["tokens"] and d["ppl_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert cand["metrics"]["mean_kld"] == d["mean_kld"]
+    item = results(self_run)["items"][0]["candidates"]["cand"]
+    assert item["kld_mean"] is not None and item["first_top1_divergence"] is None
+    html = (self_run / "report.html").read_text()
+    assert 'class="hist"' in html and "per-token KLD (nats)" in html
+
+
+def test_distribution_off(tiny_model_dir: Path, tmp_path: Path) -> None:
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_mean_kld = 0.1")
+    cfg.write_text(
+        cfg.read_text().replace("batch_size = 4", "batch_size = 4\ndistribution = false")
+    )
+    assert compare(cfg, tmp_path / "run") == 1  # a KLD rule that cannot be checked fails
+    [cand] = results(tmp_path / "run")["candidates"]
+    assert cand["distribution"] is None and cand["metrics"]["mean_kld"] is None
+    assert "was not measured" in cand["reasons"][0]
+    assert not (tmp_path / "run" / "distribution").exists()

@@ -19,7 +19,7 @@ def metrics(**changes: object) -> CandidateMetrics:
         regressions=4, improvements=1, hard_regressions=2,
         weighted_regression_share=0.04, regression_share_ci_low=0.02, regression_share_ci_high=0.06,
         mcnemar_p=0.375, identical_share=0.9, mean_similarity=0.95, items=100, scored=100,
-        unscorable=0, mean_kld=None, p99_kld=None, top1_agreement=None, slices=(),
+        unscorable=0, mean_kld=0.02, p99_kld=0.3, top1_agreement=0.97, distribution=None, slices=(),
     )  # fmt: skip
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -77,3 +77,21 @@ def test_no_rule_is_not_a_pass() -> None:
 def test_unknown_bound_is_rejected() -> None:
     with pytest.raises(ValueError):
         GateConfig(bound="lower_ci")
+
+
+@pytest.mark.parametrize(
+    ("key", "limit", "verdict"),
+    [
+        ("max_mean_kld", 0.02, "pass"), ("max_mean_kld", 0.0199, "fail"),
+        ("max_p99_kld", 0.3, "pass"), ("max_p99_kld", 0.29, "fail"),
+        ("min_top1_agreement", 0.97, "pass"), ("min_top1_agreement", 0.971, "fail"),
+    ],
+)  # fmt: skip
+def test_distribution_rules_at_threshold(key: str, limit: float, verdict: str) -> None:
+    result = gate(metrics(), GateConfig(**{key: limit}))  # type: ignore[arg-type]
+    assert result.verdict == verdict and result.rules[0].rule == key
+
+
+def test_unmeasured_distribution_fails_closed() -> None:
+    result = gate(metrics(mean_kld=None), GateConfig(max_mean_kld=1.0))
+    assert result.verdict == "fail" and "not measured" in result.reasons[0]
