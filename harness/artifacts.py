@@ -6,6 +6,7 @@ is exactly that second step."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -62,14 +63,19 @@ def read_json(path: Path) -> Any:
         raise RunFolderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
 
 
-def read_generations(path: Path) -> list[Generation]:
+def read_generations(run_dir: Path, name: str) -> list[Generation]:
+    """A model's generations, with its reference NLLs where the run measured them."""
+    path = run_dir / "generations" / f"{name}.jsonl"
     if not path.is_file():
         raise RunFolderError(f"{path}: missing generations file")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    ref_path = run_dir / "distribution" / f"{name}.reference.json"
+    nll = read_json(ref_path) if ref_path.is_file() else {}
     return [
-        Generation(r["id"], r["output"], tuple(r["output_ids"]), tuple(r["output_tokens"]))
+        Generation(r["id"], r["output"], tuple(r["output_ids"]), tuple(r["output_tokens"]),
+                   nll.get(r["id"]))
         for r in rows
-    ]
+    ]  # fmt: skip
 
 
 def read_token_stats(path: Path, items: list[EvalItem]) -> list[TokenStats] | None:
@@ -98,7 +104,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], list[EvalItem], dict[str, l
         )
     items = [item_from_json(r["item"], r["source"]) for r in run["items"]]
     names = [run["baseline"]["name"]] + [c["name"] for c in run["candidates"]]
-    gens = {n: read_generations(run_dir / "generations" / f"{n}.jsonl") for n in names}
+    gens = {n: read_generations(run_dir, n) for n in names}
     for name, rows in gens.items():
         if [g.item_id for g in rows] != [i.id for i in items]:
             raise RunFolderError(f"{run_dir}/generations/{name}.jsonl: items do not match run.json")
@@ -125,6 +131,10 @@ def candidate_result(
     }
 
 
+def ppl(nll: float | None) -> float | None:
+    return None if nll is None else math.exp(nll)
+
+
 def item_rows(
     items: list[EvalItem], run: dict[str, Any], paired: dict[str, list[PairedItem]]
 ) -> list[dict[str, Any]]:
@@ -138,13 +148,15 @@ def item_rows(
                 "prompt": item.prompt,
                 "messages": run["items"][i]["item"].get("messages"),
                 "reference": list(item.reference),
-                "baseline": {"output": any_pair.baseline.output, "score": any_pair.baseline.score},
+                "baseline": {"output": any_pair.baseline.output, "score": any_pair.baseline.score,
+                             "reference_ppl": ppl(any_pair.baseline.reference_nll)},
                 "candidates": {
                     name: {
                         "output": p[i].candidate.output, "score": p[i].candidate.score,
                         "outcome": p[i].outcome.value, "similarity": p[i].similarity,
                         "first_divergence": p[i].first_divergence,
                         "kld_mean": p[i].kld_mean, "kld_max": p[i].kld_max,
+                        "reference_ppl": ppl(p[i].candidate.reference_nll),
                         "first_top1_divergence": p[i].first_top1_divergence,
                     }
                     for name, p in paired.items()

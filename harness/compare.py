@@ -29,6 +29,7 @@ class Side:
     score: float | None
     output_ids: tuple[int, ...] = ()
     output_tokens: tuple[str, ...] = ()
+    reference_nll: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +94,8 @@ def pair(
         out.append(
             PairedItem(
                 item=item,
-                baseline=Side(b.output, b_score, b.output_ids, b.output_tokens),
-                candidate=Side(c.output, c_score, c.output_ids, c.output_tokens),
+                baseline=Side(b.output, b_score, b.output_ids, b.output_tokens, b.reference_nll),
+                candidate=Side(c.output, c_score, c.output_ids, c.output_tokens, c.reference_nll),
                 outcome=outcome(b_score, c_score, identical),
                 similarity=word_similarity(b.output, c.output),
                 first_divergence=first_divergence(b.output_ids, c.output_ids),

@@ -13,12 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from harness.config import Candidate, RunSettings, noise_floor_name
 from harness.distribution import LogprobStore, TokenStats, teacher_forced, token_stats
 from harness.generate import cut_at_stop, greedy, prompt_ids
 from harness.models import ModelSpec, fingerprint, load
 from harness.quantize import QuantizeSpec, quantize
-from harness.records import EvalItem
+from harness.records import EvalItem, Scorer
 
 
 class TokenizerMismatch(Exception):
@@ -32,6 +34,7 @@ class Generation:
     output: str
     output_ids: tuple[int, ...]
     output_tokens: tuple[str, ...] = ()  # each id decoded alone, to show where outputs split
+    reference_nll: float | None = None  # mean NLL per token of the single reference, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,14 @@ def run_all(
     forcing: list[Forcing] = []
 
     def store_baseline(model: Any, tok: Any, ids: list[list[int]], rows: list[list[int]]) -> None:
+        write_reference_nll(
+            model,
+            tok,
+            items,
+            ids,
+            settings.batch_size,
+            run_dir / "distribution" / f"{baseline.name}.reference.json",
+        )
         conts = continuations(rows, limits, tok.eos_token_id)
         store = LogprobStore(run_dir / "scratch" / "baseline-logprobs")
         store.write(teacher_forced(model, ids, conts, pad_id(tok), settings.batch_size))
@@ -189,6 +200,14 @@ def run_all(
         name: str,
     ) -> Callable[[Any, Any, list[list[int]], list[list[int]]], None]:
         def run(model: Any, tok: Any, ids: list[list[int]], rows: list[list[int]]) -> None:
+            write_reference_nll(
+                model,
+                tok,
+                items,
+                ids,
+                settings.batch_size,
+                run_dir / "distribution" / f"{name}.reference.json",
+            )
             f = forcing[0]
             batches = teacher_forced(
                 model, f.prompts, f.continuations, pad_id(tok), settings.batch_size
@@ -214,6 +233,33 @@ def run_all(
         seconds[cand.spec.name] = run.seconds
     shutil.rmtree(run_dir / "scratch", ignore_errors=True)
     return seconds
+
+
+def write_reference_nll(
+    model: Any,
+    tok: Any,
+    items: Sequence[EvalItem],
+    ids: list[list[int]],
+    batch_size: int,
+    path: Path,
+) -> None:
+    """Mean NLL per token of each item's single reference after its prompt (items with
+    several references, a regex or no reference have none): the model's perplexity on it."""
+    chosen = [
+        i for i, it in enumerate(items) if len(it.reference) == 1 and it.scorer is not Scorer.REGEX
+    ]
+    refs = [list(tok(items[i].reference[0], add_special_tokens=False).input_ids) for i in chosen]
+    keep = [(i, r) for i, r in zip(chosen, refs, strict=True) if r]
+    batches = teacher_forced(
+        model, [ids[i] for i, _ in keep], [r for _, r in keep], pad_id(tok), batch_size
+    )
+    logps = (lp for batch in batches for lp in batch)
+    nll = {}
+    for (i, ref), logp in zip(keep, logps, strict=True):
+        picked = logp.gather(1, torch.tensor(ref)[:, None])[:, 0]
+        nll[items[i].id] = float(-picked.double().mean())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nll) + "\n")
 
 
 def write_token_stats(items: Sequence[EvalItem], stats: Iterator[TokenStats], path: Path) -> None:

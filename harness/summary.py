@@ -97,6 +97,7 @@ class CandidateMetrics:
     mean_kld: float | None
     p99_kld: float | None
     top1_agreement: float | None
+    reference_ppl_ratio: float | None  # exp(mean over items of NLL_cand - NLL_base) on references
     distribution: DistributionSummary | None
     slices: tuple[SliceRow, ...]
 
@@ -131,6 +132,15 @@ def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> Slice
         weighted_regression_share=regressed / total if total else 0.0,
         mean_kld=_mean_kld(paired),
     )
+
+
+def _reference_ppl_ratio(paired: Sequence[PairedItem]) -> float | None:
+    diffs = [
+        p.candidate.reference_nll - p.baseline.reference_nll
+        for p in paired
+        if p.candidate.reference_nll is not None and p.baseline.reference_nll is not None
+    ]
+    return math.exp(sum(diffs) / len(diffs)) if diffs else None
 
 
 def _mean_kld(paired: Sequence[PairedItem]) -> float | None:
@@ -181,6 +191,7 @@ def summarize(paired: Sequence[PairedItem], stats: StatsConfig) -> CandidateMetr
         mean_kld=None if dist is None else dist.mean_kld,
         p99_kld=None if dist is None else dist.p99_kld,
         top1_agreement=None if dist is None else dist.top1_agreement,
+        reference_ppl_ratio=_reference_ppl_ratio(paired),
         distribution=dist,
         slices=(
             _slice("all", paired, stats),

@@ -353,3 +353,15 @@ def test_distribution_off(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert cand["distribution"] is None and cand["metrics"]["mean_kld"] is None
     assert "was not measured" in cand["reasons"][0]
     assert not (tmp_path / "run" / "distribution").exists()
+
+
+def test_reference_perplexity_per_item(self_run: Path) -> None:
+    r = results(self_run)
+    by_id = {it["id"]: it for it in r["items"]}
+    # one reference, exact scorer: measured; agreement items have no reference
+    assert by_id["exact-1"]["baseline"]["reference_ppl"] > 1.0
+    assert by_id["exact-1"]["candidates"]["cand"]["reference_ppl"] == pytest.approx(
+        by_id["exact-1"]["baseline"]["reference_ppl"], rel=1e-4
+    )
+    assert by_id["agree-0"]["baseline"]["reference_ppl"] is None
+    assert r["candidates"][0]["metrics"]["reference_ppl_ratio"] == pytest.approx(1.0, abs=1e-4)

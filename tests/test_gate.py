@@ -19,7 +19,8 @@ def metrics(**changes: object) -> CandidateMetrics:
         regressions=4, improvements=1, hard_regressions=2,
         weighted_regression_share=0.04, regression_share_ci_low=0.02, regression_share_ci_high=0.06,
         mcnemar_p=0.375, identical_share=0.9, mean_similarity=0.95, items=100, scored=100,
-        unscorable=0, mean_kld=0.02, p99_kld=0.3, top1_agreement=0.97, distribution=None, slices=(),
+        unscorable=0, mean_kld=0.02, p99_kld=0.3, top1_agreement=0.97, reference_ppl_ratio=None,
+        distribution=None, slices=(),
     )  # fmt: skip
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
