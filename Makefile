@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup compare test check demo-model evalsets measure-demo clean
+.PHONY: setup compare test check bench demo-model evalsets measure-demo clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/ruff format --check harness tests
 	$(VENV)/bin/mypy
+
+# Cost of the distribution metrics and memory growth, measured in one run (a few minutes).
+bench: $(STAMP)
+	$(PY) -m harness.bench
 
 # Retrain the committed demo model from scratch (about 40 minutes on 2 cores).
 demo-model: $(STAMP)
