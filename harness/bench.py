@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 from harness.demo.build_evalsets import eval_line, write_jsonl
-from harness.demo.tasks import COMPUTED, Family, fact_table, recall_example
+from harness.demo.tasks import COMPUTED, Family, Level, fact_table, recall_example
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SEED = 424242
 
 
 def bench_items(n: int) -> list[dict[str, object]]:
-    """n demo-like items (45% hard), drawn with the bench's own seed."""
+    """n items like the demo eval set (45% hard), drawn with the bench's own seed."""
     rng = random.Random(BENCH_SEED)
     facts = list(fact_table())
     families = list(Family)
@@ -36,7 +36,7 @@ def bench_items(n: int) -> list[dict[str, object]]:
         if family is Family.RECALL:
             ex = recall_example(rng.choice([f for f in facts if (f.tier > 0) == hard]))
         else:
-            ex = COMPUTED[family](rng, hard)
+            ex = COMPUTED[family](rng, Level.EDGE if hard else Level.COMMON)
         row = eval_line(ex, i)
         row["id"] = f"bench-{i:05d}"
         rows.append(row)

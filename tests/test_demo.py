@@ -25,23 +25,33 @@ def test_carry_chain_by_hand() -> None:
 
 
 @pytest.mark.parametrize("family", list(tasks.COMPUTED))
-def test_generators_give_right_answers(family: tasks.Family) -> None:
+@pytest.mark.parametrize("level", list(tasks.Level))
+def test_generators_give_right_answers(family: tasks.Family, level: tasks.Level) -> None:
     rng = random.Random(0)
-    for hard in (False, True):
-        for _ in range(200):
-            ex = tasks.COMPUTED[family](rng, hard)
-            body = ex.prompt.split(" ", 1)[1].rstrip("=")
-            if family is tasks.Family.ADD:
-                a, b = map(int, body.split("+"))
-                assert int(ex.answer) == a + b
-                assert not hard or (tasks.carry_chain(a, b) >= 3 and min(a, b) >= 1000)
-            elif family is tasks.Family.REVERSE:
-                assert ex.answer == body[::-1] and (len(body) >= 9) == hard
-            elif family is tasks.Family.SORT:
-                assert ex.answer == "".join(sorted(body)) and (len(body) >= 8) == hard
-            else:
-                target, word = body.split(" in ")
-                assert int(ex.answer) == word.count(target) and (len(word) >= 14) == hard
+    for _ in range(200):
+        ex = tasks.COMPUTED[family](rng, level)
+        assert ex.hard == level.hard
+        body = ex.prompt.split(" ", 1)[1].rstrip("=")
+        if family is tasks.Family.ADD:
+            a, b = map(int, body.split("+"))
+            assert int(ex.answer) == a + b
+            assert not level.hard or (tasks.carry_chain(a, b) >= 3 and min(a, b) >= 1000)
+            continue
+        word = body.split(" in ")[-1]
+        low, high = tasks.LENGTHS[family][level]
+        assert low <= len(word) <= high
+        if family is tasks.Family.REVERSE:
+            assert ex.answer == word[::-1]
+        elif family is tasks.Family.SORT:
+            assert ex.answer == "".join(sorted(word))
+        else:
+            assert int(ex.answer) == word.count(body.split(" in ")[0])
+
+
+def test_edge_reaches_past_the_training_curriculum() -> None:
+    for lengths in tasks.LENGTHS.values():
+        assert lengths[tasks.Level.EDGE][1] > lengths[tasks.Level.HARD][1]
+        assert lengths[tasks.Level.EDGE][0] <= lengths[tasks.Level.HARD][1] + 1  # no gap
 
 
 def test_fact_table_is_fixed_with_a_long_tail() -> None:
@@ -52,11 +62,12 @@ def test_fact_table_is_fixed_with_a_long_tail() -> None:
     assert {f.tier for f in facts} == {0, 1, 2, 3, 4}
 
 
-def test_training_stream_never_holds_an_eval_prompt_of_a_computed_family() -> None:
+def test_the_demo_models_whole_training_stream_holds_no_eval_prompt() -> None:
+    """Every example the committed model trained on (steps x batch of the seeded stream)."""
+    cfg = json.loads((MODEL_DIR / "training.json").read_text())["train_config"]
     held_out = {e.prompt for e in data.eval_examples() if e.family is not tasks.Family.RECALL}
-    stream = itertools.islice(data.training_stream(), 30_000)
-    seen = {ex.prompt for ex in stream if ex.family is not tasks.Family.RECALL}
-    assert not seen & held_out
+    stream = itertools.islice(data.training_stream(cfg["seed"]), cfg["steps"] * cfg["batch_size"])
+    assert not any(ex.prompt in held_out for ex in stream)
 
 
 def test_committed_evalsets_regenerate_byte_for_byte(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Deterministic data splits of the demo: eval items, training stream, calibration prompts.
 
-The eval items are drawn first, from their own seed; the training stream skips every eval
-prompt of the computed families, so the demo eval set measures generalisation, not recall of
-training lines. Recall is the exception by nature: its eval items quiz the fixed fact table,
-which is exactly what training taught (common facts often, rare facts seldom).
+The eval items are drawn first, from their own seeds; the training stream skips every eval
+prompt of the computed families (and a held-out set of curriculum-level hard items), so the
+demo eval set measures generalisation, not recall of training lines. Recall is the exception
+by nature: its eval items quiz the fixed fact table, which is exactly what training taught
+(common facts often, rare facts seldom).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from harness.demo.tasks import (
     COMPUTED,
     Example,
     Family,
+    Level,
     fact_table,
     make_recall_sampler,
     recall_example,
 )
 
 EVAL_SEED = 1234
+EDGE_SEED = 4321
 TRAIN_SEED = 5678
 TRAFFIC_SEED = 91011
 GENERIC_SEED = 121314
@@ -31,44 +34,70 @@ TRAIN_HARD_SHARE = 0.3
 
 
 def _unique(
-    rng: random.Random, family: Family, hard: bool, n: int, seen: set[str]
+    rng: random.Random, family: Family, level: Level, n: int, seen: set[str]
 ) -> list[Example]:
     out: list[Example] = []
     make = COMPUTED[family]
     while len(out) < n:
-        ex = make(rng, hard)
+        ex = make(rng, level)
         if ex.prompt not in seen:
             seen.add(ex.prompt)
             out.append(ex)
     return out
 
 
-def eval_examples() -> list[Example]:
-    """The demo eval items, in a fixed order: family by family, common then hard."""
+def _held_out() -> tuple[list[Example], list[Example]]:
+    """(eval items, curriculum-level hard items held out of training but not evaluated).
+
+    Draw order is part of the data: the common items and the held-out HARD items come from
+    one generator in turn, family by family; the EDGE items (the hard eval items) from their
+    own, so adding or changing them never moves an earlier draw."""
     rng = random.Random(EVAL_SEED)
+    edge_rng = random.Random(EDGE_SEED)
     seen: set[str] = set()
+    common: dict[Family, list[Example]] = {}
+    held: list[Example] = []
+    for family in COMPUTED:
+        common[family] = _unique(rng, family, Level.COMMON, EVAL_COMMON_PER_FAMILY, seen)
+        held += _unique(rng, family, Level.HARD, EVAL_HARD_PER_FAMILY, seen)
     out: list[Example] = []
     for family in COMPUTED:
-        out += _unique(rng, family, False, EVAL_COMMON_PER_FAMILY, seen)
-        out += _unique(rng, family, True, EVAL_HARD_PER_FAMILY, seen)
+        out += common[family]
+        out += _unique(edge_rng, family, Level.EDGE, EVAL_HARD_PER_FAMILY, seen)
     facts = list(fact_table())
-    common = [f for f in facts if f.tier == 0]
+    frequent = [f for f in facts if f.tier == 0]
     rare = [f for f in facts if f.tier > 0]
-    out += [recall_example(f) for f in rng.sample(common, EVAL_COMMON_PER_FAMILY)]
+    out += [recall_example(f) for f in rng.sample(frequent, EVAL_COMMON_PER_FAMILY)]
     # Spread the hard recall items evenly over the rarity tiers.
-    hard: list[Example] = []
     for tier in range(1, 5):
         tier_facts = [f for f in rare if f.tier == tier]
         k = EVAL_HARD_PER_FAMILY // 4 + (1 if tier <= EVAL_HARD_PER_FAMILY % 4 else 0)
-        hard += [recall_example(f) for f in rng.sample(tier_facts, k)]
-    return out + hard
+        out += [recall_example(f) for f in rng.sample(tier_facts, k)]
+    return out, held
+
+
+def eval_examples() -> list[Example]:
+    """The demo eval items, family by family, common then hard: the EDGE level of each
+    computed family, the rare facts for recall."""
+    return _held_out()[0]
+
+
+def excluded_from_training() -> set[str]:
+    """Prompts the training stream never yields: every eval prompt of a computed family
+    (recall quizzes the fact table, which training must teach) and the held-out HARD items."""
+    evals, held = _held_out()
+    return {ex.prompt for ex in [*evals, *held] if ex.family is not Family.RECALL}
+
+
+def training_level(rng: random.Random) -> Level:
+    return Level.HARD if rng.random() < TRAIN_HARD_SHARE else Level.COMMON
 
 
 def training_stream(seed: int = TRAIN_SEED) -> Iterator[Example]:
     """An endless, seeded stream of training examples that never repeats an eval prompt
     of a computed family."""
     rng = random.Random(seed)
-    excluded = {ex.prompt for ex in eval_examples() if ex.family is not Family.RECALL}
+    excluded = excluded_from_training()
     recall = make_recall_sampler()
     families = list(Family)
     while True:
@@ -76,7 +105,7 @@ def training_stream(seed: int = TRAIN_SEED) -> Iterator[Example]:
         if family is Family.RECALL:
             yield recall(rng)
             continue
-        ex = COMPUTED[family](rng, rng.random() < TRAIN_HARD_SHARE)
+        ex = COMPUTED[family](rng, training_level(rng))
         if ex.prompt not in excluded:
             yield ex
 
@@ -91,10 +120,7 @@ def traffic_prompts(n: int) -> list[str]:
     families = list(Family)
     while len(out) < n:
         family = families[len(out) % len(families)]
-        if family is Family.RECALL:
-            ex = recall(rng)
-        else:
-            ex = COMPUTED[family](rng, rng.random() < TRAIN_HARD_SHARE)
+        ex = recall(rng) if family is Family.RECALL else COMPUTED[family](rng, training_level(rng))
         if ex.text not in seen and ex.prompt not in excluded:
             seen.add(ex.text)
             out.append(ex.text)

@@ -1,16 +1,25 @@
-"""Synthetic task families of the demo model, each with a common and a hard variant.
+"""Synthetic task families of the demo model, at three levels of difficulty.
 
-Every family is a pure function of a `random.Random`, so a fixed seed gives the same
-examples on every machine. The hard variants are what quantization breaks first:
-long carry chains, long inputs, and facts that training showed only a few times.
+Every family is a pure function of a `random.Random` and a `Level`, so a fixed seed gives
+the same examples on every machine.
 
-| family  | common                         | hard                                       |
-|---------|--------------------------------|--------------------------------------------|
-| add     | 1-3 digit operands             | 4-5 digit operands with a carry chain >= 3 |
-| reverse | 3-7 letters                    | 9-12 letters                               |
-| sort    | 3-6 distinct letters           | 8-11 letters, repeats allowed              |
-| count   | 4-10 letters from a-e          | 14-22 letters from a-e                     |
-| recall  | facts shown often in training  | facts shown rarely (4 rarity tiers)        |
+- COMMON: the bulk of training and the common eval items.
+- HARD: the long tail of the training curriculum (longer inputs, constructed carry chains,
+  rarely shown facts), 30% of the computed-family training examples.
+- EDGE: the hard eval items, at and just past the edge of what training covered: the longest
+  lengths training showed and one step beyond, additions whose long carry chains come from
+  naturally drawn operands rather than the curriculum's construction, facts shown rarely.
+  The model is partly right there and with low margins: where quantization flips answers
+  first. (For recall, EDGE and HARD are the same rare facts.)
+
+| family  | COMMON                | HARD (training)                | EDGE (hard eval items)       |
+|---------|-----------------------|--------------------------------|------------------------------|
+| add     | 1-3 digit operands    | 4-5 digits, constructed chain  | 4-5 digits at random, chain  |
+|         |                       | of >= 3 carries                | of >= 3 carries              |
+| reverse | 3-7 letters           | 9-12 letters                   | 12-13 letters                |
+| sort    | 3-6 distinct letters  | 8-11 letters, repeats allowed  | 11-12 letters                |
+| count   | 4-10 letters from a-e | 14-22 letters                  | 23-25 letters                |
+| recall  | facts shown often     | facts shown rarely (4 tiers)   | the same rare facts          |
 """
 
 from __future__ import annotations
@@ -30,6 +39,16 @@ class Family(Enum):
     RECALL = "recall"
 
 
+class Level(Enum):
+    COMMON = "common"
+    HARD = "hard"  # the training curriculum's long tail
+    EDGE = "edge"  # the hard eval items
+
+    @property
+    def hard(self) -> bool:
+        return self is not Level.COMMON
+
+
 @dataclass(frozen=True, slots=True)
 class Example:
     family: Family
@@ -45,6 +64,12 @@ class Example:
 
 LETTERS = string.ascii_lowercase
 COUNT_ALPHABET = "abcde"
+# Input lengths per level, inclusive.
+LENGTHS = {
+    Family.REVERSE: {Level.COMMON: (3, 7), Level.HARD: (9, 12), Level.EDGE: (12, 13)},
+    Family.SORT: {Level.COMMON: (3, 6), Level.HARD: (8, 11), Level.EDGE: (11, 12)},
+    Family.COUNT: {Level.COMMON: (4, 10), Level.HARD: (14, 22), Level.EDGE: (23, 25)},
+}
 
 
 # --- add ---------------------------------------------------------------------------------
@@ -67,10 +92,11 @@ def carry_chain(a: int, b: int) -> int:
     return longest
 
 
-def _hard_operands(rng: random.Random) -> tuple[int, int]:
+def _constructed_chain(rng: random.Random) -> tuple[int, int]:
+    """The curriculum's long carry chains: one position that overflows, then positions
+    that sum to exactly 9."""
     digits = rng.choice((4, 5))
     while True:
-        # Force a chain: one position that overflows, then positions summing to 9.
         length = rng.randint(3, digits)
         start = rng.randint(0, digits - length)
         da = [rng.randint(0, 9) for _ in range(digits)]
@@ -86,41 +112,55 @@ def _hard_operands(rng: random.Random) -> tuple[int, int]:
             return a, b
 
 
-def make_add(rng: random.Random, hard: bool) -> Example:
-    if hard:
-        a, b = _hard_operands(rng)
-        tags: tuple[str, ...] = ("add", "carry-chain")
-    else:
+def _natural_chain(rng: random.Random) -> tuple[int, int]:
+    """Operands drawn uniformly at random (4-5 digits), kept when they carry 3+ times in a row."""
+    digits = rng.choice((4, 5))
+    while True:
+        a, b = _number(rng, digits), _number(rng, digits)
+        if carry_chain(a, b) >= 3:
+            return a, b
+
+
+def make_add(rng: random.Random, level: Level) -> Example:
+    if level is Level.COMMON:
         a, b = _number(rng, rng.randint(1, 3)), _number(rng, rng.randint(1, 3))
-        tags = ("add",)
-    return Example(Family.ADD, hard, f"add {a}+{b}=", str(a + b), tags)
+        tags: tuple[str, ...] = ("add",)
+    else:
+        a, b = _constructed_chain(rng) if level is Level.HARD else _natural_chain(rng)
+        tags = ("add", "carry-chain")
+    return Example(Family.ADD, level.hard, f"add {a}+{b}=", str(a + b), tags)
 
 
 # --- reverse / sort / count ----------------------------------------------------------------
 
 
-def make_reverse(rng: random.Random, hard: bool) -> Example:
-    n = rng.randint(9, 12) if hard else rng.randint(3, 7)
-    word = "".join(rng.choice(LETTERS) for _ in range(n))
-    tags = ("reverse", "long") if hard else ("reverse",)
-    return Example(Family.REVERSE, hard, f"reverse {word}=", word[::-1], tags)
+def _length(rng: random.Random, family: Family, level: Level) -> int:
+    return rng.randint(*LENGTHS[family][level])
 
 
-def make_sort(rng: random.Random, hard: bool) -> Example:
-    if hard:
-        word = "".join(rng.choice(LETTERS) for _ in range(rng.randint(8, 11)))
+def make_reverse(rng: random.Random, level: Level) -> Example:
+    word = "".join(rng.choice(LETTERS) for _ in range(_length(rng, Family.REVERSE, level)))
+    tags = ("reverse", "long") if level.hard else ("reverse",)
+    return Example(Family.REVERSE, level.hard, f"reverse {word}=", word[::-1], tags)
+
+
+def make_sort(rng: random.Random, level: Level) -> Example:
+    n = _length(rng, Family.SORT, level)
+    if level.hard:
+        word = "".join(rng.choice(LETTERS) for _ in range(n))
     else:
-        word = "".join(rng.sample(LETTERS, rng.randint(3, 6)))
-    tags = ("sort", "long") if hard else ("sort",)
-    return Example(Family.SORT, hard, f"sort {word}=", "".join(sorted(word)), tags)
+        word = "".join(rng.sample(LETTERS, n))
+    tags = ("sort", "long") if level.hard else ("sort",)
+    return Example(Family.SORT, level.hard, f"sort {word}=", "".join(sorted(word)), tags)
 
 
-def make_count(rng: random.Random, hard: bool) -> Example:
-    n = rng.randint(14, 22) if hard else rng.randint(4, 10)
+def make_count(rng: random.Random, level: Level) -> Example:
+    n = _length(rng, Family.COUNT, level)
     word = "".join(rng.choice(COUNT_ALPHABET) for _ in range(n))
     target = rng.choice(COUNT_ALPHABET)
-    tags = ("count", "long") if hard else ("count",)
-    return Example(Family.COUNT, hard, f"count {target} in {word}=", str(word.count(target)), tags)
+    tags = ("count", "long") if level.hard else ("count",)
+    prompt = f"count {target} in {word}="
+    return Example(Family.COUNT, level.hard, prompt, str(word.count(target)), tags)
 
 
 # --- recall ------------------------------------------------------------------------------
@@ -193,7 +233,7 @@ def make_recall_sampler() -> Callable[[random.Random], Example]:
     return sample
 
 
-COMPUTED: dict[Family, Callable[[random.Random, bool], Example]] = {
+COMPUTED: dict[Family, Callable[[random.Random, Level], Example]] = {
     Family.ADD: make_add,
     Family.REVERSE: make_reverse,
     Family.SORT: make_sort,
