@@ -120,41 +120,47 @@ def teacher_forced(
 
 
 class LogprobStore:
-    """The baseline's packed log-probs on disk: `<stem>.codes` (uint16), `<stem>.rows`
-    (float32 floor and step per row) and `<stem>.json` (rows per item, vocab size).
-    Written by appending, read with memory maps: memory stays flat as the eval set grows."""
+    """The baseline's packed log-probs on disk, addressed by item index: `<stem>.codes`
+    (uint16), `<stem>.rows` (float32 floor and step per row) and `<stem>.json` (vocab size,
+    item -> first row and row count). Appended batch by batch as generation goes, read back
+    through memory maps: memory stays flat as the eval set grows."""
 
     def __init__(self, stem: Path) -> None:
         self.stem = stem
+        self.index: dict[int, tuple[int, int]] = {}
+        self.vocab = 0
+        self._rows = 0
+        self._files: tuple[Any, Any] | None = None
+        self._maps: tuple[np.ndarray, np.ndarray] | None = None
 
-    def write(self, batches: Iterator[list[torch.Tensor]]) -> None:
-        self.stem.parent.mkdir(parents=True, exist_ok=True)
-        counts: list[int] = []
-        vocab = 0
-        with open(f"{self.stem}.codes", "wb") as codes_f, open(f"{self.stem}.rows", "wb") as rows_f:
-            for batch in batches:
-                for logp in batch:
-                    vocab = logp.shape[-1]
-                    codes, floor, step = pack(logp)
-                    codes_f.write(codes.tobytes())
-                    rows_f.write(np.stack([floor, step], axis=1).astype(np.float32).tobytes())
-                    counts.append(int(logp.shape[0]))
-        Path(f"{self.stem}.json").write_text(json.dumps({"vocab": vocab, "rows": counts}) + "\n")
+    def append(self, item: int, logp: torch.Tensor) -> None:
+        if self._files is None:
+            self.stem.parent.mkdir(parents=True, exist_ok=True)
+            self._files = (open(f"{self.stem}.codes", "wb"), open(f"{self.stem}.rows", "wb"))  # noqa: SIM115
+        codes, floor, step = pack(logp)
+        self._files[0].write(codes.tobytes())
+        self._files[1].write(np.stack([floor, step], axis=1).astype(np.float32).tobytes())
+        self.vocab = int(logp.shape[-1])
+        self.index[item] = (self._rows, int(logp.shape[0]))
+        self._rows += int(logp.shape[0])
 
-    def read(self) -> Iterator[torch.Tensor]:
-        """Each item's log-probs (float64), in the order written."""
-        meta = json.loads(Path(f"{self.stem}.json").read_text())
-        total, vocab = sum(meta["rows"]), meta["vocab"]
-        if total == 0:
-            yield from (torch.zeros(0, max(vocab, 1), dtype=torch.float64) for _ in meta["rows"])
-            return
-        codes = np.memmap(f"{self.stem}.codes", dtype=np.uint16, mode="r", shape=(total, vocab))
-        rows = np.memmap(f"{self.stem}.rows", dtype=np.float32, mode="r", shape=(total, 2))
-        at = 0
-        for n in meta["rows"]:
-            yield unpack(
-                np.asarray(codes[at : at + n]),
-                np.asarray(rows[at : at + n, 0]),
-                np.asarray(rows[at : at + n, 1]),
+    def close(self) -> None:
+        if self._files is not None:
+            for f in self._files:
+                f.close()
+            self._files = None
+        meta = {"vocab": self.vocab, "index": {str(k): v for k, v in self.index.items()}}
+        Path(f"{self.stem}.json").write_text(json.dumps(meta) + "\n")
+
+    def get(self, item: int) -> torch.Tensor:
+        """One item's log-probs (float64, renormalised)."""
+        start, n = self.index[item]
+        if self._maps is None:
+            shape = (self._rows, self.vocab)
+            self._maps = (
+                np.memmap(f"{self.stem}.codes", dtype=np.uint16, mode="r", shape=shape),
+                np.memmap(f"{self.stem}.rows", dtype=np.float32, mode="r", shape=(self._rows, 2)),
             )
-            at += n
+        codes, rows = self._maps
+        return unpack(np.asarray(codes[start : start + n]), np.asarray(rows[start : start + n, 0]),
+                      np.asarray(rows[start : start + n, 1]))  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,11 @@ def prompt_ids(item: EvalItem, tokenizer: Any) -> list[int]:
     return list(tokenizer(item.prompt).input_ids)
 
 
+# Called once per batch with (item indices, output rows, log-probs per row or None): the
+# log-probs [len(row) (+1 when the row ended on <eos>), V] at each generated position.
+BatchHook = Callable[[list[int], list[list[int]], list[torch.Tensor] | None], None]
+
+
 @torch.inference_mode()
 def greedy(
     model: Any,
@@ -40,12 +45,16 @@ def greedy(
     eos_id: int,
     batch_size: int,
     desc: str | None = None,
+    on_batch: BatchHook | None = None,
+    logprobs: bool = False,
 ) -> list[list[int]]:
     """Greedy continuation of each id list, stopping at <eos> or its own token limit.
     The output excludes the prompt and the <eos>; rows come back in input order.
     Batches are formed over the inputs sorted by (length, limit), the same way for every
     model, so little is padded and a batch stops when its similar rows are done.
-    `desc` shows a progress bar."""
+    `desc` shows a progress bar; `on_batch` sees each batch as it is done, with the
+    generation's own log-probs when `logprobs` (greedy decoding is teacher forcing on the
+    model's own output, so those are the distributions the distance metrics need)."""
     order = sorted(range(len(ids)), key=lambda i: (len(ids[i]), limits[i]))
     out: dict[int, list[int]] = {}
     device = next(model.parameters()).device
@@ -63,13 +72,25 @@ def greedy(
         decoding = transformers.GenerationConfig(
             max_new_tokens=max(caps), do_sample=False, num_beams=1,
             pad_token_id=pad_id, eos_token_id=eos_id,
+            output_logits=logprobs, return_dict_in_generate=True,
         )  # fmt: skip
-        generated = model.generate(
+        result = model.generate(
             input_ids=input_ids, attention_mask=mask, generation_config=decoding
-        )[:, width:]
-        for i, row, cap in zip(chosen, generated.tolist(), caps, strict=True):
+        )
+        generated = result.sequences[:, width:].tolist()
+        steps = torch.stack(result.logits, dim=1).float() if logprobs else None
+        rows, lps = [], []
+        for j, (row, cap) in enumerate(zip(generated, caps, strict=True)):
             row = row[:cap]
-            out[i] = row[: row.index(eos_id)] if eos_id in row else row
+            ended = eos_id in row
+            rows.append(row[: row.index(eos_id)] if ended else row)
+            if steps is not None:
+                n = len(rows[-1]) + (1 if ended else 0)
+                lps.append(torch.log_softmax(steps[j, :n], dim=-1).cpu())
+        for i, row in zip(chosen, rows, strict=True):
+            out[i] = row
+        if on_batch is not None:
+            on_batch(chosen, rows, lps if logprobs else None)
     return [out[i] for i in range(len(ids))]
 
 

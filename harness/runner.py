@@ -8,19 +8,18 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from harness.config import Candidate, RunSettings, noise_floor_name
-from harness.distribution import LogprobStore, TokenStats, teacher_forced, token_stats
+from harness.distribution import LogprobStore, TokenStats
+from harness.forcing import BaselineProbe, CandidateProbe, pad_id, write_json
 from harness.generate import cut_at_stop, greedy, prompt_ids
 from harness.models import ModelSpec, fingerprint, load
 from harness.quantize import QuantizeSpec, quantize
-from harness.records import EvalItem, Scorer
+from harness.records import EvalItem
 
 
 class TokenizerMismatch(Exception):
@@ -66,14 +65,7 @@ def encode_prompts(
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Forcing:
-    """What every model is teacher-forced on: the baseline's prompt and output ids (its
-    <eos> included where it stopped on one), and where the baseline's log-probs are."""
-
-    prompts: list[list[int]]
-    continuations: list[list[int]]
-    store: LogprobStore
+Probe = BaselineProbe | CandidateProbe
 
 
 def run_model(
@@ -81,18 +73,21 @@ def run_model(
     items: Sequence[EvalItem],
     settings: RunSettings,
     baseline_ids: Sequence[list[int]] | None = None,
-    while_loaded: Callable[[Any, Any, list[list[int]], list[list[int]]], None] | None = None,
+    probe: Probe | None = None,
 ) -> tuple[ModelRun, list[list[int]]]:
     """Generate with one model. With `baseline_ids`, the candidate must tokenize every prompt
-    to exactly those ids, and is fed them. `while_loaded(model, tokenizer, prompt_ids,
-    output_ids)` runs before the model is freed. Returns the run and the prompt ids used."""
+    to exactly those ids, and is fed them. A `probe` sees every batch with its log-probs and
+    finishes before the model is freed. Returns the run and the prompt ids used."""
     started = time.monotonic()
     model, tok = load(spec)
     ids = encode_prompts(spec.name, items, tok, baseline_ids)
     limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+    if probe is not None:
+        probe.start(tok)
     rows = greedy(
-        model, ids, limits, pad_id(tok), tok.eos_token_id, settings.batch_size, desc=spec.name
-    )
+        model, ids, limits, pad_id(tok), tok.eos_token_id, settings.batch_size, desc=spec.name,
+        on_batch=None if probe is None else probe.on_batch, logprobs=probe is not None,
+    )  # fmt: skip
     gens = tuple(
         Generation(
             item.id,
@@ -102,22 +97,11 @@ def run_model(
         )
         for item, row in zip(items, rows, strict=True)
     )
-    if while_loaded is not None:
-        while_loaded(model, tok, ids, rows)
+    if probe is not None:
+        probe.finish(model, tok, ids, rows)
     del model
     gc.collect()
     return ModelRun(spec.name, gens, time.monotonic() - started), ids
-
-
-def pad_id(tok: Any) -> int:
-    return int(tok.eos_token_id if tok.pad_token_id is None else tok.pad_token_id)
-
-
-def continuations(rows: Sequence[list[int]], limits: Sequence[int], eos: int) -> list[list[int]]:
-    """The generated ids, plus the <eos> that ended a row before its limit."""
-    return [
-        [*row, eos] if len(row) < cap else list(row) for row, cap in zip(rows, limits, strict=True)
-    ]
 
 
 def write_generations(run: ModelRun, folder: Path) -> Path:
@@ -178,91 +162,33 @@ def run_all(
 ) -> dict[str, float]:  # fmt: skip
     """Generate with the baseline, then each candidate on the baseline's token ids; write
     each model's generations as soon as it is done, and (with `settings.distribution`)
-    each candidate's per-token distances to the baseline. Returns seconds per model."""
-    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
-    forcing: list[Forcing] = []
-
-    def store_baseline(model: Any, tok: Any, ids: list[list[int]], rows: list[list[int]]) -> None:
-        write_reference_nll(
-            model,
-            tok,
-            items,
-            ids,
-            settings.batch_size,
-            run_dir / "distribution" / f"{baseline.name}.reference.json",
-        )
-        conts = continuations(rows, limits, tok.eos_token_id)
+    each candidate's per-token distances to the baseline and every model's reference NLLs.
+    Returns seconds per model."""
+    dist_dir = run_dir / "distribution"
+    base_probe = None
+    if settings.distribution:
         store = LogprobStore(run_dir / "scratch" / "baseline-logprobs")
-        store.write(teacher_forced(model, ids, conts, pad_id(tok), settings.batch_size))
-        forcing.append(Forcing(ids, conts, store))
-
-    def compare_to_baseline(
-        name: str,
-    ) -> Callable[[Any, Any, list[list[int]], list[list[int]]], None]:
-        def run(model: Any, tok: Any, ids: list[list[int]], rows: list[list[int]]) -> None:
-            write_reference_nll(
-                model,
-                tok,
-                items,
-                ids,
-                settings.batch_size,
-                run_dir / "distribution" / f"{name}.reference.json",
-            )
-            f = forcing[0]
-            batches = teacher_forced(
-                model, f.prompts, f.continuations, pad_id(tok), settings.batch_size
-            )
-            cand = (logp for batch in batches for logp in batch)
-            stats = (
-                token_stats(b, c, t)
-                for b, c, t in zip(f.store.read(), cand, f.continuations, strict=True)
-            )
-            write_token_stats(items, stats, run_dir / "distribution" / f"{name}.jsonl")
-
-        return run
-
-    Hook = Callable[[Any, Any, list[list[int]], list[list[int]]], None]
-    hook: Hook | None = store_baseline if settings.distribution else None
-    base_run, base_ids = run_model(baseline, items, settings, while_loaded=hook)
+        base_probe = BaselineProbe(items, store, batch_size=settings.batch_size)
+    base_run, base_ids = run_model(baseline, items, settings, probe=base_probe)
     write_generations(base_run, run_dir / "generations")
+    if base_probe is not None:
+        write_json(dist_dir / f"{baseline.name}.reference.json", base_probe.reference_nll)
     seconds = {baseline.name: base_run.seconds}
     for cand in candidates:
-        hook = compare_to_baseline(cand.spec.name) if settings.distribution else None
-        run, _ = run_model(cand.spec, items, settings, baseline_ids=base_ids, while_loaded=hook)
+        probe = (
+            None if base_probe is None else CandidateProbe(items, base_probe, settings.batch_size)
+        )
+        run, _ = run_model(cand.spec, items, settings, baseline_ids=base_ids, probe=probe)
         write_generations(run, run_dir / "generations")
+        if probe is not None:
+            write_token_stats(items, probe.ordered(), dist_dir / f"{cand.spec.name}.jsonl")
+            write_json(dist_dir / f"{cand.spec.name}.reference.json", probe.reference_nll)
         seconds[cand.spec.name] = run.seconds
     shutil.rmtree(run_dir / "scratch", ignore_errors=True)
     return seconds
 
 
-def write_reference_nll(
-    model: Any,
-    tok: Any,
-    items: Sequence[EvalItem],
-    ids: list[list[int]],
-    batch_size: int,
-    path: Path,
-) -> None:
-    """Mean NLL per token of each item's single reference after its prompt (items with
-    several references, a regex or no reference have none): the model's perplexity on it."""
-    chosen = [
-        i for i, it in enumerate(items) if len(it.reference) == 1 and it.scorer is not Scorer.REGEX
-    ]
-    refs = [list(tok(items[i].reference[0], add_special_tokens=False).input_ids) for i in chosen]
-    keep = [(i, r) for i, r in zip(chosen, refs, strict=True) if r]
-    batches = teacher_forced(
-        model, [ids[i] for i, _ in keep], [r for _, r in keep], pad_id(tok), batch_size
-    )
-    logps = (lp for batch in batches for lp in batch)
-    nll = {}
-    for (i, ref), logp in zip(keep, logps, strict=True):
-        picked = logp.gather(1, torch.tensor(ref)[:, None])[:, 0]
-        nll[items[i].id] = float(-picked.double().mean())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nll) + "\n")
-
-
-def write_token_stats(items: Sequence[EvalItem], stats: Iterator[TokenStats], path: Path) -> None:
+def write_token_stats(items: Sequence[EvalItem], stats: Sequence[TokenStats], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for item, s in zip(items, stats, strict=True):

@@ -32,8 +32,15 @@ def through_store(
     model: torch.nn.Module, prompts: list[list[int]], conts: list[list[int]], tmp: Path
 ) -> list[torch.Tensor]:
     store = LogprobStore(tmp / "base")
-    store.write(teacher_forced(model, prompts, conts, pad_id=0, batch_size=3))
-    return list(store.read())
+    logps = [
+        lp
+        for batch in teacher_forced(model, prompts, conts, pad_id=0, batch_size=3)
+        for lp in batch
+    ]
+    for i in reversed(range(len(logps))):  # any order: the store is addressed by item
+        store.append(i, logps[i])
+    store.close()
+    return [store.get(i) for i in range(len(logps))]
 
 
 def test_pack_round_trip_error() -> None:
@@ -97,11 +104,37 @@ def test_token_stats_by_hand() -> None:
     assert s.delta_p == pytest.approx((0.25, 0.0))
 
 
-def test_store_memory_is_flat(tmp_path: Path) -> None:
-    """Reading yields one item at a time from memory maps: nothing accumulates."""
-    batches = [[torch.log_softmax(torch.randn(3, 64), -1) for _ in range(4)] for _ in range(5)]
+def test_store_reads_items_through_memory_maps(tmp_path: Path) -> None:
+    logps = [torch.log_softmax(torch.randn(n, 64), -1) for n in (3, 1, 5, 2)]
     store = LogprobStore(tmp_path / "s")
-    store.write(iter(batches))
-    read = store.read()
-    first = next(read)
-    assert first.shape == (3, 64) and sum(1 for _ in read) == 19
+    for i, lp in enumerate(logps):
+        store.append(i, lp)
+    store.close()
+    assert (tmp_path / "s.codes").stat().st_size == 2 * 64 * 11  # uint16 per entry
+    for i, lp in enumerate(logps):
+        got = store.get(i)
+        assert got.shape == lp.shape and (got - lp.double()).abs().max() < 1e-3
+
+
+def test_generation_logprobs_equal_teacher_forcing_on_the_own_output(tiny_model_dir: Path) -> None:
+    """The probes take a model's log-probs from its own greedy generation; they must be what
+    a teacher-forced pass on that output gives."""
+    from harness.generate import greedy
+
+    model, _ = load(ModelSpec("a", str(tiny_model_dir)))
+    prompts, _ = inputs()
+    seen: dict[int, tuple[list[int], torch.Tensor]] = {}
+
+    def keep(idx: list[int], rows: list[list[int]], lps: list[torch.Tensor] | None) -> None:
+        assert lps is not None
+        for i, row, lp in zip(idx, rows, lps, strict=True):
+            seen[i] = (row, lp)
+
+    greedy(
+        model, prompts, [6] * len(prompts), 0, eos_id=2, batch_size=3, on_batch=keep, logprobs=True
+    )
+    for i, p in enumerate(prompts):
+        row, lp = seen[i]
+        cont = [*row, 2] if lp.shape[0] > len(row) else row
+        [forced] = next(teacher_forced(model, [p], [cont], 0, 1))
+        assert (lp - forced).abs().max() < 1e-4
