@@ -115,12 +115,14 @@ class Bar:
     label: str
 
 
-HIST_W, HIST_H, HIST_PAD = 540.0, 150.0, 24.0
+HIST_W, HIST_H, HIST_PAD = 640.0, 150.0, 24.0
 
 
 def kld_label(low: float, high: float) -> str:
-    fmt = lambda v: "0" if v == 0 else ("∞" if math.isinf(v) else f"{v:g}")  # noqa: E731
-    return f"[{fmt(low)}, {fmt(high)})"
+    """A short bar label: the decade's lower edge (`<1e-06` for the first bar)."""
+    if low == 0:
+        return f"<{high:.0e}"
+    return f"≥{low:.0e}" if math.isinf(high) else f"{low:.0e}"
 
 
 def histogram_bars(counts: list[int]) -> list[Bar]:
