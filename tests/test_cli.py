@@ -4,8 +4,8 @@ artifacts, determinism, escaping, and the report agreeing with results.json."""
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
