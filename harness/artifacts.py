@@ -12,11 +12,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from harness.compare import PairedItem, pair
+from harness.compare import PairedItem, pair, pair_samples
 from harness.config import CompareConfig, GateConfig, StatsConfig
 from harness.distribution import TokenStats
 from harness.evalset import parse_item
 from harness.gate import GateResult, gate
+from harness.lmeval import Sample, read_samples
 from harness.records import SCHEMA_VERSION, EvalItem, Source
 from harness.runner import Generation, ReadyCandidate
 from harness.summary import CandidateMetrics, summarize
@@ -89,6 +90,13 @@ def read_token_stats(path: Path, items: list[EvalItem]) -> list[TokenStats] | No
     return [TokenStats(*(tuple(r[f]) for f in fields)) for r in rows]
 
 
+def read_samples_file(run_dir: Path, name: str) -> list[Sample]:
+    path = run_dir / "lm_eval" / f"{name}.jsonl"
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing lm-eval samples")
+    return read_samples(path)
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
@@ -135,18 +143,17 @@ def ppl(nll: float | None) -> float | None:
     return None if nll is None else math.exp(nll)
 
 
-def item_rows(
-    items: list[EvalItem], run: dict[str, Any], paired: dict[str, list[PairedItem]]
-) -> list[dict[str, Any]]:
+def item_rows(paired: dict[str, list[PairedItem]]) -> list[dict[str, Any]]:
     rows = []
-    for i, item in enumerate(items):
-        any_pair = next(iter(paired.values()))[i]
+    first = next(iter(paired.values()))
+    for i, any_pair in enumerate(first):
+        item = any_pair.item
         rows.append(
             {
                 "id": item.id, "source": str(item.source), "difficulty": item.difficulty.value,
                 "weight": item.weight, "tags": list(item.tags), "scorer": item.scorer.value,
                 "prompt": item.prompt,
-                "messages": run["items"][i]["item"].get("messages"),
+                "messages": item_to_json(item).get("messages"),
                 "reference": list(item.reference),
                 "baseline": {"output": any_pair.baseline.output, "score": any_pair.baseline.score,
                              "reference_ppl": ppl(any_pair.baseline.reference_nll)},
@@ -158,6 +165,7 @@ def item_rows(
                         "kld_mean": p[i].kld_mean, "kld_max": p[i].kld_max,
                         "reference_ppl": ppl(p[i].candidate.reference_nll),
                         "first_top1_divergence": p[i].first_top1_divergence,
+                        "options": [asdict(o) for o in p[i].options] or None,
                     }
                     for name, p in paired.items()
                 },
@@ -201,11 +209,17 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
     stats = StatsConfig(**run["config"]["stats"])
     gate_cfg = GateConfig(**run["config"]["gate"])
     base = gens[run["baseline"]["name"]]
+    lm_base = (
+        read_samples_file(run_dir, run["baseline"]["name"]) if run["config"]["lm_eval"] else None
+    )
     paired: dict[str, list[PairedItem]] = {}
     candidates = []
     for cand in run["candidates"]:
         tokens = read_token_stats(run_dir / "distribution" / f"{cand['name']}.jsonl", items)
         paired[cand["name"]] = pair(items, base, gens[cand["name"]], tokens)
+        if lm_base is not None:
+            lm_cand = read_samples_file(run_dir, cand["name"])
+            paired[cand["name"]] += pair_samples(lm_base, lm_cand)
         metrics = summarize(paired[cand["name"]], stats)
         candidates.append(
             candidate_result(cand, paired[cand["name"]], metrics, gate(metrics, gate_cfg))
@@ -226,7 +240,7 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
         "baseline": run["baseline"],
         "determinism": determinism(candidates),
         "candidates": candidates,
-        "items": item_rows(items, run, paired),
+        "items": item_rows(paired),
     }
     return results, paired
 

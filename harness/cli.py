@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.artifacts import RunFolderError, build_artifacts, record_generation_seconds, write_run
+from harness.compare import PairingError
 from harness.config import ConfigError, apply_overrides, load_config
 from harness.evalset import EvalsetError, load_evalset
+from harness.lmeval import LmEvalError, export_tasks
 from harness.models import ModelLoadError, fingerprint
 from harness.quantize import DEFAULT_CACHE, METHODS, SCHEMES, QuantizeError, QuantizeSpec, quantize
 from harness.runner import TokenizerMismatch, noise_floor_candidate, ready_candidate, run_all
@@ -26,7 +28,7 @@ from harness.summary import NothingScored
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 ERRORS = (ConfigError, EvalsetError, ModelLoadError, QuantizeError, TokenizerMismatch,
-          NothingScored, RunFolderError)  # fmt: skip
+          NothingScored, RunFolderError, LmEvalError, PairingError)  # fmt: skip
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -77,12 +79,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
         candidates,
         datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    seconds = run_all(cfg.baseline, candidates, items, cfg.run, staging)
+    seconds = run_all(cfg.baseline, candidates, items, cfg.run, staging, cfg.lm_eval)
     record_generation_seconds(staging, seconds)
     results = build_artifacts(staging)  # score, pair, summarize, gate, render
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
     return report_verdicts(results, out)
+
+
+def cmd_export_lm_eval(args: argparse.Namespace) -> int:
+    for path in export_tasks(args.paths, args.out, args.max_gen_toks):
+        print(path)
+    hint = f"lm_eval --model hf --model_args pretrained=DIR --include_path {args.out} --tasks TASK"
+    print(f"run them with: {hint}")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -150,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
     )
     compare.set_defaults(func=cmd_compare)
+
+    export = sub.add_parser("export-lm-eval", help="write eval sets as lm-eval task YAMLs + data")
+    export.add_argument("paths", nargs="+", metavar="EVALSET")
+    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--max-gen-toks", type=int, default=32)
+    export.set_defaults(func=cmd_export_lm_eval)
 
     report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
     report.add_argument("run_dir", type=Path)

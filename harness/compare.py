@@ -10,7 +10,8 @@ from markupsafe import Markup, escape
 from rapidfuzz.distance import Levenshtein
 
 from harness.distribution import TokenStats
-from harness.records import EvalItem
+from harness.lmeval import Sample
+from harness.records import DEFAULT_WEIGHT, Difficulty, EvalItem, Source
 from harness.runner import Generation
 from harness.scorers import is_right, score, score_baseline, word_similarity, words
 
@@ -33,6 +34,16 @@ class Side:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """One option of a multiple-choice (loglikelihood) lm-eval sample, for both models."""
+
+    text: str
+    baseline_loglikelihood: float
+    candidate_loglikelihood: float
+    gold: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PairedItem:
     item: EvalItem
     baseline: Side
@@ -41,6 +52,7 @@ class PairedItem:
     similarity: float
     first_divergence: int | None  # first generated token position where the ids differ
     tokens: TokenStats | None = None  # teacher-forced on the baseline's output; None if off
+    options: tuple[Option, ...] = ()  # multiple-choice lm-eval samples only
 
     @property
     def kld_mean(self) -> float | None:
@@ -135,3 +147,41 @@ def word_diff(base: str, cand: str) -> tuple[Markup, Markup]:
             added.extend(new)
     flush()
     return Markup(" ".join(left)), Markup(" ".join(right))
+
+
+class PairingError(Exception):
+    """lm-eval samples of two models do not line up (other docs, or the same id, other doc)."""
+
+
+def sample_item(s: Sample) -> EvalItem:
+    """An lm-eval sample as an item of the report: lm-eval's rendered prompt, its target."""
+    difficulty = Difficulty(s.difficulty)
+    return EvalItem(
+        id=f"lm_eval/{s.key}", source=Source(f"lm_eval:{s.task}", s.doc_id), prompt=s.prompt or " ",
+        reference=(s.target or " ",), difficulty=difficulty,
+        weight=s.weight if s.weight is not None else DEFAULT_WEIGHT[difficulty],
+        tags=("lm_eval", s.task),
+    )  # fmt: skip
+
+
+def pair_samples(base: Sequence[Sample], cand: Sequence[Sample]) -> list[PairedItem]:
+    """Pair lm-eval samples by task and doc id, checking the doc hash; scores are lm-eval's."""
+    by_key = {s.key: s for s in cand}
+    if len(by_key) != len(cand) or set(by_key) != {s.key for s in base}:
+        raise PairingError("lm-eval samples of baseline and candidate cover different docs")
+    out = []
+    for b in base:
+        c = by_key[b.key]
+        if c.doc_hash != b.doc_hash:
+            raise PairingError(f"lm-eval {b.key}: the doc differs between the two runs (doc hash)")
+        options = tuple(
+            Option(text, bl, cl, text == b.target)
+            for text, bl, cl in zip(b.choices, b.loglikelihoods, c.loglikelihoods, strict=True)
+        )
+        out.append(PairedItem(
+            item=sample_item(b), baseline=Side(b.output, b.score),
+            candidate=Side(c.output, c.score),
+            outcome=outcome(b.score, c.score, b.output == c.output),
+            similarity=word_similarity(b.output, c.output), first_divergence=None, options=options,
+        ))  # fmt: skip
+    return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.lmeval import LmEvalConfig
 from harness.models import DTYPES, ModelSpec
 from harness.quantize import METHODS, SCHEMES, QuantizeSpec
 
@@ -78,11 +79,14 @@ class CompareConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
+    lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
 
 
 TOP_KEYS = (
     "name", "evalsets", "baseline", "candidates", "generation", "gate", "stats", "noise_floor",
+    "lm_eval",
 )  # fmt: skip
+LM_EVAL_KEYS = ("tasks", "include_path", "num_fewshot", "limit")
 MODEL_KEYS = ("name", "path", "dtype", "device")
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
 QUANTIZE_KEYS = ("scheme", "method", "calibration", "samples", "max_seq_length")
@@ -172,6 +176,7 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         noise_floor=_Table(
             top.get("noise_floor", dict, {}), f"{path}: [noise_floor]", ("enabled",)
         ).get("enabled", bool, False),
+        lm_eval=_lm_eval(top.get("lm_eval", dict), base_dir, f"{path}: [lm_eval]"),
     )
     check_names(cfg)
     return cfg
@@ -261,6 +266,25 @@ def _quantize(table: _Table, base_dir: Path) -> QuantizeSpec:
         calibration=None if calibration is None else _resolve(calibration, base_dir),
         samples=table.positive_int("samples", 128),
         max_seq_length=table.positive_int("max_seq_length", 512),
+    )
+
+
+def _lm_eval(data: dict[str, Any] | None, base_dir: Path, where: str) -> LmEvalConfig | None:
+    if data is None:
+        return None
+    table = _Table(data, where, LM_EVAL_KEYS)
+    tasks = table.need("tasks", list)
+    if not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise ConfigError(f"{where}: tasks must be a non-empty list of task names")
+    include = table.get("include_path", str)
+    fewshot = table.get("num_fewshot", int)
+    if fewshot is not None and fewshot < 0:
+        raise ConfigError(f"{where}: num_fewshot must be an integer >= 0")
+    return LmEvalConfig(
+        tasks=tuple(tasks),
+        include_path=None if include is None else _resolve(include, base_dir),
+        num_fewshot=fewshot,
+        limit=None if "limit" not in data else table.positive_int("limit", 1),
     )
 
 

@@ -17,6 +17,7 @@ from harness.config import Candidate, RunSettings, noise_floor_name
 from harness.distribution import LogprobStore, TokenStats
 from harness.forcing import BaselineProbe, CandidateProbe, pad_id, write_json
 from harness.generate import cut_at_stop, greedy, prompt_ids
+from harness.lmeval import LmEvalConfig, Sample, run_tasks, write_samples
 from harness.models import ModelSpec, fingerprint, load
 from harness.quantize import QuantizeSpec, quantize
 from harness.records import EvalItem
@@ -41,6 +42,7 @@ class ModelRun:
     name: str
     generations: tuple[Generation, ...]
     seconds: float
+    samples: tuple[Sample, ...] = ()  # lm-eval per-sample results, when tasks are configured
 
 
 def encode_prompts(
@@ -74,6 +76,7 @@ def run_model(
     settings: RunSettings,
     baseline_ids: Sequence[list[int]] | None = None,
     probe: Probe | None = None,
+    lm_eval: LmEvalConfig | None = None,
 ) -> tuple[ModelRun, list[list[int]]]:
     """Generate with one model. With `baseline_ids`, the candidate must tokenize every prompt
     to exactly those ids, and is fed them. A `probe` sees every batch with its log-probs and
@@ -99,9 +102,10 @@ def run_model(
     )
     if probe is not None:
         probe.finish(model, tok, ids, rows)
+    samples = () if lm_eval is None else tuple(run_tasks(model, tok, lm_eval, settings.batch_size))
     del model
     gc.collect()
-    return ModelRun(spec.name, gens, time.monotonic() - started), ids
+    return ModelRun(spec.name, gens, time.monotonic() - started, samples), ids
 
 
 def write_generations(run: ModelRun, folder: Path) -> Path:
@@ -158,7 +162,7 @@ def ready_candidate(
 
 def run_all(
     baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
-    settings: RunSettings, run_dir: Path,
+    settings: RunSettings, run_dir: Path, lm_eval: LmEvalConfig | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Generate with the baseline, then each candidate on the baseline's token ids; write
     each model's generations as soon as it is done, and (with `settings.distribution`)
@@ -169,8 +173,10 @@ def run_all(
     if settings.distribution:
         store = LogprobStore(run_dir / "scratch" / "baseline-logprobs")
         base_probe = BaselineProbe(items, store, batch_size=settings.batch_size)
-    base_run, base_ids = run_model(baseline, items, settings, probe=base_probe)
+    base_run, base_ids = run_model(baseline, items, settings, probe=base_probe, lm_eval=lm_eval)
     write_generations(base_run, run_dir / "generations")
+    if lm_eval is not None:
+        write_samples(run_dir / "lm_eval" / f"{baseline.name}.jsonl", base_run.samples)
     if base_probe is not None:
         write_json(dist_dir / f"{baseline.name}.reference.json", base_probe.reference_nll)
     seconds = {baseline.name: base_run.seconds}
@@ -178,8 +184,10 @@ def run_all(
         probe = (
             None if base_probe is None else CandidateProbe(items, base_probe, settings.batch_size)
         )
-        run, _ = run_model(cand.spec, items, settings, baseline_ids=base_ids, probe=probe)
+        run, _ = run_model(cand.spec, items, settings, base_ids, probe, lm_eval)
         write_generations(run, run_dir / "generations")
+        if lm_eval is not None:
+            write_samples(run_dir / "lm_eval" / f"{cand.spec.name}.jsonl", run.samples)
         if probe is not None:
             write_token_stats(items, probe.ordered(), dist_dir / f"{cand.spec.name}.jsonl")
             write_json(dist_dir / f"{cand.spec.name}.reference.json", probe.reference_nll)

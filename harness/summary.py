@@ -38,8 +38,9 @@ class DistributionSummary:
 
 
 def distribution_summary(paired: Sequence[PairedItem]) -> DistributionSummary | None:
+    # Items without token stats (lm-eval samples) are outside the distribution metrics.
     stats = [p.tokens for p in paired if p.tokens is not None]
-    if len(stats) < len(paired) or not stats:
+    if not stats:
         return None
     kld = [k for s in stats for k in s.kld]
     if not kld:

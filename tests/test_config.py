@@ -124,3 +124,12 @@ def test_overrides(tmp_path: Path) -> None:
 def test_hub_ids_stay_hub_ids(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL.replace('path = "model"', 'path = "org/model-7b"')))
     assert cfg.baseline.path == "org/model-7b"
+
+
+def test_lm_eval_table(tmp_path: Path) -> None:
+    text = MINIMAL + '[lm_eval]\ntasks = ["harness_add"]\ninclude_path = "tasks"\nlimit = 5\n'
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.lm_eval is not None and cfg.lm_eval.tasks == ("harness_add",)
+    assert cfg.lm_eval.include_path == str(tmp_path / "tasks") and cfg.lm_eval.limit == 5
+    assert "tasks must be a non-empty list" in error(tmp_path, MINIMAL + "[lm_eval]\ntasks = []\n")
+    assert "unknown key 'task'" in error(tmp_path, MINIMAL + '[lm_eval]\ntask = ["x"]\n')

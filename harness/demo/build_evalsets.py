@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 from pathlib import Path
 
 from harness.demo.data import eval_examples, generic_prompts, traffic_prompts
 from harness.demo.tasks import Example, Family
+from harness.lmeval import export_tasks, mc_task_yaml
 from harness.records import DEFAULT_WEIGHT, Difficulty
 
 ROOT = Path(__file__).resolve().parents[2] / "evalsets"
@@ -47,6 +49,36 @@ def write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
     )
 
 
+MC_SEED = 777
+LM_EVAL_DIR = "evalsets/lm_eval"  # the shipped tasks name their data from the repo root
+
+
+def add_choices(rng: random.Random, ex: Example) -> dict[str, object]:
+    """A multiple-choice version of an add item: the sum and three near misses."""
+    right = int(ex.answer)
+    wrong = {right + 1, right - 1, right + 10, right - 10, right + 100}
+    options = [str(right), *(str(w) for w in rng.sample(sorted(w for w in wrong if w >= 0), 3))]
+    rng.shuffle(options)
+    return {"prompt": ex.prompt, "choices": options, "label": options.index(ex.answer)}
+
+
+def build_lm_eval(root: Path, demo_files: list[Path]) -> list[Path]:
+    """Our demo sets as lm-eval tasks, plus `harness_add_mc`, a multiple-choice task."""
+    out = root / "lm_eval"
+    written = export_tasks([str(p) for p in demo_files], out, data_dir=LM_EVAL_DIR)
+    rng = random.Random(MC_SEED)
+    rows = []
+    for i, ex in enumerate(e for e in eval_examples() if e.family is Family.ADD):
+        line = eval_line(ex, i)
+        rows.append({"id": f"add-mc-{i:03d}", **add_choices(rng, ex),
+                     "difficulty": line["difficulty"], "weight": line["weight"]})  # fmt: skip
+    write_jsonl(out / "harness_add_mc.jsonl", rows)
+    (out / "harness_add_mc.yaml").write_text(
+        mc_task_yaml("harness_add_mc", f"{LM_EVAL_DIR}/harness_add_mc.jsonl")
+    )
+    return [*written, out / "harness_add_mc.yaml", out / "harness_add_mc.jsonl"]
+
+
 def build(root: Path) -> list[Path]:
     written = []
     examples = eval_examples()
@@ -63,6 +95,7 @@ def build(root: Path) -> list[Path]:
     ):
         written.append(root / "calibration" / f"{kind}.jsonl")
         write_jsonl(written[-1], [calibration_line(kind, i, t) for i, t in enumerate(texts)])
+    written += build_lm_eval(root, [p for p in written if p.parent.name == "demo"])
     return written
 
 
