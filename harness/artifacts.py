@@ -5,6 +5,7 @@ is exactly that second step."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from harness.evalset import parse_item
 from harness.gate import GateResult, gate
 from harness.lmeval import Sample, read_samples
 from harness.records import SCHEMA_VERSION, EvalItem, Source
+from harness.review import MERGED, load_merged, run_id, summarize_review
 from harness.runner import Generation, ReadyCandidate
 from harness.summary import CandidateMetrics, summarize
 
@@ -90,6 +92,11 @@ def read_token_stats(path: Path, items: list[EvalItem]) -> list[TokenStats] | No
     return [TokenStats(*(tuple(r[f]) for f in fields)) for r in rows]
 
 
+def load_imports(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / MERGED
+    return list(read_json(path)["imports"]) if path.is_file() else []
+
+
 def read_samples_file(run_dir: Path, name: str) -> list[Sample]:
     path = run_dir / "lm_eval" / f"{name}.jsonl"
     if not path.is_file():
@@ -127,7 +134,7 @@ def metrics_json(m: CandidateMetrics) -> dict[str, Any]:
 
 
 def candidate_result(
-    cand: dict[str, Any], paired: list[PairedItem], metrics: CandidateMetrics, result: GateResult
+    cand: dict[str, Any], metrics: CandidateMetrics, result: GateResult
 ) -> dict[str, Any]:
     return cand | {
         "verdict": result.verdict,
@@ -143,7 +150,9 @@ def ppl(nll: float | None) -> float | None:
     return None if nll is None else math.exp(nll)
 
 
-def item_rows(paired: dict[str, list[PairedItem]]) -> list[dict[str, Any]]:
+def item_rows(
+    paired: dict[str, list[PairedItem]], verdicts: dict[str, dict[str, dict[str, str]]]
+) -> list[dict[str, Any]]:
     rows = []
     first = next(iter(paired.values()))
     for i, any_pair in enumerate(first):
@@ -166,6 +175,7 @@ def item_rows(paired: dict[str, list[PairedItem]]) -> list[dict[str, Any]]:
                         "reference_ppl": ppl(p[i].candidate.reference_nll),
                         "first_top1_divergence": p[i].first_top1_divergence,
                         "options": [asdict(o) for o in p[i].options] or None,
+                        "review": verdicts.get(name, {}).get(item.id),
                     }
                     for name, p in paired.items()
                 },
@@ -210,9 +220,12 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
     gate_cfg = GateConfig(**run["config"]["gate"])
     base = gens[run["baseline"]["name"]]
     lm_base = (
-        read_samples_file(run_dir, run["baseline"]["name"]) if run["config"]["lm_eval"] else None
+        read_samples_file(run_dir, run["baseline"]["name"])
+        if run["config"].get("lm_eval")
+        else None
     )
     paired: dict[str, list[PairedItem]] = {}
+    verdicts = load_merged(run_dir)
     candidates = []
     for cand in run["candidates"]:
         tokens = read_token_stats(run_dir / "distribution" / f"{cand['name']}.jsonl", items)
@@ -221,9 +234,9 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
             lm_cand = read_samples_file(run_dir, cand["name"])
             paired[cand["name"]] += pair_samples(lm_base, lm_cand)
         metrics = summarize(paired[cand["name"]], stats)
-        candidates.append(
-            candidate_result(cand, paired[cand["name"]], metrics, gate(metrics, gate_cfg))
-        )
+        review = summarize_review(paired[cand["name"]], verdicts.get(cand["name"], {}))
+        result = gate(metrics, gate_cfg, review)
+        candidates.append(candidate_result(cand, metrics, result) | {"review": asdict(review)})
     results = {
         k: run[k]
         for k in (
@@ -240,7 +253,8 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
         "baseline": run["baseline"],
         "determinism": determinism(candidates),
         "candidates": candidates,
-        "items": item_rows(paired),
+        "items": item_rows(paired, verdicts),
+        "review_imports": load_imports(run_dir),
     }
     return results, paired
 
@@ -250,11 +264,18 @@ def build_artifacts(run_dir: Path) -> dict[str, Any]:
     from harness.report import render_csv, render_html, render_junit, render_summary
 
     results, paired = build_results(run_dir)
-    write_atomic(run_dir / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(run_dir / "results.json", text)
+    run = read_json(run_dir / RUN_FILE)
+    if "results_sha256" not in run:
+        # The run's identity for reviews: results.json as compare wrote it (before any verdict).
+        run["results_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        write_atomic(run_dir / RUN_FILE, json.dumps(run, indent=2, ensure_ascii=False) + "\n")
     write_atomic(run_dir / "items.csv", render_csv(results))
     write_atomic(run_dir / "junit.xml", render_junit(results))
     write_atomic(run_dir / "summary.md", render_summary(results))
-    write_atomic(run_dir / "report.html", render_html(results, paired))
+    identity = {"run_id": run_id(run), "results_sha256": run["results_sha256"]}
+    write_atomic(run_dir / "report.html", render_html(results, paired, identity))
     return results
 
 

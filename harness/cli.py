@@ -16,19 +16,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.artifacts import RunFolderError, build_artifacts, record_generation_seconds, write_run
+from harness.artifacts import (
+    RUN_FILE,
+    RunFolderError,
+    build_artifacts,
+    read_json,
+    record_generation_seconds,
+    write_run,
+)
 from harness.compare import PairingError
 from harness.config import ConfigError, apply_overrides, load_config
 from harness.evalset import EvalsetError, load_evalset
 from harness.lmeval import LmEvalError, export_tasks
 from harness.models import ModelLoadError, fingerprint
 from harness.quantize import DEFAULT_CACHE, METHODS, SCHEMES, QuantizeError, QuantizeSpec, quantize
+from harness.review import ReviewError, import_review
 from harness.runner import TokenizerMismatch, noise_floor_candidate, ready_candidate, run_all
 from harness.summary import NothingScored
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 ERRORS = (ConfigError, EvalsetError, ModelLoadError, QuantizeError, TokenizerMismatch,
-          NothingScored, RunFolderError, LmEvalError, PairingError)  # fmt: skip
+          NothingScored, RunFolderError, LmEvalError, PairingError, ReviewError)  # fmt: skip
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -93,6 +101,15 @@ def cmd_export_lm_eval(args: argparse.Namespace) -> int:
     hint = f"lm_eval --model hf --model_args pretrained=DIR --include_path {args.out} --tasks TASK"
     print(f"run them with: {hint}")
     return EXIT_OK
+
+
+def cmd_review_import(args: argparse.Namespace) -> int:
+    """Merge a reviewer's verdicts into the run, then rebuild every artifact (and the gate)."""
+    run = read_json(args.run_dir / RUN_FILE)
+    ids = {item["id"] for item in read_json(args.run_dir / "results.json")["items"]}
+    count = import_review(args.run_dir, args.review, run, ids)
+    print(f"imported {count} verdict(s) from {args.review}")
+    return report_verdicts(build_artifacts(args.run_dir), args.run_dir)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -166,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--max-gen-toks", type=int, default=32)
     export.set_defaults(func=cmd_export_lm_eval)
+
+    review = sub.add_parser("review", help="hand review verdicts")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    imp = review_sub.add_parser("import", help="merge a review.json exported from report.html")
+    imp.add_argument("run_dir", type=Path)
+    imp.add_argument("review", type=Path)
+    imp.set_defaults(func=cmd_review_import)
 
     report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
     report.add_argument("run_dir", type=Path)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from markupsafe import Markup, escape
 from rapidfuzz.distance import Levenshtein
 
 from harness.distribution import TokenStats
@@ -117,36 +116,28 @@ def pair(
     return out
 
 
-def word_diff(base: str, cand: str) -> tuple[Markup, Markup]:
-    """Both outputs as HTML: words the candidate lost in <del>, words it added in <ins>.
-    Every word is escaped before any markup is added; this is the report's only raw HTML."""
+def diff_ops(base: str, cand: str) -> tuple[list[list[str]], list[list[str]]]:
+    """A word-level diff as data: (baseline side, candidate side), each a list of
+    [op, text] runs: "=" kept, "-" lost by the candidate, "+" added by it. Adjacent edits
+    merge into one run. The report builds DOM text nodes from it; nothing here is markup."""
     a, b = words(base), words(cand)
-    left: list[str] = []
-    right: list[str] = []
-    lost: list[str] = []
-    added: list[str] = []
-
-    def flush() -> None:
-        # Adjacent edits become one highlighted run per side.
-        if lost:
-            left.append(f"<del>{' '.join(lost)}</del>")
-        if added:
-            right.append(f"<ins>{' '.join(added)}</ins>")
-        lost.clear()
-        added.clear()
-
+    left: list[list[str]] = []
+    right: list[list[str]] = []
     for op in Levenshtein.opcodes(a, b):
-        old = [str(escape(w)) for w in a[op.src_start : op.src_end]]
-        new = [str(escape(w)) for w in b[op.dest_start : op.dest_end]]
+        old = " ".join(a[op.src_start : op.src_end])
+        new = " ".join(b[op.dest_start : op.dest_end])
         if op.tag == "equal":
-            flush()
-            left.extend(old)
-            right.extend(new)
-        else:
-            lost.extend(old)
-            added.extend(new)
-    flush()
-    return Markup(" ".join(left)), Markup(" ".join(right))
+            left.append(["=", old])
+            right.append(["=", new])
+            continue
+        for side, mark, text in ((left, "-", old), (right, "+", new)):
+            if not text:
+                continue
+            if side and side[-1][0] == mark:
+                side[-1][1] += " " + text
+            else:
+                side.append([mark, text])
+    return left, right
 
 
 class PairingError(Exception):

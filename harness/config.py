@@ -54,6 +54,8 @@ class GateConfig:
     max_mean_kld: float | None = None
     max_p99_kld: float | None = None
     min_top1_agreement: float | None = None
+    require_review: bool = False  # fail while a hard regression has no hand verdict
+    max_confirmed_regressions: int | None = None  # items a reviewer marked "regression"
     bound: str = "upper_ci"
 
     def __post_init__(self) -> None:
@@ -94,7 +96,7 @@ GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop", "distribution")
 GATE_KEYS = (
     "max_weighted_accuracy_drop", "max_hard_accuracy_drop", "max_hard_regressions",
     "max_weighted_regression_share", "max_mean_kld", "max_p99_kld", "min_top1_agreement",
-    "bound",
+    "require_review", "max_confirmed_regressions", "bound",
 )  # fmt: skip
 STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
 
@@ -300,13 +302,18 @@ def _run(table: _Table) -> RunSettings:
     )
 
 
+def _count(table: _Table, key: str) -> int | None:
+    value = table.get(key, int)
+    if value is not None and value < 0:
+        raise ConfigError(f"{table.where}: {key} must be an integer >= 0")
+    return None if value is None else int(value)
+
+
 def _gate(table: _Table) -> GateConfig:
     bound = table.get("bound", str, "upper_ci")
     if bound not in BOUNDS:
         raise ConfigError(f"{table.where}: bound must be one of {', '.join(BOUNDS)}")
-    regressions = table.get("max_hard_regressions", int)
-    if regressions is not None and regressions < 0:
-        raise ConfigError(f"{table.where}: max_hard_regressions must be an integer >= 0")
+    regressions = _count(table, "max_hard_regressions")
     return GateConfig(
         max_weighted_accuracy_drop=table.threshold("max_weighted_accuracy_drop"),
         max_hard_accuracy_drop=table.threshold("max_hard_accuracy_drop"),
@@ -315,6 +322,8 @@ def _gate(table: _Table) -> GateConfig:
         max_mean_kld=table.threshold("max_mean_kld"),
         max_p99_kld=table.threshold("max_p99_kld"),
         min_top1_agreement=table.threshold("min_top1_agreement"),
+        require_review=table.get("require_review", bool, False),
+        max_confirmed_regressions=_count(table, "max_confirmed_regressions"),
         bound=bound,
     )
 

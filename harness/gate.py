@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from harness.config import GateConfig
 from harness.metrics import Interval
+from harness.review import ReviewSummary
 from harness.summary import CandidateMetrics
 
 
@@ -91,7 +92,27 @@ def _distribution_rules(m: CandidateMetrics, cfg: GateConfig) -> list[RuleResult
     return rules
 
 
-def gate(m: CandidateMetrics, cfg: GateConfig) -> GateResult:
+def _review_rules(review: ReviewSummary | None, cfg: GateConfig) -> list[RuleResult]:
+    rules = []
+    r = review or ReviewSummary(0, 0, 0, 0, 0, 0)
+    if cfg.require_review:
+        ok = r.hard_regressions_unreviewed == 0
+        rules.append(RuleResult(
+            "require_review", ok,
+            f"{r.hard_regressions_unreviewed} hard regression(s) have no hand verdict yet "
+            f"({r.reviewed} of {r.flagged} flagged items reviewed); review is required",
+        ))  # fmt: skip
+    if cfg.max_confirmed_regressions is not None:
+        ok = r.confirmed_regressions <= cfg.max_confirmed_regressions
+        rules.append(RuleResult(
+            "max_confirmed_regressions", ok,
+            f"Reviewers confirmed {r.confirmed_regressions} regression(s); the limit is "
+            f"{cfg.max_confirmed_regressions}",
+        ))  # fmt: skip
+    return rules
+
+
+def gate(m: CandidateMetrics, cfg: GateConfig, review: ReviewSummary | None = None) -> GateResult:
     rules: list[RuleResult] = []
     if cfg.max_weighted_accuracy_drop is not None:
         rules.append(
@@ -132,6 +153,7 @@ def gate(m: CandidateMetrics, cfg: GateConfig) -> GateResult:
             f"{judged:.2%} against the limit of {cfg.max_weighted_regression_share:.2%}",
         ))  # fmt: skip
     rules += _distribution_rules(m, cfg)
+    rules += _review_rules(review, cfg)
     if not rules:
         return GateResult(
             "fail", (RuleResult("gate", False, "No gate rule is set: nothing can pass."),)

@@ -3,19 +3,18 @@ StrictUndefined, self-contained), items.csv (pandas), junit.xml and summary.md."
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
-import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from markupsafe import Markup
 
-from harness.compare import Outcome, PairedItem, word_diff
-from harness.summary import KLD_EDGES
+from harness.compare import PairedItem
+from harness.page import data_island, histogram, slice_charts
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -41,103 +40,6 @@ def environment() -> Environment:
     return env
 
 
-@dataclass(frozen=True, slots=True)
-class Card:
-    p: PairedItem
-    prompt_text: str
-    base_html: Markup
-    cand_html: Markup
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    title: str
-    key: str
-    cards: tuple[Card, ...]
-
-
-def prompt_text(p: PairedItem) -> str:
-    if p.item.prompt is not None:
-        return p.item.prompt
-    return "\n".join(f"[{m.role.value}] {m.content}" for m in p.item.messages or ())
-
-
-def card(p: PairedItem) -> Card:
-    base, cand = word_diff(p.baseline.output, p.candidate.output)
-    return Card(p, prompt_text(p), base, cand)
-
-
-def review_queue(paired: list[PairedItem]) -> tuple[list[Group], int]:
-    """Hard regressions first, then other regressions, changed outputs (least similar
-    first), improvements, unscorable; identical outputs only counted."""
-    by = {o: [p for p in paired if p.outcome is o] for o in Outcome}
-    heavy = lambda p: (-p.item.weight, p.item.id)  # noqa: E731
-    # Changed outputs: the largest distribution shift first (least similar when unmeasured).
-    shifted = lambda p: (-(p.kld_mean or 0.0), p.similarity, p.item.id)  # noqa: E731
-    regressions = sorted(by[Outcome.REGRESSION], key=heavy)
-    groups = [
-        Group(
-            "Hard regressions",
-            "hard-regression",
-            tuple(card(p) for p in regressions if p.item.hard),
-        ),
-        Group(
-            "Other regressions",
-            "regression",
-            tuple(card(p) for p in regressions if not p.item.hard),
-        ),
-        Group(
-            "Changed outputs",
-            "changed",
-            tuple(card(p) for p in sorted(by[Outcome.CHANGED], key=shifted)),
-        ),
-        Group(
-            "Improvements",
-            "improvement",
-            tuple(card(p) for p in sorted(by[Outcome.IMPROVEMENT], key=heavy)),
-        ),
-        Group(
-            "Unscorable",
-            "unscorable",
-            tuple(card(p) for p in sorted(by[Outcome.UNSCORABLE], key=heavy)),
-        ),
-    ]
-    return [g for g in groups if g.cards], len(by[Outcome.IDENTICAL])
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    x: float
-    y: float
-    width: float
-    height: float
-    count: int
-    label: str
-
-
-HIST_W, HIST_H, HIST_PAD = 640.0, 150.0, 24.0
-
-
-def kld_label(low: float, high: float) -> str:
-    """A short bar label: the decade's lower edge (`<1e-06` for the first bar)."""
-    if low == 0:
-        return f"<{high:.0e}"
-    return f"≥{low:.0e}" if math.isinf(high) else f"{low:.0e}"
-
-
-def histogram_bars(counts: list[int]) -> list[Bar]:
-    """Bars of the per-token KLD histogram, in SVG user units; every bar carries its count,
-    so the thin tail stays readable next to the near-zero bulk."""
-    top = max(counts) or 1
-    width = (HIST_W - 2 * HIST_PAD) / len(counts)
-    bars = []
-    for i, n in enumerate(counts):
-        h = (HIST_H - 2 * HIST_PAD) * n / top
-        bars.append(Bar(HIST_PAD + i * width + 2, HIST_H - HIST_PAD - h, width - 4, h, n,
-                        kld_label(KLD_EDGES[i], KLD_EDGES[i + 1])))  # fmt: skip
-    return bars
-
-
 def made_by(cand: dict[str, Any]) -> str:
     q = cand.get("quantize")
     if not q:
@@ -149,17 +51,25 @@ def made_by(cand: dict[str, Any]) -> str:
     return text
 
 
-def render_html(results: dict[str, Any], paired: dict[str, list[PairedItem]]) -> str:
-    queues = {name: review_queue(p) for name, p in paired.items()}
+def render_html(
+    results: dict[str, Any], paired: dict[str, list[PairedItem]], identity: dict[str, str]
+) -> str:
+    """The review page. Cards are built in the browser from a JSON data island (serialised
+    with jinja's `tojson`, which escapes <, >, & and quotes); the script's own sha256 goes
+    into the Content-Security-Policy, so no other script can run and nothing is fetched."""
+    script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    charts = {c["name"]: slice_charts(c) for c in results["candidates"]}
     hists = {
-        c["name"]: histogram_bars(c["distribution"]["histogram"])
+        c["name"]: histogram(c["distribution"]["histogram"])
         for c in results["candidates"]
         if c["distribution"]
     }
     template = environment().get_template("report.html.j2")
     return template.render(
-        r=results, queues=queues, made_by=made_by, hists=hists, hist=(HIST_W, HIST_H, HIST_PAD)
-    )
+        r=results, made_by=made_by, hists=hists, charts=charts, script=script,
+        script_hash=f"sha256-{digest}", data=data_island(results, paired, identity),
+    )  # fmt: skip
 
 
 def render_csv(results: dict[str, Any]) -> str:

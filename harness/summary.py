@@ -75,6 +75,7 @@ class SliceRow:
     regressions: int
     improvements: int
     weighted_regression_share: float
+    regression_weight: float  # the summed weight of the slice's regressions
     mean_kld: float | None
 
 
@@ -131,6 +132,7 @@ def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> Slice
         regressions=sum(p.outcome is Outcome.REGRESSION for p in paired),
         improvements=sum(p.outcome is Outcome.IMPROVEMENT for p in paired),
         weighted_regression_share=regressed / total if total else 0.0,
+        regression_weight=regressed,
         mean_kld=_mean_kld(paired),
     )
 

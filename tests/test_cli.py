@@ -4,7 +4,6 @@ artifacts, determinism, escaping, and the report agreeing with results.json."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -297,13 +296,21 @@ def test_payloads_appear_escaped(self_run: Path, tmp_path: Path) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["report", str(self_run)]) in (0, 1)
     html = (self_run / "report.html").read_text()
-    assert "<script" not in html and "<img" not in html and "</textarea>" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "&lt;/textarea&gt;" in html
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "{{ 7*7 }}" in html and "49" not in re.sub(r"\d+\.\d+|\d{3,}", "", html)
-    # ids, tags, prompts and references: the payload item shows each escaped
-    assert 'id="item-cand-x&lt;script&gt;alert(1)&lt;/script&gt;"' in html
+    # The page's only scripts are its own two tags; item text lives in the JSON data island,
+    # where <, > and & are \u-escaped, and is shown with textContent (tests/test_browser.py).
+    assert html.count("<script") == 2 and "<img" not in html and "</textarea>" not in html
+    start = html.index('id="report-data">')
+    island = html[start : html.index("</script>", start)]
+    assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in island
+    assert "\\u003c/textarea\\u003e" in island
+    assert "\\u003cimg src=x onerror=alert(1)\\u003e" in island
+    assert "{{ 7*7 }}" in island  # never evaluated as a template
+    # ids, tags, prompts and references: the payload item carries each, escaped
+    data = json.loads(island[len('id="report-data">') :])
+    item = next(i for i in data["items"] if i["id"] == "x<script>alert(1)</script>")
+    assert item["tags"] == ["<script>alert(1)</script>"]
+    assert item["reference"] == ["<script>alert(1)</script>"]
+    assert item["prompt"] == "say <script>alert(1)</script>"
 
 
 def test_noise_floor_row_and_determinism_note(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -339,7 +346,7 @@ def test_distribution_metrics_in_results_and_report(self_run: Path) -> None:
     item = results(self_run)["items"][0]["candidates"]["cand"]
     assert item["kld_mean"] is not None and item["first_top1_divergence"] is None
     html = (self_run / "report.html").read_text()
-    assert 'class="hist"' in html and "per-token KLD (nats)" in html
+    assert 'aria-label="Per-token KLD"' in html and "per-token KLD (nats)" in html
 
 
 def test_distribution_off(tiny_model_dir: Path, tmp_path: Path) -> None:

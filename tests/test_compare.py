@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.compare import Outcome, first_divergence, outcome, pair, word_diff
+from harness.compare import Outcome, diff_ops, first_divergence, outcome, pair
 from harness.records import Difficulty, EvalItem, Scorer, Source
 from harness.runner import Generation
 
@@ -39,8 +39,10 @@ def test_pair_scores_both_sides() -> None:
     assert (b.baseline.score, b.candidate.score, b.outcome) == (1.0, 0.75, Outcome.CHANGED)
 
 
-def test_word_diff_escapes_before_marking_up() -> None:
-    base, cand = word_diff("say <script>alert(1)</script> now", "say {{ 7*7 }} now")
-    assert "<script>" not in base and "&lt;script&gt;alert(1)&lt;/script&gt;" in base
-    assert base == "say <del>&lt;script&gt;alert(1)&lt;/script&gt;</del> now"
-    assert cand == "say <ins>{{ 7*7 }}</ins> now"
+def test_diff_ops_by_hand() -> None:
+    left, right = diff_ops("say <script>alert(1)</script> now", "say {{ 7*7 }} now")
+    assert left == [["=", "say"], ["-", "<script>alert(1)</script>"], ["=", "now"]]
+    assert right == [["=", "say"], ["+", "{{ 7*7 }}"], ["=", "now"]]
+    left, right = diff_ops("a b c", "a x y c d")
+    assert left == [["=", "a"], ["-", "b"], ["=", "c"]]
+    assert right == [["=", "a"], ["+", "x y"], ["=", "c"], ["+", "d"]]
