@@ -111,6 +111,13 @@ def render_junit(results: dict[str, Any]) -> str:
                 ET.SubElement(case, "failure", message=rule["message"])
                 failures += 1
             ET.SubElement(case, "system-out").text = rule["message"]
+    for cand in results["candidates"]:
+        # Hand-review verdicts: one case per candidate, the verdicts listed in its output.
+        case = ET.SubElement(
+            suite, "testcase", classname=f"gate.{cand['name']}", name="hand-review"
+        )
+        cases += 1
+        ET.SubElement(case, "system-out").text = review_text(results, cand)
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
@@ -118,6 +125,32 @@ def render_junit(results: dict[str, Any]) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
     )
+
+
+def review_lines(results: dict[str, Any], cand: dict[str, Any]) -> list[str]:
+    """The hand verdicts on one candidate, one line each, regressions first."""
+    rows = [
+        (it["candidates"][cand["name"]]["review"], it["id"])
+        for it in results["items"]
+        if it["candidates"][cand["name"]].get("review")
+    ]
+    order = {"regression": 0, "unsure": 1, "harmless": 2}
+    rows.sort(key=lambda r: (order[r[0]["verdict"]], r[1]))
+    return [
+        f"{item}: {v['verdict']} ({v['reviewer']})"
+        + (f" - {v['comment']}" if v.get("comment") else "")
+        for v, item in rows
+    ]
+
+
+def review_text(results: dict[str, Any], cand: dict[str, Any]) -> str:
+    r = cand["review"]
+    head = (
+        f"{r['reviewed']} of {r['flagged']} flagged items reviewed; {r['confirmed_regressions']} "
+        f"confirmed regression(s), {r['harmless']} harmless, {r['unsure']} unsure; "
+        f"{r['hard_regressions_unreviewed']} hard regression(s) unreviewed"
+    )
+    return "\n".join([head, *review_lines(results, cand)])
 
 
 def render_summary(results: dict[str, Any]) -> str:
@@ -143,4 +176,6 @@ def render_summary(results: dict[str, Any]) -> str:
         )
     for c in results["candidates"]:
         lines += ["", f"**{c['name']}**: {c['verdict']}"] + [f"- {r}" for r in c["reasons"]]
+        review = review_text(results, c).split("\n")
+        lines += [f"- Hand review: {review[0]}"] + [f"  - {line}" for line in review[1:]]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,126 @@
+"""Hand review: import verdicts into a run, refuse foreign reviews, gate on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+
+
+def make_run(tmp_path: Path, base: Path, cand: Path, gate: str) -> Path:
+    rows = [{"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
+             "difficulty": "hard" if i % 2 else "common"} for i in range(10)]  # fmt: skip
+    (tmp_path / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"""
+name = "review"
+evalsets = ["set.jsonl"]
+[baseline]
+name = "base"
+path = "{base}"
+[[candidates]]
+name = "cand"
+path = "{cand}"
+[generation]
+max_new_tokens = 6
+[gate]
+{gate}
+""")
+    return cfg
+
+
+def results(run: Path) -> Any:
+    return json.loads((run / "results.json").read_text())
+
+
+def review_file(run: Path, verdicts: list[dict[str, str]], **changes: str) -> Path:
+    meta = json.loads((run / "run.json").read_text())
+    review = {
+        "schema": "harness-review/1", "run_id": f"{meta['name']}@{meta['created_at']}",
+        "results_sha256": meta["results_sha256"], "reviewer": "ada",
+        "exported_at": "2026-11-27T22:00:00Z", "verdicts": verdicts,
+    } | changes  # fmt: skip
+    path = run.parent / f"review-{len(list(run.parent.glob('review-*')))}.json"
+    path.write_text(json.dumps(review))
+    return path
+
+
+@pytest.fixture()
+def run(tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path) -> Path:
+    cfg = make_run(tmp_path, tiny_model_dir, other_model_dir,
+                   "require_review = true\nmax_confirmed_regressions = 0")  # fmt: skip
+    out = tmp_path / "run"
+    assert main(["compare", "--config", str(cfg), "--out", str(out)]) == 1
+    return out
+
+
+def hard_regressions(run: Path) -> list[str]:
+    items = results(run)["items"]
+    return [
+        it["id"] for it in items
+        if it["difficulty"] == "hard" and it["candidates"]["cand"]["outcome"] == "regression"
+    ]  # fmt: skip
+
+
+def test_review_gates_and_lands_in_every_artifact(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hard = hard_regressions(run)
+    assert hard, "the random candidate should regress some hard agreement items"
+    [cand] = results(run)["candidates"]
+    assert cand["verdict"] == "fail"
+    assert any(r["rule"] == "require_review" and not r["passed"] for r in cand["rules"])
+
+    verdicts = [
+        {"candidate": "cand", "item": i, "verdict": "harmless", "comment": "reworded"} for i in hard
+    ]
+    assert main(["review", "import", str(run), str(review_file(run, verdicts))]) == 0
+    r = results(run)
+    assert r["candidates"][0]["verdict"] == "pass"
+    assert r["candidates"][0]["review"]["hard_regressions_unreviewed"] == 0
+    first = next(it for it in r["items"] if it["id"] == hard[0])
+    assert first["candidates"]["cand"]["review"] == {
+        "verdict": "harmless", "comment": "reworded", "reviewer": "ada", "at": "2026-11-27T22:00:00Z",
+    }  # fmt: skip
+    assert f"{hard[0]}: harmless (ada) - reworded" in (run / "junit.xml").read_text()
+    assert "Hand review:" in (run / "summary.md").read_text()
+
+    # A second reviewer confirms a regression: over max_confirmed_regressions = 0.
+    second = [{"candidate": "cand", "item": hard[0], "verdict": "regression"}]
+    assert main(["review", "import", str(run), str(review_file(run, second, reviewer="bob"))]) == 1
+    r = results(run)
+    assert r["candidates"][0]["review"]["confirmed_regressions"] == 1
+    assert "Reviewers confirmed 1 regression(s); the limit is 0" in r["candidates"][0]["reasons"]
+    assert [i["reviewer"] for i in r["review_imports"]] == ["ada", "bob"]
+    # the run's identity did not change with the imports
+    assert json.loads((run / "run.json").read_text())["results_sha256"] == review_meta(run)
+
+
+def review_meta(run: Path) -> str:
+    return str(json.loads((run / "run.json").read_text())["results_sha256"])
+
+
+@pytest.mark.parametrize(
+    ("changes", "verdict", "message"),
+    [
+        ({"run_id": "other@2026-01-01"}, None, "the review is for run 'other@2026-01-01'"),
+        ({"results_sha256": "0" * 64}, None, "made on other results"),
+        ({}, {"candidate": "cand", "item": "nope", "verdict": "harmless"}, "unknown item 'nope'"),
+        ({}, {"candidate": "x", "item": "agree-1", "verdict": "harmless"}, "unknown candidate 'x'"),
+        ({}, {"candidate": "cand", "item": "agree-1", "verdict": "fine"}, "verdict must be one of"),
+        ({"schema": "other"}, None, "not a review exported by a harness report"),
+    ],
+)
+def test_foreign_or_broken_reviews_are_refused(
+    run: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, str],
+    verdict: dict[str, str] | None, message: str,
+) -> None:  # fmt: skip
+    path = review_file(run, [verdict] if verdict else [], **changes)
+    assert main(["review", "import", str(run), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and len(err.strip().splitlines()) == 1
+    assert not (run / "review.json").exists()
