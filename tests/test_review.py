@@ -84,7 +84,8 @@ def test_review_gates_and_lands_in_every_artifact(
     assert r["candidates"][0]["review"]["hard_regressions_unreviewed"] == 0
     first = next(it for it in r["items"] if it["id"] == hard[0])
     assert first["candidates"]["cand"]["review"] == {
-        "verdict": "harmless", "comment": "reworded", "reviewer": "ada", "at": "2026-11-27T22:00:00Z",
+        "verdict": "harmless", "comment": "reworded", "reviewer": "ada",
+        "at": "2026-11-27T22:00:00Z",
     }  # fmt: skip
     assert f"{hard[0]}: harmless (ada) - reworded" in (run / "junit.xml").read_text()
     assert "Hand review:" in (run / "summary.md").read_text()
