@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.demo.build_evalsets import eval_line, write_jsonl
 from harness.demo.tasks import COMPUTED, Family, Level, fact_table, recall_example
@@ -104,13 +105,96 @@ def main(argv: list[str] | None = None) -> int:
         on = measure(tmp, 400, True)
         off = measure(tmp, 400, False)
         big = measure(tmp, 1600, True)
+        scale_ok = report_scale(tmp) if Path("/usr/bin/chromium").exists() else True
     time_ratio = on["seconds"] / off["seconds"]
     mem_ratio = big["peak_mib"] / on["peak_mib"]
     print(f"distribution metrics add {100 * (time_ratio - 1):+.1f}% wall time at 400 items "
           f"(ratio {time_ratio:.3f}; limit 1.25)")  # fmt: skip
     print(f"peak memory at 1600 items / at 400 items: {mem_ratio:.3f} (limit 1.15)")
-    return 0 if time_ratio <= 1.25 and mem_ratio <= 1.15 else 1
+    return 0 if time_ratio <= 1.25 and mem_ratio <= 1.15 and scale_ok else 1
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- report scale: a synthetic run of N items x 3 candidates, opened in headless chromium ---
+
+
+def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> Path:
+    """A run folder with n demo-like items and outputs where every candidate changed some
+    answers (no model involved): what report.html must handle at scale."""
+    from harness.artifacts import build_artifacts, write_run
+    from harness.config import Candidate, CompareConfig
+    from harness.evalset import load_evalset
+    from harness.models import ModelSpec
+    from harness.runner import Generation, ModelRun, ReadyCandidate, write_generations
+
+    rng = random.Random(seed)
+    evalset = folder.parent / f"{folder.name}-items.jsonl"
+    write_jsonl(evalset, bench_items(n))
+    items = load_evalset([str(evalset)])
+    base = ModelSpec("base", "synthetic/base")
+    cands = [
+        ReadyCandidate(ModelSpec(f"cand-{k}", f"synthetic/cand-{k}"), True, f"fp{k}")
+        for k in range(candidates)
+    ]
+    specs = tuple(Candidate(c.spec.name, c.spec) for c in cands)
+    cfg = CompareConfig(folder.name, evalset, (str(evalset),), base, specs)
+    write_run(folder, cfg, items, "fp-base", cands, "2026-01-01T00:00:00+00:00")
+
+    def outputs(name: str, change: float) -> ModelRun:
+        gens = []
+        for item in items:
+            text = item.reference[0] if rng.random() > 0.2 else item.reference[0][::-1] + "x"
+            if rng.random() < change:
+                text = text[:-1] + "?"
+            gens.append(Generation(item.id, text, tuple(range(len(text))), tuple(text)))
+        return ModelRun(name, tuple(gens), 0.0)
+
+    write_generations(outputs("base", 0.0), folder / "generations")
+    for k, c in enumerate(cands):
+        write_generations(outputs(c.spec.name, 0.02 * (k + 1)), folder / "generations")
+    build_artifacts(folder)
+    return folder / "report.html"
+
+
+def page_ready_seconds(
+    html: Path, chromium: str = "/usr/bin/chromium", browser: Any = None
+) -> float:
+    """Seconds from navigation until the page's script has rendered and wired everything
+    (in `browser` when given, else in a chromium launched for the measurement)."""
+    if browser is None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+            launched = p.chromium.launch(executable_path=chromium, args=args)
+            try:
+                return page_ready_seconds(html, chromium, launched)
+            finally:
+                launched.close()
+    page = browser.new_page()
+    started = time.monotonic()
+    page.goto(html.as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    seconds = time.monotonic() - started
+    page.close()
+    return seconds
+
+
+def report_scale(tmp: Path) -> bool:
+    print("report scale (synthetic runs, 3 candidates, headless chromium):")
+    sizes = {}
+    ok = True
+    for n in (2_500, 10_000):
+        html = synthetic_run(tmp / f"scale-{n}", n)
+        sizes[n] = html.stat().st_size
+        ready = page_ready_seconds(html)
+        ok &= ready <= 3.0 or n != 10_000
+        mib = sizes[n] / 2**20
+        print(f"  {n:>6} items: report.html {mib:6.1f} MiB, interactive after {ready:.2f} s")
+    per_item = [sizes[n] / n for n in sizes]
+    print(f"size per item: {per_item[0]:.0f} B at 2,500 items, {per_item[1]:.0f} B at 10,000 "
+          f"(ratio {per_item[1] / per_item[0]:.3f}: linear growth)")  # fmt: skip
+    return ok
