@@ -9,7 +9,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup compare test browser check bench demo-model evalsets measure-demo clean
+.PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,7 @@ test: $(STAMP) browser
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  || (sudo -n apt-get update -qq && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
 	  || echo "warning: could not install Debian chromium; the browser tests will be skipped"; }
 
 check: $(STAMP)
@@ -45,6 +46,10 @@ check: $(STAMP)
 # Cost of the distribution metrics and memory growth, measured in one run (a few minutes).
 bench: $(STAMP)
 	$(PY) -m harness.bench
+
+# The README's pictures of the demo report (after `make compare`).
+screenshot: $(STAMP) browser
+	$(PY) -m harness.demo.screenshot
 
 # Retrain the committed demo model from scratch (about 40 minutes on 2 cores).
 demo-model: $(STAMP)

@@ -114,10 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if time_ratio <= 1.25 and mem_ratio <= 1.15 and scale_ok else 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 # --- report scale: a synthetic run of N items x 3 candidates, opened in headless chromium ---
 
 
@@ -198,3 +194,7 @@ def report_scale(tmp: Path) -> bool:
     print(f"size per item: {per_item[0]:.0f} B at 2,500 items, {per_item[1]:.0f} B at 10,000 "
           f"(ratio {per_item[1] / per_item[0]:.3f}: linear growth)")  # fmt: skip
     return ok
+
+
+if __name__ == "__main__":
+    sys.exit(main())
