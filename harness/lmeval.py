@@ -180,15 +180,22 @@ def read_samples(path: Path) -> list[Sample]:
 EXPORTABLE = {Scorer.EXACT, Scorer.NUMERIC, Scorer.NORMALIZED}
 
 
-def task_yaml(name: str, data_file: str, max_gen_toks: int, normalized: bool = False) -> str:
-    """A generate_until task over one of our eval-set files (prompt -> first reference)."""
+def _task_head(name: str, data_file: str) -> str:
+    """A local JSONL task: its name and where lm-eval's json loader finds the docs."""
     return f"""task: {name}
 dataset_path: json
 dataset_kwargs:
   data_files:
     test: {data_file}
 test_split: test
-output_type: generate_until
+"""
+
+
+def task_yaml(name: str, data_file: str, max_gen_toks: int, normalized: bool = False) -> str:
+    """A generate_until task over one of our eval-set files (prompt -> first reference)."""
+    return (
+        _task_head(name, data_file)
+        + f"""output_type: generate_until
 doc_to_text: "{{{{prompt}}}}"
 doc_to_target: "{{{{reference}}}}"
 target_delimiter: ""
@@ -208,6 +215,7 @@ metric_list:
     ignore_case: {str(normalized).lower()}
     ignore_punctuation: {str(normalized).lower()}
 """
+    )
 
 
 def data_path(path: Path) -> str:
@@ -217,14 +225,10 @@ def data_path(path: Path) -> str:
 
 def mc_task_yaml(name: str, data_file: str) -> str:
     """A multiple_choice task: `prompt`, options in `choices`, the gold index in `label`."""
-    return f"""task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data_file}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "{{{{prompt}}}}"
+    return (
+        _task_head(name, data_file)
+        + """output_type: multiple_choice
+doc_to_text: "{{prompt}}"
 doc_to_choice: choices
 doc_to_target: label
 target_delimiter: ""
@@ -233,6 +237,7 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """
+    )
 
 
 def export_tasks(

@@ -140,3 +140,12 @@ def test_committed_model_accuracy_bounds() -> None:
     assert common is not None and hard is not None
     assert common >= 0.90, f"common accuracy {common:.1%}"
     assert 0.30 <= hard <= 0.90, f"hard accuracy {hard:.1%}"
+
+
+def test_validate_accepts_every_shipped_set(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    demo = sorted(str(p) for p in (EVALSETS / "demo").glob("*.jsonl"))
+    calibration = sorted(str(p) for p in (EVALSETS / "calibration").glob("*.jsonl"))
+    assert main(["validate", *demo, *calibration]) == 0
+    assert "ok: 820 items in 7 files (595 common, 225 hard)" in capsys.readouterr().out
