@@ -51,16 +51,18 @@ def load(spec: ModelSpec) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def fingerprint(path: str) -> str:
+def fingerprint(path: str, ignore: tuple[str, ...] = ()) -> str:
     """A content fingerprint of a checkpoint dir (or `hub:<id>` for a hub id).
 
     Files up to 64 MiB are hashed whole; larger ones by name, size and their first and
-    last 16 MiB, so fingerprinting a 15 GB checkpoint takes a second, not a minute."""
+    last 16 MiB, so fingerprinting a 15 GB checkpoint takes a second, not a minute.
+    Files named in `ignore` (bookkeeping such as timings) do not count."""
     root = Path(path)
     if not root.is_dir():
         return f"hub:{path}"
     h = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    files = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for file in sorted(f for f in files if f.name not in ignore):
         size = file.stat().st_size
         h.update(f"{file.relative_to(root)}\0{size}\0".encode())
         with open(file, "rb") as f:

@@ -19,7 +19,7 @@ from harness.forcing import BaselineProbe, CandidateProbe, pad_id, write_json
 from harness.generate import cut_at_stop, greedy, prompt_ids
 from harness.lmeval import LmEvalConfig, Sample, run_tasks, write_samples
 from harness.models import ModelSpec, fingerprint, load
-from harness.quantize import QuantizeSpec, quantize
+from harness.quantize import MARKER, QuantizeSpec, quantize
 from harness.records import EvalItem
 
 
@@ -156,7 +156,7 @@ def ready_candidate(
     print(f"{cand.name}: {status}: {made.path}", file=sys.stderr)
     # The quantized model runs with the baseline's device; its dtype is the checkpoint's.
     spec = ModelSpec(cand.name, str(made.path), baseline.dtype, baseline.device)
-    return ReadyCandidate(spec, cand.gated, fingerprint(spec.path), cand.quantize,
+    return ReadyCandidate(spec, cand.gated, fingerprint(spec.path, ignore=(MARKER,)), cand.quantize,
                           made.calibration_sha256, made.seconds, made.cached)  # fmt: skip
 
 
