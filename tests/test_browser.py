@@ -15,6 +15,8 @@ import pytest
 
 from harness.cli import main
 
+from .helpers import PAYLOADS, agreement_rows, payload_rows, write_config, write_jsonl
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.browser,
@@ -23,10 +25,6 @@ pytestmark = [
         reason="Debian chromium is not installed (apt-get install chromium)",
     ),
 ]
-PAYLOADS = (
-    "<script>alert(1)</script>", "</textarea>", "<img src=x onerror=alert(1)>",
-    '<img src=x onerror="window.pwned=1">', "{{ 7*7 }}",
-)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -35,32 +33,12 @@ def run(
 ) -> Path:
     """A run with regressions, improvements, identical items, and payloads everywhere."""
     tmp = tmp_path_factory.mktemp("browser")
-    rows: list[dict[str, Any]] = [
-        {"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
-         "difficulty": "hard" if i % 2 else "common", "tags": ["agree"]}
-        for i in range(12)
-    ]  # fmt: skip
-    rows += [{"id": f"x{p}", "prompt": f"say {p}", "reference": p, "tags": [p]} for p in PAYLOADS]
-    (tmp / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp / "c.toml").write_text(f"""
-name = "browser"
-evalsets = ["set.jsonl"]
-[baseline]
-name = "base"
-path = "{tiny_model_dir}"
-[[candidates]]
-name = "cand"
-path = "{other_model_dir}"
-[[candidates]]
-name = "same"
-path = "{tiny_model_dir}"
-[generation]
-max_new_tokens = 6
-[gate]
-require_review = true
-""")
+    evalset = write_jsonl(tmp / "set.jsonl", agreement_rows(12, ("agree",)) + payload_rows())
+    cands = {"cand": other_model_dir, "same": tiny_model_dir}
+    config = write_config(tmp / "c.toml", evalset, tiny_model_dir, cands, "require_review = true",
+                          name="browser")  # fmt: skip
     out = tmp / "run"
-    main(["compare", "--config", str(tmp / "c.toml"), "--out", str(out)])
+    main(["compare", "--config", str(config), "--out", str(out)])
     # payloads in the outputs too, then rebuild the page from disk
     for name, says in (("base", "base"), ("cand", "cand"), ("same", "base")):
         path = out / "generations" / f"{name}.jsonl"

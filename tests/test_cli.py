@@ -14,58 +14,24 @@ import pytest
 from harness.cli import main
 from harness.report import pct, pts
 
-PAYLOADS = ("<script>alert(1)</script>", "</textarea>", "<img src=x onerror=alert(1)>", "{{ 7*7 }}")
+from .helpers import PAYLOADS, agreement_rows, payload_rows, write_config, write_jsonl
 
 
 def evalset(tmp_path: Path) -> Path:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "exact-1", "prompt": "add 1+2=", "reference": "3", "tags": ["add"]},
-        {
-            "id": "exact-2",
-            "prompt": "sort cba=",
-            "reference": "abc",
-            "difficulty": "hard",
-            "tags": ["sort"],
-        },
-        {
-            "id": "chat-1",
-            "messages": [{"role": "user", "content": "reverse abc="}],
-            "reference": "cba",
-        },
-    ]
-    rows += [
-        {"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
-         "difficulty": "hard" if i % 2 else "common", "tags": ["agree"]}
-        for i in range(8)
+        {"id": "exact-2", "prompt": "sort cba=", "reference": "abc", "difficulty": "hard",
+         "tags": ["sort"]},
+        {"id": "chat-1", "messages": [{"role": "user", "content": "reverse abc="}],
+         "reference": "cba"},
     ]  # fmt: skip
-    rows += [{"id": f"x{p}", "prompt": f"say {p}", "reference": p, "tags": [p]} for p in PAYLOADS]
-    path = tmp_path / "set.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    rows += agreement_rows(8, ("agree",)) + payload_rows()
+    return write_jsonl(tmp_path / "set.jsonl", rows)
 
 
 def config(tmp_path: Path, base: Path, cand: Path, gate: str, gated: bool = True) -> Path:
-    text = f"""
-name = "t"
-evalsets = ["{evalset(tmp_path)}"]
-[baseline]
-name = "base"
-path = "{base}"
-[[candidates]]
-name = "cand"
-path = "{cand}"
-gated = {str(gated).lower()}
-[generation]
-max_new_tokens = 6
-batch_size = 4
-[stats]
-bootstrap_samples = 300
-[gate]
-{gate}
-"""
-    path = tmp_path / "c.toml"
-    path.write_text(text)
-    return path
+    return write_config(tmp_path / "c.toml", evalset(tmp_path), base, {"cand": cand}, gate,
+                        gated=gated)  # fmt: skip
 
 
 def compare(cfg: Path, out: Path) -> int:

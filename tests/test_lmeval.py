@@ -20,6 +20,8 @@ from harness.lmeval import (
 )
 from harness.models import ModelSpec, load
 
+from .helpers import write_config
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -48,25 +50,9 @@ def test_tasks_in_a_compare_are_paired_per_sample(
     out = tasks_dir(tmp_path)
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"id": "a", "prompt": "add 1+1=", "reference": "2"}) + "\n")
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""
-name = "lm"
-evalsets = ["{items}"]
-[baseline]
-name = "base"
-path = "{tiny_model_dir}"
-[[candidates]]
-name = "cand"
-path = "{other_model_dir}"
-[generation]
-max_new_tokens = 4
-batch_size = 8
-[gate]
-max_hard_regressions = 1000
-[lm_eval]
-tasks = ["harness_gen", "harness_test_mc"]
-include_path = "{out}"
-""")
+    lm_eval = f'[lm_eval]\ntasks = ["harness_gen", "harness_test_mc"]\ninclude_path = "{out}"\n'
+    cfg = write_config(tmp_path / "c.toml", items, tiny_model_dir, {"cand": other_model_dir},
+                       "max_hard_regressions = 1000", name="lm", extra=lm_eval)  # fmt: skip
     run = tmp_path / "run"
     assert main(["compare", "--config", str(cfg), "--out", str(run)]) == 0
     base = read_samples(run / "lm_eval" / "base.jsonl")

@@ -10,27 +10,12 @@ import pytest
 
 from harness.cli import main
 
+from .helpers import agreement_rows, write_config, write_jsonl
+
 
 def make_run(tmp_path: Path, base: Path, cand: Path, gate: str) -> Path:
-    rows = [{"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
-             "difficulty": "hard" if i % 2 else "common"} for i in range(10)]  # fmt: skip
-    (tmp_path / "set.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = tmp_path / "c.toml"
-    cfg.write_text(f"""
-name = "review"
-evalsets = ["set.jsonl"]
-[baseline]
-name = "base"
-path = "{base}"
-[[candidates]]
-name = "cand"
-path = "{cand}"
-[generation]
-max_new_tokens = 6
-[gate]
-{gate}
-""")
-    return cfg
+    evalset = write_jsonl(tmp_path / "set.jsonl", agreement_rows(10))
+    return write_config(tmp_path / "c.toml", evalset, base, {"cand": cand}, gate, name="review")
 
 
 def results(run: Path) -> Any:

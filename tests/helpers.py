@@ -1,0 +1,51 @@
+"""Builders shared by the end-to-end tests: eval-set rows and compare configs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+PAYLOADS = (
+    "<script>alert(1)</script>", "</textarea>", "<img src=x onerror=alert(1)>",
+    '<img src=x onerror="window.pwned=1">', "{{ 7*7 }}",
+)  # fmt: skip
+
+
+def agreement_rows(n: int, tags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Reference-free items, every other one hard: the baseline agrees with itself (1.0), a
+    different random model mostly does not, so these flip deterministically."""
+    return [
+        {"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
+         "difficulty": "hard" if i % 2 else "common", "tags": list(tags)}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def payload_rows(payloads: Iterable[str] = PAYLOADS) -> list[dict[str, Any]]:
+    """Items whose id, tag, prompt and reference all carry an HTML/template payload."""
+    return [{"id": f"x{p}", "prompt": f"say {p}", "reference": p, "tags": [p]} for p in payloads]
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def write_config(
+    path: Path, evalset: Path, baseline: Path, candidates: dict[str, Path], gate: str,
+    name: str = "t", extra: str = "", gated: bool = True,
+) -> Path:  # fmt: skip
+    """A compare config over tiny models: 6 new tokens, batches of 4, 300 resamples."""
+    cands = "".join(
+        f'[[candidates]]\nname = "{n}"\npath = "{p}"\ngated = {str(gated).lower()}\n'
+        for n, p in candidates.items()
+    )
+    head = f'name = "{name}"\nevalsets = ["{evalset}"]\n'
+    path.write_text(
+        f'{head}[baseline]\nname = "base"\npath = "{baseline}"\n'
+        f"{cands}[generation]\nmax_new_tokens = 6\nbatch_size = 4\n"
+        f"[stats]\nbootstrap_samples = 300\n[gate]\n{gate}\n{extra}"
+    )
+    return path
