@@ -2,8 +2,10 @@
 
 Runs the demo compare (fp32 baseline against the W8A16-RTN candidate, quantized once and
 cached) in child processes on demo-generated eval sets of 400 and 1,600 items: at 400 items
-with and without the distribution metrics, at 1,600 items with them. Prints wall times, peak
-resident memory of each child, and the two ratios the acceptance asks for.
+with and without the distribution metrics (three interleaved repeats, the best of each
+kept), at 1,600 items with them. Prints wall times, peak resident memory of each child, the
+two ratios the acceptance asks for, and how large and how fast the report page is at
+10,000 items x 3 candidates.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from harness.demo.tasks import COMPUTED, Family, Level, fact_table, recall_examp
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH_SEED = 424242
+REPEATS = 3
 
 
 def bench_items(n: int) -> list[dict[str, object]]:
@@ -102,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         measure(tmp, 400, True)  # warm-up: makes the cached W8A16 checkpoint, loads caches
         print("bench (demo model, fp32 vs W8A16-RTN, CPU):")
-        on = measure(tmp, 400, True)
-        off = measure(tmp, 400, False)
+        # Interleaved repeats, best of three: a 4-second compare is noisy on a shared machine.
+        pairs = [(measure(tmp, 400, True), measure(tmp, 400, False)) for _ in range(REPEATS)]
+        on = min((p[0] for p in pairs), key=lambda r: r["seconds"])
+        off = min((p[1] for p in pairs), key=lambda r: r["seconds"])
         big = measure(tmp, 1600, True)
         scale_ok = report_scale(tmp) if Path("/usr/bin/chromium").exists() else True
     time_ratio = on["seconds"] / off["seconds"]
