@@ -20,7 +20,7 @@ from harness.evalset import parse_item
 from harness.gate import GateResult, gate
 from harness.lmeval import Sample, read_samples
 from harness.records import SCHEMA_VERSION, EvalItem, Source
-from harness.review import MERGED, load_merged, run_id, summarize_review
+from harness.review import load_merged, run_id, summarize_review
 from harness.runner import Generation, ReadyCandidate
 from harness.summary import CandidateMetrics, summarize
 
@@ -90,11 +90,6 @@ def read_token_stats(path: Path, items: list[EvalItem]) -> list[TokenStats] | No
         raise RunFolderError(f"{path}: items do not match run.json")
     fields = ("kld", "top1_agree", "delta_p", "nll_base", "nll_cand")
     return [TokenStats(*(tuple(r[f]) for f in fields)) for r in rows]
-
-
-def load_imports(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / MERGED
-    return list(read_json(path)["imports"]) if path.is_file() else []
 
 
 def read_samples_file(run_dir: Path, name: str) -> list[Sample]:
@@ -220,12 +215,11 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
     gate_cfg = GateConfig(**run["config"]["gate"])
     base = gens[run["baseline"]["name"]]
     lm_base = (
-        read_samples_file(run_dir, run["baseline"]["name"])
-        if run["config"].get("lm_eval")
-        else None
+        read_samples_file(run_dir, run["baseline"]["name"]) if run["config"]["lm_eval"] else None
     )
     paired: dict[str, list[PairedItem]] = {}
-    verdicts = load_merged(run_dir)
+    merged = load_merged(run_dir)
+    verdicts = merged["verdicts"]
     candidates = []
     for cand in run["candidates"]:
         tokens = read_token_stats(run_dir / "distribution" / f"{cand['name']}.jsonl", items)
@@ -254,7 +248,7 @@ def build_results(run_dir: Path) -> tuple[dict[str, Any], dict[str, list[PairedI
         "determinism": determinism(candidates),
         "candidates": candidates,
         "items": item_rows(paired, verdicts),
-        "review_imports": load_imports(run_dir),
+        "review_imports": merged["imports"],
     }
     return results, paired
 

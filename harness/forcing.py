@@ -18,11 +18,8 @@ from typing import Any
 import torch
 
 from harness.distribution import LogprobStore, TokenStats, teacher_forced, token_stats
+from harness.generate import pad_id
 from harness.records import EvalItem, Scorer
-
-
-def pad_id(tok: Any) -> int:
-    return int(tok.eos_token_id if tok.pad_token_id is None else tok.pad_token_id)
 
 
 def continuation(row: list[int], logp_rows: int, eos: int) -> list[int]:
@@ -76,7 +73,6 @@ class BaselineProbe:
         self.store = store
         self.eos = -1  # set by `start`, once the tokenizer is loaded
         self.reference = _ReferenceNll(items, batch_size)
-        self.rows: list[list[int]] = []
         self.conts: dict[int, list[int]] = {}
         self.reference_nll: dict[str, float] = {}
 
@@ -94,7 +90,6 @@ class BaselineProbe:
 
     def finish(self, model: Any, tok: Any, ids: list[list[int]], rows: list[list[int]]) -> None:
         self.store.close()
-        self.rows = rows
         self.reference_nll = self.reference.finish(model, tok, ids, rows)
 
 
@@ -108,7 +103,6 @@ class CandidateProbe:
         self.stats: dict[int, TokenStats] = {}
         self.pending: list[int] = []
         self.reference_nll: dict[str, float] = {}
-        self.forced_items = 0
 
     def start(self, tok: Any) -> None:
         if int(tok.eos_token_id) != self.base.eos:
@@ -133,7 +127,6 @@ class CandidateProbe:
         )
         for i, logp in zip(self.pending, (lp for b in batches for lp in b), strict=True):
             self.stats[i] = token_stats(self.base.store.get(i), logp, self.base.conts[i])
-        self.forced_items = len(self.pending)
         self.reference_nll = self.reference.finish(model, tok, ids, rows)
 
     def ordered(self) -> list[TokenStats]:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 import transformers
 from tqdm import tqdm
 
+from harness.config import RunSettings
 from harness.records import EvalItem
 
 
-@dataclass(frozen=True, slots=True)
-class GenerationConfig:
-    max_new_tokens: int = 32
-    batch_size: int = 32
+def pad_id(tokenizer: Any) -> int:
+    """The tokenizer's pad id, or its <eos> where it has none (as for many base models)."""
+    return int(tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id)
 
 
 def prompt_ids(item: EvalItem, tokenizer: Any) -> list[int]:
@@ -95,15 +94,18 @@ def greedy(
 
 
 def generate_texts(
-    model: Any, tokenizer: Any, items: Sequence[EvalItem], cfg: GenerationConfig
+    model: Any, tokenizer: Any, items: Sequence[EvalItem], settings: RunSettings
 ) -> list[str]:
-    """Greedy outputs of `items`, decoded without special tokens, in item order."""
+    """Greedy outputs of `items` as the runner makes them (decoded without special tokens,
+    cut at the stop strings), in item order; no distribution probes."""
     ids = [prompt_ids(item, tokenizer) for item in items]
-    limits = [item.max_new_tokens or cfg.max_new_tokens for item in items]
+    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
     rows = greedy(
-        model, ids, limits, tokenizer.pad_token_id, tokenizer.eos_token_id, cfg.batch_size
+        model, ids, limits, pad_id(tokenizer), tokenizer.eos_token_id, settings.batch_size
     )
-    return [tokenizer.decode(row, skip_special_tokens=True) for row in rows]
+    return [
+        cut_at_stop(tokenizer.decode(row, skip_special_tokens=True), settings.stop) for row in rows
+    ]
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:

@@ -40,15 +40,14 @@ def run_id(run: dict[str, Any]) -> str:
     return f"{run['name']}@{run['created_at']}"
 
 
-def load_merged(run_dir: Path) -> dict[str, dict[str, dict[str, str]]]:
-    """candidate -> item id -> {verdict, comment, reviewer, at}; empty without imports."""
+def load_merged(run_dir: Path) -> dict[str, Any]:
+    """The run's merged reviews: `imports` (who, when, how many) and `verdicts` (candidate ->
+    item id -> {verdict, comment, reviewer, at}); both empty before any import."""
     path = run_dir / MERGED
     if not path.is_file():
-        return {}
-    data: dict[str, dict[str, dict[str, str]]] = json.loads(path.read_text(encoding="utf-8"))[
-        "verdicts"
-    ]
-    return data
+        return {"imports": [], "verdicts": {}}
+    merged: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return merged
 
 
 def summarize_review(
@@ -112,11 +111,7 @@ def import_review(run_dir: Path, review_path: Path, run: dict[str, Any], items: 
     except ReviewError as exc:
         raise ReviewError(f"{review_path}: {exc}") from None
     path = run_dir / MERGED
-    merged = (
-        json.loads(path.read_text(encoding="utf-8"))
-        if path.is_file()
-        else {"imports": [], "verdicts": {}}
-    )
+    merged = load_merged(run_dir)
     for v in verdicts:
         merged["verdicts"].setdefault(v["candidate"], {})[v["item"]] = {
             "verdict": v["verdict"], "comment": v.get("comment", ""),

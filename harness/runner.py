@@ -15,8 +15,8 @@ from typing import Any
 
 from harness.config import Candidate, RunSettings, noise_floor_name
 from harness.distribution import LogprobStore, TokenStats
-from harness.forcing import BaselineProbe, CandidateProbe, pad_id, write_json
-from harness.generate import cut_at_stop, greedy, prompt_ids
+from harness.forcing import BaselineProbe, CandidateProbe, write_json
+from harness.generate import cut_at_stop, greedy, pad_id, prompt_ids
 from harness.lmeval import LmEvalConfig, Sample, run_tasks, write_samples
 from harness.models import ModelSpec, fingerprint, load
 from harness.quantize import MARKER, QuantizeSpec, quantize
@@ -169,28 +169,30 @@ def run_all(
     each candidate's per-token distances to the baseline and every model's reference NLLs.
     Returns seconds per model."""
     dist_dir = run_dir / "distribution"
+
+    def save(run: ModelRun, probe: Probe | None) -> None:
+        """Everything one model produced, written as soon as it is done."""
+        write_generations(run, run_dir / "generations")
+        if lm_eval is not None:
+            write_samples(run_dir / "lm_eval" / f"{run.name}.jsonl", run.samples)
+        if isinstance(probe, CandidateProbe):
+            write_token_stats(items, probe.ordered(), dist_dir / f"{run.name}.jsonl")
+        if probe is not None:
+            write_json(dist_dir / f"{run.name}.reference.json", probe.reference_nll)
+
     base_probe = None
     if settings.distribution:
         store = LogprobStore(run_dir / "scratch" / "baseline-logprobs")
         base_probe = BaselineProbe(items, store, batch_size=settings.batch_size)
     base_run, base_ids = run_model(baseline, items, settings, probe=base_probe, lm_eval=lm_eval)
-    write_generations(base_run, run_dir / "generations")
-    if lm_eval is not None:
-        write_samples(run_dir / "lm_eval" / f"{baseline.name}.jsonl", base_run.samples)
-    if base_probe is not None:
-        write_json(dist_dir / f"{baseline.name}.reference.json", base_probe.reference_nll)
+    save(base_run, base_probe)
     seconds = {baseline.name: base_run.seconds}
     for cand in candidates:
         probe = (
             None if base_probe is None else CandidateProbe(items, base_probe, settings.batch_size)
         )
         run, _ = run_model(cand.spec, items, settings, base_ids, probe, lm_eval)
-        write_generations(run, run_dir / "generations")
-        if lm_eval is not None:
-            write_samples(run_dir / "lm_eval" / f"{cand.spec.name}.jsonl", run.samples)
-        if probe is not None:
-            write_token_stats(items, probe.ordered(), dist_dir / f"{cand.spec.name}.jsonl")
-            write_json(dist_dir / f"{cand.spec.name}.reference.json", probe.reference_nll)
+        save(run, probe)
         seconds[cand.spec.name] = run.seconds
     shutil.rmtree(run_dir / "scratch", ignore_errors=True)
     return seconds

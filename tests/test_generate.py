@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.generate import GenerationConfig, generate_texts, greedy, prompt_ids
+from harness.config import RunSettings
+from harness.generate import generate_texts, greedy, prompt_ids
 from harness.models import ModelSpec, load
 from harness.records import EvalItem, Message, Role, Source
 
@@ -21,9 +22,9 @@ def items() -> list[EvalItem]:
 
 def test_batched_equals_one_by_one(tiny_model_dir: Path) -> None:
     model, tok = load(ModelSpec("tiny", str(tiny_model_dir)))
-    batch = generate_texts(model, tok, items(), GenerationConfig(max_new_tokens=8, batch_size=4))
+    batch = generate_texts(model, tok, items(), RunSettings(max_new_tokens=8, batch_size=4))
     single = [
-        generate_texts(model, tok, [it], GenerationConfig(max_new_tokens=8, batch_size=1))[0]
+        generate_texts(model, tok, [it], RunSettings(max_new_tokens=8, batch_size=1))[0]
         for it in items()
     ]
     assert batch == single

@@ -94,8 +94,9 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    from harness.config import RunSettings
     from harness.evalset import load_evalset
-    from harness.generate import GenerationConfig, generate_texts
+    from harness.generate import generate_texts
     from harness.scorers import score_baseline
 
     evalset = REPO / "evalsets" / "demo" / "add.jsonl"
@@ -108,7 +109,7 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     theirs = {s["doc_id"]: float(s["exact_match"]) for s in result["samples"]["harness_add"]}
     items = load_evalset([str(evalset)])
     model, tok = load(ModelSpec("demo", str(REPO / "harness" / "demo" / "model")))
-    outputs = generate_texts(model, tok, items, GenerationConfig(max_new_tokens=32, batch_size=64))
+    outputs = generate_texts(model, tok, items, RunSettings(max_new_tokens=32, batch_size=64))
     ours = {
         i: score_baseline(item, out)
         for i, (item, out) in enumerate(zip(items, outputs, strict=True))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness import quantize as q
-from harness.generate import GenerationConfig, generate_texts
+from harness.config import RunSettings
+from harness.generate import generate_texts
 from harness.models import ModelSpec, fingerprint, load
 from harness.records import EvalItem, Source
 
@@ -79,9 +80,7 @@ def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
 
     model, tok = load(ModelSpec("q", str(made.path)))
     item = EvalItem(id="a", source=Source("t", 1), prompt="add 1+2=", reference=("3",))
-    assert isinstance(
-        generate_texts(model, tok, [item], GenerationConfig(max_new_tokens=4))[0], str
-    )
+    assert isinstance(generate_texts(model, tok, [item], RunSettings(max_new_tokens=4))[0], str)
 
     def no_work(*args: object) -> None:
         raise AssertionError("a cached quantization ran again")

@@ -8,9 +8,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.config import RunSettings
 from harness.demo.train import MODEL_DIR
 from harness.evalset import load_evalset
-from harness.generate import GenerationConfig, generate_texts
+from harness.generate import generate_texts
 from harness.metrics import weighted_accuracy
 from harness.models import ModelSpec, load
 from harness.scorers import score_baseline
@@ -29,9 +30,7 @@ class SliceAccuracy:
 def measure(model_dir: Path, evalset_dir: Path = DEMO_EVALSETS) -> list[SliceAccuracy]:
     items = load_evalset([str(evalset_dir)])
     model, tokenizer = load(ModelSpec("demo", str(model_dir)))
-    outputs = generate_texts(
-        model, tokenizer, items, GenerationConfig(max_new_tokens=24, batch_size=64)
-    )
+    outputs = generate_texts(model, tokenizer, items, RunSettings(max_new_tokens=24, batch_size=64))
     groups: dict[tuple[str, str], list[tuple[float | None, float]]] = defaultdict(list)
     for item, output in zip(items, outputs, strict=True):
         row = (score_baseline(item, output), item.weight)
