@@ -39,29 +39,29 @@ browser:
 	  || echo "warning: could not install Debian chromium; the browser tests will be skipped"; }
 
 check: $(STAMP)
-	$(VENV)/bin/ruff check harness tests
-	$(VENV)/bin/ruff format --check harness tests
+	$(VENV)/bin/ruff check harness tests tools examples
+	$(VENV)/bin/ruff format --check harness tests tools examples
 	$(VENV)/bin/mypy
 
 # Cost of the distribution metrics and memory growth, measured in one run (a few minutes).
 bench: $(STAMP)
-	$(PY) -m harness.bench
+	$(PY) -m tools.bench
 
 # The README's pictures of the demo report (after `make compare`).
 screenshot: $(STAMP) browser
-	$(PY) -m harness.demo.screenshot
+	$(PY) -m examples.demo.screenshot
 
 # Retrain the committed demo model from scratch (about 40 minutes on 2 cores).
 demo-model: $(STAMP)
-	$(PY) -m harness.demo.train
+	$(PY) -m examples.demo.train
 
 # Regenerate the demo eval and calibration sets, byte for byte.
 evalsets: $(STAMP)
-	$(PY) -m harness.demo.build_evalsets
+	$(PY) -m examples.demo.build_evalsets
 
 # Greedy accuracy of the committed demo model per task family and difficulty.
 measure-demo: $(STAMP)
-	$(PY) -m harness.demo.measure
+	$(PY) -m examples.demo.measure
 
 clean:
 	rm -rf reports/*/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,8 @@
-"""Command line: argparse wiring only. A reader of `cmd_compare` sees the flow in order.
+"""Command line: argparse wiring only; the work is in `harness.pipeline`.
 
 Exit codes: 0 every gated candidate passes · 1 a gated candidate fails its gate ·
-2 the run could not be evaluated (bad input, missing model, unknown gate key...).
+2 the run could not be evaluated (any `HarnessError`: bad input, missing model, unknown
+gate key...).
 """
 
 from __future__ import annotations
@@ -11,39 +12,25 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from harness.artifacts import (
-    RUN_FILE,
-    RunFolderError,
-    build_artifacts,
-    read_json,
-    record_generation_seconds,
-    write_run,
-)
-from harness.compare import PairingError
-from harness.config import ConfigError, apply_overrides, load_config
-from harness.evalset import EvalsetError, load_evalset
-from harness.lmeval import LmEvalError, export_tasks
-from harness.models import ModelLoadError, fingerprint
-from harness.quantize import DEFAULT_CACHE, METHODS, SCHEMES, QuantizeError, QuantizeSpec, quantize
-from harness.review import ReviewError, import_review
-from harness.runner import TokenizerMismatch, noise_floor_candidate, ready_candidate, run_all
-from harness.summary import NothingScored
+from harness.errors import HarnessError
+from harness.quantize import DEFAULT_CACHE
+from harness.records import METHODS, SCHEMES, QuantizeSpec
+from harness.results import Results
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-ERRORS = (ConfigError, EvalsetError, ModelLoadError, QuantizeError, TokenizerMismatch,
-          NothingScored, RunFolderError, LmEvalError, PairingError, ReviewError)  # fmt: skip
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Eval sets, and compare configs (*.toml) with the eval sets they name."""
+    from harness.candidate_metrics import gate_table
+    from harness.config import load_config
+    from harness.evalset import load_evalset
+
     configs = [load_config(Path(p)) for p in args.paths if p.endswith(".toml")]
     for cfg in configs:
-        rules = ", ".join(f"{k}={v}" for k, v in asdict(cfg.gate).items() if v is not None)
+        rules = ", ".join(f"{k}={v}" for k, v in gate_table(cfg.gate).items() if v is not None)
         print(f"ok: {cfg.path}: {len(cfg.candidates)} candidate(s); gate: {rules}")
     patterns = [p for p in args.paths if not p.endswith(".toml")]
     patterns += [e for cfg in configs for e in cfg.evalsets]
@@ -57,10 +44,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
+    from harness.backends.base import checkpoint_fingerprint
+    from harness.quantize import quantize
+
     spec = QuantizeSpec(
         args.scheme, args.method, args.calibration, args.samples, args.max_seq_length
     )
-    made = quantize(args.baseline, fingerprint(args.baseline), spec, args.cache)
+    made = quantize(args.baseline, checkpoint_fingerprint(args.baseline), spec, args.cache)
     if args.out:
         shutil.copytree(made.path, args.out, dirs_exist_ok=True)
     where = args.out or made.path
@@ -69,33 +59,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.config import apply_overrides, load_config
+    from harness.pipeline import compare
+
     cfg = apply_overrides(load_config(args.config), args.evalset, args.candidate)
-    items = load_evalset(cfg.evalsets)
     out = args.out or Path("reports") / cfg.name
-    baseline_fp = fingerprint(cfg.baseline.path)
-    candidates = [ready_candidate(c, cfg.baseline, baseline_fp, args.cache) for c in cfg.candidates]
-    if cfg.noise_floor:
-        candidates.append(noise_floor_candidate(cfg.baseline, baseline_fp))
-    # Build in a temporary sibling, rename into place when complete: no half reports.
-    staging = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    write_run(
-        staging,
-        cfg,
-        items,
-        baseline_fp,
-        candidates,
-        datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    seconds = run_all(cfg.baseline, candidates, items, cfg.run, staging, cfg.lm_eval)
-    record_generation_seconds(staging, seconds)
-    results = build_artifacts(staging)  # score, pair, summarize, gate, render
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    return report_verdicts(results, out)
+    return report_verdicts(compare(cfg, out, args.cache), out)
 
 
 def cmd_export_lm_eval(args: argparse.Namespace) -> int:
+    from harness.lmeval import export_tasks
+
     for path in export_tasks(args.paths, args.out, args.max_gen_toks):
         print(path)
     hint = f"lm_eval --model hf --model_args pretrained=DIR --include_path {args.out} --tasks TASK"
@@ -104,28 +78,29 @@ def cmd_export_lm_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_review_import(args: argparse.Namespace) -> int:
-    """Merge a reviewer's verdicts into the run, then rebuild every artifact (and the gate)."""
-    run = read_json(args.run_dir / RUN_FILE)
-    ids = {item["id"] for item in read_json(args.run_dir / "results.json")["items"]}
-    count = import_review(args.run_dir, args.review, run, ids)
+    from harness.pipeline import import_review
+
+    count, results = import_review(args.run_dir, args.review)
     print(f"imported {count} verdict(s) from {args.review}")
-    return report_verdicts(build_artifacts(args.run_dir), args.run_dir)
+    return report_verdicts(results, args.run_dir)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    return report_verdicts(build_artifacts(args.run_dir), args.run_dir)
+    from harness.pipeline import rebuild
+
+    return report_verdicts(rebuild(args.run_dir), args.run_dir)
 
 
-def report_verdicts(results: dict[str, Any], out: Path) -> int:
+def report_verdicts(results: Results, out: Path) -> int:
     print(f"report: {out / 'report.html'}")
-    for note in results["determinism"]:
+    for note in results.determinism:
         print(note)
-    for c in results["candidates"]:
-        label = "noise floor" if c["noise_floor"] else "gated" if c["gated"] else "not gated"
-        print(f"{c['verdict'].upper():4}  {c['name']} ({label})")
-        for reason in c["reasons"]:
+    for c in results.candidates:
+        label = "noise floor" if c.noise_floor else "gated" if c.gated else "not gated"
+        print(f"{c.verdict.upper():4}  {c.name} ({label})")
+        for reason in c.reasons:
             print(f"      - {reason}")
-    failed = any(c["gated"] and c["verdict"] != "pass" for c in results["candidates"])
+    failed = any(c.gated and c.verdict != "pass" for c in results.candidates)
     return EXIT_FAIL if failed else EXIT_OK
 
 
@@ -159,20 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="the main job: run, score, pair, report, gate")
     compare.add_argument("--config", required=True, type=Path)
     compare.add_argument("--out", type=Path, help="run folder (default reports/<name>)")
-    compare.add_argument(
-        "--evalset",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="replaces the config's evalsets",
-    )
-    compare.add_argument(
-        "--candidate",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a checkpoint for candidate NAME",
-    )
+    compare.add_argument("--evalset", action="append", default=[], metavar="PATH",
+                         help="replaces the config's evalsets")  # fmt: skip
+    compare.add_argument("--candidate", action="append", default=[], metavar="NAME=PATH",
+                         help="a checkpoint for candidate NAME")  # fmt: skip
     compare.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
     )
@@ -201,17 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except EvalsetError as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_ERROR
-    except ERRORS as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (
-        ValueError
-    ) as exc:  # invariants of records built from flags (e.g. gptq without calibration)
-        print(f"error: {exc}", file=sys.stderr)
+    except HarnessError as exc:
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
         return EXIT_ERROR
     return code
 

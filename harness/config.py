@@ -10,78 +10,34 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.lmeval import LmEvalConfig
-from harness.models import DTYPES, ModelSpec
-from harness.quantize import METHODS, SCHEMES, QuantizeSpec
+from harness.backends import ENGINES
+from harness.candidate_metrics import GATE_KEYS, GATE_RULES, Limit
+from harness.errors import HarnessError
+from harness.records import (
+    DTYPES,
+    METHODS,
+    SCHEMES,
+    CandidateSpec,
+    CompareConfig,
+    GateConfig,
+    GenerationSettings,
+    LmEvalConfig,
+    ModelSpec,
+    QuantizeSpec,
+    StatsConfig,
+    noise_floor_name,
+)
+from harness.records.settings import BOUNDS, GateLimit
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-BOUNDS = ("upper_ci", "point")
 
 
-class ConfigError(Exception):
+class ConfigError(HarnessError):
     """A problem with the config; one line naming the file and the table."""
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    name: str
-    model: ModelSpec | None  # a checkpoint; None until a `quantize` candidate is made
-    quantize: QuantizeSpec | None = None
-    gated: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class RunSettings:
-    max_new_tokens: int = 32
-    batch_size: int = 32
-    stop: tuple[str, ...] = ()
-    distribution: bool = True  # teacher-forced KLD, top-1 agreement, Δp, perplexity ratio
-
-
-@dataclass(frozen=True, slots=True)
-class GateConfig:
-    """Thresholds; None means the rule is off. `bound` picks the pessimistic end of the
-    paired interval (`upper_ci`, default) or the point estimate (`point`)."""
-
-    max_weighted_accuracy_drop: float | None = None
-    max_hard_accuracy_drop: float | None = None
-    max_hard_regressions: int | None = None
-    max_weighted_regression_share: float | None = None
-    max_mean_kld: float | None = None
-    max_p99_kld: float | None = None
-    min_top1_agreement: float | None = None
-    require_review: bool = False  # fail while a hard regression has no hand verdict
-    max_confirmed_regressions: int | None = None  # items a reviewer marked "regression"
-    bound: str = "upper_ci"
-
-    def __post_init__(self) -> None:
-        if self.bound not in BOUNDS:
-            raise ValueError(f"bound must be one of {', '.join(BOUNDS)}")
-
-
-@dataclass(frozen=True, slots=True)
-class StatsConfig:
-    bootstrap_samples: int = 2000
-    seed: int = 0
-    confidence: float = 0.95
-
-
-@dataclass(frozen=True, slots=True)
-class CompareConfig:
-    name: str
-    path: Path
-    evalsets: tuple[str, ...]
-    baseline: ModelSpec
-    candidates: tuple[Candidate, ...]
-    run: RunSettings = field(default_factory=RunSettings)
-    gate: GateConfig = field(default_factory=GateConfig)
-    stats: StatsConfig = field(default_factory=StatsConfig)
-    noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
-    lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
 
 
 TOP_KEYS = (
@@ -89,15 +45,10 @@ TOP_KEYS = (
     "lm_eval",
 )  # fmt: skip
 LM_EVAL_KEYS = ("tasks", "include_path", "num_fewshot", "limit")
-MODEL_KEYS = ("name", "path", "dtype", "device")
+MODEL_KEYS = ("name", "path", "dtype", "device", "backend")
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
 QUANTIZE_KEYS = ("scheme", "method", "calibration", "samples", "max_seq_length")
 GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop", "distribution")
-GATE_KEYS = (
-    "max_weighted_accuracy_drop", "max_hard_accuracy_drop", "max_hard_regressions",
-    "max_weighted_regression_share", "max_mean_kld", "max_p99_kld", "min_top1_agreement",
-    "require_review", "max_confirmed_regressions", "bound",
-)  # fmt: skip
 STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
 
 
@@ -172,7 +123,9 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         evalsets=tuple(_resolve(e, base_dir) for e in evalsets),
         baseline=baseline,
         candidates=candidates,
-        run=_run(_Table(top.get("generation", dict, {}), f"{path}: [generation]", GENERATION_KEYS)),
+        generation=_generation(
+            _Table(top.get("generation", dict, {}), f"{path}: [generation]", GENERATION_KEYS)
+        ),
         gate=_gate(_Table(top.get("gate", dict, {}), f"{path}: [gate]", GATE_KEYS)),
         stats=_stats(_Table(top.get("stats", dict, {}), f"{path}: [stats]", STATS_KEYS)),
         noise_floor=_Table(
@@ -185,6 +138,7 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
 
 
 def check_names(cfg: CompareConfig) -> None:
+    """Every model has its own name (they name files), and there is something to compare."""
     names = [cfg.baseline.name] + [c.name for c in cfg.candidates]
     if cfg.noise_floor:
         names.append(noise_floor_name(cfg.baseline.name))
@@ -193,10 +147,6 @@ def check_names(cfg: CompareConfig) -> None:
             raise ConfigError(f"{cfg.path}: model name {n!r} is used twice")
     if not cfg.candidates:
         raise ConfigError(f"{cfg.path}: no [[candidates]]: nothing to compare")
-
-
-def noise_floor_name(baseline: str) -> str:
-    return f"{baseline}-rerun"
 
 
 def _resolve(value: str, base_dir: Path) -> str:
@@ -230,25 +180,29 @@ def _model(table: _Table, base_dir: Path) -> ModelSpec:
     dtype = table.get("dtype", str, "float32")
     if dtype not in DTYPES:
         raise ConfigError(f"{table.where}: dtype must be one of {', '.join(DTYPES)}")
+    backend = table.get("backend", str, "hf")
+    if backend not in ENGINES:
+        raise ConfigError(f"{table.where}: backend must be one of {', '.join(ENGINES)}")
     return ModelSpec(
         name=_name(table, "name", table.where),
         path=_local_or_hub(table.need("path", str), base_dir),
         dtype=dtype,
         device=table.get("device", str, "cpu"),
+        backend=backend,
     )
 
 
-def _candidate(table: _Table, base_dir: Path) -> Candidate:
+def _candidate(table: _Table, base_dir: Path) -> CandidateSpec:
     has_path, has_quant = "path" in table.data, "quantize" in table.data
     if has_path == has_quant:
         raise ConfigError(f"{table.where}: give exactly one of 'path' or 'quantize'")
     gated = table.get("gated", bool, True)
     if has_path:
-        return Candidate(_name(table, "name", table.where), _model(table, base_dir), None, gated)
+        return CandidateSpec(_name(table, "name", table.where), _model(table, base_dir), None, gated)
     quant = _quantize(
         _Table(table.data["quantize"], f"{table.where} quantize", QUANTIZE_KEYS), base_dir
     )
-    return Candidate(_name(table, "name", table.where), None, quant, gated)
+    return CandidateSpec(_name(table, "name", table.where), None, quant, gated)
 
 
 def _quantize(table: _Table, base_dir: Path) -> QuantizeSpec:
@@ -290,11 +244,11 @@ def _lm_eval(data: dict[str, Any] | None, base_dir: Path, where: str) -> LmEvalC
     )
 
 
-def _run(table: _Table) -> RunSettings:
+def _generation(table: _Table) -> GenerationSettings:
     stop = table.get("stop", list, [])
     if not all(isinstance(s, str) and s for s in stop):
         raise ConfigError(f"{table.where}: stop must be a list of non-empty strings")
-    return RunSettings(
+    return GenerationSettings(
         max_new_tokens=table.positive_int("max_new_tokens", 32),
         batch_size=table.positive_int("batch_size", 32),
         stop=tuple(stop),
@@ -309,23 +263,22 @@ def _count(table: _Table, key: str) -> int | None:
     return None if value is None else int(value)
 
 
+def _limit(table: _Table, key: str, kind: Limit) -> GateLimit | None:
+    if kind is Limit.FLAG:
+        flag: bool | None = table.get(key, bool)
+        return flag
+    if kind is Limit.COUNT:
+        return _count(table, key)
+    return table.threshold(key)
+
+
 def _gate(table: _Table) -> GateConfig:
+    """Each key is a declared gate rule (`candidate_metrics.GATE_RULES`) or `bound`."""
     bound = table.get("bound", str, "upper_ci")
     if bound not in BOUNDS:
         raise ConfigError(f"{table.where}: bound must be one of {', '.join(BOUNDS)}")
-    regressions = _count(table, "max_hard_regressions")
-    return GateConfig(
-        max_weighted_accuracy_drop=table.threshold("max_weighted_accuracy_drop"),
-        max_hard_accuracy_drop=table.threshold("max_hard_accuracy_drop"),
-        max_hard_regressions=regressions,
-        max_weighted_regression_share=table.threshold("max_weighted_regression_share"),
-        max_mean_kld=table.threshold("max_mean_kld"),
-        max_p99_kld=table.threshold("max_p99_kld"),
-        min_top1_agreement=table.threshold("min_top1_agreement"),
-        require_review=table.get("require_review", bool, False),
-        max_confirmed_regressions=_count(table, "max_confirmed_regressions"),
-        bound=bound,
-    )
+    limits = {r.key: _limit(table, r.key, r.limit) for r in GATE_RULES}
+    return GateConfig({k: v for k, v in limits.items() if v is not None}, bound)
 
 
 def _stats(table: _Table) -> StatsConfig:
@@ -353,7 +306,7 @@ def apply_overrides(
             raise ConfigError(f"--candidate {flag!r}: expected NAME=PATH")
         old = by_name.get(name)
         spec = ModelSpec(name=name, path=path)
-        by_name[name] = Candidate(name, spec, None, old.gated if old else True)
+        by_name[name] = CandidateSpec(name, spec, None, old.gated if old else True)
     cfg = replace(cfg, candidates=tuple(by_name.values()))
     check_names(cfg)
     return cfg

@@ -17,16 +17,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.records import (
-    CHOICE_PATTERN,
-    DEFAULT_WEIGHT,
-    Difficulty,
-    EvalItem,
-    Message,
-    Role,
-    Scorer,
-    Source,
-)
+from harness.errors import HarnessError
+from harness.records import DEFAULT_WEIGHT, Difficulty, EvalItem, Message, Role, Source
+from harness.scorers import SCORERS, Scorer
 
 FIELDS = (
     "id", "prompt", "messages", "reference", "scorer",
@@ -36,12 +29,15 @@ MESSAGE_FIELDS = ("role", "content")
 BOM = b"\xef\xbb\xbf"
 
 
-class EvalsetError(Exception):
+class EvalsetError(HarnessError):
     """One or more problems in the input, each a one-line message naming file and line."""
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+    def lines(self) -> list[str]:
+        return self.problems
 
 
 class _Invalid(Exception):
@@ -234,35 +230,21 @@ def _messages(value: Any) -> tuple[Message, ...]:
 
 
 def _reference(value: Any, scorer: Scorer) -> tuple[str, ...]:
+    table = SCORERS[scorer]
     if value is None:
-        if scorer.needs_reference:
+        if table.needs_reference:
             raise _Invalid(f"scorer {scorer.value} needs a reference")
         return ()
-    if not scorer.needs_reference:
+    if not table.needs_reference:
         raise _Invalid(f"scorer {scorer.value} compares with the baseline and takes no reference")
     refs = [value] if isinstance(value, str) else value
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
         raise _Invalid("reference must be a non-empty string or a non-empty list of them")
     for ref in refs:
-        _check_reference(ref, scorer)
+        problem = table.check_reference(ref)
+        if problem is not None:
+            raise _Invalid(problem)
     return tuple(refs)
-
-
-def _check_reference(ref: str, scorer: Scorer) -> None:
-    if scorer is Scorer.REGEX:
-        try:
-            re.compile(ref)
-        except re.error as exc:
-            raise _Invalid(f"invalid regex {ref!r}: {exc}") from None
-    elif scorer is Scorer.NUMERIC:
-        try:
-            ok = math.isfinite(float(ref.replace(",", "")))
-        except ValueError:
-            ok = False
-        if not ok:
-            raise _Invalid(f"numeric scorer needs a finite number as reference; got {ref!r}")
-    elif scorer is Scorer.CHOICE and not CHOICE_PATTERN.match(ref):
-        raise _Invalid(f"choice scorer needs an option label such as 'B' or '(B)'; got {ref!r}")
 
 
 def _weight(value: Any, difficulty: Difficulty) -> float:

@@ -1,8 +1,10 @@
 """lm-evaluation-harness interop; the only module that imports lm_eval.
 
-- `run_tasks`: any lm-eval task on a model the runner already loaded (`HFLM(pretrained=model)`,
-  no second load), per-sample results kept (`log_samples=True`), reduced to `Sample` records
-  that pair by doc id and doc hash with the other models' samples.
+- `run_tasks`: any lm-eval task on a backend the run stage already opened, through
+  `BackendLM`, lm-eval's `LM` interface over the backend seam (so every engine runs them, on
+  ids its own tokenizer made, with no second load); per-sample results kept
+  (`log_samples=True`), reduced to `Sample` records that pair by doc id and doc hash with
+  the other models' samples.
 - `export_tasks`: our eval sets as lm-eval task YAMLs plus their data, so `lm_eval --model hf
   --tasks ... --include_path DIR` runs them with lm-eval's own command line.
 """
@@ -13,55 +15,78 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness.records import Scorer
+from harness.errors import HarnessError
+from harness.records import LmEvalConfig, Sample
+from harness.scorers import Scorer
+
+if TYPE_CHECKING:
+    from harness.backends import Backend
 
 # A sample's score is the first of these metrics it reports (bounded in [0, 1]).
 SCORE_METRICS = ("acc", "exact_match", "acc_norm", "f1", "em")
 
 
-class LmEvalError(Exception):
+class LmEvalError(HarnessError):
     """An lm-eval task could not be run; one line saying which and why."""
 
 
-@dataclass(frozen=True, slots=True)
-class LmEvalConfig:
-    tasks: tuple[str, ...]
-    include_path: str | None = None
-    num_fewshot: int | None = None
-    limit: int | None = None
+def backend_lm(backend: Backend, batch_size: int) -> Any:
+    """An lm-eval `LM` that runs every request on `backend` (lm-eval imported here).
+
+    It builds on lm-eval's `TemplateLM`, so requests are tokenized as lm-eval's own models
+    do (the tokenizer's default special tokens, trailing context whitespace moved to the
+    continuation, the end-of-text token as context when there is none); scoring and greedy
+    generation go through the backend seam. Log-softmax runs in float32 whatever the
+    model's dtype (lm-eval's `hf` model takes it in the model's dtype)."""
+    from lm_eval.api.model import TemplateLM
+
+    class BackendLM(TemplateLM):  # type: ignore[misc]
+        @property
+        def eot_token_id(self) -> int:
+            return backend.stop_ids[0]
+
+        def tok_encode(
+            self, string: str, add_special_tokens: bool | None = None, **kwargs: Any
+        ) -> list[int]:
+            return backend.encode(string, add_special=add_special_tokens is not False)
+
+        def _loglikelihood_tokens(self, requests: list[Any], **kwargs: Any) -> list[Any]:
+            pairs = [(context, continuation) for _, context, continuation in requests]
+            return backend.loglikelihood(pairs, batch_size)
+
+        def loglikelihood_rolling(self, requests: list[Any], **kwargs: Any) -> list[float]:
+            pairs = [([self.prefix_token_id], self.tok_encode(r.args[0], add_special_tokens=False))
+                     for r in requests]  # fmt: skip
+            return [total for total, _ in backend.loglikelihood(pairs, batch_size)]
+
+        def generate_until(self, requests: list[Any], **kwargs: Any) -> list[str]:
+            prompts = [self.tok_encode(r.args[0]) for r in requests]
+            options = [dict(r.args[1]) for r in requests]
+            limits = [int(o.get("max_gen_toks", 256)) for o in options]
+            rows: dict[int, tuple[int, ...]] = {}
+            for batch in backend.generate(prompts, limits, backend.stop_ids, batch_size):
+                rows.update((g.index, g.ids) for g in batch)
+            out = []
+            for i, o in enumerate(options):
+                text = backend.decode(rows[i])
+                until = o.get("until") or []
+                for stop in [until] if isinstance(until, str) else until:
+                    text = text.split(stop)[0] if stop else text
+                out.append(text)
+            return out
+
+    return BackendLM()
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
-    task: str
-    doc_id: int
-    doc_hash: str
-    prompt: str  # lm-eval's rendered context (first request)
-    target: str
-    output: str  # the generated text, or the chosen option of a multiple-choice task
-    metric: str
-    score: float | None  # the metric's value when it lies in [0, 1]
-    choices: tuple[str, ...] = ()  # multiple choice: the options...
-    loglikelihoods: tuple[float, ...] = ()  # ...and this model's log-likelihood of each
-    difficulty: str = "common"  # from the doc's own `difficulty` field, when it has one
-    weight: float | None = None  # from the doc's own `weight` field, when it has one
-
-    @property
-    def key(self) -> str:
-        return f"{self.task}/{self.doc_id}"
-
-
-def run_tasks(model: Any, tokenizer: Any, cfg: LmEvalConfig, batch_size: int) -> list[Sample]:
-    """Every configured task on an already loaded model; samples in task, doc order."""
+def run_tasks(backend: Backend, cfg: LmEvalConfig, batch_size: int) -> list[Sample]:
+    """Every configured task on an open backend; samples in task, doc order."""
     from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    lm = backend_lm(backend, batch_size)
     manager = TaskManager(include_path=cfg.include_path)
     missing = [t for t in cfg.tasks if t not in manager.all_tasks]
     if missing:
@@ -155,23 +180,6 @@ def _sample(task: str, raw: dict[str, Any]) -> Sample:
         task, int(raw["doc_id"]), raw["doc_hash"], prompt, str(raw["target"]), output, metric,
         score, **_doc_fields(raw),
     )  # fmt: skip
-
-
-def write_samples(path: Path, samples: Sequence[Sample]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        "".join(json.dumps(asdict(s), ensure_ascii=False) + "\n" for s in samples), encoding="utf-8"
-    )
-
-
-def read_samples(path: Path) -> list[Sample]:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-    return [
-        Sample(
-            **(r | {"choices": tuple(r["choices"]), "loglikelihoods": tuple(r["loglikelihoods"])})
-        )
-        for r in rows
-    ]
 
 
 # --- export ------------------------------------------------------------------------------
@@ -274,7 +282,7 @@ def export_tasks(
         data.write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
         )
-        normalized = any(i.scorer is Scorer.NORMALIZED for i in mine)
+        normalized = any(i.scorer == Scorer.NORMALIZED for i in mine)
         where = f"{data_dir}/{data.name}" if data_dir else data_path(data)
         yaml = task_yaml(name, where, max_gen_toks, normalized)
         (out / f"{name}.yaml").write_text(yaml, encoding="utf-8")

@@ -1,9 +1,11 @@
 """Pure scorers: (item, output, baseline_output) -> score in [0, 1], or None if unscorable.
 
-One explicit table, `SCORERS`, keyed by the `Scorer` enum. A score of at least 0.5 counts
-as "right" (binary scorers return exactly 0 or 1). None means the item could not be scored
-(no output, or an `agreement` item without a baseline output); it is counted and shown,
-never turned into a silent 0.
+One explicit table, `SCORERS`: per scorer its name, whether it needs a reference, how a
+reference is checked when an eval set is loaded, and its score function. Adding a scorer is
+one member of `Scorer` and one `ScorerEntry` here; nothing else changes. A score of at least
+0.5 counts as "right" (binary scorers return exactly 0 or 1). None means the item could not
+be scored (no output, or an `agreement` item without a baseline output); it is counted and
+shown, never turned into a silent 0.
 """
 
 from __future__ import annotations
@@ -12,16 +14,31 @@ import math
 import re
 import string
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Indel
 
-from harness.records import CHOICE_PATTERN, EvalItem, Scorer
+from harness.records import EvalItem
 
 RIGHT = 0.5
 _NUMBER = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _PUNCT = str.maketrans("", "", string.punctuation)
 _CHOICE_IN_OUTPUT = re.compile(r"^\s*\(?([A-Za-z0-9])\)?(?=$|[\s.):,])")
+# An option label of the `choice` scorer: "B" or "(B)".
+CHOICE_PATTERN = re.compile(r"^\(?([A-Za-z0-9])\)?$")
+
+
+class Scorer(StrEnum):
+    EXACT = "exact"
+    NORMALIZED = "normalized"
+    CONTAINS = "contains"
+    REGEX = "regex"
+    NUMERIC = "numeric"
+    CHOICE = "choice"
+    FUZZY = "fuzzy"
+    AGREEMENT = "agreement"  # reference-free: the candidate against the baseline's output
 
 
 def normalize(text: str) -> str:
@@ -41,6 +58,14 @@ def first_number(text: str) -> float | None:
         return float(match.group(0).replace(",", ""))
     except ValueError:
         return None
+
+
+def word_similarity(a: str, b: str) -> float:
+    """Normalized Indel similarity of the two word lists, in [0, 1]; 1.0 for two empty texts."""
+    return Indel.normalized_similarity(words(a), words(b))
+
+
+# --- score functions: (references, output) -> score ---------------------------------------
 
 
 def _exact(refs: tuple[str, ...], out: str) -> float:
@@ -80,23 +105,65 @@ def _fuzzy(refs: tuple[str, ...], out: str) -> float:
     return max(fuzz.ratio(normalize(out), normalize(r)) for r in refs) / 100.0
 
 
-def word_similarity(a: str, b: str) -> float:
-    """Normalized Indel similarity of the two word lists, in [0, 1]; 1.0 for two empty texts."""
-    return Indel.normalized_similarity(words(a), words(b))
+# --- reference checks: the problem with a reference, or None --------------------------------
 
 
-ReferenceScorer = Callable[[tuple[str, ...], str], float]
+def _any_text(ref: str) -> str | None:
+    return None
 
-SCORERS: dict[Scorer, ReferenceScorer | None] = {
-    Scorer.EXACT: _exact,
-    Scorer.NORMALIZED: _normalized,
-    Scorer.CONTAINS: _contains,
-    Scorer.REGEX: _regex,
-    Scorer.NUMERIC: _numeric,
-    Scorer.CHOICE: _choice,
-    Scorer.FUZZY: _fuzzy,
-    Scorer.AGREEMENT: None,  # scored against the baseline's output, below
+
+def _valid_regex(ref: str) -> str | None:
+    try:
+        re.compile(ref)
+    except re.error as exc:
+        return f"invalid regex {ref!r}: {exc}"
+    return None
+
+
+def _finite_number(ref: str) -> str | None:
+    try:
+        ok = math.isfinite(float(ref.replace(",", "")))
+    except ValueError:
+        ok = False
+    return None if ok else f"numeric scorer needs a finite number as reference; got {ref!r}"
+
+
+def _option_label(ref: str) -> str | None:
+    if CHOICE_PATTERN.match(ref):
+        return None
+    return f"choice scorer needs an option label such as 'B' or '(B)'; got {ref!r}"
+
+
+ScoreFn = Callable[[tuple[str, ...], str], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerEntry:
+    # None: reference-free, scored against the baseline's output (`agreement`).
+    score: ScoreFn | None
+    check_reference: Callable[[str], str | None] = _any_text
+    # The reference is text the model could say (its per-token NLL is measured); a regex is not.
+    literal_reference: bool = True
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.score is not None
+
+
+SCORERS: dict[Scorer, ScorerEntry] = {
+    Scorer.EXACT: ScorerEntry(_exact),
+    Scorer.NORMALIZED: ScorerEntry(_normalized),
+    Scorer.CONTAINS: ScorerEntry(_contains),
+    Scorer.REGEX: ScorerEntry(_regex, _valid_regex, literal_reference=False),
+    Scorer.NUMERIC: ScorerEntry(_numeric, _finite_number),
+    Scorer.CHOICE: ScorerEntry(_choice, _option_label),
+    Scorer.FUZZY: ScorerEntry(_fuzzy),
+    Scorer.AGREEMENT: ScorerEntry(None, literal_reference=False),
 }
+
+
+def entry(item: EvalItem) -> ScorerEntry:
+    return SCORERS[Scorer(item.scorer)]
 
 
 def score(item: EvalItem, output: str | None, baseline_output: str | None = None) -> float | None:
@@ -104,15 +171,15 @@ def score(item: EvalItem, output: str | None, baseline_output: str | None = None
     itself (baseline_output None and scoring the baseline) is scored with `score_baseline`."""
     if output is None:
         return None
-    scorer = SCORERS[item.scorer]
-    if scorer is None:
+    fn = entry(item).score
+    if fn is None:
         return None if baseline_output is None else word_similarity(output, baseline_output)
-    return scorer(item.reference, output)
+    return fn(item.reference, output)
 
 
 def score_baseline(item: EvalItem, output: str | None) -> float | None:
-    """The baseline's score: an `agreement` item agrees with itself by definition."""
-    if item.scorer is Scorer.AGREEMENT:
+    """The baseline's score: a reference-free item agrees with itself by definition."""
+    if not entry(item).needs_reference:
         return None if output is None else 1.0
     return score(item, output)
 

@@ -25,7 +25,7 @@ def save_tiny_llama(
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from harness.demo.tokenizer import build_tokenizer
+    from examples.demo.tokenizer import build_tokenizer
 
     torch.manual_seed(seed)
     config = LlamaConfig(
@@ -65,7 +65,7 @@ def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
-    from harness.demo.tokenizer import CHARS, SPECIALS
+    from examples.demo.tokenizer import CHARS, SPECIALS
 
     vocab = {tok: i for i, tok in enumerate([*SPECIALS, *reversed(CHARS)])}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))

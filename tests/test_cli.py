@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.report import pct, pts
+from harness.candidate_metrics import pct, pts
 
 from .helpers import PAYLOADS, agreement_rows, payload_rows, write_config, write_jsonl
 

@@ -54,7 +54,7 @@ def test_demo_config_resolves_paths_against_its_folder() -> None:
 
 def test_minimal(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, MINIMAL))
-    assert cfg.gate.max_weighted_accuracy_drop == 0.01 and cfg.gate.bound == "upper_ci"
+    assert cfg.gate.limits["max_weighted_accuracy_drop"] == 0.01 and cfg.gate.bound == "upper_ci"
     assert cfg.candidates[0].gated and cfg.baseline.path == str(tmp_path / "model")
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.demo import data, tasks
-from harness.demo.build_evalsets import build
-from harness.demo.tokenizer import build_tokenizer
-from harness.demo.train import MODEL_DIR, TrainConfig, train
+from examples.demo import data, tasks
+from examples.demo.build_evalsets import build
+from examples.demo.tokenizer import build_tokenizer
+from examples.demo.train import MODEL_DIR, TrainConfig, train
 from harness.evalset import load_evalset
 
 EVALSETS = Path(__file__).resolve().parents[1] / "evalsets"
@@ -133,7 +133,7 @@ def test_committed_model_files() -> None:
 
 def test_committed_model_accuracy_bounds() -> None:
     """Greedy, full precision, offline: >= 90% on common items, 30-90% on hard items."""
-    from harness.demo.measure import measure
+    from examples.demo.measure import measure
 
     totals = {r.difficulty: r for r in measure(MODEL_DIR) if r.family == "all"}
     common, hard = totals["common"].weighted_accuracy, totals["hard"].weighted_accuracy

@@ -11,7 +11,8 @@ import pytest
 
 from harness.cli import main
 from harness.evalset import EvalsetError, load_evalset
-from harness.records import Difficulty, Role, Scorer
+from harness.records import Difficulty, Role
+from harness.scorers import Scorer
 
 GOOD = {"id": "a", "prompt": "add 1+2=", "reference": "3"}
 

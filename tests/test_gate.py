@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from harness.config import GateConfig
+from harness.candidate_metrics import CandidateMetrics
 from harness.gate import gate
-from harness.metrics import Interval
-from harness.summary import CandidateMetrics
+from harness.records import GateConfig, Interval
 
 
 def metrics(**changes: object) -> CandidateMetrics:
-    base = CandidateMetrics(
+    values = dict(
         weighted_accuracy=Interval(0.9, 0.88, 0.02, 0.01, 0.03),
         hard_accuracy=Interval(0.6, 0.55, 0.05, 0.02, 0.08),
         regressions=4, improvements=1, hard_regressions=2,
         weighted_regression_share=0.04, regression_share_ci_low=0.02, regression_share_ci_high=0.06,
         mcnemar_p=0.375, identical_share=0.9, mean_similarity=0.95, items=100, scored=100,
         unscorable=0, mean_kld=0.02, p99_kld=0.3, top1_agreement=0.97, reference_ppl_ratio=None,
-        distribution=None, slices=(),
     )  # fmt: skip
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return CandidateMetrics.of(**(values | changes))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -35,29 +31,29 @@ def metrics(**changes: object) -> CandidateMetrics:
     ],
 )
 def test_weighted_drop_at_threshold(limit: float, bound: str, verdict: str) -> None:
-    result = gate(metrics(), GateConfig(max_weighted_accuracy_drop=limit, bound=bound))
+    result = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=limit, bound=bound))
     assert result.verdict == verdict
 
 
 def test_hard_drop_uses_the_hard_interval() -> None:
-    assert gate(metrics(), GateConfig(max_hard_accuracy_drop=0.08)).verdict == "pass"
-    assert gate(metrics(), GateConfig(max_hard_accuracy_drop=0.07)).verdict == "fail"
+    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.08)).verdict == "pass"
+    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.07)).verdict == "fail"
 
 
 def test_hard_regressions_at_threshold() -> None:
-    assert gate(metrics(), GateConfig(max_hard_regressions=2)).verdict == "pass"
-    assert gate(metrics(), GateConfig(max_hard_regressions=1)).verdict == "fail"
+    assert gate(metrics(), GateConfig.of(max_hard_regressions=2)).verdict == "pass"
+    assert gate(metrics(), GateConfig.of(max_hard_regressions=1)).verdict == "fail"
 
 
 def test_regression_share_at_threshold() -> None:
-    assert gate(metrics(), GateConfig(max_weighted_regression_share=0.06)).verdict == "pass"
-    assert gate(metrics(), GateConfig(max_weighted_regression_share=0.05)).verdict == "fail"
-    point = GateConfig(max_weighted_regression_share=0.04, bound="point")
+    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.06)).verdict == "pass"
+    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.05)).verdict == "fail"
+    point = GateConfig.of(max_weighted_regression_share=0.04, bound="point")
     assert gate(metrics(), point).verdict == "pass"
 
 
 def test_reasons_name_metric_value_interval_and_limit() -> None:
-    result = gate(metrics(), GateConfig(max_weighted_accuracy_drop=0.01, max_hard_regressions=5))
+    result = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=0.01, max_hard_regressions=5))
     assert result.verdict == "fail"
     assert result.reasons == [
         "Weighted accuracy dropped 2.00 pts (interval 1.00 pts to 3.00 pts); judged at the "
@@ -67,12 +63,12 @@ def test_reasons_name_metric_value_interval_and_limit() -> None:
 
 
 def test_no_hard_items_fails_closed() -> None:
-    result = gate(metrics(hard_accuracy=None), GateConfig(max_hard_accuracy_drop=0.5))
+    result = gate(metrics(hard_accuracy=None), GateConfig.of(max_hard_accuracy_drop=0.5))
     assert result.verdict == "fail" and "cannot be checked" in result.reasons[0]
 
 
 def test_no_rule_is_not_a_pass() -> None:
-    assert gate(metrics(), GateConfig()).verdict == "fail"
+    assert gate(metrics(), GateConfig.of()).verdict == "fail"
 
 
 def test_unknown_bound_is_rejected() -> None:
@@ -89,10 +85,10 @@ def test_unknown_bound_is_rejected() -> None:
     ],
 )  # fmt: skip
 def test_distribution_rules_at_threshold(key: str, limit: float, verdict: str) -> None:
-    result = gate(metrics(), GateConfig(**{key: limit}))  # type: ignore[arg-type]
+    result = gate(metrics(), GateConfig.of(**{key: limit}))  # type: ignore[arg-type]
     assert result.verdict == verdict and result.rules[0].rule == key
 
 
 def test_unmeasured_distribution_fails_closed() -> None:
-    result = gate(metrics(mean_kld=None), GateConfig(max_mean_kld=1.0))
+    result = gate(metrics(mean_kld=None), GateConfig.of(max_mean_kld=1.0))
     assert result.verdict == "fail" and "not measured" in result.reasons[0]

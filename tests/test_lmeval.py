@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
+from harness.backends import open_backend
 from harness.cli import main
 from harness.lmeval import (
-    LmEvalConfig,
     LmEvalError,
     export_tasks,
     mc_task_yaml,
-    read_samples,
     run_tasks,
 )
-from harness.models import ModelSpec, load
+from harness.records import LmEvalConfig, ModelSpec
+from harness.rundir import RunDir
 
 from .helpers import write_config
 
@@ -55,8 +55,8 @@ def test_tasks_in_a_compare_are_paired_per_sample(
                        "max_hard_regressions = 1000", name="lm", extra=lm_eval)  # fmt: skip
     run = tmp_path / "run"
     assert main(["compare", "--config", str(cfg), "--out", str(run)]) == 0
-    base = read_samples(run / "lm_eval" / "base.jsonl")
-    cand = read_samples(run / "lm_eval" / "cand.jsonl")
+    base = RunDir(run).read_samples("base")
+    cand = RunDir(run).read_samples("cand")
     # every doc once per model, both models on the same docs
     for samples in (base, cand):
         keys = [s.key for s in samples]
@@ -94,9 +94,9 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    from harness.config import RunSettings
     from harness.evalset import load_evalset
-    from harness.generate import generate_texts
+    from harness.records import GenerationSettings
+    from harness.run import generate_texts
     from harness.scorers import score_baseline
 
     evalset = REPO / "evalsets" / "demo" / "add.jsonl"
@@ -108,8 +108,8 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     )  # fmt: skip
     theirs = {s["doc_id"]: float(s["exact_match"]) for s in result["samples"]["harness_add"]}
     items = load_evalset([str(evalset)])
-    model, tok = load(ModelSpec("demo", str(REPO / "harness" / "demo" / "model")))
-    outputs = generate_texts(model, tok, items, RunSettings(max_new_tokens=32, batch_size=64))
+    with open_backend(ModelSpec("demo", str(REPO / "harness" / "demo" / "model"))) as backend:
+        outputs = generate_texts(backend, items, GenerationSettings(max_new_tokens=32, batch_size=64))
     ours = {
         i: score_baseline(item, out)
         for i, (item, out) in enumerate(zip(items, outputs, strict=True))
@@ -119,15 +119,15 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
 
 
 def test_unknown_task_is_one_clear_error(tiny_model_dir: Path) -> None:
-    model, tok = load(ModelSpec("t", str(tiny_model_dir)))
+    backend = open_backend(ModelSpec("t", str(tiny_model_dir)))
     with pytest.raises(LmEvalError, match="not found: no_such_task"):
-        run_tasks(model, tok, LmEvalConfig(tasks=("no_such_task",)), batch_size=4)
+        run_tasks(backend, LmEvalConfig(tasks=("no_such_task",)), batch_size=4)
 
 
 def test_hub_task_offline_is_one_clear_error(tiny_model_dir: Path) -> None:
-    model, tok = load(ModelSpec("t", str(tiny_model_dir)))
+    backend = open_backend(ModelSpec("t", str(tiny_model_dir)))
     with pytest.raises(LmEvalError) as info:
-        run_tasks(model, tok, LmEvalConfig(tasks=("hellaswag",), limit=2), batch_size=4)
+        run_tasks(backend, LmEvalConfig(tasks=("hellaswag",), limit=2), batch_size=4)
     message = str(info.value)
     assert "\n" not in message and "offline" in message
 

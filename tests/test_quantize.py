@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from harness import quantize as q
-from harness.config import RunSettings
-from harness.generate import generate_texts
-from harness.models import ModelSpec, fingerprint, load
-from harness.records import EvalItem, Source
+from harness.backends.base import checkpoint_fingerprint as fingerprint
+from harness.backends.hf import HFBackend
+from harness.quantize import llmcompressor
+from harness.run import generate_texts
+from harness.records import EvalItem, GenerationSettings, ModelSpec, QuantizeSpec, Source
 
 
 @pytest.fixture(scope="module")
@@ -33,28 +34,28 @@ def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cache_key_depends_on_every_input() -> None:
-    rtn = q.QuantizeSpec("W8A16", "rtn")
+    rtn = QuantizeSpec("W8A16", "rtn")
     keys = {
         q.cache_key("fp-a", rtn, None),
         q.cache_key("fp-b", rtn, None),
-        q.cache_key("fp-a", q.QuantizeSpec("W4A16", "rtn"), None),
-        q.cache_key("fp-a", q.QuantizeSpec("W4A16", "gptq", "x.jsonl"), "sha-1"),
-        q.cache_key("fp-a", q.QuantizeSpec("W4A16", "gptq", "y.jsonl"), "sha-2"),
+        q.cache_key("fp-a", QuantizeSpec("W4A16", "rtn"), None),
+        q.cache_key("fp-a", QuantizeSpec("W4A16", "gptq", "x.jsonl"), "sha-1"),
+        q.cache_key("fp-a", QuantizeSpec("W4A16", "gptq", "y.jsonl"), "sha-2"),
     }
     assert len(keys) == 5
     # The calibration set counts by content: the same bytes under another path, same key.
-    assert q.cache_key("f", q.QuantizeSpec("W4A16", "gptq", "a"), "s") == q.cache_key(
-        "f", q.QuantizeSpec("W4A16", "gptq", "b"), "s"
+    assert q.cache_key("f", QuantizeSpec("W4A16", "gptq", "a"), "s") == q.cache_key(
+        "f", QuantizeSpec("W4A16", "gptq", "b"), "s"
     )
 
 
 def test_spec_invariants() -> None:
     with pytest.raises(ValueError):
-        q.QuantizeSpec("W4A16", "gptq")  # no calibration
+        QuantizeSpec("W4A16", "gptq")  # no calibration
     with pytest.raises(ValueError):
-        q.QuantizeSpec("W4A16", "rtn", "calib.jsonl")
+        QuantizeSpec("W4A16", "rtn", "calib.jsonl")
     with pytest.raises(ValueError):
-        q.QuantizeSpec("W2A16", "rtn")
+        QuantizeSpec("W2A16", "rtn")
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
     model_128: Path, calibration: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     scheme: str, method: str, bits: int,
 ) -> None:  # fmt: skip
-    spec = q.QuantizeSpec(
+    spec = QuantizeSpec(
         scheme, method, str(calibration) if method == "gptq" else None, samples=16
     )
     made = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)
@@ -78,14 +79,14 @@ def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
         q.sha256_file(calibration) if method == "gptq" else None
     )
 
-    model, tok = load(ModelSpec("q", str(made.path)))
+    backend = HFBackend(ModelSpec("q", str(made.path)))
     item = EvalItem(id="a", source=Source("t", 1), prompt="add 1+2=", reference=("3",))
-    assert isinstance(generate_texts(model, tok, [item], RunSettings(max_new_tokens=4))[0], str)
+    assert isinstance(generate_texts(backend, [item], GenerationSettings(max_new_tokens=4))[0], str)
 
     def no_work(*args: object) -> None:
         raise AssertionError("a cached quantization ran again")
 
-    monkeypatch.setattr(q, "_run_oneshot", no_work)
+    monkeypatch.setattr(llmcompressor, "run_oneshot", no_work)
     again = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)
     assert again.cached and again.path == made.path
 
@@ -96,15 +97,15 @@ def test_failed_quantization_leaves_no_checkpoint(
     def boom(*args: object) -> None:
         raise RuntimeError("out of memory\nmore detail")
 
-    monkeypatch.setattr(q, "_run_oneshot", boom)
+    monkeypatch.setattr(llmcompressor, "run_oneshot", boom)
     with pytest.raises(q.QuantizeError, match=r"out of memory$"):
-        q.quantize(str(model_128), "fp", q.QuantizeSpec("W8A16", "rtn"), tmp_path)
+        q.quantize(str(model_128), "fp", QuantizeSpec("W8A16", "rtn"), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_gptq_is_deterministic(model_128: Path, calibration: Path, tmp_path: Path) -> None:
     """Two runs from empty caches calibrate on the same samples: byte-identical weights."""
-    spec = q.QuantizeSpec("W4A16", "gptq", str(calibration), samples=8)
+    spec = QuantizeSpec("W4A16", "gptq", str(calibration), samples=8)
     made = [q.quantize(str(model_128), "fp", spec, tmp_path / f"cache-{i}") for i in range(2)]
     weights = [(m.path / "model.safetensors").read_bytes() for m in made]
     assert weights[0] == weights[1]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.records import EvalItem, Scorer, Source
+from harness.records import EvalItem, Source
 from harness.scorers import (
+    Scorer,
     first_number,
     is_right,
     normalize,

@@ -1,0 +1,169 @@
+"""The backend seam: the only interface through which anything above the run stage reaches a
+model. It works on token ids, never on text, so identical inputs stay guaranteed whatever
+engine runs a model: the run stage tokenizes every prompt once, with the baseline's
+tokenizer, and feeds those ids to every backend.
+
+An engine is one subclass of `Backend` in one file of this package, named in `ENGINES`
+(`harness/backends/__init__.py`); its own dependencies are imported inside its methods, so
+`import harness.backends` never loads torch. Log-prob rows are whatever array type the engine
+returns with `.shape` (torch tensors for `hf`); they stay inside the run stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar
+
+from harness.errors import HarnessError
+from harness.records import EvalItem, ModelSpec
+
+
+class ModelLoadError(HarnessError):
+    """The model could not be loaded; the message says which and why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an engine can return besides greedy ids."""
+
+    full_vocab_logprobs: bool  # a log-prob for every vocabulary entry at each position
+    top_k: int | None = None  # else at most this many alternatives per position (None: none)
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """One greedy continuation."""
+
+    index: int  # position of its prompt in the request
+    ids: tuple[int, ...]  # generated ids, without the stop id that ended them
+    stop_id: int | None  # the stop id that ended the row; None when it hit its limit
+    # With want_logprobs: log-probs [len(ids) + (1 if stop_id is not None else 0), V] at each
+    # generated position (greedy decoding is teacher forcing on the model's own output).
+    logprobs: Any = None
+
+    @property
+    def continuation(self) -> tuple[int, ...]:
+        """The generated ids plus the stop id that ended them: what the log-probs predict."""
+        return self.ids if self.stop_id is None else (*self.ids, self.stop_id)
+
+
+class Backend(ABC):
+    """One model loaded by one engine. Use as a context manager, or call `close()`."""
+
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    # --- tokenizer --------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def tokenizer(self) -> Any:
+        """The engine's own tokenizer object (for code that must hand it to a library)."""
+
+    @abstractmethod
+    def prompt_ids(self, item: EvalItem) -> list[int]:
+        """An item's prompt as ids; `messages` through the model's chat template. Raises
+        ValueError when the tokenizer cannot render it (no chat template)."""
+
+    @abstractmethod
+    def encode(self, text: str, add_special: bool = False) -> list[int]:
+        """Text as ids: bare (references), or with the special tokens the tokenizer adds by
+        default, such as <bos> (a plain prompt; lm-eval requests)."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Ids as text, special tokens left out."""
+
+    @abstractmethod
+    def token_text(self, token_id: int) -> str:
+        """One id decoded alone, to show where two outputs split."""
+
+    @property
+    @abstractmethod
+    def stop_ids(self) -> tuple[int, ...]:
+        """The ids that end a generated turn."""
+
+    # --- model ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def generate(
+        self, prompts: Sequence[Sequence[int]], limits: Sequence[int], stop_ids: Sequence[int],
+        batch_size: int, want_logprobs: bool = False, desc: str | None = None,
+    ) -> Iterator[list[Generated]]:  # fmt: skip
+        """Greedy continuations of every prompt, each up to its own limit, ending at the
+        first of `stop_ids`; yielded batch by batch (in any order: `Generated.index` says
+        which prompt) so log-probs can be streamed to disk and memory stays flat."""
+
+    @abstractmethod
+    def score(
+        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        batch_size: int,
+    ) -> Iterator[Any]:  # fmt: skip
+        """Teacher forcing: per pair, in order, the log-probs [len(continuation), V] at the
+        positions that predict each continuation token."""
+
+    def loglikelihood(
+        self, requests: Sequence[tuple[Sequence[int], Sequence[int]]], batch_size: int
+    ) -> list[tuple[float, bool]]:
+        """Per (context ids, continuation ids): the continuation's summed log-probability
+        and whether greedy decoding would produce it (lm-eval's multiple-choice path)."""
+        prompts = [c for c, _ in requests]
+        conts = [t for _, t in requests]
+        out = []
+        for cont, logp in zip(conts, self.score(prompts, conts, batch_size), strict=True):
+            picked = [float(logp[i, t]) for i, t in enumerate(cont)]
+            greedy = all(int(logp[i].argmax()) == t for i, t in enumerate(cont))
+            out.append((sum(picked), greedy))
+        return out
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A fingerprint of the weights this backend runs."""
+
+    def close(self) -> None:
+        """Free the model (engines with servers or native handles override this)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def checkpoint_fingerprint(path: str, ignore: tuple[str, ...] = ()) -> str:
+    """A content fingerprint of a checkpoint dir (or `hub:<id>` for a hub id).
+
+    Files up to 64 MiB are hashed whole; larger ones by name, size and their first and
+    last 16 MiB, so fingerprinting a 15 GB checkpoint takes a second, not a minute.
+    Files named in `ignore` (bookkeeping such as timings) do not count."""
+    root = Path(path)
+    if not root.is_dir():
+        return f"hub:{path}"
+    h = hashlib.sha256()
+    files = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for file in sorted(f for f in files if f.name not in ignore):
+        size = file.stat().st_size
+        h.update(f"{file.relative_to(root)}\0{size}\0".encode())
+        with open(file, "rb") as f:
+            if size <= 64 << 20:
+                h.update(f.read())
+            else:
+                h.update(f.read(16 << 20))
+                f.seek(-(16 << 20), os.SEEK_END)
+                h.update(f.read())
+    return h.hexdigest()[:20]
+
+
+class TokenizerMismatch(HarnessError):
+    """A prompt cannot be fed identically: a candidate's tokenizer maps it to other ids than
+    the baseline's, its stop ids differ, or a model's tokenizer cannot render it."""

@@ -1,0 +1,197 @@
+"""transformers, in process: the only module that imports transformers' model classes.
+
+Behaviour as before the backend seam: batched greedy generation with left padding over the
+prompts sorted by (length, limit), one explicit GenerationConfig for every model, and
+teacher forcing with right padding. torch and transformers are imported on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.backends.base import (
+    Backend,
+    Capabilities,
+    Generated,
+    ModelLoadError,
+    checkpoint_fingerprint,
+)
+from harness.records import EvalItem, ModelSpec
+
+if TYPE_CHECKING:
+    import torch
+
+# Files a checkpoint dir may hold that are not weights: the quantize cache's marker.
+BOOKKEEPING = ("harness_quantize.json",)
+
+
+def load(spec: ModelSpec) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer). A hub id is only tried when the hub is allowed
+    (HF_HUB_OFFLINE unset); offline, a missing local dir fails at once with its name."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local = Path(spec.path).is_dir()
+    if not local and (spec.path.count("/") != 1 or spec.path.startswith((".", "/"))):
+        raise ModelLoadError(f"model {spec.name!r}: no checkpoint directory at {spec.path}")
+    if not local and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ModelLoadError(
+            f"model {spec.name!r}: {spec.path!r} is not a local directory and HF_HUB_OFFLINE=1"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.path)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            spec.path, dtype=getattr(torch, spec.dtype)
+        )
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"model {spec.name!r} at {spec.path!r}: {first}") from exc
+    model = model.to(spec.device).eval()
+    return model, tokenizer
+
+
+class HFBackend(Backend):
+    capabilities = Capabilities(full_vocab_logprobs=True)
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.model, self._tok = load(spec)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tok
+
+    def prompt_ids(self, item: EvalItem) -> list[int]:
+        if item.messages is not None:
+            conversation = [{"role": m.role.value, "content": m.content} for m in item.messages]
+            text = self._tok.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
+            return list(self._tok(text, add_special_tokens=False).input_ids)
+        return self.encode(str(item.prompt), add_special=True)
+
+    def encode(self, text: str, add_special: bool = False) -> list[int]:
+        return list(self._tok(text, add_special_tokens=add_special).input_ids)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return str(self._tok.decode(list(ids), skip_special_tokens=True))
+
+    def token_text(self, token_id: int) -> str:
+        return str(self._tok.decode([token_id]))
+
+    @property
+    def stop_ids(self) -> tuple[int, ...]:
+        return (int(self._tok.eos_token_id),)
+
+    @property
+    def pad_id(self) -> int:
+        """The tokenizer's pad id, or its <eos> where it has none (as for many base models)."""
+        tok = self._tok
+        return int(tok.eos_token_id if tok.pad_token_id is None else tok.pad_token_id)
+
+    def fingerprint(self) -> str:
+        return checkpoint_fingerprint(self.spec.path, ignore=BOOKKEEPING)
+
+    def close(self) -> None:
+        import gc
+
+        self.model = None
+        gc.collect()
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], limits: Sequence[int], stop_ids: Sequence[int],
+        batch_size: int, want_logprobs: bool = False, desc: str | None = None,
+    ) -> Iterator[list[Generated]]:  # fmt: skip
+        """Batches are formed over the prompts sorted by (length, limit), the same way for
+        every model, so little is padded and a batch stops when its similar rows are done."""
+        import torch
+        from tqdm import tqdm
+
+        order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), limits[i]))
+        starts = range(0, len(prompts), batch_size)
+        with torch.inference_mode():
+            for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None,
+                              file=sys.stderr):  # fmt: skip
+                chosen = order[start : start + batch_size]
+                yield self._batch(chosen, prompts, limits, stop_ids, want_logprobs)
+
+    def _batch(
+        self, chosen: list[int], prompts: Sequence[Sequence[int]], limits: Sequence[int],
+        stop_ids: Sequence[int], want_logprobs: bool,
+    ) -> list[Generated]:  # fmt: skip
+        import torch
+        import transformers
+
+        batch, caps = [prompts[i] for i in chosen], [limits[i] for i in chosen]
+        width = max(len(r) for r in batch)
+        device = next(self.model.parameters()).device
+        pad = self.pad_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + list(r) for r in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch], device=device)
+        # An explicit config: a checkpoint's own generation_config.json (sampling, repetition
+        # penalty...) must not make two models decode differently.
+        decoding = transformers.GenerationConfig(
+            max_new_tokens=max(caps), do_sample=False, num_beams=1, pad_token_id=pad,
+            eos_token_id=stop_ids[0] if len(stop_ids) == 1 else list(stop_ids),
+            output_logits=want_logprobs, return_dict_in_generate=True,
+        )  # fmt: skip
+        result = self.model.generate(
+            input_ids=input_ids, attention_mask=mask, generation_config=decoding
+        )
+        generated = result.sequences[:, width:].tolist()
+        steps = torch.stack(result.logits, dim=1).float() if want_logprobs else None
+        stops = set(stop_ids)
+        out = []
+        for j, (i, row, cap) in enumerate(zip(chosen, generated, caps, strict=True)):
+            row = row[:cap]
+            end = next((k for k, t in enumerate(row) if t in stops), None)
+            ids = tuple(row if end is None else row[:end])
+            stop = None if end is None else int(row[end])
+            logp = None
+            if steps is not None:
+                n = len(ids) + (0 if stop is None else 1)
+                logp = torch.log_softmax(steps[j, :n], dim=-1).cpu()
+            out.append(Generated(i, ids, stop, logp))
+        return out
+
+    def score(
+        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        batch_size: int,
+    ) -> Iterator[torch.Tensor]:  # fmt: skip
+        """Right padding: a causal model's earlier positions never see it."""
+        import torch
+
+        device = next(self.model.parameters()).device
+        pad = self.pad_id
+        with torch.inference_mode():
+            for start in range(0, len(prompts), batch_size):
+                ps = prompts[start : start + batch_size]
+                cs = continuations[start : start + batch_size]
+                rows = [list(p) + list(c) for p, c in zip(ps, cs, strict=True)]
+                width = max(len(r) for r in rows)
+                ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device)
+                mask = torch.tensor(
+                    [[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device
+                )
+                logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
+                for j, (p, c) in enumerate(zip(ps, cs, strict=True)):
+                    sl = logits[j, len(p) - 1 : len(p) - 1 + len(c)]
+                    yield torch.log_softmax(sl, dim=-1).cpu()
+
+    def loglikelihood(
+        self, requests: Sequence[tuple[Sequence[int], Sequence[int]]], batch_size: int
+    ) -> list[tuple[float, bool]]:
+        import torch
+
+        conts = [list(t) for _, t in requests]
+        scored = self.score([c for c, _ in requests], conts, batch_size)
+        out = []
+        for cont, logp in zip(conts, scored, strict=True):
+            targets = torch.tensor(cont, dtype=torch.long)[:, None]
+            total = float(logp.gather(1, targets).sum())
+            out.append((total, bool((logp.argmax(-1) == targets[:, 0]).all())))
+        return out

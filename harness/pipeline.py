@@ -1,0 +1,174 @@
+"""The library API: `compare(config, out) -> Results`, `rebuild(run_dir) -> Results` and
+`import_review(run_dir, review) -> Results`. The command line is a thin layer over these.
+
+compare:  items + ready candidates ─► run (generations on disk) ─► analyze ─► run.json once,
+          artifacts, the staging folder renamed into place
+rebuild:  run.json + generations ─► analyze ─► artifacts (no model, no torch)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from harness.candidate_metrics import summarize
+from harness.codec import from_json
+from harness.errors import HarnessError
+from harness.evalset import load_evalset
+from harness.gate import gate
+from harness.pairing import pair, pair_samples
+from harness.quantize import DEFAULT_CACHE
+from harness.records import CompareConfig, EvalItem, GateConfig, PairedItem, StatsConfig
+from harness.report import render_all
+from harness.results import (
+    CandidateInfo,
+    CandidateResult,
+    Durations,
+    EvalsetInfo,
+    Results,
+    RunRecord,
+    config_json,
+    determinism,
+    item_results,
+    model_info,
+)
+from harness.review import ReviewError, Reviews, check_review, merge, summarize_review
+from harness.rundir import RunDir, dumps, publish, read_json, staging_for
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Results:
+    """Quantize what the config asks for (cached), run every model, analyze, write the run
+    folder at `out` (built aside and renamed into place when complete)."""
+    # The run stage is the only part that loads torch: imported here, so that `rebuild`
+    # and the rest of this module stay light.
+    from harness.backends.base import checkpoint_fingerprint
+    from harness.run import noise_floor_candidate, ready_candidate, run_all
+
+    items = load_evalset(cfg.evalsets)
+    baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
+    ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
+    if cfg.noise_floor:
+        ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
+    created_at = now()
+    staging = staging_for(out)
+    seconds = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval)
+    run = RunRecord(
+        created_at=created_at, name=cfg.name, config=config_json(cfg),
+        evalsets=evalset_info(items), libraries=library_versions(),
+        durations=Durations(
+            {c.spec.name: round(c.quantize_seconds, 1) for c in ready},
+            {c.spec.name: c.quantize_cached for c in ready},
+            {k: round(v, 1) for k, v in seconds.items()},
+        ),
+        baseline=model_info(cfg.baseline, baseline_fp),
+        candidates=tuple(CandidateInfo.of(c) for c in ready), items=tuple(items),
+    )  # fmt: skip
+    results, paired = analyze(run, staging, Reviews())
+    text = dumps(results.to_json())
+    # The run's identity for reviews: results.json as compare wrote it (before any verdict).
+    run = RunRecord(**{f: getattr(run, f) for f in RunRecord.__dataclass_fields__} | {
+        "results_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()})  # fmt: skip
+    staging.write_run(run)
+    write_artifacts(staging, run, results, paired)
+    publish(staging, out)
+    return results
+
+
+def rebuild(run_dir: Path) -> Results:
+    """Re-derive every artifact of a run folder from what is on disk (no model loaded)."""
+    folder = RunDir(run_dir)
+    run = folder.read_run()
+    results, paired = analyze(run, folder, folder.read_reviews())
+    write_artifacts(folder, run, results, paired)
+    return results
+
+
+def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
+    """Merge a reviewer's verdicts into the run, then rebuild every artifact (and the gate).
+    Returns how many verdicts the review brought, and the new results."""
+    folder = RunDir(run_dir)
+    run = folder.read_run()
+    try:
+        review = json.loads(review_path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReviewError(f"{review_path}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ReviewError(f"{review_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    # The report's items, lm-eval samples included (run.json lists only eval-set items).
+    ids = {item.id for item in Results.from_json(read_json(folder.results_json)).items}
+    try:
+        verdicts = check_review(review, run.run_id, run.results_sha256, ids,
+                                {c.name for c in run.candidates})  # fmt: skip
+    except ReviewError as exc:
+        raise ReviewError(f"{review_path}: {exc}") from None
+    folder.write_reviews(merge(folder.read_reviews(), review, verdicts, now()))
+    return len(verdicts), rebuild(run_dir)
+
+
+def analyze(
+    run: RunRecord, folder: RunDir, reviews: Reviews
+) -> tuple[Results, dict[str, list[PairedItem]]]:
+    """Score, pair, summarize and gate every candidate: the results, and the paired items
+    the report renders."""
+    stats = from_json(StatsConfig, run.config["stats"])
+    table = run.config["gate"]
+    gate_cfg = GateConfig({k: v for k, v in table.items() if k != "bound" and v is not None},
+                          table["bound"])  # fmt: skip
+    items = list(run.items)
+    base = folder.read_generations(run.baseline.name, items)
+    lm_base = folder.read_samples(run.baseline.name) if run.config["lm_eval"] else None
+    paired: dict[str, list[PairedItem]] = {}
+    candidates = []
+    for cand in run.candidates:
+        tokens = folder.read_token_stats(cand.name, items)
+        paired[cand.name] = pair(items, base, folder.read_generations(cand.name, items), tokens)
+        if lm_base is not None:
+            paired[cand.name] += pair_samples(lm_base, folder.read_samples(cand.name))
+        metrics = summarize(paired[cand.name], stats)
+        review = summarize_review(paired[cand.name], reviews.verdicts.get(cand.name, {}))
+        verdict = gate(metrics, gate_cfg, review)
+        candidates.append(CandidateResult(cand, verdict.verdict, tuple(verdict.reasons),
+                                          verdict.rules, metrics, review))  # fmt: skip
+    results = Results(
+        created_at=run.created_at, name=run.name, config=run.config, evalsets=run.evalsets,
+        libraries=run.libraries, durations=run.durations, baseline=run.baseline,
+        determinism=determinism(tuple(candidates)), candidates=tuple(candidates),
+        items=item_results(paired, reviews.verdicts), review_imports=reviews.imports,
+    )  # fmt: skip
+    return results, paired
+
+
+def write_artifacts(
+    folder: RunDir, run: RunRecord, results: Results, paired: dict[str, list[PairedItem]]
+) -> None:
+    if run.results_sha256 is None:
+        raise HarnessError(f"{folder.run_json}: no results_sha256; the run did not complete")
+    identity = {"run_id": run.run_id, "results_sha256": run.results_sha256}
+    folder.write_artifacts(render_all(results, paired, identity))
+
+
+def library_versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for package in ("harness", "torch", "transformers", "llmcompressor", "compressed-tensors",
+                    "lm-eval"):  # fmt: skip
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def evalset_info(items: list[EvalItem]) -> tuple[EvalsetInfo, ...]:
+    from harness.quantize import sha256_file
+
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.source.path] = counts.get(item.source.path, 0) + 1
+    return tuple(EvalsetInfo(p, sha256_file(p), n) for p, n in counts.items())

@@ -1,0 +1,222 @@
+"""Per-token distribution probes, riding along with generation (one model in memory at a time).
+
+Greedy decoding is teacher forcing on a model's own output, so the baseline's log-probs at
+every generated token come straight from its generation (`BaselineProbe`), packed to disk as
+they are produced. A candidate's generation gives its log-probs on the baseline's tokens for
+free wherever it produced the same tokens; only items where it diverged get a teacher-forced
+pass on the baseline's ids (`CandidateProbe`). Per-item reference perplexities reuse the same
+log-probs when the output starts with the reference, and run a teacher-forced pass otherwise.
+
+Per position: KL(P_base || P_cand) over the full vocabulary, whether the top-1 tokens agree,
+Δp of the baseline's token, and both models' NLL of it.
+
+The baseline's log-probs go to disk in a compact form (`pack`): per row, uint16 codes on a
+linear grid from `floor = max(min, max - LOGP_SPAN)` to the row's max, plus that floor and
+the step as float32 — the scheme llama.cpp uses for its KL-divergence base files. The grid
+step is at most LOGP_SPAN / 65535 ≈ 6.1e-4 nats, so each log-prob is off by at most ≈ 3.1e-4
+nats and the KLD by well under 1e-3 (a test checks it against float64). Probabilities below
+e^-LOGP_SPAN relative to the top token are clamped to the floor: they weigh less than 1e-17.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.backends import Backend, Generated
+from harness.backends.base import TokenizerMismatch
+from harness.records import EvalItem, TokenStats
+from harness.scorers import entry
+
+LOGP_SPAN = 40.0
+CODES = 65535
+
+
+def pack(logp: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-probs [n, V] -> (uint16 codes [n, V], floor [n], step [n])."""
+    logp = logp.double()
+    top = logp.max(dim=-1).values
+    floor = torch.maximum(logp.min(dim=-1).values, top - LOGP_SPAN)
+    step = ((top - floor) / CODES).clamp_min(1e-30)
+    codes = torch.round((logp.clamp_min(floor[:, None]) - floor[:, None]) / step[:, None])
+    return (
+        codes.to(torch.int32).numpy().astype(np.uint16),
+        floor.float().numpy(),
+        step.float().numpy(),
+    )
+
+
+def unpack(codes: np.ndarray, floor: np.ndarray, step: np.ndarray) -> torch.Tensor:
+    """Inverse of `pack`, renormalised so each row is a distribution again (float64)."""
+    logp = (
+        torch.from_numpy(codes.astype(np.float64))
+        * torch.from_numpy(step.astype(np.float64))[:, None]
+    )
+    logp = logp + torch.from_numpy(floor.astype(np.float64))[:, None]
+    return logp - torch.logsumexp(logp, dim=-1, keepdim=True)
+
+
+def token_stats(
+    base_logp: torch.Tensor, cand_logp: torch.Tensor, targets: Sequence[int]
+) -> TokenStats:
+    """Both [n, V] log-prob tensors at the n positions that predict `targets`."""
+    b, c = base_logp.double(), cand_logp.double()
+    kld = (b.exp() * (b - c)).sum(-1).clamp_min(0.0)
+    idx = torch.tensor(list(targets), dtype=torch.long)[:, None]
+    nll_b, nll_c = -b.gather(1, idx)[:, 0], -c.gather(1, idx)[:, 0]
+    return TokenStats(
+        kld=tuple(kld.tolist()),
+        top1_agree=tuple((b.argmax(-1) == c.argmax(-1)).tolist()),
+        delta_p=tuple((nll_c.neg().exp() - nll_b.neg().exp()).tolist()),
+        nll_base=tuple(nll_b.tolist()),
+        nll_cand=tuple(nll_c.tolist()),
+    )
+
+
+class LogprobStore:
+    """The baseline's packed log-probs on disk, addressed by item index: `<stem>.codes`
+    (uint16), `<stem>.rows` (float32 floor and step per row) and `<stem>.json` (vocab size,
+    item -> first row and row count). Appended batch by batch as generation goes, read back
+    through memory maps: memory stays flat as the eval set grows."""
+
+    def __init__(self, stem: Path) -> None:
+        self.stem = stem
+        self.index: dict[int, tuple[int, int]] = {}
+        self.vocab = 0
+        self._rows = 0
+        self._files: tuple[Any, Any] | None = None
+        self._maps: tuple[np.ndarray, np.ndarray] | None = None
+
+    def append(self, item: int, logp: torch.Tensor) -> None:
+        if self._files is None:
+            self.stem.parent.mkdir(parents=True, exist_ok=True)
+            self._files = (open(f"{self.stem}.codes", "wb"), open(f"{self.stem}.rows", "wb"))  # noqa: SIM115
+        codes, floor, step = pack(logp)
+        self._files[0].write(codes.tobytes())
+        self._files[1].write(np.stack([floor, step], axis=1).astype(np.float32).tobytes())
+        self.vocab = int(logp.shape[-1])
+        self.index[item] = (self._rows, int(logp.shape[0]))
+        self._rows += int(logp.shape[0])
+
+    def close(self) -> None:
+        if self._files is not None:
+            for f in self._files:
+                f.close()
+            self._files = None
+        meta = {"vocab": self.vocab, "index": {str(k): v for k, v in self.index.items()}}
+        Path(f"{self.stem}.json").write_text(json.dumps(meta) + "\n")
+
+    def get(self, item: int) -> torch.Tensor:
+        """One item's log-probs (float64, renormalised)."""
+        start, n = self.index[item]
+        if self._maps is None:
+            shape = (self._rows, self.vocab)
+            self._maps = (
+                np.memmap(f"{self.stem}.codes", dtype=np.uint16, mode="r", shape=shape),
+                np.memmap(f"{self.stem}.rows", dtype=np.float32, mode="r", shape=(self._rows, 2)),
+            )
+        codes, rows = self._maps
+        return unpack(np.asarray(codes[start : start + n]), np.asarray(rows[start : start + n, 0]),
+                      np.asarray(rows[start : start + n, 1]))  # fmt: skip
+
+
+class _ReferenceNll:
+    """Mean NLL per token of each item's single literal reference after its prompt."""
+
+    def __init__(self, items: Sequence[EvalItem], batch_size: int) -> None:
+        self.items, self.batch_size = items, batch_size
+        self.own: dict[int, torch.Tensor] = {}  # NLL of each generated token, per item
+
+    def record(self, i: int, cont: Sequence[int], logp: torch.Tensor) -> None:
+        self.own[i] = -logp.gather(1, torch.tensor(list(cont))[:, None])[:, 0].double()
+
+    def finish(
+        self, backend: Backend, ids: Sequence[list[int]], rows: Sequence[Sequence[int]]
+    ) -> dict[str, float]:
+        out: dict[str, float] = {}
+        pending: list[tuple[int, list[int]]] = []
+        for i, item in enumerate(self.items):
+            if len(item.reference) != 1 or not entry(item).literal_reference:
+                continue
+            ref = backend.encode(item.reference[0])
+            if not ref:
+                continue
+            if list(rows[i][: len(ref)]) == ref and i in self.own:
+                out[item.id] = float(self.own[i][: len(ref)].mean())
+            else:
+                pending.append((i, ref))
+        forced = backend.score(
+            [ids[i] for i, _ in pending], [r for _, r in pending], self.batch_size
+        )
+        for (i, ref), logp in zip(pending, forced, strict=True):
+            out[self.items[i].id] = float(
+                -logp.gather(1, torch.tensor(ref)[:, None]).double().mean()
+            )
+        return out
+
+
+class BaselineProbe:
+    """Packs the baseline's generation log-probs to disk; keeps its rows for the candidates."""
+
+    def __init__(self, items: Sequence[EvalItem], store: LogprobStore, batch_size: int) -> None:
+        self.store = store
+        self.stop_ids: tuple[int, ...] = ()  # set by `start`, once the model is loaded
+        self.reference = _ReferenceNll(items, batch_size)
+        self.conts: dict[int, tuple[int, ...]] = {}
+        self.reference_nll: dict[str, float] = {}
+
+    def start(self, backend: Backend) -> None:
+        self.stop_ids = backend.stop_ids
+
+    def on_batch(self, batch: list[Generated]) -> None:
+        for g in batch:
+            self.conts[g.index] = g.continuation
+            self.store.append(g.index, g.logprobs)
+            self.reference.record(g.index, g.continuation, g.logprobs)
+
+    def finish(self, backend: Backend, ids: list[list[int]], rows: list[tuple[int, ...]]) -> None:
+        self.store.close()
+        self.reference_nll = self.reference.finish(backend, ids, rows)
+
+
+class CandidateProbe:
+    """Per-token distances to the baseline: from the candidate's own generation where its
+    tokens match the baseline's, from a teacher-forced pass where they diverge."""
+
+    def __init__(self, items: Sequence[EvalItem], base: BaselineProbe, batch_size: int) -> None:
+        self.base, self.batch_size = base, batch_size
+        self.reference = _ReferenceNll(items, batch_size)
+        self.stats: dict[int, TokenStats] = {}
+        self.pending: list[int] = []
+        self.reference_nll: dict[str, float] = {}
+
+    def start(self, backend: Backend) -> None:
+        if backend.stop_ids != self.base.stop_ids:
+            raise TokenizerMismatch("the candidate's <eos> token id differs from the baseline's")
+
+    def on_batch(self, batch: list[Generated]) -> None:
+        for g in batch:
+            self.reference.record(g.index, g.continuation, g.logprobs)
+            if g.continuation == self.base.conts[g.index]:
+                base = self.base.store.get(g.index)
+                self.stats[g.index] = token_stats(base, g.logprobs, g.continuation)
+            else:
+                self.pending.append(g.index)
+
+    def finish(self, backend: Backend, ids: list[list[int]], rows: list[tuple[int, ...]]) -> None:
+        conts = [self.base.conts[i] for i in self.pending]
+        forced = backend.score([ids[i] for i in self.pending], conts, self.batch_size)
+        for i, logp in zip(self.pending, forced, strict=True):
+            self.stats[i] = token_stats(self.base.store.get(i), logp, self.base.conts[i])
+        self.reference_nll = self.reference.finish(backend, ids, rows)
+
+    def ordered(self) -> list[TokenStats]:
+        return [self.stats[i] for i in range(len(self.stats))]
+
+
+Probe = BaselineProbe | CandidateProbe

@@ -1,0 +1,47 @@
+"""llm-compressor: the only module that imports it (on first use)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.records import QuantizeSpec
+
+
+def _modifier(spec: QuantizeSpec) -> Any:
+    from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
+
+    # lm_head stays in full precision, as in llm-compressor's own examples and vLLM's kernels.
+    kind = GPTQModifier if spec.method == "gptq" else QuantizationModifier
+    return kind(targets="Linear", scheme=spec.scheme, ignore=["lm_head"])
+
+
+def run_oneshot(
+    baseline: str, spec: QuantizeSpec, out: Path, texts: Callable[[str], list[str]], seed: int
+) -> None:
+    """Quantize the checkpoint at `baseline` into `out` (`texts` reads a calibration set)."""
+    # llm-compressor logs every layer at INFO; its own variable still wins when set.
+    os.environ.setdefault("LLM_COMPRESSOR_LOG_LEVEL", "ERROR")
+    from llmcompressor import oneshot
+
+    kwargs: dict[str, Any] = {}
+    if spec.calibration is not None:
+        from datasets import Dataset
+
+        calibration = texts(spec.calibration)
+        kwargs = {
+            "dataset": Dataset.from_dict({"text": calibration}),
+            "num_calibration_samples": min(spec.samples, len(calibration)),
+            "max_seq_length": spec.max_seq_length,
+            # llm-compressor shuffles with torch's global generator by default, so two runs
+            # would calibrate on different samples; a length-aware, unshuffled pick (and a
+            # fixed seed for anything else) makes the same inputs give the same checkpoint.
+            "shuffle_calibration_samples": False,
+        }
+    import torch
+
+    torch.manual_seed(seed)
+    # Paths, not objects: oneshot loads the model and tokenizer itself.
+    oneshot(model=baseline, processor=baseline, recipe=_modifier(spec), output_dir=str(out), **kwargs)

@@ -1,0 +1,60 @@
+"""What a model run produces: greedy generations, per-token distances to the baseline, and
+lm-eval's per-sample results. Plain values only: log-prob tensors never leave the run stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    item_id: str
+    output: str
+    output_ids: tuple[int, ...]
+    output_tokens: tuple[str, ...] = ()  # each id decoded alone, to show where outputs split
+    reference_nll: float | None = None  # mean NLL per token of the single reference, if any
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStats:
+    """Per generated token of one item, both models teacher-forced on the baseline's output."""
+
+    kld: tuple[float, ...]
+    top1_agree: tuple[bool, ...]
+    delta_p: tuple[float, ...]  # p_cand(token) - p_base(token)
+    nll_base: tuple[float, ...]
+    nll_cand: tuple[float, ...]
+
+    @property
+    def first_top1_divergence(self) -> int | None:
+        return next((i for i, ok in enumerate(self.top1_agree) if not ok), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One lm-eval doc as run on one model."""
+
+    task: str
+    doc_id: int
+    doc_hash: str
+    prompt: str  # lm-eval's rendered context (first request)
+    target: str
+    output: str  # the generated text, or the chosen option of a multiple-choice task
+    metric: str
+    score: float | None  # the metric's value when it lies in [0, 1]
+    choices: tuple[str, ...] = ()  # multiple choice: the options...
+    loglikelihoods: tuple[float, ...] = ()  # ...and this model's log-likelihood of each
+    difficulty: str = "common"  # from the doc's own `difficulty` field, when it has one
+    weight: float | None = None  # from the doc's own `weight` field, when it has one
+
+    @property
+    def key(self) -> str:
+        return f"{self.task}/{self.doc_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRun:
+    name: str
+    generations: tuple[Generation, ...]
+    seconds: float
+    samples: tuple[Sample, ...] = ()  # lm-eval per-sample results, when tasks are configured

@@ -1,0 +1,140 @@
+"""What a compare config asks for, as frozen records (parsed and checked in `config.py`).
+
+The TOML table `[generation]` is `GenerationSettings` and `CompareConfig.generation`: one
+name for one concept."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import RecordError
+
+# Weight dtypes a model may be loaded in (an engine maps the names to its own types).
+DTYPES = ("float32", "bfloat16", "float16")
+SCHEMES = ("W8A16", "W4A16")
+METHODS = ("rtn", "gptq")
+BOUNDS = ("upper_ci", "point")
+GateLimit = float | int | bool
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    name: str
+    path: str  # local dir or hub id
+    dtype: str = "float32"
+    device: str = "cpu"
+    backend: str = "hf"  # a key of the engine table (`harness.backends.ENGINES`)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise RecordError(f"model {self.name!r}: dtype must be one of {', '.join(DTYPES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeSpec:
+    scheme: str
+    method: str
+    calibration: str | None = None  # JSONL eval-set file; required by gptq
+    samples: int = 128
+    max_seq_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES or self.method not in METHODS:
+            raise RecordError(f"unsupported quantization {self.scheme}/{self.method}")
+        if (self.method == "gptq") != (self.calibration is not None):
+            raise RecordError("gptq needs a calibration set; rtn takes none")
+
+    def recipe_dict(self) -> dict[str, Any]:
+        """What defines the result (the calibration by content, not by path)."""
+        d = asdict(self)
+        d.pop("calibration")
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSettings:
+    """The `[generation]` table: one explicit greedy decoding for every model."""
+
+    max_new_tokens: int = 32
+    batch_size: int = 32
+    stop: tuple[str, ...] = ()
+    distribution: bool = True  # teacher-forced KLD, top-1 agreement, Δp, perplexity ratio
+
+
+@dataclass(frozen=True, slots=True)
+class GateConfig:
+    """The `[gate]` table: a limit per gate key (keys and their checks are declared in
+    `harness.candidate_metrics`, which refuses any other), and `bound`: the pessimistic end
+    of the paired interval (`upper_ci`, default) or the point estimate (`point`)."""
+
+    limits: Mapping[str, GateLimit] = field(default_factory=dict)
+    bound: str = "upper_ci"
+
+    def __post_init__(self) -> None:
+        if self.bound not in BOUNDS:
+            raise RecordError(f"bound must be one of {', '.join(BOUNDS)}")
+
+    @classmethod
+    def of(cls, bound: str = "upper_ci", **limits: GateLimit | None) -> GateConfig:
+        """`GateConfig.of(max_hard_regressions=2)`; a None limit is a rule left off."""
+        return cls({k: v for k, v in limits.items() if v is not None}, bound)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsConfig:
+    bootstrap_samples: int = 2000
+    seed: int = 0
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class LmEvalConfig:
+    tasks: tuple[str, ...]
+    include_path: str | None = None
+    num_fewshot: int | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSpec:
+    """A `[[candidates]]` entry: a checkpoint, or a recipe that `quantize` turns into one."""
+
+    name: str
+    model: ModelSpec | None  # a checkpoint; None until a `quantize` candidate is made
+    quantize: QuantizeSpec | None = None
+    gated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CompareConfig:
+    name: str
+    path: Path
+    evalsets: tuple[str, ...]
+    baseline: ModelSpec
+    candidates: tuple[CandidateSpec, ...]
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    gate: GateConfig = field(default_factory=GateConfig)
+    stats: StatsConfig = field(default_factory=StatsConfig)
+    noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
+    lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyCandidate:
+    """A candidate with a checkpoint on disk (made by `quantize` when the config asks)."""
+
+    spec: ModelSpec
+    gated: bool
+    fingerprint: str
+    quantize: QuantizeSpec | None = None
+    calibration_sha256: str | None = None
+    quantize_seconds: float = 0.0
+    quantize_cached: bool = False
+    noise_floor: bool = False  # the baseline itself, run a second time
+
+
+def noise_floor_name(baseline: str) -> str:
+    return f"{baseline}-rerun"

@@ -1,0 +1,30 @@
+"""items.csv: one row per item and candidate (pandas writes the quoting)."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from harness.results import Results
+
+
+def render_csv(results: Results) -> str:
+    rows = []
+    for it in results.items:
+        for name, c in it.candidates.items():
+            rows.append({
+                "id": it.id, "candidate": name, "difficulty": it.difficulty,
+                "weight": it.weight, "tags": ";".join(it.tags), "scorer": it.scorer,
+                "reference": " | ".join(it.reference),
+                "baseline_output": it.baseline.output, "baseline_score": it.baseline.score,
+                "candidate_output": c.output, "candidate_score": c.score,
+                "outcome": c.outcome, "similarity": c.similarity,
+                "first_divergence": c.first_divergence,
+            })  # fmt: skip
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["first_divergence"] = frame["first_divergence"].astype("Int64")
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return buf.getvalue()

@@ -1,0 +1,219 @@
+"""report.html: jinja2 (autoescape, StrictUndefined, self-contained) over `Results`.
+
+The view model lives here too: the JSON data island the page's script renders cards from
+(each item's results.json row, serialized once, plus what only the page shows: word diffs,
+per-token KLD and tokens), and the geometry of the inline SVG charts. The template turns
+them into markup."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from harness.candidate_metrics import KLD_EDGES, TABLE_COLUMNS, SliceRow, num, pct, pts
+from harness.codec import to_json
+from harness.pairing import diff_ops
+from harness.records import PairedItem
+from harness.results import CandidateInfo, CandidateResult, Results
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+HIST_W, HIST_H, HIST_PAD = 640.0, 150.0, 24.0
+CHART_W, ROW_H, LABEL_W = 640.0, 18.0, 170.0
+MAX_SLICES = 24  # the charts show at most this many slices (difficulty first, then tags)
+
+
+@dataclass(frozen=True, slots=True)
+class Rect:
+    x: float
+    y: float
+    width: float
+    height: float
+    css: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    x: float
+    y: float
+    text: str
+    anchor: str = "end"
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    title: str
+    width: float
+    height: float
+    rects: tuple[Rect, ...]
+    labels: tuple[Label, ...]
+    legend: tuple[tuple[str, str], ...]  # (css class, text)
+
+
+def kld_label(low: float, high: float) -> str:
+    """A short bar label: the decade's lower edge (`<1e-06` for the first bar)."""
+    if low == 0:
+        return f"<{high:.0e}"
+    return f"≥{low:.0e}" if math.isinf(high) else f"{low:.0e}"
+
+
+def histogram(counts: list[int]) -> Chart:
+    """Per-token KLD per decade; every bar carries its count, so the thin tail stays
+    readable next to the near-zero bulk."""
+    top = max(counts) or 1
+    width = (HIST_W - 2 * HIST_PAD) / len(counts)
+    rects, labels = [], []
+    for i, n in enumerate(counts):
+        h = (HIST_H - 2 * HIST_PAD) * n / top
+        x = HIST_PAD + i * width + 2
+        label = kld_label(KLD_EDGES[i], KLD_EDGES[i + 1])
+        rects.append(
+            Rect(x, HIST_H - HIST_PAD - h, width - 4, h, "bar", f"KLD {label}: {n} tokens")
+        )
+        labels.append(Label(x + (width - 4) / 2, HIST_H - HIST_PAD - h - 3, str(n), "middle"))
+        labels.append(Label(x + (width - 4) / 2, HIST_H - HIST_PAD + 14, label, "middle"))
+    labels.append(
+        Label(HIST_W / 2, HIST_H + 22, "per-token KLD (nats), one bar per decade", "middle")
+    )
+    return Chart("Per-token KLD", HIST_W, HIST_H + 30, tuple(rects), tuple(labels), ())
+
+
+def _rows(slices: tuple[SliceRow, ...]) -> list[SliceRow]:
+    return [s for s in slices if s.slice != "all"][:MAX_SLICES]
+
+
+def _row_height(rows: list[tuple[str, list[tuple[float, str, str]]]]) -> float:
+    series = max((len(bars) for _, bars in rows), default=1)
+    return 6 + ROW_H * 0.55 * series
+
+
+def _hbars(title: str, rows: list[tuple[str, list[tuple[float, str, str]]]], top: float,
+           legend: tuple[tuple[str, str], ...], fmt: str) -> Chart:  # fmt: skip
+    """Horizontal bars: per row a label and one thin bar per series, scaled to `top`."""
+    span = CHART_W - LABEL_W - 60
+    rects, labels = [], []
+    for r, (label, bars) in enumerate(rows):
+        y0 = 8 + r * _row_height(rows)
+        labels.append(Label(LABEL_W - 6, y0 + ROW_H * 0.45, label))
+        for b, (value, css, tip) in enumerate(bars):
+            y = y0 + b * ROW_H * 0.55
+            w = span * (value / top if top else 0.0)
+            rects.append(Rect(LABEL_W, y, max(w, 0.5), ROW_H * 0.5, css, tip))
+            labels.append(Label(LABEL_W + w + 4, y + ROW_H * 0.42, fmt.format(value), "start"))
+    height = 16 + len(rows) * _row_height(rows)
+    return Chart(title, CHART_W, height, tuple(rects), tuple(labels), legend)
+
+
+def slice_charts(cand: CandidateResult) -> list[Chart]:
+    """Accuracy per slice (baseline vs candidate), flips per slice, regression weight by tag."""
+    rows = _rows(cand.metrics.slices)
+    acc = [
+        (s.slice, [(a.baseline, "base", f"baseline {a.baseline:.1%}"),
+                   (a.candidate, "cand", f"{cand.name} {a.candidate:.1%}")])
+        for s in rows if (a := s.accuracy) is not None
+    ]  # fmt: skip
+    flips = [
+        (s.slice, [(float(s.regressions), "reg", f"{s.regressions} regressions"),
+                   (float(s.improvements), "imp", f"{s.improvements} improvements")])
+        for s in rows
+    ]  # fmt: skip
+    top_flips = max([v for _, bars in flips for v, _, _ in bars], default=0.0) or 1.0
+    weight = [
+        (s.slice[4:], [(s.regression_weight, "reg", f"{s.regression_weight:g} weight lost")])
+        for s in rows if s.slice.startswith("tag=")
+    ]  # fmt: skip
+    top_weight = max([bars[0][0] for _, bars in weight], default=0.0) or 1.0
+    return [
+        _hbars("Weighted accuracy per slice", acc, 1.0,
+               (("base", "baseline"), ("cand", cand.name)), "{:.0%}"),
+        _hbars("Flips per slice", flips, top_flips,
+               (("reg", "regressions"), ("imp", "improvements")), "{:g}"),
+        _hbars("Weight of regressions by tag", weight, top_weight,
+               (("reg", "regressed weight"),), "{:g}"),
+    ]  # fmt: skip
+
+
+def prompt_text(row: dict[str, Any]) -> str:
+    if row["prompt"] is not None:
+        return str(row["prompt"])
+    return "\n".join(f"[{m['role']}] {m['content']}" for m in row["messages"] or ())
+
+
+def data_island(
+    results: Results, paired: dict[str, list[PairedItem]], identity: dict[str, str]
+) -> dict[str, Any]:
+    """Everything the page's script renders: each item's results.json row, with what only
+    the page shows added (diff runs, per-token KLD, the baseline's tokens), and the
+    imported verdicts."""
+    items: list[dict[str, Any]] = []
+    for i, result in enumerate(results.items):
+        row = to_json(result)
+        row["prompt_text"] = prompt_text(row)
+        any_pair = next(iter(paired.values()))[i]
+        row["baseline"]["tokens"] = list(any_pair.baseline.output_tokens)
+        for name, pairs in paired.items():
+            q = pairs[i]
+            row["candidates"][name] |= {
+                "kld": None if q.tokens is None else [round(k, 6) for k in q.tokens.kld],
+                "diff": diff_ops(q.baseline.output, q.candidate.output),
+            }
+        items.append(row)
+    imported = {
+        name: {it.id: to_json(it.candidates[name].review) for it in results.items
+               if it.candidates[name].review is not None}
+        for name in paired
+    }  # fmt: skip
+    tags = sorted({t for it in results.items for t in it.tags})
+    return identity | {
+        "candidates": [{"name": c.name, "gated": c.gated} for c in results.candidates],
+        "tags": tags, "items": items, "imported": imported,
+    }  # fmt: skip
+
+
+def made_by(info: CandidateInfo) -> str:
+    q = info.quantize
+    if q is None:
+        return f"checkpoint {info.path}"
+    text = f"{q.scheme} {q.method.upper()} with llm-compressor"
+    if q.calibration:
+        sha = str(info.calibration_sha256)[:12]
+        text += f", calibrated on {q.calibration} (sha256 {sha}…)"
+    return text
+
+
+def environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )  # fmt: skip
+    env.filters |= {"pct": pct, "pts": pts, "num": num}
+    return env
+
+
+def render_html(
+    results: Results, paired: dict[str, list[PairedItem]], identity: dict[str, str]
+) -> str:
+    """The review page. Cards are built in the browser from a JSON data island (serialised
+    with jinja's `tojson`, which escapes <, >, & and quotes); the script's own sha256 goes
+    into the Content-Security-Policy, so no other script can run and nothing is fetched."""
+    script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    charts = {c.name: slice_charts(c) for c in results.candidates}
+    hists = {
+        c.name: histogram(list(c.metrics.distribution.histogram))
+        for c in results.candidates
+        if c.metrics.distribution
+    }
+    template = environment().get_template("report.html.j2")
+    return template.render(
+        r=results, made_by=made_by, hists=hists, charts=charts, columns=TABLE_COLUMNS,
+        script=script, script_hash=f"sha256-{digest}",
+        data=data_island(results, paired, identity),
+    )  # fmt: skip

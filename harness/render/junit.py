@@ -1,0 +1,57 @@
+"""junit.xml: a test case per gated candidate and gate rule (ungated candidates are skipped
+cases), and one hand-review case per candidate."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from harness.results import CandidateResult, Results
+
+REVIEW_ORDER = {"regression": 0, "unsure": 1, "harmless": 2}
+
+
+def review_lines(results: Results, cand: CandidateResult) -> list[str]:
+    """The hand verdicts on one candidate, one line each, regressions first."""
+    rows = [
+        (v, it.id) for it in results.items if (v := it.candidates[cand.name].review) is not None
+    ]
+    rows.sort(key=lambda r: (REVIEW_ORDER[r[0].verdict], r[1]))
+    return [
+        f"{item}: {v.verdict} ({v.reviewer})" + (f" - {v.comment}" if v.comment else "")
+        for v, item in rows
+    ]
+
+
+def review_text(results: Results, cand: CandidateResult) -> str:
+    r = cand.review
+    head = (
+        f"{r.reviewed} of {r.flagged} flagged items reviewed; {r.confirmed_regressions} "
+        f"confirmed regression(s), {r.harmless} harmless, {r.unsure} unsure; "
+        f"{r.hard_regressions_unreviewed} hard regression(s) unreviewed"
+    )
+    return "\n".join([head, *review_lines(results, cand)])
+
+
+def render_junit(results: Results) -> str:
+    suite = ET.Element("testsuite", name=f"harness.gate.{results.name}")
+    cases = failures = skipped = 0
+    for cand in results.candidates:
+        for rule in cand.rules:
+            case = ET.SubElement(suite, "testcase", classname=f"gate.{cand.name}", name=rule.rule)
+            cases += 1
+            if not cand.gated:
+                ET.SubElement(case, "skipped", message=f"not gated: {rule.message}")
+                skipped += 1
+            elif not rule.passed:
+                ET.SubElement(case, "failure", message=rule.message)
+                failures += 1
+            ET.SubElement(case, "system-out").text = rule.message
+    for cand in results.candidates:
+        case = ET.SubElement(suite, "testcase", classname=f"gate.{cand.name}", name="hand-review")
+        cases += 1
+        ET.SubElement(case, "system-out").text = review_text(results, cand)
+    suite.set("tests", str(cases))
+    suite.set("failures", str(failures))
+    suite.set("skipped", str(skipped))
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

@@ -1,0 +1,365 @@
+"""The typed, versioned run records: `RunRecord` (run.json: what was run) and `Results`
+(results.json: what came of it), with `CandidateResult` and `ItemResult`. Renderers take
+these objects; `to_json`/`from_json` are the only way either file is written or read.
+
+Schema history: 1 (before the backend seam); 2: `[generation]` is `config.generation`
+(was `config.run`), models carry `backend`, candidate metrics carry `ppl_ratio`.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.candidate_metrics import (
+    METRICS,
+    CandidateMetrics,
+    DistributionSummary,
+    SliceRow,
+    gate_table,
+)
+from harness.codec import CodecError, from_json, to_json
+from harness.errors import RecordError
+from harness.gate import RuleResult
+from harness.records import (
+    CompareConfig,
+    EvalItem,
+    Interval,
+    ModelSpec,
+    Option,
+    PairedItem,
+    QuantizeSpec,
+    ReadyCandidate,
+    Source,
+)
+from harness.review import ReviewSummary, Verdict
+
+SCHEMA_VERSION = 2
+
+
+def check_schema(data: Any, where: str) -> None:
+    found = data.get("schema_version") if isinstance(data, dict) else None
+    if found != SCHEMA_VERSION:
+        raise RecordError(f"{where}: schema_version {found} is not {SCHEMA_VERSION}")
+
+
+# --- run.json ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EvalsetInfo:
+    path: str
+    sha256: str
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    path: str
+    fingerprint: str
+    dtype: str
+    device: str
+    backend: str = "hf"
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateInfo:
+    name: str
+    path: str
+    fingerprint: str
+    gated: bool
+    quantize: QuantizeSpec | None
+    calibration_sha256: str | None
+    noise_floor: bool
+
+    @classmethod
+    def of(cls, c: ReadyCandidate) -> CandidateInfo:
+        return cls(c.spec.name, c.spec.path, c.fingerprint, c.gated, c.quantize,
+                   c.calibration_sha256, c.noise_floor)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    quantize_seconds: dict[str, float] = field(default_factory=dict)
+    quantize_cached: dict[str, bool] = field(default_factory=dict)
+    generation_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def config_json(cfg: CompareConfig) -> dict[str, Any]:
+    """The config as resolved: every table, every default filled in."""
+    data: dict[str, Any] = to_json(cfg)
+    data["gate"] = gate_table(cfg.gate)
+    return data
+
+
+def item_to_json(item: EvalItem) -> dict[str, Any]:
+    """An item in the eval-set contract's own form (read back by `evalset.parse_item`)."""
+    row: dict[str, Any] = {"id": item.id}
+    if item.prompt is not None:
+        row["prompt"] = item.prompt
+    else:
+        row["messages"] = messages_json(item)
+    if item.reference:
+        row["reference"] = list(item.reference)
+    row |= {"scorer": str(item.scorer), "difficulty": item.difficulty.value,
+            "weight": item.weight, "tags": list(item.tags)}  # fmt: skip
+    if item.max_new_tokens is not None:
+        row["max_new_tokens"] = item.max_new_tokens
+    return row
+
+
+def messages_json(item: EvalItem) -> list[dict[str, str]] | None:
+    if item.messages is None:
+        return None
+    return [{"role": m.role.value, "content": m.content} for m in item.messages]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """run.json: everything the analysis needs besides what the models produced."""
+
+    created_at: str
+    name: str
+    config: dict[str, Any]
+    evalsets: tuple[EvalsetInfo, ...]
+    libraries: dict[str, str | None]
+    durations: Durations
+    baseline: ModelInfo
+    candidates: tuple[CandidateInfo, ...]
+    items: tuple[EvalItem, ...]
+    # sha256 of results.json as `compare` wrote it: the run's identity for reviews.
+    results_sha256: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.name}@{self.created_at}"
+
+    @property
+    def model_names(self) -> list[str]:
+        return [self.baseline.name] + [c.name for c in self.candidates]
+
+    def to_json(self) -> dict[str, Any]:
+        head = {"schema_version": self.schema_version, "created_at": self.created_at,
+                "name": self.name, "config": self.config, "evalsets": to_json(self.evalsets),
+                "libraries": self.libraries, "durations": to_json(self.durations),
+                "baseline": to_json(self.baseline), "candidates": to_json(self.candidates)}  # fmt: skip
+        items = [{"source": str(i.source), "item": item_to_json(i)} for i in self.items]
+        return head | {"items": items, "results_sha256": self.results_sha256}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        from harness.evalset import parse_item
+
+        check_schema(data, "run.json")
+        items = []
+        for row in from_json(list[dict[str, Any]], data.get("items"), "$.items"):
+            path, _, line = str(row.get("source")).rpartition(":")
+            if not line.isdigit():
+                raise CodecError(f"$.items: bad source {row.get('source')!r}")
+            items.append(parse_item(row.get("item"), Source(path, int(line))))
+        head = from_json(_RunHead, {k: v for k, v in data.items() if k != "items"})
+        return cls(**{f: getattr(head, f) for f in _RunHead.__dataclass_fields__},
+                   items=tuple(items))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _RunHead:
+    """RunRecord without its items, which are read back through the eval-set validator."""
+
+    created_at: str
+    name: str
+    config: dict[str, Any]
+    evalsets: tuple[EvalsetInfo, ...]
+    libraries: dict[str, str | None]
+    durations: Durations
+    baseline: ModelInfo
+    candidates: tuple[CandidateInfo, ...]
+    results_sha256: str | None = None
+
+
+def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
+    return ModelInfo(spec.name, spec.path, fingerprint, spec.dtype, spec.device, spec.backend)
+
+
+# --- results.json ------------------------------------------------------------------------
+
+
+# How a metric value of each unit reads back (any other unit: a number or null).
+_VALUE_TYPES: dict[str, Any] = {"interval": Interval | None, "count": int | None}
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateResult:
+    info: CandidateInfo
+    verdict: str  # "pass" | "fail"
+    reasons: tuple[str, ...]
+    rules: tuple[RuleResult, ...]
+    metrics: CandidateMetrics
+    review: ReviewSummary
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def gated(self) -> bool:
+        return self.info.gated
+
+    @property
+    def noise_floor(self) -> bool:
+        return self.info.noise_floor
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.metrics
+        return to_json(self.info) | {
+            "verdict": self.verdict, "reasons": list(self.reasons), "rules": to_json(self.rules),
+            "metrics": to_json(dict(m.values)), "distribution": to_json(m.distribution),
+            "slices": to_json(m.slices), "review": to_json(self.review),
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Any) -> CandidateResult:
+        values = from_json(dict[str, Any], data.get("metrics"), "$.metrics")
+        typed = {
+            m.name: from_json(_VALUE_TYPES.get(m.unit, float | None), values.get(m.name),
+                              f"$.metrics.{m.name}")  # fmt: skip
+            for m in METRICS
+        }
+        metrics = CandidateMetrics(
+            typed,
+            from_json(DistributionSummary | None, data.get("distribution"), "$.distribution"),
+            from_json(tuple[SliceRow, ...], data.get("slices"), "$.slices"),
+        )
+        info = from_json(CandidateInfo, {k: data.get(k) for k in CandidateInfo.__dataclass_fields__})
+        return cls(info, data["verdict"], tuple(data["reasons"]),
+                   from_json(tuple[RuleResult, ...], data["rules"]), metrics,
+                   from_json(ReviewSummary, data["review"]))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineOutput:
+    output: str
+    score: float | None
+    reference_ppl: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateOutput:
+    output: str
+    score: float | None
+    outcome: str
+    similarity: float
+    first_divergence: int | None
+    kld_mean: float | None
+    kld_max: float | None
+    reference_ppl: float | None
+    first_top1_divergence: int | None
+    options: tuple[Option, ...] | None
+    review: Verdict | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    id: str
+    source: str
+    difficulty: str
+    weight: float
+    tags: tuple[str, ...]
+    scorer: str
+    prompt: str | None
+    messages: list[dict[str, str]] | None
+    reference: tuple[str, ...]
+    baseline: BaselineOutput
+    candidates: dict[str, CandidateOutput]
+
+
+def _ppl(nll: float | None) -> float | None:
+    return None if nll is None else math.exp(nll)
+
+
+def item_results(
+    paired: dict[str, list[PairedItem]], verdicts: dict[str, dict[str, Verdict]]
+) -> tuple[ItemResult, ...]:
+    """One row per item, every candidate's side of it; items in eval-set order."""
+    rows = []
+    first = next(iter(paired.values()))
+    for i, p in enumerate(first):
+        item = p.item
+        cands = {
+            name: CandidateOutput(
+                q[i].candidate.output, q[i].candidate.score, q[i].outcome.value, q[i].similarity,
+                q[i].first_divergence, q[i].kld_mean, q[i].kld_max,
+                _ppl(q[i].candidate.reference_nll), q[i].first_top1_divergence,
+                q[i].options or None, verdicts.get(name, {}).get(item.id),
+            )
+            for name, q in paired.items()
+        }  # fmt: skip
+        rows.append(ItemResult(
+            item.id, str(item.source), item.difficulty.value, item.weight, item.tags,
+            str(item.scorer), item.prompt, messages_json(item), item.reference,
+            BaselineOutput(p.baseline.output, p.baseline.score, _ppl(p.baseline.reference_nll)),
+            cands,
+        ))  # fmt: skip
+    return tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    created_at: str
+    name: str
+    config: dict[str, Any]
+    evalsets: tuple[EvalsetInfo, ...]
+    libraries: dict[str, str | None]
+    durations: Durations
+    baseline: ModelInfo
+    determinism: tuple[str, ...]
+    candidates: tuple[CandidateResult, ...]
+    items: tuple[ItemResult, ...]
+    review_imports: tuple[dict[str, Any], ...] = ()
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema_version": self.schema_version}
+        for name in self.__dataclass_fields__:
+            if name != "schema_version":
+                out[name] = to_json(getattr(self, name))
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> Results:
+        check_schema(data, "results.json")
+        hints = typing.get_type_hints(cls)
+        fields = [n for n in cls.__dataclass_fields__ if n != "schema_version"]
+        return cls(**{n: from_json(hints[n], data.get(n), f"$.{n}") for n in fields})
+
+
+NOISE_KLD = 1e-6
+
+
+def determinism(candidates: tuple[CandidateResult, ...]) -> tuple[str, ...]:
+    """Sentences about the noise floor run, if there is one, for the top of the report."""
+    notes = []
+    for c in candidates:
+        if not c.noise_floor:
+            continue
+        m = c.metrics
+        changed = round((1 - m.identical_share) * m.items)
+        max_kld = None if m.distribution is None else m.distribution.max_kld
+        if changed or (max_kld is not None and max_kld > NOISE_KLD):
+            notes.append(
+                "The baseline is NOT deterministic: a second run with the same settings changed "
+                f"{changed} of {m.items} outputs (max per-token KLD {max_kld}; "
+                f"{m.regressions} regressions, {m.improvements} improvements). Differences "
+                "of this size between baseline and candidates are noise, not quantization damage."
+            )
+        else:
+            notes.append(
+                f"The baseline is deterministic: a second run gave the same {m.items} outputs"
+                + ("" if max_kld is None else f" and a max per-token KLD of {max_kld:.2g}")
+                + "."
+            )
+    return tuple(notes)

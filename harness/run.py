@@ -1,0 +1,178 @@
+"""The run stage, over any backend: tokenize once with the baseline, generate with each model
+in turn (one in memory at a time), feed every candidate the baseline's token ids and stop
+ids, and write what each model produced into the run folder as soon as it is done."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.backends import Backend, open_backend
+from harness.backends.base import TokenizerMismatch, checkpoint_fingerprint
+from harness.backends.hf import BOOKKEEPING
+from harness.lmeval import run_tasks
+from harness.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
+from harness.quantize import quantize
+from harness.records import (
+    CandidateSpec,
+    EvalItem,
+    GenerationSettings,
+    Generation,
+    LmEvalConfig,
+    ModelRun,
+    ModelSpec,
+    ReadyCandidate,
+    noise_floor_name,
+)
+from harness.rundir import RunDir
+
+
+def encode_prompts(
+    backend: Backend, items: Sequence[EvalItem], baseline_ids: Sequence[list[int]] | None
+) -> list[list[int]]:
+    """Prompt ids per item; with `baseline_ids`, stop at the first item that differs."""
+    name = backend.spec.name
+    out = []
+    for i, item in enumerate(items):
+        try:
+            ids = backend.prompt_ids(item)
+        except ValueError as exc:  # e.g. a tokenizer without a chat template
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TokenizerMismatch(
+                f"{item.source}: id {item.id!r}: model {name!r}: {first}"
+            ) from exc
+        if baseline_ids is not None and ids != baseline_ids[i]:
+            raise TokenizerMismatch(
+                f"{item.source}: id {item.id!r}: the tokenizer of {name!r} maps this prompt to "
+                f"other token ids than the baseline's; the models cannot be fed identical inputs"
+            )
+        out.append(ids)
+    return out
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text before the first stop string (greedy decoding is causal, so cutting after
+    the fact gives what stopping early would have given)."""
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def greedy_rows(
+    backend: Backend, ids: Sequence[list[int]], limits: Sequence[int], stop_ids: Sequence[int],
+    settings: GenerationSettings, probe: Probe | None = None, desc: str | None = None,
+) -> list[tuple[int, ...]]:  # fmt: skip
+    """Every prompt's greedy output ids, in prompt order; a probe sees each batch."""
+    rows: dict[int, tuple[int, ...]] = {}
+    want = probe is not None
+    for batch in backend.generate(ids, limits, stop_ids, settings.batch_size, want, desc):
+        rows.update((g.index, g.ids) for g in batch)
+        if probe is not None:
+            probe.on_batch(batch)
+    return [rows[i] for i in range(len(ids))]
+
+
+def generate_texts(
+    backend: Backend, items: Sequence[EvalItem], settings: GenerationSettings
+) -> list[str]:
+    """Greedy outputs of `items` as the run makes them (decoded without special tokens,
+    cut at the stop strings), in item order; no distribution probes."""
+    ids = [backend.prompt_ids(item) for item in items]
+    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+    rows = greedy_rows(backend, ids, limits, backend.stop_ids, settings)
+    return [cut_at_stop(backend.decode(row), settings.stop) for row in rows]
+
+
+def run_model(
+    spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
+    baseline: tuple[list[list[int]], tuple[int, ...]] | None = None, probe: Probe | None = None,
+    lm_eval: LmEvalConfig | None = None,
+) -> tuple[ModelRun, list[list[int]], tuple[int, ...]]:  # fmt: skip
+    """Generate with one model. With `baseline` (its prompt ids and stop ids), the candidate
+    must tokenize every prompt to exactly those ids, and is fed them. A `probe` sees every
+    batch with its log-probs and finishes before the model is freed. Returns the run, the
+    prompt ids and the stop ids used."""
+    started = time.monotonic()
+    with open_backend(spec) as backend:
+        ids = encode_prompts(backend, items, None if baseline is None else baseline[0])
+        stop_ids = backend.stop_ids if baseline is None else baseline[1]
+        limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+        if probe is not None:
+            probe.start(backend)
+        rows = greedy_rows(backend, ids, limits, stop_ids, settings, probe, desc=spec.name)
+        gens = tuple(
+            Generation(item.id, cut_at_stop(backend.decode(row), settings.stop), row,
+                       tuple(backend.token_text(t) for t in row))
+            for item, row in zip(items, rows, strict=True)
+        )  # fmt: skip
+        if probe is not None:
+            probe.finish(backend, ids, rows)
+        samples = () if lm_eval is None else tuple(run_tasks(backend, lm_eval, settings.batch_size))
+    return ModelRun(spec.name, gens, time.monotonic() - started, samples), ids, stop_ids
+
+
+def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandidate:
+    """The baseline again, same settings: what "identical" can mean on this machine."""
+    spec = ModelSpec(noise_floor_name(baseline.name), baseline.path, baseline.dtype,
+                     baseline.device, baseline.backend)  # fmt: skip
+    return ReadyCandidate(spec, gated=False, fingerprint=baseline_fp, noise_floor=True)
+
+
+def ready_candidate(
+    cand: CandidateSpec, baseline: ModelSpec, baseline_fp: str, cache: Path
+) -> ReadyCandidate:
+    """A candidate with a checkpoint: as configured, or quantized (cached) from the baseline."""
+    if cand.model is not None:
+        return ReadyCandidate(cand.model, cand.gated, checkpoint_fingerprint(cand.model.path))
+    if cand.quantize is None:  # config parsing gives every candidate one of the two
+        raise TypeError(f"candidate {cand.name!r} has neither a checkpoint nor a recipe")
+    q = cand.quantize
+    calibration = f", calibration {q.calibration}" if q.calibration else ""
+    print(f"{cand.name}: {q.scheme} {q.method}{calibration}", file=sys.stderr)
+    made = quantize(baseline.path, baseline_fp, q, cache)
+    status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
+    print(f"{cand.name}: {status}: {made.path}", file=sys.stderr)
+    # The quantized model runs with the baseline's device and engine; its dtype is the
+    # checkpoint's.
+    spec = ModelSpec(cand.name, str(made.path), baseline.dtype, baseline.device, baseline.backend)
+    fp = checkpoint_fingerprint(spec.path, ignore=BOOKKEEPING)
+    return ReadyCandidate(spec, cand.gated, fp, q, made.calibration_sha256, made.seconds,
+                          made.cached)  # fmt: skip
+
+
+def run_all(
+    baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
+    settings: GenerationSettings, folder: RunDir, lm_eval: LmEvalConfig | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """Generate with the baseline, then each candidate on the baseline's token ids; write
+    each model's generations as soon as it is done, and (with `settings.distribution`)
+    each candidate's per-token distances to the baseline and every model's reference NLLs.
+    Returns seconds per model."""
+
+    def save(run: ModelRun, probe: Probe | None) -> None:
+        folder.write_generations(run)
+        if lm_eval is not None:
+            folder.write_samples(run.name, run.samples)
+        if isinstance(probe, CandidateProbe):
+            folder.write_token_stats(run.name, items, probe.ordered())
+        if probe is not None:
+            folder.write_reference_nll(run.name, probe.reference_nll)
+
+    base_probe = None
+    if settings.distribution:
+        store = LogprobStore(folder.logprob_stem)
+        base_probe = BaselineProbe(items, store, batch_size=settings.batch_size)
+    base_run, base_ids, stop_ids = run_model(baseline, items, settings, probe=base_probe,
+                                             lm_eval=lm_eval)  # fmt: skip
+    save(base_run, base_probe)
+    seconds = {baseline.name: base_run.seconds}
+    for cand in candidates:
+        probe = (
+            None if base_probe is None else CandidateProbe(items, base_probe, settings.batch_size)
+        )
+        run, _, _ = run_model(cand.spec, items, settings, (base_ids, stop_ids), probe, lm_eval)
+        save(run, probe)
+        seconds[cand.spec.name] = run.seconds
+    folder.remove_scratch()
+    return seconds

@@ -1,0 +1,227 @@
+"""The run folder, and its only reader and writer.
+
+```
+reports/<run>/
+  run.json                       RunRecord: config as resolved, items, models, hashes
+  generations/<model>.jsonl      each model's greedy outputs (ids and per-id text)
+  distribution/<model>.jsonl     a candidate's per-token distances to the baseline
+  distribution/<model>.reference.json   per-item reference NLL of one model
+  lm_eval/<model>.jsonl          lm-eval per-sample results, when tasks are configured
+  review.json                    merged hand-review verdicts (`harness review import`)
+  results.json items.csv junit.xml summary.md report.html   derived, rebuilt by `report`
+  scratch/                       the baseline's packed log-probs while candidates run
+```
+
+Every file is written whole to a temporary sibling, flushed and renamed into place, so a
+reader never sees half a file. `compare` builds the folder under a staging name next to its
+target and renames it into place when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.codec import CodecError, from_json, to_json
+from harness.errors import HarnessError, RecordError
+from harness.records import EvalItem, Generation, ModelRun, Sample, TokenStats
+from harness.results import RunRecord
+from harness.review import Reviews
+
+ARTIFACTS = ("results.json", "items.csv", "junit.xml", "summary.md", "report.html")
+
+
+class RunFolderError(HarnessError):
+    """The run folder is missing a file or holds one this version cannot read."""
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary sibling, fsync it and rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def dumps(data: Any) -> str:
+    """The JSON text of every .json file of the run folder."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(
+            f"{path}: missing; is this a run folder written by `harness compare`?"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+
+
+def _read_jsonl(path: Path, what: str) -> list[Any]:
+    if not path.is_file():
+        raise RunFolderError(f"{path}: missing {what}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        return [json.loads(line) for line in lines if line]
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}: invalid JSON: {exc.msg}") from None
+
+
+def _write_jsonl(path: Path, rows: Iterable[Any]) -> None:
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+class RunDir:
+    """One run folder: every path, writer and reader."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    # --- paths --------------------------------------------------------------------------
+
+    @property
+    def run_json(self) -> Path:
+        return self.root / "run.json"
+
+    @property
+    def results_json(self) -> Path:
+        return self.root / "results.json"
+
+    @property
+    def reviews_json(self) -> Path:
+        return self.root / "review.json"
+
+    @property
+    def scratch(self) -> Path:
+        return self.root / "scratch"
+
+    @property
+    def logprob_stem(self) -> Path:
+        """Where the baseline's packed log-probs live while the candidates run."""
+        return self.scratch / "baseline-logprobs"
+
+    def generations(self, model: str) -> Path:
+        return self.root / "generations" / f"{model}.jsonl"
+
+    def token_stats(self, model: str) -> Path:
+        return self.root / "distribution" / f"{model}.jsonl"
+
+    def reference_nll(self, model: str) -> Path:
+        return self.root / "distribution" / f"{model}.reference.json"
+
+    def samples(self, model: str) -> Path:
+        return self.root / "lm_eval" / f"{model}.jsonl"
+
+    def artifact(self, name: str) -> Path:
+        return self.root / name
+
+    # --- what the run stage writes, model by model ----------------------------------------
+
+    def write_generations(self, run: ModelRun) -> None:
+        _write_jsonl(self.generations(run.name), (
+            {"id": g.item_id, "output": g.output, "output_ids": list(g.output_ids),
+             "output_tokens": list(g.output_tokens)}
+            for g in run.generations
+        ))  # fmt: skip
+
+    def write_samples(self, model: str, samples: Sequence[Sample]) -> None:
+        _write_jsonl(self.samples(model), (to_json(s) for s in samples))
+
+    def write_token_stats(
+        self, model: str, items: Sequence[EvalItem], stats: Sequence[TokenStats]
+    ) -> None:
+        rows = ({"id": i.id} | to_json(s) for i, s in zip(items, stats, strict=True))
+        _write_jsonl(self.token_stats(model), rows)
+
+    def write_reference_nll(self, model: str, nll: dict[str, float]) -> None:
+        write_atomic(self.reference_nll(model), json.dumps(nll) + "\n")
+
+    def remove_scratch(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    # --- the records ----------------------------------------------------------------------
+
+    def write_run(self, run: RunRecord) -> None:
+        write_atomic(self.run_json, dumps(run.to_json()))
+
+    def read_run(self) -> RunRecord:
+        try:
+            return RunRecord.from_json(read_json(self.run_json))
+        except (CodecError, RecordError) as exc:
+            raise RunFolderError(f"{self.run_json}: {exc}") from None
+
+    def write_reviews(self, reviews: Reviews) -> None:
+        write_atomic(self.reviews_json, dumps(to_json(reviews)))
+
+    def read_reviews(self) -> Reviews:
+        if not self.reviews_json.is_file():
+            return Reviews()
+        try:
+            reviews: Reviews = from_json(Reviews, read_json(self.reviews_json))
+        except CodecError as exc:
+            raise RunFolderError(f"{self.reviews_json}: {exc}") from None
+        return reviews
+
+    def write_artifacts(self, texts: dict[str, str]) -> None:
+        for name in ARTIFACTS:
+            write_atomic(self.artifact(name), texts[name])
+
+    # --- what the analysis reads ----------------------------------------------------------
+
+    def read_generations(self, model: str, items: Sequence[EvalItem]) -> list[Generation]:
+        """A model's generations, with its reference NLLs where the run measured them."""
+        path = self.generations(model)
+        rows = _read_jsonl(path, "generations file")
+        if [r.get("id") for r in rows] != [i.id for i in items]:
+            raise RunFolderError(f"{path}: items do not match run.json")
+        ref = self.reference_nll(model)
+        nll = read_json(ref) if ref.is_file() else {}
+        return [
+            Generation(r["id"], r["output"], tuple(r["output_ids"]), tuple(r["output_tokens"]),
+                       nll.get(r["id"]))
+            for r in rows
+        ]  # fmt: skip
+
+    def read_token_stats(self, model: str, items: Sequence[EvalItem]) -> list[TokenStats] | None:
+        """A candidate's per-token distances, or None when the run did not measure them."""
+        path = self.token_stats(model)
+        if not path.is_file():
+            return None
+        rows = _read_jsonl(path, "token stats")
+        if [r.pop("id", None) for r in rows] != [i.id for i in items]:
+            raise RunFolderError(f"{path}: items do not match run.json")
+        try:
+            return [from_json(TokenStats, r) for r in rows]
+        except CodecError as exc:
+            raise RunFolderError(f"{path}: {exc}") from None
+
+    def read_samples(self, model: str) -> list[Sample]:
+        path = self.samples(model)
+        try:
+            return [from_json(Sample, r) for r in _read_jsonl(path, "lm-eval samples")]
+        except CodecError as exc:
+            raise RunFolderError(f"{path}: {exc}") from None
+
+
+def staging_for(out: Path) -> RunDir:
+    """An empty folder next to `out` to build the run in."""
+    staging = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return RunDir(staging)
+
+
+def publish(staging: RunDir, out: Path) -> RunDir:
+    """Move a complete run folder into place (replacing a previous run at `out`)."""
+    shutil.rmtree(out, ignore_errors=True)
+    staging.root.rename(out)
+    return RunDir(out)

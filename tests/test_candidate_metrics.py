@@ -1,0 +1,56 @@
+"""Summaries: slices, counts, and zero scored items as an error."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.candidate_metrics import NothingScored, summarize
+from harness.records import Difficulty, EvalItem, Outcome, PairedItem, Side, Source, StatsConfig
+
+STATS = StatsConfig(bootstrap_samples=200, seed=0)
+
+
+def paired(id_: str, base: float | None, cand: float | None, outcome: Outcome, hard: bool = False,
+           tags: tuple[str, ...] = ()) -> PairedItem:  # fmt: skip
+    item = EvalItem(
+        id=id_, source=Source("t.jsonl", 1), prompt="p", reference=("r",), tags=tags,
+        difficulty=Difficulty.HARD if hard else Difficulty.COMMON, weight=3.0 if hard else 1.0,
+    )  # fmt: skip
+    same = outcome is Outcome.IDENTICAL
+    return PairedItem(
+        item,
+        Side("a", base),
+        Side("a" if same else "b", cand),
+        outcome,
+        1.0 if same else 0.0,
+        None if same else 0,
+    )
+
+
+def test_summary_by_hand() -> None:
+    rows = [
+        paired("h1", 1.0, 0.0, Outcome.REGRESSION, hard=True, tags=("x",)),
+        paired("h2", 1.0, 1.0, Outcome.IDENTICAL, hard=True),
+        paired("c1", 0.0, 1.0, Outcome.IMPROVEMENT, tags=("x",)),
+        paired("c2", 1.0, 1.0, Outcome.IDENTICAL),
+        paired("u1", None, None, Outcome.UNSCORABLE),
+    ]
+    m = summarize(rows, STATS)
+    # weights 3, 3, 1, 1 over scored items: baseline (3+3+0+1)/8, candidate (0+3+1+1)/8
+    assert m.weighted_accuracy.baseline == pytest.approx(7 / 8)
+    assert m.weighted_accuracy.candidate == pytest.approx(5 / 8)
+    assert m.weighted_accuracy.drop == pytest.approx(2 / 8)
+    assert m.hard_accuracy is not None and m.hard_accuracy.drop == pytest.approx(0.5)
+    assert (m.regressions, m.improvements, m.hard_regressions) == (1, 1, 1)
+    assert m.weighted_regression_share == pytest.approx(3 / 8)
+    assert m.mcnemar_p == 1.0
+    assert (m.items, m.scored, m.unscorable) == (5, 4, 1)
+    assert m.identical_share == pytest.approx(2 / 5)
+    slices = {s.slice: s for s in m.slices}
+    assert list(slices) == ["all", "difficulty=common", "difficulty=hard", "tag=x"]
+    assert (slices["tag=x"].regressions, slices["tag=x"].improvements) == (1, 1)
+
+
+def test_zero_scored_items_is_an_error() -> None:
+    with pytest.raises(NothingScored):
+        summarize([paired("u1", None, None, Outcome.UNSCORABLE)], STATS)

@@ -1,0 +1,131 @@
+"""Token-level distances: against a float64 reference from the logits, and self-distance."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.backends.hf import HFBackend
+from harness.probes import LogprobStore, pack, token_stats, unpack
+from harness.records import ModelSpec
+
+
+def inputs(n: int = 7) -> tuple[list[list[int]], list[list[int]]]:
+    rng = random.Random(0)
+    prompts = [[1] + [rng.randint(4, 99) for _ in range(rng.randint(2, 12))] for _ in range(n)]
+    conts = [[rng.randint(4, 99) for _ in range(rng.randint(1, 9))] for _ in range(n)]
+    return prompts, conts
+
+
+def reference(model: torch.nn.Module, prompt: list[int], cont: list[int]) -> torch.Tensor:
+    """float64 log-probs straight from the logits of one unpadded sequence."""
+    model64 = model.double()
+    with torch.no_grad():
+        logits = model64(input_ids=torch.tensor([prompt + cont])).logits[0].double()
+    model.float()
+    return torch.log_softmax(logits[len(prompt) - 1 : len(prompt) - 1 + len(cont)], dim=-1)
+
+
+def through_store(
+    backend: HFBackend, prompts: list[list[int]], conts: list[list[int]], tmp: Path
+) -> list[torch.Tensor]:
+    store = LogprobStore(tmp / "base")
+    logps = list(backend.score(prompts, conts, batch_size=3))
+    for i in reversed(range(len(logps))):  # any order: the store is addressed by item
+        store.append(i, logps[i])
+    store.close()
+    return [store.get(i) for i in range(len(logps))]
+
+
+def test_pack_round_trip_error() -> None:
+    logp = torch.log_softmax(torch.randn(50, 1000, dtype=torch.float64) * 5, dim=-1)
+    back = unpack(*pack(logp))
+    probs = logp.exp()
+    assert (probs * (logp - back).abs()).sum(-1).max() < 1e-3  # weighted error in nats
+    assert (logp.argmax(-1) == back.argmax(-1)).all()
+
+
+def test_kld_matches_a_float64_reference(
+    tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path
+) -> None:
+    base = HFBackend(ModelSpec("a", str(tiny_model_dir)))
+    cand_backend = HFBackend(ModelSpec("b", str(other_model_dir)))
+    base_model, cand_model = base.model, cand_backend.model
+    prompts, conts = inputs()
+    stored = through_store(base, prompts, conts, tmp_path)
+    cand = list(cand_backend.score(prompts, conts, 3))
+    diffs = []
+    for p, c, b_lp, c_lp in zip(prompts, conts, stored, cand, strict=True):
+        got = token_stats(b_lp, c_lp, c)
+        rb, rc = reference(base_model, p, c), reference(cand_model, p, c)
+        exact = (rb.exp() * (rb - rc)).sum(-1)
+        diffs += (torch.tensor(got.kld, dtype=torch.float64) - exact).abs().tolist()
+        nll = -rc.gather(1, torch.tensor(c)[:, None])[:, 0]
+        assert got.nll_cand == pytest.approx(nll.tolist(), abs=1e-4)
+        assert list(got.top1_agree) == (rb.argmax(-1) == rc.argmax(-1)).tolist()
+    assert sum(diffs) / len(diffs) <= 1e-3
+    assert (
+        max(
+            sum(s.kld)
+            for s in [token_stats(b, c, t) for b, c, t in zip(stored, cand, conts, strict=True)]
+        )
+        > 0.01
+    )
+
+
+def test_a_model_against_itself(tiny_model_dir: Path, tmp_path: Path) -> None:
+    backend = HFBackend(ModelSpec("a", str(tiny_model_dir)))
+    prompts, conts = inputs()
+    stored = through_store(backend, prompts, conts, tmp_path)
+    again = list(backend.score(prompts, conts, 2))
+    for b, c, t in zip(stored, again, conts, strict=True):
+        s = token_stats(b, c, t)
+        assert max(s.kld) <= 1e-6
+        assert all(s.top1_agree) and s.first_top1_divergence is None
+        assert max(abs(d) for d in s.delta_p) < 1e-3
+
+
+def test_token_stats_by_hand() -> None:
+    # Two positions over a 2-token vocabulary.
+    base = torch.log(torch.tensor([[0.5, 0.5], [0.9, 0.1]], dtype=torch.float64))
+    cand = torch.log(torch.tensor([[0.25, 0.75], [0.9, 0.1]], dtype=torch.float64))
+    s = token_stats(base, cand, [1, 0])
+    # KL = 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75)
+    assert s.kld[0] == pytest.approx(
+        0.5 * torch.log(torch.tensor(2.0)).item() + 0.5 * torch.log(torch.tensor(2 / 3)).item()
+    )
+    assert s.kld[1] == pytest.approx(0.0)
+    assert s.top1_agree == (False, True) and s.first_top1_divergence == 0
+    assert s.delta_p == pytest.approx((0.25, 0.0))
+
+
+def test_store_reads_items_through_memory_maps(tmp_path: Path) -> None:
+    logps = [torch.log_softmax(torch.randn(n, 64), -1) for n in (3, 1, 5, 2)]
+    store = LogprobStore(tmp_path / "s")
+    for i, lp in enumerate(logps):
+        store.append(i, lp)
+    store.close()
+    assert (tmp_path / "s.codes").stat().st_size == 2 * 64 * 11  # uint16 per entry
+    for i, lp in enumerate(logps):
+        got = store.get(i)
+        assert got.shape == lp.shape and (got - lp.double()).abs().max() < 1e-3
+
+
+def test_generation_logprobs_equal_teacher_forcing_on_the_own_output(tiny_model_dir: Path) -> None:
+    """The probes take a model's log-probs from its own greedy generation; they must be what
+    a teacher-forced pass on that output gives."""
+    backend = HFBackend(ModelSpec("a", str(tiny_model_dir)))
+    prompts, _ = inputs()
+    seen = {
+        g.index: g
+        for batch in backend.generate(prompts, [6] * len(prompts), (2,), 3, want_logprobs=True)
+        for g in batch
+    }
+    for i, p in enumerate(prompts):
+        g = seen[i]
+        [forced] = backend.score([p], [g.continuation], 1)
+        assert g.logprobs.shape[0] == len(g.continuation)
+        assert (g.logprobs - forced).abs().max() < 1e-4
