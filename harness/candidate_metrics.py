@@ -263,14 +263,18 @@ def _point_rule(name: str, label: str, unit: str) -> Callable[..., tuple[bool, s
     return judge
 
 
-def _hard_regressions(m: CandidateMetrics, _: ReviewSummary, limit: int, bound: str) -> tuple[bool, str]:
+def _hard_regressions(
+    m: CandidateMetrics, _: ReviewSummary, limit: int, bound: str
+) -> tuple[bool, str]:
     n = m.hard_regressions
     return n <= limit, (
         f"{n} hard item(s) regressed (baseline right, candidate wrong); the limit is {limit}"
     )
 
 
-def _regression_share(m: CandidateMetrics, _: ReviewSummary, limit: float, bound: str) -> tuple[bool, str]:
+def _regression_share(
+    m: CandidateMetrics, _: ReviewSummary, limit: float, bound: str
+) -> tuple[bool, str]:
     share, high = m.weighted_regression_share, m.regression_share_ci_high
     judged = high if bound == "upper_ci" else share
     return judged <= limit, (
@@ -280,7 +284,9 @@ def _regression_share(m: CandidateMetrics, _: ReviewSummary, limit: float, bound
     )
 
 
-def _require_review(m: CandidateMetrics, r: ReviewSummary, limit: bool, bound: str) -> tuple[bool, str]:
+def _require_review(
+    m: CandidateMetrics, r: ReviewSummary, limit: bool, bound: str
+) -> tuple[bool, str]:
     return r.hard_regressions_unreviewed == 0, (
         f"{r.hard_regressions_unreviewed} hard regression(s) have no hand verdict yet "
         f"({r.reviewed} of {r.flagged} flagged items reviewed); review is required"
@@ -464,7 +470,7 @@ def slice_keys(p: PairedItem) -> list[str]:
 
 
 def slices(paired: Sequence[PairedItem], stats: StatsConfig) -> tuple[SliceRow, ...]:
-    """"all", then each difficulty, then each tag."""
+    """ "all", then each difficulty, then each tag."""
     groups: dict[str, list[PairedItem]] = {}
     for p in paired:
         for key in slice_keys(p):

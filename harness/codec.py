@@ -62,14 +62,19 @@ def from_json(kind: Any, data: Any, where: str = "$") -> Any:
         items = _expect(list, data, where)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(from_json(args[0], v, f"{where}[{i}]") for i, v in enumerate(items))
-        return tuple(from_json(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, items)))
+        if len(args) != len(items):
+            raise CodecError(f"{where}: expected {len(args)} entries, got {len(items)}")
+        pairs = enumerate(zip(args, items, strict=True))
+        return tuple(from_json(a, v, f"{where}[{i}]") for i, (a, v) in pairs)
     if origin in (dict, Mapping) or kind in (dict, Mapping):
-        key, val = typing.get_args(kind) or (str, Any)
+        _, val = typing.get_args(kind) or (str, Any)
         items = _expect(dict, data, where)
         return {k: from_json(val, v, f"{where}.{k}") for k, v in items.items()}
     if origin is list:
         (arg,) = typing.get_args(kind)
-        return [from_json(arg, v, f"{where}[{i}]") for i, v in enumerate(_expect(list, data, where))]
+        return [
+            from_json(arg, v, f"{where}[{i}]") for i, v in enumerate(_expect(list, data, where))
+        ]
     return _scalar(kind, data, where)
 
 

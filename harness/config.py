@@ -198,7 +198,9 @@ def _candidate(table: _Table, base_dir: Path) -> CandidateSpec:
         raise ConfigError(f"{table.where}: give exactly one of 'path' or 'quantize'")
     gated = table.get("gated", bool, True)
     if has_path:
-        return CandidateSpec(_name(table, "name", table.where), _model(table, base_dir), None, gated)
+        return CandidateSpec(
+            _name(table, "name", table.where), _model(table, base_dir), None, gated
+        )
     quant = _quantize(
         _Table(table.data["quantize"], f"{table.where} quantize", QUANTIZE_KEYS), base_dir
     )

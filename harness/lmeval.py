@@ -43,7 +43,7 @@ def backend_lm(backend: Backend, batch_size: int) -> Any:
     model's dtype (lm-eval's `hf` model takes it in the model's dtype)."""
     from lm_eval.api.model import TemplateLM
 
-    class BackendLM(TemplateLM):  # type: ignore[misc]
+    class BackendLM(TemplateLM):
         @property
         def eot_token_id(self) -> int:
             return backend.stop_ids[0]

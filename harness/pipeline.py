@@ -37,6 +37,7 @@ from harness.results import (
 from harness.review import ReviewError, Reviews, check_review, merge, summarize_review
 from harness.rundir import RunDir, dumps, publish, read_json, staging_for
 
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 

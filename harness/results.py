@@ -143,12 +143,10 @@ class RunRecord:
         return [self.baseline.name] + [c.name for c in self.candidates]
 
     def to_json(self) -> dict[str, Any]:
-        head = {"schema_version": self.schema_version, "created_at": self.created_at,
-                "name": self.name, "config": self.config, "evalsets": to_json(self.evalsets),
-                "libraries": self.libraries, "durations": to_json(self.durations),
-                "baseline": to_json(self.baseline), "candidates": to_json(self.candidates)}  # fmt: skip
-        items = [{"source": str(i.source), "item": item_to_json(i)} for i in self.items]
-        return head | {"items": items, "results_sha256": self.results_sha256}
+        data: dict[str, Any] = {"schema_version": self.schema_version}
+        data |= {name: to_json(getattr(self, name)) for name in _RunHead.__dataclass_fields__}
+        data["items"] = [{"source": str(i.source), "item": item_to_json(i)} for i in self.items]
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> RunRecord:
@@ -188,8 +186,9 @@ def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
 # --- results.json ------------------------------------------------------------------------
 
 
-# How a metric value of each unit reads back (any other unit: a number or null).
-_VALUE_TYPES: dict[str, Any] = {"interval": Interval | None, "count": int | None}
+def _value_type(unit: str) -> Any:
+    """How a metric value of a unit reads back from JSON."""
+    return {"interval": Interval | None, "count": int | None}.get(unit, float | None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +224,7 @@ class CandidateResult:
     def from_json(cls, data: Any) -> CandidateResult:
         values = from_json(dict[str, Any], data.get("metrics"), "$.metrics")
         typed = {
-            m.name: from_json(_VALUE_TYPES.get(m.unit, float | None), values.get(m.name),
-                              f"$.metrics.{m.name}")  # fmt: skip
+            m.name: from_json(_value_type(m.unit), values.get(m.name), f"$.metrics.{m.name}")
             for m in METRICS
         }
         metrics = CandidateMetrics(
@@ -234,7 +232,9 @@ class CandidateResult:
             from_json(DistributionSummary | None, data.get("distribution"), "$.distribution"),
             from_json(tuple[SliceRow, ...], data.get("slices"), "$.slices"),
         )
-        info = from_json(CandidateInfo, {k: data.get(k) for k in CandidateInfo.__dataclass_fields__})
+        info = from_json(
+            CandidateInfo, {k: data.get(k) for k in CandidateInfo.__dataclass_fields__}
+        )
         return cls(info, data["verdict"], tuple(data["reasons"]),
                    from_json(tuple[RuleResult, ...], data["rules"]), metrics,
                    from_json(ReviewSummary, data["review"]))  # fmt: skip

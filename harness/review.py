@@ -52,7 +52,9 @@ class ReviewSummary:
     unsure: int
 
 
-def summarize_review(paired: Sequence[PairedItem], verdicts: Mapping[str, Verdict]) -> ReviewSummary:
+def summarize_review(
+    paired: Sequence[PairedItem], verdicts: Mapping[str, Verdict]
+) -> ReviewSummary:
     flagged = [p for p in paired if p.outcome is not Outcome.IDENTICAL]
     marked = [verdicts[p.item.id].verdict for p in flagged if p.item.id in verdicts]
     return ReviewSummary(

@@ -18,8 +18,8 @@ from harness.quantize import quantize
 from harness.records import (
     CandidateSpec,
     EvalItem,
-    GenerationSettings,
     Generation,
+    GenerationSettings,
     LmEvalConfig,
     ModelRun,
     ModelSpec,

@@ -109,7 +109,9 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     theirs = {s["doc_id"]: float(s["exact_match"]) for s in result["samples"]["harness_add"]}
     items = load_evalset([str(evalset)])
     with open_backend(ModelSpec("demo", str(REPO / "harness" / "demo" / "model"))) as backend:
-        outputs = generate_texts(backend, items, GenerationSettings(max_new_tokens=32, batch_size=64))
+        outputs = generate_texts(
+            backend, items, GenerationSettings(max_new_tokens=32, batch_size=64)
+        )
     ours = {
         i: score_baseline(item, out)
         for i, (item, out) in enumerate(zip(items, outputs, strict=True))

@@ -12,8 +12,8 @@ from harness import quantize as q
 from harness.backends.base import checkpoint_fingerprint as fingerprint
 from harness.backends.hf import HFBackend
 from harness.quantize import llmcompressor
-from harness.run import generate_texts
 from harness.records import EvalItem, GenerationSettings, ModelSpec, QuantizeSpec, Source
+from harness.run import generate_texts
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,7 @@ def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
     model_128: Path, calibration: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     scheme: str, method: str, bits: int,
 ) -> None:  # fmt: skip
-    spec = QuantizeSpec(
-        scheme, method, str(calibration) if method == "gptq" else None, samples=16
-    )
+    spec = QuantizeSpec(scheme, method, str(calibration) if method == "gptq" else None, samples=16)
     made = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)
     assert not made.cached
     qc = json.loads((made.path / "config.json").read_text())["quantization_config"]

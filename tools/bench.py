@@ -138,7 +138,9 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
     items = load_evalset([str(evalset)])
     cands = [CandidateInfo(f"cand-{k}", f"synthetic/cand-{k}", f"fp{k}", True, None, None, False)
              for k in range(candidates)]  # fmt: skip
-    cfg = CompareConfig(folder.name, evalset, (str(evalset),), ModelSpec("base", "synthetic/base"), ())
+    cfg = CompareConfig(
+        folder.name, evalset, (str(evalset),), ModelSpec("base", "synthetic/base"), ()
+    )
     run = RunRecord("2026-01-01T00:00:00+00:00", folder.name, config_json(cfg), (), {},
                     Durations(), ModelInfo("base", "synthetic/base", "fp-base", "float32", "cpu"),
                     tuple(cands), tuple(items), results_sha256="0" * 64)  # fmt: skip

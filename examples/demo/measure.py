@@ -30,7 +30,9 @@ class SliceAccuracy:
 def measure(model_dir: Path, evalset_dir: Path = DEMO_EVALSETS) -> list[SliceAccuracy]:
     items = load_evalset([str(evalset_dir)])
     with open_backend(ModelSpec("demo", str(model_dir))) as backend:
-        outputs = generate_texts(backend, items, GenerationSettings(max_new_tokens=24, batch_size=64))
+        outputs = generate_texts(
+            backend, items, GenerationSettings(max_new_tokens=24, batch_size=64)
+        )
     groups: dict[tuple[str, str], list[tuple[float | None, float]]] = defaultdict(list)
     for item, output in zip(items, outputs, strict=True):
         row = (score_baseline(item, output), item.weight)

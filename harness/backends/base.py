@@ -128,7 +128,7 @@ class Backend(ABC):
     def fingerprint(self) -> str:
         """A fingerprint of the weights this backend runs."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most engines free on collection
         """Free the model (engines with servers or native handles override this)."""
 
     def __enter__(self) -> Backend:

@@ -44,4 +44,6 @@ def run_oneshot(
 
     torch.manual_seed(seed)
     # Paths, not objects: oneshot loads the model and tokenizer itself.
-    oneshot(model=baseline, processor=baseline, recipe=_modifier(spec), output_dir=str(out), **kwargs)
+    oneshot(
+        model=baseline, processor=baseline, recipe=_modifier(spec), output_dir=str(out), **kwargs
+    )

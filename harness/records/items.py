@@ -61,9 +61,7 @@ class EvalItem:
         if not self.id:
             raise RecordError(f"{self.source}: empty id")
         if (self.prompt is None) == (self.messages is None):
-            raise RecordError(
-                f"{self.source}: id {self.id!r}: give exactly one of prompt/messages"
-            )
+            raise RecordError(f"{self.source}: id {self.id!r}: give exactly one of prompt/messages")
         if not (math.isfinite(self.weight) and self.weight > 0):
             raise RecordError(f"{self.source}: id {self.id!r}: weight must be finite and > 0")
         if self.max_new_tokens is not None and self.max_new_tokens <= 0:

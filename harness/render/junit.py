@@ -54,4 +54,6 @@ def render_junit(results: Results) -> str:
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))
     ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )

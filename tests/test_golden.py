@@ -1,0 +1,81 @@
+"""A run of fixed inputs reproduces results.json as the harness wrote it before the backend
+seam (tests/data/golden/results-v1.json, schema 1): the refactor changed no verdict, no
+output and no number, only where things live.
+
+Known, listed differences: the schema's own changes (version 2: `config.run` is
+`config.generation`, models carry `backend`, metrics carry `ppl_ratio`), timestamps,
+durations and library versions; and lm-eval multiple-choice log-likelihoods of a bf16
+model, which lm-eval's `hf` model took by a log-softmax in bf16 and the backend seam takes
+in float32 (the same option wins; the values move by bf16 rounding only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+GOLDEN = Path("tests/data/golden")  # relative: results.json records paths as given
+BF16_LOGLIKELIHOOD = re.compile(
+    r"^\$\.items\[\d+\]\.candidates\.bf16\.options\[\d+\]\.candidate_loglikelihood$"
+)
+
+
+def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 results.json in schema 2's shape (no value recomputed)."""
+    old["schema_version"] = 2
+    old["config"]["generation"] = old["config"].pop("run")
+    for model in (old["baseline"], old["config"]["baseline"],
+                  *(c["model"] for c in old["config"]["candidates"] if c["model"])):  # fmt: skip
+        model["backend"] = "hf"
+    for cand in old["candidates"]:
+        dist = cand["distribution"]
+        cand["metrics"]["ppl_ratio"] = None if dist is None else dist["ppl_ratio"]
+    return old
+
+
+def differences(a: Any, b: Any, path: str = "$") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in differences(a[k], b[k], f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} entries"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in differences(x, y, f"{path}[{i}]")]  # fmt: skip
+    if isinstance(a, float) and isinstance(b, float):
+        if BF16_LOGLIKELIHOOD.match(path):
+            ok = abs(a - b) <= 2**-5 * abs(a) + 0.02  # bf16 rounding of a summed log-prob
+        else:
+            ok = math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+        return [] if ok else [f"{path}: {a!r} vs {b!r}"]
+    return [] if a == b and type(a) is type(b) else [f"{path}: {a!r} vs {b!r}"]
+
+
+@pytest.mark.slow
+def test_results_equal_the_pre_refactor_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "run"
+    assert main(["compare", "--config", str(GOLDEN / "golden.toml"), "--out", str(out)]) == 0
+    new = json.loads((out / "results.json").read_text())
+    old = migrate_v1(json.loads((GOLDEN / "results-v1.json").read_text()))
+    for r in (old, new):
+        for key in ("created_at", "durations", "libraries"):
+            r.pop(key)
+    assert differences(old, new) == []
+
+
+def test_the_comparison_sees_a_change() -> None:
+    assert differences({"a": [1.0, "x"]}, {"a": [1.0, "x"]}) == []
+    assert differences({"a": [1.0, "x"]}, {"a": [1.001, "x"]}) == ["$.a[0]: 1.0 vs 1.001"]
+    assert differences({"a": 1}, {"a": 1.0}) and differences({"a": 1}, {"b": 1})
