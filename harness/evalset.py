@@ -40,8 +40,8 @@ class EvalsetError(HarnessError):
         return self.problems
 
 
-class _Invalid(Exception):
-    """A problem with one line; the caller adds the file, the line and the id."""
+class InvalidItem(HarnessError):
+    """A problem with one item; the caller adds the file, the line and the id."""
 
 
 def expand_paths(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -109,7 +109,7 @@ def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]
             continue
         try:
             yield source, json.loads(text, object_pairs_hook=_no_duplicate_keys)
-        except (json.JSONDecodeError, _Invalid) as exc:
+        except (json.JSONDecodeError, InvalidItem) as exc:
             problems.append(f"{source}: {_id_hint(text)}{_json_problem(exc)}")
 
 
@@ -117,7 +117,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     for key in keys:
         if keys.count(key) > 1:
-            raise _Invalid(f"field {key!r} appears twice in one object")
+            raise InvalidItem(f"field {key!r} appears twice in one object")
     return dict(pairs)
 
 
@@ -140,21 +140,21 @@ def _item_or_problem(obj: Any, source: Source, problems: list[str]) -> EvalItem 
     )
     try:
         return parse_item(obj, source)
-    except _Invalid as exc:
+    except InvalidItem as exc:
         problems.append(f"{prefix}{exc}")
         return None
 
 
 def parse_item(obj: Any, source: Source) -> EvalItem:
-    """One JSON value -> EvalItem; raises _Invalid with a message for the first problem."""
+    """One JSON value -> EvalItem; raises InvalidItem with a message for the first problem."""
     if not isinstance(obj, dict):
-        raise _Invalid(f"expected a JSON object, got {_json_type(obj)}")
+        raise InvalidItem(f"expected a JSON object, got {_json_type(obj)}")
     for key in obj:
         if key not in FIELDS:
-            raise _Invalid(f"unknown field {key!r}{_did_you_mean(key, FIELDS)}")
+            raise InvalidItem(f"unknown field {key!r}{_did_you_mean(key, FIELDS)}")
     item_id = obj.get("id")
     if not isinstance(item_id, str) or not item_id.strip():
-        raise _Invalid("missing id" if item_id is None else "id must be a non-empty string")
+        raise InvalidItem("missing id" if item_id is None else "id must be a non-empty string")
     prompt, messages = _prompt_or_messages(obj)
     scorer = _enum(Scorer, obj.get("scorer", Scorer.EXACT.value), "scorer")
     difficulty = _enum(Difficulty, obj.get("difficulty", Difficulty.COMMON.value), "difficulty")
@@ -186,42 +186,42 @@ def _did_you_mean(key: str, options: Sequence[str]) -> str:
 def _enum(kind: Any, value: Any, field: str) -> Any:
     allowed = [m.value for m in kind]
     if not isinstance(value, str) or value not in allowed:
-        raise _Invalid(f"{field} must be one of {', '.join(allowed)}; got {json.dumps(value)}")
+        raise InvalidItem(f"{field} must be one of {', '.join(allowed)}; got {json.dumps(value)}")
     return kind(value)
 
 
 def _prompt_or_messages(obj: dict[str, Any]) -> tuple[str | None, tuple[Message, ...] | None]:
     has_prompt, has_messages = "prompt" in obj, "messages" in obj
     if has_prompt == has_messages:
-        raise _Invalid(
+        raise InvalidItem(
             "give exactly one of 'prompt' or 'messages'" + (" (both given)" if has_prompt else "")
         )
     if has_prompt:
         prompt = obj["prompt"]
         if not isinstance(prompt, str) or not prompt:
-            raise _Invalid("prompt must be a non-empty string")
+            raise InvalidItem("prompt must be a non-empty string")
         return prompt, None
     return None, _messages(obj["messages"])
 
 
 def _messages(value: Any) -> tuple[Message, ...]:
     if not isinstance(value, list) or not value:
-        raise _Invalid("messages must be a non-empty list of {role, content} objects")
+        raise InvalidItem("messages must be a non-empty list of {role, content} objects")
     out = []
     roles = [r.value for r in Role]
     for i, msg in enumerate(value):
         if not isinstance(msg, dict):
-            raise _Invalid(f"messages[{i}] must be an object, got {_json_type(msg)}")
+            raise InvalidItem(f"messages[{i}] must be an object, got {_json_type(msg)}")
         for key in msg:
             if key not in MESSAGE_FIELDS:
-                raise _Invalid(
+                raise InvalidItem(
                     f"messages[{i}]: unknown field {key!r}{_did_you_mean(key, MESSAGE_FIELDS)}"
                 )
         if msg.get("role") not in roles:
             got = json.dumps(msg.get("role"))
-            raise _Invalid(f"messages[{i}].role must be one of {', '.join(roles)}; got {got}")
+            raise InvalidItem(f"messages[{i}].role must be one of {', '.join(roles)}; got {got}")
         if not isinstance(msg.get("content"), str):
-            raise _Invalid(
+            raise InvalidItem(
                 f"messages[{i}].content must be a string"
                 + ("" if "content" in msg else " (missing)")
             )
@@ -233,17 +233,17 @@ def _reference(value: Any, scorer: Scorer) -> tuple[str, ...]:
     table = SCORERS[scorer]
     if value is None:
         if table.needs_reference:
-            raise _Invalid(f"scorer {scorer.value} needs a reference")
+            raise InvalidItem(f"scorer {scorer.value} needs a reference")
         return ()
     if not table.needs_reference:
-        raise _Invalid(f"scorer {scorer.value} compares with the baseline and takes no reference")
+        raise InvalidItem(f"scorer {scorer.value} compares with the baseline and takes no reference")
     refs = [value] if isinstance(value, str) else value
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
-        raise _Invalid("reference must be a non-empty string or a non-empty list of them")
+        raise InvalidItem("reference must be a non-empty string or a non-empty list of them")
     for ref in refs:
         problem = table.check_reference(ref)
         if problem is not None:
-            raise _Invalid(problem)
+            raise InvalidItem(problem)
     return tuple(refs)
 
 
@@ -251,9 +251,9 @@ def _weight(value: Any, difficulty: Difficulty) -> float:
     if value is None:
         return DEFAULT_WEIGHT[difficulty]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(f"weight must be a number > 0; got {_json_type(value)} {json.dumps(value)}")
+        raise InvalidItem(f"weight must be a number > 0; got {_json_type(value)} {json.dumps(value)}")
     if not math.isfinite(value) or value <= 0:
-        raise _Invalid(f"weight must be a finite number > 0; got {value}")
+        raise InvalidItem(f"weight must be a finite number > 0; got {value}")
     return float(value)
 
 
@@ -261,7 +261,7 @@ def _tags(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
-        raise _Invalid("tags must be a list of non-empty strings")
+        raise InvalidItem("tags must be a list of non-empty strings")
     return tuple(value)
 
 
@@ -269,5 +269,5 @@ def _max_new_tokens(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise _Invalid(f"max_new_tokens must be a positive integer; got {json.dumps(value)}")
+        raise InvalidItem(f"max_new_tokens must be a positive integer; got {json.dumps(value)}")
     return value

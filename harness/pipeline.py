@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from harness.results import (
     Durations,
     EvalsetInfo,
     Results,
+    RunHeader,
     RunRecord,
     config_json,
     determinism,
@@ -58,7 +60,7 @@ def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Resul
     created_at = now()
     staging = staging_for(out)
     seconds = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval)
-    run = RunRecord(
+    header = RunHeader(
         created_at=created_at, name=cfg.name, config=config_json(cfg),
         evalsets=evalset_info(items), libraries=library_versions(),
         durations=Durations(
@@ -67,13 +69,12 @@ def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Resul
             {k: round(v, 1) for k, v in seconds.items()},
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
-        candidates=tuple(CandidateInfo.of(c) for c in ready), items=tuple(items),
     )  # fmt: skip
+    run = RunRecord(header, tuple(CandidateInfo.of(c) for c in ready), tuple(items))
     results, paired = analyze(run, staging, Reviews())
     text = dumps(results.to_json())
     # The run's identity for reviews: results.json as compare wrote it (before any verdict).
-    run = RunRecord(**{f: getattr(run, f) for f in RunRecord.__dataclass_fields__} | {
-        "results_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()})  # fmt: skip
+    run = replace(run, results_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
     staging.write_run(run)
     write_artifacts(staging, run, results, paired)
     publish(staging, out)
@@ -103,7 +104,7 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
     # The report's items, lm-eval samples included (run.json lists only eval-set items).
     ids = {item.id for item in Results.from_json(read_json(folder.results_json)).items}
     try:
-        verdicts = check_review(review, run.run_id, run.results_sha256, ids,
+        verdicts = check_review(review, run.header.run_id, run.results_sha256, ids,
                                 {c.name for c in run.candidates})  # fmt: skip
     except ReviewError as exc:
         raise ReviewError(f"{review_path}: {exc}") from None
@@ -116,13 +117,15 @@ def analyze(
 ) -> tuple[Results, dict[str, list[PairedItem]]]:
     """Score, pair, summarize and gate every candidate: the results, and the paired items
     the report renders."""
-    stats = from_json(StatsConfig, run.config["stats"])
-    table = run.config["gate"]
+    config = run.header.config
+    stats = from_json(StatsConfig, config["stats"])
+    table = config["gate"]
     gate_cfg = GateConfig({k: v for k, v in table.items() if k != "bound" and v is not None},
                           table["bound"])  # fmt: skip
     items = list(run.items)
-    base = folder.read_generations(run.baseline.name, items)
-    lm_base = folder.read_samples(run.baseline.name) if run.config["lm_eval"] else None
+    baseline = run.header.baseline.name
+    base = folder.read_generations(baseline, items)
+    lm_base = folder.read_samples(baseline) if config["lm_eval"] else None
     paired: dict[str, list[PairedItem]] = {}
     candidates = []
     for cand in run.candidates:
@@ -136,9 +139,7 @@ def analyze(
         candidates.append(CandidateResult(cand, verdict.verdict, tuple(verdict.reasons),
                                           verdict.rules, metrics, review))  # fmt: skip
     results = Results(
-        created_at=run.created_at, name=run.name, config=run.config, evalsets=run.evalsets,
-        libraries=run.libraries, durations=run.durations, baseline=run.baseline,
-        determinism=determinism(tuple(candidates)), candidates=tuple(candidates),
+        header=run.header, determinism=determinism(tuple(candidates)), candidates=tuple(candidates),
         items=item_results(paired, reviews.verdicts), review_imports=reviews.imports,
     )  # fmt: skip
     return results, paired
@@ -149,7 +150,7 @@ def write_artifacts(
 ) -> None:
     if run.results_sha256 is None:
         raise HarnessError(f"{folder.run_json}: no results_sha256; the run did not complete")
-    identity = {"run_id": run.run_id, "results_sha256": run.results_sha256}
+    identity = {"run_id": run.header.run_id, "results_sha256": run.results_sha256}
     folder.write_artifacts(render_all(results, paired, identity))
 
 

@@ -117,66 +117,75 @@ def messages_json(item: EvalItem) -> list[dict[str, str]] | None:
     return [{"role": m.role.value, "content": m.content} for m in item.messages]
 
 
+def _fields(kind: Any, data: Any, names: list[str]) -> dict[str, Any]:
+    """Fields `names` of the record `kind`, read from the JSON object `data` by their hints."""
+    hints = typing.get_type_hints(kind)
+    return {n: from_json(hints[n], data.get(n), f"$.{n}") for n in names}
+
+
 @dataclass(frozen=True, slots=True)
-class RunRecord:
-    """run.json: everything the analysis needs besides what the models produced."""
+class RunHeader:
+    """What run.json and results.json both open with: which run, of what, on what."""
 
     created_at: str
     name: str
-    config: dict[str, Any]
+    config: dict[str, Any]  # the config as resolved (`config_json`)
     evalsets: tuple[EvalsetInfo, ...]
     libraries: dict[str, str | None]
     durations: Durations
     baseline: ModelInfo
-    candidates: tuple[CandidateInfo, ...]
-    items: tuple[EvalItem, ...]
-    # sha256 of results.json as `compare` wrote it: the run's identity for reviews.
-    results_sha256: str | None = None
-    schema_version: int = SCHEMA_VERSION
 
     @property
     def run_id(self) -> str:
         return f"{self.name}@{self.created_at}"
 
-    @property
-    def model_names(self) -> list[str]:
-        return [self.baseline.name] + [c.name for c in self.candidates]
-
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"schema_version": self.schema_version}
-        data |= {name: to_json(getattr(self, name)) for name in _RunHead.__dataclass_fields__}
-        data["items"] = [{"source": str(i.source), "item": item_to_json(i)} for i in self.items]
-        return data
+        data: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        return data | {n: to_json(getattr(self, n)) for n in self.__dataclass_fields__}
 
     @classmethod
-    def from_json(cls, data: Any) -> RunRecord:
-        from harness.evalset import parse_item
-
-        check_schema(data, "run.json")
-        items = []
-        for row in from_json(list[dict[str, Any]], data.get("items"), "$.items"):
-            path, _, line = str(row.get("source")).rpartition(":")
-            if not line.isdigit():
-                raise CodecError(f"$.items: bad source {row.get('source')!r}")
-            items.append(parse_item(row.get("item"), Source(path, int(line))))
-        head = from_json(_RunHead, {k: v for k, v in data.items() if k != "items"})
-        return cls(**{f: getattr(head, f) for f in _RunHead.__dataclass_fields__},
-                   items=tuple(items))  # fmt: skip
+    def from_json(cls, data: Any) -> RunHeader:
+        return cls(**_fields(cls, data, list(cls.__dataclass_fields__)))
 
 
 @dataclass(frozen=True, slots=True)
-class _RunHead:
-    """RunRecord without its items, which are read back through the eval-set validator."""
+class RunRecord:
+    """run.json: everything the analysis needs besides what the models produced."""
 
-    created_at: str
-    name: str
-    config: dict[str, Any]
-    evalsets: tuple[EvalsetInfo, ...]
-    libraries: dict[str, str | None]
-    durations: Durations
-    baseline: ModelInfo
+    header: RunHeader
     candidates: tuple[CandidateInfo, ...]
+    items: tuple[EvalItem, ...]
+    # sha256 of results.json as `compare` wrote it: the run's identity for reviews.
     results_sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.header.to_json() | {
+            "candidates": to_json(self.candidates),
+            "items": [{"source": str(i.source), "item": item_to_json(i)} for i in self.items],
+            "results_sha256": self.results_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        from harness.evalset import InvalidItem, parse_item
+
+        check_schema(data, "run.json")
+        items = []
+        rows = from_json(list[dict[str, Any]], data.get("items"), "$.items")
+        for n, row in enumerate(rows):
+            path, _, line = str(row.get("source")).rpartition(":")
+            try:
+                if not line.isdigit():
+                    raise InvalidItem(f"bad source {row.get('source')!r}")
+                items.append(parse_item(row.get("item"), Source(path, int(line))))
+            except InvalidItem as exc:
+                raise CodecError(f"$.items[{n}]: {exc}") from None
+        return cls(
+            RunHeader.from_json(data),
+            from_json(tuple[CandidateInfo, ...], data.get("candidates"), "$.candidates"),
+            tuple(items),
+            from_json(str | None, data.get("results_sha256"), "$.results_sha256"),
+        )
 
 
 def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
@@ -309,32 +318,23 @@ def item_results(
 
 @dataclass(frozen=True, slots=True)
 class Results:
-    created_at: str
-    name: str
-    config: dict[str, Any]
-    evalsets: tuple[EvalsetInfo, ...]
-    libraries: dict[str, str | None]
-    durations: Durations
-    baseline: ModelInfo
+    """results.json: the run's header, then what came of it."""
+
+    header: RunHeader
     determinism: tuple[str, ...]
     candidates: tuple[CandidateResult, ...]
     items: tuple[ItemResult, ...]
     review_imports: tuple[dict[str, Any], ...] = ()
-    schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"schema_version": self.schema_version}
-        for name in self.__dataclass_fields__:
-            if name != "schema_version":
-                out[name] = to_json(getattr(self, name))
-        return out
+        rest = {n: to_json(getattr(self, n)) for n in self.__dataclass_fields__ if n != "header"}
+        return self.header.to_json() | rest
 
     @classmethod
     def from_json(cls, data: Any) -> Results:
         check_schema(data, "results.json")
-        hints = typing.get_type_hints(cls)
-        fields = [n for n in cls.__dataclass_fields__ if n != "schema_version"]
-        return cls(**{n: from_json(hints[n], data.get(n), f"$.{n}") for n in fields})
+        rest = [n for n in cls.__dataclass_fields__ if n != "header"]
+        return cls(RunHeader.from_json(data), **_fields(cls, data, rest))
 
 
 NOISE_KLD = 1e-6

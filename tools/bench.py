@@ -128,7 +128,14 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
     from harness.evalset import load_evalset
     from harness.pipeline import analyze, write_artifacts
     from harness.records import CompareConfig, Generation, ModelRun, ModelSpec
-    from harness.results import CandidateInfo, Durations, ModelInfo, RunRecord, config_json
+    from harness.results import (
+        CandidateInfo,
+        Durations,
+        ModelInfo,
+        RunHeader,
+        RunRecord,
+        config_json,
+    )
     from harness.review import Reviews
     from harness.rundir import RunDir
 
@@ -141,9 +148,16 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
     cfg = CompareConfig(
         folder.name, evalset, (str(evalset),), ModelSpec("base", "synthetic/base"), ()
     )
-    run = RunRecord("2026-01-01T00:00:00+00:00", folder.name, config_json(cfg), (), {},
-                    Durations(), ModelInfo("base", "synthetic/base", "fp-base", "float32", "cpu"),
-                    tuple(cands), tuple(items), results_sha256="0" * 64)  # fmt: skip
+    header = RunHeader(
+        "2026-01-01T00:00:00+00:00",
+        folder.name,
+        config_json(cfg),
+        (),
+        {},
+        Durations(),
+        ModelInfo("base", "synthetic/base", "fp-base", "float32", "cpu"),
+    )
+    run = RunRecord(header, tuple(cands), tuple(items), results_sha256="0" * 64)
     out = RunDir(folder)
 
     def outputs(name: str, change: float) -> ModelRun:

@@ -33,7 +33,7 @@ def review_text(results: Results, cand: CandidateResult) -> str:
 
 
 def render_junit(results: Results) -> str:
-    suite = ET.Element("testsuite", name=f"harness.gate.{results.name}")
+    suite = ET.Element("testsuite", name=f"harness.gate.{results.header.name}")
     cases = failures = skipped = 0
     for cand in results.candidates:
         for rule in cand.rules:

@@ -11,9 +11,9 @@ from harness.results import Results
 def render_summary(results: Results) -> str:
     headers = ["candidate", "gated", "verdict", *(str(c.summary_header) for c in SUMMARY_COLUMNS)]
     lines = [
-        f"# Quantization check: {results.name}",
+        f"# Quantization check: {results.header.name}",
         "",
-        f"Baseline `{results.baseline.name}`, {len(results.items)} items; "
+        f"Baseline `{results.header.baseline.name}`, {len(results.items)} items; "
         "the full review is `report.html` in the run folder.",
         "",
         "| " + " | ".join(headers) + " |",
