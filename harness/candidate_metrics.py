@@ -20,7 +20,7 @@ from typing import Any
 from harness.errors import HarnessError
 from harness.records import GateConfig, Interval, Outcome, PairedItem, StatsConfig
 from harness.records.settings import GateLimit
-from harness.review import ReviewSummary
+from harness.review import ReviewStatus
 from harness.stats import mcnemar_exact, paired_drop, quantile, weighted_share
 
 
@@ -36,7 +36,7 @@ MetricValue = Interval | float | int | None
 
 
 @dataclass(frozen=True, slots=True)
-class DistributionSummary:
+class DistributionMetrics:
     """Over every token the baseline generated, teacher-forced for both models."""
 
     tokens: int
@@ -70,7 +70,7 @@ class CandidateMetrics:
     distribution summary and the slices."""
 
     values: Mapping[str, MetricValue]
-    distribution: DistributionSummary | None = None
+    distribution: DistributionMetrics | None = None
     slices: tuple[SliceRow, ...] = ()
 
     def __getattr__(self, name: str) -> Any:
@@ -86,7 +86,7 @@ class CandidateMetrics:
 
     @classmethod
     def of(
-        cls, distribution: DistributionSummary | None = None, slices: tuple[SliceRow, ...] = (),
+        cls, distribution: DistributionMetrics | None = None, slices: tuple[SliceRow, ...] = (),
         **values: MetricValue,
     ) -> CandidateMetrics:  # fmt: skip
         """Values by name (for tests and readers); undeclared names are refused, missing
@@ -123,7 +123,7 @@ class Measured:
         )  # fmt: skip
 
     @cached_property
-    def distribution(self) -> DistributionSummary | None:
+    def distribution(self) -> DistributionMetrics | None:
         return distribution_summary(self.paired)
 
     def interval(self, paired: Sequence[PairedItem]) -> Interval | None:
@@ -210,7 +210,7 @@ class GateRule:
     direction: str  # "max": the value may not exceed the limit; "min": nor fall below it
     limit: Limit
     # (candidate metrics, review summary, limit, bound) -> (passed, the sentence)
-    judge: Callable[[CandidateMetrics, ReviewSummary, Any, str], tuple[bool, str]]
+    judge: Callable[[CandidateMetrics, ReviewStatus, Any, str], tuple[bool, str]]
     default: GateLimit | None = None  # the rule is off at this value
 
     def active(self, cfg: GateConfig) -> bool:
@@ -226,7 +226,7 @@ def _drop_rule(name: str, label: str) -> Callable[..., tuple[bool, str]]:
     """Judged at the pessimistic end of the paired interval unless `bound = "point"`; a
     slice with nothing scored fails: an error is never a pass."""
 
-    def judge(m: CandidateMetrics, _: ReviewSummary, limit: float, bound: str) -> tuple[bool, str]:
+    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str) -> tuple[bool, str]:
         value = m[name]
         if not isinstance(value, Interval):
             return False, (
@@ -248,7 +248,7 @@ def _drop_rule(name: str, label: str) -> Callable[..., tuple[bool, str]]:
 def _point_rule(name: str, label: str, unit: str) -> Callable[..., tuple[bool, str]]:
     """A point value over every generated token (no interval); unmeasured fails."""
 
-    def judge(m: CandidateMetrics, _: ReviewSummary, limit: float, bound: str) -> tuple[bool, str]:
+    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str) -> tuple[bool, str]:
         value, rule = m[name], GATES[name]
         if value is None:
             return False, (
@@ -264,7 +264,7 @@ def _point_rule(name: str, label: str, unit: str) -> Callable[..., tuple[bool, s
 
 
 def _hard_regressions(
-    m: CandidateMetrics, _: ReviewSummary, limit: int, bound: str
+    m: CandidateMetrics, _: ReviewStatus, limit: int, bound: str
 ) -> tuple[bool, str]:
     n = m.hard_regressions
     return n <= limit, (
@@ -273,7 +273,7 @@ def _hard_regressions(
 
 
 def _regression_share(
-    m: CandidateMetrics, _: ReviewSummary, limit: float, bound: str
+    m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str
 ) -> tuple[bool, str]:
     share, high = m.weighted_regression_share, m.regression_share_ci_high
     judged = high if bound == "upper_ci" else share
@@ -285,7 +285,7 @@ def _regression_share(
 
 
 def _require_review(
-    m: CandidateMetrics, r: ReviewSummary, limit: bool, bound: str
+    m: CandidateMetrics, r: ReviewStatus, limit: bool, bound: str
 ) -> tuple[bool, str]:
     return r.hard_regressions_unreviewed == 0, (
         f"{r.hard_regressions_unreviewed} hard regression(s) have no hand verdict yet "
@@ -293,7 +293,7 @@ def _require_review(
     )
 
 
-def _confirmed(m: CandidateMetrics, r: ReviewSummary, limit: int, bound: str) -> tuple[bool, str]:
+def _confirmed(m: CandidateMetrics, r: ReviewStatus, limit: int, bound: str) -> tuple[bool, str]:
     return r.confirmed_regressions <= limit, (
         f"Reviewers confirmed {r.confirmed_regressions} regression(s); the limit is {limit}"
     )
@@ -421,7 +421,7 @@ def _mean_kld(paired: Sequence[PairedItem]) -> float | None:
     return sum(kld) / len(kld) if kld else None
 
 
-def distribution_summary(paired: Sequence[PairedItem]) -> DistributionSummary | None:
+def distribution_summary(paired: Sequence[PairedItem]) -> DistributionMetrics | None:
     # Items without token stats (lm-eval samples) are outside the distribution metrics.
     stats = [p.tokens for p in paired if p.tokens is not None]
     kld = [k for s in stats for k in s.kld]
@@ -434,7 +434,7 @@ def distribution_summary(paired: Sequence[PairedItem]) -> DistributionSummary | 
     counts = [0] * (len(KLD_EDGES) - 1)
     for k in kld:
         counts[next(i for i in range(len(counts)) if k < KLD_EDGES[i + 1])] += 1
-    return DistributionSummary(
+    return DistributionMetrics(
         tokens=len(kld),
         mean_kld=sum(kld) / len(kld),
         median_kld=quantile(kld, 0.5) or 0.0,

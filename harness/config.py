@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends import ENGINES
+from harness.backends import known as known_engine
 from harness.candidate_metrics import GATE_KEYS, GATE_RULES, Limit
 from harness.errors import HarnessError
 from harness.records import (
@@ -181,8 +182,11 @@ def _model(table: _Table, base_dir: Path) -> ModelSpec:
     if dtype not in DTYPES:
         raise ConfigError(f"{table.where}: dtype must be one of {', '.join(DTYPES)}")
     backend = table.get("backend", str, "hf")
-    if backend not in ENGINES:
-        raise ConfigError(f"{table.where}: backend must be one of {', '.join(ENGINES)}")
+    if not known_engine(backend):
+        raise ConfigError(
+            f"{table.where}: backend must be one of {', '.join(ENGINES)}, "
+            "or an import path 'package.module:Class'"
+        )
     return ModelSpec(
         name=_name(table, "name", table.where),
         path=_local_or_hub(table.need("path", str), base_dir),

@@ -236,7 +236,9 @@ def _reference(value: Any, scorer: Scorer) -> tuple[str, ...]:
             raise InvalidItem(f"scorer {scorer.value} needs a reference")
         return ()
     if not table.needs_reference:
-        raise InvalidItem(f"scorer {scorer.value} compares with the baseline and takes no reference")
+        raise InvalidItem(
+            f"scorer {scorer.value} compares with the baseline and takes no reference"
+        )
     refs = [value] if isinstance(value, str) else value
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
         raise InvalidItem("reference must be a non-empty string or a non-empty list of them")
@@ -251,7 +253,8 @@ def _weight(value: Any, difficulty: Difficulty) -> float:
     if value is None:
         return DEFAULT_WEIGHT[difficulty]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidItem(f"weight must be a number > 0; got {_json_type(value)} {json.dumps(value)}")
+        got = f"{_json_type(value)} {json.dumps(value)}"
+        raise InvalidItem(f"weight must be a number > 0; got {got}")
     if not math.isfinite(value) or value <= 0:
         raise InvalidItem(f"weight must be a finite number > 0; got {value}")
     return float(value)

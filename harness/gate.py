@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from harness.candidate_metrics import GATE_RULES, CandidateMetrics
 from harness.errors import HarnessError
 from harness.records import GateConfig
-from harness.review import ReviewSummary
+from harness.review import ReviewStatus
 
 
 class UnknownGateKey(HarnessError):
@@ -39,12 +39,12 @@ class GateResult:
         return failing or [r.message for r in self.rules]
 
 
-def gate(m: CandidateMetrics, cfg: GateConfig, review: ReviewSummary | None = None) -> GateResult:
+def gate(m: CandidateMetrics, cfg: GateConfig, review: ReviewStatus | None = None) -> GateResult:
     known = {r.key for r in GATE_RULES}
     unknown = sorted(set(cfg.limits) - known)
     if unknown:
         raise UnknownGateKey(f"unknown gate key(s): {', '.join(unknown)}")
-    seen = review or ReviewSummary(0, 0, 0, 0, 0, 0)
+    seen = review or ReviewStatus(0, 0, 0, 0, 0, 0)
     rules = []
     for rule in GATE_RULES:
         if rule.active(cfg):

@@ -36,7 +36,7 @@ from harness.results import (
     item_results,
     model_info,
 )
-from harness.review import ReviewError, Reviews, check_review, merge, summarize_review
+from harness.review import ReviewError, Reviews, check_review, merge, review_status
 from harness.rundir import RunDir, dumps, publish, read_json, staging_for
 
 
@@ -134,7 +134,7 @@ def analyze(
         if lm_base is not None:
             paired[cand.name] += pair_samples(lm_base, folder.read_samples(cand.name))
         metrics = summarize(paired[cand.name], stats)
-        review = summarize_review(paired[cand.name], reviews.verdicts.get(cand.name, {}))
+        review = review_status(paired[cand.name], reviews.verdicts.get(cand.name, {}))
         verdict = gate(metrics, gate_cfg, review)
         candidates.append(CandidateResult(cand, verdict.verdict, tuple(verdict.reasons),
                                           verdict.rules, metrics, review))  # fmt: skip

@@ -7,7 +7,7 @@ from harness.records import PairedItem
 from harness.render.csv import render_csv
 from harness.render.html import render_html
 from harness.render.junit import render_junit
-from harness.render.markdown import render_summary
+from harness.render.markdown import render_markdown
 from harness.results import Results
 from harness.rundir import dumps
 
@@ -21,6 +21,6 @@ def render_all(
         "results.json": dumps(results.to_json()),
         "items.csv": render_csv(results),
         "junit.xml": render_junit(results),
-        "summary.md": render_summary(results),
+        "summary.md": render_markdown(results),
         "report.html": render_html(results, paired, identity),
     }

@@ -16,7 +16,7 @@ from typing import Any
 from harness.candidate_metrics import (
     METRICS,
     CandidateMetrics,
-    DistributionSummary,
+    DistributionMetrics,
     SliceRow,
     gate_table,
 )
@@ -34,7 +34,7 @@ from harness.records import (
     ReadyCandidate,
     Source,
 )
-from harness.review import ReviewSummary, Verdict
+from harness.review import ReviewStatus, Verdict
 
 SCHEMA_VERSION = 2
 
@@ -207,7 +207,7 @@ class CandidateResult:
     reasons: tuple[str, ...]
     rules: tuple[RuleResult, ...]
     metrics: CandidateMetrics
-    review: ReviewSummary
+    review: ReviewStatus
 
     @property
     def name(self) -> str:
@@ -238,7 +238,7 @@ class CandidateResult:
         }
         metrics = CandidateMetrics(
             typed,
-            from_json(DistributionSummary | None, data.get("distribution"), "$.distribution"),
+            from_json(DistributionMetrics | None, data.get("distribution"), "$.distribution"),
             from_json(tuple[SliceRow, ...], data.get("slices"), "$.slices"),
         )
         info = from_json(
@@ -246,7 +246,7 @@ class CandidateResult:
         )
         return cls(info, data["verdict"], tuple(data["reasons"]),
                    from_json(tuple[RuleResult, ...], data["rules"]), metrics,
-                   from_json(ReviewSummary, data["review"]))  # fmt: skip
+                   from_json(ReviewStatus, data["review"]))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

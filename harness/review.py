@@ -43,7 +43,7 @@ class Reviews:
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewSummary:
+class ReviewStatus:
     flagged: int  # items whose outputs differ (the review queue)
     reviewed: int  # flagged items with a verdict
     hard_regressions_unreviewed: int
@@ -52,12 +52,10 @@ class ReviewSummary:
     unsure: int
 
 
-def summarize_review(
-    paired: Sequence[PairedItem], verdicts: Mapping[str, Verdict]
-) -> ReviewSummary:
+def review_status(paired: Sequence[PairedItem], verdicts: Mapping[str, Verdict]) -> ReviewStatus:
     flagged = [p for p in paired if p.outcome is not Outcome.IDENTICAL]
     marked = [verdicts[p.item.id].verdict for p in flagged if p.item.id in verdicts]
-    return ReviewSummary(
+    return ReviewStatus(
         flagged=len(flagged),
         reviewed=len(marked),
         hard_regressions_unreviewed=sum(

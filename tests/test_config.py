@@ -133,3 +133,11 @@ def test_lm_eval_table(tmp_path: Path) -> None:
     assert cfg.lm_eval.include_path == str(tmp_path / "tasks") and cfg.lm_eval.limit == 5
     assert "tasks must be a non-empty list" in error(tmp_path, MINIMAL + "[lm_eval]\ntasks = []\n")
     assert "unknown key 'task'" in error(tmp_path, MINIMAL + '[lm_eval]\ntask = ["x"]\n')
+
+
+def test_backend_key(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).baseline.backend == "hf"
+    text = MINIMAL.replace('path = "model"', 'path = "model"\nbackend = "vllm-ish"')
+    assert "[baseline]: backend must be one of hf" in error(tmp_path, text)
+    text = MINIMAL.replace('path = "other"', 'path = "other"\nbackend = "pkg.engine:MyBackend"')
+    assert load_config(write(tmp_path, text)).candidates[0].model.backend == "pkg.engine:MyBackend"  # type: ignore[union-attr]

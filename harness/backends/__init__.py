@@ -1,4 +1,6 @@
-"""The engine table: `backend = "<key>"` in a model's config table names one of `ENGINES`.
+"""The engine table: `backend = "<key>"` in a model's config table names one of `ENGINES`,
+or, for an engine that lives outside this package, its import path `"package.module:Class"`
+(a `Backend` subclass): one file, no change here.
 
 Entries are import paths, imported on first use: an engine's dependencies (torch and
 transformers for `hf`) load only when a model of that engine is opened.
@@ -7,6 +9,7 @@ transformers for `hf`) load only when a model of that engine is opened.
 from __future__ import annotations
 
 import importlib
+import re
 
 from harness.backends.base import Backend, Capabilities, Generated, ModelLoadError
 from harness.errors import HarnessError
@@ -16,18 +19,41 @@ ENGINES: dict[str, str] = {
     "hf": "harness.backends.hf:HFBackend",  # transformers, in process (the default)
 }
 
-__all__ = ["ENGINES", "Backend", "Capabilities", "Generated", "ModelLoadError", "open_backend"]
+__all__ = [
+    "ENGINES",
+    "Backend",
+    "Capabilities",
+    "Generated",
+    "ModelLoadError",
+    "known",
+    "open_backend",
+]
 
 
 class UnknownBackend(HarnessError):
     """A model names an engine that is not in the table."""
 
 
+IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def known(name: str) -> bool:
+    """A key of the table, or something shaped like an import path (checked when opened)."""
+    return name in ENGINES or bool(IMPORT_PATH.match(name))
+
+
 def engine_class(name: str) -> type[Backend]:
-    if name not in ENGINES:
-        raise UnknownBackend(f"unknown backend {name!r} (known: {', '.join(ENGINES)})")
-    module, _, attr = ENGINES[name].partition(":")
-    cls: type[Backend] = getattr(importlib.import_module(module), attr)
+    if not known(name):
+        raise UnknownBackend(
+            f"unknown backend {name!r} (known: {', '.join(ENGINES)}, or 'package.module:Class')"
+        )
+    module, _, attr = ENGINES.get(name, name).partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownBackend(f"backend {name!r} cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise UnknownBackend(f"backend {name!r} is not a harness.backends.Backend subclass")
     return cls
 
 

@@ -8,7 +8,7 @@ from harness.render.junit import review_text
 from harness.results import Results
 
 
-def render_summary(results: Results) -> str:
+def render_markdown(results: Results) -> str:
     headers = ["candidate", "gated", "verdict", *(str(c.summary_header) for c in SUMMARY_COLUMNS)]
     lines = [
         f"# Quantization check: {results.header.name}",

@@ -1,0 +1,48 @@
+"""The run folder's owner: every file of a compare written once, atomically, and read back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from harness import rundir
+from harness.cli import main
+
+from .helpers import agreement_rows, write_config, write_jsonl
+
+
+def test_a_compare_writes_each_file_once(
+    tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: Counter[str] = Counter()
+    real = rundir.write_atomic
+
+    def counted(path: Path, text: str) -> None:
+        writes[
+            path.name if path.parent.name.startswith(".") else f"{path.parent.name}/{path.name}"
+        ] += 1
+        real(path, text)
+
+    monkeypatch.setattr(rundir, "write_atomic", counted)
+    evalset = write_jsonl(tmp_path / "s.jsonl", agreement_rows(6))
+    cfg = write_config(tmp_path / "c.toml", evalset, tiny_model_dir, {"cand": other_model_dir},
+                       "max_hard_regressions = 100")  # fmt: skip
+    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert writes["run.json"] == 1
+    assert set(writes.values()) == {1}, writes
+    for name in rundir.ARTIFACTS:
+        assert writes[name] == 1
+    assert writes["generations/base.jsonl"] == writes["generations/cand.jsonl"] == 1
+    leftovers = [p.name for p in (tmp_path).iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_a_missing_file_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    expected = "missing; is this a run folder written by `harness compare`?"
+    assert err == f"error: {tmp_path / 'run.json'}: {expected}"
