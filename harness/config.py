@@ -16,8 +16,9 @@ from typing import Any
 
 from harness.backends import ENGINES
 from harness.backends import known as known_engine
-from harness.candidate_metrics import GATE_KEYS, GATE_RULES, Limit
+from harness.candidate_metrics import GATE_KEYS, GATE_RULES
 from harness.errors import HarnessError
+from harness.gate_rules import Limit
 from harness.records import (
     DTYPES,
     METHODS,

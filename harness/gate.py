@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.candidate_metrics import GATE_RULES, CandidateMetrics
+from harness.candidate_metrics import GATE_RULES
 from harness.errors import HarnessError
-from harness.records import GateConfig
+from harness.records import CandidateMetrics, GateConfig
 from harness.review import ReviewStatus
 
 

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 RUN_STAGE = ("harness.run", "harness.probes", "harness.backends", "harness.quantize",
              "harness.lmeval", "harness.pipeline")  # fmt: skip
 ANALYSIS = ("harness.pairing", "harness.candidate_metrics", "harness.stats", "harness.gate",
+            "harness.gate_rules", "harness.formats",
             "harness.review", "harness.results", "harness.report", "harness.render",
             "harness.rundir", "harness.codec", "harness.records", "harness.scorers",
             "harness.errors", "harness.evalset")  # fmt: skip

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from harness.candidate_metrics import pct, pts
 from harness.cli import main
+from harness.formats import pct, pts
 
 from .helpers import PAYLOADS, agreement_rows, payload_rows, write_config, write_jsonl
 

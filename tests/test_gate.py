@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.candidate_metrics import CandidateMetrics
 from harness.gate import gate
-from harness.records import GateConfig, Interval
+from harness.records import CandidateMetrics, GateConfig, Interval
 
 
 def metrics(**changes: object) -> CandidateMetrics:

@@ -3,6 +3,7 @@
 - `items`: what an eval set holds (EvalItem and its parts);
 - `outputs`: what a model run produces (Generation, TokenStats, Sample, ModelRun);
 - `pairs`: a baseline and a candidate side by side (PairedItem, Outcome, Interval);
+- `metrics`: what a candidate is judged by (CandidateMetrics, DistributionMetrics, SliceRow);
 - `settings`: what a config asks for (CompareConfig and its tables).
 """
 
@@ -14,6 +15,7 @@ from harness.records.items import (
     Role,
     Source,
 )
+from harness.records.metrics import CandidateMetrics, DistributionMetrics, MetricValue, SliceRow
 from harness.records.outputs import Generation, ModelRun, Sample, TokenStats
 from harness.records.pairs import Interval, Option, Outcome, PairedItem, Side
 from harness.records.settings import (
@@ -33,9 +35,36 @@ from harness.records.settings import (
 )
 
 __all__ = [
-    "DEFAULT_WEIGHT", "DTYPES", "METHODS", "SCHEMES", "CandidateSpec", "CompareConfig",
-    "Difficulty", "EvalItem", "GateConfig", "Generation", "GenerationSettings", "Interval",
-    "LmEvalConfig", "Message", "ModelRun", "ModelSpec", "Option", "Outcome", "PairedItem",
-    "QuantizeSpec", "ReadyCandidate", "Role", "Sample", "Side", "Source", "StatsConfig",
-    "TokenStats", "noise_floor_name",
-]  # fmt: skip
+    "DEFAULT_WEIGHT",
+    "DTYPES",
+    "METHODS",
+    "SCHEMES",
+    "CandidateMetrics",
+    "CandidateSpec",
+    "CompareConfig",
+    "Difficulty",
+    "DistributionMetrics",
+    "EvalItem",
+    "GateConfig",
+    "Generation",
+    "GenerationSettings",
+    "Interval",
+    "LmEvalConfig",
+    "Message",
+    "MetricValue",
+    "ModelRun",
+    "ModelSpec",
+    "Option",
+    "Outcome",
+    "PairedItem",
+    "QuantizeSpec",
+    "ReadyCandidate",
+    "Role",
+    "Sample",
+    "Side",
+    "SliceRow",
+    "Source",
+    "StatsConfig",
+    "TokenStats",
+    "noise_floor_name",
+]

@@ -16,10 +16,11 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.candidate_metrics import KLD_EDGES, TABLE_COLUMNS, SliceRow, num, pct, pts
+from harness.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
 from harness.codec import to_json
+from harness.formats import num, pct, pts
 from harness.pairing import diff_ops
-from harness.records import PairedItem
+from harness.records import PairedItem, SliceRow
 from harness.results import CandidateInfo, CandidateResult, Results
 
 TEMPLATES = Path(__file__).parent / "templates"

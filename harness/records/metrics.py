@@ -1,0 +1,70 @@
+"""What a candidate is judged by: its metric values, token-distribution metrics and slices.
+The values are keyed by the names `harness.candidate_metrics` declares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from harness.records.pairs import Interval
+
+MetricValue = Interval | float | int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionMetrics:
+    """Over every token the baseline generated, teacher-forced for both models."""
+
+    tokens: int
+    mean_kld: float
+    median_kld: float
+    p90_kld: float
+    p99_kld: float
+    max_kld: float
+    top1_agreement: float
+    rms_delta_p: float
+    ppl_ratio: float  # exp(mean NLL_cand - mean NLL_base) on the baseline's tokens
+    histogram: tuple[int, ...]  # token counts per KLD_EDGES bin
+
+
+@dataclass(frozen=True, slots=True)
+class SliceRow:
+    slice: str  # "all", "difficulty=hard", "tag=add"
+    items: int
+    scored: int
+    accuracy: Interval | None
+    regressions: int
+    improvements: int
+    weighted_regression_share: float
+    regression_weight: float  # the summed weight of the slice's regressions
+    mean_kld: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateMetrics:
+    """One value per metric declared in `harness.candidate_metrics` (`m.weighted_accuracy`,
+    `m["mean_kld"]`), the distribution metrics and the slices."""
+
+    values: Mapping[str, MetricValue]
+    distribution: DistributionMetrics | None = None
+    slices: tuple[SliceRow, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "values":
+            raise AttributeError(name)
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> MetricValue:
+        return self.values[name]
+
+    @classmethod
+    def of(
+        cls, distribution: DistributionMetrics | None = None, slices: tuple[SliceRow, ...] = (),
+        **values: MetricValue,
+    ) -> CandidateMetrics:  # fmt: skip
+        """Values by name: `CandidateMetrics.of(regressions=2, ...)`."""
+        return cls(values, distribution, slices)
