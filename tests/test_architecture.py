@@ -100,3 +100,11 @@ def test_report_and_validate_never_import_torch(tmp_path: Path) -> None:
         f"assert main(['report', {str(tmp_path / 'run')!r}]) in (0, 1); "
         f"assert main(['validate', {str(demo)!r}]) == 0; {NO_TORCH}"
     )
+
+
+def test_the_library_api_loads_no_model_code_until_used() -> None:
+    run_python(
+        "import sys, harness; from harness import pipeline; "
+        "assert harness.compare is pipeline.compare and harness.rebuild is pipeline.rebuild; "
+        f"assert issubclass(harness.HarnessError, Exception); {NO_TORCH}"
+    )
