@@ -23,7 +23,7 @@ from harness.scorers import SCORERS, Scorer
 
 FIELDS = (
     "id", "prompt", "messages", "reference", "scorer",
-    "difficulty", "weight", "tags", "max_new_tokens",
+    "difficulty", "weight", "tags", "max_new_tokens", "extract",
 )  # fmt: skip
 MESSAGE_FIELDS = ("role", "content")
 BOM = b"\xef\xbb\xbf"
@@ -169,6 +169,7 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
         weight=_weight(obj.get("weight"), difficulty),
         tags=_tags(obj.get("tags")),
         max_new_tokens=_max_new_tokens(obj.get("max_new_tokens")),
+        extract=_extract(obj.get("extract")),
     )
 
 
@@ -266,6 +267,18 @@ def _tags(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
         raise InvalidItem("tags must be a list of non-empty strings")
     return tuple(value)
+
+
+def _extract(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidItem("extract must be a non-empty regex string")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise InvalidItem(f"invalid extract regex {value!r}: {exc}") from None
+    return value
 
 
 def _max_new_tokens(value: Any) -> int | None:

@@ -20,7 +20,7 @@ from harness.records import (
     Source,
     TokenStats,
 )
-from harness.scorers import is_right, score, score_baseline, word_similarity, words
+from harness.scorers import extracted, is_right, score, score_baseline, word_similarity, words
 
 
 def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
@@ -59,8 +59,22 @@ def pair(
         out.append(
             PairedItem(
                 item=item,
-                baseline=Side(b.output, b_score, b.output_ids, b.output_tokens, b.reference_nll),
-                candidate=Side(c.output, c_score, c.output_ids, c.output_tokens, c.reference_nll),
+                baseline=Side(
+                    b.output,
+                    b_score,
+                    b.output_ids,
+                    b.output_tokens,
+                    b.reference_nll,
+                    _shown(item, b.output),
+                ),
+                candidate=Side(
+                    c.output,
+                    c_score,
+                    c.output_ids,
+                    c.output_tokens,
+                    c.reference_nll,
+                    _shown(item, c.output),
+                ),
                 outcome=outcome(b_score, c_score, identical),
                 similarity=word_similarity(b.output, c.output),
                 first_divergence=first_divergence(b.output_ids, c.output_ids),
@@ -68,6 +82,12 @@ def pair(
             )
         )
     return out
+
+
+def _shown(item: EvalItem, output: str) -> str | None:
+    """The extracted answer, when extraction changed what the scorer saw (else None)."""
+    answer = extracted(item, output)
+    return None if answer is not None and answer.strip() == output.strip() else answer
 
 
 def diff_ops(base: str, cand: str) -> tuple[list[list[str]], list[list[str]]]:

@@ -108,6 +108,8 @@ def item_to_json(item: EvalItem) -> dict[str, Any]:
             "weight": item.weight, "tags": list(item.tags)}  # fmt: skip
     if item.max_new_tokens is not None:
         row["max_new_tokens"] = item.max_new_tokens
+    if item.extract is not None:
+        row["extract"] = item.extract
     return row
 
 
@@ -254,6 +256,7 @@ class BaselineOutput:
     output: str
     score: float | None
     reference_ppl: float | None
+    extracted: str | None = None  # what the scorer compared, when extraction changed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +272,7 @@ class CandidateOutput:
     first_top1_divergence: int | None
     options: tuple[Option, ...] | None
     review: Verdict | None
+    extracted: str | None = None  # what the scorer compared, when extraction changed it
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,13 +308,15 @@ def item_results(
                 q[i].first_divergence, q[i].kld_mean, q[i].kld_max,
                 _ppl(q[i].candidate.reference_nll), q[i].first_top1_divergence,
                 q[i].options or None, verdicts.get(name, {}).get(item.id),
+                q[i].candidate.extracted,
             )
             for name, q in paired.items()
         }  # fmt: skip
         rows.append(ItemResult(
             item.id, str(item.source), item.difficulty.value, item.weight, item.tags,
             str(item.scorer), item.prompt, messages_json(item), item.reference,
-            BaselineOutput(p.baseline.output, p.baseline.score, _ppl(p.baseline.reference_nll)),
+            BaselineOutput(p.baseline.output, p.baseline.score, _ppl(p.baseline.reference_nll),
+                           p.baseline.extracted),
             cands,
         ))  # fmt: skip
     return tuple(rows)

@@ -1,11 +1,13 @@
 """Pure scorers: (item, output, baseline_output) -> score in [0, 1], or None if unscorable.
 
 One explicit table, `SCORERS`: per scorer its name, whether it needs a reference, how a
-reference is checked when an eval set is loaded, and its score function. Adding a scorer is
-one member of `Scorer` and one `ScorerEntry` here; nothing else changes. A score of at least
-0.5 counts as "right" (binary scorers return exactly 0 or 1). None means the item could not
-be scored (no output, or an `agreement` item without a baseline output); it is counted and
-shown, never turned into a silent 0.
+reference is checked when an eval set is loaded, how the answer is extracted from an output
+(`extract.py`: a final number, an option label), and its score function. Adding a scorer is
+one member of `Scorer` and one `ScorerEntry` here; nothing else changes. An item's own
+`extract` regex runs first. A score of at least 0.5 counts as "right" (binary scorers return
+exactly 0 or 1). None means the item could not be scored (no output, or an `agreement` item
+without a baseline output); it is counted and shown, never turned into a silent 0. An output
+from which no answer can be extracted is wrong (0), not unscorable.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ from enum import StrEnum
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Indel
 
+from harness.extract import by_regex, choice_label, final_number, show_number
 from harness.records import EvalItem
 
 RIGHT = 0.5
-_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
 _PUNCT = str.maketrans("", "", string.punctuation)
-_CHOICE_IN_OUTPUT = re.compile(r"^\s*\(?([A-Za-z0-9])\)?(?=$|[\s.):,])")
 # An option label of the `choice` scorer: "B" or "(B)".
 CHOICE_PATTERN = re.compile(r"^\(?([A-Za-z0-9])\)?$")
 
@@ -48,16 +49,6 @@ def normalize(text: str) -> str:
 
 def words(text: str) -> list[str]:
     return text.split()
-
-
-def first_number(text: str) -> float | None:
-    match = _NUMBER.search(text)
-    if match is None:
-        return None
-    try:
-        return float(match.group(0).replace(",", ""))
-    except ValueError:
-        return None
 
 
 def word_similarity(a: str, b: str) -> float:
@@ -84,21 +75,23 @@ def _regex(refs: tuple[str, ...], out: str) -> float:
     return float(any(re.search(r, out) for r in refs))
 
 
-def _numeric(refs: tuple[str, ...], out: str) -> float:
-    got = first_number(out)
-    if got is None:
-        return 0.0
+def _numeric(refs: tuple[str, ...], answer: str) -> float:
+    """`answer` is the extracted number ("11", "1200", "0.5")."""
+    got = float(answer)
     return float(
         any(math.isclose(got, float(r.replace(",", "")), rel_tol=1e-9, abs_tol=1e-9) for r in refs)
     )
 
 
-def _choice(refs: tuple[str, ...], out: str) -> float:
-    match = _CHOICE_IN_OUTPUT.match(out)
-    if match is None:
-        return 0.0
+def _choice(refs: tuple[str, ...], answer: str) -> float:
+    """`answer` is the extracted option label."""
     labels = {m.group(1).casefold() for r in refs if (m := CHOICE_PATTERN.match(r))}
-    return float(match.group(1).casefold() in labels)
+    return float(answer.casefold() in labels)
+
+
+def _number_of(text: str) -> str | None:
+    value = final_number(text)
+    return None if value is None else show_number(value)
 
 
 def _fuzzy(refs: tuple[str, ...], out: str) -> float:
@@ -137,11 +130,17 @@ def _option_label(ref: str) -> str | None:
 ScoreFn = Callable[[tuple[str, ...], str], float]
 
 
+def _whole(text: str) -> str | None:
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class ScorerEntry:
     # None: reference-free, scored against the baseline's output (`agreement`).
     score: ScoreFn | None
     check_reference: Callable[[str], str | None] = _any_text
+    # The answer in an output, as the score function compares it; None: there is none.
+    extract: Callable[[str], str | None] = _whole
     # The reference is text the model could say (its per-token NLL is measured); a regex is not.
     literal_reference: bool = True
 
@@ -155,8 +154,8 @@ SCORERS: dict[Scorer, ScorerEntry] = {
     Scorer.NORMALIZED: ScorerEntry(_normalized),
     Scorer.CONTAINS: ScorerEntry(_contains),
     Scorer.REGEX: ScorerEntry(_regex, _valid_regex, literal_reference=False),
-    Scorer.NUMERIC: ScorerEntry(_numeric, _finite_number),
-    Scorer.CHOICE: ScorerEntry(_choice, _option_label),
+    Scorer.NUMERIC: ScorerEntry(_numeric, _finite_number, extract=_number_of),
+    Scorer.CHOICE: ScorerEntry(_choice, _option_label, extract=choice_label),
     Scorer.FUZZY: ScorerEntry(_fuzzy),
     Scorer.AGREEMENT: ScorerEntry(None, literal_reference=False),
 }
@@ -164,6 +163,15 @@ SCORERS: dict[Scorer, ScorerEntry] = {
 
 def entry(item: EvalItem) -> ScorerEntry:
     return SCORERS[Scorer(item.scorer)]
+
+
+def extracted(item: EvalItem, output: str | None) -> str | None:
+    """The answer the scorer compares: the item's `extract` regex first, then the scorer's
+    own extraction. None when there is no output or no answer in it."""
+    if output is None:
+        return None
+    text = output if item.extract is None else by_regex(item.extract, output)
+    return None if text is None else entry(item).extract(text)
 
 
 def score(item: EvalItem, output: str | None, baseline_output: str | None = None) -> float | None:
@@ -174,7 +182,8 @@ def score(item: EvalItem, output: str | None, baseline_output: str | None = None
     fn = entry(item).score
     if fn is None:
         return None if baseline_output is None else word_similarity(output, baseline_output)
-    return fn(item.reference, output)
+    answer = extracted(item, output)
+    return 0.0 if answer is None else fn(item.reference, answer)
 
 
 def score_baseline(item: EvalItem, output: str | None) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from harness.backends.hf import HFBackend
 from harness.records import EvalItem, GenerationSettings, Message, ModelSpec, Role, Source
@@ -42,3 +43,28 @@ def test_chat_template_renders_like_the_bare_prompt(tiny_model_dir: Path) -> Non
     chat, bare = items()[3], items()[0]
     assert backend.prompt_ids(chat) == backend.prompt_ids(bare)
     assert backend.prompt_ids(bare)[0] == backend.tokenizer.bos_token_id
+
+
+def test_stop_ids_gather_every_end_of_turn(tiny_llama: Any) -> None:
+    """A tokenizer eos that is not the generation config's, a list of config eos ids, and a
+    chat template whose turns end with their own special token: decoding stops on each."""
+    from examples.demo.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<|end|>"]})
+    tok.chat_template = (
+        "{% for m in messages %}{{ m['content'] }}"
+        "{% if m['role'] == 'assistant' %}<|end|>{% endif %}{% endfor %}"
+    )
+    path = tiny_llama("stops", tokenizer=tok, seed=3)
+    backend = HFBackend(ModelSpec("t", str(path)))
+    end = tok.convert_tokens_to_ids("<|end|>")
+    assert backend.stop_ids == (2, end)
+
+    prompt = backend.prompt_ids(items()[0])
+    [[free]] = list(backend.generate([prompt], [6], (10_000,), 1))
+    first = free.ids[0]
+    backend.model.generation_config.eos_token_id = [5, first]
+    assert backend.stop_ids == (2, 5, first, end)
+    [[stopped]] = list(backend.generate([prompt], [6], backend.stop_ids, 1))
+    assert stopped.ids == () and stopped.stop_id == first

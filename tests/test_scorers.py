@@ -7,7 +7,6 @@ import pytest
 from harness.records import EvalItem, Source
 from harness.scorers import (
     Scorer,
-    first_number,
     is_right,
     normalize,
     score,
@@ -68,7 +67,5 @@ def test_missing_output_is_unscorable_not_zero() -> None:
 
 def test_helpers() -> None:
     assert normalize("  Hello,   World! ") == "hello world"
-    assert first_number("x = -1,234.5 or 7") == -1234.5
-    assert first_number("none") is None
     assert word_similarity("", "") == 1.0
     assert is_right(0.5) is True and is_right(0.49) is False and is_right(None) is None

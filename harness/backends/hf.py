@@ -54,6 +54,27 @@ def load(spec: ModelSpec) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def end_of_turn(tok: Any) -> int | None:
+    """The special token the chat template writes right after an assistant message, or None
+    (no template, or nothing special after the message)."""
+    if not getattr(tok, "chat_template", None):
+        return None
+    marker = "\u2063harness\u2063"  # text no template adds on its own
+    chat = [{"role": "user", "content": "x"}, {"role": "assistant", "content": marker}]
+    try:
+        text = tok.apply_chat_template(chat, tokenize=False)
+    except Exception:  # a template that refuses this shape of conversation: no turn token
+        return None
+    after = text.split(marker, 1)[1] if marker in text else ""
+    special = set(tok.all_special_ids) | {
+        i for i, t in getattr(tok, "added_tokens_decoder", {}).items() if t.special
+    }
+    for token_id in tok(after, add_special_tokens=False).input_ids:
+        if token_id in special:
+            return int(token_id)
+    return None
+
+
 class HFBackend(Backend):
     capabilities = Capabilities(full_vocab_logprobs=True)
 
@@ -85,7 +106,20 @@ class HFBackend(Backend):
 
     @property
     def stop_ids(self) -> tuple[int, ...]:
-        return (int(self._tok.eos_token_id),)
+        """Every id that ends a turn: the tokenizer's eos, each of the generation config's
+        `eos_token_id` (an int or a list: Llama-3 and Qwen2.5 instruct models list several),
+        and the token the chat template closes an assistant turn with (`<|im_end|>`,
+        `<|eot_id|>`...), which need not be the tokenizer's eos."""
+        ids: list[int] = []
+        if self._tok.eos_token_id is not None:
+            ids.append(int(self._tok.eos_token_id))
+        config_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids += [int(i) for i in (config_eos if isinstance(config_eos, list) else [config_eos])
+                if i is not None]  # fmt: skip
+        turn = end_of_turn(self._tok)
+        if turn is not None:
+            ids.append(turn)
+        return tuple(dict.fromkeys(ids))
 
     @property
     def pad_id(self) -> int:

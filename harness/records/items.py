@@ -56,6 +56,7 @@ class EvalItem:
     weight: float = 1.0
     tags: tuple[str, ...] = ()
     max_new_tokens: int | None = None
+    extract: str | None = None  # a regex: its first group is the answer the scorer sees
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -24,6 +24,7 @@ class Side:
     output_ids: tuple[int, ...] = ()
     output_tokens: tuple[str, ...] = ()
     reference_nll: float | None = None
+    extracted: str | None = None  # the answer the scorer compared, when it differs from output
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@
   }
 
   // --- selection ------------------------------------------------------------------------
+  // What the scorer compared, when extraction changed it ("extracted: 11").
+  function extractedNote(side) { return side.extracted == null ? "" : " · extracted: " + side.extracted; }
   function entry(item) { return item.candidates[state.cand]; }
   function outcomeOf(item) {
     const e = entry(item);
@@ -144,10 +146,10 @@
     if (item.reference.length) art.appendChild(field("reference", el("pre", null, item.reference.join("\n"))));
     const sides = el("div", "sides");
     const left = el("div", "side");
-    left.appendChild(el("span", "label", "baseline · score " + fmt(item.baseline.score)));
+    left.appendChild(el("span", "label", "baseline · score " + fmt(item.baseline.score) + extractedNote(item.baseline)));
     left.appendChild(diffPre(e.diff[0]));
     const right = el("div", "side");
-    right.appendChild(el("span", "label", state.cand + " · score " + fmt(e.score)));
+    right.appendChild(el("span", "label", state.cand + " · score " + fmt(e.score) + extractedNote(e)));
     right.appendChild(diffPre(e.diff[1]));
     sides.appendChild(left);
     sides.appendChild(right);
