@@ -20,6 +20,7 @@ from harness.candidate_metrics import GATE_KEYS, GATE_RULES
 from harness.errors import HarnessError
 from harness.gate_rules import Limit
 from harness.records import (
+    CALIBRATED,
     DTYPES,
     METHODS,
     SCHEMES,
@@ -49,7 +50,10 @@ TOP_KEYS = (
 LM_EVAL_KEYS = ("tasks", "include_path", "num_fewshot", "limit")
 MODEL_KEYS = ("name", "path", "dtype", "device", "backend")
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
-QUANTIZE_KEYS = ("scheme", "method", "calibration", "samples", "max_seq_length")
+QUANTIZE_KEYS = (
+    "scheme", "method", "calibration", "samples", "max_seq_length", "group_size", "ignore",
+    "recipe",
+)  # fmt: skip
 GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop", "distribution")
 STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
 
@@ -219,16 +223,23 @@ def _quantize(table: _Table, base_dir: Path) -> QuantizeSpec:
     if method not in METHODS:
         raise ConfigError(f"{table.where}: method must be one of {', '.join(METHODS)}")
     calibration = table.get("calibration", str)
-    if method == "gptq" and calibration is None:
-        raise ConfigError(f"{table.where}: method gptq needs a calibration set")
+    if method in CALIBRATED and calibration is None:
+        raise ConfigError(f"{table.where}: method {method} needs a calibration set")
     if method == "rtn" and calibration is not None:
         raise ConfigError(f"{table.where}: method rtn uses no calibration set")
+    ignore = table.get("ignore", list, ["lm_head"])
+    if not all(isinstance(i, str) and i for i in ignore):
+        raise ConfigError(f"{table.where}: ignore must be a list of module names or 're:' patterns")
+    recipe = table.get("recipe", str)
     return QuantizeSpec(
         scheme=scheme,
         method=method,
         calibration=None if calibration is None else _resolve(calibration, base_dir),
         samples=table.positive_int("samples", 128),
         max_seq_length=table.positive_int("max_seq_length", 512),
+        group_size=None if "group_size" not in table.data else table.positive_int("group_size", 1),
+        ignore=tuple(ignore),
+        recipe=None if recipe is None else _resolve(recipe, base_dir),
     )
 
 

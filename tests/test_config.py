@@ -94,7 +94,7 @@ def test_gptq_needs_calibration(tmp_path: Path) -> None:
 
 
 def test_unknown_scheme(tmp_path: Path) -> None:
-    text = MINIMAL.replace('path = "other"', 'quantize = { scheme = "W3A16", method = "rtn" }')
+    text = MINIMAL.replace('path = "other"', 'quantize = { scheme = "W9A16", method = "rtn" }')
     assert "scheme must be one of W8A16, W4A16" in error(tmp_path, text)
 
 

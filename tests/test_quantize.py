@@ -55,17 +55,19 @@ def test_spec_invariants() -> None:
     with pytest.raises(ValueError):
         QuantizeSpec("W4A16", "rtn", "calib.jsonl")
     with pytest.raises(ValueError):
-        QuantizeSpec("W2A16", "rtn")
+        QuantizeSpec("W9A16", "rtn")
 
 
 @pytest.mark.parametrize(
-    ("scheme", "method", "bits"), [("W8A16", "rtn", 8), ("W4A16", "rtn", 4), ("W4A16", "gptq", 4)]
+    ("scheme", "method", "bits"),
+    [("W8A16", "rtn", 8), ("W4A16", "rtn", 4), ("W4A16", "gptq", 4)],
 )
 def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
     model_128: Path, calibration: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     scheme: str, method: str, bits: int,
 ) -> None:  # fmt: skip
-    spec = QuantizeSpec(scheme, method, str(calibration) if method == "gptq" else None, samples=16)
+    calib = None if method == "rtn" else str(calibration)
+    spec = QuantizeSpec(scheme, method, calib, samples=16)
     made = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)
     assert not made.cached
     qc = json.loads((made.path / "config.json").read_text())["quantization_config"]
@@ -110,3 +112,36 @@ def test_gptq_is_deterministic(model_128: Path, calibration: Path, tmp_path: Pat
     assert fingerprint(str(made[0].path), (q.MARKER,)) == fingerprint(
         str(made[1].path), (q.MARKER,)
     )
+
+
+@pytest.fixture(scope="module")
+def model_96(tiny_llama: Callable[..., Path]) -> Path:
+    """Hidden size 96 (intermediate 192): groups of 128 or 64 do not divide it; 32 does."""
+    return tiny_llama("llama-96", hidden=96, intermediate=192, layers=1)
+
+
+def test_groups_that_do_not_divide_are_named_before_any_work(
+    model_96: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(q.QuantizeError) as info:
+        q.quantize(str(model_96), "fp", QuantizeSpec("W8A16", "rtn"), tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and "groups of 128 do not divide" in message
+    assert "7 of 7 layers" in message and "model.layers.0.self_attn.k_proj (96)" in message
+    assert "group sizes that divide every layer: 32, 16, 8" in message
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(q.QuantizeError, match="groups of 64 do not divide"):
+        q.quantize(str(model_96), "fp", QuantizeSpec("W4A16", "rtn", group_size=64), tmp_path)
+
+
+def test_group_size_and_ignore_reach_the_checkpoint_and_the_cache_key(
+    model_96: Path, tmp_path: Path
+) -> None:
+    spec = QuantizeSpec("W8A16", "rtn", group_size=32, ignore=("lm_head", "re:.*down_proj"))
+    made = q.quantize(str(model_96), fingerprint(str(model_96)), spec, tmp_path)
+    qc = json.loads((made.path / "config.json").read_text())["quantization_config"]
+    assert qc["config_groups"]["group_0"]["weights"]["group_size"] == 32
+    assert sorted(qc["ignore"]) == ["lm_head", "model.layers.0.mlp.down_proj"]
+    other = QuantizeSpec("W8A16", "rtn", group_size=16, ignore=("lm_head", "re:.*down_proj"))
+    assert q.cache_key("f", spec, None) != q.cache_key("f", other, None)
+    assert spec.describe() == "W8A16 g32 RTN, keeping lm_head, re:.*down_proj"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -46,11 +48,15 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(baseline_fingerprint: str, spec: QuantizeSpec, calibration_sha256: str | None) -> str:
+def cache_key(
+    baseline_fingerprint: str, spec: QuantizeSpec, calibration_sha256: str | None,
+    recipe_sha256: str | None = None,
+) -> str:  # fmt: skip
     blob = json.dumps(
-        [RECIPE_VERSION, baseline_fingerprint, spec.recipe_dict(), calibration_sha256],
+        [RECIPE_VERSION, baseline_fingerprint, spec.recipe_dict(), calibration_sha256,
+         recipe_sha256],
         sort_keys=True,
-    )
+    )  # fmt: skip
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -71,9 +77,12 @@ def quantize(
 ) -> Quantized:
     """The cached checkpoint for (baseline, spec, calibration), made when missing."""
     calib_sha = sha256_file(spec.calibration) if spec.calibration is not None else None
-    out = cache_root / cache_key(baseline_fingerprint, spec, calib_sha)
+    recipe_sha = sha256_file(spec.recipe) if spec.recipe is not None else None
+    out = cache_root / cache_key(baseline_fingerprint, spec, calib_sha, recipe_sha)
     if (out / MARKER).is_file():
         return Quantized(out, True, calib_sha, 0.0)
+    if spec.recipe is None:
+        check_groups(baseline, spec)
     # Build in a temporary sibling and rename: an interrupted run leaves no half checkpoint.
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -86,13 +95,12 @@ def quantize(
     except Exception as exc:  # whatever the engine raised: one line, and no half checkpoint
         shutil.rmtree(tmp, ignore_errors=True)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise QuantizeError(
-            f"quantizing {baseline} ({spec.scheme} {spec.method}): {first}"
-        ) from exc
+        raise QuantizeError(f"quantizing {baseline} ({spec.describe()}): {first}") from exc
     seconds = time.monotonic() - started
     marker = {
         "spec": asdict(spec), "baseline": baseline, "baseline_fingerprint": baseline_fingerprint,
-        "calibration_sha256": calib_sha, "seconds": round(seconds, 1),
+        "calibration_sha256": calib_sha, "recipe_sha256": recipe_sha,
+        "seconds": round(seconds, 1),
         "llmcompressor": _version("llmcompressor"),
         "compressed_tensors": _version("compressed-tensors"),
     }  # fmt: skip
@@ -100,6 +108,60 @@ def quantize(
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return Quantized(out, False, calib_sha, seconds)
+
+
+def linear_inputs(checkpoint: str) -> dict[str, int]:
+    """Input width of every 2-D weight but the embeddings, by module name, read from the
+    safetensors headers alone (no tensor is loaded)."""
+    widths: dict[str, int] = {}
+    for file in sorted(Path(checkpoint).glob("*.safetensors")):
+        with open(file, "rb") as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+        for name, meta in header.items():
+            shape = meta.get("shape", []) if isinstance(meta, dict) else []
+            if name.endswith(".weight") and len(shape) == 2 and "embed" not in name:
+                widths[name.removesuffix(".weight")] = int(shape[1])
+    return widths
+
+
+def _ignored(module: str, ignore: tuple[str, ...]) -> bool:
+    return any(
+        re.search(p[3:], module)
+        if p.startswith("re:")
+        else module.split(".")[-1] == p or module == p
+        for p in ignore
+    )
+
+
+def check_groups(baseline: str, spec: QuantizeSpec) -> None:
+    """Before quantizing: every quantized layer's input width must split into whole groups.
+    One line names the layers that do not, and the group sizes that would."""
+    group = spec.group_size or preset_group_size(spec.scheme)
+    if group is None:
+        return
+    widths = {m: w for m, w in linear_inputs(baseline).items() if not _ignored(m, spec.ignore)}
+    bad = sorted((m for m, w in widths.items() if w % group), key=lambda m: (widths[m], m))
+    if not bad:
+        return
+    common = math.gcd(*widths.values())
+    fits = [g for g in (256, 128, 64, 32, 16, 8) if common % g == 0]
+    shown = ", ".join(f"{m} ({widths[m]})" for m in bad[:3]) + (" ..." if len(bad) > 3 else "")
+    raise QuantizeError(
+        f"quantizing {baseline} ({spec.describe()}): {len(bad)} of {len(widths)} layers have an "
+        f"input width that groups of {group} do not divide: {shown}; group sizes that divide "
+        f"every layer: {', '.join(map(str, fits)) or 'none'} (set group_size, or ignore them)"
+    )
+
+
+def preset_group_size(scheme: str) -> int | None:
+    """The group size a compressed-tensors preset quantizes weights in (None: not grouped)."""
+    from compressed_tensors.quantization.quant_scheme import PRESET_SCHEMES
+
+    if scheme not in PRESET_SCHEMES:
+        raise QuantizeError(f"compressed-tensors knows no scheme {scheme!r}")
+    weights = PRESET_SCHEMES[scheme].get("weights")
+    strategy = str(getattr(weights, "strategy", ""))
+    return int(weights.group_size) if weights is not None and "group" in strategy else None
 
 
 def _version(package: str) -> str | None:

@@ -11,11 +11,21 @@ from harness.records import QuantizeSpec
 
 
 def _modifier(spec: QuantizeSpec) -> Any:
+    """The recipe: the YAML file when given, else the preset scheme (its group size
+    overridden when asked) applied by RTN or GPTQ to every Linear but `ignore`
+    (lm_head by default, as in llm-compressor's own examples and vLLM's kernels)."""
+    if spec.recipe is not None:
+        return spec.recipe
+    from compressed_tensors.quantization.quant_scheme import preset_name_to_scheme
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
 
-    # lm_head stays in full precision, as in llm-compressor's own examples and vLLM's kernels.
+    scheme = preset_name_to_scheme(spec.scheme, ["Linear"])
+    if spec.group_size is not None and scheme.weights is not None:
+        update = {"group_size": spec.group_size, "strategy": "group"}
+        scheme.weights = scheme.weights.model_copy(update=update)
+    groups = {"group_0": scheme}
     kind = GPTQModifier if spec.method == "gptq" else QuantizationModifier
-    return kind(targets="Linear", scheme=spec.scheme, ignore=["lm_head"])
+    return kind(config_groups=groups, ignore=list(spec.ignore))
 
 
 def run_oneshot(

@@ -19,6 +19,7 @@ from harness.records.metrics import CandidateMetrics, DistributionMetrics, Metri
 from harness.records.outputs import Generation, ModelRun, Sample, TokenStats
 from harness.records.pairs import Interval, Option, Outcome, PairedItem, Side
 from harness.records.settings import (
+    CALIBRATED,
     DTYPES,
     METHODS,
     SCHEMES,
@@ -35,6 +36,7 @@ from harness.records.settings import (
 )
 
 __all__ = [
+    "CALIBRATED",
     "DEFAULT_WEIGHT",
     "DTYPES",
     "METHODS",

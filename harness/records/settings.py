@@ -14,8 +14,18 @@ from harness.errors import RecordError
 
 # Weight dtypes a model may be loaded in (an engine maps the names to its own types).
 DTYPES = ("float32", "bfloat16", "float16")
-SCHEMES = ("W8A16", "W4A16")
+# compressed-tensors' preset schemes (0.19), so that configs are checked without loading it;
+# `quantize` checks again against the installed library.
+SCHEMES = (
+    "W8A16", "W4A16", "W4A16_ASYM", "W8A8", "W4A8", "W4A4", "INT8", "FP8", "FP8_DYNAMIC",
+    "FP8_BLOCK", "NVFP4", "NVFP4A16", "MXFP4", "MXFP4A16", "MXFP8", "MXFP8A16", "W4AFP8",
+    "W2A16", "W3A16", "W5A16", "W6A16", "W7A16", "W2A8", "W3A8", "W5A8", "W6A8", "W7A8",
+    "W2A4", "W3A4",
+)  # fmt: skip
+# AWQ is left out: llm-compressor 0.14's AWQ refuses to run without an accelerator, so it
+# could not be tested here; a `recipe` YAML file can still ask for it.
 METHODS = ("rtn", "gptq")
+CALIBRATED = ("gptq",)  # methods that need a calibration set
 BOUNDS = ("upper_ci", "point")
 GateLimit = float | int | bool
 
@@ -40,18 +50,32 @@ class QuantizeSpec:
     calibration: str | None = None  # JSONL eval-set file; required by gptq
     samples: int = 128
     max_seq_length: int = 512
+    group_size: int | None = None  # None: the scheme's own (128 for W8A16 and W4A16)
+    ignore: tuple[str, ...] = ("lm_head",)  # module names or `re:` patterns kept as they are
+    recipe: str | None = None  # an llm-compressor recipe YAML file, used instead of the above
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES or self.method not in METHODS:
             raise RecordError(f"unsupported quantization {self.scheme}/{self.method}")
-        if (self.method == "gptq") != (self.calibration is not None):
-            raise RecordError("gptq needs a calibration set; rtn takes none")
+        if (self.method in CALIBRATED) != (self.calibration is not None):
+            raise RecordError(f"{'/'.join(CALIBRATED)} need a calibration set; rtn takes none")
+        if self.group_size is not None and self.group_size <= 0:
+            raise RecordError("group_size must be a positive integer")
 
     def recipe_dict(self) -> dict[str, Any]:
-        """What defines the result (the calibration by content, not by path)."""
+        """What defines the result (files by content, not by path: see `quantize`)."""
         d = asdict(self)
         d.pop("calibration")
+        d.pop("recipe")
         return d
+
+    def describe(self) -> str:
+        """For "Made by": the recipe in words."""
+        if self.recipe is not None:
+            return f"recipe {self.recipe}"
+        group = "" if self.group_size is None else f" g{self.group_size}"
+        kept = "" if self.ignore == ("lm_head",) else f", keeping {', '.join(self.ignore)}"
+        return f"{self.scheme}{group} {self.method.upper()}{kept}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,7 +182,7 @@ def made_by(info: CandidateInfo) -> str:
     q = info.quantize
     if q is None:
         return f"checkpoint {info.path}"
-    text = f"{q.scheme} {q.method.upper()} with llm-compressor"
+    text = f"{q.describe()} with llm-compressor"
     if q.calibration:
         sha = str(info.calibration_sha256)[:12]
         text += f", calibrated on {q.calibration} (sha256 {sha}…)"
