@@ -39,6 +39,7 @@ from harness.records import (
     StatsConfig,
 )
 from harness.records.settings import GateLimit
+from harness.scorers import reference_free
 from harness.stats import mcnemar_exact, paired_drop, quantile, weighted_share
 
 
@@ -48,6 +49,8 @@ class NothingScored(HarnessError):
 
 # Histogram bin edges for per-token KLD (nats): decades, so both the near-zero bulk and
 # the tail stay readable.
+# The outcomes of a reference-free item judged by meaning.
+MEANING = (Outcome.IDENTICAL, Outcome.EQUIVALENT, Outcome.DIVERGED)
 KLD_EDGES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)
 
 
@@ -136,7 +139,16 @@ METRICS: tuple[Metric, ...] = (
            "similarity", columns=(column("mean word similarity", "mean_similarity", num),)),
     Metric("items", lambda x: len(x.paired), "count"),
     Metric("scored", lambda x: len(x.scored), "count"),
-    Metric("unscorable", lambda x: len(x.paired) - len(x.scored), "count"),
+    Metric("unscorable", lambda x: x.count(Outcome.UNSCORABLE), "count"),
+    # Reference-free items, judged by meaning: never in accuracy, flips or McNemar.
+    Metric("reference_free", lambda x: len(_free(x.paired)), "count"),
+    Metric("equivalent_share", lambda x: _share(x.paired, Outcome.EQUIVALENT), "share",
+           columns=(column("reference-free equivalent", "equivalent_share", pct),)),
+    Metric("diverged_share", lambda x: _share(x.paired, Outcome.DIVERGED), "share",
+           point_gate("max_diverged_share", "diverged_share", "The diverged share of "
+                      "reference-free items", "", missing="was not measured (no reference-free "
+                      "item was judged)"),
+           (column("reference-free diverged", "diverged_share", pct),)),
     Metric("mean_kld", lambda x: x.dist("mean_kld"), "nats",
            point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats"),
            (column("mean KLD", "mean_kld", num),)),
@@ -180,7 +192,20 @@ def gate_table(cfg: GateConfig) -> dict[str, GateLimit | str | None]:
 
 
 def _scored(paired: Sequence[PairedItem]) -> list[PairedItem]:
-    return [p for p in paired if p.outcome is not Outcome.UNSCORABLE]
+    """Items with a score on both sides: reference-free items never are."""
+    return [p for p in paired if p.baseline.score is not None and p.candidate.score is not None]
+
+
+def _free(paired: Sequence[PairedItem]) -> list[PairedItem]:
+    """Reference-free items that were judged (an unmeasured similarity is unscorable)."""
+    return [p for p in paired if reference_free(p.item) and p.outcome in MEANING]
+
+
+def _share(paired: Sequence[PairedItem], outcome: Outcome) -> float | None:
+    """Weighted share of the reference-free items judged `outcome`; None without any."""
+    free = _free(paired)
+    total = sum(p.item.weight for p in free)
+    return sum(p.item.weight for p in free if p.outcome is outcome) / total if free else None
 
 
 def _interval(paired: Sequence[PairedItem], stats: StatsConfig) -> Interval | None:
@@ -250,11 +275,13 @@ def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> Slice
         weighted_regression_share=regressed / total if total else 0.0,
         regression_weight=regressed,
         mean_kld=_mean_kld(paired),
+        diverged=sum(p.outcome is Outcome.DIVERGED for p in paired),
     )
 
 
 def slice_keys(p: PairedItem) -> list[str]:
-    return [f"difficulty={p.item.difficulty.value}"] + [f"tag={t}" for t in p.item.tags]
+    free = ["kind=reference-free"] if reference_free(p.item) else []
+    return [f"difficulty={p.item.difficulty.value}", *free] + [f"tag={t}" for t in p.item.tags]
 
 
 def slices(paired: Sequence[PairedItem], stats: StatsConfig) -> tuple[SliceRow, ...]:

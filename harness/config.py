@@ -24,6 +24,7 @@ from harness.records import (
     DTYPES,
     METHODS,
     SCHEMES,
+    AgreementSettings,
     CandidateSpec,
     CompareConfig,
     GateConfig,
@@ -34,7 +35,7 @@ from harness.records import (
     StatsConfig,
     noise_floor_name,
 )
-from harness.records.settings import BOUNDS, GateLimit
+from harness.records.settings import BOUNDS, DEFAULT_EMBEDDER, DEFAULT_EQUIVALENCE, GateLimit
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -45,7 +46,7 @@ class ConfigError(HarnessError):
 
 TOP_KEYS = (
     "name", "evalsets", "baseline", "candidates", "generation", "gate", "stats", "noise_floor",
-    "lm_eval",
+    "lm_eval", "agreement",
 )  # fmt: skip
 LM_EVAL_KEYS = ("tasks", "include_path", "num_fewshot", "limit")
 MODEL_KEYS = ("name", "path", "dtype", "device", "backend")
@@ -138,6 +139,10 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
             top.get("noise_floor", dict, {}), f"{path}: [noise_floor]", ("enabled",)
         ).get("enabled", bool, False),
         lm_eval=_lm_eval(top.get("lm_eval", dict), base_dir, f"{path}: [lm_eval]"),
+        agreement=_agreement(
+            _Table(top.get("agreement", dict, {}), f"{path}: [agreement]", ("model", "threshold")),
+            base_dir,
+        ),
     )
     check_names(cfg)
     return cfg
@@ -259,6 +264,18 @@ def _lm_eval(data: dict[str, Any] | None, base_dir: Path, where: str) -> LmEvalC
         include_path=None if include is None else _resolve(include, base_dir),
         num_fewshot=fewshot,
         limit=None if "limit" not in data else table.positive_int("limit", 1),
+    )
+
+
+def _agreement(table: _Table, base_dir: Path) -> AgreementSettings:
+    """How reference-free items are judged; the model path resolves against the config's
+    folder when given, else it is where `make real-model` puts it (the working directory)."""
+    model = table.get("model", str)
+    threshold = table.get("threshold", (int, float), DEFAULT_EQUIVALENCE)
+    if not 0 < threshold <= 1:
+        raise ConfigError(f"{table.where}: threshold must be a cosine similarity in (0, 1]")
+    return AgreementSettings(
+        DEFAULT_EMBEDDER if model is None else _resolve(model, base_dir), float(threshold)
     )
 
 

@@ -65,17 +65,19 @@ def drop_gate(key: str, name: str, label: str) -> GateRule:
     return GateRule(key, "max", Limit.FRACTION, judge)
 
 
-def point_gate(key: str, name: str, label: str, unit: str, direction: str = "max") -> GateRule:
-    """A limit on the point value `name` (over every generated token, no interval): at most
-    (`direction = "max"`) or at least (`"min"`); unmeasured fails."""
+UNMEASURED = "was not measured ([generation] distribution is off)"
+
+
+def point_gate(
+    key: str, name: str, label: str, unit: str, direction: str = "max", missing: str = UNMEASURED
+) -> GateRule:
+    """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
+    least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
 
     def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str) -> tuple[bool, str]:
         value = m[name]
         if value is None:
-            return False, (
-                f"{label} was not measured ([generation] distribution is off); "
-                f"the limit {limit:g} cannot be checked"
-            )
+            return False, f"{label} {missing}; the limit {limit:g} cannot be checked"
         value = float(value) if isinstance(value, int | float) else math.nan
         ok = value <= limit if direction == "max" else value >= limit
         word = "at most" if direction == "max" else "at least"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rapidfuzz.distance import Levenshtein
 
@@ -20,7 +20,16 @@ from harness.records import (
     Source,
     TokenStats,
 )
-from harness.scorers import extracted, is_right, score, score_baseline, word_similarity, words
+from harness.records.settings import DEFAULT_EQUIVALENCE
+from harness.scorers import (
+    extracted,
+    is_right,
+    reference_free,
+    score,
+    score_baseline,
+    word_similarity,
+    words,
+)
 
 
 def first_divergence(a: Sequence[int], b: Sequence[int]) -> int | None:
@@ -41,46 +50,51 @@ def outcome(base: float | None, cand: float | None, identical: bool) -> Outcome:
     return Outcome.IDENTICAL if identical else Outcome.CHANGED
 
 
+def by_meaning(identical: bool, meaning: float | None, threshold: float) -> Outcome:
+    """A reference-free item: the same output, the same meaning, or another meaning."""
+    if identical:
+        return Outcome.IDENTICAL
+    if meaning is None:
+        return Outcome.UNSCORABLE
+    return Outcome.EQUIVALENT if meaning >= threshold else Outcome.DIVERGED
+
+
+def _side(item: EvalItem, g: Generation, value: float | None) -> Side:
+    return Side(g.output, value, g.output_ids, g.output_tokens, g.reference_nll,
+                _shown(item, g.output))  # fmt: skip
+
+
 def pair(
     items: Sequence[EvalItem],
     base: Sequence[Generation],
     cand: Sequence[Generation],
     tokens: Sequence[TokenStats] | None = None,
+    meaning: Mapping[str, float] | None = None,
+    threshold: float = DEFAULT_EQUIVALENCE,
 ) -> list[PairedItem]:
     """One PairedItem per item, in item order; generations (and the candidate's token
-    stats, when measured) must follow the same order."""
+    stats, when measured) must follow the same order. Reference-free items get no score (they
+    never enter accuracy or flips): their outcome is judged by `meaning`, the embedding
+    similarity of the two outputs, against `threshold`."""
     out = []
     for i, (item, b, c) in enumerate(zip(items, base, cand, strict=True)):
         if not (item.id == b.item_id == c.item_id):
             raise PairingError(f"generations out of order at item {item.id!r}")
-        b_score = score_baseline(item, b.output)
-        c_score = score(item, c.output, baseline_output=b.output)
         identical = b.output == c.output
-        out.append(
-            PairedItem(
-                item=item,
-                baseline=Side(
-                    b.output,
-                    b_score,
-                    b.output_ids,
-                    b.output_tokens,
-                    b.reference_nll,
-                    _shown(item, b.output),
-                ),
-                candidate=Side(
-                    c.output,
-                    c_score,
-                    c.output_ids,
-                    c.output_tokens,
-                    c.reference_nll,
-                    _shown(item, c.output),
-                ),
-                outcome=outcome(b_score, c_score, identical),
-                similarity=word_similarity(b.output, c.output),
-                first_divergence=first_divergence(b.output_ids, c.output_ids),
-                tokens=None if tokens is None else tokens[i],
-            )
-        )
+        similar: float | None = None
+        if reference_free(item):
+            b_score = c_score = None
+            similar = 1.0 if identical else (meaning or {}).get(item.id)
+            result = by_meaning(identical, similar, threshold)
+        else:
+            b_score, c_score = score_baseline(item, b.output), score(item, c.output)
+            result = outcome(b_score, c_score, identical)
+        out.append(PairedItem(
+            item=item, baseline=_side(item, b, b_score), candidate=_side(item, c, c_score),
+            outcome=result, similarity=word_similarity(b.output, c.output),
+            first_divergence=first_divergence(b.output_ids, c.output_ids),
+            tokens=None if tokens is None else tokens[i], meaning=similar,
+        ))  # fmt: skip
     return out
 
 

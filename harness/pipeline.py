@@ -38,6 +38,7 @@ from harness.results import (
 )
 from harness.review import ReviewError, Reviews, check_review, merge, review_status
 from harness.rundir import RunDir, dumps, publish, read_json, staging_for
+from harness.scorers import reference_free
 
 
 def now() -> str:
@@ -53,13 +54,15 @@ def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Resul
     from harness.run import noise_floor_candidate, ready_candidate, run_all
 
     items = load_evalset(cfg.evalsets)
+    check_embedder(cfg, items)
     baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
     ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
     if cfg.noise_floor:
         ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
     created_at = now()
     staging = staging_for(out)
-    seconds = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval)
+    seconds = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval,
+                      cfg.agreement)  # fmt: skip
     header = RunHeader(
         created_at=created_at, name=cfg.name, config=config_json(cfg),
         evalsets=evalset_info(items), libraries=library_versions(),
@@ -79,6 +82,16 @@ def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Resul
     write_artifacts(staging, run, results, paired)
     publish(staging, out)
     return results
+
+
+def check_embedder(cfg: CompareConfig, items: list[EvalItem]) -> None:
+    """Reference-free items are judged by a sentence-embedding model: it must be there before
+    any model runs."""
+    if any(reference_free(i) for i in items) and not Path(cfg.agreement.model).is_dir():
+        raise HarnessError(
+            f"{cfg.path}: reference-free items need the sentence-embedding model at "
+            f"{cfg.agreement.model} ([agreement] model): run `make real-model`"
+        )
 
 
 def rebuild(run_dir: Path) -> Results:
@@ -120,6 +133,7 @@ def analyze(
     config = run.header.config
     stats = from_json(StatsConfig, config["stats"])
     table = config["gate"]
+    threshold = float(config["agreement"]["threshold"])
     gate_cfg = GateConfig({k: v for k, v in table.items() if k != "bound" and v is not None},
                           table["bound"])  # fmt: skip
     items = list(run.items)
@@ -130,7 +144,8 @@ def analyze(
     candidates = []
     for cand in run.candidates:
         tokens = folder.read_token_stats(cand.name, items)
-        paired[cand.name] = pair(items, base, folder.read_generations(cand.name, items), tokens)
+        paired[cand.name] = pair(items, base, folder.read_generations(cand.name, items), tokens,
+                                 folder.read_meaning(cand.name), threshold)  # fmt: skip
         if lm_base is not None:
             paired[cand.name] += pair_samples(lm_base, folder.read_samples(cand.name))
         metrics = summarize(paired[cand.name], stats)

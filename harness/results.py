@@ -273,6 +273,7 @@ class CandidateOutput:
     options: tuple[Option, ...] | None
     review: Verdict | None
     extracted: str | None = None  # what the scorer compared, when extraction changed it
+    meaning: float | None = None  # reference-free items: embedding similarity to the baseline
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +309,7 @@ def item_results(
                 q[i].first_divergence, q[i].kld_mean, q[i].kld_max,
                 _ppl(q[i].candidate.reference_nll), q[i].first_top1_divergence,
                 q[i].options or None, verdicts.get(name, {}).get(item.id),
-                q[i].candidate.extracted,
+                q[i].candidate.extracted, q[i].meaning,
             )
             for name, q in paired.items()
         }  # fmt: skip

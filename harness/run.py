@@ -11,11 +11,12 @@ from pathlib import Path
 
 from harness.backends import Backend, open_backend
 from harness.backends.base import TokenizerMismatch, checkpoint_fingerprint
-from harness.backends.hf import BOOKKEEPING
+from harness.backends.hf import BOOKKEEPING, SentenceEmbedder
 from harness.lmeval import run_tasks
 from harness.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
 from harness.quantize import quantize
 from harness.records import (
+    AgreementSettings,
     CandidateSpec,
     EvalItem,
     Generation,
@@ -27,6 +28,7 @@ from harness.records import (
     noise_floor_name,
 )
 from harness.rundir import RunDir
+from harness.scorers import reference_free
 
 
 def encode_prompts(
@@ -141,9 +143,30 @@ def ready_candidate(
                           made.cached)  # fmt: skip
 
 
+def judge_meaning(
+    items: Sequence[EvalItem], runs: dict[str, ModelRun], baseline: str,
+    agreement: AgreementSettings, folder: RunDir,
+) -> None:  # fmt: skip
+    """Per candidate, the embedding similarity of each reference-free item's output to the
+    baseline's (where they differ), written to the run folder for the analysis."""
+    free = [i for i, item in enumerate(items) if reference_free(item)]
+    if not free:
+        return
+    embedder = SentenceEmbedder(agreement.model)
+    base = runs[baseline].generations
+    for name, run in runs.items():
+        if name == baseline:
+            continue
+        differ = [i for i in free if run.generations[i].output != base[i].output]
+        pairs = [(base[i].output, run.generations[i].output) for i in differ]
+        sims = embedder.similarities(pairs)
+        folder.write_meaning(name, {items[i].id: s for i, s in zip(differ, sims, strict=True)})
+
+
 def run_all(
     baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
     settings: GenerationSettings, folder: RunDir, lm_eval: LmEvalConfig | None = None,
+    agreement: AgreementSettings | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Generate with the baseline, then each candidate on the baseline's token ids; write
     each model's generations as soon as it is done, and (with `settings.distribution`)
@@ -167,6 +190,7 @@ def run_all(
                                              lm_eval=lm_eval)  # fmt: skip
     save(base_run, base_probe)
     seconds = {baseline.name: base_run.seconds}
+    runs = {baseline.name: base_run}
     for cand in candidates:
         probe = (
             None if base_probe is None else CandidateProbe(items, base_probe, settings.batch_size)
@@ -174,5 +198,7 @@ def run_all(
         run, _, _ = run_model(cand.spec, items, settings, (base_ids, stop_ids), probe, lm_eval)
         save(run, probe)
         seconds[cand.spec.name] = run.seconds
+        runs[cand.spec.name] = run
     folder.remove_scratch()
+    judge_meaning(items, runs, baseline.name, agreement or AgreementSettings(), folder)
     return seconds

@@ -7,6 +7,7 @@ reports/<run>/
   distribution/<model>.jsonl     a candidate's per-token distances to the baseline
   distribution/<model>.reference.json   per-item reference NLL of one model
   lm_eval/<model>.jsonl          lm-eval per-sample results, when tasks are configured
+  meaning/<model>.json           embedding similarity to the baseline, reference-free items
   review.json                    merged hand-review verdicts (`harness review import`)
   results.json items.csv junit.xml summary.md report.html   derived, rebuilt by `report`
   scratch/                       the baseline's packed log-probs while candidates run
@@ -118,6 +119,9 @@ class RunDir:
     def reference_nll(self, model: str) -> Path:
         return self.root / "distribution" / f"{model}.reference.json"
 
+    def meaning(self, model: str) -> Path:
+        return self.root / "meaning" / f"{model}.json"
+
     def samples(self, model: str) -> Path:
         return self.root / "lm_eval" / f"{model}.jsonl"
 
@@ -144,6 +148,20 @@ class RunDir:
 
     def write_reference_nll(self, model: str, nll: dict[str, float]) -> None:
         write_atomic(self.reference_nll(model), json.dumps(nll) + "\n")
+
+    def write_meaning(self, model: str, similarity: dict[str, float]) -> None:
+        write_atomic(self.meaning(model), json.dumps(similarity) + "\n")
+
+    def read_meaning(self, model: str) -> dict[str, float]:
+        """Embedding similarity per reference-free item whose output differs ({} if none)."""
+        path = self.meaning(model)
+        if not path.is_file():
+            return {}
+        try:
+            similarity: dict[str, float] = from_json(dict[str, float], read_json(path))
+        except CodecError as exc:
+            raise RunFolderError(f"{path}: {exc}") from None
+        return similarity
 
     def remove_scratch(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)

@@ -186,6 +186,11 @@ def score(item: EvalItem, output: str | None, baseline_output: str | None = None
     return 0.0 if answer is None else fn(item.reference, answer)
 
 
+def reference_free(item: EvalItem) -> bool:
+    """Judged against the baseline's output (by meaning), not against a reference."""
+    return not entry(item).needs_reference
+
+
 def score_baseline(item: EvalItem, output: str | None) -> float | None:
     """The baseline's score: a reference-free item agrees with itself by definition."""
     if not entry(item).needs_reference:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +21,35 @@ def agreement_rows(n: int, tags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         {"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
          "difficulty": "hard" if i % 2 else "common", "tags": list(tags)}
         for i in range(n)
+    ]  # fmt: skip
+
+
+@functools.cache
+def _baseline_answers(model_dir: Path, n: int) -> tuple[tuple[str, str], ...]:
+    """(prompt, what the model answers) for prompts where it answers something, as compare
+    decodes it with `write_config`'s settings (6 new tokens)."""
+    from harness.backends.hf import HFBackend
+    from harness.records import EvalItem, GenerationSettings, ModelSpec, Source
+    from harness.run import generate_texts
+
+    prompts = [f"count a in {'ab' * (i + 1)}=" for i in range(3 * n)]
+    items = [EvalItem(id=str(i), source=Source("-", 1), prompt=p) for i, p in enumerate(prompts)]
+    backend = HFBackend(ModelSpec("ref", str(model_dir)))
+    outputs = generate_texts(backend, items, GenerationSettings(max_new_tokens=6, batch_size=4))
+    found = tuple((p, o.strip()) for p, o in zip(prompts, outputs, strict=True) if o.strip())
+    if len(found) < n:
+        raise RuntimeError(f"{model_dir}: only {len(found)} prompts have an answer")
+    return found[:n]
+
+
+def flipping_rows(model_dir: Path, n: int, tags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Exact items whose reference is what the baseline model itself answers, every other one
+    hard: the baseline is right on each, a different random model mostly not, so they flip
+    (regressions) deterministically."""
+    return [
+        {"id": f"flip-{i}", "prompt": p, "reference": answer, "tags": list(tags),
+         "difficulty": "hard" if i % 2 else "common"}
+        for i, (p, answer) in enumerate(_baseline_answers(model_dir, n))
     ]  # fmt: skip
 
 

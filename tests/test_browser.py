@@ -15,7 +15,14 @@ import pytest
 
 from harness.cli import main
 
-from .helpers import PAYLOADS, agreement_rows, payload_rows, write_config, write_jsonl
+from .helpers import (
+    PAYLOADS,
+    agreement_rows,
+    flipping_rows,
+    payload_rows,
+    write_config,
+    write_jsonl,
+)  # fmt: skip
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -33,7 +40,8 @@ def run(
 ) -> Path:
     """A run with regressions, improvements, identical items, and payloads everywhere."""
     tmp = tmp_path_factory.mktemp("browser")
-    evalset = write_jsonl(tmp / "set.jsonl", agreement_rows(12, ("agree",)) + payload_rows())
+    rows = flipping_rows(tiny_model_dir, 12, ("flip",)) + agreement_rows(3) + payload_rows()
+    evalset = write_jsonl(tmp / "set.jsonl", rows)
     cands = {"cand": other_model_dir, "same": tiny_model_dir}
     config = write_config(tmp / "c.toml", evalset, tiny_model_dir, cands, "require_review = true",
                           name="browser")  # fmt: skip
@@ -107,8 +115,8 @@ def test_filters_change_what_is_shown_and_live_in_the_fragment(run: Path, browse
     assert set(p.outcomes()) == {"hard regression"}
     assert "outcome=regression" in p.page.url and "difficulty=hard" in p.page.url
     shared = p.page.url
-    p.page.fill("#f-q", "agree-1")
-    assert all("agree-1" in c for c in p.cards())
+    p.page.fill("#f-q", "flip-1")
+    assert all("flip-1" in c for c in p.cards())
     # a shared link restores the same filters in a fresh page
     q = Page(browser, shared)
     assert q.page.input_value("#f-outcome") == "regression" and set(q.outcomes()) == {
@@ -118,7 +126,7 @@ def test_filters_change_what_is_shown_and_live_in_the_fragment(run: Path, browse
     r = Page(browser, url(run, "#cand=same"))
     assert r.cards() == [] and "identical item(s) collapsed" in r.page.inner_text("#count")
     r.page.click("#show-identical")
-    assert len(r.cards()) == 17 and set(r.outcomes()) == {"identical"}
+    assert len(r.cards()) == 20 and set(r.outcomes()) == {"identical"}
 
 
 def test_deep_link_to_a_card(run: Path, browser: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from harness.candidate_metrics import NothingScored, summarize
@@ -54,3 +56,28 @@ def test_summary_by_hand() -> None:
 def test_zero_scored_items_is_an_error() -> None:
     with pytest.raises(NothingScored):
         summarize([paired("u1", None, None, Outcome.UNSCORABLE)], STATS)
+
+
+def test_reference_free_items_stay_out_of_accuracy_and_flips() -> None:
+    """Weights 1, 1, 3 over the three judged reference-free items: equivalent 1/5, diverged
+    3/5; the accuracy, flips and McNemar are those of the reference items alone."""
+    free = EvalItem(id="f", source=Source("t", 1), prompt="p", scorer="agreement")
+    judged = [
+        PairedItem(free, Side("a", None), Side("a", None), Outcome.IDENTICAL, 1.0, None),
+        PairedItem(replace(free, id="g"), Side("a", None), Side("b", None), Outcome.EQUIVALENT,
+                   0.0, 0),
+        PairedItem(replace(free, id="h", weight=3.0), Side("a", None), Side("c", None),
+                   Outcome.DIVERGED, 0.0, 0),
+    ]  # fmt: skip
+    reference = [
+        paired("r1", 1.0, 0.0, Outcome.REGRESSION),
+        paired("r2", 1.0, 1.0, Outcome.IDENTICAL),
+    ]
+    m = summarize(reference + judged, STATS)
+    alone = summarize(reference, STATS)
+    assert m.weighted_accuracy == alone.weighted_accuracy and m.regressions == 1
+    assert (m.scored, m.unscorable, m.reference_free) == (2, 0, 3)
+    assert m.equivalent_share == pytest.approx(1 / 5) and m.diverged_share == pytest.approx(3 / 5)
+    assert alone.diverged_share is None
+    slices = {s.slice: s for s in m.slices}
+    assert slices["kind=reference-free"].items == 3 and slices["kind=reference-free"].diverged == 1

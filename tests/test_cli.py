@@ -14,10 +14,17 @@ import pytest
 from harness.cli import main
 from harness.formats import pct, pts
 
-from .helpers import PAYLOADS, agreement_rows, payload_rows, write_config, write_jsonl
+from .helpers import (
+    PAYLOADS,
+    agreement_rows,
+    flipping_rows,
+    payload_rows,
+    write_config,
+    write_jsonl,
+)  # fmt: skip
 
 
-def evalset(tmp_path: Path) -> Path:
+def evalset(tmp_path: Path, base: Path) -> Path:
     rows: list[dict[str, Any]] = [
         {"id": "exact-1", "prompt": "add 1+2=", "reference": "3", "tags": ["add"]},
         {"id": "exact-2", "prompt": "sort cba=", "reference": "abc", "difficulty": "hard",
@@ -25,12 +32,12 @@ def evalset(tmp_path: Path) -> Path:
         {"id": "chat-1", "messages": [{"role": "user", "content": "reverse abc="}],
          "reference": "cba"},
     ]  # fmt: skip
-    rows += agreement_rows(8, ("agree",)) + payload_rows()
+    rows += flipping_rows(base, 8, ("flip",)) + agreement_rows(4, ("agree",)) + payload_rows()
     return write_jsonl(tmp_path / "set.jsonl", rows)
 
 
 def config(tmp_path: Path, base: Path, cand: Path, gate: str, gated: bool = True) -> Path:
-    return write_config(tmp_path / "c.toml", evalset(tmp_path), base, {"cand": cand}, gate,
+    return write_config(tmp_path / "c.toml", evalset(tmp_path, base), base, {"cand": cand}, gate,
                         gated=gated)  # fmt: skip
 
 

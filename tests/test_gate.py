@@ -91,3 +91,15 @@ def test_distribution_rules_at_threshold(key: str, limit: float, verdict: str) -
 def test_unmeasured_distribution_fails_closed() -> None:
     result = gate(metrics(mean_kld=None), GateConfig.of(max_mean_kld=1.0))
     assert result.verdict == "fail" and "not measured" in result.reasons[0]
+
+
+def test_diverged_share_of_reference_free_items() -> None:
+    moved = metrics(diverged_share=0.3, equivalent_share=0.5)
+    result = gate(moved, GateConfig.of(max_diverged_share=0.25))
+    assert result.verdict == "fail"
+    assert result.reasons == [
+        "The diverged share of reference-free items is 0.3; it must be at most 0.25"
+    ]
+    assert gate(moved, GateConfig.of(max_diverged_share=0.3)).verdict == "pass"
+    none = gate(metrics(), GateConfig.of(max_diverged_share=0.3))
+    assert none.verdict == "fail" and "no reference-free item was judged" in none.reasons[0]

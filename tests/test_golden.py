@@ -1,6 +1,7 @@
 """A run of fixed inputs reproduces results.json as the harness wrote it before the backend
 seam (tests/data/golden/results-v1.json, schema 1): the refactor changed no verdict, no
-output and no number, only where things live.
+output and no number, only where things live. (Its items are reference-scored only: Step 7
+judges reference-free items by meaning instead of word similarity, on purpose.)
 
 Known, listed differences: the schema's own changes (version 2: `config.run` is
 `config.generation`, models carry `backend`, metrics carry `ppl_ratio`), timestamps,
@@ -23,6 +24,7 @@ from harness.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path("tests/data/golden")  # relative: results.json records paths as given
+AGREEMENT = {"model": ".cache/harness/models/all-MiniLM-L6-v2", "threshold": 0.8}
 BF16_LOGLIKELIHOOD = re.compile(
     r"^\$\.items\[\d+\]\.candidates\.bf16\.options\[\d+\]\.candidate_loglikelihood$"
 )
@@ -38,6 +40,15 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     for cand in old["candidates"]:
         dist = cand["distribution"]
         cand["metrics"]["ppl_ratio"] = None if dist is None else dist["ppl_ratio"]
+        # Step 7: reference-free items are judged by meaning (this run has none).
+        cand["metrics"] |= {"reference_free": 0, "equivalent_share": None, "diverged_share": None}
+        for s in cand["slices"]:
+            s["diverged"] = 0
+    old["config"]["agreement"] = AGREEMENT
+    old["config"]["gate"] = dict(
+        list(old["config"]["gate"].items())[:7] + [("max_diverged_share", None)]
+        + list(old["config"]["gate"].items())[7:]
+    )
     return old
 
 
@@ -72,10 +83,13 @@ def test_results_equal_the_pre_refactor_run(
     for r in (old, new):
         for key in ("created_at", "durations", "libraries"):
             r.pop(key)
-    # Step 7 shows on each side the answer the scorer compared where extraction changed it.
+    # Step 7 shows on each side the answer the scorer compared where extraction changed it,
+    # and a reference-free item's meaning similarity (this run has none of those).
     for it in new["items"]:
         for side in (it["baseline"], *it["candidates"].values()):
             side.pop("extracted")
+        for side in it["candidates"].values():
+            assert side.pop("meaning") is None
     assert differences(old, new) == []
 
 

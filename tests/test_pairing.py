@@ -36,7 +36,16 @@ def test_pair_scores_both_sides() -> None:
     a, b = pair(items, base, cand)
     assert (a.baseline.score, a.candidate.score, a.outcome) == (1.0, 0.0, Outcome.REGRESSION)
     assert a.first_divergence == 1 and a.similarity == 0.0
-    assert (b.baseline.score, b.candidate.score, b.outcome) == (1.0, 0.75, Outcome.CHANGED)
+    # A reference-free item has no score on either side (never in accuracy or flips); with no
+    # similarity measured it is unscorable, else judged by meaning against the threshold.
+    assert (b.baseline.score, b.candidate.score, b.outcome) == (None, None, Outcome.UNSCORABLE)
+    assert b.similarity == 0.75 and b.meaning is None
+    _, equal = pair(items, base, cand, meaning={"b": 0.8}, threshold=0.8)
+    _, moved = pair(items, base, cand, meaning={"b": 0.79}, threshold=0.8)
+    assert (equal.outcome, equal.meaning) == (Outcome.EQUIVALENT, 0.8)
+    assert (moved.outcome, moved.meaning) == (Outcome.DIVERGED, 0.79)
+    _, same = pair(items, base, base)
+    assert (same.outcome, same.meaning, same.baseline.score) == (Outcome.IDENTICAL, 1.0, None)
 
 
 def test_diff_ops_by_hand() -> None:

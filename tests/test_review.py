@@ -10,11 +10,11 @@ import pytest
 
 from harness.cli import main
 
-from .helpers import agreement_rows, write_config, write_jsonl
+from .helpers import flipping_rows, write_config, write_jsonl
 
 
 def make_run(tmp_path: Path, base: Path, cand: Path, gate: str) -> Path:
-    evalset = write_jsonl(tmp_path / "set.jsonl", agreement_rows(10))
+    evalset = write_jsonl(tmp_path / "set.jsonl", flipping_rows(base, 10))
     return write_config(tmp_path / "c.toml", evalset, base, {"cand": cand}, gate, name="review")
 
 
@@ -96,8 +96,8 @@ def review_meta(run: Path) -> str:
         ({"run_id": "other@2026-01-01"}, None, "the review is for run 'other@2026-01-01'"),
         ({"results_sha256": "0" * 64}, None, "made on other results"),
         ({}, {"candidate": "cand", "item": "nope", "verdict": "harmless"}, "unknown item 'nope'"),
-        ({}, {"candidate": "x", "item": "agree-1", "verdict": "harmless"}, "unknown candidate 'x'"),
-        ({}, {"candidate": "cand", "item": "agree-1", "verdict": "fine"}, "verdict must be one of"),
+        ({}, {"candidate": "x", "item": "flip-1", "verdict": "harmless"}, "unknown candidate 'x'"),
+        ({}, {"candidate": "cand", "item": "flip-1", "verdict": "fine"}, "verdict must be one of"),
         ({"schema": "other"}, None, "not a review exported by a harness report"),
     ],
 )

@@ -10,7 +10,7 @@ import pytest
 from harness import rundir
 from harness.cli import main
 
-from .helpers import agreement_rows, write_config, write_jsonl
+from .helpers import flipping_rows, write_config, write_jsonl
 
 
 def test_a_compare_writes_each_file_once(
@@ -26,7 +26,7 @@ def test_a_compare_writes_each_file_once(
         real(path, text)
 
     monkeypatch.setattr(rundir, "write_atomic", counted)
-    evalset = write_jsonl(tmp_path / "s.jsonl", agreement_rows(6))
+    evalset = write_jsonl(tmp_path / "s.jsonl", flipping_rows(tiny_model_dir, 6))
     cfg = write_config(tmp_path / "c.toml", evalset, tiny_model_dir, {"cand": other_model_dir},
                        "max_hard_regressions = 100")  # fmt: skip
     assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0

@@ -75,6 +75,39 @@ def end_of_turn(tok: Any) -> int | None:
     return None
 
 
+class SentenceEmbedder:
+    """A sentence-embedding model (all-MiniLM-L6-v2 by default): mean-pooled, normalized
+    token states, so a dot product is the cosine similarity of two texts."""
+
+    def __init__(self, path: str) -> None:
+        from transformers import AutoModel, AutoTokenizer
+
+        if not Path(path).is_dir():
+            raise ModelLoadError(f"sentence-embedding model: no directory at {path}")
+        self._tok = AutoTokenizer.from_pretrained(path)
+        self._model = AutoModel.from_pretrained(path).eval()
+
+    def _embed(self, texts: Sequence[str]) -> torch.Tensor:
+        import torch
+
+        batch = self._tok(list(texts), padding=True, truncation=True, max_length=256,
+                          return_tensors="pt")  # fmt: skip
+        with torch.inference_mode():
+            states = self._model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+    def similarities(self, pairs: Sequence[tuple[str, str]], batch_size: int = 64) -> list[float]:
+        """Cosine similarity of each pair of texts."""
+        out: list[float] = []
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            a, b = self._embed([x for x, _ in chunk]), self._embed([y for _, y in chunk])
+            out += [round(float(s), 6) for s in (a * b).sum(-1)]
+        return out
+
+
 class HFBackend(Backend):
     capabilities = Capabilities(full_vocab_logprobs=True)
 

@@ -39,6 +39,7 @@ class SliceRow:
     weighted_regression_share: float
     regression_weight: float  # the summed weight of the slice's regressions
     mean_kld: float | None
+    diverged: int = 0  # reference-free items whose meaning moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,8 @@ class CandidateMetrics:
             raise AttributeError(name) from None
 
     def __getitem__(self, name: str) -> MetricValue:
-        return self.values[name]
+        """A metric's value; None when it was not measured (or not given)."""
+        return self.values.get(name)
 
     @classmethod
     def of(

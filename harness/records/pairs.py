@@ -15,6 +15,9 @@ class Outcome(Enum):
     CHANGED = "changed"  # different output, same verdict
     IDENTICAL = "identical"
     UNSCORABLE = "unscorable"  # a score is None: counted, never a silent 0
+    # Reference-free items, judged by meaning against the baseline's output (never accuracy):
+    EQUIVALENT = "equivalent"  # other words, the same meaning (sentence-embedding similarity)
+    DIVERGED = "diverged"  # another meaning
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,7 @@ class PairedItem:
     first_divergence: int | None  # first generated token position where the ids differ
     tokens: TokenStats | None = None  # teacher-forced on the baseline's output; None if off
     options: tuple[Option, ...] = ()  # multiple-choice lm-eval samples only
+    meaning: float | None = None  # reference-free items: embedding cosine to the baseline's
 
     @property
     def kld_mean(self) -> float | None:

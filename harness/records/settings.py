@@ -107,6 +107,26 @@ class GateConfig:
         return cls({k: v for k, v in limits.items() if v is not None}, bound)
 
 
+# Where `make real-model` puts the sentence-embedding model (relative to the working dir).
+DEFAULT_EMBEDDER = ".cache/harness/models/all-MiniLM-L6-v2"
+# Measured on hand-written pairs (tests/data/meaning_pairs.jsonl; README "Reference-free
+# items"): paraphrases score 0.75-0.99, other meanings 0.00-0.77. At 0.8 no pair of other
+# meanings passes as equivalent; the paraphrases it misses go to a reviewer as diverged.
+DEFAULT_EQUIVALENCE = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementSettings:
+    """The `[agreement]` table: how reference-free items are judged."""
+
+    model: str = DEFAULT_EMBEDDER  # a sentence-transformers checkpoint dir
+    threshold: float = DEFAULT_EQUIVALENCE  # cosine at or above it: the same meaning
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise RecordError("agreement threshold must be in (0, 1]")
+
+
 @dataclass(frozen=True, slots=True)
 class StatsConfig:
     bootstrap_samples: int = 2000
@@ -144,6 +164,7 @@ class CompareConfig:
     stats: StatsConfig = field(default_factory=StatsConfig)
     noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
     lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
+    agreement: AgreementSettings = field(default_factory=AgreementSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
   const STORE_KEY = "harness-review:" + DATA.run_id;
   const PAGE = 40; // cards rendered per step; more render as the reader scrolls
-  const SEVERITY = { regression: 0, changed: 2, improvement: 3, unscorable: 4, identical: 5 };
+  const SEVERITY = { regression: 0, diverged: 1, changed: 2, equivalent: 2.5, improvement: 3, unscorable: 4, identical: 5 };
   const VERDICTS = ["harmless", "regression", "unsure"];
   const $ = (sel) => document.querySelector(sel);
 
@@ -157,6 +157,7 @@
     if (e.options) art.appendChild(field("options (lm-eval log-likelihoods; each model's choice in bold)", optionsTable(item, e)));
     if (e.kld) art.appendChild(field("baseline tokens · first top-1 disagreement highlighted", tokensPre(item, e)));
     const foot = "word similarity " + fmt(e.similarity) +
+      (e.meaning !== null && e.meaning !== undefined ? " · meaning similarity " + fmt(e.meaning) : "") +
       (e.first_divergence !== null ? " · first divergent output token at " + e.first_divergence : "") +
       (e.kld_mean !== null ? " · KLD mean " + fmt(e.kld_mean) + ", max " + fmt(e.kld_max) : "") +
       (e.first_top1_divergence !== null ? " · top-1 tokens first differ at " + e.first_top1_divergence : "");
