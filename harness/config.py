@@ -48,7 +48,10 @@ TOP_KEYS = (
     "name", "evalsets", "baseline", "candidates", "generation", "gate", "stats", "noise_floor",
     "lm_eval", "agreement",
 )  # fmt: skip
-LM_EVAL_KEYS = ("tasks", "include_path", "num_fewshot", "limit")
+LM_EVAL_KEYS = (
+    "tasks", "include_path", "num_fewshot", "limit", "apply_chat_template", "fewshot_as_multiturn",
+    "system_instruction", "gen_kwargs",
+)  # fmt: skip
 MODEL_KEYS = ("name", "path", "dtype", "device", "backend")
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
 QUANTIZE_KEYS = (
@@ -264,6 +267,10 @@ def _lm_eval(data: dict[str, Any] | None, base_dir: Path, where: str) -> LmEvalC
         include_path=None if include is None else _resolve(include, base_dir),
         num_fewshot=fewshot,
         limit=None if "limit" not in data else table.positive_int("limit", 1),
+        apply_chat_template=table.get("apply_chat_template", bool, False),
+        fewshot_as_multiturn=table.get("fewshot_as_multiturn", bool, False),
+        system_instruction=table.get("system_instruction", str),
+        gen_kwargs=table.get("gen_kwargs", str),
     )
 
 

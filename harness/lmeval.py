@@ -33,14 +33,16 @@ class LmEvalError(HarnessError):
     """An lm-eval task could not be run; one line saying which and why."""
 
 
-def backend_lm(backend: Backend, batch_size: int) -> Any:
+def backend_lm(backend: Backend, batch_size: int, chat: bool = False) -> Any:
     """An lm-eval `LM` that runs every request on `backend` (lm-eval imported here).
 
     It builds on lm-eval's `TemplateLM`, so requests are tokenized as lm-eval's own models
     do (the tokenizer's default special tokens, trailing context whitespace moved to the
     continuation, the end-of-text token as context when there is none); scoring and greedy
     generation go through the backend seam. Log-softmax runs in float32 whatever the
-    model's dtype (lm-eval's `hf` model takes it in the model's dtype)."""
+    model's dtype (lm-eval's `hf` model takes it in the model's dtype). With `chat`, lm-eval
+    renders each request through the model's chat template (`apply_chat_template`), and the
+    rendered text is encoded as it stands: the template already holds the special tokens."""
     from lm_eval.api.model import TemplateLM
 
     class BackendLM(TemplateLM):
@@ -51,7 +53,20 @@ def backend_lm(backend: Backend, batch_size: int) -> Any:
         def tok_encode(
             self, string: str, add_special_tokens: bool | None = None, **kwargs: Any
         ) -> list[int]:
-            return backend.encode(string, add_special=add_special_tokens is not False)
+            special = add_special_tokens if add_special_tokens is not None else not chat
+            return backend.encode(string, add_special=special)
+
+        @property
+        def tokenizer_name(self) -> str:
+            return backend.spec.path.replace("/", "__")
+
+        def chat_template(self, chat_template: bool | str = False) -> str | None:
+            return backend.chat_template
+
+        def apply_chat_template(
+            self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+        ) -> str:
+            return backend.render_chat(chat_history, add_generation_prompt)
 
         def _loglikelihood_tokens(self, requests: list[Any], **kwargs: Any) -> list[Any]:
             pairs = [(context, continuation) for _, context, continuation in requests]
@@ -86,7 +101,7 @@ def run_tasks(backend: Backend, cfg: LmEvalConfig, batch_size: int) -> list[Samp
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    lm = backend_lm(backend, batch_size)
+    lm = backend_lm(backend, batch_size, chat=cfg.apply_chat_template)
     manager = TaskManager(include_path=cfg.include_path)
     missing = [t for t in cfg.tasks if t not in manager.all_tasks]
     if missing:
@@ -97,6 +112,9 @@ def run_tasks(backend: Backend, cfg: LmEvalConfig, batch_size: int) -> list[Samp
         result = simple_evaluate(
             model=lm, tasks=list(cfg.tasks), num_fewshot=cfg.num_fewshot, limit=cfg.limit,
             task_manager=manager, log_samples=True, bootstrap_iters=0,
+            apply_chat_template=cfg.apply_chat_template,
+            fewshot_as_multiturn=cfg.fewshot_as_multiturn,
+            system_instruction=cfg.system_instruction, gen_kwargs=cfg.gen_kwargs,
         )  # fmt: skip
     except Exception as exc:  # data that cannot be reached offline, a broken task config...
         raise LmEvalError(

@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.backends import Backend, open_backend
 from harness.backends.base import TokenizerMismatch, checkpoint_fingerprint
 from harness.backends.hf import BOOKKEEPING, SentenceEmbedder
+from harness.errors import HarnessError
 from harness.lmeval import run_tasks
 from harness.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
 from harness.quantize import quantize
@@ -52,6 +53,27 @@ def encode_prompts(
             )
         out.append(ids)
     return out
+
+
+class PromptTooLong(HarnessError):
+    """A prompt and its token limit do not fit the model's context."""
+
+
+def check_context(
+    backend: Backend, items: Sequence[EvalItem], ids: Sequence[list[int]], limits: Sequence[int]
+) -> None:
+    """Never truncate silently: the first item whose prompt plus max_new_tokens exceeds the
+    model's context is an error naming it."""
+    context = backend.context_length
+    if context is None:
+        return
+    for item, prompt, limit in zip(items, ids, limits, strict=True):
+        if len(prompt) + limit > context:
+            raise PromptTooLong(
+                f"{item.source}: id {item.id!r}: {len(prompt)} prompt tokens + max_new_tokens "
+                f"{limit} = {len(prompt) + limit} exceed the context of {backend.spec.name!r} "
+                f"({context} tokens)"
+            )
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -100,6 +122,7 @@ def run_model(
         ids = encode_prompts(backend, items, None if baseline is None else baseline[0])
         stop_ids = backend.stop_ids if baseline is None else baseline[1]
         limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+        check_context(backend, items, ids, limits)
         if probe is not None:
             probe.start(backend)
         rows = greedy_rows(backend, ids, limits, stop_ids, settings, probe, desc=spec.name)

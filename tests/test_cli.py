@@ -344,3 +344,20 @@ def test_reference_perplexity_per_item(self_run: Path) -> None:
     )
     assert by_id["agree-0"]["baseline"]["reference_ppl"] is None
     assert r["candidates"][0]["metrics"]["reference_ppl_ratio"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_prompt_longer_than_the_context_exits_2(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tiny models attend to 128 positions: <bos> + 118 characters + 6 new fit, 124 + 6 not."""
+    rows = [{"id": "fits", "prompt": "a" * 118, "reference": "x"},
+            {"id": "long", "prompt": "a" * 123, "reference": "x"}]  # fmt: skip
+    evalset = write_jsonl(tmp_path / "s.jsonl", rows)
+    cfg = write_config(tmp_path / "c.toml", evalset, tiny_model_dir, {"c": tiny_model_dir},
+                       "max_hard_regressions = 0")  # fmt: skip
+    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"error: {evalset}:2: id 'long': 124 prompt tokens + max_new_tokens 6 = 130 exceed the "
+        "context of 'base' (128 tokens)"
+    )

@@ -45,10 +45,8 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         for s in cand["slices"]:
             s["diverged"] = 0
     old["config"]["agreement"] = AGREEMENT
-    old["config"]["gate"] = dict(
-        list(old["config"]["gate"].items())[:7] + [("max_diverged_share", None)]
-        + list(old["config"]["gate"].items())[7:]
-    )
+    gate = list(old["config"]["gate"].items())
+    old["config"]["gate"] = dict([*gate[:7], ("max_diverged_share", None), *gate[7:]])
     return old
 
 

@@ -91,6 +91,22 @@ class Backend(ABC):
     def stop_ids(self) -> tuple[int, ...]:
         """The ids that end a generated turn."""
 
+    @property
+    def chat_template(self) -> str | None:
+        """The chat template's source, where the engine exposes one."""
+        return None
+
+    def render_chat(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        """A conversation as the chat template renders it (for lm-eval's chat mode)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot render a chat as text")
+
+    @property
+    def context_length(self) -> int | None:
+        """How many tokens the model attends to (prompt plus output), where known."""
+        return None
+
     # --- model ------------------------------------------------------------------------------
 
     @abstractmethod

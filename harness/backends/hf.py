@@ -155,6 +155,23 @@ class HFBackend(Backend):
         return tuple(dict.fromkeys(ids))
 
     @property
+    def chat_template(self) -> str | None:
+        template = getattr(self._tok, "chat_template", None)
+        return template if isinstance(template, str) else None
+
+    def render_chat(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        return str(self._tok.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=add_generation_prompt
+        ))  # fmt: skip
+
+    @property
+    def context_length(self) -> int | None:
+        value = getattr(self.model.config, "max_position_embeddings", None)
+        return int(value) if isinstance(value, int) else None
+
+    @property
     def pad_id(self) -> int:
         """The tokenizer's pad id, or its <eos> where it has none (as for many base models)."""
         tok = self._tok

@@ -140,6 +140,11 @@ class LmEvalConfig:
     include_path: str | None = None
     num_fewshot: int | None = None
     limit: int | None = None
+    # What users of instruct models pass on lm-eval's own command line:
+    apply_chat_template: bool = False
+    fewshot_as_multiturn: bool = False
+    system_instruction: str | None = None
+    gen_kwargs: str | None = None  # "temperature=0,max_gen_toks=64", lm-eval's own form
 
 
 @dataclass(frozen=True, slots=True)

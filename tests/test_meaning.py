@@ -1,0 +1,32 @@
+"""The equivalence threshold, measured: all-MiniLM-L6-v2 on hand-written pairs of the same
+meaning in other words, and of other meanings (same topic included)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.records.settings import DEFAULT_EQUIVALENCE
+
+REPO = Path(__file__).resolve().parents[1]
+MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
+PAIRS = REPO / "tests" / "data" / "meaning_pairs.jsonl"
+
+
+@pytest.mark.real
+@pytest.mark.skipif(
+    not MINILM.is_dir(), reason="the embedding model is not fetched (make real-model)"
+)
+def test_the_threshold_never_calls_another_meaning_equivalent() -> None:
+    from harness.backends.hf import SentenceEmbedder
+
+    rows = [json.loads(line) for line in PAIRS.read_text().splitlines()]
+    sims = SentenceEmbedder(str(MINILM)).similarities([(r["a"], r["b"]) for r in rows])
+    same = sorted(s for s, r in zip(sims, rows, strict=True) if r["same_meaning"])
+    other = sorted(s for s, r in zip(sims, rows, strict=True) if not r["same_meaning"])
+    # Measured here: same meaning 0.752 .. 0.989, other meanings 0.004 .. 0.769.
+    assert max(other) < DEFAULT_EQUIVALENCE
+    assert sum(s >= DEFAULT_EQUIVALENCE for s in same) >= 6 and min(same) > 0.7
+    assert sims[0] == pytest.approx(0.989, abs=0.01)

@@ -1,0 +1,113 @@
+"""The real pretrained chat model (SmolLM2-135M-Instruct, `make real-model`), on a subset of
+`evalsets/real/` so it stays within a few minutes on 2 cores: stop tokens, answer extraction,
+and reference-free items judged by meaning through a real W8A16 group-64 candidate."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
+MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
+REAL = REPO / "evalsets" / "real"
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(
+        not (SMOLLM / "harness_fetch.json").is_file() or not MINILM.is_dir(),
+        reason="the real model is not fetched (make real-model)",
+    ),
+]
+# What would show that an output ran on into the next turn of the chat template.
+TURN = re.compile(r"<\|im_(start|end)\|>|(^|\n)(system|user|assistant)\n")
+
+
+def rows(name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (REAL / f"{name}.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def arithmetic() -> tuple[list[Any], list[str], list[str]]:
+    """The 50 arithmetic items, the fp32 model's outputs, and the same with special tokens."""
+    from harness.backends.hf import HFBackend
+    from harness.evalset import load_evalset
+    from harness.records import GenerationSettings, ModelSpec
+    from harness.run import greedy_rows
+
+    items = load_evalset([str(REAL / "arithmetic.jsonl")])
+    backend = HFBackend(ModelSpec("fp32", str(SMOLLM)))
+    ids = [backend.prompt_ids(item) for item in items]
+    limits = [item.max_new_tokens or 48 for item in items]
+    settings = GenerationSettings(max_new_tokens=48, batch_size=25)  # items give their own
+    out = greedy_rows(backend, ids, limits, backend.stop_ids, settings)
+    raw = [backend.tokenizer.decode(list(r), skip_special_tokens=False) for r in out]
+    return items, [backend.decode(r) for r in out], raw
+
+
+def test_outputs_end_with_the_turn(arithmetic: tuple[list[Any], list[str], list[str]]) -> None:
+    _, _, raw = arithmetic
+    assert [r for r in raw if TURN.search(r)] == []
+
+
+def test_arithmetic_with_extraction(arithmetic: tuple[list[Any], list[str], list[str]]) -> None:
+    """Chat answers ("7 + 4 = 11") scored on their final number: measured 19 of 50 right
+    (the first number would have given far fewer)."""
+    from harness.extract import numbers
+    from harness.scorers import score_baseline
+
+    items, outputs, _ = arithmetic
+    scores = [score_baseline(item, out) for item, out in zip(items, outputs, strict=True)]
+    first = [
+        bool(n := numbers(o)) and n[0] == float(i.reference[0])
+        for i, o in zip(items, outputs, strict=True)
+    ]
+    assert sum(s == 1.0 for s in scores) >= 15 > sum(first)
+
+
+def test_reference_free_items_are_judged_by_meaning_not_accuracy(tmp_path: Path) -> None:
+    subset = rows("arithmetic")[:6] + rows("arithmetic")[-6:] + rows("open-ended")[:10]
+    evalset = tmp_path / "subset.jsonl"
+    evalset.write_text("".join(json.dumps(r) + "\n" for r in subset))
+    cfg = tmp_path / "real.toml"
+    cfg.write_text(f"""
+name = "real-subset"
+evalsets = ["{evalset}"]
+[baseline]
+name = "fp32"
+path = "{SMOLLM}"
+[[candidates]]
+name = "w8a16-g64"
+quantize = {{ scheme = "W8A16", method = "rtn", group_size = 64 }}
+[generation]
+max_new_tokens = 48
+batch_size = 22
+[agreement]
+model = "{MINILM}"
+[gate]
+max_hard_regressions = 100
+""")
+    out = tmp_path / "run"
+    cache = REPO / ".cache" / "harness" / "quantized"
+    assert main(["compare", "--config", str(cfg), "--out", str(out), "--cache", str(cache)]) in (
+        0,
+        1,
+    )
+    results = json.loads((out / "results.json").read_text())
+    m = results["candidates"][0]["metrics"]
+    free = [it for it in results["items"] if it["scorer"] == "agreement"]
+    outcomes = [it["candidates"]["w8a16-g64"]["outcome"] for it in free]
+    assert len(free) == 10 and set(outcomes) <= {"identical", "equivalent", "diverged"}
+    assert all(it["baseline"]["score"] is None for it in free)
+    assert m["reference_free"] == 10 and m["scored"] == 12
+    weights = [3.0 if it["difficulty"] == "hard" else 1.0 for it in free]
+    for outcome in ("equivalent", "diverged"):
+        weight = sum(w for w, o in zip(weights, outcomes, strict=True) if o == outcome)
+        assert m[f"{outcome}_share"] == pytest.approx(weight / sum(weights))
+    html = (out / "report.html").read_text()
+    assert "reference-free diverged" in html
