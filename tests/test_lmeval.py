@@ -157,3 +157,34 @@ def test_shipped_lm_eval_tasks_are_current(tmp_path: Path) -> None:
     assert "harness_add_mc.yaml" in names and "harness_add.yaml" in names
     mc = [json.loads(line) for line in (shipped / "harness_add_mc.jsonl").read_text().splitlines()]
     assert all(r["choices"][r["label"]] == str(eval(r["prompt"][4:-1])) for r in mc)
+
+
+def test_chat_mode_renders_through_the_template_and_adds_no_second_bos(
+    tiny_model_dir: Path,
+) -> None:
+    from harness.lmeval import backend_lm
+
+    backend = open_backend(ModelSpec("t", str(tiny_model_dir)))
+    chat = [{"role": "user", "content": "add 1+1="}]
+    plain, chatty = backend_lm(backend, 4), backend_lm(backend, 4, chat=True)
+    text = chatty.apply_chat_template(chat)
+    assert text == backend.render_chat(chat) and text.startswith("<bos>")
+    assert chatty.tok_encode(text) == backend.encode(text)  # the template holds the <bos>
+    assert plain.tok_encode("add") == backend.encode("add", add_special=True)
+
+
+def test_chat_keys_reach_the_config(tmp_path: Path) -> None:
+    from harness.config import load_config
+
+    items = tmp_path / "i.jsonl"
+    items.write_text(json.dumps({"id": "a", "prompt": "p", "reference": "r"}) + "\n")
+    extra = ('[lm_eval]\ntasks = ["x"]\napply_chat_template = true\nfewshot_as_multiturn = true\n'
+             'system_instruction = "Be brief."\ngen_kwargs = "max_gen_toks=8"\n')  # fmt: skip
+    cfg = load_config(write_config(tmp_path / "c.toml", items, tmp_path, {"c": tmp_path},
+                                   "max_hard_regressions = 1", extra=extra))  # fmt: skip
+    assert cfg.lm_eval is not None
+    assert (cfg.lm_eval.apply_chat_template, cfg.lm_eval.fewshot_as_multiturn) == (True, True)
+    assert (cfg.lm_eval.system_instruction, cfg.lm_eval.gen_kwargs) == (
+        "Be brief.",
+        "max_gen_toks=8",
+    )
