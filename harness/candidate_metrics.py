@@ -106,6 +106,17 @@ class Metric:
     columns: tuple[Column, ...] = ()
 
 
+def _free_count(outcome: Outcome) -> Callable[[Measured], MetricValue]:
+    """How many reference-free items were judged `outcome`."""
+    return lambda x: sum(p.outcome is outcome for p in _free(x.paired))
+
+
+def _meaning(m: CandidateMetrics) -> Cell:
+    if not m.reference_free:
+        return Cell("n/a")
+    return Cell(" / ".join(str(m[f"free_{o.value}"]) for o in MEANING))
+
+
 def _flips(m: CandidateMetrics) -> Cell:
     return Cell(f"{m.regressions} ({m.hard_regressions})")
 
@@ -141,7 +152,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("scored", lambda x: len(x.scored), "count"),
     Metric("unscorable", lambda x: x.count(Outcome.UNSCORABLE), "count"),
     # Reference-free items, judged by meaning: never in accuracy, flips or McNemar.
-    Metric("reference_free", lambda x: len(_free(x.paired)), "count"),
+    Metric("reference_free", lambda x: len(_free(x.paired)), "count",
+           columns=(Column("reference-free: identical / equivalent / diverged", _meaning),)),
+    *(Metric(f"free_{o.value}", _free_count(o), "count") for o in MEANING),
     Metric("equivalent_share", lambda x: _share(x.paired, Outcome.EQUIVALENT), "share",
            columns=(column("reference-free equivalent", "equivalent_share", pct),)),
     Metric("diverged_share", lambda x: _share(x.paired, Outcome.DIVERGED), "share",

@@ -41,7 +41,14 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         dist = cand["distribution"]
         cand["metrics"]["ppl_ratio"] = None if dist is None else dist["ppl_ratio"]
         # Step 7: reference-free items are judged by meaning (this run has none).
-        cand["metrics"] |= {"reference_free": 0, "equivalent_share": None, "diverged_share": None}
+        cand["metrics"] |= {
+            "reference_free": 0,
+            "equivalent_share": None,
+            "diverged_share": None,
+            "free_identical": 0,
+            "free_equivalent": 0,
+            "free_diverged": 0,
+        }
         for s in cand["slices"]:
             s["diverged"] = 0
     old["config"]["agreement"] = AGREEMENT

@@ -110,4 +110,8 @@ max_hard_regressions = 100
         weight = sum(w for w, o in zip(weights, outcomes, strict=True) if o == outcome)
         assert m[f"{outcome}_share"] == pytest.approx(weight / sum(weights))
     html = (out / "report.html").read_text()
-    assert "reference-free diverged" in html
+    counts = " / ".join(str(outcomes.count(o)) for o in ("identical", "equivalent", "diverged"))
+    assert "reference-free: identical / equivalent / diverged" in html and f">{counts}<" in html
+    assert (m["free_identical"], m["free_equivalent"], m["free_diverged"]) == tuple(
+        outcomes.count(o) for o in ("identical", "equivalent", "diverged")
+    )
