@@ -148,4 +148,4 @@ def test_validate_accepts_every_shipped_set(capsys: pytest.CaptureFixture[str]) 
     demo = sorted(str(p) for p in (EVALSETS / "demo").glob("*.jsonl"))
     calibration = sorted(str(p) for p in (EVALSETS / "calibration").glob("*.jsonl"))
     assert main(["validate", *demo, *calibration]) == 0
-    assert "ok: 820 items in 7 files (595 common, 225 hard)" in capsys.readouterr().out
+    assert "ok: 884 items in 8 files (659 common, 225 hard)" in capsys.readouterr().out

@@ -52,6 +52,12 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         for s in cand["slices"]:
             s["diverged"] = 0
     old["config"]["agreement"] = AGREEMENT
+    old["config"]["lm_eval"] |= {
+        "apply_chat_template": False,
+        "fewshot_as_multiturn": False,
+        "system_instruction": None,
+        "gen_kwargs": None,
+    }
     gate = list(old["config"]["gate"].items())
     old["config"]["gate"] = dict([*gate[:7], ("max_diverged_share", None), *gate[7:]])
     return old
