@@ -238,17 +238,28 @@ def _quantize(table: _Table, base_dir: Path) -> QuantizeSpec:
     ignore = table.get("ignore", list, ["lm_head"])
     if not all(isinstance(i, str) and i for i in ignore):
         raise ConfigError(f"{table.where}: ignore must be a list of module names or 're:' patterns")
-    recipe = table.get("recipe", str)
+    recipe = _input_file(table, "recipe", base_dir)
     return QuantizeSpec(
         scheme=scheme,
         method=method,
-        calibration=None if calibration is None else _resolve(calibration, base_dir),
+        calibration=_input_file(table, "calibration", base_dir),
         samples=table.positive_int("samples", 128),
         max_seq_length=table.positive_int("max_seq_length", 512),
         group_size=None if "group_size" not in table.data else table.positive_int("group_size", 1),
         ignore=tuple(ignore),
         recipe=None if recipe is None else _resolve(recipe, base_dir),
     )
+
+
+def _input_file(table: _Table, key: str, base_dir: Path) -> str | None:
+    """A file the recipe reads (calibration set, recipe YAML), resolved and checked to exist."""
+    value = table.get(key, str)
+    if value is None:
+        return None
+    path = _resolve(value, base_dir)
+    if not Path(path).is_file():
+        raise ConfigError(f"{table.where}: {key} {path}: no such file")
+    return path
 
 
 def _lm_eval(data: dict[str, Any] | None, base_dir: Path, where: str) -> LmEvalConfig | None:

@@ -2,7 +2,8 @@
 model's sentence says the answer is.
 
 - numbers: an explicit final answer (`#### N`, `answer is N`, `\\boxed{N}`) wins, else the
-  last number in the text; digits with thousands separators or decimals, and number words
+  result of the last equation (`= N`, `equals N`: a chat model states its sum, then talks on
+  and mentions the operands again), else the last number in the text; digits with thousands separators or decimals, and number words
   (zero ... twenty, the tens, hundred, thousand: "twenty-one", "one hundred and five");
 - option labels: `The answer is B`, `**B**`, `(B)`, `B)`, or a label opening the output;
 - an item's own `extract` regex: its first group (or the whole match).
@@ -46,6 +47,7 @@ NUMBER = re.compile(rf"(?P<digits>{_DIGITS})|(?P<words>{_WORDS})", re.IGNORECASE
 _FINAL = re.compile(
     r"####\s*(?P<a>[^\n]+)|\\boxed\{(?P<b>[^}]*)\}|answer\s+is\s*:?\s*(?P<c>[^\n]+)", re.IGNORECASE
 )
+_RESULT = re.compile(r"(?:=|\bequals\b)\s*(?P<r>[^\n=]+)", re.IGNORECASE)
 _CHOICE_MARKED = re.compile(
     r"answer\s+is\s*:?\s*\(?\**([A-Z])\b|\*\*\(?([A-Z])\)?\*\*|\(([A-Z])\)", re.IGNORECASE
 )
@@ -87,14 +89,22 @@ def numbers(text: str) -> list[float]:
     return [v for m in NUMBER.finditer(text) if (v := _value(m)) is not None]
 
 
-def final_number(text: str) -> float | None:
-    """The answer a sentence gives: an explicit final answer's first number, else the last
-    number of the text."""
-    marked = [m for m in _FINAL.finditer(text)]
-    for m in reversed(marked):
-        found = numbers(m.group("a") or m.group("b") or m.group("c") or "")
+def _last_leading(matches: list[re.Match[str]], groups: tuple[str, ...]) -> float | None:
+    """The first number after the last match that has one."""
+    for m in reversed(matches):
+        found = numbers(next((m.group(g) for g in groups if m.group(g)), ""))
         if found:
             return found[0]
+    return None
+
+
+def final_number(text: str) -> float | None:
+    """The answer a sentence gives: an explicit final answer's first number, else the last
+    equation's result, else the last number of the text."""
+    for pattern, groups in ((_FINAL, ("a", "b", "c")), (_RESULT, ("r",))):
+        value = _last_leading(list(pattern.finditer(text)), groups)
+        if value is not None:
+            return value
     found = numbers(text)
     return found[-1] if found else None
 

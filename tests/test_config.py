@@ -141,3 +141,14 @@ def test_backend_key(tmp_path: Path) -> None:
     assert "[baseline]: backend must be one of hf" in error(tmp_path, text)
     text = MINIMAL.replace('path = "other"', 'path = "other"\nbackend = "pkg.engine:MyBackend"')
     assert load_config(write(tmp_path, text)).candidates[0].model.backend == "pkg.engine:MyBackend"  # type: ignore[union-attr]
+
+
+def test_missing_input_files_of_a_recipe(tmp_path: Path) -> None:
+    gptq = MINIMAL.replace(
+        'path = "other"', 'quantize = { scheme = "W4A16", method = "gptq", calibration = "c.jsonl" }'
+    )
+    assert f"calibration {tmp_path / 'c.jsonl'}: no such file" in error(tmp_path, gptq)
+    recipe = MINIMAL.replace(
+        'path = "other"', 'quantize = { scheme = "W8A16", method = "rtn", recipe = "r.yaml" }'
+    )
+    assert f"recipe {tmp_path / 'r.yaml'}: no such file" in error(tmp_path, recipe)

@@ -28,6 +28,10 @@ from harness.scorers import Scorer, extracted, score
         ("so \\boxed{42} and 43 more", 42.0),
         ("The answer is: 18 because 9 * 2", 18.0),
         ("I have zero idea", 0.0),
+        # the last equation's result, though the operands come up again (SmolLM2's own words)
+        ("17 + 21 = 38\n\nIn this case, 17 + 21 is a simple addition", 38.0),
+        ("69 + 48 equals 196.", 196.0),
+        ("x = 5, and the answer is 7", 7.0),  # an explicit answer still wins
         ("no number here", None),
     ],
 )

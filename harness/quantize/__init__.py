@@ -48,6 +48,15 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _input_sha(path: str | None, what: str) -> str | None:
+    """The sha256 of an input file of a recipe; a missing one is one line, not a traceback."""
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise QuantizeError(f"{what} {path}: no such file")
+    return sha256_file(path)
+
+
 def cache_key(
     baseline_fingerprint: str, spec: QuantizeSpec, calibration_sha256: str | None,
     recipe_sha256: str | None = None,
@@ -76,8 +85,8 @@ def quantize(
     baseline: str, baseline_fingerprint: str, spec: QuantizeSpec, cache_root: Path = DEFAULT_CACHE
 ) -> Quantized:
     """The cached checkpoint for (baseline, spec, calibration), made when missing."""
-    calib_sha = sha256_file(spec.calibration) if spec.calibration is not None else None
-    recipe_sha = sha256_file(spec.recipe) if spec.recipe is not None else None
+    calib_sha = _input_sha(spec.calibration, "calibration set")
+    recipe_sha = _input_sha(spec.recipe, "recipe")
     out = cache_root / cache_key(baseline_fingerprint, spec, calib_sha, recipe_sha)
     if (out / MARKER).is_file():
         return Quantized(out, True, calib_sha, 0.0)
