@@ -145,7 +145,8 @@ def test_backend_key(tmp_path: Path) -> None:
 
 def test_missing_input_files_of_a_recipe(tmp_path: Path) -> None:
     gptq = MINIMAL.replace(
-        'path = "other"', 'quantize = { scheme = "W4A16", method = "gptq", calibration = "c.jsonl" }'
+        'path = "other"',
+        'quantize = { scheme = "W4A16", method = "gptq", calibration = "c.jsonl" }',
     )
     assert f"calibration {tmp_path / 'c.jsonl'}: no such file" in error(tmp_path, gptq)
     recipe = MINIMAL.replace(
