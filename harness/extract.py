@@ -3,8 +3,9 @@ model's sentence says the answer is.
 
 - numbers: an explicit final answer (`#### N`, `answer is N`, `\\boxed{N}`) wins, else the
   result of the last equation (`= N`, `equals N`: a chat model states its sum, then talks on
-  and mentions the operands again), else the last number in the text; digits with thousands separators or decimals, and number words
-  (zero ... twenty, the tens, hundred, thousand: "twenty-one", "one hundred and five");
+  and mentions the operands again), else the last number in the text; digits with thousands
+  separators or decimals, and number words (zero ... twenty, the tens, hundred, thousand:
+  "twenty-one", "one hundred and five");
 - option labels: `The answer is B`, `**B**`, `(B)`, `B)`, or a label opening the output;
 - an item's own `extract` regex: its first group (or the whole match).
 """
