@@ -72,6 +72,17 @@ class Measured:
         return [p for p in self.paired if p.item.hard]
 
     @cached_property
+    def free(self) -> list[PairedItem]:
+        """Reference-free items that were judged (an unmeasured similarity is unscorable)."""
+        return [p for p in self.paired if reference_free(p.item) and p.outcome in MEANING]
+
+    def share(self, outcome: Outcome) -> float | None:
+        """Weighted share of the judged reference-free items with `outcome`; None without any."""
+        total = sum(p.item.weight for p in self.free)
+        chosen = sum(p.item.weight for p in self.free if p.outcome is outcome)
+        return chosen / total if self.free else None
+
+    @cached_property
     def regression_share(self) -> tuple[float, float, float]:
         return weighted_share(
             [p.outcome is Outcome.REGRESSION for p in self.scored],
@@ -108,7 +119,7 @@ class Metric:
 
 def _free_count(outcome: Outcome) -> Callable[[Measured], MetricValue]:
     """How many reference-free items were judged `outcome`."""
-    return lambda x: sum(p.outcome is outcome for p in _free(x.paired))
+    return lambda x: sum(p.outcome is outcome for p in x.free)
 
 
 def _meaning(m: CandidateMetrics) -> Cell:
@@ -152,12 +163,12 @@ METRICS: tuple[Metric, ...] = (
     Metric("scored", lambda x: len(x.scored), "count"),
     Metric("unscorable", lambda x: x.count(Outcome.UNSCORABLE), "count"),
     # Reference-free items, judged by meaning: never in accuracy, flips or McNemar.
-    Metric("reference_free", lambda x: len(_free(x.paired)), "count",
+    Metric("reference_free", lambda x: len(x.free), "count",
            columns=(Column("reference-free: identical / equivalent / diverged", _meaning),)),
     *(Metric(f"free_{o.value}", _free_count(o), "count") for o in MEANING),
-    Metric("equivalent_share", lambda x: _share(x.paired, Outcome.EQUIVALENT), "share",
+    Metric("equivalent_share", lambda x: x.share(Outcome.EQUIVALENT), "share",
            columns=(column("reference-free equivalent", "equivalent_share", pct),)),
-    Metric("diverged_share", lambda x: _share(x.paired, Outcome.DIVERGED), "share",
+    Metric("diverged_share", lambda x: x.share(Outcome.DIVERGED), "share",
            point_gate("max_diverged_share", "diverged_share", "The diverged share of "
                       "reference-free items", "", missing="was not measured (no reference-free "
                       "item was judged)"),
@@ -191,7 +202,6 @@ REVIEW_RULES: tuple[GateRule, ...] = (
     GateRule("max_confirmed_regressions", "max", Limit.COUNT, confirmed_rule),
 )
 GATE_RULES: tuple[GateRule, ...] = (*(m.gate for m in METRICS if m.gate), *REVIEW_RULES)
-GATES = {m.name: m.gate for m in METRICS if m.gate}
 METRIC_NAMES = tuple(m.name for m in METRICS)
 GATE_KEYS = (*(r.key for r in GATE_RULES), "bound")
 
@@ -207,18 +217,6 @@ def gate_table(cfg: GateConfig) -> dict[str, GateLimit | str | None]:
 def _scored(paired: Sequence[PairedItem]) -> list[PairedItem]:
     """Items with a score on both sides: reference-free items never are."""
     return [p for p in paired if p.baseline.score is not None and p.candidate.score is not None]
-
-
-def _free(paired: Sequence[PairedItem]) -> list[PairedItem]:
-    """Reference-free items that were judged (an unmeasured similarity is unscorable)."""
-    return [p for p in paired if reference_free(p.item) and p.outcome in MEANING]
-
-
-def _share(paired: Sequence[PairedItem], outcome: Outcome) -> float | None:
-    """Weighted share of the reference-free items judged `outcome`; None without any."""
-    free = _free(paired)
-    total = sum(p.item.weight for p in free)
-    return sum(p.item.weight for p in free if p.outcome is outcome) / total if free else None
 
 
 def _interval(paired: Sequence[PairedItem], stats: StatsConfig) -> Interval | None:

@@ -19,7 +19,7 @@ from harness.codec import from_json
 from harness.errors import HarnessError
 from harness.evalset import load_evalset
 from harness.gate import gate
-from harness.pairing import pair, pair_samples
+from harness.pairing import pair, pair_samples, sample_item
 from harness.quantize import DEFAULT_CACHE
 from harness.records import CompareConfig, EvalItem, GateConfig, PairedItem, StatsConfig
 from harness.report import render_all
@@ -37,7 +37,7 @@ from harness.results import (
     model_info,
 )
 from harness.review import ReviewError, Reviews, check_review, merge, review_status
-from harness.rundir import RunDir, dumps, publish, read_json, staging_for
+from harness.rundir import RunDir, dumps, publish, staging_for
 from harness.scorers import reference_free
 
 
@@ -114,8 +114,10 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
         raise ReviewError(f"{review_path}: cannot read: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise ReviewError(f"{review_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    # The report's items, lm-eval samples included (run.json lists only eval-set items).
-    ids = {item.id for item in Results.from_json(read_json(folder.results_json)).items}
+    # The report's items: the eval set's and, with lm-eval tasks, their samples.
+    ids = {item.id for item in run.items}
+    if run.header.config["lm_eval"]:
+        ids |= {sample_item(s).id for s in folder.read_samples(run.header.baseline.name)}
     try:
         verdicts = check_review(review, run.header.run_id, run.results_sha256, ids,
                                 {c.name for c in run.candidates})  # fmt: skip

@@ -173,17 +173,18 @@ def judge_meaning(
     """Per candidate, the embedding similarity of each reference-free item's output to the
     baseline's (where they differ), written to the run folder for the analysis."""
     free = [i for i, item in enumerate(items) if reference_free(item)]
-    if not free:
-        return
-    embedder = SentenceEmbedder(agreement.model)
     base = runs[baseline].generations
-    for name, run in runs.items():
-        if name == baseline:
-            continue
-        differ = [i for i in free if run.generations[i].output != base[i].output]
-        pairs = [(base[i].output, run.generations[i].output) for i in differ]
+    differ = {
+        name: [i for i in free if run.generations[i].output != base[i].output]
+        for name, run in runs.items() if name != baseline
+    }  # fmt: skip
+    if not any(differ.values()):
+        return  # nothing to judge: identical outputs need no embedding model
+    embedder = SentenceEmbedder(agreement.model)
+    for name, rows in differ.items():
+        pairs = [(base[i].output, runs[name].generations[i].output) for i in rows]
         sims = embedder.similarities(pairs)
-        folder.write_meaning(name, {items[i].id: s for i, s in zip(differ, sims, strict=True)})
+        folder.write_meaning(name, {items[i].id: s for i, s in zip(rows, sims, strict=True)})
 
 
 def run_all(

@@ -94,10 +94,6 @@ class RunDir:
         return self.root / "run.json"
 
     @property
-    def results_json(self) -> Path:
-        return self.root / "results.json"
-
-    @property
     def reviews_json(self) -> Path:
         return self.root / "review.json"
 

@@ -114,6 +114,8 @@ class HFBackend(Backend):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         self.model, self._tok = load(spec)
+        # Rendering the template is the costly part of `stop_ids`, which lm-eval asks often.
+        self._turn = end_of_turn(self._tok)
 
     @property
     def tokenizer(self) -> Any:
@@ -149,9 +151,8 @@ class HFBackend(Backend):
         config_eos = getattr(self.model.generation_config, "eos_token_id", None)
         ids += [int(i) for i in (config_eos if isinstance(config_eos, list) else [config_eos])
                 if i is not None]  # fmt: skip
-        turn = end_of_turn(self._tok)
-        if turn is not None:
-            ids.append(turn)
+        if self._turn is not None:
+            ids.append(self._turn)
         return tuple(dict.fromkeys(ids))
 
     @property
