@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real
+	real-model compare-real llama-cpp compare-gguf corpus-gguf
 
 setup: $(STAMP)
 
@@ -37,7 +37,21 @@ real-model: $(STAMP)
 compare-real: real-model
 	$(VENV)/bin/harness compare --config examples/smollm2.toml
 
-test: $(STAMP) browser real-model
+# llama.cpp from the llama-cpp-python sdist on PyPI: llama-server, -quantize, -imatrix and
+# -perplexity plus the shared library the `llama_cpp` bindings load, built once into
+# .cache/harness/llama.cpp/<version>/ (about 8 minutes on 2 cores); a second call does nothing.
+llama-cpp: $(STAMP)
+	$(PY) -m tools.llama_cpp
+
+# SmolLM2 against GGUF candidates the harness makes (F32, Q8_0, Q4_K_M with two imatrices).
+compare-gguf: real-model llama-cpp
+	$(VENV)/bin/harness compare --config examples/smollm2-gguf.toml
+
+# Corpus mode on the same models, next to llama-perplexity --kl-divergence's own figures.
+corpus-gguf: real-model llama-cpp
+	$(PY) -m tools.corpus_check --config examples/smollm2-gguf.toml
+
+test: $(STAMP) browser real-model llama-cpp
 	$(VENV)/bin/pytest -q
 
 # Debian's chromium for the browser tests (playwright's own browser download cannot work

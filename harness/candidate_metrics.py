@@ -128,6 +128,18 @@ def _meaning(m: CandidateMetrics) -> Cell:
     return Cell(" / ".join(str(m[f"free_{o.value}"]) for o in MEANING))
 
 
+def _kld(name: str) -> Callable[[CandidateMetrics], Cell]:
+    """A KLD cell; from a server's top-k log-probs it is a lower bound, and says so."""
+
+    def cell(m: CandidateMetrics) -> Cell:
+        k = None if m.distribution is None else m.distribution.kld_top_k
+        if k is None:
+            return Cell(num(m[name]))  # type: ignore[arg-type]
+        return Cell(f"≥ {num(m[name])}", f"lower bound: top-{k} + tail")  # type: ignore[arg-type]
+
+    return cell
+
+
 def _flips(m: CandidateMetrics) -> Cell:
     return Cell(f"{m.regressions} ({m.hard_regressions})")
 
@@ -175,10 +187,10 @@ METRICS: tuple[Metric, ...] = (
            (column("reference-free diverged", "diverged_share", pct),)),
     Metric("mean_kld", lambda x: x.dist("mean_kld"), "nats",
            point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats"),
-           (column("mean KLD", "mean_kld", num),)),
+           (Column("mean KLD", _kld("mean_kld")),)),
     Metric("p99_kld", lambda x: x.dist("p99_kld"), "nats",
            point_gate("max_p99_kld", "p99_kld", "99th-percentile per-token KLD", " nats"),
-           (column("p99 KLD", "p99_kld", num),)),
+           (Column("p99 KLD", _kld("p99_kld")),)),
     Metric("top1_agreement", lambda x: x.dist("top1_agreement"), "share",
            point_gate("min_top1_agreement", "top1_agreement", "Top-1 agreement", "", "min"),
            (column("top-1 agreement", "top1_agreement", pct),)),
@@ -269,6 +281,7 @@ def distribution_summary(paired: Sequence[PairedItem]) -> DistributionMetrics | 
         rms_delta_p=math.sqrt(sum(d * d for d in dp) / len(dp)),
         ppl_ratio=math.exp((sum(nll_c) - sum(nll_b)) / len(kld)),
         histogram=tuple(counts),
+        kld_top_k=max((s.kld_top_k for s in stats if s.kld_top_k), default=None),
     )
 
 

@@ -43,6 +43,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from harness.pipeline import corpus
+
+    _, table = corpus(args.config, args.out, args.cache)
+    print(table, end="")
+    return EXIT_OK
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     from harness.backends.base import checkpoint_fingerprint
     from harness.quantize import quantize
@@ -148,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True)
     export.add_argument("--max-gen-toks", type=int, default=32)
     export.set_defaults(func=cmd_export_lm_eval)
+
+    corpus = sub.add_parser(
+        "corpus", help="perplexity and KLD over a text file, as llama-perplexity computes them"
+    )
+    corpus.add_argument("--config", required=True, type=Path, help="a config with [corpus]")
+    corpus.add_argument("--out", type=Path, help="folder for corpus.json and corpus.md "
+                        "(default reports/<name>-corpus)")  # fmt: skip
+    corpus.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    corpus.set_defaults(func=cmd_corpus)
 
     review = sub.add_parser("review", help="hand review verdicts")
     review_sub = review.add_subparsers(dest="review_command", required=True)

@@ -17,21 +17,25 @@ from typing import Any
 from harness.backends import ENGINES
 from harness.backends import known as known_engine
 from harness.candidate_metrics import GATE_KEYS, GATE_RULES
-from harness.errors import HarnessError
+from harness.errors import HarnessError, RecordError
 from harness.gate_rules import Limit
 from harness.records import (
     CALIBRATED,
     DTYPES,
+    GGUF_TYPES,
     METHODS,
     SCHEMES,
     AgreementSettings,
     CandidateSpec,
     CompareConfig,
+    CorpusSettings,
     GateConfig,
     GenerationSettings,
+    GgufSpec,
     LmEvalConfig,
     ModelSpec,
     QuantizeSpec,
+    ServerSpec,
     StatsConfig,
     noise_floor_name,
 )
@@ -46,18 +50,23 @@ class ConfigError(HarnessError):
 
 TOP_KEYS = (
     "name", "evalsets", "baseline", "candidates", "generation", "gate", "stats", "noise_floor",
-    "lm_eval", "agreement",
+    "lm_eval", "agreement", "corpus",
 )  # fmt: skip
 LM_EVAL_KEYS = (
     "tasks", "include_path", "num_fewshot", "limit", "apply_chat_template", "fewshot_as_multiturn",
     "system_instruction", "gen_kwargs",
 )  # fmt: skip
-MODEL_KEYS = ("name", "path", "dtype", "device", "backend")
+SERVER_KEYS = (
+    "base_url", "model", "api_key_env", "concurrency", "timeout", "retries", "top_logprobs",
+    "prompt_logprobs",
+)  # fmt: skip
+MODEL_KEYS = ("name", "path", "dtype", "device", "backend", "threads", "context", *SERVER_KEYS)
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
 QUANTIZE_KEYS = (
     "scheme", "method", "calibration", "samples", "max_seq_length", "group_size", "ignore",
-    "recipe",
+    "recipe", "engine",
 )  # fmt: skip
+GGUF_KEYS = ("engine", "type", "imatrix", "imatrix_chunks", "imatrix_context", "outtype")
 GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop", "distribution")
 STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
 
@@ -146,9 +155,35 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
             _Table(top.get("agreement", dict, {}), f"{path}: [agreement]", ("model", "threshold")),
             base_dir,
         ),
+        corpus=_corpus(top.get("corpus", dict), base_dir, f"{path}: [corpus]"),
     )
     check_names(cfg)
+    if cfg.corpus is not None and cfg.corpus.reference is not None:
+        names = [cfg.baseline.name] + [c.name for c in cfg.candidates]
+        if cfg.corpus.reference not in names:
+            raise ConfigError(
+                f"{path}: [corpus]: reference {cfg.corpus.reference!r} names no model "
+                f"(models: {', '.join(names)})"
+            )
     return cfg
+
+
+def _corpus(data: dict[str, Any] | None, base_dir: Path, where: str) -> CorpusSettings | None:
+    if data is None:
+        return None
+    table = _Table(data, where, ("text", "context", "chunks", "reference"))
+    text = _input_file(table, "text", base_dir)
+    if text is None:
+        raise ConfigError(f"{where}: missing key 'text'")
+    context = table.positive_int("context", 512)
+    if context < 4:
+        raise ConfigError(f"{where}: context must be at least 4 tokens")
+    return CorpusSettings(
+        text=text,
+        context=context,
+        chunks=None if "chunks" not in data else table.positive_int("chunks", 1),
+        reference=table.get("reference", str),
+    )
 
 
 def check_names(cfg: CompareConfig) -> None:
@@ -200,13 +235,52 @@ def _model(table: _Table, base_dir: Path) -> ModelSpec:
             f"{table.where}: backend must be one of {', '.join(ENGINES)}, "
             "or an import path 'package.module:Class'"
         )
+    threads = None if "threads" not in table.data else table.positive_int("threads", 1)
+    context = None if "context" not in table.data else table.positive_int("context", 1)
     return ModelSpec(
         name=_name(table, "name", table.where),
         path=_local_or_hub(table.need("path", str), base_dir),
         dtype=dtype,
         device=table.get("device", str, "cpu"),
         backend=backend,
+        threads=threads,
+        context=context,
+        server=_server(table, backend),
     )
+
+
+def _server(table: _Table, backend: str) -> ServerSpec | None:
+    """The server keys: required with backend 'openai', refused with any other engine."""
+    given = [k for k in SERVER_KEYS if k in table.data]
+    if backend != "openai":
+        if given:
+            raise ConfigError(f"{table.where}: {given[0]} is a setting of backend 'openai'")
+        return None
+    key_env = table.get("api_key_env", str)
+    if key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key_env):
+        raise ConfigError(
+            f"{table.where}: api_key_env names an environment variable (the key itself never "
+            "goes in the file)"
+        )
+    timeout = table.get("timeout", (int, float), 120.0)
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise ConfigError(f"{table.where}: timeout must be a number of seconds > 0")
+    retries = table.get("retries", int, 4)
+    if retries < 0:
+        raise ConfigError(f"{table.where}: retries must be an integer >= 0")
+    try:
+        return ServerSpec(
+            base_url=str(table.need("base_url", str)).rstrip("/").removesuffix("/v1"),
+            model=table.need("model", str),
+            api_key_env=key_env,
+            concurrency=table.positive_int("concurrency", 4),
+            timeout=float(timeout),
+            retries=retries,
+            top_logprobs=table.positive_int("top_logprobs", 20),
+            prompt_logprobs=table.get("prompt_logprobs", bool, False),
+        )
+    except RecordError as exc:
+        raise ConfigError(f"{table.where}: {exc}") from None
 
 
 def _candidate(table: _Table, base_dir: Path) -> CandidateSpec:
@@ -218,13 +292,36 @@ def _candidate(table: _Table, base_dir: Path) -> CandidateSpec:
         return CandidateSpec(
             _name(table, "name", table.where), _model(table, base_dir), None, gated
         )
-    quant = _quantize(
-        _Table(table.data["quantize"], f"{table.where} quantize", QUANTIZE_KEYS), base_dir
-    )
+    raw = table.data["quantize"]
+    where = f"{table.where} quantize"
+    quant: QuantizeSpec | GgufSpec
+    if isinstance(raw, dict) and raw.get("engine", "llm-compressor") == "llama.cpp":
+        quant = _gguf(_Table(raw, where, GGUF_KEYS), base_dir)
+    else:
+        quant = _quantize(_Table(raw, where, QUANTIZE_KEYS), base_dir)
     return CandidateSpec(_name(table, "name", table.where), None, quant, gated)
 
 
+def _gguf(table: _Table, base_dir: Path) -> GgufSpec:
+    kind = table.need("type", str)
+    if kind not in GGUF_TYPES:
+        raise ConfigError(f"{table.where}: type must be one of {', '.join(GGUF_TYPES)}")
+    try:
+        return GgufSpec(
+            type=kind,
+            imatrix=_input_file(table, "imatrix", base_dir),
+            imatrix_chunks=table.positive_int("imatrix_chunks", 64),
+            imatrix_context=table.positive_int("imatrix_context", 512),
+            outtype=table.get("outtype", str, "f32"),
+        )
+    except RecordError as exc:
+        raise ConfigError(f"{table.where}: {exc}") from None
+
+
 def _quantize(table: _Table, base_dir: Path) -> QuantizeSpec:
+    engine = table.get("engine", str, "llm-compressor")
+    if engine != "llm-compressor":
+        raise ConfigError(f"{table.where}: engine must be 'llm-compressor' or 'llama.cpp'")
     scheme, method = table.need("scheme", str), table.need("method", str)
     if scheme not in SCHEMES:
         raise ConfigError(f"{table.where}: scheme must be one of {', '.join(SCHEMES)}")

@@ -13,6 +13,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from harness.candidate_metrics import summarize
 from harness.codec import from_json
@@ -21,7 +22,14 @@ from harness.evalset import load_evalset
 from harness.gate import gate
 from harness.pairing import pair, pair_samples, sample_item
 from harness.quantize import DEFAULT_CACHE
-from harness.records import CompareConfig, EvalItem, GateConfig, PairedItem, StatsConfig
+from harness.records import (
+    CompareConfig,
+    EvalItem,
+    GateConfig,
+    ModelSpec,
+    PairedItem,
+    StatsConfig,
+)
 from harness.report import render_all
 from harness.results import (
     CandidateInfo,
@@ -37,7 +45,7 @@ from harness.results import (
     model_info,
 )
 from harness.review import ReviewError, Reviews, check_review, merge, review_status
-from harness.rundir import RunDir, dumps, publish, staging_for
+from harness.rundir import RunDir, dumps, publish, staging_for, write_atomic
 from harness.scorers import reference_free
 
 
@@ -61,15 +69,17 @@ def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Resul
         ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
     created_at = now()
     staging = staging_for(out)
-    seconds = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval,
-                      cfg.agreement)  # fmt: skip
+    runs = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval,
+                   cfg.agreement)  # fmt: skip
     header = RunHeader(
         created_at=created_at, name=cfg.name, config=config_json(cfg),
         evalsets=evalset_info(items), libraries=library_versions(),
         durations=Durations(
             {c.spec.name: round(c.quantize_seconds, 1) for c in ready},
             {c.spec.name: c.quantize_cached for c in ready},
-            {k: round(v, 1) for k, v in seconds.items()},
+            {k: round(r.seconds, 1) for k, r in runs.items()},
+            {k: r.tokens_per_second for k, r in runs.items() if r.tokens_per_second},
+            {k: r.peak_memory_mb for k, r in runs.items() if r.peak_memory_mb is not None},
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
     )  # fmt: skip
@@ -82,6 +92,35 @@ def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Resul
     write_artifacts(staging, run, results, paired)
     publish(staging, out)
     return results
+
+
+def corpus_models(cfg: CompareConfig, cache: Path = DEFAULT_CACHE) -> list[ModelSpec]:
+    """The baseline and every candidate (quantized when missing, cached)."""
+    from harness.backends.base import checkpoint_fingerprint
+    from harness.run import ready_candidate
+
+    baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
+    ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
+    return [cfg.baseline, *(c.spec for c in ready)]
+
+
+def corpus(config: Path, out: Path | None, cache: Path = DEFAULT_CACHE) -> tuple[Any, str]:
+    """`harness corpus`: every model of the config (candidates quantized as for compare) on
+    the `[corpus]` text; writes corpus.json and corpus.md to `out`."""
+    from harness.config import load_config
+    from harness.corpus import render_table, run_corpus
+
+    cfg = load_config(config)
+    if cfg.corpus is None:
+        raise HarnessError(f"{config}: no [corpus] table (text, context, chunks, reference)")
+    result = run_corpus(corpus_models(cfg, cache), cfg.corpus,
+                        cfg.corpus.reference or cfg.baseline.name)  # fmt: skip
+    table = render_table(result)
+    folder = out or Path("reports") / f"{cfg.name}-corpus"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / "corpus.json", dumps(result.to_json()))
+    write_atomic(folder / "corpus.md", table)
+    return result, table
 
 
 def check_embedder(cfg: CompareConfig, items: list[EvalItem]) -> None:

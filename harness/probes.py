@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from harness.backends import Backend, Generated
-from harness.backends.base import TokenizerMismatch
+from harness.backends.base import TokenizerMismatch, TopK
 from harness.records import EvalItem, TokenStats
 from harness.scorers import entry
 
@@ -61,20 +61,58 @@ def unpack(codes: np.ndarray, floor: np.ndarray, step: np.ndarray) -> torch.Tens
     return logp - torch.logsumexp(logp, dim=-1, keepdim=True)
 
 
+def tail_logp(cand: TopK) -> torch.Tensor:
+    """log of the probability mass outside the top k, per position (floored at 1e-12: a
+    server's rounding can make the top k sum to a hair over 1)."""
+    inside = cand.logp.double().exp().sum(-1)
+    return torch.log((1.0 - inside).clamp_min(1e-12))
+
+
+def picked_nll(logp: torch.Tensor | TopK, targets: Sequence[int]) -> torch.Tensor:
+    """NLL of each target token. From top-k rows: exact where the target is among the k or
+    the engine reported it; otherwise the target had at most min(smallest top-k, tail)
+    probability, so that bound is used and the NLL is a lower bound."""
+    idx = torch.tensor(list(targets), dtype=torch.long)
+    if not isinstance(logp, TopK):
+        return -logp.double().gather(1, idx[:, None])[:, 0]
+    if logp.target is not None:
+        return -logp.target.double()
+    hit = logp.ids == idx[:, None]
+    inside = torch.where(hit, logp.logp.double(), torch.zeros_like(logp.logp, dtype=torch.float64))
+    bound = torch.minimum(logp.logp.double().min(-1).values, tail_logp(logp))
+    return -torch.where(hit.any(-1), inside.sum(-1), bound)
+
+
 def token_stats(
-    base_logp: torch.Tensor, cand_logp: torch.Tensor, targets: Sequence[int]
+    base_logp: torch.Tensor, cand_logp: torch.Tensor | TopK, targets: Sequence[int]
 ) -> TokenStats:
-    """Both [n, V] log-prob tensors at the n positions that predict `targets`."""
-    b, c = base_logp.double(), cand_logp.double()
-    kld = (b.exp() * (b - c)).sum(-1).clamp_min(0.0)
-    idx = torch.tensor(list(targets), dtype=torch.long)[:, None]
-    nll_b, nll_c = -b.gather(1, idx)[:, 0], -c.gather(1, idx)[:, 0]
+    """Both models' log-probs at the n positions that predict `targets`: the baseline's full
+    [n, V] rows, the candidate's full rows or top-k (`TopK`). With top-k, KL(P_base || Q) is
+    taken over the k tokens plus one bucket for the rest of the vocabulary: merging outcomes
+    never increases a KL divergence, so this is a lower bound of the true KLD."""
+    b = base_logp.double()
+    nll_b = -b.gather(1, torch.tensor(list(targets), dtype=torch.long)[:, None])[:, 0]
+    nll_c = picked_nll(cand_logp, targets)
+    top_k = None
+    if isinstance(cand_logp, TopK):
+        top_k = cand_logp.shape[1]
+        q_in, ids = cand_logp.logp.double(), cand_logp.ids.long()
+        p_in = b.gather(1, ids)
+        p_tail = torch.log((1.0 - p_in.exp().sum(-1)).clamp_min(1e-300))
+        q_tail = tail_logp(cand_logp)
+        kld = (p_in.exp() * (p_in - q_in)).sum(-1) + p_tail.exp() * (p_tail - q_tail)
+        cand_top = ids.gather(1, q_in.argmax(-1, keepdim=True))[:, 0]
+    else:
+        c = cand_logp.double()
+        kld = (b.exp() * (b - c)).sum(-1)
+        cand_top = c.argmax(-1)
     return TokenStats(
-        kld=tuple(kld.tolist()),
-        top1_agree=tuple((b.argmax(-1) == c.argmax(-1)).tolist()),
+        kld=tuple(kld.clamp_min(0.0).tolist()),
+        top1_agree=tuple((b.argmax(-1) == cand_top).tolist()),
         delta_p=tuple((nll_c.neg().exp() - nll_b.neg().exp()).tolist()),
         nll_base=tuple(nll_b.tolist()),
         nll_cand=tuple(nll_c.tolist()),
+        kld_top_k=top_k,
     )
 
 
@@ -132,8 +170,8 @@ class _ReferenceNll:
         self.items, self.batch_size = items, batch_size
         self.own: dict[int, torch.Tensor] = {}  # NLL of each generated token, per item
 
-    def record(self, i: int, cont: Sequence[int], logp: torch.Tensor) -> None:
-        self.own[i] = -logp.gather(1, torch.tensor(list(cont))[:, None])[:, 0].double()
+    def record(self, i: int, cont: Sequence[int], logp: torch.Tensor | TopK) -> None:
+        self.own[i] = picked_nll(logp, cont)
 
     def finish(
         self, backend: Backend, ids: Sequence[list[int]], rows: Sequence[Sequence[int]]
@@ -154,9 +192,7 @@ class _ReferenceNll:
             [ids[i] for i, _ in pending], [r for _, r in pending], self.batch_size
         )
         for (i, ref), logp in zip(pending, forced, strict=True):
-            out[self.items[i].id] = float(
-                -logp.gather(1, torch.tensor(ref)[:, None]).double().mean()
-            )
+            out[self.items[i].id] = float(picked_nll(logp, ref).mean())
         return out
 
 

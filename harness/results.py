@@ -26,6 +26,7 @@ from harness.gate import RuleResult
 from harness.records import (
     CompareConfig,
     EvalItem,
+    GgufSpec,
     Interval,
     ModelSpec,
     Option,
@@ -71,14 +72,15 @@ class CandidateInfo:
     path: str
     fingerprint: str
     gated: bool
-    quantize: QuantizeSpec | None
+    quantize: QuantizeSpec | GgufSpec | None
     calibration_sha256: str | None
     noise_floor: bool
+    backend: str = "hf"  # the engine the candidate ran on
 
     @classmethod
     def of(cls, c: ReadyCandidate) -> CandidateInfo:
         return cls(c.spec.name, c.spec.path, c.fingerprint, c.gated, c.quantize,
-                   c.calibration_sha256, c.noise_floor)  # fmt: skip
+                   c.calibration_sha256, c.noise_floor, c.spec.backend)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,10 @@ class Durations:
     quantize_seconds: dict[str, float] = field(default_factory=dict)
     quantize_cached: dict[str, bool] = field(default_factory=dict)
     generation_seconds: dict[str, float] = field(default_factory=dict)
+    # Speed next to quality: generated tokens per second of greedy generation, and the
+    # engine's peak resident memory in MiB (in-process engines only: a server's is its own).
+    tokens_per_second: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: dict[str, float] = field(default_factory=dict)
 
 
 def config_json(cfg: CompareConfig) -> dict[str, Any]:

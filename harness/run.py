@@ -4,6 +4,7 @@ ids, and write what each model produced into the run folder as soon as it is don
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -22,9 +23,11 @@ from harness.records import (
     EvalItem,
     Generation,
     GenerationSettings,
+    GgufSpec,
     LmEvalConfig,
     ModelRun,
     ModelSpec,
+    QuantizeSpec,
     ReadyCandidate,
     noise_floor_name,
 )
@@ -108,6 +111,22 @@ def generate_texts(
     return [cut_at_stop(backend.decode(row), settings.stop) for row in rows]
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak-memory window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_mb() -> float | None:
+    """This process's resident-memory high-water mark since the last reset, in MiB."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), None)
+    return None if line is None else round(int(line.split()[1]) / 1024, 1)
+
+
 def run_model(
     spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
     baseline: tuple[list[list[int]], tuple[int, ...]] | None = None, probe: Probe | None = None,
@@ -118,6 +137,7 @@ def run_model(
     batch with its log-probs and finishes before the model is freed. Returns the run, the
     prompt ids and the stop ids used."""
     started = time.monotonic()
+    reset_peak_memory()
     with open_backend(spec) as backend:
         ids = encode_prompts(backend, items, None if baseline is None else baseline[0])
         stop_ids = backend.stop_ids if baseline is None else baseline[1]
@@ -125,7 +145,11 @@ def run_model(
         check_context(backend, items, ids, limits)
         if probe is not None:
             probe.start(backend)
+        generating = time.monotonic()
         rows = greedy_rows(backend, ids, limits, stop_ids, settings, probe, desc=spec.name)
+        # Each row's tokens plus the stop token that ended it, where one did.
+        produced = sum(len(r) + (len(r) < limit) for r, limit in zip(rows, limits, strict=True))
+        speed = produced / max(time.monotonic() - generating, 1e-9)
         gens = tuple(
             Generation(item.id, cut_at_stop(backend.decode(row), settings.stop), row,
                        tuple(backend.token_text(t) for t in row))
@@ -134,7 +158,9 @@ def run_model(
         if probe is not None:
             probe.finish(backend, ids, rows)
         samples = () if lm_eval is None else tuple(run_tasks(backend, lm_eval, settings.batch_size))
-    return ModelRun(spec.name, gens, time.monotonic() - started, samples), ids, stop_ids
+        memory = peak_memory_mb() if backend.in_process else None
+    run = ModelRun(spec.name, gens, time.monotonic() - started, samples, round(speed, 2), memory)
+    return run, ids, stop_ids
 
 
 def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandidate:
@@ -153,14 +179,21 @@ def ready_candidate(
     if cand.quantize is None:  # config parsing gives every candidate one of the two
         raise TypeError(f"candidate {cand.name!r} has neither a checkpoint nor a recipe")
     q = cand.quantize
-    calibration = f", calibration {q.calibration}" if q.calibration else ""
-    print(f"{cand.name}: {q.scheme} {q.method}{calibration}", file=sys.stderr)
+    calibration = (
+        f", calibration {q.calibration}" if isinstance(q, QuantizeSpec) and q.calibration else ""
+    )
+    print(f"{cand.name}: {q.describe()}{calibration}", file=sys.stderr)
     made = quantize(baseline.path, baseline_fp, q, cache)
     status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
     print(f"{cand.name}: {status}: {made.path}", file=sys.stderr)
-    # The quantized model runs with the baseline's device and engine; its dtype is the
-    # checkpoint's.
-    spec = ModelSpec(cand.name, str(made.path), baseline.dtype, baseline.device, baseline.backend)
+    if isinstance(q, GgufSpec):  # a GGUF runs on llama.cpp, with the baseline's threads
+        spec = ModelSpec(cand.name, str(made.path), backend="llama.cpp",
+                         threads=baseline.threads, context=baseline.context)  # fmt: skip
+    else:
+        # The quantized model runs with the baseline's device and engine; its dtype is the
+        # checkpoint's.
+        spec = ModelSpec(cand.name, str(made.path), baseline.dtype, baseline.device,
+                         baseline.backend)  # fmt: skip
     fp = checkpoint_fingerprint(spec.path, ignore=BOOKKEEPING)
     return ReadyCandidate(spec, cand.gated, fp, q, made.calibration_sha256, made.seconds,
                           made.cached)  # fmt: skip
@@ -191,11 +224,11 @@ def run_all(
     baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
     settings: GenerationSettings, folder: RunDir, lm_eval: LmEvalConfig | None = None,
     agreement: AgreementSettings | None = None,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, ModelRun]:  # fmt: skip
     """Generate with the baseline, then each candidate on the baseline's token ids; write
     each model's generations as soon as it is done, and (with `settings.distribution`)
     each candidate's per-token distances to the baseline and every model's reference NLLs.
-    Returns seconds per model."""
+    Returns every model's run (generations, seconds, speed), by name."""
 
     def save(run: ModelRun, probe: Probe | None) -> None:
         folder.write_generations(run)
@@ -213,7 +246,6 @@ def run_all(
     base_run, base_ids, stop_ids = run_model(baseline, items, settings, probe=base_probe,
                                              lm_eval=lm_eval)  # fmt: skip
     save(base_run, base_probe)
-    seconds = {baseline.name: base_run.seconds}
     runs = {baseline.name: base_run}
     for cand in candidates:
         probe = (
@@ -221,8 +253,7 @@ def run_all(
         )
         run, _, _ = run_model(cand.spec, items, settings, (base_ids, stop_ids), probe, lm_eval)
         save(run, probe)
-        seconds[cand.spec.name] = run.seconds
         runs[cand.spec.name] = run
     folder.remove_scratch()
     judge_meaning(items, runs, baseline.name, agreement or AgreementSettings(), folder)
-    return seconds
+    return runs

@@ -153,3 +153,49 @@ def test_missing_input_files_of_a_recipe(tmp_path: Path) -> None:
         'path = "other"', 'quantize = { scheme = "W8A16", method = "rtn", recipe = "r.yaml" }'
     )
     assert f"recipe {tmp_path / 'r.yaml'}: no such file" in error(tmp_path, recipe)
+
+
+SERVED = MINIMAL.replace('path = "other"', 'path = "other"\nbackend = "openai"')
+
+
+def test_openai_backend_needs_its_server(tmp_path: Path) -> None:
+    assert "missing key 'base_url'" in error(tmp_path, SERVED)
+    cfg = load_config(write(tmp_path, SERVED.replace(
+        'backend = "openai"',
+        'backend = "openai"\nbase_url = "http://127.0.0.1:8000/v1/"\nmodel = "m"\n'
+        'api_key_env = "MY_KEY"\ntop_logprobs = 5\nprompt_logprobs = true',
+    )))  # fmt: skip
+    server = cfg.candidates[0].model.server  # type: ignore[union-attr]
+    assert server is not None
+    assert server.base_url == "http://127.0.0.1:8000"  # /v1 is the backend's to add
+    assert (server.model, server.api_key_env, server.top_logprobs) == ("m", "MY_KEY", 5)
+    assert server.prompt_logprobs and server.retries == 4 and server.concurrency == 4
+
+
+def test_server_keys_refused_elsewhere_and_keys_never_inline(tmp_path: Path) -> None:
+    text = MINIMAL.replace('path = "other"', 'path = "other"\nbase_url = "http://x"')
+    assert "base_url is a setting of backend 'openai'" in error(tmp_path, text)
+    served = SERVED.replace('backend = "openai"', 'backend = "openai"\nbase_url = "http://x"\n'
+                            'model = "m"\napi_key_env = "sk-123abc!"')  # fmt: skip
+    assert "names an environment variable" in error(tmp_path, served)
+    bad_url = SERVED.replace('backend = "openai"', 'backend = "openai"\nbase_url = "x:1"\n'
+                             'model = "m"')  # fmt: skip
+    assert "must start with http://" in error(tmp_path, bad_url)
+
+
+def test_gguf_quantize_table(tmp_path: Path) -> None:
+    (tmp_path / "calib.jsonl").write_text('{"id": "a", "prompt": "x", "scorer": "agreement"}\n')
+    text = MINIMAL.replace(
+        'path = "other"',
+        'quantize = { engine = "llama.cpp", type = "Q4_K_M", imatrix = "calib.jsonl" }',
+    )
+    cfg = load_config(write(tmp_path, text))
+    spec = cfg.candidates[0].quantize
+    assert spec is not None and spec.describe() == "GGUF Q4_K_M (llama.cpp), imatrix calib.jsonl"
+    assert "type must be one of" in error(tmp_path, text.replace("Q4_K_M", "Q4_K_Z"))
+    assert "needs an importance matrix" in error(
+        tmp_path, text.replace('"Q4_K_M", imatrix = "calib.jsonl"', '"IQ2_XS"')
+    )
+    assert "unknown key 'scheme'" in error(
+        tmp_path, text.replace("type =", "scheme = 'W8A16', type =")
+    )

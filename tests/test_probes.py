@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -129,3 +130,39 @@ def test_generation_logprobs_equal_teacher_forcing_on_the_own_output(tiny_model_
         [forced] = backend.score([p], [g.continuation], 1)
         assert g.logprobs.shape[0] == len(g.continuation)
         assert (g.logprobs - forced).abs().max() < 1e-4
+
+
+def test_top_k_kld_is_the_lumped_lower_bound_computed_by_hand() -> None:
+    """A server gives the candidate's top 2 of 4 tokens. Baseline p = (.5, .3, .15, .05),
+    candidate q = (.45, .35, .1, .1): top 2 are tokens 0 and 1, the tail holds .2 of q and
+    .2 of p. Lumped KL = .5 ln(.5/.45) + .3 ln(.3/.35) + .2 ln(.2/.2) = 0.006435; the full
+    KL adds .15 ln(.15/.1) + .05 ln(.05/.1) - .2 ln(.2/.2) = 0.026162, for 0.032597."""
+    from harness.backends.base import TopK
+
+    p = torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64)
+    q = torch.tensor([[0.45, 0.35, 0.1, 0.1]], dtype=torch.float64)
+    top = TopK(torch.tensor([[0, 1]]), torch.log(torch.tensor([[0.45, 0.35]])))
+    lumped = token_stats(p.log(), top, [1])
+    full = token_stats(p.log(), q.log(), [1])
+    assert lumped.kld[0] == pytest.approx(0.5 * math.log(0.5 / 0.45) + 0.3 * math.log(0.3 / 0.35))
+    assert lumped.kld[0] == pytest.approx(0.006435, abs=1e-6)
+    assert full.kld[0] == pytest.approx(0.032597, abs=1e-6)
+    assert lumped.kld[0] <= full.kld[0]
+    assert lumped.kld_top_k == 2 and full.kld_top_k is None
+    # Token 1 is among the top 2: its NLL and Δp are exact.
+    assert lumped.nll_cand[0] == pytest.approx(-math.log(0.35))
+    assert lumped.delta_p[0] == pytest.approx(0.35 - 0.3)
+    assert lumped.top1_agree == (True,)
+    # Token 2 is not: at most min(.35, tail .2) = .2 of q, so its NLL is at least -ln .2.
+    outside = token_stats(p.log(), top, [2])
+    assert outside.nll_cand[0] == pytest.approx(-math.log(0.2))
+    assert outside.nll_cand[0] <= -math.log(0.1)
+
+
+def test_top_k_with_the_target_reported_uses_it_exactly() -> None:
+    from harness.backends.base import TopK
+    from harness.probes import picked_nll
+
+    top = TopK(torch.tensor([[0, 1]]), torch.log(torch.tensor([[0.45, 0.35]])),
+               torch.tensor([math.log(0.1)], dtype=torch.float64))  # fmt: skip
+    assert float(picked_nll(top, [2])[0]) == pytest.approx(-math.log(0.1))

@@ -17,6 +17,8 @@ from harness.records import ModelSpec
 
 ENGINES: dict[str, str] = {
     "hf": "harness.backends.hf:HFBackend",  # transformers, in process (the default)
+    "llama.cpp": "harness.backends.llamacpp:LlamaCppBackend",  # a GGUF file, in process
+    "openai": "harness.backends.openai:OpenAIBackend",  # any OpenAI-compatible server
 }
 
 __all__ = [

@@ -37,6 +37,22 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class TopK:
+    """Log-probs of the k most likely tokens at each of n positions (what a server returns),
+    in place of a full-vocabulary [n, V] row: `ids` and `logp` are [n, k] tensors; `target`
+    [n] holds the log-prob of the token that followed where the engine reported it even
+    outside the top k (vLLM's prompt log-probs), else None."""
+
+    ids: Any
+    logp: Any
+    target: Any = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.ids.shape[0]), int(self.ids.shape[1]))
+
+
+@dataclass(frozen=True, slots=True)
 class Generated:
     """One greedy continuation."""
 
@@ -57,6 +73,8 @@ class Backend(ABC):
     """One model loaded by one engine. Use as a context manager, or call `close()`."""
 
     capabilities: ClassVar[Capabilities]
+    # The model runs in this process, so its peak memory is ours to measure (not a server's).
+    in_process: ClassVar[bool] = True
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
@@ -157,17 +175,21 @@ class Backend(ABC):
 
 
 def checkpoint_fingerprint(path: str, ignore: tuple[str, ...] = ()) -> str:
-    """A content fingerprint of a checkpoint dir (or `hub:<id>` for a hub id).
+    """A content fingerprint of a checkpoint dir or a single-file model (or `hub:<id>`).
 
     Files up to 64 MiB are hashed whole; larger ones by name, size and their first and
     last 16 MiB, so fingerprinting a 15 GB checkpoint takes a second, not a minute.
     Files named in `ignore` (bookkeeping such as timings) do not count."""
     root = Path(path)
-    if not root.is_dir():
+    if root.is_file():  # a single-file model (GGUF)
+        root, chosen = root.parent, [root]
+    elif root.is_dir():
+        files = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        chosen = sorted(f for f in files if f.name not in ignore)
+    else:
         return f"hub:{path}"
     h = hashlib.sha256()
-    files = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-    for file in sorted(f for f in files if f.name not in ignore):
+    for file in chosen:
         size = file.stat().st_size
         h.update(f"{file.relative_to(root)}\0{size}\0".encode())
         with open(file, "rb") as f:

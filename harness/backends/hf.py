@@ -54,6 +54,19 @@ def load(spec: ModelSpec) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def load_tokenizer(spec: ModelSpec, what: str) -> Any:
+    """A tokenizer alone (for an engine whose model runs elsewhere, such as a server)."""
+    from transformers import AutoTokenizer
+
+    if not Path(spec.path).is_dir():
+        raise ModelLoadError(f"model {spec.name!r}: {what}: no directory at {spec.path}")
+    try:
+        return AutoTokenizer.from_pretrained(spec.path)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"model {spec.name!r}: {what}: {spec.path}: {first}") from exc
+
+
 def end_of_turn(tok: Any) -> int | None:
     """The special token the chat template writes right after an assistant message, or None
     (no template, or nothing special after the message)."""
@@ -108,14 +121,17 @@ class SentenceEmbedder:
         return out
 
 
-class HFBackend(Backend):
-    capabilities = Capabilities(full_vocab_logprobs=True)
+class HFTokenizerMethods:
+    """The tokenizer side of the seam from a transformers tokenizer (`self._tok`), shared by
+    every engine that tokenizes with one (hf; openai, whose ids are ours, not the server's)."""
 
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
-        self.model, self._tok = load(spec)
-        # Rendering the template is the costly part of `stop_ids`, which lm-eval asks often.
-        self._turn = end_of_turn(self._tok)
+    _tok: Any
+    _turn: int | None
+
+    def _config_eos(self) -> list[int]:
+        """The generation config's `eos_token_id`: an int or a list (Llama-3 and Qwen2.5
+        instruct models list several)."""
+        return []
 
     @property
     def tokenizer(self) -> Any:
@@ -142,15 +158,12 @@ class HFBackend(Backend):
     @property
     def stop_ids(self) -> tuple[int, ...]:
         """Every id that ends a turn: the tokenizer's eos, each of the generation config's
-        `eos_token_id` (an int or a list: Llama-3 and Qwen2.5 instruct models list several),
-        and the token the chat template closes an assistant turn with (`<|im_end|>`,
-        `<|eot_id|>`...), which need not be the tokenizer's eos."""
+        `eos_token_id`, and the token the chat template closes an assistant turn with
+        (`<|im_end|>`, `<|eot_id|>`...), which need not be the tokenizer's eos."""
         ids: list[int] = []
         if self._tok.eos_token_id is not None:
             ids.append(int(self._tok.eos_token_id))
-        config_eos = getattr(self.model.generation_config, "eos_token_id", None)
-        ids += [int(i) for i in (config_eos if isinstance(config_eos, list) else [config_eos])
-                if i is not None]  # fmt: skip
+        ids += self._config_eos()
         if self._turn is not None:
             ids.append(self._turn)
         return tuple(dict.fromkeys(ids))
@@ -166,6 +179,23 @@ class HFBackend(Backend):
         return str(self._tok.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=add_generation_prompt
         ))  # fmt: skip
+
+
+def eos_list(value: Any) -> list[int]:
+    return [int(i) for i in (value if isinstance(value, list) else [value]) if i is not None]
+
+
+class HFBackend(HFTokenizerMethods, Backend):
+    capabilities = Capabilities(full_vocab_logprobs=True)
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.model, self._tok = load(spec)
+        # Rendering the template is the costly part of `stop_ids`, which lm-eval asks often.
+        self._turn = end_of_turn(self._tok)
+
+    def _config_eos(self) -> list[int]:
+        return eos_list(getattr(self.model.generation_config, "eos_token_id", None))
 
     @property
     def context_length(self) -> int | None:

@@ -1,9 +1,10 @@
 """Making candidates, and their one cache.
 
 A `QuantizeSpec` (scheme, method, calibration set) becomes a checkpoint made by an engine
-(`llmcompressor.py`: a compressed-tensors checkpoint, the format vLLM serves). Checkpoints are
-cached by (baseline fingerprint, recipe, calibration sha256): a rerun with the same inputs
-does no quantization work.
+(`llmcompressor.py`: a compressed-tensors checkpoint, the format vLLM serves); a `GgufSpec`
+(type, importance-matrix texts) a GGUF file (`llamacpp.py`: llama.cpp's converter, imatrix
+and quantize tools). Results are cached by (baseline fingerprint, recipe, calibration
+sha256): a rerun with the same inputs does no quantization work.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.records import QuantizeSpec
+from harness.records import GgufSpec, QuantizeSpec
 
 MARKER = "harness_quantize.json"
 # Part of every cache key: bump it when the way a recipe runs changes its result.
@@ -58,7 +62,7 @@ def _input_sha(path: str | None, what: str) -> str | None:
 
 
 def cache_key(
-    baseline_fingerprint: str, spec: QuantizeSpec, calibration_sha256: str | None,
+    baseline_fingerprint: str, spec: QuantizeSpec | GgufSpec, calibration_sha256: str | None,
     recipe_sha256: str | None = None,
 ) -> str:  # fmt: skip
     blob = json.dumps(
@@ -82,41 +86,97 @@ def calibration_texts(path: str) -> list[str]:
 
 
 def quantize(
-    baseline: str, baseline_fingerprint: str, spec: QuantizeSpec, cache_root: Path = DEFAULT_CACHE
-) -> Quantized:
-    """The cached checkpoint for (baseline, spec, calibration), made when missing."""
+    baseline: str, baseline_fingerprint: str, spec: QuantizeSpec | GgufSpec,
+    cache_root: Path = DEFAULT_CACHE,
+) -> Quantized:  # fmt: skip
+    """The cached candidate for (baseline, spec, calibration), made when missing: a
+    checkpoint dir (llm-compressor) or a GGUF file (llama.cpp)."""
     calib_sha = _input_sha(spec.calibration, "calibration set")
-    recipe_sha = _input_sha(spec.recipe, "recipe")
+    recipe = spec.recipe if isinstance(spec, QuantizeSpec) else None
+    recipe_sha = _input_sha(recipe, "recipe")
     out = cache_root / cache_key(baseline_fingerprint, spec, calib_sha, recipe_sha)
+    result = out / "model.gguf" if isinstance(spec, GgufSpec) else out
     if (out / MARKER).is_file():
-        return Quantized(out, True, calib_sha, 0.0)
-    if spec.recipe is None:
+        return Quantized(result, True, calib_sha, 0.0)
+    if isinstance(spec, QuantizeSpec) and spec.recipe is None:
         check_groups(baseline, spec)
-    # Build in a temporary sibling and rename: an interrupted run leaves no half checkpoint.
+    source = None
+    if isinstance(spec, GgufSpec):  # before the timer: the conversion is cached on its own
+        source = unquantized_gguf(baseline, baseline_fingerprint, spec.outtype, cache_root)
+    started = time.monotonic()
+    with _building(out) as tmp:
+        try:
+            if isinstance(spec, GgufSpec):
+                from harness.quantize.llamacpp import make_gguf
+
+                assert source is not None
+                make_gguf(source, spec, tmp, calibration_texts)
+                versions: dict[str, str | None] = {"llama_cpp": _llama_cpp_version()}
+            else:
+                from harness.quantize.llmcompressor import run_oneshot
+
+                run_oneshot(baseline, spec, tmp, calibration_texts, SEED)
+                versions = {"llmcompressor": _version("llmcompressor"),
+                            "compressed_tensors": _version("compressed-tensors")}  # fmt: skip
+        except Exception as exc:  # whatever the engine raised: one line, and no half result
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise QuantizeError(f"quantizing {baseline} ({spec.describe()}): {first}") from exc
+        seconds = time.monotonic() - started
+        marker = {
+            "spec": asdict(spec), "baseline": baseline,
+            "baseline_fingerprint": baseline_fingerprint, "calibration_sha256": calib_sha,
+            "recipe_sha256": recipe_sha, "seconds": round(seconds, 1), **versions,
+        }  # fmt: skip
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    return Quantized(result, False, calib_sha, seconds)
+
+
+@contextmanager
+def _building(out: Path) -> Iterator[Path]:
+    """A temporary sibling of `out`, renamed to it when the body succeeds and removed when it
+    fails: an interrupted run leaves no half result where the cache looks."""
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    started = time.monotonic()
     try:
-        from harness.quantize.llmcompressor import run_oneshot
-
-        run_oneshot(baseline, spec, tmp, calibration_texts, SEED)
-    except Exception as exc:  # whatever the engine raised: one line, and no half checkpoint
+        yield tmp
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise QuantizeError(f"quantizing {baseline} ({spec.describe()}): {first}") from exc
-    seconds = time.monotonic() - started
-    marker = {
-        "spec": asdict(spec), "baseline": baseline, "baseline_fingerprint": baseline_fingerprint,
-        "calibration_sha256": calib_sha, "recipe_sha256": recipe_sha,
-        "seconds": round(seconds, 1),
-        "llmcompressor": _version("llmcompressor"),
-        "compressed_tensors": _version("compressed-tensors"),
-    }  # fmt: skip
-    (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        raise
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    return Quantized(out, False, calib_sha, seconds)
+
+
+def unquantized_gguf(
+    baseline: str, baseline_fingerprint: str, outtype: str, cache_root: Path
+) -> Path:
+    """The baseline as one unquantized GGUF: the file itself when it is one, else converted
+    once per (baseline fingerprint, outtype) and cached."""
+    if baseline.endswith(".gguf") and Path(baseline).is_file():
+        return Path(baseline)
+    blob = json.dumps([RECIPE_VERSION, baseline_fingerprint, "convert", outtype])
+    out = cache_root / f"gguf-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
+    if (out / MARKER).is_file():
+        return out / "model.gguf"
+    from harness.quantize.llamacpp import convert
+
+    print(f"converting {baseline} to a {outtype.upper()} GGUF (once)", file=sys.stderr)
+    with _building(out) as tmp:
+        try:
+            convert(baseline, outtype, tmp / "model.gguf", tmp / "llama.cpp.log")
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise QuantizeError(f"converting {baseline} to GGUF: {first}") from exc
+        marker = {"baseline": baseline, "baseline_fingerprint": baseline_fingerprint,
+                  "outtype": outtype, "llama_cpp": _llama_cpp_version()}  # fmt: skip
+        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+    return out / "model.gguf"
+
+
+def _llama_cpp_version() -> str:
+    from harness.llamacpp_home import VERSION
+
+    return VERSION
 
 
 def linear_inputs(checkpoint: str) -> dict[str, int]:

@@ -26,6 +26,9 @@ class DistributionMetrics:
     rms_delta_p: float
     ppl_ratio: float  # exp(mean NLL_cand - mean NLL_base) on the baseline's tokens
     histogram: tuple[int, ...]  # token counts per KLD_EDGES bin
+    # Set when the candidate's log-probs were top-k (a server): the KLD figures are lower
+    # bounds (top k + one tail bucket), labelled so wherever they are shown.
+    kld_top_k: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,10 @@ class TokenStats:
     delta_p: tuple[float, ...]  # p_cand(token) - p_base(token)
     nll_base: tuple[float, ...]
     nll_cand: tuple[float, ...]
+    # The candidate's log-probs were its top k per position (a server): each KLD is over
+    # those k plus one tail bucket, a lower bound of the true KLD, and NLLs of tokens outside
+    # the k are bounds. None: full-vocabulary log-probs, exact.
+    kld_top_k: int | None = None
 
     @property
     def first_top1_divergence(self) -> int | None:
@@ -58,3 +62,5 @@ class ModelRun:
     generations: tuple[Generation, ...]
     seconds: float
     samples: tuple[Sample, ...] = ()  # lm-eval per-sample results, when tasks are configured
+    tokens_per_second: float | None = None  # generated tokens over greedy-generation time
+    peak_memory_mb: float | None = None  # the engine's peak resident memory (None: a server)

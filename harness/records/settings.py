@@ -31,16 +31,89 @@ GateLimit = float | int | bool
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """How to reach a model behind an OpenAI-compatible server (`backend = "openai"`)."""
+
+    base_url: str  # up to and without /v1: http://127.0.0.1:8000
+    model: str  # the served model's name (the request's "model" field)
+    api_key_env: str | None = None  # the environment variable holding the key, never the key
+    concurrency: int = 4  # requests in flight at once
+    timeout: float = 120.0  # seconds per request
+    retries: int = 4  # more tries on 429/5xx/connection errors, with exponential backoff
+    top_logprobs: int = 20  # alternatives per position (OpenAI's cap is 20; vLLM's default too)
+    prompt_logprobs: bool = False  # the server returns prompt log-probs (vLLM): teacher forcing
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise RecordError(f"base_url {self.base_url!r} must start with http:// or https://")
+        if self.concurrency < 1 or self.retries < 0 or self.timeout <= 0:
+            raise RecordError("concurrency >= 1, retries >= 0 and timeout > 0 are required")
+        if not 1 <= self.top_logprobs <= 1000:
+            raise RecordError("top_logprobs must be between 1 and 1000")
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     name: str
-    path: str  # local dir or hub id
+    path: str  # local dir or hub id; a .gguf file for llama.cpp; the tokenizer dir for openai
     dtype: str = "float32"
     device: str = "cpu"
     backend: str = "hf"  # a key of the engine table (`harness.backends.ENGINES`)
+    threads: int | None = None  # CPU threads of an in-process engine (llama.cpp); None: all
+    context: int | None = None  # context length to allocate (llama.cpp); None: the model's
+    server: ServerSpec | None = None  # backend = "openai" only
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise RecordError(f"model {self.name!r}: dtype must be one of {', '.join(DTYPES)}")
+        if (self.server is not None) != (self.backend == "openai"):
+            raise RecordError(f"model {self.name!r}: server settings go with backend 'openai'")
+
+
+# llama-quantize's types (llama.cpp 0.3.36's list); `quantize` checks again against the tool.
+GGUF_TYPES = (
+    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M",
+    "TQ1_0", "TQ2_0", "Q2_K", "Q2_K_S", "IQ3_XXS", "IQ3_S", "IQ3_M", "Q3_K", "IQ3_XS",
+    "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "Q4_K", "Q4_K_S", "Q4_K_M", "Q5_K",
+    "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "MXFP4_MOE", "F16", "BF16", "F32",
+)  # fmt: skip
+# Types whose llama-quantize refuses to run without an importance matrix.
+NEEDS_IMATRIX = ("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_S", "IQ1_M")
+
+
+@dataclass(frozen=True, slots=True)
+class GgufSpec:
+    """`quantize = { engine = "llama.cpp", type = "Q4_K_M", imatrix = "calib.jsonl" }`: the
+    baseline converted to GGUF (convert_hf_to_gguf.py), an importance matrix computed on the
+    calibration set when given (llama-imatrix), then llama-quantize."""
+
+    type: str
+    imatrix: str | None = None  # eval-set JSONL file whose texts calibrate the matrix
+    imatrix_chunks: int = 64  # llama-imatrix --chunks
+    imatrix_context: int = 512  # llama-imatrix -c
+    outtype: str = "f32"  # convert_hf_to_gguf.py --outtype of the unquantized GGUF
+
+    def __post_init__(self) -> None:
+        if self.type not in GGUF_TYPES:
+            raise RecordError(f"unknown GGUF type {self.type!r}")
+        if self.type in NEEDS_IMATRIX and self.imatrix is None:
+            raise RecordError(f"GGUF type {self.type} needs an importance matrix (imatrix)")
+        if self.outtype not in ("f32", "f16", "bf16"):
+            raise RecordError("outtype must be f32, f16 or bf16")
+
+    @property
+    def calibration(self) -> str | None:
+        return self.imatrix
+
+    def recipe_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("imatrix")
+        d["engine"] = "llama.cpp"
+        return d
+
+    def describe(self) -> str:
+        source = "" if self.imatrix is None else f", imatrix {Path(self.imatrix).name}"
+        return f"GGUF {self.type} (llama.cpp){source}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,8 +226,22 @@ class CandidateSpec:
 
     name: str
     model: ModelSpec | None  # a checkpoint; None until a `quantize` candidate is made
-    quantize: QuantizeSpec | None = None
+    quantize: QuantizeSpec | GgufSpec | None = None
     gated: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusSettings:
+    """The `[corpus]` table: perplexity and KLD over a plain-text file (`harness corpus`)."""
+
+    text: str  # a UTF-8 text file
+    context: int = 512  # tokens per chunk (llama-perplexity -c)
+    chunks: int | None = None  # at most this many chunks (llama-perplexity --chunks)
+    reference: str | None = None  # the model the others are measured against (the baseline)
+
+    def __post_init__(self) -> None:
+        if self.context < 4:
+            raise RecordError("corpus context must be at least 4 tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +257,7 @@ class CompareConfig:
     noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
     lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
     agreement: AgreementSettings = field(default_factory=AgreementSettings)
+    corpus: CorpusSettings | None = None  # [corpus]: what `harness corpus` scores
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +267,7 @@ class ReadyCandidate:
     spec: ModelSpec
     gated: bool
     fingerprint: str
-    quantize: QuantizeSpec | None = None
+    quantize: QuantizeSpec | GgufSpec | None = None
     calibration_sha256: str | None = None
     quantize_seconds: float = 0.0
     quantize_cached: bool = False

@@ -20,7 +20,7 @@ from harness.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
 from harness.codec import to_json
 from harness.formats import num, pct, pts
 from harness.pairing import diff_ops
-from harness.records import PairedItem, SliceRow
+from harness.records import CandidateMetrics, GgufSpec, Interval, PairedItem, SliceRow
 from harness.results import CandidateInfo, CandidateResult, Results
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -181,12 +181,45 @@ def data_island(
 def made_by(info: CandidateInfo) -> str:
     q = info.quantize
     if q is None:
-        return f"checkpoint {info.path}"
+        return f"checkpoint {info.path} ({info.backend})"
+    if isinstance(q, GgufSpec):
+        if q.type.lower() == q.outtype:
+            return (f"the baseline's own weights converted to an {q.type} GGUF and run by "
+                    "llama.cpp: the engine noise floor, what the engine alone moves before "
+                    "quantization adds anything")  # fmt: skip
+        text = f"{q.describe()}: convert_hf_to_gguf.py, llama-quantize"
+        if q.imatrix:
+            sha = str(info.calibration_sha256)[:12]
+            text += f", importance matrix (llama-imatrix) on {q.imatrix} (sha256 {sha}…)"
+        return text
     text = f"{q.describe()} with llm-compressor"
     if q.calibration:
         sha = str(info.calibration_sha256)[:12]
         text += f", calibrated on {q.calibration} (sha256 {sha}…)"
     return text
+
+
+def speed_rows(results: Results) -> list[dict[str, Any]]:
+    """Speed next to quality: per model, its engine, generated tokens per second, the
+    engine's peak memory, and the quality figures beside them."""
+    d = results.header.durations
+    base = results.header.baseline
+    rows = [{"name": base.name, "backend": base.backend, "tps": d.tokens_per_second.get(base.name),
+             "memory": d.peak_memory_mb.get(base.name), "accuracy": None, "kld": None}]  # fmt: skip
+    for c in results.candidates:
+        acc = c.metrics["weighted_accuracy"]
+        rows.append({
+            "name": c.name, "backend": c.info.backend, "tps": d.tokens_per_second.get(c.name),
+            "memory": d.peak_memory_mb.get(c.name),
+            "accuracy": acc.candidate if isinstance(acc, Interval) else None,
+            "kld": _kld_cell(c.metrics),
+        })  # fmt: skip
+    return rows
+
+
+def _kld_cell(m: CandidateMetrics) -> str:
+    col = next(c for c in TABLE_COLUMNS if c.header == "mean KLD")
+    return col.cell(m).plain()
 
 
 def environment() -> Environment:
@@ -215,6 +248,7 @@ def render_html(
     template = environment().get_template("report.html.j2")
     return template.render(
         r=results, made_by=made_by, hists=hists, charts=charts, columns=TABLE_COLUMNS,
+        speed=speed_rows(results),
         script=script, script_hash=f"sha256-{digest}",
         data=data_island(results, paired, identity),
     )  # fmt: skip

@@ -1,0 +1,245 @@
+"""llama.cpp, in process, through the `llama_cpp` bindings (`backend = "llama.cpp"`, `path` a
+GGUF file): the kernels a GGUF model is served with by llama-server, Ollama or LM Studio.
+
+The bindings load the library `make llama-cpp` built (`harness.llamacpp_home`), so this
+engine and the llama.cpp tools run the same code. We drive the model below the bindings'
+high-level sampling API: one `llama_decode` per step, greedy as the argmax of the raw logits
+(llama.cpp's own greedy sampler), and every position's full-vocabulary logits read back when
+the run wants log-probs, so KLD, top-1, Δp and perplexity are exact as for transformers.
+Prompts are decoded one at a time in a single sequence; `threads` and `context` come from
+the model's config table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import (
+    Backend,
+    Capabilities,
+    Generated,
+    ModelLoadError,
+    checkpoint_fingerprint,
+)
+from harness.records import EvalItem, ModelSpec
+
+
+def render_template(template: str, messages: list[dict[str, str]], bos: str, eos: str,
+                    add_generation_prompt: bool) -> str:  # fmt: skip
+    """A GGUF's chat template rendered as transformers renders it (sandboxed jinja2,
+    trim_blocks and lstrip_blocks, `raise_exception`), so both engines get the same text."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template).render(
+        messages=messages, bos_token=bos, eos_token=eos,
+        add_generation_prompt=add_generation_prompt,
+    )  # fmt: skip
+
+
+class LlamaCppBackend(Backend):
+    capabilities = Capabilities(full_vocab_logprobs=True)
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        if not Path(spec.path).is_file():
+            raise ModelLoadError(f"model {spec.name!r}: no GGUF file at {spec.path}")
+        if spec.device != "cpu":
+            raise ModelLoadError(f"model {spec.name!r}: the llama.cpp backend runs on cpu here")
+        from harness.llamacpp_home import bindings_env
+
+        bindings_env()
+        import llama_cpp
+
+        self._lib = llama_cpp
+        threads = spec.threads or os.cpu_count() or 1
+        try:
+            self._llm: Any = llama_cpp.Llama(
+                model_path=spec.path, n_ctx=spec.context or 0, n_batch=512, n_ubatch=512,
+                n_threads=threads, n_threads_batch=threads, logits_all=False, verbose=False,
+                # llama-server and llama.cpp's tools default to flash attention "auto", which
+                # turns it on for the CPU backend; with it off here, the harness and
+                # llama-perplexity disagreed by 0.035% in perplexity on the same GGUF and
+                # text, and agreed to 0.001% with `-fa off` on both sides.
+                flash_attn=True,
+            )  # fmt: skip
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"model {spec.name!r} at {spec.path!r}: {exc}") from exc
+        self._vocab = self._llm.n_vocab()
+        self._meta: dict[str, str] = dict(self._llm.metadata)
+        self._turn = self._end_of_turn()
+
+    # --- tokenizer --------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._llm.tokenizer()
+
+    def _piece(self, token_id: int) -> str:
+        return bytes(self._llm.detokenize([token_id], special=True)).decode("utf-8", "replace")
+
+    def prompt_ids(self, item: EvalItem) -> list[int]:
+        if item.messages is not None:
+            conversation = [{"role": m.role.value, "content": m.content} for m in item.messages]
+            return self.encode_special(self.render_chat(conversation, True))
+        return self.encode(str(item.prompt), add_special=True)
+
+    def encode_special(self, text: str) -> list[int]:
+        """Text that holds special tokens as text (a rendered chat), parsed as such."""
+        return list(self._llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def encode(self, text: str, add_special: bool = False) -> list[int]:
+        # add_bos asks for the vocabulary's own special tokens: <bos> only where the GGUF's
+        # tokenizer.ggml.add_bos_token says so, as transformers' add_special_tokens.
+        return list(self._llm.tokenize(text.encode(), add_bos=add_special, special=False))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return bytes(self._llm.detokenize(list(ids))).decode("utf-8", "replace")
+
+    def token_text(self, token_id: int) -> str:
+        return bytes(self._llm.detokenize([token_id])).decode("utf-8", "replace")
+
+    def _end_of_turn(self) -> int | None:
+        """The special token the chat template writes right after an assistant message."""
+        if self.chat_template is None:
+            return None
+        marker = "\u2063harness\u2063"
+        chat = [{"role": "user", "content": "x"}, {"role": "assistant", "content": marker}]
+        try:
+            text = self.render_chat(chat, add_generation_prompt=False)
+        except Exception:  # a template that refuses this conversation: no turn token
+            return None
+        after = text.split(marker, 1)[1] if marker in text else ""
+        vocab = self._lib.llama_model_get_vocab(self._llm.model)
+        for token_id in self.encode_special(after):
+            if self._lib.llama_vocab_get_attr(vocab, token_id) & self._control_attrs():
+                return int(token_id)
+        return None
+
+    def _control_attrs(self) -> int:
+        lib = self._lib
+        return int(lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_USER_DEFINED)
+
+    @property
+    def stop_ids(self) -> tuple[int, ...]:
+        """The GGUF's eos and the chat template's end-of-turn token: what transformers takes
+        from the same model (its eos and its template), so both engines stop alike."""
+        ids = [int(self._llm.token_eos())]
+        if self._turn is not None:
+            ids.append(self._turn)
+        return tuple(dict.fromkeys(i for i in ids if i >= 0))
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._meta.get("tokenizer.chat_template")
+
+    def render_chat(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        template = self.chat_template
+        if template is None:
+            raise ValueError(f"the GGUF of {self.spec.name!r} has no chat template")
+        bos, eos = self._llm.token_bos(), self._llm.token_eos()
+        return render_template(
+            template, messages, self._piece(bos) if bos >= 0 else "",
+            self._piece(eos) if eos >= 0 else "", add_generation_prompt,
+        )  # fmt: skip
+
+    @property
+    def context_length(self) -> int | None:
+        return int(self._llm.n_ctx())
+
+    # --- model ------------------------------------------------------------------------------
+
+    def _forward(self, tokens: Sequence[int], n_past: int, every: bool) -> Any:
+        """Decode `tokens` after `n_past` cached ones; the logits [n, V] of every position
+        (`every`) or of the last one only, as float32."""
+        import numpy as np
+
+        llm, rows = self._llm, []
+        step = llm.n_batch
+        for start in range(0, len(tokens), step):
+            chunk = list(tokens[start : start + step])
+            llm._batch.set_batch(batch=chunk, n_past=n_past + start, logits_all=every)
+            llm._ctx.decode(llm._batch)
+            last = start + step >= len(tokens)
+            if every or last:
+                n = len(chunk) if every else 1
+                buf = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n * self._vocab,))
+                rows.append(buf.reshape(n, self._vocab).copy())
+        return np.concatenate(rows)
+
+    def _clear(self) -> None:
+        self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], limits: Sequence[int], stop_ids: Sequence[int],
+        batch_size: int, want_logprobs: bool = False, desc: str | None = None,
+    ) -> Iterator[list[Generated]]:  # fmt: skip
+        import sys
+
+        import numpy as np
+        import torch
+        from tqdm import tqdm
+
+        stops = set(stop_ids)
+        batch: list[Generated] = []
+        for i in tqdm(range(len(prompts)), desc=desc, unit="item", disable=desc is None,
+                      file=sys.stderr):  # fmt: skip
+            self._clear()
+            prompt = list(prompts[i])
+            logits = self._forward(prompt, 0, every=False)[-1]
+            ids: list[int] = []
+            rows = []
+            stop = None
+            while len(ids) < limits[i]:
+                if want_logprobs:
+                    rows.append(logits)
+                token = int(logits.argmax())
+                if token in stops:
+                    stop = token
+                    break
+                ids.append(token)
+                if len(ids) == limits[i]:
+                    break
+                logits = self._forward([token], len(prompt) + len(ids) - 1, every=False)[-1]
+            logp = None
+            if want_logprobs:
+                logp = torch.log_softmax(torch.from_numpy(np.stack(rows)), dim=-1)
+            batch.append(Generated(i, tuple(ids), stop, logp))
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def score(
+        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        batch_size: int,
+    ) -> Iterator[Any]:  # fmt: skip
+        import torch
+
+        for prompt, cont in zip(prompts, continuations, strict=True):
+            self._clear()
+            tokens = list(prompt) + list(cont)
+            logits = self._forward(tokens, 0, every=True)
+            sl = logits[len(prompt) - 1 : len(prompt) - 1 + len(cont)]
+            yield torch.log_softmax(torch.from_numpy(sl), dim=-1)
+
+    def fingerprint(self) -> str:
+        return checkpoint_fingerprint(self.spec.path)
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is not None:
+            llm.close()

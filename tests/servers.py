@@ -1,0 +1,135 @@
+"""Real servers for the openai backend's tests: llama-server on 127.0.0.1 (a free port, torn
+down after, even when a test fails) and a small fault-injecting proxy in front of it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from harness.llamacpp_home import tool
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"llama-server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"llama-server at {url} not healthy after {seconds}s")
+
+
+@contextmanager
+def llama_server(model: Path, log: Path, parallel: int = 2, context: int = 8192,
+                 threads: int = 2) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:  # fmt: skip
+    """llama-server serving `model` on 127.0.0.1:<free port>; yields (base_url, process)."""
+    port = free_port()
+    cmd = [str(tool("llama-server")), "-m", str(model), "--host", "127.0.0.1",
+           "--port", str(port), "-t", str(threads), "-c", str(context), "-np", str(parallel),
+           "--no-webui"]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@dataclass
+class Faults:
+    """What the proxy does to the requests it forwards (counted from 1, POSTs only)."""
+
+    fail_first: int = 0  # answer 500 to the first N
+    fail_all: bool = False
+    hang_first: int = 0  # hold the first N for `hang_seconds`, then forward them
+    hang_seconds: float = 0.0
+    posts: int = 0
+    answered_500: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@contextmanager
+def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
+    """A proxy on 127.0.0.1:<free port> in front of `upstream`; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _forward(self, body: bytes | None) -> None:
+            request = urllib.request.Request(
+                f"{upstream}{self.path}", body, {"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=300) as r:
+                    status, data = r.status, r.read()
+            except urllib.error.HTTPError as exc:
+                status, data = exc.code, exc.read()
+            except (urllib.error.URLError, ConnectionError):
+                status, data = 502, b'{"error": "upstream down"}'
+            self._send(status, data)
+
+        def _send(self, status: int, data: bytes) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (its timeout): nothing to answer
+
+        def do_GET(self) -> None:
+            self._forward(None)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with faults.lock:
+                faults.posts += 1
+                n = faults.posts
+            if faults.fail_all or n <= faults.fail_first:
+                with faults.lock:
+                    faults.answered_500 += 1
+                self._send(500, json.dumps({"error": "injected"}).encode())
+                return
+            if n <= faults.hang_first:
+                time.sleep(faults.hang_seconds)
+            self._forward(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,233 @@
+"""The openai backend against a real llama-server (the SmolLM2 GGUF, 127.0.0.1, a free port,
+torn down after), next to the in-process llama.cpp backend on the same file; and its faults:
+a 500 injected by a proxy, a request that times out, a server that stays down or is killed
+in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.llamacpp_home import bin_dir
+from tests.servers import Faults, fault_proxy, llama_server
+
+REPO = Path(__file__).resolve().parents[1]
+SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
+MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
+REAL = REPO / "evalsets" / "real"
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.skipif(
+        not (SMOLLM / "harness_fetch.json").is_file() or not MINILM.is_dir(),
+        reason="the real model is not fetched (make real-model)",
+    ),
+    pytest.mark.skipif(
+        not (bin_dir() / "llama-server").is_file(), reason="llama.cpp is not built (make llama-cpp)"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def gguf() -> Path:
+    """SmolLM2 as an F32 GGUF, made (and cached) the way a compare makes its candidates."""
+    from harness.backends.base import checkpoint_fingerprint
+    from harness.quantize import quantize
+    from harness.records import GgufSpec
+
+    return quantize(str(SMOLLM), checkpoint_fingerprint(str(SMOLLM)), GgufSpec("F32")).path
+
+
+@pytest.fixture(scope="module")
+def server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("server") / "llama-server.log"
+    with llama_server(gguf, log) as (url, proc):
+        yield url
+    assert proc.poll() is not None, "llama-server left running"
+
+
+def subset(out: Path, per_file: int = 4) -> Path:
+    """The first items of each real eval-set file, in one file."""
+    lines = []
+    for path in sorted(REAL.glob("*.jsonl")):
+        lines += path.read_text().splitlines()[:per_file]
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def served_spec(url: str, **server: Any) -> Any:
+    from harness.records import ModelSpec, ServerSpec
+
+    settings = {"concurrency": 2, "timeout": 60.0, "retries": 3} | server
+    return ModelSpec("served", str(SMOLLM), backend="openai",
+                     server=ServerSpec(url, "smollm2", **settings))  # fmt: skip
+
+
+def generate(spec: Any, items: list[Any], want: bool = True) -> list[Any]:
+    from harness.backends import open_backend
+
+    with open_backend(spec) as backend:
+        ids = [backend.prompt_ids(i) for i in items]
+        limits = [i.max_new_tokens or 48 for i in items]
+        rows = [g for batch in backend.generate(ids, limits, backend.stop_ids, 8, want)
+                for g in batch]  # fmt: skip
+    return sorted(rows, key=lambda g: g.index)
+
+
+@pytest.fixture(scope="module")
+def items(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
+    from harness.evalset import load_evalset
+
+    return load_evalset([str(subset(tmp_path_factory.mktemp("set") / "s.jsonl"))])
+
+
+@pytest.fixture(scope="module")
+def in_process(gguf: Path, items: list[Any]) -> list[Any]:
+    from harness.records import ModelSpec
+
+    return generate(ModelSpec("inproc", str(gguf), backend="llama.cpp", threads=2), items)
+
+
+def test_served_greedy_outputs_equal_the_in_process_engine(
+    server: str, items: list[Any], in_process: list[Any]
+) -> None:
+    """Same GGUF, same ids, same stop ids: llama-server's greedy outputs are llama.cpp's
+    in-process ones, and its top-20 log-probs agree with the full rows (the lumped KLD, a
+    lower bound, is ~0 on the same weights)."""
+    from harness.probes import token_stats
+
+    served = generate(served_spec(server), items)
+    assert [g.continuation for g in served] == [g.continuation for g in in_process]
+    assert all(g.logprobs.shape[1] == 20 for g in served)
+    kld = [k for s, f in zip(served, in_process, strict=True)
+           for k in token_stats(f.logprobs, s.logprobs, f.continuation).kld]  # fmt: skip
+    assert max(kld) < 1e-3, max(kld)
+
+
+def test_teacher_forcing_through_the_server(server: str, in_process: list[Any]) -> None:
+    """score(): one 1-token request per position, each prompt extending the last; the top
+    tokens equal the in-process engine's argmax on the same prefix."""
+    from harness.backends import open_backend
+
+    g = next(g for g in in_process if len(g.continuation) >= 5)
+    with open_backend(served_spec(server)) as backend:
+        from harness.evalset import load_evalset  # noqa: F401 - keeps the import local
+
+        prompt = [1, 9690, 198]  # <|im_start|>system\n: any prefix works
+        rows = list(backend.score([prompt], [list(g.continuation[:5])], 4))
+    assert rows[0].shape == (5, 20)
+
+
+def compare_config(tmp: Path, url: str, evalset: Path, **server: Any) -> Path:
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in server.items())
+    config = tmp / "served.toml"
+    config.write_text(f"""
+name = "served"
+evalsets = ["{evalset}"]
+[baseline]
+name = "fp32"
+path = "{SMOLLM}"
+[[candidates]]
+name = "served-f32"
+backend = "openai"
+path = "{SMOLLM}"
+base_url = "{url}"
+model = "smollm2"
+concurrency = 2
+{extra}
+[generation]
+max_new_tokens = 48
+batch_size = 8
+[agreement]
+model = "{MINILM}"
+[gate]
+max_weighted_accuracy_drop = 0.05
+""")
+    return config
+
+
+def run_compare(config: Path, out: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "harness.cli", "compare", "--config", str(config),
+           "--out", str(out)]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_compare_through_http_with_a_500_injected(
+    server: str, tmp_path: Path, in_process: list[Any]
+) -> None:
+    """A whole compare against the server, behind a proxy that answers 500 to the first three
+    requests: retried, the run completes, and the served outputs are the in-process ones.
+    The KLD is labelled a lower bound (top-20 + tail) in results.json and the report."""
+    faults = Faults(fail_first=3)
+    evalset = subset(tmp_path / "s.jsonl")
+    with fault_proxy(server, faults) as url:
+        done = run_compare(compare_config(tmp_path, url, evalset), tmp_path / "run")
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert faults.answered_500 == 3 and faults.posts > 3
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    served = next(c for c in results["candidates"] if c["name"] == "served-f32")
+    assert served["metrics"]["distribution"]["kld_top_k"] == 20
+    generations = tmp_path / "run" / "generations" / "served-f32.jsonl"
+    outputs = [json.loads(line)["output_ids"] for line in generations.open()]
+    assert outputs == [list(g.ids) for g in in_process]
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "lower bound" in html
+    speed = results["durations"]["tokens_per_second"]
+    assert speed["served-f32"] > 0 and "served-f32" not in results["durations"]["peak_memory_mb"]
+    assert results["durations"]["peak_memory_mb"]["fp32"] > 100
+
+
+def test_a_request_that_times_out_is_retried(server: str, items: list[Any]) -> None:
+    faults = Faults(hang_first=1, hang_seconds=4.0)
+    with fault_proxy(server, faults) as url:
+        from harness.backends import open_backend
+
+        with open_backend(served_spec(url, timeout=1.5, retries=2, concurrency=1)) as backend:
+            ids = backend.prompt_ids(items[0])
+            rows = [g for b in backend.generate([ids], [8], backend.stop_ids, 1) for g in b]
+            assert backend.client.retried >= 1  # type: ignore[attr-defined]
+    assert len(rows) == 1 and rows[0].ids
+
+
+def test_a_server_that_stays_down_exits_2_naming_it(server: str, tmp_path: Path) -> None:
+    faults = Faults(fail_all=True)
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
+    with fault_proxy(server, faults) as url:
+        done = run_compare(compare_config(tmp_path, url, evalset, retries=2), tmp_path / "run")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"the server at {url} did not answer /v1/completions after 3 tries" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()  # never a half-scored run
+
+
+def test_server_killed_mid_run(gguf: Path, tmp_path: Path) -> None:
+    """The server dies after some requests of the candidate: exit 2 naming it, no run folder,
+    no server process left."""
+    evalset = subset(tmp_path / "s.jsonl")
+    faults = Faults()
+    with (
+        llama_server(gguf, tmp_path / "server.log") as (upstream, proc),
+        fault_proxy(upstream, faults) as url,
+    ):
+        config = compare_config(tmp_path, url, evalset, retries=2, timeout=5)
+
+        def kill_after_requests() -> None:
+            while faults.posts < 6 and proc.poll() is None:
+                time.sleep(0.05)
+            proc.kill()
+
+        killer = threading.Thread(target=kill_after_requests, daemon=True)
+        killer.start()
+        done = run_compare(config, tmp_path / "run")
+        killer.join(timeout=5)
+    assert proc.poll() is not None
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "did not answer /v1/completions" in done.stderr
+    assert not (tmp_path / "run").exists()
