@@ -86,7 +86,11 @@ def build(home: Path) -> float:
                  "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
                  "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_BUILD_TESTS=OFF",
                  "-DLLAMA_BUILD_EXAMPLES=OFF"]  # fmt: skip
-    subprocess.run(configure, check=True, stdout=subprocess.DEVNULL)
+    # Quiet unless it fails: cmake's git probe complains that the sdist's tree is no checkout.
+    done = subprocess.run(configure, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+        raise SystemExit("llama-cpp: cmake could not configure the build (its output is above)")
     targets = [*lc.TOOLS, "llama"]
     cmd = ["cmake", "--build", str(build_dir), "--config", "Release", "-j", jobs,
            "--target", *targets]  # fmt: skip

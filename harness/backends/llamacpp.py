@@ -91,17 +91,14 @@ class LlamaCppBackend(Backend):
     def prompt_ids(self, item: EvalItem) -> list[int]:
         if item.messages is not None:
             conversation = [{"role": m.role.value, "content": m.content} for m in item.messages]
-            return self.encode_special(self.render_chat(conversation, True))
+            return self.encode(self.render_chat(conversation, True))
         return self.encode(str(item.prompt), add_special=True)
 
-    def encode_special(self, text: str) -> list[int]:
-        """Text that holds special tokens as text (a rendered chat), parsed as such."""
-        return list(self._llm.tokenize(text.encode(), add_bos=False, special=True))
-
     def encode(self, text: str, add_special: bool = False) -> list[int]:
-        # add_bos asks for the vocabulary's own special tokens: <bos> only where the GGUF's
-        # tokenizer.ggml.add_bos_token says so, as transformers' add_special_tokens.
-        return list(self._llm.tokenize(text.encode(), add_bos=add_special, special=False))
+        # As transformers tokenizes: special tokens written in the text (a rendered chat) are
+        # parsed as such; add_bos asks for the vocabulary's own additions: <bos> only where
+        # the GGUF's tokenizer.ggml.add_bos_token says so.
+        return list(self._llm.tokenize(text.encode(), add_bos=add_special, special=True))
 
     def decode(self, ids: Sequence[int]) -> str:
         return bytes(self._llm.detokenize(list(ids))).decode("utf-8", "replace")
@@ -121,7 +118,7 @@ class LlamaCppBackend(Backend):
             return None
         after = text.split(marker, 1)[1] if marker in text else ""
         vocab = self._lib.llama_model_get_vocab(self._llm.model)
-        for token_id in self.encode_special(after):
+        for token_id in self.encode(after):
             if self._lib.llama_vocab_get_attr(vocab, token_id) & self._control_attrs():
                 return int(token_id)
         return None
