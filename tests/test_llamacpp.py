@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from harness.llamacpp_home import bin_dir, home
 
@@ -124,9 +123,12 @@ def test_same_weights_same_greedy_outputs_and_exact_logprobs(engines: Any) -> No
     kld = [k for x, y in zip(a, b, strict=True) if x.continuation == y.continuation
            for k in token_stats(x.logprobs, y.logprobs, x.continuation).kld]  # fmt: skip
     assert sum(kld) / len(kld) < 1e-4
-    # Teacher forcing on its own output gives back its generation's log-probs.
-    forced = list(lc.score([ids[0]], [b[0].continuation], 1))[0]
-    assert torch.allclose(forced, b[0].logprobs, atol=2e-3)
+    # Teacher forcing on its own output gives back its generation's distributions (a batched
+    # prompt pass and one-token steps run different kernels: far-tail log-probs move by a few
+    # thousandths of a nat; the distributions agree to a KLD under 1e-5).
+    forced = next(iter(lc.score([ids[0]], [b[0].continuation], 1)))
+    again = token_stats(forced, b[0].logprobs, b[0].continuation)
+    assert max(again.kld) < 1e-5 and all(again.top1_agree)
 
 
 def test_lm_eval_tasks_on_llama_cpp_agree_with_transformers(engines: Any, tmp_path: Path) -> None:

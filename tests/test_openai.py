@@ -173,7 +173,7 @@ def test_compare_through_http_with_a_500_injected(
     assert faults.answered_500 == 3 and faults.posts > 3
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     served = next(c for c in results["candidates"] if c["name"] == "served-f32")
-    assert served["metrics"]["distribution"]["kld_top_k"] == 20
+    assert served["distribution"]["kld_top_k"] == 20
     generations = tmp_path / "run" / "generations" / "served-f32.jsonl"
     outputs = [json.loads(line)["output_ids"] for line in generations.open()]
     assert outputs == [list(g.ids) for g in in_process]

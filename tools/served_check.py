@@ -36,7 +36,8 @@ def explain(gguf: str, prompt: list[int], a: list[int], b: list[int]) -> str:
 
     k = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     with open_backend(ModelSpec("x", gguf, backend="llama.cpp")) as backend:
-        row = list(backend.score([prompt], [a[: k + 1] if k < len(a) else [*a, 2]], 1))[0][-1]
+        cont = a[: k + 1] if k < len(a) else [*a, 2]
+        row = next(iter(backend.score([prompt], [cont], 1)))[-1]
         top = row.topk(2)
     margin = float(top.values[0] - top.values[1])
     return f"part at token {k}; in-process top-2 margin there {margin:.4f} nats"
