@@ -89,7 +89,7 @@ def main() -> None:
         code = subprocess.run(cmd, check=False).returncode
         if code not in (0, 1):
             raise SystemExit(f"the served compare exited {code}")
-    prompts = {}
+    prompts: dict[str, list[int]] = {}
     for t in tables:
         ours, theirs = generations(local, t["name"]), generations(served_run, t["name"])
         same = sum(a["output_ids"] == b["output_ids"] for a, b in zip(ours, theirs, strict=True))
