@@ -25,8 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from harness.backends import open_backend
+from harness.backends import Backend, open_backend
 from harness.backends.base import TokenizerMismatch
 from harness.codec import to_json
 from harness.errors import HarnessError
@@ -95,85 +96,112 @@ def split(chunk: Sequence[int]) -> tuple[list[int], list[int]]:
     return list(chunk[: first + 1]), list(chunk[first + 1 :])
 
 
+@dataclass
+class _Reference:
+    """What the reference model leaves for the others: the ids, the chunks, its packed
+    log-probs, its NLLs, and the pieces of the ids it was fed (to check a vocabulary)."""
+
+    tokens: list[int]
+    chunks: list[list[int]]
+    store: LogprobStore
+    pieces: dict[int, str]
+    nll: list[float]
+
+
+def _tokenize(
+    backend: Backend, text: str, settings: CorpusSettings
+) -> tuple[list[int], list[list[int]]]:
+    tokens = backend.encode(text, add_special=True)
+    start = backend.encode("", add_special=True)
+    chunks = chunk_ids(tokens, settings.context, settings.chunks, start[0] if start else None)
+    if not chunks:
+        raise CorpusError(
+            f"{settings.text}: {len(tokens)} tokens, fewer than one chunk of {settings.context}"
+        )
+    return tokens, chunks
+
+
+def _check_vocabulary(backend: Backend, text: str, ref: _Reference, where: str) -> None:
+    """Engines may split a text differently (llama.cpp and transformers differ on some
+    whitespace runs) while sharing the vocabulary: every model is fed the reference's ids,
+    which must mean the same pieces to it."""
+    own = backend.encode(text, add_special=True)
+    if own == ref.tokens:
+        return
+    if any(backend.token_text(t) != p for t, p in ref.pieces.items()):
+        raise TokenizerMismatch(
+            f"{where}: the vocabulary of {backend.spec.name!r} differs from the reference's: "
+            "the models cannot be fed the same ids"
+        )
+    print(f"corpus: {backend.spec.name}: its tokenizer splits the text into {len(own)} tokens, "
+          f"the reference's into {len(ref.tokens)}: fed the reference's ids (same vocabulary)",
+          file=sys.stderr)  # fmt: skip
+
+
+def _score(backend: Backend, ref: _Reference, is_reference: bool) -> dict[str, Any]:
+    pairs = [split(c) for c in ref.chunks]
+    scored = backend.score([p for p, _ in pairs], [c for _, c in pairs], 1)
+    out: dict[str, Any] = {"nll": [], "kld": [], "agree": [], "dp": [], "top_k": None}
+    for i, ((_, cont), logp) in enumerate(zip(pairs, scored, strict=True)):
+        if is_reference:
+            ref.store.append(i, logp)
+            out["nll"] += picked_nll(logp, cont).tolist()
+            continue
+        stats = token_stats(ref.store.get(i), logp, cont)
+        out["nll"] += list(stats.nll_cand)
+        out["kld"] += list(stats.kld)
+        out["agree"] += list(stats.top1_agree)
+        out["dp"] += list(stats.delta_p)
+        out["top_k"] = stats.kld_top_k
+    if is_reference:
+        ref.store.close()
+        ref.nll = out["nll"]
+    return out
+
+
+def _summary(spec: ModelSpec, got: dict[str, Any], ref: _Reference, seconds: float) -> CorpusRow:
+    nll, kld, agree, dp = got["nll"], got["kld"], got["agree"], got["dp"]
+    mean_nll = sum(nll) / len(nll)
+    if not kld:  # the reference itself
+        return CorpusRow(spec.name, spec.backend, len(nll), math.exp(mean_nll), seconds)
+    return CorpusRow(
+        spec.name, spec.backend, len(nll), math.exp(mean_nll), seconds,
+        ppl_ratio=math.exp(mean_nll - sum(ref.nll) / len(ref.nll)),
+        mean_kld=sum(kld) / len(kld), median_kld=quantile(kld, 0.5),
+        p99_kld=quantile(kld, 0.99), max_kld=max(kld), same_top1=sum(agree) / len(agree),
+        rms_delta_p=math.sqrt(sum(d * d for d in dp) / len(dp)), kld_top_k=got["top_k"],
+    )  # fmt: skip
+
+
 def run_corpus(
     models: Sequence[ModelSpec], settings: CorpusSettings, reference: str
 ) -> CorpusResults:
-    """Score every model on the text; `reference` (one of `models`) is scored first."""
+    """Score every model on the text; `reference` (one of `models`) is scored first, and its
+    tokenization and log-probs are what the others are fed and measured against."""
     text = Path(settings.text).read_text(encoding="utf-8")
     ordered = sorted(models, key=lambda m: m.name != reference)
     rows: list[CorpusRow] = []
     with tempfile.TemporaryDirectory(prefix="harness-corpus-") as tmp:
-        store = LogprobStore(Path(tmp) / "reference")
-        tokens: list[int] = []
-        chunks: list[list[int]] = []
-        ref_nll: list[float] = []
-        pieces: dict[int, str] = {}
+        ref: _Reference | None = None
         for spec in ordered:
             started = time.monotonic()
             print(f"corpus: {spec.name} ({spec.backend})", file=sys.stderr, flush=True)
             with open_backend(spec) as backend:
-                own = backend.encode(text, add_special=True)
-                if not chunks:
-                    tokens = own
-                    start = backend.encode("", add_special=True)
-                    chunks = chunk_ids(tokens, settings.context, settings.chunks,
-                                       start[0] if start else None)  # fmt: skip
-                    if not chunks:
-                        raise CorpusError(
-                            f"{settings.text}: {len(tokens)} tokens, fewer than one chunk of "
-                            f"{settings.context}"
-                        )
+                if ref is None:
+                    tokens, chunks = _tokenize(backend, text, settings)
                     pieces = {t: backend.token_text(t) for t in set(tokens)}
-                elif own != tokens:
-                    # Engines may split a text differently (llama.cpp and transformers differ
-                    # on some whitespace runs) while sharing the vocabulary: every model is
-                    # fed the reference's ids, which must mean the same pieces to it.
-                    if any(backend.token_text(t) != p for t, p in pieces.items()):
-                        raise TokenizerMismatch(
-                            f"{settings.text}: the vocabulary of {spec.name!r} differs from "
-                            f"the reference's: the models cannot be fed the same ids"
-                        )
-                    print(f"corpus: {spec.name}: its tokenizer splits the text into "
-                          f"{len(own)} tokens, the reference's into {len(tokens)}: fed the "
-                          "reference's ids (same vocabulary)", file=sys.stderr)  # fmt: skip
-                pairs = [split(c) for c in chunks]
-                scored = backend.score([p for p, _ in pairs], [c for _, c in pairs], 1)
-                nll: list[float] = []
-                kld: list[float] = []
-                agree: list[bool] = []
-                dp: list[float] = []
-                top_k = None
-                for i, ((_, cont), logp) in enumerate(zip(pairs, scored, strict=True)):
-                    if spec.name == reference:
-                        store.append(i, logp)
-                        nll += picked_nll(logp, cont).tolist()
-                        continue
-                    stats = token_stats(store.get(i), logp, cont)
-                    nll += list(stats.nll_cand)
-                    kld += list(stats.kld)
-                    agree += list(stats.top1_agree)
-                    dp += list(stats.delta_p)
-                    top_k = stats.kld_top_k
-                if spec.name == reference:
-                    store.close()
-                    ref_nll = nll
-            seconds = round(time.monotonic() - started, 1)
-            mean_nll = sum(nll) / len(nll)
-            row = CorpusRow(spec.name, spec.backend, len(nll), math.exp(mean_nll), seconds)
-            if kld:
-                row = CorpusRow(
-                    spec.name, spec.backend, len(nll), math.exp(mean_nll), seconds,
-                    ppl_ratio=math.exp(mean_nll - sum(ref_nll) / len(ref_nll)),
-                    mean_kld=sum(kld) / len(kld), median_kld=quantile(kld, 0.5),
-                    p99_kld=quantile(kld, 0.99), max_kld=max(kld),
-                    same_top1=sum(agree) / len(agree),
-                    rms_delta_p=math.sqrt(sum(d * d for d in dp) / len(dp)), kld_top_k=top_k,
-                )  # fmt: skip
-            rows.append(row)
+                    store = LogprobStore(Path(tmp) / "reference")
+                    ref = _Reference(tokens, chunks, store, pieces, [])
+                    got = _score(backend, ref, is_reference=True)
+                else:
+                    _check_vocabulary(backend, text, ref, settings.text)
+                    got = _score(backend, ref, is_reference=False)
+            rows.append(_summary(spec, got, ref, round(time.monotonic() - started, 1)))
+    assert ref is not None  # models holds the reference
     return CorpusResults(
         SCHEMA_VERSION, datetime.now(UTC).isoformat(timespec="seconds"), settings.text,
-        hashlib.sha256(text.encode()).hexdigest(), settings.context, len(chunks),
-        len(split(chunks[0])[1]), reference, tuple(rows),
+        hashlib.sha256(text.encode()).hexdigest(), settings.context, len(ref.chunks),
+        len(split(ref.chunks[0])[1]), reference, tuple(rows),
     )  # fmt: skip
 
 

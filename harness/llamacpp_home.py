@@ -1,11 +1,13 @@
 """Where the llama.cpp build lives, and how to reach its tools and library.
 
 `make llama-cpp` (tools/llama_cpp.py) builds llama.cpp from the vendored tree of the
-`llama-cpp-python` sdist into `.cache/harness/llama.cpp/<version>/`; the `llama_cpp` Python
-bindings are installed without a compile of their own and load that build's `libllama.so`
-(`LLAMA_CPP_LIB_PATH`). `HARNESS_LLAMA_CPP` points elsewhere (a build of your own: a folder
-holding `bin/` with the tools and the shared libraries, and `src/` with `convert_hf_to_gguf.py`).
-No torch here: the report side reads nothing of this.
+`llama-cpp-python` sdist, once per machine, into the user's cache
+(`~/.cache/harness/llama.cpp/<version>/`), linked from the repository's
+`.cache/harness/llama.cpp/<version>/`; the `llama_cpp` Python bindings are installed without a
+compile of their own and load that build's `libllama.so` (`LLAMA_CPP_LIB_PATH`).
+`HARNESS_LLAMA_CPP` points elsewhere (a build of your own: a folder holding `bin/` with the
+tools and the shared libraries, and `src/` with `convert_hf_to_gguf.py`). No torch here: the
+report side reads nothing of this.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ class LlamaCppMissing(HarnessError):
 
 def home() -> Path:
     return Path(os.environ.get("HARNESS_LLAMA_CPP", DEFAULT_HOME)).resolve()
+
+
+def machine_home() -> Path:
+    """Where `make llama-cpp` builds, once per machine (the user's cache), so that a fresh
+    clone on the same machine links it instead of compiling again."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "harness" / "llama.cpp" / VERSION
 
 
 def bin_dir() -> Path:

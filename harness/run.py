@@ -8,9 +8,10 @@ import contextlib
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from harness.backends import Backend, open_backend
+from harness.backends import Backend, engine_class, open_backend
 from harness.backends.base import TokenizerMismatch, checkpoint_fingerprint
 from harness.backends.hf import BOOKKEEPING, SentenceEmbedder
 from harness.errors import HarnessError
@@ -239,6 +240,16 @@ def run_all(
         if probe is not None:
             folder.write_reference_nll(run.name, probe.reference_nll)
 
+    if (
+        settings.distribution
+        and not engine_class(baseline.backend).capabilities.full_vocab_logprobs
+    ):
+        # A server's top-k cannot be the reference of a KLD: say so, and leave the metrics out
+        # rather than report a number that means something else.
+        print(f"{baseline.name}: the {baseline.backend} engine returns no full-vocabulary "
+              "log-probs: the distribution metrics are left out of this run",
+              file=sys.stderr)  # fmt: skip
+        settings = replace(settings, distribution=False)
     base_probe = None
     if settings.distribution:
         store = LogprobStore(folder.logprob_stem)

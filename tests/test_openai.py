@@ -231,3 +231,22 @@ def test_server_killed_mid_run(gguf: Path, tmp_path: Path) -> None:
     assert done.returncode == 2, done.stderr[-2000:]
     assert "did not answer /v1/completions" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_server_baseline_leaves_the_distribution_metrics_out(server: str, tmp_path: Path) -> None:
+    """Top-k log-probs cannot be the reference of a KLD: the run says so and reports no
+    distribution metrics, rather than numbers that mean something else."""
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
+    config = compare_config(tmp_path, server, evalset)
+    text = config.read_text().replace(
+        f'[baseline]\nname = "fp32"\npath = "{SMOLLM}"',
+        f'[baseline]\nname = "fp32"\npath = "{SMOLLM}"\nbackend = "openai"\n'
+        f'base_url = "{server}"\nmodel = "smollm2"',
+    )
+    config.write_text(text)
+    done = run_compare(config, tmp_path / "run")
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert "the distribution metrics are left out of this run" in done.stderr
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["candidates"][0]["distribution"] is None
+    assert results["candidates"][0]["metrics"]["weighted_accuracy"] is not None
