@@ -172,7 +172,8 @@ def _prompt_rows(choice: dict[str, Any], start: int, targets: Sequence[int]) -> 
         logp.append([lp for _, lp in ranked])
         target.append(own)
     k = min(len(r) for r in ids)
-    return TopK(torch.tensor([r[:k] for r in ids]), torch.tensor([r[:k] for r in logp]),
+    return TopK(torch.tensor([r[:k] for r in ids]),
+                torch.tensor([r[:k] for r in logp], dtype=torch.float64),
                 torch.tensor(target, dtype=torch.float64))  # fmt: skip
 
 
