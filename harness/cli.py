@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.quantize import DEFAULT_CACHE
-from harness.records import METHODS, SCHEMES, QuantizeSpec
+from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
 from harness.results import Results
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -55,11 +55,19 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from harness.backends.base import checkpoint_fingerprint
     from harness.quantize import quantize
 
-    spec = QuantizeSpec(
-        args.scheme, args.method, args.calibration, args.samples, args.max_seq_length
-    )
+    spec: QuantizeSpec | GgufSpec
+    if args.gguf is not None:
+        spec = GgufSpec(args.gguf, args.imatrix)
+    elif args.scheme is None or args.method is None:
+        raise HarnessError("quantize: give --scheme and --method (llm-compressor) or --gguf TYPE")
+    else:
+        spec = QuantizeSpec(
+            args.scheme, args.method, args.calibration, args.samples, args.max_seq_length
+        )
     made = quantize(args.baseline, checkpoint_fingerprint(args.baseline), spec, args.cache)
-    if args.out:
+    if args.out and made.path.is_file():
+        shutil.copyfile(made.path, args.out)
+    elif args.out:
         shutil.copytree(made.path, args.out, dirs_exist_ok=True)
     where = args.out or made.path
     print(f"{'cached' if made.cached else f'made in {made.seconds:.0f}s'}: {where}")
@@ -126,10 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(func=cmd_validate)
 
-    quant = sub.add_parser("quantize", help="baseline + recipe + calibration set -> checkpoint dir")
+    quant = sub.add_parser(
+        "quantize", help="baseline + recipe + calibration set -> checkpoint dir or GGUF file"
+    )
     quant.add_argument("--baseline", required=True, help="baseline checkpoint dir")
-    quant.add_argument("--scheme", required=True, choices=SCHEMES)
-    quant.add_argument("--method", required=True, choices=METHODS)
+    quant.add_argument("--scheme", choices=SCHEMES)
+    quant.add_argument("--method", choices=METHODS)
+    quant.add_argument("--gguf", choices=GGUF_TYPES, metavar="TYPE",
+                       help="a GGUF with llama.cpp instead (Q8_0, Q4_K_M, ...)")  # fmt: skip
+    quant.add_argument("--imatrix", help="calibration JSONL for llama-imatrix (with --gguf)")
     quant.add_argument("--calibration", help="calibration JSONL (required by gptq)")
     quant.add_argument("--samples", type=int, default=128)
     quant.add_argument("--max-seq-length", type=int, default=512)

@@ -19,6 +19,21 @@ from pathlib import Path
 from harness.llamacpp_home import tool
 
 
+def child_servers() -> list[int]:
+    """Pids of llama-server processes this process started and that still run."""
+    import os
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split()
+        except OSError:
+            continue
+        if fields[1] == "(llama-server)" and int(fields[3]) == os.getpid() and fields[2] != "Z":
+            found.append(int(fields[0]))
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

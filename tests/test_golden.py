@@ -60,6 +60,17 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     }
     gate = list(old["config"]["gate"].items())
     old["config"]["gate"] = dict([*gate[:7], ("max_diverged_share", None), *gate[7:]])
+    # Step 8: engines (threads, context, a server), the engine each candidate ran on, KLDs
+    # marked when they are top-k lower bounds, and the [corpus] table (none here).
+    for model in (old["baseline"], old["config"]["baseline"],
+                  *(c["model"] for c in old["config"]["candidates"] if c["model"])):  # fmt: skip
+        if "dtype" in model and model is not old["baseline"]:
+            model |= {"threads": None, "context": None, "server": None}
+    for cand in old["candidates"]:
+        cand["backend"] = "hf"
+        if cand["distribution"] is not None:
+            cand["distribution"]["kld_top_k"] = None
+    old["config"]["corpus"] = None
     return old
 
 

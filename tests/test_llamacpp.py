@@ -147,3 +147,16 @@ def test_lm_eval_tasks_on_llama_cpp_agree_with_transformers(engines: Any, tmp_pa
     request = [(hf.encode("sort cba=", True), hf.encode(" abc"))]
     [(la, _)], [(lb, _)] = hf.loglikelihood(request, 1), lc.loglikelihood(request, 1)
     assert abs(la - lb) < 0.01
+
+
+def test_quantize_command_makes_a_gguf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    out = tmp_path / "q8.gguf"
+    args = ["quantize", "--baseline", str(SMOLLM), "--gguf", "Q8_0", "--cache",
+            str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert out.read_bytes()[:4] == b"GGUF"
+    assert main(args) == 0 and "cached" in capsys.readouterr().out
+    assert main(["quantize", "--baseline", str(SMOLLM)]) == 2
+    assert "give --scheme and --method" in capsys.readouterr().err

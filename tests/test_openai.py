@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness.llamacpp_home import bin_dir
-from tests.servers import Faults, fault_proxy, llama_server
+from tests.servers import Faults, child_servers, fault_proxy, llama_server
 
 REPO = Path(__file__).resolve().parents[1]
 SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
@@ -51,6 +51,7 @@ def server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     with llama_server(gguf, log) as (url, proc):
         yield url
     assert proc.poll() is not None, "llama-server left running"
+    assert child_servers() == [], "a test left a llama-server behind"
 
 
 def subset(out: Path, per_file: int = 4) -> Path:

@@ -40,7 +40,12 @@ def explain(gguf: str, prompt: list[int], a: list[int], b: list[int]) -> str:
         row = next(iter(backend.score([prompt], [cont], 1)))[-1]
         top = row.topk(2)
     margin = float(top.values[0] - top.values[1])
-    return f"part at token {k}; in-process top-2 margin there {margin:.4f} nats"
+    return f"part at token {k}; in-process top-2 margin there {margin:.4f} nats (teacher-forced)"
+
+
+def absolute(path: str) -> str:
+    """The derived config lives in reports/: its paths must not be relative to the first's."""
+    return str(Path(path).resolve())
 
 
 def toml_value(value: Any) -> str:
@@ -71,17 +76,17 @@ def main() -> None:
             log.parent.mkdir(parents=True, exist_ok=True)
             url, _ = stack.enter_context(llama_server(Path(spec.path), log, parallel=2))
             tables.append({
-                "name": cand["name"], "backend": "openai", "path": str(cfg.baseline.path),
+                "name": cand["name"], "backend": "openai", "path": absolute(cfg.baseline.path),
                 "base_url": url, "model": spec.name, "concurrency": 2,
                 "gated": cand.get("gated", True),
             })  # fmt: skip
         raw["candidates"] = tables
         raw["name"] = f"{cfg.name}-served"
         raw["evalsets"] = [str((base_dir / e).resolve()) for e in raw["evalsets"]]
-        raw["baseline"]["path"] = str(cfg.baseline.path)
+        raw["baseline"]["path"] = absolute(cfg.baseline.path)
         raw.pop("corpus", None)
         if "agreement" in raw:
-            raw["agreement"]["model"] = cfg.agreement.model
+            raw["agreement"]["model"] = absolute(cfg.agreement.model)
         config = Path("reports") / f"{cfg.name}-served.toml"
         config.write_text(dump(raw))
         cmd = [sys.executable, "-m", "harness.cli", "compare", "--config", str(config),

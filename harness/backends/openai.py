@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -71,22 +72,22 @@ class Client:
                     "is not set"
                 )
             self.headers["Authorization"] = f"Bearer {key}"
-        self.requests = 0
-        self.retried = 0
+        self.retried = 0  # retries made, all threads together (what the tests look at)
+        self._lock = threading.Lock()
 
     def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         url = f"{self.server.base_url}{path}"
         data = None if body is None else json.dumps(body).encode()
-        last = ""
+        last, wait = "", None
         for attempt in range(self.server.retries + 1):
             if attempt:
-                self.retried += 1
-                time.sleep(min(8.0, 0.25 * 2**attempt) if not last.startswith("wait") else
-                           float(last.split()[1]))  # fmt: skip
+                with self._lock:
+                    self.retried += 1
+                time.sleep(wait if wait is not None else min(8.0, 0.25 * 2**attempt))
+            wait = None
             request = urllib.request.Request(url, data, self.headers)
             try:
                 with urllib.request.urlopen(request, timeout=self.server.timeout) as response:
-                    self.requests += 1
                     return json.loads(response.read())
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode("utf-8", "replace")
@@ -94,9 +95,9 @@ class Client:
                     raise ServerError(
                         f"model {self.name!r}: {url} answered {exc.code}: {detail}"
                     ) from None
+                last = f"HTTP {exc.code}: {detail}"
                 retry_after = exc.headers.get("Retry-After", "")
-                last = (f"wait {min(float(retry_after), 30.0)}" if retry_after.isdigit()
-                        else f"HTTP {exc.code}: {detail}")  # fmt: skip
+                wait = min(float(retry_after), 30.0) if retry_after.isdigit() else None
             except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
                     TimeoutError) as exc:  # fmt: skip
                 reason = getattr(exc, "reason", exc)
