@@ -11,22 +11,11 @@ from typing import Any
 
 import pytest
 
-from harness.llamacpp_home import bin_dir, home
+from harness.llamacpp_home import home
+from tests.real_models import NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
-REPO = Path(__file__).resolve().parents[1]
-SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
-REAL = REPO / "evalsets" / "real"
 CALIBRATION = REPO / "evalsets" / "calibration" / "generic.jsonl"
-pytestmark = [
-    pytest.mark.real,
-    pytest.mark.skipif(
-        not (SMOLLM / "harness_fetch.json").is_file(),
-        reason="the real model is not fetched (make real-model)",
-    ),
-    pytest.mark.skipif(
-        not (bin_dir() / "llama-server").is_file(), reason="llama.cpp is not built (make llama-cpp)"
-    ),
-]
+pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 
 
 def test_a_second_make_llama_cpp_does_nothing() -> None:

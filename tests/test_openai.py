@@ -16,23 +16,10 @@ from typing import Any
 
 import pytest
 
-from harness.llamacpp_home import bin_dir
+from tests.real_models import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 from tests.servers import Faults, child_servers, fault_proxy, llama_server
 
-REPO = Path(__file__).resolve().parents[1]
-SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
-MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
-REAL = REPO / "evalsets" / "real"
-pytestmark = [
-    pytest.mark.real,
-    pytest.mark.skipif(
-        not (SMOLLM / "harness_fetch.json").is_file() or not MINILM.is_dir(),
-        reason="the real model is not fetched (make real-model)",
-    ),
-    pytest.mark.skipif(
-        not (bin_dir() / "llama-server").is_file(), reason="llama.cpp is not built (make llama-cpp)"
-    ),
-]
+pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 
 
 @pytest.fixture(scope="module")

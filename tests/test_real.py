@@ -12,18 +12,9 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from tests.real_models import MINILM, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
-REPO = Path(__file__).resolve().parents[1]
-SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
-MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
-REAL = REPO / "evalsets" / "real"
-pytestmark = [
-    pytest.mark.real,
-    pytest.mark.skipif(
-        not (SMOLLM / "harness_fetch.json").is_file() or not MINILM.is_dir(),
-        reason="the real model is not fetched (make real-model)",
-    ),
-]
+pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL]
 # What would show that an output ran on into the next turn of the chat template.
 TURN = re.compile(r"<\|im_(start|end)\|>|(^|\n)(system|user|assistant)\n")
 
