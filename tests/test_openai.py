@@ -99,18 +99,19 @@ def test_served_greedy_outputs_equal_the_in_process_engine(
     assert max(kld) < 1e-3, max(kld)
 
 
-def test_teacher_forcing_through_the_server(server: str, in_process: list[Any]) -> None:
-    """score(): one 1-token request per position, each prompt extending the last; the top
-    tokens equal the in-process engine's argmax on the same prefix."""
+def test_teacher_forcing_through_the_server(
+    server: str, items: list[Any], in_process: list[Any]
+) -> None:
+    """score(): one 1-token request per position, each prompt extending the last. Forced on
+    the engine's own greedy output, each position's top token is that output's next token."""
     from harness.backends import open_backend
 
     g = next(g for g in in_process if len(g.continuation) >= 5)
+    cont = list(g.continuation[:5])
     with open_backend(served_spec(server)) as backend:
-        from harness.evalset import load_evalset  # noqa: F401 - keeps the import local
-
-        prompt = [1, 9690, 198]  # <|im_start|>system\n: any prefix works
-        rows = list(backend.score([prompt], [list(g.continuation[:5])], 4))
-    assert rows[0].shape == (5, 20)
+        rows = next(iter(backend.score([backend.prompt_ids(items[g.index])], [cont], 4)))
+    assert rows.shape == (5, 20)
+    assert rows.ids[:, 0].tolist() == cont
 
 
 def compare_config(tmp: Path, url: str, evalset: Path, **server: Any) -> Path:
