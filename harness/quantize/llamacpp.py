@@ -47,7 +47,9 @@ def convert(baseline: str, outtype: str, out: Path, log: Path) -> None:
     script = source_dir() / "convert_hf_to_gguf.py"
     if not script.is_file():
         raise ToolFailed(f"{script} not found: run `make llama-cpp`")
-    cmd = [sys.executable, str(script), baseline, "--outfile", str(out), "--outtype", outtype]
+    # Through our wrapper, which adds character vocabularies (see gguf_convert).
+    cmd = [sys.executable, "-m", "harness.quantize.gguf_convert", str(source_dir()), "--",
+           baseline, "--outfile", str(out), "--outtype", outtype]  # fmt: skip
     _run(cmd, f"convert_hf_to_gguf ({outtype})", log)
 
 
