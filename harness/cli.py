@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.errors import HarnessError
 from harness.quantize import DEFAULT_CACHE
@@ -79,8 +80,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.pipeline import compare
 
     cfg = apply_overrides(load_config(args.config), args.evalset, args.candidate)
+    if args.command in ("ladder", "sweep") and cfg.ladder is None:
+        raise HarnessError(f"{args.config}: no [ladder] table: list the rungs as [[ladder.rungs]]")
     out = args.out or Path("reports") / cfg.name
-    return report_verdicts(compare(cfg, out, args.cache), out)
+    return report_verdicts(compare(cfg, out, args.cache, args.run_cache), out)
 
 
 def cmd_export_lm_eval(args: argparse.Namespace) -> int:
@@ -116,8 +119,52 @@ def report_verdicts(results: Results, out: Path) -> int:
         print(f"{c.verdict.upper():4}  {c.name} ({label})")
         for reason in c.reasons:
             print(f"      - {reason}")
+    if results.ladder is not None:
+        return report_ladder(results)
     failed = any(c.gated and c.verdict != "pass" for c in results.candidates)
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def report_ladder(results: Results) -> int:
+    """The ladder's table, its answer and the release decision (which is the exit code)."""
+    from harness.render.markdown import ladder_table
+
+    ladder = results.ladder
+    if ladder is None:
+        return EXIT_ERROR
+    print()
+    print("\n".join(ladder_table(ladder)))
+    print()
+    print(ladder.answer)
+    for cliff in ladder.cliffs:
+        print(f"cliff ({cliff.slice}): {cliff.heavier} -> {cliff.lighter}: drop "
+              f"{100 * cliff.before:.1f} -> {100 * cliff.after:.1f} points")  # fmt: skip
+    print(f"ladder: {ladder.decision.upper()}: {ladder.decision_reason}")
+    return EXIT_OK if ladder.decision == "pass" else EXIT_FAIL
+
+
+HELP = {
+    "compare": "the main job: run, score, pair, report, gate",
+    "ladder": "a precision ladder ([ladder] rungs): the lightest rung that passes",
+    "sweep": "the same as ladder",
+}
+
+
+def _compare_parser(sub: Any, command: str) -> None:
+    """compare, ladder and sweep take the same flags (a ladder is a compare of its rungs)."""
+    compare = sub.add_parser(command, help=HELP[command])
+    compare.add_argument("--config", required=True, type=Path)
+    compare.add_argument("--out", type=Path, help="run folder (default reports/<name>)")
+    compare.add_argument("--evalset", action="append", default=[], metavar="PATH",
+                         help="replaces the config's evalsets")  # fmt: skip
+    compare.add_argument("--candidate", action="append", default=[], metavar="NAME=PATH",
+                         help="a checkpoint for candidate NAME")  # fmt: skip
+    compare.add_argument(
+        "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
+    )
+    compare.add_argument("--run-cache", type=Path, default=None,
+                         help="a ladder's cached model runs (.cache/harness/runs)")  # fmt: skip
+    compare.set_defaults(func=cmd_compare)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,17 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     quant.set_defaults(func=cmd_quantize)
 
-    compare = sub.add_parser("compare", help="the main job: run, score, pair, report, gate")
-    compare.add_argument("--config", required=True, type=Path)
-    compare.add_argument("--out", type=Path, help="run folder (default reports/<name>)")
-    compare.add_argument("--evalset", action="append", default=[], metavar="PATH",
-                         help="replaces the config's evalsets")  # fmt: skip
-    compare.add_argument("--candidate", action="append", default=[], metavar="NAME=PATH",
-                         help="a checkpoint for candidate NAME")  # fmt: skip
-    compare.add_argument(
-        "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
-    )
-    compare.set_defaults(func=cmd_compare)
+    for command in ("compare", "ladder", "sweep"):
+        _compare_parser(sub, command)
 
     export = sub.add_parser("export-lm-eval", help="write eval sets as lm-eval task YAMLs + data")
     export.add_argument("paths", nargs="+", metavar="EVALSET")

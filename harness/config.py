@@ -32,6 +32,7 @@ from harness.records import (
     GateConfig,
     GenerationSettings,
     GgufSpec,
+    LadderSettings,
     LmEvalConfig,
     ModelSpec,
     QuantizeSpec,
@@ -50,8 +51,9 @@ class ConfigError(HarnessError):
 
 TOP_KEYS = (
     "name", "evalsets", "baseline", "candidates", "generation", "gate", "stats", "noise_floor",
-    "lm_eval", "agreement", "corpus",
+    "lm_eval", "agreement", "corpus", "ladder",
 )  # fmt: skip
+
 LM_EVAL_KEYS = (
     "tasks", "include_path", "num_fewshot", "limit", "apply_chat_template", "fewshot_as_multiturn",
     "system_instruction", "gen_kwargs",
@@ -62,6 +64,8 @@ SERVER_KEYS = (
 )  # fmt: skip
 MODEL_KEYS = ("name", "path", "dtype", "device", "backend", "threads", "context", *SERVER_KEYS)
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
+LADDER_KEYS = ("rungs", "target", "max_size_mb")
+RUNG_KEYS = (*MODEL_KEYS, "quantize")  # a rung is a candidate; the ladder decides the gating
 QUANTIZE_KEYS = (
     "scheme", "method", "calibration", "samples", "max_seq_length", "group_size", "ignore",
     "recipe", "engine",
@@ -136,6 +140,12 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         _candidate(_Table(c, f"{path}: [[candidates]] #{i + 1}", CANDIDATE_KEYS), base_dir)
         for i, c in enumerate(raw_candidates)
     )
+    ladder = None
+    if "ladder" in data:
+        if raw_candidates:
+            raise ConfigError(f"{path}: a ladder lists its models as [[ladder.rungs]], "
+                              "not [[candidates]]")  # fmt: skip
+        candidates, ladder = _ladder(top.get("ladder", dict), base_dir, f"{path}: [ladder]")
     cfg = CompareConfig(
         name=name,
         path=path,
@@ -156,6 +166,7 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
             base_dir,
         ),
         corpus=_corpus(top.get("corpus", dict), base_dir, f"{path}: [corpus]"),
+        ladder=ladder,
     )
     check_names(cfg)
     if cfg.corpus is not None and cfg.corpus.reference is not None:
@@ -184,6 +195,28 @@ def _corpus(data: dict[str, Any] | None, base_dir: Path, where: str) -> CorpusSe
         chunks=None if "chunks" not in data else table.positive_int("chunks", 1),
         reference=table.get("reference", str),
     )
+
+
+def _ladder(
+    data: dict[str, Any], base_dir: Path, where: str
+) -> tuple[tuple[CandidateSpec, ...], LadderSettings]:
+    """`[ladder]`: rungs (candidate tables without `gated`), `target`, `max_size_mb`. Only
+    the target rung is gated (it alone decides the exit code through the gate); every rung
+    is judged by the same gate."""
+    table = _Table(data, where, LADDER_KEYS)
+    raw = table.need("rungs", list)
+    rungs = [
+        _candidate(_Table(r, f"{where}: [[ladder.rungs]] #{i + 1}", RUNG_KEYS), base_dir)
+        for i, r in enumerate(raw)
+    ]
+    target = table.get("target", str)
+    size = table.get("max_size_mb", (int, float))
+    try:
+        settings = LadderSettings(tuple(r.name for r in rungs), target,
+                                  None if size is None else float(size))  # fmt: skip
+    except RecordError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return tuple(replace(r, gated=r.name == target) for r in rungs), settings
 
 
 def check_names(cfg: CompareConfig) -> None:

@@ -20,6 +20,7 @@ from harness.codec import from_json
 from harness.errors import HarnessError
 from harness.evalset import load_evalset
 from harness.gate import gate
+from harness.ladder import summarize_ladder
 from harness.pairing import pair, pair_samples, sample_item
 from harness.quantize import DEFAULT_CACHE
 from harness.records import (
@@ -53,13 +54,18 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Results:
+def compare(
+    cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE, run_cache: Path | None = None
+) -> Results:
     """Quantize what the config asks for (cached), run every model, analyze, write the run
-    folder at `out` (built aside and renamed into place when complete)."""
+    folder at `out` (built aside and renamed into place when complete). A ladder (`[ladder]`)
+    keeps every model's run in the run cache (`run_cache`, default .cache/harness/runs) and
+    reads back what is there: the baseline generates once across rungs and reruns."""
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.backends.base import checkpoint_fingerprint
     from harness.run import noise_floor_candidate, ready_candidate, run_all
+    from harness.runcache import DEFAULT_RUN_CACHE, RunCache
 
     items = load_evalset(cfg.evalsets)
     check_embedder(cfg, items)
@@ -69,17 +75,19 @@ def compare(cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE) -> Resul
         ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
     created_at = now()
     staging = staging_for(out)
+    runs_cache = None if cfg.ladder is None else RunCache(run_cache or DEFAULT_RUN_CACHE)
     runs = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval,
-                   cfg.agreement)  # fmt: skip
+                   cfg.agreement, runs_cache, baseline_fp)  # fmt: skip
     header = RunHeader(
         created_at=created_at, name=cfg.name, config=config_json(cfg),
         evalsets=evalset_info(items), libraries=library_versions(),
         durations=Durations(
             {c.spec.name: round(c.quantize_seconds, 1) for c in ready},
             {c.spec.name: c.quantize_cached for c in ready},
-            {k: round(r.seconds, 1) for k, r in runs.items()},
+            {k: 0.0 if r.reused else round(r.seconds, 1) for k, r in runs.items()},
             {k: r.tokens_per_second for k, r in runs.items() if r.tokens_per_second},
             {k: r.peak_memory_mb for k, r in runs.items() if r.peak_memory_mb is not None},
+            {k: r.reused for k, r in runs.items()} if runs_cache else {},
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
     )  # fmt: skip
@@ -194,9 +202,13 @@ def analyze(
         verdict = gate(metrics, gate_cfg, review)
         candidates.append(CandidateResult(cand, verdict.verdict, tuple(verdict.reasons),
                                           verdict.rules, metrics, review))  # fmt: skip
+    ladder = None
+    if config.get("ladder"):
+        ladder = summarize_ladder(candidates, run.header, config["ladder"])
     results = Results(
         header=run.header, determinism=determinism(tuple(candidates)), candidates=tuple(candidates),
         items=item_results(paired, reviews.verdicts), review_imports=reviews.imports,
+        ladder=ladder,
     )  # fmt: skip
     return results, paired
 

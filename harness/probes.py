@@ -130,6 +130,16 @@ class LogprobStore:
         self._files: tuple[Any, Any] | None = None
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
 
+    @classmethod
+    def open(cls, stem: Path) -> LogprobStore:
+        """A store written earlier (and closed), for reading."""
+        meta = json.loads(Path(f"{stem}.json").read_text())
+        store = cls(stem)
+        store.vocab = int(meta["vocab"])
+        store.index = {int(k): (int(v[0]), int(v[1])) for k, v in meta["index"].items()}
+        store._rows = max((a + n for a, n in store.index.values()), default=0)
+        return store
+
     def append(self, item: int, logp: torch.Tensor) -> None:
         if self._files is None:
             self.stem.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +215,17 @@ class BaselineProbe:
         self.reference = _ReferenceNll(items, batch_size)
         self.conts: dict[int, tuple[int, ...]] = {}
         self.reference_nll: dict[str, float] = {}
+
+    @classmethod
+    def restored(
+        cls, items: Sequence[EvalItem], store: LogprobStore, batch_size: int,
+        stop_ids: Sequence[int], conts: Sequence[Sequence[int]],
+    ) -> BaselineProbe:  # fmt: skip
+        """A finished baseline probe read back (from the run cache): what candidates need."""
+        probe = cls(items, store, batch_size)
+        probe.stop_ids = tuple(stop_ids)
+        probe.conts = {i: tuple(c) for i, c in enumerate(conts)}
+        return probe
 
     def start(self, backend: Backend) -> None:
         self.stop_ids = backend.stop_ids

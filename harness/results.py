@@ -35,6 +35,7 @@ from harness.records import (
     ReadyCandidate,
     Source,
 )
+from harness.records.ladder import Ladder
 from harness.review import ReviewStatus, Verdict
 
 SCHEMA_VERSION = 2
@@ -64,6 +65,8 @@ class ModelInfo:
     dtype: str
     device: str
     backend: str = "hf"
+    size_bytes: int | None = None  # weight files on disk
+    parameters: int | None = None  # from the checkpoint's tensor shapes
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +79,15 @@ class CandidateInfo:
     calibration_sha256: str | None
     noise_floor: bool
     backend: str = "hf"  # the engine the candidate ran on
+    size_bytes: int | None = None  # weight files on disk
 
     @classmethod
     def of(cls, c: ReadyCandidate) -> CandidateInfo:
+        from harness.sizes import weights_bytes
+
         return cls(c.spec.name, c.spec.path, c.fingerprint, c.gated, c.quantize,
-                   c.calibration_sha256, c.noise_floor, c.spec.backend)  # fmt: skip
+                   c.calibration_sha256, c.noise_floor, c.spec.backend,
+                   weights_bytes(c.spec.path))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,8 @@ class Durations:
     # engine's peak resident memory in MiB (in-process engines only: a server's is its own).
     tokens_per_second: dict[str, float] = field(default_factory=dict)
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    # Models read back from the run cache (a ladder): their generation_seconds are 0 here.
+    reused: dict[str, bool] = field(default_factory=dict)
 
 
 def config_json(cfg: CompareConfig) -> dict[str, Any]:
@@ -197,7 +206,10 @@ class RunRecord:
 
 
 def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
-    return ModelInfo(spec.name, spec.path, fingerprint, spec.dtype, spec.device, spec.backend)
+    from harness.sizes import parameter_count, weights_bytes
+
+    return ModelInfo(spec.name, spec.path, fingerprint, spec.dtype, spec.device, spec.backend,
+                     weights_bytes(spec.path), parameter_count(spec.path))  # fmt: skip
 
 
 # --- results.json ------------------------------------------------------------------------
@@ -338,6 +350,7 @@ class Results:
     candidates: tuple[CandidateResult, ...]
     items: tuple[ItemResult, ...]
     review_imports: tuple[dict[str, Any], ...] = ()
+    ladder: Ladder | None = None  # a run whose config has [ladder]
 
     def to_json(self) -> dict[str, Any]:
         rest = {n: to_json(getattr(self, n)) for n in self.__dataclass_fields__ if n != "header"}

@@ -10,10 +10,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from harness.backends import Backend, engine_class, open_backend
 from harness.backends.base import TokenizerMismatch, checkpoint_fingerprint
 from harness.backends.hf import BOOKKEEPING, SentenceEmbedder
+from harness.codec import from_json
 from harness.errors import HarnessError
 from harness.lmeval import run_tasks
 from harness.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
@@ -30,9 +32,11 @@ from harness.records import (
     ModelSpec,
     QuantizeSpec,
     ReadyCandidate,
+    TokenStats,
     noise_floor_name,
 )
-from harness.rundir import RunDir
+from harness.runcache import MODEL, RunCache, baseline_key, cacheable, candidate_key
+from harness.rundir import RunDir, read_json
 from harness.scorers import reference_free
 
 
@@ -221,25 +225,145 @@ def judge_meaning(
         folder.write_meaning(name, {items[i].id: s for i, s in zip(rows, sims, strict=True)})
 
 
+def write_model(
+    folder: RunDir, run: ModelRun, items: Sequence[EvalItem], stats: Sequence[TokenStats] | None,
+    reference_nll: dict[str, float] | None, lm_eval: LmEvalConfig | None,
+) -> None:  # fmt: skip
+    """One model's outputs into a run folder (the run's, or a run-cache entry)."""
+    folder.write_generations(run)
+    if lm_eval is not None:
+        folder.write_samples(run.name, run.samples)
+    if stats is not None:
+        folder.write_token_stats(run.name, items, stats)
+    if reference_nll is not None:
+        folder.write_reference_nll(run.name, reference_nll)
+
+
+def _meta(run: ModelRun) -> dict[str, Any]:
+    return {"seconds": round(run.seconds, 3), "tokens_per_second": run.tokens_per_second,
+            "peak_memory_mb": run.peak_memory_mb}  # fmt: skip
+
+
+def _cached_run(
+    name: str, entry: RunDir, meta: dict[str, Any], items: Sequence[EvalItem],
+    lm_eval: LmEvalConfig | None,
+) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:  # fmt: skip
+    """A model's run read back from a run-cache entry, under the run's name for it."""
+    gens = tuple(entry.read_generations(MODEL, items))
+    samples = tuple(entry.read_samples(MODEL)) if lm_eval is not None else ()
+    ref = entry.reference_nll(MODEL)
+    nll = from_json(dict[str, float], read_json(ref)) if ref.is_file() else None
+    run = ModelRun(name, gens, float(meta["seconds"]), samples, meta["tokens_per_second"],
+                   meta["peak_memory_mb"], reused=True)  # fmt: skip
+    return run, entry.read_token_stats(MODEL, items), nll
+
+
+class _Runner:
+    """The run stage's state: the run folder, the cache (if any), the baseline's ids, stop
+    ids and probe once it has run."""
+
+    def __init__(
+        self, items: Sequence[EvalItem], settings: GenerationSettings, folder: RunDir,
+        lm_eval: LmEvalConfig | None, cache: RunCache | None,
+    ) -> None:  # fmt: skip
+        self.items, self.settings, self.folder = items, settings, folder
+        self.lm_eval, self.cache = lm_eval, cache
+        self.base_key = ""
+        self.base_ids: list[list[int]] = []
+        self.stop_ids: tuple[int, ...] = ()
+        self.base_probe: BaselineProbe | None = None
+
+    def _save(
+        self, run: ModelRun, stats: Sequence[TokenStats] | None, nll: dict[str, float] | None
+    ) -> None:
+        write_model(self.folder, run, self.items, stats, nll, self.lm_eval)
+
+    def baseline(self, spec: ModelSpec, fingerprint: str) -> ModelRun:
+        items, settings = self.items, self.settings
+        cache = self.cache if self.cache and cacheable(spec, fingerprint) else None
+        if cache is None:
+            probe = None
+            if settings.distribution:
+                store = LogprobStore(self.folder.logprob_stem)
+                probe = BaselineProbe(items, store, batch_size=settings.batch_size)
+            run, self.base_ids, self.stop_ids = run_model(spec, items, settings, probe=probe,
+                                                          lm_eval=self.lm_eval)  # fmt: skip
+            self.base_probe = probe
+            self._save(run, None, probe.reference_nll if probe else None)
+            return run
+        self.base_key = baseline_key(spec, fingerprint, items, settings, self.lm_eval)
+        found = cache.lookup(self.base_key)
+        made_now = found is None
+        entry, meta = self._make_baseline(spec, cache) if found is None else found
+        run, _, nll = _cached_run(spec.name, entry, meta, items, self.lm_eval)
+        run = replace(run, reused=not made_now)
+        self.base_ids, self.stop_ids = meta["prompt_ids"], tuple(meta["stop_ids"])
+        if settings.distribution:
+            store = LogprobStore.open(entry.logprob_stem)
+            conts = meta["continuations"]
+            self.base_probe = BaselineProbe.restored(items, store, settings.batch_size,
+                                                     self.stop_ids, conts)  # fmt: skip
+        self._save(run, None, nll)
+        return run
+
+    def _make_baseline(self, spec: ModelSpec, cache: RunCache) -> tuple[RunDir, dict[str, Any]]:
+        items, settings = self.items, self.settings
+        tmp = cache.begin(self.base_key)
+        probe = None
+        if settings.distribution:
+            probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
+        run, ids, stop_ids = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval)
+        write_model(tmp, replace(run, name=MODEL), items, None,
+                    probe.reference_nll if probe else None, self.lm_eval)  # fmt: skip
+        meta = _meta(run) | {"prompt_ids": ids, "stop_ids": list(stop_ids)}
+        if probe is not None:
+            meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
+        return cache.commit(tmp, self.base_key, meta)
+
+    def candidate(self, cand: ReadyCandidate) -> ModelRun:
+        spec, items = cand.spec, self.items
+        # The noise floor is the baseline run again: reading it back would measure nothing.
+        use = self.base_key and not cand.noise_floor and cacheable(spec, cand.fingerprint)
+        if self.cache is None or not use:
+            run, stats, nll = self._run_candidate(spec)
+            self._save(run, stats, nll)
+            return run
+        key = candidate_key(spec, cand.fingerprint, self.base_key)
+        found = self.cache.lookup(key)
+        if found is None:
+            tmp = self.cache.begin(key)
+            run, stats, nll = self._run_candidate(spec)
+            write_model(tmp, replace(run, name=MODEL), items, stats, nll, self.lm_eval)
+            self.cache.commit(tmp, key, _meta(run))
+            self._save(run, stats, nll)
+            return run
+        run, stats, nll = _cached_run(spec.name, *found, items, self.lm_eval)
+        self._save(run, stats, nll)
+        return run
+
+    def _run_candidate(
+        self, spec: ModelSpec
+    ) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
+        probe = None
+        if self.base_probe is not None:
+            probe = CandidateProbe(self.items, self.base_probe, self.settings.batch_size)
+        run, _, _ = run_model(spec, self.items, self.settings, (self.base_ids, self.stop_ids),
+                              probe, self.lm_eval)  # fmt: skip
+        return run, probe.ordered() if probe else None, probe.reference_nll if probe else None
+
+
 def run_all(
     baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
     settings: GenerationSettings, folder: RunDir, lm_eval: LmEvalConfig | None = None,
-    agreement: AgreementSettings | None = None,
+    agreement: AgreementSettings | None = None, cache: RunCache | None = None,
+    baseline_fp: str = "",
 ) -> dict[str, ModelRun]:  # fmt: skip
     """Generate with the baseline, then each candidate on the baseline's token ids; write
     each model's generations as soon as it is done, and (with `settings.distribution`)
     each candidate's per-token distances to the baseline and every model's reference NLLs.
-    Returns every model's run (generations, seconds, speed), by name."""
-
-    def save(run: ModelRun, probe: Probe | None) -> None:
-        folder.write_generations(run)
-        if lm_eval is not None:
-            folder.write_samples(run.name, run.samples)
-        if isinstance(probe, CandidateProbe):
-            folder.write_token_stats(run.name, items, probe.ordered())
-        if probe is not None:
-            folder.write_reference_nll(run.name, probe.reference_nll)
-
+    With a run `cache`, a model whose run is cached is read back instead of run (its
+    `ModelRun.reused` says so) and every model run is cached. Returns every model's run
+    (generations, seconds, speed), by name."""
     if (
         settings.distribution
         and not engine_class(baseline.backend).capabilities.full_vocab_logprobs
@@ -250,21 +374,13 @@ def run_all(
               "log-probs: the distribution metrics are left out of this run",
               file=sys.stderr)  # fmt: skip
         settings = replace(settings, distribution=False)
-    base_probe = None
-    if settings.distribution:
-        store = LogprobStore(folder.logprob_stem)
-        base_probe = BaselineProbe(items, store, batch_size=settings.batch_size)
-    base_run, base_ids, stop_ids = run_model(baseline, items, settings, probe=base_probe,
-                                             lm_eval=lm_eval)  # fmt: skip
-    save(base_run, base_probe)
-    runs = {baseline.name: base_run}
+    runner = _Runner(items, settings, folder, lm_eval, cache)
+    runs = {baseline.name: runner.baseline(baseline, baseline_fp)}
     for cand in candidates:
-        probe = (
-            None if base_probe is None else CandidateProbe(items, base_probe, settings.batch_size)
-        )
-        run, _, _ = run_model(cand.spec, items, settings, (base_ids, stop_ids), probe, lm_eval)
-        save(run, probe)
-        runs[cand.spec.name] = run
+        runs[cand.spec.name] = runner.candidate(cand)
+    for name, run in runs.items():
+        if run.reused:
+            print(f"{name}: reused from the run cache (no generation)", file=sys.stderr)
     folder.remove_scratch()
     judge_meaning(items, runs, baseline.name, agreement or AgreementSettings(), folder)
     return runs

@@ -71,7 +71,7 @@ def install(source: Path) -> None:
     """Wrap the converter's last vocabulary fallback (GPT-2 BPE) with the character one."""
     sys.path.insert(0, str(source / "gguf-py"))
     sys.path.insert(0, str(source))
-    from conversion.base import TextModel  # type: ignore[import-not-found]
+    from conversion.base import TextModel
 
     original = TextModel._set_vocab_gpt2
 

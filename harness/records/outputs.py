@@ -64,3 +64,4 @@ class ModelRun:
     samples: tuple[Sample, ...] = ()  # lm-eval per-sample results, when tasks are configured
     tokens_per_second: float | None = None  # generated tokens over greedy-generation time
     peak_memory_mb: float | None = None  # the engine's peak resident memory (None: a server)
+    reused: bool = False  # read from the run cache (`seconds` is then the run that made it)

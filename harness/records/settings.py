@@ -245,6 +245,25 @@ class CorpusSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LadderSettings:
+    """The `[ladder]` table: its rungs are the run's candidates, heaviest first as listed.
+    The release decision: `target` (a rung's name) must pass; with `max_size_mb`, some rung
+    at most that size on disk must pass; with neither, some rung must pass."""
+
+    rungs: tuple[str, ...]
+    target: str | None = None
+    max_size_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.rungs:
+            raise RecordError("a ladder needs at least one rung")
+        if self.target is not None and self.target not in self.rungs:
+            raise RecordError(f"target {self.target!r} names no rung")
+        if self.max_size_mb is not None and not self.max_size_mb > 0:
+            raise RecordError("max_size_mb must be a number > 0")
+
+
+@dataclass(frozen=True, slots=True)
 class CompareConfig:
     name: str
     path: Path
@@ -258,6 +277,7 @@ class CompareConfig:
     lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
     agreement: AgreementSettings = field(default_factory=AgreementSettings)
     corpus: CorpusSettings | None = None  # [corpus]: what `harness corpus` scores
+    ladder: LadderSettings | None = None  # [ladder]: the candidates are its rungs
 
 
 @dataclass(frozen=True, slots=True)

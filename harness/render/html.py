@@ -21,6 +21,7 @@ from harness.codec import to_json
 from harness.formats import num, pct, pts
 from harness.pairing import diff_ops
 from harness.records import CandidateMetrics, GgufSpec, Interval, PairedItem, SliceRow
+from harness.render.pareto import ladder_charts
 from harness.results import CandidateInfo, CandidateResult, Results
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -245,10 +246,13 @@ def render_html(
         for c in results.candidates
         if c.metrics.distribution
     }
+    limit = results.header.config["gate"].get("max_weighted_accuracy_drop")
+    scatter = [] if results.ladder is None else ladder_charts(results.ladder, limit)
     template = environment().get_template("report.html.j2")
     return template.render(
         r=results, made_by=made_by, hists=hists, charts=charts, columns=TABLE_COLUMNS,
-        speed=speed_rows(results),
+        speed=speed_rows(results), ladder_charts=scatter,
+        by_name={c.name: c for c in results.candidates},
         script=script, script_hash=f"sha256-{digest}",
         data=data_island(results, paired, identity),
     )  # fmt: skip

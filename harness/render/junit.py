@@ -32,6 +32,32 @@ def review_text(results: Results, cand: CandidateResult) -> str:
     return "\n".join([head, *review_lines(results, cand)])
 
 
+def _ladder_cases(
+    suite: ET.Element, results: Results, cases: int, failures: int, skipped: int
+) -> tuple[int, int, int]:
+    """One case per rung (passed, or skipped with its reasons: a failing rung is a finding,
+    not the release decision), and the release decision itself."""
+    ladder = results.ladder
+    if ladder is None:
+        return cases, failures, skipped
+    reasons = {c.name: c.reasons for c in results.candidates}
+    for rung in ladder.rungs:
+        case = ET.SubElement(suite, "testcase", classname="ladder", name=rung.name)
+        text = f"{rung.recipe}: {rung.verdict}; " + "; ".join(reasons.get(rung.name, ()))
+        cases += 1
+        if rung.verdict != "pass":
+            ET.SubElement(case, "skipped", message=f"does not pass the gate: {text}")
+            skipped += 1
+        ET.SubElement(case, "system-out").text = text
+    case = ET.SubElement(suite, "testcase", classname="ladder", name="release")
+    cases += 1
+    if ladder.decision != "pass":
+        ET.SubElement(case, "failure", message=ladder.decision_reason)
+        failures += 1
+    ET.SubElement(case, "system-out").text = f"{ladder.answer}. {ladder.decision_reason}"
+    return cases, failures, skipped
+
+
 def render_junit(results: Results) -> str:
     suite = ET.Element("testsuite", name=f"harness.gate.{results.header.name}")
     cases = failures = skipped = 0
@@ -46,6 +72,8 @@ def render_junit(results: Results) -> str:
                 ET.SubElement(case, "failure", message=rule.message)
                 failures += 1
             ET.SubElement(case, "system-out").text = rule.message
+    if results.ladder is not None:
+        cases, failures, skipped = _ladder_cases(suite, results, cases, failures, skipped)
     for cand in results.candidates:
         case = ET.SubElement(suite, "testcase", classname=f"gate.{cand.name}", name="hand-review")
         cases += 1

@@ -4,8 +4,49 @@ each candidate's reasons and hand-review status."""
 from __future__ import annotations
 
 from harness.candidate_metrics import SUMMARY_COLUMNS
+from harness.formats import num
+from harness.records.ladder import Ladder
 from harness.render.junit import review_text
 from harness.results import Results
+
+
+def ladder_table(ladder: Ladder) -> list[str]:
+    """The ladder as a Markdown table, heaviest rung first."""
+    lines = [
+        "| rung | recipe | size (MB) | bits/weight | smaller | tokens/s x "
+        "| weighted drop (interval) | mean KLD | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in ladder.rungs:
+        d = r.drop
+        drop = (
+            "n/a"
+            if d is None
+            else (f"{100 * d.drop:+.1f} ({100 * d.ci_low:+.1f} to {100 * d.ci_high:+.1f}) pts")
+        )
+        cells = [
+            r.name + (" (target)" if r.name == ladder.target else ""), r.recipe,
+            "n/a" if r.size_bytes is None else f"{r.size_bytes / 1e6:.2f}",
+            "n/a" if r.bits_per_weight is None else f"{r.bits_per_weight:.2f}",
+            "n/a" if r.smaller is None else f"{r.smaller:.1f}x",
+            "n/a" if r.speedup is None else f"{r.speedup:.2f}x",
+            drop, num(r.mean_kld), f"**{r.verdict.upper()}**",
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def ladder_section(ladder: Ladder) -> list[str]:
+    lines = ["## Ladder", "", *ladder_table(ladder), "", ladder.answer + ".", ""]
+    lines += [f"- Cliff ({c.slice}): {c.heavier} → {c.lighter}, drop {100 * c.before:.1f} → "
+              f"{100 * c.after:.1f} points" for c in ladder.cliffs]  # fmt: skip
+    for p in ladder.pairs:
+        lines.append(
+            f"- Calibration pair ({p.recipe}): "
+            + ", ".join(f"{n} on {cal}" for n, cal in zip(p.rungs, p.calibrations, strict=True))
+        )
+    lines.append(f"- Release decision: **{ladder.decision.upper()}**: {ladder.decision_reason}")
+    return [*lines, ""]
 
 
 def render_markdown(results: Results) -> str:
@@ -19,6 +60,8 @@ def render_markdown(results: Results) -> str:
         "| " + " | ".join(headers) + " |",
         "|" + "---|" * len(headers),
     ]
+    if results.ladder is not None:
+        lines[4:4] = ladder_section(results.ladder)
     for c in results.candidates:
         cells = [c.name, "yes" if c.gated else "no", f"**{c.verdict.upper()}**"]
         cells += [col.cell(c.metrics).plain() for col in SUMMARY_COLUMNS]
