@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real llama-cpp compare-gguf corpus-gguf
+	real-model compare-real llama-cpp compare-gguf corpus-gguf ladder ladder-real
 
 setup: $(STAMP)
 
@@ -50,6 +50,16 @@ compare-gguf: real-model llama-cpp
 # Corpus mode on the same models, next to llama-perplexity --kl-divergence's own figures.
 corpus-gguf: real-model llama-cpp
 	$(PY) -m tools.corpus_check --config examples/smollm2-gguf.toml
+
+# The demo precision ladder (ladder.toml): eight rungs, llm-compressor and llama.cpp, the
+# lightest that passes the gate. Every model's run is cached in .cache/harness/runs: a rerun,
+# or a rung added, runs only what is new (about a minute from empty caches, llama.cpp built).
+ladder: llama-cpp
+	$(VENV)/bin/harness ladder --config ladder.toml
+
+# The same for SmolLM2 (examples/smollm2-ladder.toml, nine rungs; about an hour the first time).
+ladder-real: real-model llama-cpp
+	$(VENV)/bin/harness ladder --config examples/smollm2-ladder.toml
 
 test: $(STAMP) browser real-model llama-cpp
 	$(VENV)/bin/pytest -q

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from harness.sizes import parameter_count, weights_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path("tests/data/golden")  # relative: results.json records paths as given
@@ -71,6 +72,14 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         if cand["distribution"] is not None:
             cand["distribution"]["kld_top_k"] = None
     old["config"]["corpus"] = None
+    # Step 9: sizes on disk (facts of the checkpoint files, read from them here) and the
+    # ladder (none in this run).
+    old["baseline"] |= {"size_bytes": weights_bytes(old["baseline"]["path"]),
+                        "parameters": parameter_count(old["baseline"]["path"])}  # fmt: skip
+    for cand in old["candidates"]:
+        cand["size_bytes"] = weights_bytes(cand["path"])
+    old["config"]["ladder"] = None
+    old["ladder"] = None
     return old
 
 

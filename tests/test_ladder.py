@@ -1,0 +1,335 @@
+"""The precision ladder: its pure analysis by hand, its config, and whole ladders of the demo
+model through real llm-compressor and llama.cpp rungs (the run cache, a rung added, a
+SIGKILL in the middle of a rung, the Pareto chart in Chromium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.config import ConfigError, parse_config
+from harness.ladder import answer, breaks_first, cliffs, decide, pareto
+from harness.records import Interval
+from harness.records.ladder import Rung, RungSlice
+
+from .real_models import NEEDS_LLAMA_CPP, REPO
+from .test_browser import CHROMIUM, Page, browser  # noqa: F401  (browser: a fixture)
+
+
+def iv(drop: float, low: float, high: float) -> Interval:
+    return Interval(0.8, 0.8 - drop, drop, low, high)
+
+
+def rung(
+    name: str, size: int, drop: Interval | None, verdict: str = "fail",
+    slices: tuple[RungSlice, ...] = (),
+) -> Rung:  # fmt: skip
+    return Rung(name, "recipe", size, size * 8 / 1000, 4000 / size, 1.5, verdict, drop, 0.01,
+                False, slices)  # fmt: skip
+
+
+# --- the analysis, by hand ------------------------------------------------------------------
+
+
+def test_pareto_keeps_rungs_no_other_beats_on_size_and_drop() -> None:
+    rungs = [
+        rung("a", 1000, iv(0.00, -0.01, 0.01)),  # heaviest, no damage: on the front
+        rung("b", 800, iv(0.02, 0.00, 0.04)),  # lighter, more damage: on the front
+        rung("c", 800, iv(0.03, 0.01, 0.05)),  # same size as b, more damage: beaten by b
+        rung("d", 900, iv(0.05, 0.02, 0.08)),  # heavier than b and worse: beaten
+        rung("e", 500, iv(0.10, 0.05, 0.15)),  # lightest: on the front
+        rung("f", 400, None),  # no drop measured: never on it
+    ]
+    assert pareto(rungs) == {"a", "b", "e"}
+
+
+def test_a_cliff_is_a_doubling_beyond_the_interval() -> None:
+    rungs = [
+        rung("w8", 1000, iv(0.004, -0.005, 0.013)),
+        # 0.004 -> 0.010: more than doubled, but the interval starts at 0.002 < 0.004: noise
+        rung("w6", 800, iv(0.010, 0.002, 0.018)),
+        # 0.010 -> 0.030 with the interval from 0.015 > 0.010: a cliff
+        rung("w4", 600, iv(0.030, 0.015, 0.045)),
+        # 0.030 -> 0.050: less than double: no cliff
+        rung("w3", 500, iv(0.050, 0.030, 0.070)),
+    ]
+    [found] = cliffs(rungs, ["all"])
+    assert (found.heavier, found.lighter, found.before, found.after) == ("w6", "w4", 0.01, 0.03)
+    # A heavier rung that improved (negative drop) counts as 0: any significant drop is one.
+    two = [rung("x", 900, iv(-0.01, -0.03, 0.01)), rung("y", 800, iv(0.005, 0.001, 0.009))]
+    assert [(c.heavier, c.lighter) for c in cliffs(two, ["all"])] == [("x", "y")]
+
+
+def test_slices_break_first_at_the_heaviest_rung_with_a_significant_drop() -> None:
+    hard = "difficulty=hard"
+    rungs = [
+        rung("r1", 1000, iv(0.0, -0.01, 0.01), slices=(RungSlice(hard, iv(0.02, 0.005, 0.04)),
+                                                      RungSlice("tag=x", iv(0.0, -0.1, 0.1)))),
+        rung("r2", 500, iv(0.02, 0.01, 0.03), slices=(RungSlice(hard, iv(0.05, 0.02, 0.08)),
+                                                     RungSlice("tag=x", iv(0.01, -0.1, 0.1)))),
+    ]  # fmt: skip
+    assert breaks_first(rungs, ["all", hard, "tag=x"]) == [
+        (hard, "r1"), ("all", "r2"), ("tag=x", None)
+    ]  # fmt: skip
+
+
+def test_release_decisions() -> None:
+    rungs = [
+        rung("big", 4000, iv(0, 0, 0), "pass"),
+        rung("mid", 2000, iv(0, 0, 0), "pass"),
+        rung("small", 1000, iv(0.1, 0.05, 0.15), "fail"),
+    ]
+    assert decide(rungs, None, None) == ("pass", "2 of 3 rung(s) pass the gate")
+    assert decide(rungs, "small", None)[0] == "fail"
+    assert decide(rungs, "mid", None) == ("pass", "the target rung mid passes the gate")
+    # sizes in MB of 10^6 bytes: 2000 bytes = 0.002 MB
+    assert decide(rungs, None, 0.002) == ("pass", "passing rungs of at most 0.002 MB: mid")
+    assert decide(rungs, None, 0.0019)[0] == "fail"
+    assert decide(rungs, "mid", 0.0019)[0] == "fail"  # both must hold
+    assert decide([rungs[2]], None, None) == ("fail", "0 of 1 rung(s) pass the gate")
+
+
+def test_the_answer_names_the_lightest_passing_rung_with_its_figures() -> None:
+    rungs = [rung("big", 4000, iv(0, 0, 0), "pass"), rung("mid", 2000, iv(0, 0, 0), "pass")]
+    text = answer(rungs, "mid", {})
+    assert text == (
+        "The lightest rung that passes the gate is mid (recipe): 16.00 bits per "
+        "weight, 2.0x smaller than the baseline, 1.50x its tokens per second here"
+    )
+    assert answer(rungs, None, {"big": ["it lost 9 points"]}) == (
+        "No rung passes the gate; even the heaviest, big, fails: it lost 9 points"
+    )
+
+
+# --- the config -----------------------------------------------------------------------------
+
+
+def ladder_config(**ladder: Any) -> dict[str, Any]:
+    rungs = [{"name": "w8", "quantize": {"scheme": "W8A16", "method": "rtn"}},
+             {"name": "q4", "quantize": {"engine": "llama.cpp", "type": "Q4_0"}}]  # fmt: skip
+    return {"name": "l", "evalsets": ["x.jsonl"], "baseline": {"name": "b", "path": "m"},
+            "ladder": {"rungs": rungs, **ladder}}  # fmt: skip
+
+
+def test_ladder_config_gates_only_the_target() -> None:
+    cfg = parse_config(ladder_config(target="q4", max_size_mb=3), Path("/c/l.toml"))
+    assert cfg.ladder is not None and cfg.ladder.rungs == ("w8", "q4")
+    assert (cfg.ladder.target, cfg.ladder.max_size_mb) == ("q4", 3.0)
+    assert [(c.name, c.gated) for c in cfg.candidates] == [("w8", False), ("q4", True)]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"target": "nope"}, "target 'nope' names no rung"),
+        ({"max_size_mb": 0}, "max_size_mb must be a number > 0"),
+        ({"rungs": []}, "at least one rung"),
+        ({"colour": 1}, "unknown key 'colour'"),
+    ],
+)
+def test_bad_ladder_tables_are_refused(change: dict[str, Any], message: str) -> None:
+    data = ladder_config()
+    data["ladder"] |= change
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, Path("/c/l.toml"))
+
+
+def test_a_ladder_lists_rungs_not_candidates() -> None:
+    data = ladder_config() | {"candidates": [{"name": "c", "path": "m"}]}
+    with pytest.raises(ConfigError, match=r"\[\[ladder.rungs\]\], not \[\[candidates\]\]"):
+        parse_config(data, Path("/c/l.toml"))
+    rung = ladder_config()
+    rung["ladder"]["rungs"][0]["gated"] = True
+    with pytest.raises(ConfigError, match="unknown key 'gated'"):
+        parse_config(rung, Path("/c/l.toml"))
+
+
+# --- whole ladders of the demo model --------------------------------------------------------
+
+RUNGS = {
+    "w8a16": '{ scheme = "W8A16", method = "rtn" }',
+    "gguf-q8_0": '{ engine = "llama.cpp", type = "Q8_0" }',
+    "w4a16-rtn": '{ scheme = "W4A16", method = "rtn" }',
+    "gguf-q4_0": '{ engine = "llama.cpp", type = "Q4_0" }',
+}
+
+
+def write_ladder(path: Path, rungs: list[str]) -> Path:
+    body = "".join(f'\n[[ladder.rungs]]\nname = "{n}"\nquantize = {RUNGS[n]}\n' for n in rungs)
+    path.write_text(f"""
+name = "ladder"
+evalsets = ["{REPO}/evalsets/demo/*.jsonl"]
+[baseline]
+name = "fp32"
+path = "{REPO}/harness/demo/model"
+[generation]
+max_new_tokens = 24
+batch_size = 64
+[gate]
+max_weighted_accuracy_drop = 0.02
+max_hard_accuracy_drop = 0.03
+[ladder]
+{body}""")
+    return path
+
+
+def ladder_args(cfg: Path, out: Path, quantized: Path, runs: Path) -> list[str]:
+    return ["ladder", "--config", str(cfg), "--out", str(out), "--cache", str(quantized),
+            "--run-cache", str(runs)]  # fmt: skip
+
+
+def stable(results: dict[str, Any]) -> dict[str, Any]:
+    """results.json minus what differs between two runs of the same inputs: the timestamp,
+    the durations, and the speed ratios and the sentence quoting them (tokens per second
+    come from durations)."""
+    data = {k: v for k, v in results.items() if k not in ("created_at", "durations")}
+    data["config"] = {k: v for k, v in data["config"].items() if k != "path"}  # the file's place
+    ladder = dict(data["ladder"])
+    ladder["rungs"] = [{k: v for k, v in r.items() if k != "speedup"} for r in ladder["rungs"]]
+    ladder["answer"] = ladder["answer"].split(" bits per weight")[0]
+    data["ladder"] = ladder
+    return data
+
+
+def read(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+@pytest.fixture(scope="module")
+def demo_ladder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three rungs (two llm-compressor schemes, a GGUF), run once, uninterrupted."""
+    tmp = tmp_path_factory.mktemp("ladder")
+    cfg = write_ladder(tmp / "ladder.toml", ["w8a16", "gguf-q8_0", "w4a16-rtn"])
+    out = tmp / "run"
+    assert main(ladder_args(cfg, out, tmp / "quantized", tmp / "runs")) in (0, 1)
+    return out
+
+
+@pytest.mark.slow
+@NEEDS_LLAMA_CPP
+def test_a_ladder_run_names_its_rungs_and_generates_the_baseline_once(demo_ladder: Path) -> None:
+    run = read(demo_ladder / "run.json")
+    assert run["durations"]["reused"] == {"fp32": False, "w8a16": False, "gguf-q8_0": False,
+                                         "w4a16-rtn": False}  # fmt: skip
+    results = read(demo_ladder / "results.json")
+    ladder = results["ladder"]
+    assert [r["name"] for r in ladder["rungs"]] == ["w8a16", "gguf-q8_0", "w4a16-rtn"]
+    by_name = {c["name"]: c for c in results["candidates"]}
+    for r in ladder["rungs"]:
+        c = by_name[r["name"]]
+        assert r["verdict"] == c["verdict"] and r["drop"] == c["metrics"]["weighted_accuracy"]
+        assert r["size_bytes"] == c["size_bytes"] > 0
+        assert r["bits_per_weight"] == pytest.approx(
+            c["size_bytes"] * 8 / results["baseline"]["parameters"]
+        )
+    passing = [r["name"] for r in ladder["rungs"] if r["verdict"] == "pass"]
+    assert ladder["lightest_passing"] == (passing[-1] if passing else None)
+    junit = (demo_ladder / "junit.xml").read_text()
+    assert all(f'classname="ladder" name="{n}"' in junit for n in by_name)
+    assert 'classname="ladder" name="release"' in junit
+    assert "## Ladder" in (demo_ladder / "summary.md").read_text()
+
+
+@pytest.mark.slow
+@NEEDS_LLAMA_CPP
+def test_adding_a_rung_runs_only_that_rung(demo_ladder: Path, tmp_path: Path) -> None:
+    runs, out, quantized = tmp_path / "runs", tmp_path / "run", demo_ladder.parent / "quantized"
+    first = write_ladder(tmp_path / "a.toml", ["w8a16", "gguf-q8_0"])
+    main(ladder_args(first, out, quantized, runs))
+    entries = {p.name: (p / "entry.json").stat().st_mtime_ns for p in runs.iterdir()}
+    before = read(out / "results.json")
+    second = write_ladder(tmp_path / "a.toml", ["w8a16", "gguf-q8_0", "gguf-q4_0"])
+    main(ladder_args(second, out, quantized, runs))
+    d = read(out / "run.json")["durations"]
+    assert d["reused"] == {"fp32": True, "w8a16": True, "gguf-q8_0": True, "gguf-q4_0": False}
+    assert d["generation_seconds"]["fp32"] == d["generation_seconds"]["w8a16"] == 0.0
+    assert d["generation_seconds"]["gguf-q4_0"] > 0
+    # the earlier entries were read, not rewritten; one entry was added
+    assert {p.name: (p / "entry.json").stat().st_mtime_ns for p in runs.iterdir()
+            if p.name in entries} == entries  # fmt: skip
+    assert len(list(runs.iterdir())) == len(entries) + 1
+    after = read(out / "results.json")
+    for name in ("w8a16", "gguf-q8_0"):
+        old = next(c for c in before["candidates"] if c["name"] == name)
+        new = next(c for c in after["candidates"] if c["name"] == name)
+        assert new["metrics"] == old["metrics"]
+
+
+@pytest.mark.slow
+@NEEDS_LLAMA_CPP
+def test_sigkill_in_the_middle_of_a_rung_then_rerun_gives_the_same_results(
+    demo_ladder: Path, tmp_path: Path
+) -> None:
+    cfg = write_ladder(tmp_path / "ladder.toml", ["w8a16", "gguf-q8_0", "w4a16-rtn"])
+    runs, out, quantized = tmp_path / "runs", tmp_path / "run", demo_ladder.parent / "quantized"
+    cmd = [sys.executable, "-m", "harness.cli", *ladder_args(cfg, out, quantized, runs)]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed_in = None
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        done = [p for p in runs.glob("*") if (p / "entry.json").is_file()] if runs.is_dir() else []
+        building = list(runs.glob(".tmp-*")) if runs.is_dir() else []
+        # the baseline and the first rung are done, the second rung is being generated
+        if len(done) >= 2 and building:
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_in = building[0].name
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed_in is not None, "the run ended before it could be killed mid-rung"
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    assert main(ladder_args(cfg, out, quantized, runs)) in (0, 1)
+    d = read(out / "run.json")["durations"]["reused"]
+    assert d["fp32"] and d["w8a16"] and not d["w4a16-rtn"]
+    # nothing left behind: no half-built entry, no staging folder
+    assert not list(runs.glob(".tmp-*")) and [p.name for p in tmp_path.iterdir()
+                                              if p.name.startswith(".")] == []  # fmt: skip
+    assert stable(read(out / "results.json")) == stable(read(demo_ladder / "results.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@NEEDS_LLAMA_CPP
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+def test_the_pareto_chart_renders_links_and_matches_results(
+    demo_ladder: Path,
+    browser: Any,  # noqa: F811  (the fixture of test_browser)
+) -> None:
+    results = read(demo_ladder / "results.json")
+    rungs = {r["name"]: r for r in results["ladder"]["rungs"]}
+    p = Page(browser, (demo_ladder / "report.html").as_uri())
+    assert p.errors == []
+    assert p.page.inner_text("#ladder-answer").startswith(results["ladder"]["answer"])
+    drop = p.page.locator("figure.scatter[data-kind='drop'][data-slice='all'] circle.rung")
+    assert drop.count() == len(rungs)
+    for i in range(drop.count()):
+        point = drop.nth(i)
+        r = rungs[point.get_attribute("data-rung")]
+        assert float(point.get_attribute("data-x")) == pytest.approx(r["bits_per_weight"], 1e-5)
+        for attr, key in (("data-drop", "drop"), ("data-ci-low", "ci_low"),
+                          ("data-ci-high", "ci_high")):  # fmt: skip
+            assert float(point.get_attribute(attr)) == pytest.approx(r["drop"][key], 1e-5)
+        assert r["verdict"] in point.get_attribute("class")
+        box = point.bounding_box()
+        assert box is not None and box["width"] > 0  # drawn, not just in the markup
+    kld = p.page.locator("figure.scatter[data-kind='kld'] circle.rung")
+    for i in range(kld.count()):
+        point = kld.nth(i)
+        r = rungs[point.get_attribute("data-rung")]
+        assert float(point.get_attribute("data-kld")) == pytest.approx(r["mean_kld"], 1e-5)
+    # a point opens that rung's review queue
+    target = drop.nth(drop.count() - 1)
+    name = target.get_attribute("data-rung")
+    target.click()
+    p.page.wait_for_function(f"location.hash.includes('cand={name}')")
+    assert p.page.input_value("#f-cand") == name
