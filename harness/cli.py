@@ -86,6 +86,26 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return report_verdicts(compare(cfg, out, args.cache, args.run_cache), out)
 
 
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from harness.runcache import DEFAULT_RUN_CACHE
+    from harness.rundir import dumps, write_atomic
+    from harness.sensitivity import measure
+
+    out = args.out or Path("reports") / f"{args.config.stem}-sensitivity"
+    found = measure(args.config, args.rung, out, args.keep, args.keep_scheme, args.cache,
+                    args.run_cache or DEFAULT_RUN_CACHE)  # fmt: skip
+    for row in sorted(found["layers"], key=lambda r: -r["mean_kld"]):
+        print(f"{row['layer']:>24}  mean KLD {row['mean_kld']:.4g}")
+    print(
+        f"summed per-layer KLD {found['summed_layer_kld']:.4g}; kept in "
+        f"{found['keep_scheme']}: {', '.join(found['keep'])} ({found['kept_share']:.0%} of it)"
+    )
+    print(f"recipe: {found['proposed_recipe']}; add this rung to the ladder and rerun it:")
+    print(found["toml"], end="")
+    write_atomic(out / "sensitivity.json", dumps(found))
+    return EXIT_OK
+
+
 def cmd_export_lm_eval(args: argparse.Namespace) -> int:
     from harness.lmeval import export_tasks
 
@@ -201,6 +221,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     for command in ("compare", "ladder", "sweep"):
         _compare_parser(sub, command)
+
+    sens = sub.add_parser(
+        "sensitivity", help="per-layer cost of a ladder rung and a mixed recipe to try"
+    )
+    sens.add_argument("--config", required=True, type=Path, help="the ladder's config")
+    sens.add_argument("--rung", required=True, help="an llm-compressor rung (the first failing)")
+    sens.add_argument("--keep", type=int, help="layers to keep (default: half the cost)")
+    sens.add_argument("--keep-scheme", default="W8A16", help="their scheme (default W8A16)")
+    sens.add_argument("--out", type=Path, help="folder for the recipe and sensitivity.json "
+                      "(default reports/<config>-sensitivity)")  # fmt: skip
+    sens.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    sens.add_argument("--run-cache", type=Path, default=None)
+    sens.set_defaults(func=cmd_sensitivity)
 
     export = sub.add_parser("export-lm-eval", help="write eval sets as lm-eval task YAMLs + data")
     export.add_argument("paths", nargs="+", metavar="EVALSET")

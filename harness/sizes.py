@@ -50,3 +50,13 @@ def parameter_count(path: str) -> int | None:
         if files:
             return sum(_safetensors_params(f) for f in files)
     return None
+
+
+def tensor_names(path: str) -> list[str]:
+    """Tensor names of a safetensors checkpoint dir, from the headers."""
+    names: list[str] = []
+    for file in sorted(Path(path).glob("*.safetensors")):
+        with open(file, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            names += [n for n in json.loads(f.read(size)) if n != "__metadata__"]
+    return names

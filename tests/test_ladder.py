@@ -20,6 +20,7 @@ from harness.config import ConfigError, parse_config
 from harness.ladder import answer, breaks_first, cliffs, decide, pareto
 from harness.records import Interval
 from harness.records.ladder import Rung, RungSlice
+from harness.sensitivity import LayerCost, propose
 
 from .real_models import NEEDS_LLAMA_CPP, REPO
 from .test_browser import CHROMIUM, Page, browser  # noqa: F401  (browser: a fixture)
@@ -163,7 +164,7 @@ RUNGS = {
 }
 
 
-def write_ladder(path: Path, rungs: list[str]) -> Path:
+def write_ladder(path: Path, rungs: list[str], decision: str = "") -> Path:
     body = "".join(f'\n[[ladder.rungs]]\nname = "{n}"\nquantize = {RUNGS[n]}\n' for n in rungs)
     path.write_text(f"""
 name = "ladder"
@@ -178,6 +179,7 @@ batch_size = 64
 max_weighted_accuracy_drop = 0.02
 max_hard_accuracy_drop = 0.03
 [ladder]
+{decision}
 {body}""")
     return path
 
@@ -333,3 +335,77 @@ def test_the_pareto_chart_renders_links_and_matches_results(
     target.click()
     p.page.wait_for_function(f"location.hash.includes('cand={name}')")
     assert p.page.input_value("#f-cand") == name
+
+
+@pytest.mark.slow
+@NEEDS_LLAMA_CPP
+def test_the_release_decision_is_the_exit_code(demo_ladder: Path, tmp_path: Path) -> None:
+    """Rerun from the demo ladder's caches (nothing generates) with each kind of decision."""
+    results = read(demo_ladder / "results.json")
+    rungs = results["ladder"]["rungs"]
+    passing = [r for r in rungs if r["verdict"] == "pass"]
+    failing = [r for r in rungs if r["verdict"] != "pass"]
+    assert passing and failing, "the demo ladder should have a passing and a failing rung"
+    names = [r["name"] for r in rungs]
+    caches = (demo_ladder.parent / "quantized", demo_ladder.parent / "runs")
+
+    def code(decision: str) -> int:
+        cfg = write_ladder(tmp_path / "d.toml", names, decision)
+        return main(ladder_args(cfg, tmp_path / "run", *caches))
+
+    assert code(f'target = "{passing[0]["name"]}"') == 0
+    assert code(f'target = "{failing[0]["name"]}"') == 1
+    lightest_pass = min(r["size_bytes"] for r in passing)
+    assert code(f"max_size_mb = {lightest_pass / 1e6}") == 0
+    assert code(f"max_size_mb = {(lightest_pass - 1) / 1e6}") == 1
+    junit = (tmp_path / "run" / "junit.xml").read_text()
+    assert '<testcase classname="ladder" name="release">\n    <failure' in junit
+    assert read(tmp_path / "run" / "run.json")["durations"]["reused"]["fp32"] is True
+
+
+def test_ladder_needs_a_ladder_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "x"\nevalsets = ["x.jsonl"]\n[baseline]\nname = "b"\npath = "m"\n'
+                   '[[candidates]]\nname = "c"\npath = "m"\n')  # fmt: skip
+    assert main(["ladder", "--config", str(cfg)]) == 2
+    assert "no [ladder] table" in capsys.readouterr().err
+
+
+def test_the_proposal_keeps_the_costliest_layers_until_half_the_cost() -> None:
+    costs = [LayerCost("model.layers.0", 0.3, 10), LayerCost("model.layers.1", 0.1, 10),
+             LayerCost("model.layers.2", 0.5, 10), LayerCost("model.layers.3", 0.1, 10)]  # fmt: skip
+    # total 1.0: layer 2 alone carries 0.5, half of it
+    assert propose(costs) == ["model.layers.2"]
+    costs[2] = LayerCost("model.layers.2", 0.4, 10)  # total 0.9: 0.4 < 0.45, then 0.7
+    assert propose(costs) == ["model.layers.2", "model.layers.0"]
+    assert propose(costs, keep=3) == ["model.layers.2", "model.layers.0", "model.layers.1"]
+
+
+@pytest.mark.slow
+@NEEDS_LLAMA_CPP
+def test_sensitivity_proposes_a_mixed_rung_that_the_ladder_then_runs(
+    demo_ladder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caches = (demo_ladder.parent / "quantized", demo_ladder.parent / "runs")
+    names = ["w8a16", "gguf-q8_0", "w4a16-rtn"]
+    cfg = write_ladder(tmp_path / "ladder.toml", names)
+    sens = tmp_path / "sens"
+    args = ["sensitivity", "--config", str(cfg), "--rung", "w4a16-rtn", "--out", str(sens),
+            "--cache", str(caches[0]), "--run-cache", str(caches[1])]  # fmt: skip
+    assert main(args) == 0
+    found = read(sens / "sensitivity.json")
+    assert [r["layer"] for r in found["layers"]] == [f"model.layers.{i}" for i in range(4)]
+    assert all(r["mean_kld"] > 0 and r["tokens"] > 0 for r in found["layers"])
+    assert found["keep"] and found["kept_share"] >= 0.5
+    # the proposed rung, added to the ladder: only it runs
+    cfg.write_text(cfg.read_text() + "\n" + found["toml"])
+    out = tmp_path / "run"
+    main(ladder_args(cfg, out, *caches))
+    reused = read(out / "run.json")["durations"]["reused"]
+    assert reused == {"fp32": True, **dict.fromkeys(names, True), found["proposed_name"]: False}
+    rungs = {r["name"]: r for r in read(out / "results.json")["ladder"]["rungs"]}
+    mixed, w4, w8 = rungs[found["proposed_name"]], rungs["w4a16-rtn"], rungs["w8a16"]
+    # one layer in 8 bits: heavier than the 4-bit rung, lighter than the 8-bit one, and it
+    # moves the distribution less than the 4-bit rung
+    assert w4["size_bytes"] < mixed["size_bytes"] < w8["size_bytes"]
+    assert mixed["mean_kld"] < w4["mean_kld"]

@@ -57,3 +57,33 @@ def run_oneshot(
     oneshot(
         model=baseline, processor=baseline, recipe=_modifier(spec), output_dir=str(out), **kwargs
     )
+
+
+def _group(scheme: str, targets: list[str], group_size: int | None) -> dict[str, Any]:
+    from compressed_tensors.quantization.quant_scheme import preset_name_to_scheme
+
+    data: dict[str, Any] = preset_name_to_scheme(scheme, targets).model_dump(exclude_none=True)
+    if group_size is not None and "weights" in data:
+        data["weights"] |= {"group_size": group_size, "strategy": "group"}
+    return data
+
+
+def mixed_recipe(spec: QuantizeSpec, keep: list[int], keep_scheme: str, layers: int) -> str:
+    """An llm-compressor recipe (JSON, which YAML reads): decoder layers `keep` get
+    `keep_scheme`, every other layer the rung's scheme; Linear projections only (`*_proj`,
+    Llama-family names), `ignore` as the rung's. Same group size for both."""
+    import json
+
+    def targets(numbers: list[int]) -> list[str]:
+        return [f"re:^model\\.layers\\.({'|'.join(map(str, numbers))})\\..*_proj$"]
+
+    rest = [i for i in range(layers) if i not in keep]
+    groups = {}
+    if rest:
+        groups["group_0"] = _group(spec.scheme, targets(rest), spec.group_size)
+    if keep:
+        groups["group_1"] = _group(keep_scheme, targets(keep), spec.group_size)
+    kind = "GPTQModifier" if spec.method == "gptq" else "QuantizationModifier"
+    recipe = {"quant_stage": {"quant_modifiers": {kind: {
+        "ignore": list(spec.ignore), "config_groups": groups}}}}  # fmt: skip
+    return json.dumps(recipe, indent=2) + "\n"
