@@ -372,8 +372,7 @@ def test_ladder_needs_a_ladder_table(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_the_proposal_keeps_the_costliest_layers_until_half_the_cost() -> None:
-    costs = [LayerCost("model.layers.0", 0.3, 10), LayerCost("model.layers.1", 0.1, 10),
-             LayerCost("model.layers.2", 0.5, 10), LayerCost("model.layers.3", 0.1, 10)]  # fmt: skip
+    costs = [LayerCost(f"model.layers.{i}", c, 10) for i, c in enumerate((0.3, 0.1, 0.5, 0.1))]
     # total 1.0: layer 2 alone carries 0.5, half of it
     assert propose(costs) == ["model.layers.2"]
     costs[2] = LayerCost("model.layers.2", 0.4, 10)  # total 0.9: 0.4 < 0.45, then 0.7
