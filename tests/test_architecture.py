@@ -13,12 +13,13 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 # The run stage: the only modules that may touch torch, an engine or a model.
 RUN_STAGE = ("harness.run", "harness.probes", "harness.backends", "harness.quantize",
-             "harness.lmeval", "harness.pipeline")  # fmt: skip
+             "harness.lmeval", "harness.pipeline", "harness.runcache",
+             "harness.sensitivity")  # fmt: skip
 ANALYSIS = ("harness.pairing", "harness.candidate_metrics", "harness.stats", "harness.gate",
             "harness.gate_rules", "harness.formats",
             "harness.review", "harness.results", "harness.report", "harness.render",
             "harness.rundir", "harness.codec", "harness.records", "harness.scorers",
-            "harness.errors", "harness.evalset")  # fmt: skip
+            "harness.errors", "harness.evalset", "harness.ladder", "harness.sizes")  # fmt: skip
 # harness.config is the edge: it reads the engine table (`harness.backends.ENGINES`) to check
 # a model's `backend`, and the import test below shows that loads no engine.
 HEAVY = ("torch", "transformers", "lm_eval", "llmcompressor", "numpy.typing")
