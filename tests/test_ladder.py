@@ -299,6 +299,9 @@ def test_sigkill_in_the_middle_of_a_rung_then_rerun_gives_the_same_results(
     assert stable(read(out / "results.json")) == stable(read(demo_ladder / "results.json"))
 
 
+IN_VIEW = "document.getElementById('review').getBoundingClientRect().top < innerHeight"
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @NEEDS_LLAMA_CPP
@@ -332,9 +335,14 @@ def test_the_pareto_chart_renders_links_and_matches_results(
     # a point opens that rung's review queue
     target = drop.nth(drop.count() - 1)
     name = target.get_attribute("data-rung")
+    assert not p.page.evaluate(IN_VIEW)  # the queue is far below the ladder
     target.click()
     p.page.wait_for_function(f"location.hash.includes('cand={name}')")
     assert p.page.input_value("#f-cand") == name
+    # ... and scrolls to it: the queue's heading is in view
+    p.page.wait_for_function(
+        "document.getElementById('review').getBoundingClientRect().top < innerHeight"
+    )
 
 
 @pytest.mark.slow

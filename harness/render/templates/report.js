@@ -310,7 +310,12 @@
       new IntersectionObserver((es) => { if (es.some((e) => e.isIntersecting) && rendered < shown.length) more(PAGE); })
         .observe($("#more"));
     }
-    window.addEventListener("hashchange", () => render(readHash()));
+    window.addEventListener("hashchange", () => {
+      const focus = readHash();
+      render(focus);
+      // A link to a candidate's queue (the ladder's points and table) lands on the queue.
+      if (focus === null) $("#review").scrollIntoView();
+    });
     render(readHash());
     document.body.dataset.ready = "1";
   }
