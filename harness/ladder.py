@@ -18,7 +18,6 @@ Definitions (the report and the tests share them):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any
 
 from harness.records import GgufSpec, Interval, QuantizeSpec
@@ -81,13 +80,23 @@ def slice_drop(r: Rung, name: str) -> Interval | None:
 
 
 def cliffs(rungs: Sequence[Rung], slices: Sequence[str]) -> list[Cliff]:
-    """Every step (heaviest first) that more than doubled a slice's drop, beyond noise."""
+    """Every step down (heaviest first) that more than doubled a slice's drop, beyond noise.
+    A step goes from the next heavier size on disk to a rung: rungs of one size (a
+    calibration pair) are not steps, and of several at the heavier size the least damaged
+    is the one stepped from."""
     out = []
     for name in slices:
-        for heavy, light in pairwise(rungs):
-            a, b = slice_drop(heavy, name), slice_drop(light, name)
-            if a is None or b is None:
+        for light in rungs:
+            heavier = [r for r in rungs if (r.size_bytes or 0) > (light.size_bytes or 0)]
+            if not heavier:
                 continue
+            step = min(r.size_bytes or 0 for r in heavier)
+            drops = [(d, r) for r in heavier if (r.size_bytes or 0) == step
+                     and (d := slice_drop(r, name)) is not None]  # fmt: skip
+            b = slice_drop(light, name)
+            if not drops or b is None:
+                continue
+            a, heavy = min(drops, key=lambda x: x[0].drop)
             before = max(a.drop, 0.0)
             if b.drop > 2 * before and b.ci_low > before:
                 out.append(Cliff(name, heavy.name, light.name, a.drop, b.drop, b.ci_low))
@@ -106,16 +115,16 @@ def breaks_first(rungs: Sequence[Rung], slices: Sequence[str]) -> list[tuple[str
 
 
 def calibration_pairs(candidates: Sequence[CandidateResult]) -> list[CalibrationPair]:
-    """Rungs whose recipes differ only in their calibration set."""
+    """Rungs whose recipes differ only in their calibration set (or in having one)."""
     groups: dict[str, list[CandidateResult]] = {}
     for c in candidates:
         q = c.info.quantize
-        if isinstance(q, QuantizeSpec | GgufSpec) and q.calibration is not None:
+        if isinstance(q, QuantizeSpec | GgufSpec):
             key = repr(sorted(q.recipe_dict().items()))
             groups.setdefault(key, []).append(c)
     out = []
     for members in groups.values():
-        calibs = [str(m.info.quantize.calibration) for m in members if m.info.quantize]
+        calibs = [str(m.info.quantize.calibration or "none") for m in members if m.info.quantize]
         if len(members) > 1 and len(set(calibs)) > 1:
             out.append(CalibrationPair(_recipe(members[0]), tuple(m.name for m in members),
                                        tuple(calibs)))  # fmt: skip

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,11 @@ import pytest
 
 from harness.cli import main
 from harness.config import ConfigError, parse_config
-from harness.ladder import answer, breaks_first, cliffs, decide, pareto
-from harness.records import Interval
+from harness.ladder import answer, breaks_first, calibration_pairs, cliffs, decide, pareto
+from harness.records import CandidateMetrics, GgufSpec, Interval, QuantizeSpec
 from harness.records.ladder import Rung, RungSlice
+from harness.results import CandidateInfo, CandidateResult
+from harness.review import ReviewStatus
 from harness.sensitivity import LayerCost, propose
 
 from .real_models import NEEDS_LLAMA_CPP, REPO
@@ -68,6 +71,44 @@ def test_a_cliff_is_a_doubling_beyond_the_interval() -> None:
     # A heavier rung that improved (negative drop) counts as 0: any significant drop is one.
     two = [rung("x", 900, iv(-0.01, -0.03, 0.01)), rung("y", 800, iv(0.005, 0.001, 0.009))]
     assert [(c.heavier, c.lighter) for c in cliffs(two, ["all"])] == [("x", "y")]
+
+
+def test_rungs_of_one_size_are_not_a_step_down() -> None:
+    rungs = [
+        rung("q6", 1000, iv(0.00, -0.01, 0.01)),
+        rung("q5-imatrix", 800, iv(-0.01, -0.03, 0.01)),
+        # same size as q5-imatrix: compared with q6 (the next heavier size), not with it
+        rung("q5", 800, iv(0.11, 0.06, 0.16)),
+        # the step from size 800 starts at the least damaged rung there: q5-imatrix (0 -> 0.02)
+        rung("q4", 700, iv(0.02, 0.005, 0.04)),
+    ]
+    found = [(c.heavier, c.lighter) for c in cliffs(rungs, ["all"])]
+    assert found == [("q6", "q5"), ("q5-imatrix", "q4")]
+
+
+def calibrated(name: str, spec: QuantizeSpec | GgufSpec) -> CandidateResult:
+    info = CandidateInfo(name, "p", "f", False, spec, None, False)
+    return CandidateResult(
+        info, "pass", (), (), CandidateMetrics({}), ReviewStatus(0, 0, 0, 0, 0, 0)
+    )
+
+
+def test_calibration_pairs_differ_only_in_their_calibration() -> None:
+    gptq = QuantizeSpec("W4A16", "gptq", "traffic.jsonl", group_size=32)
+    cands = [
+        calibrated("gptq-traffic", gptq),
+        calibrated("gptq-generic", replace(gptq, calibration="generic.jsonl")),
+        calibrated("gptq-g128", replace(gptq, group_size=128)),  # another recipe: alone
+        calibrated("q5", GgufSpec("Q5_K_M")),
+        calibrated("q5-chat", GgufSpec("Q5_K_M", "chat.jsonl")),
+        calibrated("rtn", QuantizeSpec("W4A16", "rtn")),
+        calibrated("rtn-again", QuantizeSpec("W4A16", "rtn")),  # same recipe, same (no) set
+    ]
+    pairs = calibration_pairs(cands)
+    assert [(p.rungs, p.calibrations) for p in pairs] == [
+        (("gptq-traffic", "gptq-generic"), ("traffic.jsonl", "generic.jsonl")),
+        (("q5", "q5-chat"), ("none", "chat.jsonl")),
+    ]
 
 
 def test_slices_break_first_at_the_heaviest_rung_with_a_significant_drop() -> None:
