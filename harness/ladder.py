@@ -25,6 +25,11 @@ from harness.records.ladder import CalibrationPair, Cliff, Ladder, Rung, RungSli
 from harness.results import CandidateResult, RunHeader
 
 MB = 1e6
+# How a calibration set is read (not what the recipe is): ignored when pairing rungs.
+CALIBRATION_KEYS = ("samples", "max_seq_length", "imatrix_chunks", "imatrix_context")
+# Sizes this close are one size: a GGUF made with an importance matrix records its
+# provenance in a few hundred bytes of metadata; any change of scheme moves far more.
+SAME_SIZE = 0.001
 
 
 def _recipe(c: CandidateResult) -> str:
@@ -84,14 +89,18 @@ def cliffs(rungs: Sequence[Rung], slices: Sequence[str]) -> list[Cliff]:
     A step goes from the next heavier size on disk to a rung: rungs of one size (a
     calibration pair) are not steps, and of several at the heavier size the least damaged
     is the one stepped from."""
+
+    def larger(a: Rung, b: Rung) -> bool:
+        return (a.size_bytes or 0) > (b.size_bytes or 0) * (1 + SAME_SIZE)
+
     out = []
     for name in slices:
         for light in rungs:
-            heavier = [r for r in rungs if (r.size_bytes or 0) > (light.size_bytes or 0)]
+            heavier = [r for r in rungs if larger(r, light)]
             if not heavier:
                 continue
-            step = min(r.size_bytes or 0 for r in heavier)
-            drops = [(d, r) for r in heavier if (r.size_bytes or 0) == step
+            step = min(heavier, key=lambda r: r.size_bytes or 0)
+            drops = [(d, r) for r in heavier if not larger(r, step)
                      and (d := slice_drop(r, name)) is not None]  # fmt: skip
             b = slice_drop(light, name)
             if not drops or b is None:
@@ -120,14 +129,19 @@ def calibration_pairs(candidates: Sequence[CandidateResult]) -> list[Calibration
     for c in candidates:
         q = c.info.quantize
         if isinstance(q, QuantizeSpec | GgufSpec):
-            key = repr(sorted(q.recipe_dict().items()))
+            fields = {k: v for k, v in q.recipe_dict().items() if k not in CALIBRATION_KEYS}
+            key = repr(sorted(fields.items()))
             groups.setdefault(key, []).append(c)
     out = []
     for members in groups.values():
         calibs = [str(m.info.quantize.calibration or "none") for m in members if m.info.quantize]
         if len(members) > 1 and len(set(calibs)) > 1:
-            out.append(CalibrationPair(_recipe(members[0]), tuple(m.name for m in members),
-                                       tuple(calibs)))  # fmt: skip
+            first = members[0].info.quantize
+            if isinstance(first, GgufSpec):  # its description names the imatrix
+                recipe = f"GGUF {first.type} (llama.cpp)"
+            else:
+                recipe = _recipe(members[0])
+            out.append(CalibrationPair(recipe, tuple(m.name for m in members), tuple(calibs)))
     return out
 
 

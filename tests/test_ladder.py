@@ -75,12 +75,12 @@ def test_a_cliff_is_a_doubling_beyond_the_interval() -> None:
 
 def test_rungs_of_one_size_are_not_a_step_down() -> None:
     rungs = [
-        rung("q6", 1000, iv(0.00, -0.01, 0.01)),
-        rung("q5-imatrix", 800, iv(-0.01, -0.03, 0.01)),
-        # same size as q5-imatrix: compared with q6 (the next heavier size), not with it
-        rung("q5", 800, iv(0.11, 0.06, 0.16)),
-        # the step from size 800 starts at the least damaged rung there: q5-imatrix (0 -> 0.02)
-        rung("q4", 700, iv(0.02, 0.005, 0.04)),
+        rung("q6", 100_000, iv(0.00, -0.01, 0.01)),
+        rung("q5-imatrix", 80_000, iv(-0.01, -0.03, 0.01)),
+        # the same size (within 0.1%) as q5-imatrix: compared with q6, the next heavier size
+        rung("q5", 79_950, iv(0.11, 0.06, 0.16)),
+        # the step from that size starts at the least damaged rung there: q5-imatrix (0 -> 0.02)
+        rung("q4", 70_000, iv(0.02, 0.005, 0.04)),
     ]
     found = [(c.heavier, c.lighter) for c in cliffs(rungs, ["all"])]
     assert found == [("q6", "q5"), ("q5-imatrix", "q4")]
@@ -100,7 +100,7 @@ def test_calibration_pairs_differ_only_in_their_calibration() -> None:
         calibrated("gptq-generic", replace(gptq, calibration="generic.jsonl")),
         calibrated("gptq-g128", replace(gptq, group_size=128)),  # another recipe: alone
         calibrated("q5", GgufSpec("Q5_K_M")),
-        calibrated("q5-chat", GgufSpec("Q5_K_M", "chat.jsonl")),
+        calibrated("q5-chat", GgufSpec("Q5_K_M", "chat.jsonl", imatrix_context=128)),
         calibrated("rtn", QuantizeSpec("W4A16", "rtn")),
         calibrated("rtn-again", QuantizeSpec("W4A16", "rtn")),  # same recipe, same (no) set
     ]
