@@ -29,6 +29,8 @@ class Point:
     y_low: float | None  # the interval's ends, in pixels (None: no bar)
     y_high: float | None
     css: str  # "pass" | "fail", plus " pareto" on the frontier
+    label_x: float  # the name beside the point: to its left near the right edge
+    anchor: str
     href: str
     title: str
     data: dict[str, str]  # the numbers drawn, for a reader (and the browser test)
@@ -160,9 +162,11 @@ def _point(
     data: dict[str, str], what: str,
 ) -> Point:  # fmt: skip
     unit = "bits/weight" if r.bits_per_weight is not None else "MB"
+    right = x > W * 0.7
     return Point(
         name=r.name, x=x, y=y, y_low=y_low, y_high=y_high,
         css=r.verdict + (" pareto" if r.pareto else ""),
+        label_x=x - 8 if right else x + 8, anchor="end" if right else "start",
         href="#cand=" + quote(r.name, safe=""),
         title=f"{r.name} ({r.recipe}): {x_value:.2f} {unit}, {what}, {r.verdict.upper()}",
         data={"rung": r.name, "x": _fmt(x_value), **data},
