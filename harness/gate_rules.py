@@ -19,7 +19,8 @@ from harness.review import ReviewStatus
 class Limit(Enum):
     """How a `[gate]` value is checked when the config is read."""
 
-    FRACTION = "a finite number >= 0"  # shares, drops and distances
+    SHARE = "a share between 0 and 1"  # drops, shares, agreement: 0.02 is 2 points
+    NUMBER = "a finite number >= 0"  # distances (nats)
     COUNT = "an integer >= 0"
     FLAG = "true or false"
 
@@ -62,15 +63,16 @@ def drop_gate(key: str, name: str, label: str) -> GateRule:
             f"{_pts(judged)} is {'within' if ok else 'over'} the limit of {_pts(limit)}"
         )
 
-    return GateRule(key, "max", Limit.FRACTION, judge)
+    return GateRule(key, "max", Limit.SHARE, judge)
 
 
 UNMEASURED = "was not measured ([generation] distribution is off)"
 
 
 def point_gate(
-    key: str, name: str, label: str, unit: str, direction: str = "max", missing: str = UNMEASURED
-) -> GateRule:
+    key: str, name: str, label: str, unit: str, direction: str = "max", missing: str = UNMEASURED,
+    limit: Limit = Limit.SHARE,
+) -> GateRule:  # fmt: skip
     """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
     least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
 
@@ -83,7 +85,7 @@ def point_gate(
         word = "at most" if direction == "max" else "at least"
         return ok, f"{label} is {value:.4g}{unit}; it must be {word} {limit:g}{unit}"
 
-    return GateRule(key, direction, Limit.FRACTION, judge)
+    return GateRule(key, direction, limit, judge)
 
 
 def hard_regressions_rule(

@@ -199,3 +199,37 @@ def test_gguf_quantize_table(tmp_path: Path) -> None:
     assert "unknown key 'scheme'" in error(
         tmp_path, text.replace("type =", "scheme = 'W8A16', type =")
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("max_weighted_accuracy_drop = 2", "max_weighted_accuracy_drop = 2 is a share between "
+         "0 and 1; did you mean 0.02?"),
+        ("max_diverged_share = 50", "did you mean 0.5?"),
+        ("min_top1_agreement = 95", "min_top1_agreement = 95 is a share between 0 and 1; did "
+         "you mean 0.95?"),
+    ],
+)  # fmt: skip
+def test_a_share_given_in_percent_is_refused(tmp_path: Path, line: str, message: str) -> None:
+    text = MINIMAL.replace("max_weighted_accuracy_drop = 0.01", line)
+    assert message in error(tmp_path, text)
+
+
+def test_a_distance_may_exceed_one(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(MINIMAL + "max_p99_kld = 2.5\n")
+    assert load_config(path).gate.limits["max_p99_kld"] == 2.5
+
+
+@pytest.mark.parametrize(
+    ("stats", "message"),
+    [
+        ("bootstrap_samples = 1000000000", "bootstrap_samples = 1,000,000,000 is over 100,000: "
+         "each interval would hold 8.0 GB"),
+        ("confidence = 1.0", "confidence must be between 0 and 1 (exclusive)"),
+        ("confidence = 0.0", "confidence must be between 0 and 1 (exclusive)"),
+    ],
+)  # fmt: skip
+def test_stats_out_of_bounds_are_refused(tmp_path: Path, stats: str, message: str) -> None:
+    assert message in error(tmp_path, MINIMAL + f"[stats]\n{stats}\n")
