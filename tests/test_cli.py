@@ -361,3 +361,27 @@ def test_a_prompt_longer_than_the_context_exits_2(
         f"error: {evalset}:2: id 'long': 124 prompt tokens + max_new_tokens 6 = 130 exceed the "
         "context of 'base' (128 tokens)"
     )
+
+
+def test_formula_like_cells_are_inert_in_items_csv(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import csv
+
+    rows = [
+        {"id": '=HYPERLINK("http://evil.example","x")', "prompt": "add 1+2=", "reference": "-3",
+         "tags": ["@cmd", "+x"]},
+        {"id": "plain", "prompt": "add 2+2=", "reference": "4"},
+    ]  # fmt: skip
+    sets = write_jsonl(tmp_path / "s.jsonl", rows)
+    cfg = write_config(tmp_path / "c.toml", sets, tiny_model_dir, {"cand": tiny_model_dir},
+                       "max_hard_regressions = 0")  # fmt: skip
+    assert compare(cfg, tmp_path / "run") == 0
+    with open(tmp_path / "run" / "items.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    evil, plain = table
+    assert evil["id"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert evil["reference"] == "'-3" and evil["tags"] == "'@cmd;+x"
+    assert plain["id"] == "plain" and plain["reference"] == "4"
+    # numbers stay numbers: the scores and weights are not text
+    assert evil["weight"] == "1.0" and evil["baseline_score"] in ("0.0", "1.0")
+    # results.json keeps the id as it is: only the spreadsheet view is neutralised
+    assert results(tmp_path / "run")["items"][0]["id"].startswith("=HYPERLINK")

@@ -1,4 +1,8 @@
-"""items.csv: one row per item and candidate (pandas writes the quoting)."""
+"""items.csv: one row per item and candidate (pandas writes the quoting).
+
+Text cells that a spreadsheet would run as a formula (starting with =, +, -, @, a tab or a
+carriage return) get a leading apostrophe, as OWASP's CSV-injection guidance says: an id
+`=HYPERLINK(...)` shows as text. Numbers stay numbers."""
 
 from __future__ import annotations
 
@@ -7,6 +11,16 @@ import io
 import pandas as pd
 
 from harness.results import Results
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: object) -> object:
+    """A text cell a spreadsheet will not evaluate."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def render_csv(results: Results) -> str:
@@ -22,7 +36,7 @@ def render_csv(results: Results) -> str:
                 "outcome": c.outcome, "similarity": c.similarity,
                 "first_divergence": c.first_divergence,
             })  # fmt: skip
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame([{k: inert(v) for k, v in row.items()} for row in rows])
     if len(frame):
         frame["first_divergence"] = frame["first_divergence"].astype("Int64")
     buf = io.StringIO()
