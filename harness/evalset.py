@@ -113,6 +113,28 @@ def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]
             problems.append(f"{source}: {_id_hint(text)}{_json_problem(exc)}")
 
 
+# A prompt longer than this cannot fit any model's context here (128k tokens at ~4 characters
+# each); refused when the eval set is read, not after a model has tried to allocate for it.
+MAX_PROMPT_CHARS = 512 * 1024
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Every string of an item is Unicode text: JSON's \\u escapes can spell a lone surrogate,
+    which no tokenizer or UTF-8 writer accepts."""
+    if isinstance(value, str):
+        if (m := SURROGATE.search(value)) is not None:
+            raise InvalidItem(f"{where or 'a key'} holds a lone surrogate (U+{ord(m.group()):04X} "
+                              f"at character {m.start() + 1}): not Unicode text")  # fmt: skip
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, f"{where}.{k}" if where else k)
+            _check_text(v, f"{where}.{k}" if where else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_text(v, f"{where}[{i}]")
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     for key in keys:
@@ -155,7 +177,12 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
     item_id = obj.get("id")
     if not isinstance(item_id, str) or not item_id.strip():
         raise InvalidItem("missing id" if item_id is None else "id must be a non-empty string")
+    _check_text(obj, "")
     prompt, messages = _prompt_or_messages(obj)
+    size = len(prompt or "") + sum(len(m.content) for m in messages or ())
+    if size > MAX_PROMPT_CHARS:
+        raise InvalidItem(f"the prompt is {size:,} characters; at most {MAX_PROMPT_CHARS:,} "
+                          "(about 128k tokens, more than any context here)")  # fmt: skip
     scorer = _enum(Scorer, obj.get("scorer", Scorer.EXACT.value), "scorer")
     difficulty = _enum(Difficulty, obj.get("difficulty", Difficulty.COMMON.value), "difficulty")
     return EvalItem(

@@ -366,7 +366,7 @@ def test_a_prompt_longer_than_the_context_exits_2(
 def test_formula_like_cells_are_inert_in_items_csv(tiny_model_dir: Path, tmp_path: Path) -> None:
     import csv
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": '=HYPERLINK("http://evil.example","x")', "prompt": "add 1+2=", "reference": "-3",
          "tags": ["@cmd", "+x"]},
         {"id": "plain", "prompt": "add 2+2=", "reference": "4"},

@@ -253,3 +253,31 @@ def test_validate_a_config_checks_its_evalsets(
     )
     assert main(["validate", str(cfg)]) == 2
     assert "set.jsonl:1: id 'a': unknown field 'refrence'" in capsys.readouterr().err
+
+
+def test_a_lone_surrogate_is_named_with_file_line_and_id(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text(
+        '{"id": "ok", "prompt": "\\ud83d\\ude00", "reference": "y"}\n'  # a pair: one character
+        '{"id": "bad", "prompt": "hi \\udc00", "reference": "y"}\n'
+        '{"id": "m", "messages": [{"role": "user", "content": "\\ud83d"}], "reference": "y"}\n'
+    )
+    with pytest.raises(EvalsetError) as info:
+        load_evalset([str(path)])
+    assert info.value.lines() == [
+        f"{path}:2: id 'bad': prompt holds a lone surrogate (U+DC00 at character 4): "
+        "not Unicode text",
+        f"{path}:3: id 'm': messages[0].content holds a lone surrogate (U+D83D at character 1): "
+        "not Unicode text",
+    ]
+
+
+def test_a_megabyte_prompt_is_refused_when_read(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_text(json.dumps({"id": "huge", "prompt": "x" * (1 << 20), "reference": "y"}) + "\n")
+    with pytest.raises(EvalsetError) as info:
+        load_evalset([str(path)])
+    assert info.value.lines() == [
+        f"{path}:1: id 'huge': the prompt is 1,048,576 characters; at most 524,288 (about 128k "
+        "tokens, more than any context here)"
+    ]

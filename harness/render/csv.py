@@ -12,7 +12,6 @@ import pandas as pd
 
 from harness.results import Results
 
-
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
