@@ -1,14 +1,17 @@
 """Command line: argparse wiring only; the work is in `harness.pipeline`.
 
-Exit codes: 0 every gated candidate passes · 1 a gated candidate fails its gate ·
-2 the run could not be evaluated (any `HarnessError`: bad input, missing model, unknown
-gate key...).
+Exit codes: 0 every gated candidate passes · 1 a gated candidate fails its gate (and for
+nothing else) · 2 the run could not be evaluated (a `HarnessError` — bad input, missing
+model, unknown gate key — or any other failure, in one line, the traceback in a log file) ·
+130 interrupted (SIGINT) · 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +24,7 @@ from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
 from harness.results import Results
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells report them
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -263,14 +267,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that cleanups run as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _crash(exc: Exception, debug: bool) -> int:
+    """Anything but a gate verdict exits 2 with one line; the traceback goes to a log file
+    (and to the terminal with --debug), never to CI as if it were a quality regression."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    fd, log = tempfile.mkstemp(prefix="harness-crash-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    if debug:
+        print(text, file=sys.stderr, end="")
+    if isinstance(exc, OSError) and exc.strerror:
+        what = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    else:
+        what = (
+            f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        )
+    print(f"error: {what} (the traceback is in {log}; --debug prints it)", file=sys.stderr)
+    return EXIT_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Exit codes: 0 pass, 1 a gate verdict fails, 2 anything else (one line), 130 SIGINT,
+    143 SIGTERM. `--debug` anywhere on the line prints tracebacks."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in words
+    args = build_parser().parse_args([w for w in words if w != "--debug"])
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (a library caller): leave signals alone
+        previous = None
     try:
         code: int = args.func(args)
     except HarnessError as exc:
         for line in exc.lines():
             print(f"error: {line}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("harness: interrupted (SIGINT); nothing half-written was kept", file=sys.stderr)
+        return EXIT_SIGINT
+    except Terminated:
+        print("harness: terminated (SIGTERM); nothing half-written was kept", file=sys.stderr)
+        return EXIT_SIGTERM
+    except Exception as exc:
+        return _crash(exc, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return code
 
 

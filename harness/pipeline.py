@@ -8,8 +8,11 @@ rebuild:  run.json + generations ─► analyze ─► artifacts (no model, no t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import shutil
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +32,7 @@ from harness.records import (
     GateConfig,
     ModelSpec,
     PairedItem,
+    ReadyCandidate,
     StatsConfig,
 )
 from harness.report import render_all
@@ -64,8 +68,7 @@ def compare(
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.backends.base import checkpoint_fingerprint
-    from harness.run import noise_floor_candidate, ready_candidate, run_all
-    from harness.runcache import DEFAULT_RUN_CACHE, RunCache
+    from harness.run import noise_floor_candidate, ready_candidate
 
     items = load_evalset(cfg.evalsets)
     check_embedder(cfg, items)
@@ -75,6 +78,28 @@ def compare(
         ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
     created_at = now()
     staging = staging_for(out)
+    with removed_on_failure(staging):
+        return _run_and_publish(cfg, out, ready, items, baseline_fp, staging, run_cache, created_at)
+
+
+@contextlib.contextmanager
+def removed_on_failure(staging: RunDir) -> Iterator[None]:
+    """Interrupted, terminated or failed: the half-built folder goes; the target is untouched."""
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(staging.root, ignore_errors=True)
+        raise
+
+
+def _run_and_publish(
+    cfg: CompareConfig, out: Path, ready: list[ReadyCandidate], items: list[EvalItem],
+    baseline_fp: str, staging: RunDir, run_cache: Path | None, created_at: str,
+) -> Results:  # fmt: skip
+    """Run every model into `staging`, analyze, write the artifacts and publish at `out`."""
+    from harness.run import run_all
+    from harness.runcache import DEFAULT_RUN_CACHE, RunCache
+
     runs_cache = None if cfg.ladder is None else RunCache(run_cache or DEFAULT_RUN_CACHE)
     runs = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval,
                    cfg.agreement, runs_cache, baseline_fp)  # fmt: skip

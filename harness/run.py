@@ -308,17 +308,18 @@ class _Runner:
 
     def _make_baseline(self, spec: ModelSpec, cache: RunCache) -> tuple[RunDir, dict[str, Any]]:
         items, settings = self.items, self.settings
-        tmp = cache.begin(self.base_key)
-        probe = None
-        if settings.distribution:
-            probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
-        run, ids, stop_ids = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval)
-        write_model(tmp, replace(run, name=MODEL), items, None,
-                    probe.reference_nll if probe else None, self.lm_eval)  # fmt: skip
-        meta = _meta(run) | {"prompt_ids": ids, "stop_ids": list(stop_ids)}
-        if probe is not None:
-            meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
-        return cache.commit(tmp, self.base_key, meta)
+        with cache.building(self.base_key) as tmp:
+            probe = None
+            if settings.distribution:
+                probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
+            run, ids, stop_ids = run_model(spec, items, settings, probe=probe,
+                                           lm_eval=self.lm_eval)  # fmt: skip
+            write_model(tmp, replace(run, name=MODEL), items, None,
+                        probe.reference_nll if probe else None, self.lm_eval)  # fmt: skip
+            meta = _meta(run) | {"prompt_ids": ids, "stop_ids": list(stop_ids)}
+            if probe is not None:
+                meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
+            return cache.commit(tmp, self.base_key, meta)
 
     def candidate(self, cand: ReadyCandidate) -> ModelRun:
         spec, items = cand.spec, self.items
@@ -331,10 +332,10 @@ class _Runner:
         key = candidate_key(spec, cand.fingerprint, self.base_key)
         found = self.cache.lookup(key)
         if found is None:
-            tmp = self.cache.begin(key)
-            run, stats, nll = self._run_candidate(spec)
-            write_model(tmp, replace(run, name=MODEL), items, stats, nll, self.lm_eval)
-            self.cache.commit(tmp, key, _meta(run))
+            with self.cache.building(key) as tmp:
+                run, stats, nll = self._run_candidate(spec)
+                write_model(tmp, replace(run, name=MODEL), items, stats, nll, self.lm_eval)
+                self.cache.commit(tmp, key, _meta(run))
             self._save(run, stats, nll)
             return run
         run, stats, nll = _cached_run(spec.name, *found, items, self.lm_eval)

@@ -19,11 +19,12 @@ next run removes once its process is gone. Models that cannot be fingerprinted b
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,17 @@ class RunCache:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         return RunDir(tmp)
+
+    @contextlib.contextmanager
+    def building(self, key: str) -> Iterator[RunDir]:
+        """`begin`, and the temporary folder removed if the body fails or is interrupted (a
+        SIGKILL leaves it for the next run's `clean`)."""
+        tmp = self.begin(key)
+        try:
+            yield tmp
+        except BaseException:
+            shutil.rmtree(tmp.root, ignore_errors=True)
+            raise
 
     def commit(self, tmp: RunDir, key: str, meta: dict[str, Any]) -> tuple[RunDir, dict[str, Any]]:
         """Write `entry.json` last, then rename the folder into place."""

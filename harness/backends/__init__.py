@@ -60,5 +60,14 @@ def engine_class(name: str) -> type[Backend]:
 
 
 def open_backend(spec: ModelSpec) -> Backend:
-    """Load `spec` with its engine; the caller closes it (or uses `with`)."""
-    return engine_class(spec.backend)(spec)
+    """Load `spec` with its engine; the caller closes it (or uses `with`). An engine's own
+    failure to read the files becomes one line naming the model and its path."""
+    kind = engine_class(spec.backend)
+    try:
+        return kind(spec)
+    except HarnessError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelLoadError(f"model {spec.name!r} ({spec.path}): {spec.backend} cannot load "
+                             f"it: {type(exc).__name__}: {first}") from exc  # fmt: skip
