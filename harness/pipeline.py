@@ -50,7 +50,15 @@ from harness.results import (
     model_info,
 )
 from harness.review import ReviewError, Reviews, check_review, merge, review_status
-from harness.rundir import RunDir, dumps, publish, staging_for, write_atomic
+from harness.rundir import (
+    RunDir,
+    check_out,
+    dumps,
+    locked,
+    publish,
+    staging_for,
+    write_atomic,
+)
 from harness.scorers import reference_free
 
 
@@ -70,16 +78,20 @@ def compare(
     from harness.backends.base import checkpoint_fingerprint
     from harness.run import noise_floor_candidate, ready_candidate
 
+    check_out(out)
     items = load_evalset(cfg.evalsets)
     check_embedder(cfg, items)
-    baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
-    ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
-    if cfg.noise_floor:
-        ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
-    created_at = now()
-    staging = staging_for(out)
-    with removed_on_failure(staging):
-        return _run_and_publish(cfg, out, ready, items, baseline_fp, staging, run_cache, created_at)
+    with locked(out):
+        check_out(out)  # again, now that no other run can change it
+        baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
+        ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
+        if cfg.noise_floor:
+            ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
+        created_at = now()
+        staging = staging_for(out)
+        with removed_on_failure(staging):
+            return _run_and_publish(cfg, out, ready, items, baseline_fp, staging, run_cache,
+                                    created_at)  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -20,10 +20,13 @@ target and renames it into place when complete.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +44,20 @@ class RunFolderError(HarnessError):
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary sibling, fsync it and rename it over `path`."""
+    """Write `text` to a new temporary sibling (an unguessable name, created exclusively: a
+    planted link is never followed), fsync it and rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def dumps(data: Any) -> str:
@@ -226,16 +235,93 @@ class RunDir:
             raise RunFolderError(f"{path}: {exc}") from None
 
 
+MARKER = ".harness-run"  # in every run folder: what `--out` may replace
+
+
+def is_run_folder(folder: Path) -> bool:
+    """A folder the harness wrote (its marker; or run.json and results.json, as before it)."""
+    return (folder / MARKER).is_file() or (
+        (folder / "run.json").is_file() and (folder / "results.json").is_file()
+    )
+
+
+def check_out(out: Path) -> None:
+    """Refuse a run folder target that would replace anything but a previous run: the working
+    directory or any folder above it, /, the home folder, a file, a symbolic link, or a
+    folder holding files that are not a harness run's."""
+    where = out.resolve()
+    cwd = Path.cwd().resolve()
+    if where == Path(where.anchor) or where == Path.home().resolve():
+        raise RunFolderError(f"--out {out}: refusing to write a run over {where}")
+    if where == cwd or where in cwd.parents:
+        raise RunFolderError(f"--out {out}: it holds the working directory; give a new folder "
+                             "(reports/<name> by default)")  # fmt: skip
+    if out.is_symlink():
+        raise RunFolderError(f"--out {out}: a symbolic link; give the folder itself")
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out}: a file, not a run folder")
+    if out.is_dir() and any(out.iterdir()) and not is_run_folder(out):
+        raise RunFolderError(f"--out {out}: a folder that is not a harness run folder (no "
+                             f"{MARKER}); it is left as it is: give another --out")  # fmt: skip
+
+
+@contextlib.contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold `.<name>.lock` next to `out` for the whole run: a second run on the same folder
+    exits 2 naming the holder. Leftovers of killed runs are cleaned while it is held."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise RunFolderError(f"--out {out}: another harness run is writing it (pid {holder}; "
+                             f"lock {lock})") from None  # fmt: skip
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    try:
+        clean_leftovers(out)
+        yield
+    finally:
+        # Removed while held: a run that opened it meanwhile fails to lock and exits 2; one
+        # that starts after finds no lock file and makes its own.
+        with contextlib.suppress(OSError):
+            lock.unlink()
+        os.close(fd)
+
+
+def clean_leftovers(out: Path) -> None:
+    """What killed runs left beside `out`: a previous run moved aside when a kill came
+    between the two renames of `publish` goes back in place; staging folders go."""
+    aside = sorted(out.parent.glob(f".{out.name}.old-*"))
+    if not out.exists():
+        for old in aside:
+            if (old / "run").is_dir():
+                (old / "run").rename(out)
+                break
+    for leftover in [*aside, *out.parent.glob(f".{out.name}.staging-*"),
+                     out.parent / f".{out.name}.tmp"]:  # fmt: skip
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def staging_for(out: Path) -> RunDir:
-    """An empty folder next to `out` to build the run in."""
-    staging = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    """A new empty folder beside `out`, under a name no one can guess or plant a link at."""
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    (staging / MARKER).write_text("a harness run folder\n")
     return RunDir(staging)
 
 
 def publish(staging: RunDir, out: Path) -> RunDir:
-    """Move a complete run folder into place (replacing a previous run at `out`)."""
-    shutil.rmtree(out, ignore_errors=True)
+    """Move a complete run folder into place: a previous run is moved aside first, the new
+    one renamed in, the old one removed last — at every instant one of them is whole."""
+    aside = None
+    if out.exists():
+        aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+        out.rename(aside / "run")
     staging.root.rename(out)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     return RunDir(out)

@@ -134,3 +134,95 @@ def test_debug_may_stand_anywhere_on_the_line() -> None:
     done = subprocess.run(harness("validate", f"{REPO}/evalsets/demo/add.jsonl", "--debug"),
                           cwd=REPO, capture_output=True, text=True, check=False)  # fmt: skip
     assert done.returncode == 0 and done.stdout.startswith("ok: 100 items")
+
+
+# --- run folders that never lose anything ---------------------------------------------------
+
+
+def run_harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False)
+
+
+def test_out_refuses_what_is_not_a_previous_run(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.toml")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    link = tmp_path / "link"
+    link.symlink_to(mine)
+    cases = {
+        str(mine): "a folder that is not a harness run folder",
+        str(a_file): "a file, not a run folder",
+        str(link): "a symbolic link",
+        str(REPO): "it holds the working directory",
+        str(REPO.parent): "it holds the working directory",
+        "/": "refusing to write a run over /",
+        str(Path.home()): f"refusing to write a run over {Path.home().resolve()}",
+    }
+    for out, message in cases.items():
+        started = time.monotonic()
+        done = run_harness("compare", "--config", str(cfg), "--out", out)
+        assert done.returncode == 2 and message in done.stderr, (out, done.stderr)
+        assert time.monotonic() - started < 30  # refused before any model runs
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert a_file.read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == [
+        "thesis.tex"
+    ]
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_folder_exits_2_naming_the_first(
+    previous: tuple[Path, Path, dict[str, str]],
+) -> None:
+    cfg, out, before = previous
+    first = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out)),
+                             cwd=REPO, stderr=subprocess.DEVNULL)  # fmt: skip
+    lock = out.parent / f".{out.name}.lock"
+    deadline = time.monotonic() + 120
+    while not lock.is_file() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = run_harness("compare", "--config", str(cfg), "--out", str(out))
+    assert second.returncode == 2
+    assert f"another harness run is writing it (pid {first.pid}" in second.stderr
+    first.send_signal(signal.SIGINT)
+    first.wait(timeout=120)
+    assert digest(out) == before and not lock.exists()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
+    previous: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    cfg, out, before = previous
+    # a link planted where older versions staged (a predictable name): never followed
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (out.parent / f".{out.name}.tmp").symlink_to(victim)
+    proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out)),
+                            cwd=REPO, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if list(out.parent.glob(f".{out.name}.staging-*/generations/fp32.jsonl")):
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert digest(out) == before
+    assert list(out.parent.glob(f".{out.name}.staging-*"))  # what a kill leaves
+    # a kill between the two renames of publishing: the previous run is aside, not in place
+    aside = out.parent / f".{out.name}.old-killed"
+    aside.mkdir()
+    out.rename(aside / "run")
+    # the next run puts the previous one back and clears the staging folder as soon as it
+    # holds the lock, then fails on its missing candidate (exit 2, nothing published)
+    done = run_harness("compare", "--config", str(cfg), "--out", str(out), "--candidate",
+                       f"again={tmp_path / 'missing'}")  # fmt: skip
+    assert done.returncode == 2
+    assert digest(out) == before
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == [
+        f".{out.name}.tmp"
+    ]  # the planted link, left alone
+    assert list(victim.iterdir()) == []
+    (out.parent / f".{out.name}.tmp").unlink()
