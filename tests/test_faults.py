@@ -226,3 +226,43 @@ def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
     ]  # the planted link, left alone
     assert list(victim.iterdir()) == []
     (out.parent / f".{out.name}.tmp").unlink()
+
+
+# --- models that are what they claim --------------------------------------------------------
+
+
+def doctored(tmp_path: Path, change: str) -> Path:
+    """A copy of the demo model with one tensor removed, or set to NaN."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path / change
+    shutil.copytree(DEMO, out)
+    tensors = load_file(out / "model.safetensors")
+    name = "model.layers.1.mlp.down_proj.weight"
+    if change == "missing":
+        del tensors[name]
+    else:
+        tensors[name] = tensors[name].clone()
+        tensors[name][0, 0] = torch.nan
+    save_file(tensors, out / "model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("change", "message"), [
+    ("missing", "the checkpoint does not match its config: 1 tensor(s) missing: "
+                "model.layers.1.mlp.down_proj.weight"),
+    ("nan", "tensor model.layers.1.mlp.down_proj.weight holds NaN or infinite values; refusing "
+            "to run it"),
+])  # fmt: skip
+def test_a_doctored_checkpoint_is_refused_before_it_generates(
+    tmp_path: Path, change: str, message: str
+) -> None:
+    model = doctored(tmp_path, change)
+    cfg = write_config(tmp_path / "c.toml", model)
+    done = run_harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"error: model 'again' at {model}: {message}"
+    assert "again:" not in done.stderr  # its progress bar never started
+    assert not (tmp_path / "run").exists()

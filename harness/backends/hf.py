@@ -44,14 +44,38 @@ def load(spec: ModelSpec) -> tuple[Any, Any]:
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(spec.path)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            spec.path, dtype=getattr(torch, spec.dtype)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(
+            spec.path, dtype=getattr(torch, spec.dtype), output_loading_info=True
         )
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"model {spec.name!r} at {spec.path!r}: {first}") from exc
+    model, info = loaded
+    check_loaded(spec, model, info)
     model = model.to(spec.device).eval()
     return model, tokenizer
+
+
+def check_loaded(spec: ModelSpec, model: Any, info: dict[str, Any]) -> None:
+    """A checkpoint is what its config says, and finite: transformers would otherwise run
+    missing tensors at their random initial values (saying so only in a warning), and NaN
+    weights would surface only after every generation."""
+    import torch
+
+    problems = []
+    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
+                      ("mismatched_keys", "of another shape")):  # fmt: skip
+        names = sorted(k[0] if isinstance(k, tuple) else str(k) for k in info.get(key) or ())
+        if names:
+            more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
+            problems.append(f"{len(names)} tensor(s) {what}: {', '.join(names[:3])}{more}")
+    if problems:
+        raise ModelLoadError(f"model {spec.name!r} at {spec.path}: the checkpoint does not "
+                             f"match its config: {'; '.join(problems)}")  # fmt: skip
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelLoadError(f"model {spec.name!r} at {spec.path}: tensor {name} holds NaN "
+                                 "or infinite values; refusing to run it")  # fmt: skip
 
 
 def load_tokenizer(spec: ModelSpec, what: str) -> Any:
