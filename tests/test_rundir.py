@@ -46,3 +46,23 @@ def test_a_missing_file_is_one_clear_error(
     err = capsys.readouterr().err.strip()
     expected = "missing; is this a run folder written by `harness compare`?"
     assert err == f"error: {tmp_path / 'run.json'}: {expected}"
+
+
+def test_published_files_and_folders_keep_the_usual_permissions(tmp_path: Path) -> None:
+    """Unguessable temporary names (mkstemp, mkdtemp) come with 0600/0700; a published run
+    is readable as any file the user writes (the umask decides)."""
+    import os
+
+    from harness.rundir import publish, staging_for, write_atomic
+
+    mask = os.umask(0o022)
+    try:
+        out = tmp_path / "run"
+        staging = staging_for(out)
+        write_atomic(staging.root / "results.json", "{}\n")
+        publish(staging, out)
+    finally:
+        os.umask(mask)
+    assert oct(out.stat().st_mode & 0o777) == "0o755"
+    assert oct((out / "results.json").stat().st_mode & 0o777) == "0o644"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
