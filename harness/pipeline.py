@@ -31,6 +31,7 @@ from harness.records import (
     EvalItem,
     GateConfig,
     ModelSpec,
+    Outcome,
     PairedItem,
     ReadyCandidate,
     StatsConfig,
@@ -187,12 +188,20 @@ def rebuild(run_dir: Path) -> Results:
     return results
 
 
+# A verdict is ~100 bytes: 16 MiB holds every item of a 100,000-item run for a candidate.
+MAX_REVIEW_BYTES = 16 << 20
+
+
 def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
     """Merge a reviewer's verdicts into the run, then rebuild every artifact (and the gate).
     Returns how many verdicts the review brought, and the new results."""
     folder = RunDir(run_dir)
     run = folder.read_run()
     try:
+        size = review_path.stat().st_size
+        if size > MAX_REVIEW_BYTES:
+            raise ReviewError(f"{review_path}: {size:,} bytes; a review is at most "
+                              f"{MAX_REVIEW_BYTES:,}")  # fmt: skip
         review = json.loads(review_path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ReviewError(f"{review_path}: cannot read: {exc.strerror}") from None
@@ -202,9 +211,12 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
     ids = {item.id for item in run.items}
     if run.header.config["lm_eval"]:
         ids |= {sample_item(s).id for s in folder.read_samples(run.header.baseline.name)}
+    # What the review queue showed: per candidate, the items whose outcome is not identical.
+    _, paired = analyze(run, folder, Reviews())
+    flagged = {name: {p.item.id for p in rows if p.outcome is not Outcome.IDENTICAL}
+               for name, rows in paired.items()}  # fmt: skip
     try:
-        verdicts = check_review(review, run.header.run_id, run.results_sha256, ids,
-                                {c.name for c in run.candidates})  # fmt: skip
+        verdicts = check_review(review, run.header.run_id, run.results_sha256, ids, flagged)
     except ReviewError as exc:
         raise ReviewError(f"{review_path}: {exc}") from None
     folder.write_reviews(merge(folder.read_reviews(), review, verdicts, now()))

@@ -69,9 +69,11 @@ def review_status(paired: Sequence[PairedItem], verdicts: Mapping[str, Verdict])
 
 
 def check_review(
-    review: Any, run_id: str, results_sha256: str | None, items: set[str], candidates: set[str]
-) -> list[dict[str, Any]]:
-    """The verdicts of an exported review, every one validated; ReviewError otherwise."""
+    review: Any, run_id: str, results_sha256: str | None, items: set[str],
+    flagged: Mapping[str, set[str]],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The verdicts of an exported review, every one validated; ReviewError otherwise. A
+    verdict may only judge an item that was flagged for that candidate (its review queue)."""
     if not isinstance(review, dict) or review.get("schema") != SCHEMA:
         raise ReviewError(f"not a review exported by a harness report (schema {SCHEMA})")
     if review.get("run_id") != run_id:
@@ -88,10 +90,14 @@ def check_review(
         where = f"verdicts[{n}]"
         if not isinstance(v, dict):
             raise ReviewError(f"{where}: expected an object")
-        if v.get("candidate") not in candidates:
+        if v.get("candidate") not in flagged:
             raise ReviewError(f"{where}: unknown candidate {v.get('candidate')!r}")
         if v.get("item") not in items:
             raise ReviewError(f"{where}: unknown item {v.get('item')!r}")
+        if v["item"] not in flagged[v["candidate"]]:
+            raise ReviewError(f"{where}: item {v['item']!r} was not flagged for "
+                              f"{v['candidate']!r} (its output is the baseline's): nothing to "
+                              "review")  # fmt: skip
         if v.get("verdict") not in VERDICTS:
             raise ReviewError(f"{where}: verdict must be one of {', '.join(VERDICTS)}")
         if not isinstance(v.get("comment", ""), str):

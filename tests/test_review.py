@@ -110,3 +110,30 @@ def test_foreign_or_broken_reviews_are_refused(
     err = capsys.readouterr().err
     assert message in err and str(path) in err and len(err.strip().splitlines()) == 1
     assert not (run / "review.json").exists()
+
+
+def test_a_verdict_on_an_item_that_was_not_flagged_is_refused(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the candidate is the baseline: every output identical, nothing flagged
+    cfg = make_run(tmp_path, tiny_model_dir, tiny_model_dir, "max_hard_regressions = 0")
+    run = tmp_path / "run"
+    assert main(["compare", "--config", str(cfg), "--out", str(run)]) == 0
+    same = [it["id"] for it in results(run)["items"]
+            if it["candidates"]["cand"]["outcome"] == "identical"]  # fmt: skip
+    assert same
+    verdict = {"candidate": "cand", "item": same[0], "verdict": "regression"}
+    assert main(["review", "import", str(run), str(review_file(run, [verdict]))]) == 2
+    err = capsys.readouterr().err
+    assert f"item {same[0]!r} was not flagged for 'cand'" in err
+    assert not (run / "review.json").exists()
+
+
+def test_an_oversized_review_is_refused_before_it_is_read(
+    run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = run.parent / "huge.json"
+    with open(path, "wb") as f:
+        f.truncate((16 << 20) + 1)  # sparse: no 16 MB written
+    assert main(["review", "import", str(run), str(path)]) == 2
+    assert "16,777,217 bytes; a review is at most 16,777,216" in capsys.readouterr().err
