@@ -18,6 +18,7 @@ Definitions (the report and the tests share them):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from harness.records import GgufSpec, Interval, QuantizeSpec
@@ -195,7 +196,7 @@ def summarize_ladder(
     rungs = sorted((_rung(c, header) for c in judged),
                    key=lambda r: (-(r.size_bytes or 0), listed[r.name]))  # fmt: skip
     front = pareto(rungs)
-    rungs = [r if r.name not in front else _with_pareto(r) for r in rungs]
+    rungs = [replace(r, pareto=r.name in front) for r in rungs]
     passing = [r for r in rungs if r.verdict == "pass"]
     lightest = passing[-1].name if passing else None
     slices = ["all", *dict.fromkeys(s.slice for r in rungs for s in r.slices if s.slice != "all")]
@@ -208,9 +209,3 @@ def summarize_ladder(
         decision=decision, decision_reason=reason,
         breaks_first=tuple(breaks_first(rungs, slices)), target=target, max_size_mb=size,
     )  # fmt: skip
-
-
-def _with_pareto(r: Rung) -> Rung:
-    from dataclasses import replace
-
-    return replace(r, pareto=True)

@@ -211,10 +211,13 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
     ids = {item.id for item in run.items}
     if run.header.config["lm_eval"]:
         ids |= {sample_item(s).id for s in folder.read_samples(run.header.baseline.name)}
-    # What the review queue showed: per candidate, the items whose outcome is not identical.
-    _, paired = analyze(run, folder, Reviews())
-    flagged = {name: {p.item.id for p in rows if p.outcome is not Outcome.IDENTICAL}
-               for name, rows in paired.items()}  # fmt: skip
+    # What the review queue showed: per candidate, the items whose outcome is not identical
+    # (read from results.json: outcomes do not depend on reviews, so nothing is re-paired).
+    flagged: dict[str, set[str]] = {c.name: set() for c in run.candidates}
+    for it in folder.read_results().items:
+        for name, side in it.candidates.items():
+            if side.outcome != Outcome.IDENTICAL.value:
+                flagged[name].add(it.id)
     try:
         verdicts = check_review(review, run.header.run_id, run.results_sha256, ids, flagged)
     except ReviewError as exc:

@@ -34,7 +34,7 @@ from typing import Any
 from harness.codec import CodecError, from_json, to_json
 from harness.errors import HarnessError, RecordError
 from harness.records import EvalItem, Generation, ModelRun, Sample, TokenStats
-from harness.results import RunRecord
+from harness.results import Results, RunRecord
 from harness.review import Reviews
 
 ARTIFACTS = ("results.json", "items.csv", "junit.xml", "summary.md", "report.html")
@@ -202,6 +202,13 @@ class RunDir:
         except CodecError as exc:
             raise RunFolderError(f"{self.reviews_json}: {exc}") from None
         return reviews
+
+    def read_results(self) -> Results:
+        path = self.artifact("results.json")
+        try:
+            return Results.from_json(read_json(path))
+        except (CodecError, RecordError) as exc:
+            raise RunFolderError(f"{path}: {exc}") from None
 
     def write_artifacts(self, texts: dict[str, str]) -> None:
         for name in ARTIFACTS:
