@@ -187,7 +187,8 @@ def _compare_parser(sub: Any, command: str) -> None:
         "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
     )
     compare.add_argument("--run-cache", type=Path, default=None,
-                         help="a ladder's cached model runs (.cache/harness/runs)")  # fmt: skip
+                         help="model runs: a ladder's, and what a killed run resumes from "
+                              "(.cache/harness/runs)")  # fmt: skip
     compare.set_defaults(func=cmd_compare)
 
 
@@ -288,7 +289,8 @@ def _crash(exc: Exception, debug: bool) -> int:
     if debug:
         print(text, file=sys.stderr, end="")
     if isinstance(exc, OSError) and exc.strerror:
-        what = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else exc.filename
+        what = f"{where}: {exc.strerror}" if where else exc.strerror
     else:
         what = (
             f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

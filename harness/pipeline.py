@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -71,9 +72,10 @@ def compare(
     cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE, run_cache: Path | None = None
 ) -> Results:
     """Quantize what the config asks for (cached), run every model, analyze, write the run
-    folder at `out` (built aside and renamed into place when complete). A ladder (`[ladder]`)
-    keeps every model's run in the run cache (`run_cache`, default .cache/harness/runs) and
-    reads back what is there: the baseline generates once across rungs and reruns."""
+    folder at `out` (built aside and renamed into place when complete). Models run through
+    the run cache (`run_cache`, default .cache/harness/runs): a run killed midway resumes from
+    its finished batches. A ladder (`[ladder]`) keeps every model's run there and reads back
+    what is there: the baseline generates once across rungs and reruns."""
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.backends.base import checkpoint_fingerprint
@@ -113,7 +115,10 @@ def _run_and_publish(
     from harness.run import run_all
     from harness.runcache import DEFAULT_RUN_CACHE, RunCache
 
-    runs_cache = None if cfg.ladder is None else RunCache(run_cache or DEFAULT_RUN_CACHE)
+    # Every model runs through the run cache, so that a killed run resumes batch by batch; a
+    # ladder keeps the entries (rungs are added and rerun), a plain compare drops those it
+    # used once its report is published.
+    runs_cache = RunCache(run_cache or DEFAULT_RUN_CACHE, keep=cfg.ladder is not None)
     runs = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval,
                    cfg.agreement, runs_cache, baseline_fp)  # fmt: skip
     header = RunHeader(
@@ -125,7 +130,7 @@ def _run_and_publish(
             {k: 0.0 if r.reused else round(r.seconds, 1) for k, r in runs.items()},
             {k: r.tokens_per_second for k, r in runs.items() if r.tokens_per_second},
             {k: r.peak_memory_mb for k, r in runs.items() if r.peak_memory_mb is not None},
-            {k: r.reused for k, r in runs.items()} if runs_cache else {},
+            {k: r.reused for k, r in runs.items()},
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
     )  # fmt: skip
@@ -137,6 +142,7 @@ def _run_and_publish(
     staging.write_run(run)
     write_artifacts(staging, run, results, paired)
     publish(staging, out)
+    runs_cache.drop_transient()
     return results
 
 
@@ -190,6 +196,22 @@ def rebuild(run_dir: Path) -> Results:
 
 # A verdict is ~100 bytes: 16 MiB holds every item of a 100,000-item run for a candidate.
 MAX_REVIEW_BYTES = 16 << 20
+# A review nests four deep (verdicts > candidate > item > verdict); json's own limit is the
+# interpreter's recursion limit, a crash rather than an answer.
+MAX_REVIEW_DEPTH = 16
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """How deep the arrays and objects of a JSON text nest (strings do not count)."""
+    depth = deepest = 0
+    for c in _STRING.sub("", text):
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
 
 
 def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
@@ -202,7 +224,13 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
         if size > MAX_REVIEW_BYTES:
             raise ReviewError(f"{review_path}: {size:,} bytes; a review is at most "
                               f"{MAX_REVIEW_BYTES:,}")  # fmt: skip
-        review = json.loads(review_path.read_text(encoding="utf-8"))
+        text = review_path.read_text(encoding="utf-8")
+        if (depth := json_depth(text)) > MAX_REVIEW_DEPTH:
+            raise ReviewError(f"{review_path}: nested {depth:,} deep; a review nests at most "
+                              f"{MAX_REVIEW_DEPTH}")  # fmt: skip
+        review = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ReviewError(f"{review_path}: not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ReviewError(f"{review_path}: cannot read: {exc.strerror}") from None
     except json.JSONDecodeError as exc:

@@ -21,6 +21,7 @@ e^-LOGP_SPAN relative to the top token are clamped to the floor: they weigh less
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import torch
 
 from harness.backends import Backend, Generated
 from harness.backends.base import TokenizerMismatch, TopK
+from harness.codec import from_json, to_json
 from harness.records import EvalItem, TokenStats
 from harness.scorers import entry
 
@@ -151,6 +153,28 @@ class LogprobStore:
         self.index[item] = (self._rows, int(logp.shape[0]))
         self._rows += int(logp.shape[0])
 
+    def checkpoint(self) -> dict[str, Any]:
+        """Flush and fsync what was appended: the rows a journal line may then count on."""
+        if self._files is not None:
+            for f in self._files:
+                f.flush()
+                os.fsync(f.fileno())
+        return {"rows": self._rows, "vocab": self.vocab}
+
+    def resume(self, rows: int, vocab: int, index: dict[int, tuple[int, int]]) -> None:
+        """Continue a store a killed run left: keep its first `rows` rows (what its journal
+        counted), cut whatever it wrote after, and append from there."""
+        if rows == 0:
+            return
+        self.vocab, self.index, self._rows = vocab, dict(index), rows
+        codes, meta = Path(f"{self.stem}.codes"), Path(f"{self.stem}.rows")
+        if codes.stat().st_size < rows * vocab * 2 or meta.stat().st_size < rows * 8:
+            raise OSError(f"{self.stem}: shorter than its journal says")
+        self._files = (open(codes, "r+b"), open(meta, "r+b"))  # noqa: SIM115
+        for f, size in zip(self._files, (rows * vocab * 2, rows * 8), strict=True):
+            f.truncate(size)
+            f.seek(size)
+
     def close(self) -> None:
         if self._files is not None:
             for f in self._files:
@@ -182,6 +206,13 @@ class _ReferenceNll:
 
     def record(self, i: int, cont: Sequence[int], logp: torch.Tensor | TopK) -> None:
         self.own[i] = picked_nll(logp, cont)
+
+    def state(self, batch: list[Generated]) -> dict[str, list[float]]:
+        return {str(g.index): self.own[g.index].tolist() for g in batch if g.index in self.own}
+
+    def restore(self, state: dict[str, list[float]]) -> None:
+        for i, nll in state.items():
+            self.own[int(i)] = torch.tensor(nll, dtype=torch.float64)
 
     def finish(
         self, backend: Backend, ids: Sequence[list[int]], rows: Sequence[Sequence[int]]
@@ -236,6 +267,22 @@ class BaselineProbe:
             self.store.append(g.index, g.logprobs)
             self.reference.record(g.index, g.continuation, g.logprobs)
 
+    def state(self, batch: list[Generated]) -> dict[str, Any]:
+        """What a journal keeps of a finished batch (the store flushed to disk first)."""
+        index = {str(g.index): self.store.index[g.index] for g in batch}
+        return {"own": self.reference.state(batch), "index": index} | self.store.checkpoint()
+
+    def restore(self, states: Sequence[dict[str, Any]], conts: dict[int, tuple[int, ...]]) -> None:
+        """Back to where a killed run's journal ends: its batches' continuations, NLLs and
+        packed rows (anything the store holds past them is cut)."""
+        self.conts.update(conts)
+        index: dict[int, tuple[int, int]] = {}
+        for state in states:
+            self.reference.restore(state["own"])
+            index |= {int(i): (int(a), int(n)) for i, (a, n) in state["index"].items()}
+        if states:
+            self.store.resume(int(states[-1]["rows"]), int(states[-1]["vocab"]), index)
+
     def finish(self, backend: Backend, ids: list[list[int]], rows: list[tuple[int, ...]]) -> None:
         self.store.close()
         self.reference_nll = self.reference.finish(backend, ids, rows)
@@ -264,6 +311,21 @@ class CandidateProbe:
                 self.stats[g.index] = token_stats(base, g.logprobs, g.continuation)
             else:
                 self.pending.append(g.index)
+
+    def state(self, batch: list[Generated]) -> dict[str, Any]:
+        """What a journal keeps of a finished batch."""
+        mine = {g.index for g in batch}
+        return {
+            "own": self.reference.state(batch),
+            "stats": {str(i): to_json(self.stats[i]) for i in sorted(mine & self.stats.keys())},
+            "pending": [i for i in self.pending if i in mine],
+        }
+
+    def restore(self, states: Sequence[dict[str, Any]], conts: dict[int, tuple[int, ...]]) -> None:
+        for state in states:
+            self.reference.restore(state["own"])
+            self.stats |= {int(i): from_json(TokenStats, v) for i, v in state["stats"].items()}
+            self.pending += state["pending"]
 
     def finish(self, backend: Backend, ids: list[list[int]], rows: list[tuple[int, ...]]) -> None:
         conts = [self.base.conts[i] for i in self.pending]

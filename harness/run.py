@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness import faults
 from harness.backends import Backend, engine_class, open_backend
 from harness.backends.base import TokenizerMismatch, checkpoint_fingerprint
 from harness.backends.hf import BOOKKEEPING, SentenceEmbedder
@@ -35,7 +36,15 @@ from harness.records import (
     TokenStats,
     noise_floor_name,
 )
-from harness.runcache import MODEL, RunCache, baseline_key, cacheable, candidate_key
+from harness.runcache import (
+    MODEL,
+    Claim,
+    Journal,
+    RunCache,
+    baseline_key,
+    cacheable,
+    candidate_key,
+)
 from harness.rundir import RunDir, read_json
 from harness.scorers import reference_free
 
@@ -94,14 +103,46 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 def greedy_rows(
     backend: Backend, ids: Sequence[list[int]], limits: Sequence[int], stop_ids: Sequence[int],
     settings: GenerationSettings, probe: Probe | None = None, desc: str | None = None,
+    journal: Journal | None = None,
 ) -> list[tuple[int, ...]]:  # fmt: skip
-    """Every prompt's greedy output ids, in prompt order; a probe sees each batch."""
+    """Every prompt's greedy output ids, in prompt order; a probe sees each batch. With a
+    `journal`, the batches a killed run finished are taken from it (the probe restored to
+    where they end) and every batch generated now is journalled as it finishes. The rest are
+    generated as one request, so an engine forms the same batches it would have formed for
+    them in the first run (hf batches prompts in sorted order, and a journal holds a prefix
+    of that order)."""
     rows: dict[int, tuple[int, ...]] = {}
+    if journal is not None and journal.batches:
+        conts: dict[int, tuple[int, ...]] = {}
+        for record in journal.batches:
+            for i, out, stop in record["rows"]:
+                rows[i] = tuple(out)
+                conts[i] = (*out, stop) if stop is not None else tuple(out)
+        if probe is not None:
+            probe.restore([r["probe"] for r in journal.batches], conts)
+        print(
+            f"{backend.spec.name}: resuming after {len(rows)} of {len(ids)} prompts "
+            f"({len(journal.batches)} batches) finished by an earlier run",
+            file=sys.stderr,
+        )
+    todo = [i for i in range(len(ids)) if i not in rows]
     want = probe is not None
-    for batch in backend.generate(ids, limits, stop_ids, settings.batch_size, want, desc):
+    last = time.monotonic()
+    batches = backend.generate([ids[i] for i in todo], [limits[i] for i in todo], stop_ids,
+                               settings.batch_size, want, desc)  # fmt: skip
+    for batch in batches:
+        batch = [replace(g, index=todo[g.index]) for g in batch]
         rows.update((g.index, g.ids) for g in batch)
         if probe is not None:
             probe.on_batch(batch)
+        if journal is not None:
+            now = time.monotonic()
+            journal.append({
+                "rows": [[g.index, list(g.ids), g.stop_id] for g in batch],
+                "seconds": now - last, "probe": probe.state(batch) if probe else None,
+            })  # fmt: skip
+            last = now
+            faults.point(f"batch:{backend.spec.name}")
     return [rows[i] for i in range(len(ids))]
 
 
@@ -135,14 +176,16 @@ def peak_memory_mb() -> float | None:
 def run_model(
     spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
     baseline: tuple[list[list[int]], tuple[int, ...]] | None = None, probe: Probe | None = None,
-    lm_eval: LmEvalConfig | None = None,
+    lm_eval: LmEvalConfig | None = None, journal: Journal | None = None,
 ) -> tuple[ModelRun, list[list[int]], tuple[int, ...]]:  # fmt: skip
     """Generate with one model. With `baseline` (its prompt ids and stop ids), the candidate
     must tokenize every prompt to exactly those ids, and is fed them. A `probe` sees every
-    batch with its log-probs and finishes before the model is freed. Returns the run, the
-    prompt ids and the stop ids used."""
+    batch with its log-probs and finishes before the model is freed; a `journal` keeps every
+    finished batch, and gives back those a killed run finished. Returns the run, the prompt
+    ids and the stop ids used."""
     started = time.monotonic()
     reset_peak_memory()
+    earlier = journal.batches[:] if journal is not None else []
     with open_backend(spec) as backend:
         ids = encode_prompts(backend, items, None if baseline is None else baseline[0])
         stop_ids = backend.stop_ids if baseline is None else baseline[1]
@@ -151,10 +194,12 @@ def run_model(
         if probe is not None:
             probe.start(backend)
         generating = time.monotonic()
-        rows = greedy_rows(backend, ids, limits, stop_ids, settings, probe, desc=spec.name)
-        # Each row's tokens plus the stop token that ended it, where one did.
+        rows = greedy_rows(backend, ids, limits, stop_ids, settings, probe, spec.name, journal)
+        # Each row's tokens plus the stop token that ended it, where one did; batches an
+        # earlier run finished count with the time it took for them.
         produced = sum(len(r) + (len(r) < limit) for r, limit in zip(rows, limits, strict=True))
-        speed = produced / max(time.monotonic() - generating, 1e-9)
+        seconds = time.monotonic() - generating + sum(float(r["seconds"]) for r in earlier)
+        speed = produced / max(seconds, 1e-9)
         gens = tuple(
             Generation(item.id, cut_at_stop(backend.decode(row), settings.stop), row,
                        tuple(backend.token_text(t) for t in row))
@@ -259,8 +304,8 @@ def _cached_run(
 
 
 class _Runner:
-    """The run stage's state: the run folder, the cache (if any), the baseline's ids, stop
-    ids and probe once it has run."""
+    """The run stage's state: the run folder, the cache, the baseline's ids, stop ids and
+    probe once it has run."""
 
     def __init__(
         self, items: Sequence[EvalItem], settings: GenerationSettings, folder: RunDir,
@@ -281,7 +326,7 @@ class _Runner:
     def baseline(self, spec: ModelSpec, fingerprint: str) -> ModelRun:
         items, settings = self.items, self.settings
         cache = self.cache if self.cache and cacheable(spec, fingerprint) else None
-        if cache is None:
+        if cache is None:  # a server or a hub id: run into the run folder, no resuming
             probe = None
             if settings.distribution:
                 store = LogprobStore(self.folder.logprob_stem)
@@ -292,11 +337,13 @@ class _Runner:
             self._save(run, None, probe.reference_nll if probe else None)
             return run
         self.base_key = baseline_key(spec, fingerprint, items, settings, self.lm_eval)
-        found = cache.lookup(self.base_key)
-        made_now = found is None
-        entry, meta = self._make_baseline(spec, cache) if found is None else found
+        with cache.claim(self.base_key, spec.name) as claim:
+            if claim.found is None:
+                self._make_baseline(spec, claim)
+            assert claim.found is not None
+            entry, meta = claim.found
         run, _, nll = _cached_run(spec.name, entry, meta, items, self.lm_eval)
-        run = replace(run, reused=not made_now)
+        run = replace(run, reused=claim.reused)
         self.base_ids, self.stop_ids = meta["prompt_ids"], tuple(meta["stop_ids"])
         if settings.distribution:
             store = LogprobStore.open(entry.logprob_stem)
@@ -306,50 +353,49 @@ class _Runner:
         self._save(run, None, nll)
         return run
 
-    def _make_baseline(self, spec: ModelSpec, cache: RunCache) -> tuple[RunDir, dict[str, Any]]:
-        items, settings = self.items, self.settings
-        with cache.building(self.base_key) as tmp:
-            probe = None
-            if settings.distribution:
-                probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
-            run, ids, stop_ids = run_model(spec, items, settings, probe=probe,
-                                           lm_eval=self.lm_eval)  # fmt: skip
-            write_model(tmp, replace(run, name=MODEL), items, None,
-                        probe.reference_nll if probe else None, self.lm_eval)  # fmt: skip
-            meta = _meta(run) | {"prompt_ids": ids, "stop_ids": list(stop_ids)}
-            if probe is not None:
-                meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
-            return cache.commit(tmp, self.base_key, meta)
+    def _make_baseline(self, spec: ModelSpec, claim: Claim) -> None:
+        items, settings, tmp = self.items, self.settings, claim.work
+        probe = None
+        if settings.distribution:
+            probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
+        run, ids, stop_ids = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval,
+                                       journal=claim.journal)  # fmt: skip
+        write_model(tmp, replace(run, name=MODEL), items, None,
+                    probe.reference_nll if probe else None, self.lm_eval)  # fmt: skip
+        meta = _meta(run) | {"prompt_ids": ids, "stop_ids": list(stop_ids)}
+        if probe is not None:
+            meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
+        claim.commit(meta)
 
     def candidate(self, cand: ReadyCandidate) -> ModelRun:
         spec, items = cand.spec, self.items
-        # The noise floor is the baseline run again: reading it back would measure nothing.
-        use = self.base_key and not cand.noise_floor and cacheable(spec, cand.fingerprint)
-        if self.cache is None or not use:
+        if self.cache is None or not self.base_key or not cacheable(spec, cand.fingerprint):
             run, stats, nll = self._run_candidate(spec)
             self._save(run, stats, nll)
             return run
-        key = candidate_key(spec, cand.fingerprint, self.base_key)
-        found = self.cache.lookup(key)
-        if found is None:
-            with self.cache.building(key) as tmp:
-                run, stats, nll = self._run_candidate(spec)
-                write_model(tmp, replace(run, name=MODEL), items, stats, nll, self.lm_eval)
-                self.cache.commit(tmp, key, _meta(run))
-            self._save(run, stats, nll)
-            return run
+        role = "noise-floor" if cand.noise_floor else "candidate"
+        key = candidate_key(spec, cand.fingerprint, self.base_key, role)
+        with self.cache.claim(key, spec.name) as claim:
+            if claim.found is None:
+                run, stats, nll = self._run_candidate(spec, claim.journal)
+                write_model(claim.work, replace(run, name=MODEL), items, stats, nll,
+                            self.lm_eval)  # fmt: skip
+                claim.commit(_meta(run))
+                self._save(run, stats, nll)
+                return run
+            found = claim.found
         run, stats, nll = _cached_run(spec.name, *found, items, self.lm_eval)
         self._save(run, stats, nll)
         return run
 
     def _run_candidate(
-        self, spec: ModelSpec
+        self, spec: ModelSpec, journal: Journal | None = None
     ) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
         probe = None
         if self.base_probe is not None:
             probe = CandidateProbe(self.items, self.base_probe, self.settings.batch_size)
         run, _, _ = run_model(spec, self.items, self.settings, (self.base_ids, self.stop_ids),
-                              probe, self.lm_eval)  # fmt: skip
+                              probe, self.lm_eval, journal)  # fmt: skip
         return run, probe.ordered() if probe else None, probe.reference_nll if probe else None
 
 

@@ -11,10 +11,16 @@ fingerprint, the items (their content, in order), the generation settings, the e
 its settings, the lm-eval tasks. A candidate's key adds its own fingerprint and engine to
 its baseline's key (its per-token distances are measured against that baseline).
 
-An entry is built in a temporary folder (`.tmp-<key>-<pid>`) and renamed into place whole:
-a run killed at any point leaves either a complete entry or a temporary folder, which the
-next run removes once its process is gone. Models that cannot be fingerprinted by content
-(a server, a hub id) are never cached.
+Every compare works through it, so a run killed at any point resumes: an entry is built in
+a work folder (`.work-<key>`) held by one process at a time (a lock beside it; a second run
+asking for the same key waits, then reads what the first made). As the model generates,
+each finished batch (its output ids, and its probe results: per-token distances, NLLs, the
+baseline's packed log-probs flushed to disk) is appended to the folder's journal; a rerun
+after a kill reuses every journalled batch and generates only the rest, in the same batches.
+When the model is done, `entry.json` is written last and the folder renamed into place whole.
+A plain compare drops the entries it made once its report is published (they were there to
+resume from); a ladder keeps them. Models that cannot be fingerprinted by content (a
+server, a hub id) are never cached, and not resumed.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness.codec import to_json
 from harness.errors import HarnessError
+from harness.filelock import hold, is_held
 from harness.records import EvalItem, GenerationSettings, LmEvalConfig, ModelSpec
 from harness.results import item_to_json
 from harness.rundir import RunDir, dumps, read_json, write_atomic
@@ -37,6 +45,8 @@ from harness.rundir import RunDir, dumps, read_json, write_atomic
 DEFAULT_RUN_CACHE = Path(".cache") / "harness" / "runs"
 FORMAT = 1  # bumped when what an entry holds, or how outputs are made, changes
 ENTRY = "entry.json"
+WORK = ".work-"  # a key's work folder: what a killed run finished, batch by batch
+JOURNAL = "journal.jsonl"
 MODEL = "model"  # the model's name inside an entry
 
 
@@ -71,16 +81,98 @@ def baseline_key(
     })  # fmt: skip
 
 
-def candidate_key(spec: ModelSpec, fingerprint: str, base_key: str) -> str:
-    return _digest({"format": FORMAT, "role": "candidate", "fingerprint": fingerprint,
+def candidate_key(spec: ModelSpec, fingerprint: str, base_key: str, role: str = "candidate") -> str:
+    """`role`: "candidate", or "noise-floor" (the baseline run again, kept apart from a
+    candidate that happens to be the baseline's checkpoint)."""
+    return _digest({"format": FORMAT, "role": role, "fingerprint": fingerprint,
                     "engine": engine_settings(spec), "baseline": base_key})  # fmt: skip
 
 
-class RunCache:
-    """Entries by key under `root`."""
+class Journal:
+    """The finished batches of one model's run, one JSON line each, appended, flushed and
+    fsynced as each batch finishes: what a rerun after a kill starts from. A line cut short
+    by the kill is dropped (and cut off the file) when the journal is read."""
 
-    def __init__(self, root: Path = DEFAULT_RUN_CACHE) -> None:
-        self.root = root
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.batches: list[dict[str, Any]] = []
+        if path.is_file():
+            data = path.read_bytes()
+            good = 0
+            for line in data.splitlines(keepends=True):
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    self.batches.append(json.loads(line))
+                except ValueError:
+                    break
+                good += len(line)
+            if good < len(data):
+                with open(path, "r+b") as f:
+                    f.truncate(good)
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.path, "ab") as f:
+            f.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.batches.append(record)
+
+
+class Claim:
+    """One key of the cache, held by this process: its complete entry when there is one
+    (`found`), else a work folder (`work`, kept across kills) to build it in."""
+
+    def __init__(self, cache: RunCache, key: str) -> None:
+        self.cache, self.key = cache, key
+        self.found = cache.lookup(key)
+        self.reused = self.found is not None
+        self._work: RunDir | None = None
+
+    @property
+    def work(self) -> RunDir:
+        if self._work is None:
+            folder = self.cache.root / f"{WORK}{self.key}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._work = RunDir(folder)
+        return self._work
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.work.root / JOURNAL)
+
+    @property
+    def resumed(self) -> int:
+        """How many batches an earlier, killed run left in the work folder."""
+        folder = self.cache.root / f"{WORK}{self.key}"
+        return len(Journal(folder / JOURNAL).batches) if (folder / JOURNAL).is_file() else 0
+
+    def commit(self, meta: dict[str, Any]) -> tuple[RunDir, dict[str, Any]]:
+        """Write `entry.json` last, then rename the work folder into place."""
+        tmp = self.work.root
+        (tmp / JOURNAL).unlink(missing_ok=True)
+        meta = {"format": FORMAT, "key": self.key, "keep": self.cache.keep} | meta
+        write_atomic(tmp / ENTRY, dumps(meta))
+        final = self.cache.root / self.key
+        if final.exists():  # made meanwhile by a run that did not hold the key (an old one)
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        found = self.cache.lookup(self.key)
+        if found is None:
+            raise RunCacheError(f"{final}: the entry vanished after it was written")
+        self.found = found
+        return found
+
+
+class RunCache:
+    """Entries by key under `root`. `keep`: entries this run uses stay after it (a ladder,
+    an explicit --run-cache); else the entries a run made only to resume from are dropped
+    once its report is published (`drop_transient`)."""
+
+    def __init__(self, root: Path = DEFAULT_RUN_CACHE, keep: bool = True) -> None:
+        self.root, self.keep = root, keep
+        self.transient: list[str] = []
 
     def lookup(self, key: str) -> tuple[RunDir, dict[str, Any]] | None:
         """A complete entry (its folder and `entry.json`), or None."""
@@ -92,47 +184,51 @@ class RunCache:
             raise RunCacheError(f"{folder / ENTRY}: not an entry of this version; remove it")
         return RunDir(folder), meta
 
-    def begin(self, key: str) -> RunDir:
-        """An empty temporary folder to build the entry `key` in."""
-        self.clean()
-        tmp = self.root / f".tmp-{key}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        return RunDir(tmp)
-
     @contextlib.contextmanager
-    def building(self, key: str) -> Iterator[RunDir]:
-        """`begin`, and the temporary folder removed if the body fails or is interrupted (a
-        SIGKILL leaves it for the next run's `clean`)."""
-        tmp = self.begin(key)
-        try:
-            yield tmp
-        except BaseException:
-            shutil.rmtree(tmp.root, ignore_errors=True)
-            raise
+    def claim(self, key: str, what: str) -> Iterator[Claim]:
+        """Hold `key` for the body: a second process asking for it waits (`what`: the model),
+        then finds the entry the first made, or resumes from where it was killed."""
+        self.clean()
+        lock = self.root / f"{WORK}{key}.lock"
+        with hold(lock, wait=True, what=f"which is running {what} on the same items",
+                  remove=True):  # fmt: skip
+            claim = Claim(self, key)
+            yield claim
+            if claim.found is not None:
+                self._mark(claim.found)
 
-    def commit(self, tmp: RunDir, key: str, meta: dict[str, Any]) -> tuple[RunDir, dict[str, Any]]:
-        """Write `entry.json` last, then rename the folder into place."""
-        meta = {"format": FORMAT, "key": key} | meta
-        write_atomic(tmp.root / ENTRY, dumps(meta))
-        final = self.root / key
-        if final.exists():  # another run made it meanwhile: same inputs, same entry
-            shutil.rmtree(tmp.root, ignore_errors=True)
-        else:
-            tmp.root.rename(final)
-        found = self.lookup(key)
-        if found is None:
-            raise RunCacheError(f"{final}: the entry vanished after it was written")
-        return found
+    def _mark(self, found: tuple[RunDir, dict[str, Any]]) -> None:
+        entry, meta = found
+        if self.keep and not meta.get("keep", True):
+            write_atomic(entry.root / ENTRY, dumps(meta | {"keep": True}))
+        elif not meta.get("keep", True):
+            self.transient.append(str(meta["key"]))
+
+    def drop_transient(self) -> None:
+        """Remove the entries this run used that no ladder asked to keep."""
+        for key in self.transient:
+            found = self.lookup(key)
+            if found is not None and not found[1].get("keep", True):
+                shutil.rmtree(found[0].root, ignore_errors=True)
+        self.transient = []
 
     def clean(self) -> None:
-        """Remove temporary folders whose process is gone (runs that were killed)."""
+        """Remove what killed runs of older versions left (`.tmp-<key>-<pid>` folders whose
+        process is gone) and work folders no one has touched for a week."""
         if not self.root.is_dir():
             return
         for tmp in self.root.glob(".tmp-*"):
             pid = tmp.name.rsplit("-", 1)[-1]
             if pid.isdigit() and not _alive(int(pid)):
                 shutil.rmtree(tmp, ignore_errors=True)
+        week = time.time() - 7 * 86400
+        for work in self.root.glob(f"{WORK}*"):
+            if (
+                work.is_dir()
+                and work.stat().st_mtime < week
+                and not is_held(work.with_name(work.name + ".lock"))
+            ):
+                shutil.rmtree(work, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:

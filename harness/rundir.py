@@ -21,7 +21,6 @@ target and renames it into place when complete.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import json
 import os
@@ -31,8 +30,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import faults
 from harness.codec import CodecError, from_json, to_json
 from harness.errors import HarnessError, RecordError
+from harness.filelock import Busy, hold
 from harness.records import EvalItem, Generation, ModelRun, Sample, TokenStats
 from harness.results import Results, RunRecord
 from harness.review import Reviews
@@ -213,6 +214,7 @@ class RunDir:
     def write_artifacts(self, texts: dict[str, str]) -> None:
         for name in ARTIFACTS:
             write_atomic(self.artifact(name), texts[name])
+            faults.point("report")
 
     # --- what the analysis reads ----------------------------------------------------------
 
@@ -285,27 +287,16 @@ def check_out(out: Path) -> None:
 def locked(out: Path) -> Iterator[None]:
     """Hold `.<name>.lock` next to `out` for the whole run: a second run on the same folder
     exits 2 naming the holder. Leftovers of killed runs are cleaned while it is held."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    # Removed while held: a run that opened it meanwhile fails to lock and exits 2; one that
+    # starts after finds no lock file and makes its own.
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise RunFolderError(f"--out {out}: another harness run is writing it (pid {holder}; "
-                             f"lock {lock})") from None  # fmt: skip
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    try:
-        clean_leftovers(out)
-        yield
-    finally:
-        # Removed while held: a run that opened it meanwhile fails to lock and exits 2; one
-        # that starts after finds no lock file and makes its own.
-        with contextlib.suppress(OSError):
-            lock.unlink()
-        os.close(fd)
+        with hold(lock, wait=False, remove=True):
+            clean_leftovers(out)
+            yield
+    except Busy as busy:
+        raise RunFolderError(f"--out {out}: another harness run is writing it (pid "
+                             f"{busy.holder}; lock {lock})") from None  # fmt: skip
 
 
 def clean_leftovers(out: Path) -> None:
@@ -338,6 +329,7 @@ def publish(staging: RunDir, out: Path) -> RunDir:
     if out.exists():
         aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
         out.rename(aside / "run")
+        faults.point("publish")
     staging.root.rename(out)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)

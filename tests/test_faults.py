@@ -5,12 +5,15 @@ happened, no traceback without --debug, and nothing half-written is left or lost
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,16 +113,26 @@ def test_an_unreadable_checkpoint_is_exit_2_in_one_line_naming_it(tmp_path: Path
 def test_an_unforeseen_failure_is_exit_2_with_the_traceback_in_a_log(
     previous: tuple[Path, Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    """A review file nested 100,000 deep (json's recursion limit): no check names it yet, so
-    it takes the path every unforeseen failure takes."""
-    _, run, before = previous
+    """review.json of a run folder replaced by a folder: no check names that, so it takes
+    the path every unforeseen failure takes."""
+    _, done_run, _ = previous
+    run = tmp_path / "run"
+    shutil.copytree(done_run, run)
+    (run / "review.json").mkdir()
+    before = digest(run)
     review = tmp_path / "review.json"
-    review.write_text("[" * 100_000 + "]" * 100_000)
+    meta = json.loads((run / "run.json").read_text())
+    review.write_text(json.dumps({
+        "schema": "harness-review/1", "run_id": f"{meta['name']}@{meta['created_at']}",
+        "results_sha256": meta["results_sha256"], "reviewer": "ada",
+        "exported_at": "2026-11-27T22:00:00Z", "verdicts": [],
+    }))  # fmt: skip
     args = ("review", "import", str(run), str(review))
     done = subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
-    assert line.startswith("error: RecursionError: maximum recursion depth exceeded")
+    assert line.startswith(f"error: {run}/.review.json.")  # the temp file, renamed over it
+    assert f" -> {run / 'review.json'}: Is a directory (the traceback is in " in line
     log = Path(line.split("the traceback is in ")[1].split(";")[0])
     assert "Traceback" in log.read_text()
     log.unlink()
@@ -128,6 +141,20 @@ def test_an_unforeseen_failure_is_exit_2_with_the_traceback_in_a_log(
                            check=False)  # fmt: skip
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     Path(debug.stderr.split("the traceback is in ")[1].split(";")[0]).unlink()
+
+
+def test_a_review_nested_too_deep_is_refused_in_one_line(
+    previous: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    _, run, before = previous
+    review = tmp_path / "review.json"
+    review.write_text("[" * 100_000 + "]" * 100_000)
+    done = run_harness("review", "import", str(run), str(review))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: {review}: nested 100,000 deep; a review nests at most 16"
+    ]
+    assert digest(run) == before
 
 
 def test_debug_may_stand_anywhere_on_the_line() -> None:
@@ -266,3 +293,89 @@ def test_a_doctored_checkpoint_is_refused_before_it_generates(
     assert done.stderr.strip().splitlines()[-1] == f"error: model 'again' at {model}: {message}"
     assert "again:" not in done.stderr  # its progress bar never started
     assert not (tmp_path / "run").exists()
+
+
+# --- SIGKILL at each stage, then resume -----------------------------------------------------
+
+
+def stage_config(path: Path) -> Path:
+    """The demo baseline against a candidate the run quantizes (W8A16, round to nearest)."""
+    path.write_text(f"""
+name = "stages"
+evalsets = ["{REPO}/evalsets/demo/*.jsonl"]
+[baseline]
+name = "fp32"
+path = "{DEMO}"
+[[candidates]]
+name = "w8a16"
+quantize = {{ scheme = "W8A16", method = "rtn" }}
+[generation]
+max_new_tokens = 24
+batch_size = 64
+[gate]
+max_weighted_accuracy_drop = 0.02
+""")
+    return path
+
+
+def stage_args(cfg: Path, out: Path, tmp: Path) -> tuple[str, ...]:
+    return ("compare", "--config", str(cfg), "--out", str(out), "--cache", str(tmp / "quantized"),
+            "--run-cache", str(tmp / "runs"))  # fmt: skip
+
+
+def stable(results: dict[str, Any]) -> dict[str, Any]:
+    """results.json minus what differs between two runs of the same inputs: the timestamp,
+    the durations, and where each test keeps its quantization cache."""
+    data = {k: v for k, v in results.items() if k not in ("created_at", "durations")}
+    data["candidates"] = [{k: v for k, v in c.items() if k != "path"}
+                          for c in results["candidates"]]  # fmt: skip
+    return data
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The stage config run once from empty caches, never interrupted: what every resumed run
+    must reproduce."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    cfg = stage_config(tmp / "c.toml")
+    done = run_harness(*stage_args(cfg, tmp / "run", tmp))
+    assert done.returncode == 0, done.stderr
+    return cfg, json.loads((tmp / "run" / "results.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", [
+    "quantize",  # the candidate's checkpoint written, not yet renamed into the cache
+    "batch:fp32@3",  # the baseline: three of its eight batches done
+    "batch:w8a16@5",  # the candidate: five of eight done
+    "report@2",  # results.json and items.csv written into the staging folder, the rest not
+    "publish",  # between the two renames: the previous run aside, the new one not yet in
+])  # fmt: skip
+def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_same_results(
+    previous: tuple[Path, Path, dict[str, str]], uninterrupted: tuple[Path, dict[str, Any]],
+    tmp_path: Path, stage: str,
+) -> None:  # fmt: skip
+    cfg, expected = uninterrupted
+    _, earlier, before = previous
+    out = tmp_path / "run"
+    shutil.copytree(earlier, out)  # a previous report at --out
+    killed = subprocess.run(harness(*stage_args(cfg, out, tmp_path)), cwd=REPO,
+                            capture_output=True, text=True, check=False,
+                            env=os.environ | {"HARNESS_FAULT": stage})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    if stage == "publish":  # the previous report is whole, aside; the next run puts it back
+        [aside] = tmp_path.glob(".run.old-*/run")
+        assert not out.exists() and digest(aside) == before
+    else:
+        assert digest(out) == before
+    done = run_harness(*stage_args(cfg, out, tmp_path))
+    assert done.returncode == 0, done.stderr
+    if stage.startswith("batch:"):
+        name, n = stage.removeprefix("batch:").split("@")
+        assert f"{name}: resuming after {int(n) * 64} of 500 prompts ({n} batches)" in done.stderr
+    assert stable(json.loads((out / "results.json").read_text())) == stable(expected)
+    # nothing left behind: beside the report, in the run cache (a plain compare keeps no
+    # entry), in the quantization cache (the checkpoint alone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quantized", "run", "runs"]
+    assert list((tmp_path / "runs").iterdir()) == []
+    assert [p.name.startswith(".") for p in (tmp_path / "quantized").iterdir()] == [False]

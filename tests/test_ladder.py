@@ -321,7 +321,7 @@ def test_sigkill_in_the_middle_of_a_rung_then_rerun_gives_the_same_results(
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
         done = [p for p in runs.glob("*") if (p / "entry.json").is_file()] if runs.is_dir() else []
-        building = list(runs.glob(".tmp-*")) if runs.is_dir() else []
+        building = [p for p in runs.glob(".work-*") if p.is_dir()] if runs.is_dir() else []
         # the baseline and the first rung are done, the second rung is being generated
         if len(done) >= 2 and building:
             os.kill(proc.pid, signal.SIGKILL)
@@ -335,7 +335,7 @@ def test_sigkill_in_the_middle_of_a_rung_then_rerun_gives_the_same_results(
     d = read(out / "run.json")["durations"]["reused"]
     assert d["fp32"] and d["w8a16"] and not d["w4a16-rtn"]
     # nothing left behind: no half-built entry, no staging folder
-    assert not list(runs.glob(".tmp-*")) and [p.name for p in tmp_path.iterdir()
+    assert not list(runs.glob(".work-*")) and [p.name for p in tmp_path.iterdir()
                                               if p.name.startswith(".")] == []  # fmt: skip
     assert stable(read(out / "results.json")) == stable(read(demo_ladder / "results.json"))
 

@@ -17,12 +17,14 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness import faults
 from harness.errors import HarnessError
+from harness.filelock import hold
 from harness.records import GgufSpec, QuantizeSpec
 
 MARKER = "harness_quantize.json"
@@ -96,8 +98,20 @@ def quantize(
     recipe_sha = _input_sha(recipe, "recipe")
     out = cache_root / cache_key(baseline_fingerprint, spec, calib_sha, recipe_sha)
     result = out / "model.gguf" if isinstance(spec, GgufSpec) else out
-    if (out / MARKER).is_file():
-        return Quantized(result, True, calib_sha, 0.0)
+    # One process makes a cache entry; another asking for it meanwhile waits, then reads it.
+    with hold(
+        _lock(out), wait=True, what=f"which is quantizing the same ({spec.describe()})", remove=True
+    ):
+        if _verified(out):
+            return Quantized(result, True, calib_sha, 0.0)
+        return _make(baseline, baseline_fingerprint, spec, out, result, calib_sha, recipe_sha,
+                     cache_root)  # fmt: skip
+
+
+def _make(
+    baseline: str, baseline_fingerprint: str, spec: QuantizeSpec | GgufSpec, out: Path,
+    result: Path, calib_sha: str | None, recipe_sha: str | None, cache_root: Path,
+) -> Quantized:  # fmt: skip
     if isinstance(spec, QuantizeSpec) and spec.recipe is None:
         check_groups(baseline, spec)
     source = None
@@ -127,7 +141,7 @@ def quantize(
             "baseline_fingerprint": baseline_fingerprint, "calibration_sha256": calib_sha,
             "recipe_sha256": recipe_sha, "seconds": round(seconds, 1), **versions,
         }  # fmt: skip
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+        _write_marker(tmp, marker)
     return Quantized(result, False, calib_sha, seconds)
 
 
@@ -135,16 +149,60 @@ def quantize(
 def _building(out: Path) -> Iterator[Path]:
     """A temporary sibling of `out`, renamed to it when the body succeeds and removed when it
     fails: an interrupted run leaves no half result where the cache looks."""
+    # The caller holds the entry's lock: any other temporary sibling is a killed run's.
+    for old in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(old, ignore_errors=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(out, ignore_errors=True)
+    faults.point("quantize")
+    if out.exists():  # a damaged entry: aside first, so that a kill here leaves no half one
+        aside = out.with_name(f".{out.name}.tmp-damaged-{os.getpid()}")
+        out.rename(aside)
+        shutil.rmtree(aside, ignore_errors=True)
     tmp.rename(out)
+
+
+def _lock(out: Path) -> Path:
+    return out.with_name(f".{out.name}.lock")
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): sha256_file(p)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}  # fmt: skip
+
+
+def _write_marker(tmp: Path, marker: Mapping[str, object]) -> None:
+    """The entry's marker, last, with the sha256 of every file it holds."""
+    marker = {**marker, "files": _hashes(tmp)}
+    (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def _verified(out: Path) -> bool:
+    """Whether `out` is a complete entry whose files are those recorded when it was made; a
+    damaged one (a file changed, added or missing; no hashes recorded) says so and is made
+    again."""
+    if not (out / MARKER).is_file():
+        return False
+    try:
+        recorded = json.loads((out / MARKER).read_text()).get("files")
+    except (OSError, ValueError):
+        recorded = None
+    found = _hashes(out)
+    if recorded == found:
+        return True
+    if not isinstance(recorded, dict):
+        why = "no file hashes recorded"
+    else:
+        changed = sorted(k for k in recorded.keys() | found.keys()
+                         if recorded.get(k) != found.get(k))  # fmt: skip
+        why = f"{len(changed)} file(s) differ from when it was made: {', '.join(changed[:3])}"
+    print(f"{out}: damaged cache entry ({why}); making it again", file=sys.stderr)
+    return False
 
 
 def unquantized_gguf(
@@ -156,8 +214,13 @@ def unquantized_gguf(
         return Path(baseline)
     blob = json.dumps([RECIPE_VERSION, baseline_fingerprint, "convert", outtype])
     out = cache_root / f"gguf-{hashlib.sha256(blob.encode()).hexdigest()[:20]}"
-    if (out / MARKER).is_file():
-        return out / "model.gguf"
+    with hold(_lock(out), wait=True, what=f"which is converting {baseline} to GGUF", remove=True):
+        if not _verified(out):
+            _convert(baseline, baseline_fingerprint, outtype, out)
+    return out / "model.gguf"
+
+
+def _convert(baseline: str, baseline_fingerprint: str, outtype: str, out: Path) -> None:
     from harness.quantize.llamacpp import convert
 
     print(f"converting {baseline} to a {outtype.upper()} GGUF (once)", file=sys.stderr)
@@ -169,8 +232,7 @@ def unquantized_gguf(
             raise QuantizeError(f"converting {baseline} to GGUF: {first}") from exc
         marker = {"baseline": baseline, "baseline_fingerprint": baseline_fingerprint,
                   "outtype": outtype, "llama_cpp": _llama_cpp_version()}  # fmt: skip
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-    return out / "model.gguf"
+        _write_marker(tmp, marker)
 
 
 def _llama_cpp_version() -> str:
