@@ -251,7 +251,13 @@ def _reference_ppl_ratio(paired: Sequence[PairedItem]) -> float | None:
         for p in paired
         if p.candidate.reference_nll is not None and p.baseline.reference_nll is not None
     ]
-    return math.exp(sum(diffs) / len(diffs)) if diffs else None
+    # A broken model's NLLs can be astronomically large (finite logits of 1e37 measured):
+    # exp() of their mean overflows. Capped at e^709, the largest a float holds: such a
+    # ratio fails any limit, and results.json stays valid JSON (no inf).
+    return math.exp(min(sum(diffs) / len(diffs), MAX_EXP)) if diffs else None
+
+
+MAX_EXP = 709.0
 
 
 def _mean_kld(paired: Sequence[PairedItem]) -> float | None:

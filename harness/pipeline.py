@@ -79,11 +79,12 @@ def compare(
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.backends.base import checkpoint_fingerprint
-    from harness.run import noise_floor_candidate, ready_candidate
+    from harness.run import noise_floor_candidate, preflight, ready_candidate
 
     check_out(out)
     items = load_evalset(cfg.evalsets)
     check_embedder(cfg, items)
+    preflight(cfg.baseline, cfg.candidates, items, cfg.generation)
     with locked(out):
         check_out(out)  # again, now that no other run can change it
         baseline_fp = checkpoint_fingerprint(cfg.baseline.path)

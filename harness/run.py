@@ -7,14 +7,19 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from harness import faults
 from harness.backends import Backend, engine_class, open_backend
-from harness.backends.base import TokenizerMismatch, checkpoint_fingerprint
+from harness.backends.base import (
+    Generated,
+    NonFiniteLogits,
+    TokenizerMismatch,
+    checkpoint_fingerprint,
+)
 from harness.backends.hf import BOOKKEEPING, SentenceEmbedder
 from harness.codec import from_json
 from harness.errors import HarnessError
@@ -77,20 +82,54 @@ class PromptTooLong(HarnessError):
 
 
 def check_context(
-    backend: Backend, items: Sequence[EvalItem], ids: Sequence[list[int]], limits: Sequence[int]
-) -> None:
+    name: str, context: int | None, items: Sequence[EvalItem], lengths: Sequence[int],
+    limits: Sequence[int],
+) -> None:  # fmt: skip
     """Never truncate silently: the first item whose prompt plus max_new_tokens exceeds the
     model's context is an error naming it."""
-    context = backend.context_length
     if context is None:
         return
-    for item, prompt, limit in zip(items, ids, limits, strict=True):
-        if len(prompt) + limit > context:
+    for item, n, limit in zip(items, lengths, limits, strict=True):
+        if n + limit > context:
             raise PromptTooLong(
-                f"{item.source}: id {item.id!r}: {len(prompt)} prompt tokens + max_new_tokens "
-                f"{limit} = {len(prompt) + limit} exceed the context of {backend.spec.name!r} "
-                f"({context} tokens)"
+                f"{item.source}: id {item.id!r}: {n} prompt tokens + max_new_tokens {limit} = "
+                f"{n + limit} exceed the context of {name!r} ({context} tokens)"
             )
+
+
+def preflight(
+    baseline: ModelSpec, candidates: Sequence[CandidateSpec], items: Sequence[EvalItem],
+    settings: GenerationSettings,
+) -> None:  # fmt: skip
+    """Before anything is quantized or run: every model's device exists, and every item's
+    prompt (tokenized as the baseline tokenizes it: every model is fed those ids) plus its
+    max_new_tokens fits every model's context, as far as that is known without loading
+    weights (run_model checks again once each model is loaded)."""
+    base = engine_class(baseline.backend).preflight(baseline)
+    contexts = [(baseline.name, base.context)]
+    for cand in candidates:
+        if cand.model is not None:
+            contexts.append(
+                (cand.name, engine_class(cand.model.backend).preflight(cand.model).context)
+            )
+        elif isinstance(cand.quantize, GgufSpec):  # run by llama.cpp with the baseline's context
+            contexts.append((cand.name, baseline.context or base.context))
+        else:  # quantized from the baseline: its config, its context
+            contexts.append((cand.name, base.context))
+    if base.prompt_ids is None or all(c is None for _, c in contexts):
+        return
+    lengths = []
+    for item in items:
+        try:
+            lengths.append(len(base.prompt_ids(item)))
+        except ValueError as exc:  # e.g. a tokenizer without a chat template
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TokenizerMismatch(
+                f"{item.source}: id {item.id!r}: model {baseline.name!r}: {first}"
+            ) from exc
+    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+    for name, context in contexts:
+        check_context(name, context, items, lengths, limits)
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -130,8 +169,7 @@ def greedy_rows(
     last = time.monotonic()
     batches = backend.generate([ids[i] for i in todo], [limits[i] for i in todo], stop_ids,
                                settings.batch_size, want, desc)  # fmt: skip
-    for batch in batches:
-        batch = [replace(g, index=todo[g.index]) for g in batch]
+    for batch in _mapped(batches, todo):
         rows.update((g.index, g.ids) for g in batch)
         if probe is not None:
             probe.on_batch(batch)
@@ -144,6 +182,15 @@ def greedy_rows(
             last = now
             faults.point(f"batch:{backend.spec.name}")
     return [rows[i] for i in range(len(ids))]
+
+
+def _mapped(batches: Iterator[list[Generated]], todo: list[int]) -> Iterator[list[Generated]]:
+    """Batches of a request over the prompts `todo`, with indices into all the prompts."""
+    try:
+        for batch in batches:
+            yield [replace(g, index=todo[g.index]) for g in batch]
+    except NonFiniteLogits as exc:
+        raise NonFiniteLogits(exc.model, [todo[i] for i in exc.prompts], exc.step) from None
 
 
 def generate_texts(
@@ -186,11 +233,29 @@ def run_model(
     started = time.monotonic()
     reset_peak_memory()
     earlier = journal.batches[:] if journal is not None else []
+    try:
+        return _run_model(spec, items, settings, baseline, probe, lm_eval, journal, started,
+                          earlier)  # fmt: skip
+    except NonFiniteLogits as exc:  # name the items (the backend knows prompt positions)
+        ids = ", ".join(repr(items[i].id) for i in exc.prompts[:3] if i < len(items))
+        where = "in teacher forcing" if exc.step is None else f"at generated token {exc.step + 1}"
+        raise NonFiniteLogits(exc.model, exc.prompts, exc.step,
+            f"model {spec.name!r}: NaN or infinite logits {where} of item(s) {ids}: the run "
+            "stops (a model computing non-finite values gives no answer worth scoring)",
+        ) from None  # fmt: skip
+
+
+def _run_model(
+    spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
+    baseline: tuple[list[list[int]], tuple[int, ...]] | None, probe: Probe | None,
+    lm_eval: LmEvalConfig | None, journal: Journal | None, started: float,
+    earlier: list[dict[str, Any]],
+) -> tuple[ModelRun, list[list[int]], tuple[int, ...]]:  # fmt: skip
     with open_backend(spec) as backend:
         ids = encode_prompts(backend, items, None if baseline is None else baseline[0])
         stop_ids = backend.stop_ids if baseline is None else baseline[1]
         limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
-        check_context(backend, items, ids, limits)
+        check_context(spec.name, backend.context_length, items, [len(i) for i in ids], limits)
         if probe is not None:
             probe.start(backend)
         generating = time.monotonic()

@@ -81,3 +81,17 @@ def test_reference_free_items_stay_out_of_accuracy_and_flips() -> None:
     assert alone.diverged_share is None
     slices = {s.slice: s for s in m.slices}
     assert slices["kind=reference-free"].items == 3 and slices["kind=reference-free"].diverged == 1
+
+
+def test_the_reference_perplexity_ratio_is_the_exp_of_the_mean_nll_gap_capped_at_e709() -> None:
+    def with_nll(id_: str, base: float, cand: float) -> PairedItem:
+        p = paired(id_, 1.0, 1.0, Outcome.IDENTICAL)
+        return replace(p, baseline=replace(p.baseline, reference_nll=base),
+                       candidate=replace(p.candidate, reference_nll=cand))  # fmt: skip
+
+    # gaps 0.5 and 0.1: exp(0.3)
+    m = summarize([with_nll("a", 1.0, 1.5), with_nll("b", 2.0, 2.1)], STATS)
+    assert m.reference_ppl_ratio == pytest.approx(1.3498588075760032)
+    # a broken model's NLLs (finite logits of 1e37): the ratio is the largest finite exp
+    m = summarize([with_nll("a", 1.0, 4.0e36)], STATS)
+    assert m.reference_ppl_ratio == pytest.approx(8.218407461554972e307)

@@ -259,7 +259,8 @@ def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
 
 
 def doctored(tmp_path: Path, change: str) -> Path:
-    """A copy of the demo model with one tensor removed, or set to NaN."""
+    """A copy of the demo model with one tensor removed, set to NaN, or (`overflow`) finite
+    weights whose logits overflow float32."""
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -269,6 +270,8 @@ def doctored(tmp_path: Path, change: str) -> Path:
     name = "model.layers.1.mlp.down_proj.weight"
     if change == "missing":
         del tensors[name]
+    elif change == "overflow":  # the final norm's scale: every logit goes to ±inf
+        tensors["model.norm.weight"] = tensors["model.norm.weight"] * 1e38
     else:
         tensors[name] = tensors[name].clone()
         tensors[name][0, 0] = torch.nan
@@ -379,3 +382,64 @@ def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_sam
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quantized", "run", "runs"]
     assert list((tmp_path / "runs").iterdir()) == []
     assert [p.name.startswith(".") for p in (tmp_path / "quantized").iterdir()] == [False]
+
+
+# --- checked before any model runs ----------------------------------------------------------
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_any_model_loads(
+    tmp_path: Path,
+) -> None:
+    evalset = tmp_path / "long.jsonl"
+    items = [{"id": "short", "prompt": "add 1+1=", "reference": "2", "scorer": "numeric"},
+             {"id": "long", "prompt": "add " + "1" * 120 + "+1=", "reference": "2",
+              "scorer": "numeric"}]  # fmt: skip
+    evalset.write_text("".join(json.dumps(i) + "\n" for i in items))
+    cfg = write_config(tmp_path / "c.toml")
+    started = time.monotonic()
+    done = run_harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
+                       "--evalset", str(evalset))  # fmt: skip
+    assert done.returncode == 2 and time.monotonic() - started < 30
+    # the demo tokenizer is character-level: <bos> + 127 characters
+    assert done.stderr.strip().splitlines() == [
+        f"error: {evalset}:2: id 'long': 128 prompt tokens + max_new_tokens 24 = 152 exceed "
+        "the context of 'fp32' (128 tokens)"
+    ]  # no model was loaded: no progress bar, no "Loading weights"
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("cuda:7", "error: model 'fp32': device 'cuda:7': "),
+    ("gpu", "error: model 'fp32': device 'gpu' is not a device torch knows (cpu, cuda, cuda:N, "
+            "mps)"),
+])  # fmt: skip
+def test_a_device_that_does_not_exist_is_refused_before_any_model_loads(
+    tmp_path: Path, device: str, message: str
+) -> None:
+    cfg = write_config(tmp_path / "c.toml")
+    cfg.write_text(
+        cfg.read_text().replace('name = "fp32"\n', f'name = "fp32"\ndevice = "{device}"\n')
+    )
+    done = run_harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(message)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_non_finite_logits_stop_the_run_at_once_naming_the_model_and_items(
+    tmp_path: Path,
+) -> None:
+    model = doctored(tmp_path, "overflow")
+    cfg = write_config(tmp_path / "c.toml", model)
+    done = run_harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
+                       "--evalset", f"{REPO}/evalsets/demo/add.jsonl",
+                       "--run-cache", str(tmp_path / "runs"))  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: model 'again': NaN or infinite logits at generated token 1 "
+                           "of item(s) 'add-")  # fmt: skip
+    assert line.endswith("the run stops (a model computing non-finite values gives no answer "
+                         "worth scoring)")  # fmt: skip
+    assert not (tmp_path / "run").exists()

@@ -20,10 +20,13 @@ def test_a_compare_writes_each_file_once(
     real = rundir.write_atomic
 
     def counted(path: Path, text: str) -> None:
-        writes[
-            path.name if path.parent.name.startswith(".") else f"{path.parent.name}/{path.name}"
-        ] += 1
+        # by place: the run folder's (staged) files, and each model's run-cache entry's
+        inside = path.parent.name if not path.parent.name.startswith(".") else ""
+        writes[f"{inside}/{path.name}".lstrip("/")] += 1
+        whole[str(path)] += 1
         real(path, text)
+
+    whole: Counter[str] = Counter()
 
     monkeypatch.setattr(rundir, "write_atomic", counted)
     evalset = write_jsonl(tmp_path / "s.jsonl", flipping_rows(tiny_model_dir, 6))
@@ -31,10 +34,12 @@ def test_a_compare_writes_each_file_once(
                        "max_hard_regressions = 100")  # fmt: skip
     assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
     assert writes["run.json"] == 1
-    assert set(writes.values()) == {1}, writes
+    assert set(whole.values()) == {1}, whole
     for name in rundir.ARTIFACTS:
         assert writes[name] == 1
     assert writes["generations/base.jsonl"] == writes["generations/cand.jsonl"] == 1
+    # each model's run also went through its run-cache entry (what a kill resumes from)
+    assert writes["generations/model.jsonl"] == 2
     leftovers = [p.name for p in (tmp_path).iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

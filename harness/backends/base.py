@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -69,6 +69,15 @@ class Generated:
         return self.ids if self.stop_id is None else (*self.ids, self.stop_id)
 
 
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What is known of a model before its weights load: how many tokens it attends to
+    (None: known only once loaded) and how it tokenizes a prompt (None: only once loaded)."""
+
+    context: int | None
+    prompt_ids: Callable[[EvalItem], list[int]] | None = None
+
+
 class Backend(ABC):
     """One model loaded by one engine. Use as a context manager, or call `close()`."""
 
@@ -78,6 +87,13 @@ class Backend(ABC):
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> Preflight:
+        """Checked for every model before any model runs, without loading weights: raises
+        ModelLoadError when the model cannot run here as configured (a device that does not
+        exist); says what it can of its context and tokenizer."""
+        return Preflight(None)
 
     # --- tokenizer --------------------------------------------------------------------------
 
@@ -200,6 +216,20 @@ def checkpoint_fingerprint(path: str, ignore: tuple[str, ...] = ()) -> str:
                 f.seek(-(16 << 20), os.SEEK_END)
                 h.update(f.read())
     return h.hexdigest()[:20]
+
+
+class NonFiniteLogits(HarnessError):
+    """A model computed NaN or infinite logits: whatever it then decodes is no answer, and
+    log-probs from it no distance. `prompts`: positions in the request; `step`: the generated
+    token (None: teacher forcing)."""
+
+    def __init__(
+        self, model: str, prompts: Sequence[int], step: int | None, message: str = ""
+    ) -> None:
+        self.model, self.prompts, self.step = model, list(prompts), step
+        where = "in teacher forcing" if step is None else f"at generated token {step + 1}"
+        super().__init__(message or f"model {model!r}: NaN or infinite logits {where} of "
+                         f"prompt(s) {self.prompts[:5]}: the run stops")  # fmt: skip
 
 
 class TokenizerMismatch(HarnessError):

@@ -7,6 +7,7 @@ teacher forcing with right padding. torch and transformers are imported on first
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,8 @@ from harness.backends.base import (
     Capabilities,
     Generated,
     ModelLoadError,
+    NonFiniteLogits,
+    Preflight,
     checkpoint_fingerprint,
 )
 from harness.records import EvalItem, ModelSpec
@@ -35,6 +38,7 @@ def load(spec: ModelSpec) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_device(spec)
     local = Path(spec.path).is_dir()
     if not local and (spec.path.count("/") != 1 or spec.path.startswith((".", "/"))):
         raise ModelLoadError(f"model {spec.name!r}: no checkpoint directory at {spec.path}")
@@ -209,8 +213,76 @@ def eos_list(value: Any) -> list[int]:
     return [int(i) for i in (value if isinstance(value, list) else [value]) if i is not None]
 
 
+class _Finite:
+    """A logits processor that changes nothing and stops generation at the first step where
+    a row's logits hold NaN or inf (greedy argmax would turn them into a token silently)."""
+
+    def __init__(self, model: str, chosen: Sequence[int]) -> None:
+        self.model, self.chosen, self.step = model, chosen, 0
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        bad = ~torch.isfinite(scores).all(dim=-1)
+        if bool(bad.any()):
+            rows = [self.chosen[j] for j in bad.nonzero()[:, 0].tolist()]
+            raise NonFiniteLogits(self.model, rows, self.step)
+        self.step += 1
+        return scores
+
+
+class TokenizerOnly(HFTokenizerMethods):
+    """A transformers tokenizer with the seam's tokenizer methods, no model (preflight)."""
+
+    def __init__(self, tok: Any) -> None:
+        self._tok, self._turn = tok, end_of_turn(tok)
+
+
+def check_device(spec: ModelSpec) -> None:
+    """The configured device exists on this machine (torch's CPU build has no CUDA)."""
+    import torch
+
+    device, name = spec.device, spec.name
+    kind, _, index = device.partition(":")
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ModelLoadError(f"model {name!r}: device {device!r} is not a device torch knows "
+                             "(cpu, cuda, cuda:N, mps)") from None  # fmt: skip
+    if kind == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise ModelLoadError(f"model {name!r}: device {device!r}: no CUDA device here "
+                                 f"(torch {torch.__version__}, {build})")  # fmt: skip
+        if int(index or 0) >= count:
+            raise ModelLoadError(f"model {name!r}: device {device!r}: this machine has "
+                                 f"{count} CUDA device(s), cuda:0 to cuda:{count - 1}")  # fmt: skip
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"model {name!r}: device {device!r}: MPS is not available here")
+
+
+def config_context(path: str) -> int | None:
+    """`max_position_embeddings` from a checkpoint's config.json (None where absent)."""
+    try:
+        with open(Path(path) / "config.json", encoding="utf-8") as f:
+            value = json.load(f).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 class HFBackend(HFTokenizerMethods, Backend):
     capabilities = Capabilities(full_vocab_logprobs=True)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> Preflight:
+        check_device(spec)
+        if not Path(spec.path).is_dir():  # a hub id, or nothing: `load` says which
+            return Preflight(None)
+        return Preflight(
+            config_context(spec.path), TokenizerOnly(load_tokenizer(spec, "tokenizer")).prompt_ids
+        )
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -279,8 +351,9 @@ class HFBackend(HFTokenizerMethods, Backend):
             output_logits=want_logprobs, return_dict_in_generate=True,
         )  # fmt: skip
         result = self.model.generate(
-            input_ids=input_ids, attention_mask=mask, generation_config=decoding
-        )
+            input_ids=input_ids, attention_mask=mask, generation_config=decoding,
+            logits_processor=transformers.LogitsProcessorList([_Finite(self.spec.name, chosen)]),
+        )  # fmt: skip
         generated = result.sequences[:, width:].tolist()
         steps = torch.stack(result.logits, dim=1).float() if want_logprobs else None
         stops = set(stop_ids)
@@ -319,6 +392,8 @@ class HFBackend(HFTokenizerMethods, Backend):
                 logits = self.model(input_ids=ids, attention_mask=mask).logits.float()
                 for j, (p, c) in enumerate(zip(ps, cs, strict=True)):
                     sl = logits[j, len(p) - 1 : len(p) - 1 + len(c)]
+                    if not bool(torch.isfinite(sl).all()):
+                        raise NonFiniteLogits(self.spec.name, [start + j], None)
                     yield torch.log_softmax(sl, dim=-1).cpu()
 
     def loglikelihood(

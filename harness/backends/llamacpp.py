@@ -13,6 +13,7 @@ the model's config table.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from harness.backends.base import (
     Capabilities,
     Generated,
     ModelLoadError,
+    NonFiniteLogits,
+    Preflight,
     checkpoint_fingerprint,
 )
 from harness.records import EvalItem, ModelSpec
@@ -47,15 +50,71 @@ def render_template(template: str, messages: list[dict[str, str]], bos: str, eos
     )  # fmt: skip
 
 
+# GGUF metadata value types (gguf.md): their sizes, and the string and array types.
+_FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
+          12: "d"}  # fmt: skip
+_STRING, _ARRAY = 8, 9
+
+
+def gguf_metadata(path: str, wanted: set[str]) -> dict[str, Any]:
+    """The scalar metadata values named in `wanted` (or `*.context_length` when it holds
+    that), read from a GGUF's header alone: no tensor is touched."""
+
+    def read(f: Any, fmt: str) -> Any:
+        size = struct.calcsize("<" + fmt)
+        return struct.unpack("<" + fmt, f.read(size))[0]
+
+    def value(f: Any, kind: int) -> Any:
+        if kind in _FIXED:
+            return read(f, _FIXED[kind])
+        if kind == _STRING:
+            return f.read(read(f, "Q")).decode("utf-8", "replace")
+        if kind == _ARRAY:
+            item, n = read(f, "I"), read(f, "Q")
+            if item in _FIXED:  # skipped whole
+                f.seek(n * struct.calcsize(_FIXED[item]), os.SEEK_CUR)
+            else:
+                for _ in range(n):
+                    value(f, item)
+            return None
+        raise ValueError(f"unknown GGUF value type {kind}")
+
+    out: dict[str, Any] = {}
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file")
+        read(f, "I")  # version
+        read(f, "Q")  # tensor count
+        for _ in range(read(f, "Q")):
+            key = f.read(read(f, "Q")).decode("utf-8", "replace")
+            found = value(f, read(f, "I"))
+            if key in wanted or ("*.context_length" in wanted and key.endswith(".context_length")):
+                out[key] = found
+    return out
+
+
 class LlamaCppBackend(Backend):
     capabilities = Capabilities(full_vocab_logprobs=True)
 
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(spec)
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> Preflight:
         if not Path(spec.path).is_file():
             raise ModelLoadError(f"model {spec.name!r}: no GGUF file at {spec.path}")
         if spec.device != "cpu":
             raise ModelLoadError(f"model {spec.name!r}: the llama.cpp backend runs on cpu here")
+        if spec.context:
+            return Preflight(spec.context)
+        try:
+            meta = gguf_metadata(spec.path, {"*.context_length"})
+        except (OSError, ValueError, struct.error) as exc:
+            raise ModelLoadError(f"model {spec.name!r}: {spec.path}: cannot read its GGUF "
+                                 f"header: {exc}") from None  # fmt: skip
+        found = [v for v in meta.values() if isinstance(v, int) and v > 0]
+        return Preflight(found[0] if found else None)
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        type(self).preflight(spec)
         from harness.llamacpp_home import bindings_env
 
         bindings_env()
@@ -205,6 +264,8 @@ class LlamaCppBackend(Backend):
             rows = []
             stop = None
             while len(ids) < limits[i]:
+                if not np.isfinite(logits).all():
+                    raise NonFiniteLogits(self.spec.name, [i], len(ids))
                 if want_logprobs:
                     rows.append(logits)
                 token = int(logits.argmax())
@@ -229,13 +290,16 @@ class LlamaCppBackend(Backend):
         self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
         batch_size: int,
     ) -> Iterator[Any]:  # fmt: skip
+        import numpy as np
         import torch
 
-        for prompt, cont in zip(prompts, continuations, strict=True):
+        for i, (prompt, cont) in enumerate(zip(prompts, continuations, strict=True)):
             self._clear()
             tokens = list(prompt) + list(cont)
             logits = self._forward(tokens, 0, every=True)
             sl = logits[len(prompt) - 1 : len(prompt) - 1 + len(cont)]
+            if not np.isfinite(sl).all():
+                raise NonFiniteLogits(self.spec.name, [i], None)
             yield torch.log_softmax(torch.from_numpy(sl), dim=-1)
 
     def fingerprint(self) -> str:

@@ -39,6 +39,7 @@ from harness.backends.base import (
     Capabilities,
     Generated,
     ModelLoadError,
+    Preflight,
     TopK,
     checkpoint_fingerprint,
 )
@@ -192,6 +193,13 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
     # top_k is the default of `top_logprobs`, which sets it per model.
     capabilities = Capabilities(full_vocab_logprobs=False, top_k=20)
     in_process = False
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> Preflight:
+        """The server asked what it serves (and its context), the local tokenizer loaded:
+        nothing is generated, and a server that is down is found before any model runs."""
+        with cls(spec) as backend:
+            return Preflight(backend.context_length, backend.prompt_ids)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
