@@ -186,12 +186,13 @@ def check_embedder(cfg: CompareConfig, items: list[EvalItem]) -> None:
         )
 
 
-def rebuild(run_dir: Path) -> Results:
-    """Re-derive every artifact of a run folder from what is on disk (no model loaded)."""
+def rebuild(run_dir: Path, reviews: Reviews | None = None) -> Results:
+    """Re-derive every artifact of a run folder from what is on disk (no model loaded). With
+    `reviews` (new verdicts merged), they are written with the artifacts, all or none."""
     folder = RunDir(run_dir)
     run = folder.read_run()
-    results, paired = analyze(run, folder, folder.read_reviews())
-    write_artifacts(folder, run, results, paired)
+    results, paired = analyze(run, folder, folder.read_reviews() if reviews is None else reviews)
+    write_artifacts(folder, run, results, paired, reviews)
     return results
 
 
@@ -251,8 +252,7 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
         verdicts = check_review(review, run.header.run_id, run.results_sha256, ids, flagged)
     except ReviewError as exc:
         raise ReviewError(f"{review_path}: {exc}") from None
-    folder.write_reviews(merge(folder.read_reviews(), review, verdicts, now()))
-    return len(verdicts), rebuild(run_dir)
+    return len(verdicts), rebuild(run_dir, merge(folder.read_reviews(), review, verdicts, now()))
 
 
 def analyze(
@@ -295,12 +295,13 @@ def analyze(
 
 
 def write_artifacts(
-    folder: RunDir, run: RunRecord, results: Results, paired: dict[str, list[PairedItem]]
-) -> None:
+    folder: RunDir, run: RunRecord, results: Results, paired: dict[str, list[PairedItem]],
+    reviews: Reviews | None = None,
+) -> None:  # fmt: skip
     if run.results_sha256 is None:
         raise HarnessError(f"{folder.run_json}: no results_sha256; the run did not complete")
     identity = {"run_id": run.header.run_id, "results_sha256": run.results_sha256}
-    folder.write_artifacts(render_all(results, paired, identity))
+    folder.write_artifacts(render_all(results, paired, identity), reviews)
 
 
 def library_versions() -> dict[str, str | None]:

@@ -21,6 +21,7 @@ target and renames it into place when complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -45,21 +46,43 @@ class RunFolderError(HarnessError):
     """The run folder is missing a file or holds one this version cannot read."""
 
 
+class DiskFull(HarnessError):
+    """A file could not be written for want of space (or quota)."""
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to a new temporary sibling (an unguessable name, created exclusively: a
     planted link is never followed), fsync it and rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    write_all({path: text})
+
+
+def write_all(texts: dict[Path, str]) -> None:
+    """`write_atomic` for several files that belong together: every temporary file is written
+    and fsynced before the first is renamed, so a full disk (or any failure writing) leaves
+    every file as it was, never some old and some new."""
+    temps: dict[Path, str] = {}
+    current = next(iter(texts))
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as any file
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        for path, text in texts.items():
+            current = path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            temps[path] = tmp
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is as any file
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+            faults.point("report")
+    except BaseException as exc:
+        for tmp in temps.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"{current}: cannot be written: {exc.strerror} (nothing was "
+                           "replaced)") from exc  # fmt: skip
         raise
 
 
@@ -192,9 +215,6 @@ class RunDir:
         except (CodecError, RecordError) as exc:
             raise RunFolderError(f"{self.run_json}: {exc}") from None
 
-    def write_reviews(self, reviews: Reviews) -> None:
-        write_atomic(self.reviews_json, dumps(to_json(reviews)))
-
     def read_reviews(self) -> Reviews:
         if not self.reviews_json.is_file():
             return Reviews()
@@ -211,10 +231,14 @@ class RunDir:
         except (CodecError, RecordError) as exc:
             raise RunFolderError(f"{path}: {exc}") from None
 
-    def write_artifacts(self, texts: dict[str, str]) -> None:
-        for name in ARTIFACTS:
-            write_atomic(self.artifact(name), texts[name])
-            faults.point("report")
+    def write_artifacts(self, texts: dict[str, str], reviews: Reviews | None = None) -> None:
+        """Every derived file (and with `reviews`, review.json: the verdicts they were derived
+        with) written together: all or none."""
+        files = {}
+        if reviews is not None:  # renamed first: the artifacts are derived from it
+            files[self.reviews_json] = dumps(to_json(reviews))
+        files |= {self.artifact(name): texts[name] for name in ARTIFACTS}
+        write_all(files)
 
     # --- what the analysis reads ----------------------------------------------------------
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,11 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     (signal.SIGTERM, 143, "harness: terminated (SIGTERM); nothing half-written was kept"),
 ])  # fmt: skip
 def test_a_signal_mid_run_exits_with_its_code_and_one_line(
-    previous: tuple[Path, Path, dict[str, str]], sig: int, code: int, line: str
+    previous: tuple[Path, Path, dict[str, str]], sig: int, code: int, line: str, tmp_path: Path
 ) -> None:
     cfg, out, before = previous
-    proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out)),
+    proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out),
+                                    "--run-cache", str(tmp_path / "runs")),
                             cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
     # wait until the run has a half-built folder with the baseline's outputs in it
     deadline = time.monotonic() + 300
@@ -201,21 +203,39 @@ def test_out_refuses_what_is_not_a_previous_run(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_second_run_on_the_same_folder_exits_2_naming_the_first(
-    previous: tuple[Path, Path, dict[str, str]],
+    previous: tuple[Path, Path, dict[str, str]], tmp_path: Path
 ) -> None:
-    cfg, out, before = previous
-    first = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out)),
-                             cwd=REPO, stderr=subprocess.DEVNULL)  # fmt: skip
+    import fcntl
+
+    from harness.backends.base import checkpoint_fingerprint
+    from harness.quantize import cache_key
+    from harness.records import QuantizeSpec
+
+    _, out, before = previous
+    # the first run holds the folder's lock while it waits for a quantization lock this test
+    # holds: it is mid-run for as long as the test needs
+    cache = tmp_path / "quantized"
+    cache.mkdir()
+    key = cache_key(checkpoint_fingerprint(str(DEMO)), QuantizeSpec("W8A16", "rtn"), None)
+    fd = os.open(cache / f".{key}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    cfg = stage_config(tmp_path / "c.toml")
+    first = subprocess.Popen(harness(*stage_args(cfg, out, tmp_path)), cwd=REPO,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert first.stderr is not None
+        said = ""
+        while "waiting for pid" not in said and first.poll() is None:
+            said = first.stderr.readline()
+        second = run_harness(*stage_args(cfg, out, tmp_path))
+        assert second.returncode == 2
+        assert f"another harness run is writing it (pid {first.pid}" in second.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=120)
+        os.close(fd)
     lock = out.parent / f".{out.name}.lock"
-    deadline = time.monotonic() + 120
-    while not lock.is_file() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    second = run_harness("compare", "--config", str(cfg), "--out", str(out))
-    assert second.returncode == 2
-    assert f"another harness run is writing it (pid {first.pid}" in second.stderr
-    first.send_signal(signal.SIGINT)
-    first.wait(timeout=120)
-    assert digest(out) == before and not lock.exists()
+    assert first.returncode == 130 and digest(out) == before and not lock.exists()
 
 
 @pytest.mark.slow
@@ -227,7 +247,8 @@ def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
     victim = tmp_path / "victim"
     victim.mkdir()
     (out.parent / f".{out.name}.tmp").symlink_to(victim)
-    proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out)),
+    proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out),
+                                    "--run-cache", str(tmp_path / "runs")),
                             cwd=REPO, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -443,3 +464,132 @@ def test_non_finite_logits_stop_the_run_at_once_naming_the_model_and_items(
     assert line.endswith("the run stops (a model computing non-finite values gives no answer "
                          "worth scoring)")  # fmt: skip
     assert not (tmp_path / "run").exists()
+
+
+# --- a full disk ----------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB tmpfs; root can mount one (CI's container may not: then the test is skipped,
+    saying why)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}): "
+                    "the full-disk test needs one")  # fmt: skip
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_exit_2_and_the_earlier_report_and_verdicts_stay(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    # a candidate whose outputs differ from the baseline's on some items: verdicts to keep
+    changed = tmp_path / "changed"
+    shutil.copytree(DEMO, changed)
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(changed / "model.safetensors")
+    name = "model.layers.1.mlp.down_proj.weight"
+    tensors[name] = tensors[name] * 1.5
+    save_file(tensors, changed / "model.safetensors", metadata={"format": "pt"})
+    cfg = write_config(tmp_path / "c.toml", changed)
+    out = small_disk / "run"
+    args = ("compare", "--config", str(cfg), "--out", str(out), "--evalset",
+            f"{REPO}/evalsets/demo/add.jsonl", "--run-cache", str(tmp_path / "runs"))  # fmt: skip
+    assert run_harness(*args).returncode in (0, 1)
+    results = json.loads((out / "results.json").read_text())
+    flagged = [i["id"] for i in results["items"]
+               if i["candidates"]["again"]["outcome"] != "identical"]  # fmt: skip
+    assert flagged, "the changed candidate should differ somewhere"
+    meta = json.loads((out / "run.json").read_text())
+
+    def review(item: str) -> Path:
+        path = tmp_path / f"review-{item}.json"
+        path.write_text(json.dumps({
+            "schema": "harness-review/1", "run_id": f"{meta['name']}@{meta['created_at']}",
+            "results_sha256": meta["results_sha256"], "reviewer": "ada",
+            "exported_at": "2026-11-27T22:00:00Z",
+            "verdicts": [{"candidate": "again", "item": item, "verdict": "harmless"}],
+        }))  # fmt: skip
+        return path
+
+    assert run_harness("review", "import", str(out), str(review(flagged[0]))).returncode in (0, 1)
+    assert "harmless" in (out / "review.json").read_text()
+    before = digest(out)
+    # fill the disk, all but 64 KiB
+    free = shutil.disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"\0" * (free - (64 << 10)))
+    again = run_harness(*args)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    line = again.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {small_disk}/.run.staging-")
+    assert line.endswith(": cannot be written: No space left on device (nothing was replaced)")
+    assert digest(out) == before
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "run"]
+    # a review imported onto the full disk: refused, the earlier verdict kept
+    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free
+                                                 + (small_disk / "filler").stat().st_size
+                                                 - (8 << 10)))  # fmt: skip
+    imported = run_harness("review", "import", str(out), str(review(flagged[-1])))
+    assert imported.returncode == 2 and "Traceback" not in imported.stderr
+    assert (
+        imported.stderr.strip()
+        .splitlines()[-1]
+        .endswith(": cannot be written: No space left on device (nothing was replaced)")
+    )
+    assert digest(out) == before
+
+
+# --- the quantization cache ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    from harness.backends.base import checkpoint_fingerprint
+    from harness.quantize import cache_key
+    from harness.records import QuantizeSpec
+
+    cache = tmp_path / "quantized"
+    key = cache_key(checkpoint_fingerprint(str(DEMO)), QuantizeSpec("W8A16", "rtn"), None)
+    args = harness("quantize", "--baseline", str(DEMO), "--scheme", "W8A16", "--method", "rtn",
+                   "--cache", str(cache))  # fmt: skip
+    # hold the key's lock, as a run quantizing it would; start two runs that need it
+    cache.mkdir()
+    lock = cache / f".{key}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]  # fmt: skip
+    time.sleep(15)  # both are waiting: neither has made anything
+    assert all(p.poll() is None for p in procs) and not (cache / key).exists()
+    os.close(fd)  # released: one makes it, the other then reads it
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    for _, err in outs:
+        assert f"waiting for pid {os.getpid()}, which is quantizing the same (W8A16" in err
+    said = sorted(out.split(":")[0] for out, _ in outs)
+    assert said[0] == "cached" and said[1].startswith("made in "), outs
+    assert sorted(p.name for p in cache.iterdir()) == [key]  # no lock, no temporary folder
+    # a damaged entry: said, and made again
+    weights = cache / key / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[:-8] + b"\0" * 8)
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("made in ")
+    assert (f"{cache / key}: damaged cache entry (1 file(s) differ from when it was made: "
+            "model.safetensors); making it again") in done.stderr  # fmt: skip
+    assert weights.read_bytes() == good  # round to nearest: the same checkpoint again
+    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
+    assert again.stdout.startswith("cached: ")
