@@ -26,6 +26,7 @@ server, a hub id) are never cached, and not resumed.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -126,6 +127,8 @@ class Claim:
     def __init__(self, cache: RunCache, key: str) -> None:
         self.cache, self.key = cache, key
         self.found = cache.lookup(key)
+        if self.found is not None and not cache.reading(self.found):
+            self.found = None  # dropped by another run just now: made again
         self.reused = self.found is not None
         self._work: RunDir | None = None
 
@@ -173,6 +176,9 @@ class RunCache:
     def __init__(self, root: Path = DEFAULT_RUN_CACHE, keep: bool = True) -> None:
         self.root, self.keep = root, keep
         self.transient: list[str] = []
+        # A shared flock on the entry.json of every entry this run reads, held until it ends:
+        # another run's `drop_transient` leaves an entry alone while anyone reads it.
+        self._reading: list[int] = []
 
     def lookup(self, key: str) -> tuple[RunDir, dict[str, Any]] | None:
         """A complete entry (its folder and `entry.json`), or None."""
@@ -194,27 +200,48 @@ class RunCache:
                   remove=True):  # fmt: skip
             claim = Claim(self, key)
             yield claim
-            if claim.found is not None:
-                self._mark(claim.found)
+            if claim.found is not None and not claim.reused:  # made now
+                self.reading(claim.found)
 
-    def _mark(self, found: tuple[RunDir, dict[str, Any]]) -> None:
+    def reading(self, found: tuple[RunDir, dict[str, Any]]) -> bool:
+        """Mark an entry as read by this run until it ends (False: it is gone). A ladder
+        keeps it from now on; a plain compare drops it once done, unless kept."""
         entry, meta = found
+        path = entry.root / ENTRY
         if self.keep and not meta.get("keep", True):
-            write_atomic(entry.root / ENTRY, dumps(meta | {"keep": True}))
+            write_atomic(path, dumps(meta | {"keep": True}))
         elif not meta.get("keep", True):
             self.transient.append(str(meta["key"]))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits while a run drops it (then it is gone)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            return False
+        self._reading.append(fd)
+        return True
 
     def drop_transient(self) -> None:
-        """Remove the entries this run used that no ladder asked to keep."""
+        """Remove the entries this run used that no ladder asked to keep (and that no other
+        run is reading: those go in a later run's `clean`)."""
+        for fd in self._reading:
+            os.close(fd)
+        self._reading = []
         for key in self.transient:
-            found = self.lookup(key)
-            if found is not None and not found[1].get("keep", True):
-                shutil.rmtree(found[0].root, ignore_errors=True)
+            _drop_unread(self.root / key)
         self.transient = []
 
     def clean(self) -> None:
-        """Remove what killed runs of older versions left (`.tmp-<key>-<pid>` folders whose
-        process is gone) and work folders no one has touched for a week."""
+        """Remove what killed runs left: `.tmp-<key>-<pid>` folders (of older versions, and
+        entries being dropped) whose process is gone; work folders no one has touched for a
+        week; entries a plain compare made and could not drop (another run was reading them),
+        a week on."""
         if not self.root.is_dir():
             return
         for tmp in self.root.glob(".tmp-*"):
@@ -229,6 +256,38 @@ class RunCache:
                 and not is_held(work.with_name(work.name + ".lock"))
             ):
                 shutil.rmtree(work, ignore_errors=True)
+        for entry in self.root.iterdir():
+            meta = entry / ENTRY
+            if not entry.name.startswith(".") and meta.is_file() and meta.stat().st_mtime < week:
+                with contextlib.suppress(OSError, ValueError):
+                    if not json.loads(meta.read_text()).get("keep", True):
+                        _drop_unread(entry)
+
+
+def _drop_unread(entry: Path) -> None:
+    """Remove an entry unless some run holds it for reading (a shared flock on entry.json)."""
+    try:
+        fd = os.open(entry / ENTRY, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return
+    with contextlib.suppress(OSError, ValueError):  # a ladder may have kept it meanwhile
+        if json.loads((entry / ENTRY).read_text()).get("keep", True):
+            os.close(fd)
+            return
+    # Renamed aside first: a run looking it up now finds no entry rather than half of one.
+    aside = entry.with_name(f".tmp-drop-{entry.name}-{os.getpid()}")
+    try:
+        entry.rename(aside)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
