@@ -46,6 +46,12 @@ def harness(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness.cli", *args]
 
 
+def default_sigint() -> None:
+    """In a child: SIGINT as a terminal delivers it. A shell starts background jobs (a test
+    run with `&`) with SIGINT ignored, and Python then installs no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def digest(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
@@ -75,7 +81,8 @@ def test_a_signal_mid_run_exits_with_its_code_and_one_line(
     cfg, out, before = previous
     proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out),
                                     "--run-cache", str(tmp_path / "runs")),
-                            cwd=REPO, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     # wait until the run has a half-built folder with the baseline's outputs in it
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -221,7 +228,8 @@ def test_a_second_run_on_the_same_folder_exits_2_naming_the_first(
     fcntl.flock(fd, fcntl.LOCK_EX)
     cfg = stage_config(tmp_path / "c.toml")
     first = subprocess.Popen(harness(*stage_args(cfg, out, tmp_path)), cwd=REPO,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=default_sigint)  # fmt: skip
     try:
         assert first.stderr is not None
         said = ""
@@ -232,7 +240,11 @@ def test_a_second_run_on_the_same_folder_exits_2_naming_the_first(
         assert f"another harness run is writing it (pid {first.pid}" in second.stderr
     finally:
         first.send_signal(signal.SIGINT)
-        first.wait(timeout=120)
+        try:
+            first.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait()
         os.close(fd)
     lock = out.parent / f".{out.name}.lock"
     assert first.returncode == 130 and digest(out) == before and not lock.exists()

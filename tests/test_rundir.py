@@ -17,22 +17,23 @@ def test_a_compare_writes_each_file_once(
     tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writes: Counter[str] = Counter()
-    real = rundir.write_atomic
-
-    def counted(path: Path, text: str) -> None:
-        # by place: the run folder's (staged) files, and each model's run-cache entry's
-        inside = path.parent.name if not path.parent.name.startswith(".") else ""
-        writes[f"{inside}/{path.name}".lstrip("/")] += 1
-        whole[str(path)] += 1
-        real(path, text)
-
     whole: Counter[str] = Counter()
+    real = rundir.write_all
 
-    monkeypatch.setattr(rundir, "write_atomic", counted)
+    def counted(texts: dict[Path, str]) -> None:
+        for path in texts:
+            # by place: the run folder's (staged) files, and each model's run-cache entry's
+            inside = path.parent.name if not path.parent.name.startswith(".") else ""
+            writes[f"{inside}/{path.name}".lstrip("/")] += 1
+            whole[str(path)] += 1
+        real(texts)
+
+    monkeypatch.setattr(rundir, "write_all", counted)
     evalset = write_jsonl(tmp_path / "s.jsonl", flipping_rows(tiny_model_dir, 6))
     cfg = write_config(tmp_path / "c.toml", evalset, tiny_model_dir, {"cand": other_model_dir},
                        "max_hard_regressions = 100")  # fmt: skip
-    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
+                 "--run-cache", str(tmp_path / "runs")]) == 0  # fmt: skip
     assert writes["run.json"] == 1
     assert set(whole.values()) == {1}, whole
     for name in rundir.ARTIFACTS:
