@@ -150,6 +150,12 @@ class Claim:
         folder = self.cache.root / f"{WORK}{self.key}"
         return len(Journal(folder / JOURNAL).batches) if (folder / JOURNAL).is_file() else 0
 
+    def discard_if_empty(self) -> None:
+        """A run that failed before its first batch (a model that would not load) leaves no
+        work folder behind: there is nothing in it to resume from."""
+        if self._work is not None and not Journal(self._work.root / JOURNAL).batches:
+            shutil.rmtree(self._work.root, ignore_errors=True)
+
     def commit(self, meta: dict[str, Any]) -> tuple[RunDir, dict[str, Any]]:
         """Write `entry.json` last, then rename the work folder into place."""
         tmp = self.work.root
@@ -199,7 +205,11 @@ class RunCache:
         with hold(lock, wait=True, what=f"which is running {what} on the same items",
                   remove=True):  # fmt: skip
             claim = Claim(self, key)
-            yield claim
+            try:
+                yield claim
+            except BaseException:
+                claim.discard_if_empty()
+                raise
             if claim.found is not None and not claim.reused:  # made now
                 self.reading(claim.found)
 

@@ -47,3 +47,22 @@ def test_a_plain_compare_drops_its_entries_unless_read_or_kept(tmp_path: Path) -
     ladder.drop_transient()
     plain.drop_transient()
     assert (tmp_path / "k2" / ENTRY).is_file()
+
+
+def test_a_model_that_fails_before_its_first_batch_leaves_no_work_folder(tmp_path: Path) -> None:
+    cache = RunCache(tmp_path, keep=False)
+    try:
+        with cache.claim("k", "m") as claim:
+            claim.journal  # noqa: B018 - the work folder is made when its journal is opened
+            raise RuntimeError("the model would not load")
+    except RuntimeError:
+        pass
+    assert list(tmp_path.iterdir()) == []
+    # one with a finished batch stays, to resume from
+    try:
+        with cache.claim("k", "m") as claim:
+            claim.journal.append({"rows": [[0, [1], None]]})
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == [".work-k"]
