@@ -368,6 +368,19 @@ def stable(results: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def differences(a: Any, b: Any, where: str = "$") -> list[str]:
+    """Where two JSON values differ (the first 20 places), to read in a failure."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = [f"{where}.{k}: only on one side" for k in a.keys() ^ b.keys()]
+        for k in a.keys() & b.keys():
+            out += differences(a[k], b[k], f"{where}.{k}")
+        return out[:20]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in differences(x, y, f"{where}[{i}]")][:20]  # fmt: skip
+    return [] if a == b else [f"{where}: {a!r} != {b!r}"]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """The stage config run once from empty caches, never interrupted: what every resumed run
@@ -409,7 +422,8 @@ def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_sam
     if stage.startswith("batch:"):
         name, n = stage.removeprefix("batch:").split("@")
         assert f"{name}: resuming after {int(n) * 64} of 500 prompts ({n} batches)" in done.stderr
-    assert stable(json.loads((out / "results.json").read_text())) == stable(expected)
+    got = stable(json.loads((out / "results.json").read_text()))
+    assert got == stable(expected), differences(stable(expected), got)
     # nothing left behind: beside the report, in the run cache (a plain compare keeps no
     # entry), in the quantization cache (the checkpoint alone)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quantized", "run", "runs"]
