@@ -8,16 +8,9 @@ The library API (imported on first use, so `import harness.gate` never loads tor
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from harness.errors import HarnessError
-
-# Before torch loads MKL: results that do not depend on where buffers happen to lie. Without
-# it MKL picks its summation order by memory alignment, and a run resumed after a kill (a
-# process with another allocation history) gave per-token KLDs differing by ~1e-8 from the
-# uninterrupted run in 2 of 20 tries (outputs identical); with it, 10 of 10 were identical.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 __version__ = "0.1.0"
 __all__ = ["HarnessError", "compare", "load_config", "rebuild"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -369,7 +370,15 @@ def stable(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def differences(a: Any, b: Any, where: str = "$") -> list[str]:
-    """Where two JSON values differ (the first 20 places), to read in a failure."""
+    """Where two JSON values differ (the first 20 places). Floats may differ by rounding:
+    a resumed process has another allocation history, and MKL's summation order follows
+    buffer alignment; measured over 20 kill/resume tries: 2 differed, per-token KLDs by at
+    most 7.4e-6 absolute (tiny values by up to 30% relative), perplexities by 1e-4 relative,
+    and one token's KLD crossed a histogram bin edge; outputs, outcomes and verdicts never."""
+    if isinstance(a, float) and isinstance(b, float):
+        return [] if math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-4) else [f"{where}: {a} != {b}"]
+    if isinstance(a, int) and isinstance(b, int) and where.endswith("]") and ".histogram[" in where:
+        return [] if abs(a - b) <= 2 else [f"{where}: {a} != {b}"]
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{where}.{k}: only on one side" for k in a.keys() ^ b.keys()]
         for k in a.keys() & b.keys():
@@ -423,7 +432,7 @@ def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_sam
         name, n = stage.removeprefix("batch:").split("@")
         assert f"{name}: resuming after {int(n) * 64} of 500 prompts ({n} batches)" in done.stderr
     got = stable(json.loads((out / "results.json").read_text()))
-    assert got == stable(expected), differences(stable(expected), got)
+    assert differences(stable(expected), got) == []
     # nothing left behind: beside the report, in the run cache (a plain compare keeps no
     # entry), in the quantization cache (the checkpoint alone)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quantized", "run", "runs"]
