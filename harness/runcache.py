@@ -144,12 +144,6 @@ class Claim:
     def journal(self) -> Journal:
         return Journal(self.work.root / JOURNAL)
 
-    @property
-    def resumed(self) -> int:
-        """How many batches an earlier, killed run left in the work folder."""
-        folder = self.cache.root / f"{WORK}{self.key}"
-        return len(Journal(folder / JOURNAL).batches) if (folder / JOURNAL).is_file() else 0
-
     def discard_if_empty(self) -> None:
         """A run that failed before its first batch (a model that would not load) leaves no
         work folder behind: there is nothing in it to resume from."""

@@ -4,6 +4,7 @@ happened, no traceback without --debug, and nothing half-written is left or lost
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -209,44 +210,54 @@ def test_out_refuses_what_is_not_a_previous_run(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.slow
-def test_a_second_run_on_the_same_folder_exits_2_naming_the_first(
-    previous: tuple[Path, Path, dict[str, str]], tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def holding_quantize_lock(cache: Path) -> Iterator[str]:
+    """Hold the lock of the demo model's W8A16 RTN entry in `cache`, as a run quantizing it
+    would (this process's pid in it); yields the entry's key."""
     import fcntl
 
     from harness.backends.base import checkpoint_fingerprint
     from harness.quantize import cache_key
     from harness.records import QuantizeSpec
 
+    key = cache_key(checkpoint_fingerprint(str(DEMO)), QuantizeSpec("W8A16", "rtn"), None)
+    cache.mkdir(exist_ok=True)
+    fd = os.open(cache / f".{key}.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield key
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_folder_exits_2_naming_the_first(
+    previous: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
     _, out, before = previous
     # the first run holds the folder's lock while it waits for a quantization lock this test
     # holds: it is mid-run for as long as the test needs
-    cache = tmp_path / "quantized"
-    cache.mkdir()
-    key = cache_key(checkpoint_fingerprint(str(DEMO)), QuantizeSpec("W8A16", "rtn"), None)
-    fd = os.open(cache / f".{key}.lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
     cfg = stage_config(tmp_path / "c.toml")
-    first = subprocess.Popen(harness(*stage_args(cfg, out, tmp_path)), cwd=REPO,
-                             stderr=subprocess.PIPE, text=True,
-                             preexec_fn=default_sigint)  # fmt: skip
-    try:
-        assert first.stderr is not None
-        said = ""
-        while "waiting for pid" not in said and first.poll() is None:
-            said = first.stderr.readline()
-        second = run_harness(*stage_args(cfg, out, tmp_path))
-        assert second.returncode == 2
-        assert f"another harness run is writing it (pid {first.pid}" in second.stderr
-    finally:
-        first.send_signal(signal.SIGINT)
+    with holding_quantize_lock(tmp_path / "quantized"):
+        first = subprocess.Popen(harness(*stage_args(cfg, out, tmp_path)), cwd=REPO,
+                                 stderr=subprocess.PIPE, text=True,
+                                 preexec_fn=default_sigint)  # fmt: skip
         try:
-            first.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            first.kill()
-            first.wait()
-        os.close(fd)
+            assert first.stderr is not None
+            said = ""
+            while "waiting for pid" not in said and first.poll() is None:
+                said = first.stderr.readline()
+            second = run_harness(*stage_args(cfg, out, tmp_path))
+            assert second.returncode == 2
+            assert f"another harness run is writing it (pid {first.pid}" in second.stderr
+        finally:
+            first.send_signal(signal.SIGINT)
+            try:
+                first.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                first.kill()
+                first.wait()
     lock = out.parent / f".{out.name}.lock"
     assert first.returncode == 130 and digest(out) == before and not lock.exists()
 
@@ -589,27 +600,16 @@ def test_a_full_disk_is_exit_2_and_the_earlier_report_and_verdicts_stay(
 def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
     tmp_path: Path,
 ) -> None:
-    import fcntl
-
-    from harness.backends.base import checkpoint_fingerprint
-    from harness.quantize import cache_key
-    from harness.records import QuantizeSpec
-
     cache = tmp_path / "quantized"
-    key = cache_key(checkpoint_fingerprint(str(DEMO)), QuantizeSpec("W8A16", "rtn"), None)
     args = harness("quantize", "--baseline", str(DEMO), "--scheme", "W8A16", "--method", "rtn",
                    "--cache", str(cache))  # fmt: skip
     # hold the key's lock, as a run quantizing it would; start two runs that need it
-    cache.mkdir()
-    lock = cache / f".{key}.lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]  # fmt: skip
-    time.sleep(15)  # both are waiting: neither has made anything
-    assert all(p.poll() is None for p in procs) and not (cache / key).exists()
-    os.close(fd)  # released: one makes it, the other then reads it
+    with holding_quantize_lock(cache) as key:
+        procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]  # fmt: skip
+        time.sleep(15)  # both are waiting: neither has made anything
+        assert all(p.poll() is None for p in procs) and not (cache / key).exists()
+    # released: one makes it, the other then reads it
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     for _, err in outs:
