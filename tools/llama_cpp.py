@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from harness import llamacpp_home as lc
+from tools import llama_smoke
 
 DOWNLOADS = lc.machine_home().parent.parent / "downloads"  # the sdist, once per machine
 MARKER = "harness_build.json"
@@ -70,30 +71,83 @@ def unpack(archive: Path, home: Path) -> Path:
     return python
 
 
+# A portable build: no -march=native. ggml's CPU backend is built once per variant below and
+# the variant is chosen when the library loads (GGML_BACKEND_DL), by the CPUID score in
+# ggml-cpu/arch/x86/cpu-feats.cpp. That score does not ask the OS whether it enabled a feature
+# (its own FIXME), so the AMX variant ("sapphirerapids") is not built: on a VM whose CPUID
+# shows AMX while its kernel has not enabled the tile state, it dies with SIGILL on the first
+# Q8_0 matmul. Every other variant is checked by tools.llama_smoke on the machine that runs it.
+# Four of llama.cpp's fourteen x86 variants: the floor (x86-64, runs anywhere), AVX2, AVX-512,
+# and AVX-512 with VBMI + VNNI; a CPU between two of them runs the lower (each one adds
+# about 50 s of build on 2 cores).
+VARIANTS = ("x64", "haswell", "skylakex", "icelake")
+CONFIGURE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+                   "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_BUILD_TESTS=OFF",
+                   "-DLLAMA_BUILD_EXAMPLES=OFF", "-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON",
+                   "-DGGML_CPU_ALL_VARIANTS=ON")  # fmt: skip
+
+
+def restrict_variants(src: Path) -> None:
+    """ggml builds every x86 variant it knows when GGML_CPU_ALL_VARIANTS is on (its `ggml`
+    target depends on them all), so its list is cut to VARIANTS in our unpacked tree."""
+    path = src / "ggml" / "src" / "CMakeLists.txt"
+    text = path.read_text()
+    start = text.index(
+        'if (GGML_SYSTEM_ARCH STREQUAL "x86")', text.index("if (GGML_CPU_ALL_VARIANTS)")
+    )
+    end = text.index("elseif(GGML_SYSTEM_ARCH STREQUAL", start)
+    lines = []
+    for line in text[start:end].splitlines(keepends=True):
+        m = re.match(r"\s*ggml_add_cpu_backend_variant\((\w+)", line)
+        lines.append(line if m is None or m.group(1) in VARIANTS else f"#{line}")
+    block = "".join(lines)
+    kept = re.findall(r"^\s*ggml_add_cpu_backend_variant\((\w+)", block, re.M)
+    if sorted(kept) != sorted(VARIANTS):
+        raise SystemExit(f"llama-cpp: {path} lists x86 variants {kept}, expected {list(VARIANTS)}")
+    path.write_text(text[:start] + block + text[end:])
+
+
+def read_marker(home: Path) -> dict[str, object] | None:
+    try:
+        marker = json.loads((home / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
 def built(home: Path) -> bool:
-    marker = home / MARKER
-    if not marker.is_file():
+    """A build of this recipe (an older -march=native build is not one: it is rebuilt)."""
+    marker = read_marker(home)
+    if marker is None or marker.get("configure") != list(CONFIGURE_FLAGS):
         return False
-    libs = ["libllama.so", "libggml.so"]
-    return all((home / "bin" / name).is_file() for name in (*lc.TOOLS, *libs))
+    libs = ["libllama.so", "libggml.so", "libggml-base.so"]
+    return all((home / "bin" / name).is_file() for name in (*lc.TOOLS, *libs)) and any(
+        (home / "bin" / f"libggml-cpu-{v}.so").is_file() for v in VARIANTS
+    )
 
 
 def build(home: Path) -> float:
     """cmake configure + build of the four tools and the shared library; returns seconds."""
     start = time.monotonic()
     build_dir = home / "build"
+    restrict_variants(home / "src")
+    if build_dir.exists():
+        # An earlier recipe's build (-march=native, one CPU library) is not reused: cmake would
+        # keep its cached options and its libggml-cpu.so would stay beside the variants.
+        shutil.rmtree(build_dir)
     jobs = str(max(1, min(os.cpu_count() or 2, 8)))
     say(f"building llama.cpp {lc.VERSION} with {jobs} jobs ({EXPECTED}); progress follows")
-    configure = ["cmake", "-S", str(home / "src"), "-B", str(build_dir),
-                 "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
-                 "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_BUILD_TESTS=OFF",
-                 "-DLLAMA_BUILD_EXAMPLES=OFF"]  # fmt: skip
+    # The variants are found in GGML_BACKEND_DIR by any process (the Python bindings
+    # included, whose executable is not beside them), and beside the tools.
+    backend_dir = f"-DGGML_BACKEND_DIR={(build_dir / 'bin').resolve()}"
+    configure = ["cmake", "-S", str(home / "src"), "-B", str(build_dir), *CONFIGURE_FLAGS,
+                 backend_dir]  # fmt: skip
     # Quiet unless it fails: cmake's git probe complains that the sdist's tree is no checkout.
     done = subprocess.run(configure, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit("llama-cpp: cmake could not configure the build (its output is above)")
-    targets = [*lc.TOOLS, "llama"]
+    targets = [*lc.TOOLS, "llama", *(f"ggml-cpu-{v}" for v in VARIANTS)]
     cmd = ["cmake", "--build", str(build_dir), "--config", "Release", "-j", jobs,
            "--target", *targets]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -152,6 +206,13 @@ def place() -> Path:
     return shared
 
 
+def checked(home: Path) -> bool:
+    """The build passed the smoke test on a CPU with exactly this machine's features."""
+    marker = read_marker(home) or {}
+    check = marker.get("smoke")
+    return isinstance(check, dict) and check.get("cpu_flags") == llama_smoke.cpu_flags()
+
+
 def main() -> None:
     home = place()
     home.mkdir(parents=True, exist_ok=True)
@@ -159,10 +220,10 @@ def main() -> None:
     if not built(home):
         unpack(sdist(), home)
         seconds = build(home)
-        (home / MARKER).write_text(
-            json.dumps({"version": lc.VERSION, "build_seconds": round(seconds, 1),
-                        "cpus": os.cpu_count(), "tools": list(lc.TOOLS)}, indent=2) + "\n"
-        )  # fmt: skip
+        marker = {"version": lc.VERSION, "build_seconds": round(seconds, 1),
+                  "cpus": os.cpu_count(), "tools": list(lc.TOOLS),
+                  "configure": list(CONFIGURE_FLAGS), "variants": list(VARIANTS)}  # fmt: skip
+        write_marker(home, marker)
         say(f"built in {seconds / 60:.1f} min into {home / 'bin'}")
         did = True
     if not installed("llama_cpp_python", lc.VERSION):
@@ -174,8 +235,22 @@ def main() -> None:
         cmd = [sys.executable, "-m", "pip", "install", "--quiet", "sentencepiece"]
         subprocess.run(cmd, check=True)
         did = True
+    if not checked(home):  # after sentencepiece: the demo's conversion imports it
+        if not did:
+            say("this machine's CPU features differ from those the build was checked on")
+        write_marker(home, {**(read_marker(home) or {}), "smoke": llama_smoke.smoke(home)})
+        did = True
     if not did:
-        say(f"nothing to do: llama.cpp {lc.VERSION} is built in {home / 'bin'}")
+        check = (read_marker(home) or {}).get("smoke")
+        variant = check.get("variant") if isinstance(check, dict) else None
+        say(f"nothing to do: llama.cpp {lc.VERSION} is built in {home / 'bin'} and runs "
+            f"here on CPU variant {variant}")  # fmt: skip
+
+
+def write_marker(home: Path, marker: dict[str, object]) -> None:
+    tmp = home / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps(marker, indent=2) + "\n")
+    os.replace(tmp, home / MARKER)
 
 
 if __name__ == "__main__":
