@@ -117,6 +117,12 @@ class Metric:
     columns: tuple[Column, ...] = ()
 
 
+def _scored_only(fn: Callable[[Measured], MetricValue]) -> Callable[[Measured], MetricValue]:
+    """Flips and their statistics exist only over reference-scored items: None ("n/a") for a
+    set that has none, never a reassuring 0."""
+    return lambda x: fn(x) if x.scored else None
+
+
 def _free_count(outcome: Outcome) -> Callable[[Measured], MetricValue]:
     """How many reference-free items were judged `outcome`."""
     return lambda x: sum(p.outcome is outcome for p in x.free)
@@ -140,7 +146,13 @@ def _kld(name: str) -> Callable[[CandidateMetrics], Cell]:
     return cell
 
 
+def _count(v: object) -> str:
+    return "n/a" if v is None else str(v)
+
+
 def _flips(m: CandidateMetrics) -> Cell:
+    if m["regressions"] is None:
+        return Cell("n/a")
     return Cell(f"{m.regressions} ({m.hard_regressions})")
 
 
@@ -149,29 +161,37 @@ METRICS: tuple[Metric, ...] = (
            drop_gate("max_weighted_accuracy_drop", "weighted_accuracy", "Weighted accuracy"),
            interval_columns("weighted_accuracy", "weighted acc.", "drop (interval)")),
     Metric("hard_accuracy", lambda x: x.interval(x.hard), "interval",
-           drop_gate("max_hard_accuracy_drop", "hard_accuracy", "Hard-item accuracy"),
+           drop_gate("max_hard_accuracy_drop", "hard_accuracy", "Hard-item accuracy", "hard"),
            interval_columns("hard_accuracy", "hard acc.", "hard drop (interval)")),
-    Metric("regressions", lambda x: x.count(Outcome.REGRESSION), "count",
+    Metric("regressions", _scored_only(lambda x: x.count(Outcome.REGRESSION)), "count",
            columns=(Column("regressions (hard)", _flips, "regressions (hard)"),)),
-    Metric("improvements", lambda x: x.count(Outcome.IMPROVEMENT), "count",
-           columns=(column("improvements", "improvements", str, summary=True),)),
-    Metric("hard_regressions", lambda x: x.count(Outcome.REGRESSION, x.hard), "count",
-           GateRule("max_hard_regressions", "max", Limit.COUNT, hard_regressions_rule)),
-    Metric("mcnemar_p",
-           lambda x: mcnemar_exact(x.count(Outcome.REGRESSION), x.count(Outcome.IMPROVEMENT)), "p",
+    Metric("improvements", _scored_only(lambda x: x.count(Outcome.IMPROVEMENT)), "count",
+           columns=(column("improvements", "improvements", _count, summary=True),)),
+    Metric("hard_regressions", _scored_only(lambda x: x.count(Outcome.REGRESSION, x.hard)),
+           "count",
+           GateRule("max_hard_regressions", "max", Limit.COUNT, hard_regressions_rule,
+                    needs="reference")),
+    Metric("mcnemar_p", _scored_only(
+               lambda x: mcnemar_exact(x.count(Outcome.REGRESSION), x.count(Outcome.IMPROVEMENT))),
+           "p",
            columns=(column("McNemar p", "mcnemar_p", num, summary=True),)),
-    Metric("weighted_regression_share", lambda x: x.regression_share[0], "share",
+    Metric("weighted_regression_share", _scored_only(lambda x: x.regression_share[0]), "share",
            GateRule("max_weighted_regression_share", "max", Limit.SHARE,
-                    regression_share_rule),
+                    regression_share_rule, needs="reference"),
            (column("regression weight share", "weighted_regression_share", pct),)),
-    Metric("regression_share_ci_low", lambda x: x.regression_share[1], "share"),
-    Metric("regression_share_ci_high", lambda x: x.regression_share[2], "share"),
+    Metric("regression_share_ci_low", _scored_only(lambda x: x.regression_share[1]), "share"),
+    Metric("regression_share_ci_high", _scored_only(lambda x: x.regression_share[2]), "share"),
     Metric("identical_share",
            lambda x: sum(p.baseline.output == p.candidate.output for p in x.paired) / len(x.paired),
            "share", columns=(column("identical outputs", "identical_share", pct),)),
     Metric("mean_similarity", lambda x: sum(p.similarity for p in x.paired) / len(x.paired),
            "similarity", columns=(column("mean word similarity", "mean_similarity", num),)),
     Metric("items", lambda x: len(x.paired), "count"),
+    # Outputs that ran to max_new_tokens without a stop: their final answers are not compared.
+    Metric("cut_off", lambda x: sum(p.candidate.cut_off for p in x.paired), "count"),
+    Metric("baseline_cut_off", lambda x: sum(p.baseline.cut_off for p in x.paired), "count"),
+    Metric("answer_changes", lambda x: sum(p.answer_change is not None for p in x.paired),
+           "count"),
     Metric("scored", lambda x: len(x.scored), "count"),
     Metric("unscorable", lambda x: x.count(Outcome.UNSCORABLE), "count"),
     # Reference-free items, judged by meaning: never in accuracy, flips or McNemar.
@@ -183,7 +203,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("diverged_share", lambda x: x.share(Outcome.DIVERGED), "share",
            point_gate("max_diverged_share", "diverged_share", "The diverged share of "
                       "reference-free items", "", missing="was not measured (no reference-free "
-                      "item was judged)"),
+                      "item was judged)", needs="free"),
            (column("reference-free diverged", "diverged_share", pct),)),
     Metric("mean_kld", lambda x: x.dist("mean_kld"), "nats",
            point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats",
@@ -213,7 +233,7 @@ SUMMARY_COLUMNS = tuple(c for c in TABLE_COLUMNS if c.summary_header)
 # Rules on hand-review verdicts (`harness review import`), after the metric rules.
 REVIEW_RULES: tuple[GateRule, ...] = (
     GateRule("require_review", "max", Limit.FLAG, require_review_rule, default=False),
-    GateRule("max_confirmed_regressions", "max", Limit.COUNT, confirmed_rule),
+    GateRule("max_confirmed_regressions", "max", Limit.COUNT, confirmed_rule, needs="reference"),
 )
 GATE_RULES: tuple[GateRule, ...] = (*(m.gate for m in METRICS if m.gate), *REVIEW_RULES)
 METRIC_NAMES = tuple(m.name for m in METRICS)
@@ -328,7 +348,7 @@ def slices(paired: Sequence[PairedItem], stats: StatsConfig) -> tuple[SliceRow, 
 
 def summarize(paired: Sequence[PairedItem], stats: StatsConfig) -> CandidateMetrics:
     measured = Measured(paired, stats)
-    if measured.interval(paired) is None:
-        raise NothingScored("no item could be scored for both models")
+    if measured.interval(paired) is None and not measured.free:
+        raise NothingScored("no item could be scored or judged for both models")
     values = {m.name: m.compute(measured) for m in METRICS}
     return CandidateMetrics(values, measured.distribution, slices(paired, stats))

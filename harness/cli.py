@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import console, worker
 from harness.errors import HarnessError
 from harness.quantize import DEFAULT_CACHE
 from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
@@ -299,12 +300,23 @@ def _crash(exc: Exception, debug: bool) -> int:
     return EXIT_ERROR
 
 
+def entry() -> None:
+    """The `harness` console script (and `python -m harness`): commands that load engines run
+    in a worker process, so a native crash there ends in one line, not a killed harness
+    (`harness.worker`)."""
+    words = sys.argv[1:]
+    command = [w for w in words if w not in ("--debug", "--verbose")]
+    sys.exit(worker.run(words) if worker.supervised(command) else main(words))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 pass, 1 a gate verdict fails, 2 anything else (one line), 130 SIGINT,
-    143 SIGTERM. `--debug` anywhere on the line prints tracebacks."""
+    143 SIGTERM. `--debug` anywhere on the line prints tracebacks; `--verbose` lets the
+    libraries' own warnings and loading bars through (`harness.console`)."""
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
-    args = build_parser().parse_args([w for w in words if w != "--debug"])
+    console.setup(verbose="--verbose" in words)
+    args = build_parser().parse_args([w for w in words if w not in ("--debug", "--verbose")])
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (a library caller): leave signals alone

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import worker
 from harness.backends import Backend, open_backend
 from harness.backends.base import TokenizerMismatch
 from harness.codec import to_json
@@ -104,7 +105,7 @@ class _Reference:
     tokens: list[int]
     chunks: list[list[int]]
     store: LogprobStore
-    pieces: dict[int, str]
+    pieces: dict[int, bytes | None]
     nll: list[float]
 
 
@@ -128,11 +129,14 @@ def _check_vocabulary(backend: Backend, text: str, ref: _Reference, where: str) 
     own = backend.encode(text, add_special=True)
     if own == ref.tokens:
         return
-    if any(backend.token_text(t) != p for t, p in ref.pieces.items()):
-        raise TokenizerMismatch(
-            f"{where}: the vocabulary of {backend.spec.name!r} differs from the reference's: "
-            "the models cannot be fed the same ids"
-        )
+    for token, want in ref.pieces.items():
+        got = backend.token_bytes(token)
+        if want is None or got is None or got != want:
+            raise TokenizerMismatch(
+                f"{where}: token id {token} stands for {want!r} in the reference's vocabulary "
+                f"and for {got!r} in {backend.spec.name!r}'s: the models cannot be fed the same "
+                "ids"
+            )
     print(f"corpus: {backend.spec.name}: its tokenizer splits the text into {len(own)} tokens, "
           f"the reference's into {len(ref.tokens)}: fed the reference's ids (same vocabulary)",
           file=sys.stderr)  # fmt: skip
@@ -186,10 +190,13 @@ def run_corpus(
         for spec in ordered:
             started = time.monotonic()
             print(f"corpus: {spec.name} ({spec.backend})", file=sys.stderr, flush=True)
-            with open_backend(spec) as backend:
+            with (
+                worker.running(spec.name, spec.backend, "scoring the text"),
+                open_backend(spec) as backend,
+            ):
                 if ref is None:
                     tokens, chunks = _tokenize(backend, text, settings)
-                    pieces = {t: backend.token_text(t) for t in set(tokens)}
+                    pieces = {t: backend.token_bytes(t) for t in set(tokens)}
                     store = LogprobStore(Path(tmp) / "reference")
                     ref = _Reference(tokens, chunks, store, pieces, [])
                     got = _score(backend, ref, is_reference=True)

@@ -1,7 +1,8 @@
 """Fault injection for the fault tests: `HARNESS_FAULT=<point>` (or `<point>@<n>`, the n-th
-time it is reached) makes the process SIGKILL itself there, so a test can kill a real run
-at an exact stage (mid-batch, mid-quantization, mid-report, between the renames) instead of
-racing a timer. Unset, a point costs one dict lookup."""
+time it is reached; `<point>[@<n>]:SIGILL` another signal than SIGKILL) makes the process
+signal itself there, so a test can kill a real run at an exact stage (mid-batch,
+mid-quantization, mid-report, between the renames, inside an engine's generation loop as a
+native crash would) instead of racing a timer. Unset, a point costs one dict lookup."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ def point(name: str) -> None:
     wanted = os.environ.get("HARNESS_FAULT")
     if not wanted:
         return
+    wanted, _, kind = wanted.partition(":")
     where, _, nth = wanted.partition("@")
     if where != name:
         return
     _reached[name] = _reached.get(name, 0) + 1
     if _reached[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+        sig = signal.Signals[kind] if kind else signal.SIGKILL
+        signal.signal(sig, signal.SIG_DFL)  # die of it, as a crash in native code would
+        os.kill(os.getpid(), sig)

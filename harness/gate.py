@@ -8,12 +8,14 @@ passes. A rule that cannot be evaluated (no hard item scored) fails: an error is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.candidate_metrics import GATE_RULES
 from harness.errors import HarnessError
-from harness.records import CandidateMetrics, GateConfig
+from harness.records import CandidateMetrics, EvalItem, GateConfig
 from harness.review import ReviewStatus
+from harness.scorers import reference_free
 
 
 class UnknownGateKey(HarnessError):
@@ -37,6 +39,38 @@ class GateResult:
         """The failing rules' sentences; every rule's sentence when all pass."""
         failing = [r.message for r in self.rules if not r.passed]
         return failing or [r.message for r in self.rules]
+
+
+class GateNotComputable(HarnessError):
+    """A configured rule that the eval set cannot feed: refused before any model runs, so
+    nothing is generated only to be thrown away."""
+
+
+_NEEDS = {
+    "reference": "no item is scored against a reference (every item is reference-free)",
+    "hard": "no hard item is scored against a reference",
+    "free": "no item is reference-free",
+    "distribution": "[generation] distribution is off",
+}
+
+
+def check_computable(
+    cfg: GateConfig, items: Sequence[EvalItem], distribution: bool, lm_eval: bool
+) -> None:
+    """Every active rule can be computed on `items` (lm-eval tasks count as scored items)."""
+    scored = [i for i in items if not reference_free(i)]
+    have = {
+        "reference": bool(scored) or lm_eval,
+        "hard": any(i.hard for i in scored) or lm_eval,
+        "free": len(scored) < len(items),
+        "distribution": distribution,
+    }
+    for rule in GATE_RULES:
+        if rule.active(cfg) and rule.needs is not None and not have[rule.needs]:
+            raise GateNotComputable(
+                f"gate rule {rule.key} cannot be computed on this eval set: {_NEEDS[rule.needs]}"
+                "; remove the rule or add items it can judge"
+            )
 
 
 def gate(m: CandidateMetrics, cfg: GateConfig, review: ReviewStatus | None = None) -> GateResult:

@@ -33,6 +33,10 @@ class GateRule:
     # (candidate metrics, review summary, limit, bound) -> (passed, the sentence)
     judge: Callable[[CandidateMetrics, ReviewStatus, Any, str], tuple[bool, str]]
     default: GateLimit | None = None  # the rule is off at this value
+    # What the eval set must hold for the rule to be computed at all, checked before any
+    # model runs: "reference" (an item scored against a reference), "hard" (a hard one),
+    # "free" (a reference-free item), "distribution" ([generation] distribution on).
+    needs: str | None = None
 
     def active(self, cfg: GateConfig) -> bool:
         value = cfg.limits.get(self.key, self.default)
@@ -43,7 +47,7 @@ def _pts(x: float) -> str:
     return f"{100 * x:.2f} pts"
 
 
-def drop_gate(key: str, name: str, label: str) -> GateRule:
+def drop_gate(key: str, name: str, label: str, needs: str = "reference") -> GateRule:
     """A limit on the drop of the paired interval `name`, judged at its pessimistic end
     unless `bound = "point"`; a slice with nothing scored fails: an error is never a pass."""
 
@@ -63,7 +67,7 @@ def drop_gate(key: str, name: str, label: str) -> GateRule:
             f"{_pts(judged)} is {'within' if ok else 'over'} the limit of {_pts(limit)}"
         )
 
-    return GateRule(key, "max", Limit.SHARE, judge)
+    return GateRule(key, "max", Limit.SHARE, judge, needs=needs)
 
 
 UNMEASURED = "was not measured ([generation] distribution is off)"
@@ -71,7 +75,7 @@ UNMEASURED = "was not measured ([generation] distribution is off)"
 
 def point_gate(
     key: str, name: str, label: str, unit: str, direction: str = "max", missing: str = UNMEASURED,
-    limit: Limit = Limit.SHARE,
+    limit: Limit = Limit.SHARE, needs: str = "distribution",
 ) -> GateRule:  # fmt: skip
     """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
     least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
@@ -85,13 +89,15 @@ def point_gate(
         word = "at most" if direction == "max" else "at least"
         return ok, f"{label} is {value:.4g}{unit}; it must be {word} {limit:g}{unit}"
 
-    return GateRule(key, direction, limit, judge)
+    return GateRule(key, direction, limit, judge, needs=needs)
 
 
 def hard_regressions_rule(
     m: CandidateMetrics, _: ReviewStatus, limit: int, bound: str
 ) -> tuple[bool, str]:
-    n = m.hard_regressions
+    n = m["hard_regressions"]
+    if not isinstance(n, int):
+        return False, f"No item was scored against a reference; the limit {limit} cannot be checked"
     return n <= limit, (
         f"{n} hard item(s) regressed (baseline right, candidate wrong); the limit is {limit}"
     )
@@ -100,7 +106,10 @@ def hard_regressions_rule(
 def regression_share_rule(
     m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str
 ) -> tuple[bool, str]:
-    share, high = m.weighted_regression_share, m.regression_share_ci_high
+    share, high = m["weighted_regression_share"], m["regression_share_ci_high"]
+    if not isinstance(share, float) or not isinstance(high, float):
+        return False, (f"No item was scored against a reference; the limit {limit:.2%} cannot be "
+                       "checked")  # fmt: skip
     judged = high if bound == "upper_ci" else share
     return judged <= limit, (
         f"Regressions carry {share:.2%} of the weight (interval "

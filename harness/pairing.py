@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from rapidfuzz.distance import Levenshtein
 
+from harness import answers
 from harness.errors import HarnessError
 from harness.records import (
     DEFAULT_WEIGHT,
@@ -61,7 +62,7 @@ def by_meaning(identical: bool, meaning: float | None, threshold: float) -> Outc
 
 def _side(item: EvalItem, g: Generation, value: float | None) -> Side:
     return Side(g.output, value, g.output_ids, g.output_tokens, g.reference_nll,
-                _shown(item, g.output))  # fmt: skip
+                _shown(item, g.output), g.cut_off)  # fmt: skip
 
 
 def pair(
@@ -82,10 +83,13 @@ def pair(
             raise PairingError(f"generations out of order at item {item.id!r}")
         identical = b.output == c.output
         similar: float | None = None
+        change = None
         if reference_free(item):
             b_score = c_score = None
+            change = None if identical else answers.changed(item, b.output, c.output, b.cut_off,
+                                                            c.cut_off)  # fmt: skip
             similar = 1.0 if identical else (meaning or {}).get(item.id)
-            result = by_meaning(identical, similar, threshold)
+            result = Outcome.DIVERGED if change else by_meaning(identical, similar, threshold)
         else:
             b_score, c_score = score_baseline(item, b.output), score(item, c.output)
             result = outcome(b_score, c_score, identical)
@@ -93,7 +97,7 @@ def pair(
             item=item, baseline=_side(item, b, b_score), candidate=_side(item, c, c_score),
             outcome=result, similarity=word_similarity(b.output, c.output),
             first_divergence=first_divergence(b.output_ids, c.output_ids),
-            tokens=None if tokens is None else tokens[i], meaning=similar,
+            tokens=None if tokens is None else tokens[i], meaning=similar, answer_change=change,
         ))  # fmt: skip
     return out
 

@@ -23,7 +23,7 @@ from harness.candidate_metrics import summarize
 from harness.codec import from_json
 from harness.errors import HarnessError
 from harness.evalset import load_evalset
-from harness.gate import gate
+from harness.gate import check_computable, gate
 from harness.ladder import summarize_ladder
 from harness.pairing import pair, pair_samples, sample_item
 from harness.quantize import DEFAULT_CACHE
@@ -83,6 +83,7 @@ def compare(
 
     check_out(out)
     items = load_evalset(cfg.evalsets)
+    check_computable(cfg.gate, items, cfg.generation.distribution, cfg.lm_eval is not None)
     check_embedder(cfg, items)
     preflight(cfg.baseline, cfg.candidates, items, cfg.generation)
     with locked(out):
@@ -135,7 +136,9 @@ def _run_and_publish(
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
     )  # fmt: skip
-    run = RunRecord(header, tuple(CandidateInfo.of(c) for c in ready), tuple(items))
+    base_stops = runs[cfg.baseline.name].own_stop_ids
+    infos = tuple(CandidateInfo.of(c, runs[c.spec.name], base_stops) for c in ready)
+    run = RunRecord(header, infos, tuple(items))
     results, paired = analyze(run, staging, Reviews())
     text = dumps(results.to_json())
     # The run's identity for reviews: results.json as compare wrote it (before any verdict).

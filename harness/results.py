@@ -28,6 +28,7 @@ from harness.records import (
     EvalItem,
     GgufSpec,
     Interval,
+    ModelRun,
     ModelSpec,
     Option,
     PairedItem,
@@ -80,14 +81,25 @@ class CandidateInfo:
     noise_floor: bool
     backend: str = "hf"  # the engine the candidate ran on
     size_bytes: int | None = None  # weight files on disk
+    # Prompts the candidate's own tokenizer splits into other ids than the baseline's (it is
+    # fed the baseline's ids; a server tokenizing text itself would see the others).
+    split_differently: int = 0
+    # The stop ids the candidate itself names, where they differ from the baseline's (every
+    # model stops on the baseline's): a re-uploaded checkpoint with another eos, say.
+    own_stop_ids: tuple[int, ...] | None = None
 
     @classmethod
-    def of(cls, c: ReadyCandidate) -> CandidateInfo:
+    def of(cls, c: ReadyCandidate, run: ModelRun | None = None,
+           baseline_stop_ids: tuple[int, ...] = ()) -> CandidateInfo:  # fmt: skip
         from harness.sizes import weights_bytes
 
+        own = None
+        if run is not None and run.own_stop_ids and set(run.own_stop_ids) != set(baseline_stop_ids):
+            own = run.own_stop_ids
         return cls(c.spec.name, c.spec.path, c.fingerprint, c.gated, c.quantize,
                    c.calibration_sha256, c.noise_floor, c.spec.backend,
-                   weights_bytes(c.spec.path))  # fmt: skip
+                   weights_bytes(c.spec.path), run.split_differently if run else 0,
+                   own)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +287,7 @@ class BaselineOutput:
     score: float | None
     reference_ppl: float | None
     extracted: str | None = None  # what the scorer compared, when extraction changed it
+    cut_off: bool = False  # ended at max_new_tokens: no final answer yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +305,9 @@ class CandidateOutput:
     review: Verdict | None
     extracted: str | None = None  # what the scorer compared, when extraction changed it
     meaning: float | None = None  # reference-free items: embedding similarity to the baseline
+    cut_off: bool = False  # ended at max_new_tokens: no final answer yet
+    # Reference-free items: (baseline's final answer, candidate's) where they differ.
+    answer_change: tuple[str | None, str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +343,8 @@ def item_results(
                 q[i].first_divergence, q[i].kld_mean, q[i].kld_max,
                 _ppl(q[i].candidate.reference_nll), q[i].first_top1_divergence,
                 q[i].options or None, verdicts.get(name, {}).get(item.id),
-                q[i].candidate.extracted, q[i].meaning,
+                q[i].candidate.extracted, q[i].meaning, q[i].candidate.cut_off,
+                q[i].answer_change,
             )
             for name, q in paired.items()
         }  # fmt: skip
@@ -335,7 +352,7 @@ def item_results(
             item.id, str(item.source), item.difficulty.value, item.weight, item.tags,
             str(item.scorer), item.prompt, messages_json(item), item.reference,
             BaselineOutput(p.baseline.output, p.baseline.score, _ppl(p.baseline.reference_nll),
-                           p.baseline.extracted),
+                           p.baseline.extracted, p.baseline.cut_off),
             cands,
         ))  # fmt: skip
     return tuple(rows)

@@ -5,14 +5,15 @@ ids, and write what each model produced into the run folder as soon as it is don
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness import faults
+from harness import answers, faults, worker
 from harness.backends import Backend, engine_class, open_backend
 from harness.backends.base import (
     Generated,
@@ -53,28 +54,99 @@ from harness.runcache import (
 from harness.rundir import RunDir, read_json
 from harness.scorers import reference_free
 
+logger = logging.getLogger(__name__)
 
-def encode_prompts(
-    backend: Backend, items: Sequence[EvalItem], baseline_ids: Sequence[list[int]] | None
-) -> list[list[int]]:
-    """Prompt ids per item; with `baseline_ids`, stop at the first item that differs."""
-    name = backend.spec.name
+
+def encode_prompts(backend: Backend, items: Sequence[EvalItem]) -> list[list[int]]:
+    """Prompt ids per item, as this backend's own tokenizer makes them."""
     out = []
-    for i, item in enumerate(items):
+    for item in items:
         try:
-            ids = backend.prompt_ids(item)
+            out.append(backend.prompt_ids(item))
         except ValueError as exc:  # e.g. a tokenizer without a chat template
             first = (str(exc).strip().splitlines() or [""])[0]
             raise TokenizerMismatch(
-                f"{item.source}: id {item.id!r}: model {name!r}: {first}"
+                f"{item.source}: id {item.id!r}: model {backend.spec.name!r}: {first}"
             ) from exc
-        if baseline_ids is not None and ids != baseline_ids[i]:
-            raise TokenizerMismatch(
-                f"{item.source}: id {item.id!r}: the tokenizer of {name!r} maps this prompt to "
-                f"other token ids than the baseline's; the models cannot be fed identical inputs"
-            )
-        out.append(ids)
     return out
+
+
+def token_pieces(backend: Backend, ids: Sequence[Sequence[int]], stop_ids: Sequence[int]
+                 ) -> dict[int, bytes] | None:  # fmt: skip
+    """The bytes each id used stands for in this backend's vocabulary (None: the engine
+    cannot say, and a candidate must then tokenize every prompt exactly as the baseline)."""
+    pieces: dict[int, bytes] = {}
+    for token in sorted({t for row in ids for t in row} | set(stop_ids)):
+        piece = backend.token_bytes(token)
+        if piece is None:
+            return None
+        pieces[token] = piece
+    return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class Fed:
+    """What a model was fed: prompt ids, stop ids, the bytes of each id used (the
+    baseline's), and how many prompts the model's own tokenizer would have split otherwise."""
+
+    ids: list[list[int]]
+    stop_ids: tuple[int, ...]
+    pieces: dict[int, bytes] | None = None
+    split_differently: int = 0
+    own_stop_ids: tuple[int, ...] = ()
+
+
+def _check_pieces(backend: Backend, items: Sequence[EvalItem], base: Fed, strict: bool) -> None:
+    """Every id the baseline was fed (item by item, then the stop ids) stands for the same
+    bytes in `backend`'s vocabulary; the first that does not is named with its item. An
+    engine that cannot say passes only when its own ids were the baseline's anyway
+    (`strict` false)."""
+    assert base.pieces is not None
+    seen: set[int] = set()
+    rows = [*((item, row) for item, row in zip(items, base.ids, strict=True)),
+            (None, list(base.stop_ids))]  # fmt: skip
+    for item, row in rows:
+        for token in row:
+            if token in seen:
+                continue
+            seen.add(token)
+            want, got = base.pieces.get(token), backend.token_bytes(token)
+            if got is None and not strict:
+                return
+            if got != want:
+                at = f"{item.source}: id {item.id!r}: " if item is not None else "stop ids: "
+                raise TokenizerMismatch(
+                    f"{at}token id {token} stands for {want!r} in the baseline's vocabulary "
+                    f"and for {got!r} in {backend.spec.name!r}'s: the vocabularies differ, so "
+                    "the models cannot be fed the same ids"
+                )
+
+
+def baseline_inputs(backend: Backend, items: Sequence[EvalItem], base: Fed) -> Fed:
+    """The baseline's ids, checked to mean the same bytes in this backend's vocabulary.
+
+    Engines sharing a vocabulary may still split a text differently (llama.cpp and
+    transformers differ on some whitespace runs), so every model is fed the baseline's ids
+    whenever each id used stands for the same bytes; only a real vocabulary difference is
+    refused. Where either engine cannot say what an id stands for, the candidate's own ids
+    must equal the baseline's, as before."""
+    name = backend.spec.name
+    own = encode_prompts(backend, items)
+    differ = [i for i, ids in enumerate(own) if ids != base.ids[i]]
+    if differ and base.pieces is None:
+        item = items[differ[0]]
+        raise TokenizerMismatch(
+            f"{item.source}: id {item.id!r}: the tokenizer of {name!r} maps this prompt to "
+            f"other token ids than the baseline's, and the baseline's engine cannot say what "
+            f"bytes its ids stand for: the models cannot be fed identical inputs"
+        )
+    if base.pieces is not None:
+        _check_pieces(backend, items, base, strict=bool(differ))
+    if differ:
+        logger.info("%s: its own tokenizer splits %d of %d prompts differently; it is fed "
+                    "the baseline's ids (same vocabulary)", name, len(differ),
+                    len(items))  # fmt: skip
+    return replace(base, split_differently=len(differ), own_stop_ids=backend.stop_ids)
 
 
 class PromptTooLong(HarnessError):
@@ -222,14 +294,14 @@ def peak_memory_mb() -> float | None:
 
 def run_model(
     spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
-    baseline: tuple[list[list[int]], tuple[int, ...]] | None = None, probe: Probe | None = None,
+    baseline: Fed | None = None, probe: Probe | None = None,
     lm_eval: LmEvalConfig | None = None, journal: Journal | None = None,
-) -> tuple[ModelRun, list[list[int]], tuple[int, ...]]:  # fmt: skip
-    """Generate with one model. With `baseline` (its prompt ids and stop ids), the candidate
-    must tokenize every prompt to exactly those ids, and is fed them. A `probe` sees every
-    batch with its log-probs and finishes before the model is freed; a `journal` keeps every
-    finished batch, and gives back those a killed run finished. Returns the run, the prompt
-    ids and the stop ids used."""
+) -> tuple[ModelRun, Fed]:  # fmt: skip
+    """Generate with one model. With `baseline` (what the baseline was fed), the candidate is
+    fed the baseline's prompt ids and stop ids once its vocabulary is checked to give each id
+    the same bytes (`baseline_inputs`). A `probe` sees every batch with its log-probs and
+    finishes before the model is freed; a `journal` keeps every finished batch, and gives
+    back those a killed run finished. Returns the run and what it was fed."""
     started = time.monotonic()
     reset_peak_memory()
     earlier = journal.batches[:] if journal is not None else []
@@ -247,13 +319,18 @@ def run_model(
 
 def _run_model(
     spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
-    baseline: tuple[list[list[int]], tuple[int, ...]] | None, probe: Probe | None,
+    baseline: Fed | None, probe: Probe | None,
     lm_eval: LmEvalConfig | None, journal: Journal | None, started: float,
     earlier: list[dict[str, Any]],
-) -> tuple[ModelRun, list[list[int]], tuple[int, ...]]:  # fmt: skip
-    with open_backend(spec) as backend:
-        ids = encode_prompts(backend, items, None if baseline is None else baseline[0])
-        stop_ids = backend.stop_ids if baseline is None else baseline[1]
+) -> tuple[ModelRun, Fed]:  # fmt: skip
+    with worker.running(spec.name, spec.backend, "generating"), open_backend(spec) as backend:
+        if baseline is None:
+            ids = encode_prompts(backend, items)
+            fed = Fed(ids, backend.stop_ids, token_pieces(backend, ids, backend.stop_ids),
+                      own_stop_ids=backend.stop_ids)  # fmt: skip
+        else:
+            fed = baseline_inputs(backend, items, baseline)
+        ids, stop_ids = fed.ids, fed.stop_ids
         limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
         check_context(spec.name, backend.context_length, items, [len(i) for i in ids], limits)
         if probe is not None:
@@ -266,16 +343,30 @@ def _run_model(
         seconds = time.monotonic() - generating + sum(float(r["seconds"]) for r in earlier)
         speed = produced / max(seconds, 1e-9)
         gens = tuple(
-            Generation(item.id, cut_at_stop(backend.decode(row), settings.stop), row,
-                       tuple(backend.token_text(t) for t in row))
-            for item, row in zip(items, rows, strict=True)
+            _generation(backend, item, row, limit, settings.stop)
+            for item, row, limit in zip(items, rows, limits, strict=True)
         )  # fmt: skip
         if probe is not None:
             probe.finish(backend, ids, rows)
         samples = () if lm_eval is None else tuple(run_tasks(backend, lm_eval, settings.batch_size))
         memory = peak_memory_mb() if backend.in_process else None
-    run = ModelRun(spec.name, gens, time.monotonic() - started, samples, round(speed, 2), memory)
-    return run, ids, stop_ids
+    seconds_all = time.monotonic() - started
+    run = ModelRun(spec.name, gens, seconds_all, samples, round(speed, 2), memory,
+                   split_differently=fed.split_differently,
+                   own_stop_ids=fed.own_stop_ids)  # fmt: skip
+    return run, fed
+
+
+def _generation(
+    backend: Backend, item: EvalItem, row: tuple[int, ...], limit: int, stop: Sequence[str]
+) -> Generation:
+    """A row as text; cut off when it ran to its limit without a stop id or stop string (a row
+    that stopped on an id is shorter than its limit: the stop id is not in it)."""
+    text = backend.decode(row)
+    output = cut_at_stop(text, stop)
+    cut_off = len(row) >= limit and output == text
+    return Generation(item.id, output, row, tuple(backend.token_text(t) for t in row),
+                      cut_off=cut_off)  # fmt: skip
 
 
 def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandidate:
@@ -322,8 +413,15 @@ def judge_meaning(
     baseline's (where they differ), written to the run folder for the analysis."""
     free = [i for i, item in enumerate(items) if reference_free(item)]
     base = runs[baseline].generations
+
+    def to_embed(gens: Sequence[Generation], i: int) -> bool:
+        """Outputs that differ, unless their final answers already do (then: diverged)."""
+        b, c = base[i], gens[i]
+        return b.output != c.output and not answers.changed(items[i], b.output, c.output,
+                                                            b.cut_off, c.cut_off)  # fmt: skip
+
     differ = {
-        name: [i for i in free if run.generations[i].output != base[i].output]
+        name: [i for i in free if to_embed(run.generations, i)]
         for name, run in runs.items() if name != baseline
     }  # fmt: skip
     if not any(differ.values()):
@@ -331,7 +429,8 @@ def judge_meaning(
     embedder = SentenceEmbedder(agreement.model)
     for name, rows in differ.items():
         pairs = [(base[i].output, runs[name].generations[i].output) for i in rows]
-        sims = embedder.similarities(pairs)
+        with worker.running(agreement.model, "sentence-embedding", f"judging {name}'s outputs"):
+            sims = embedder.similarities(pairs)
         folder.write_meaning(name, {items[i].id: s for i, s in zip(rows, sims, strict=True)})
 
 
@@ -351,7 +450,8 @@ def write_model(
 
 def _meta(run: ModelRun) -> dict[str, Any]:
     return {"seconds": round(run.seconds, 3), "tokens_per_second": run.tokens_per_second,
-            "peak_memory_mb": run.peak_memory_mb}  # fmt: skip
+            "peak_memory_mb": run.peak_memory_mb, "split_differently": run.split_differently,
+            "own_stop_ids": list(run.own_stop_ids)}  # fmt: skip
 
 
 def _cached_run(
@@ -364,7 +464,9 @@ def _cached_run(
     ref = entry.reference_nll(MODEL)
     nll = from_json(dict[str, float], read_json(ref)) if ref.is_file() else None
     run = ModelRun(name, gens, float(meta["seconds"]), samples, meta["tokens_per_second"],
-                   meta["peak_memory_mb"], reused=True)  # fmt: skip
+                   meta["peak_memory_mb"], reused=True,
+                   split_differently=int(meta.get("split_differently", 0)),
+                   own_stop_ids=tuple(meta.get("own_stop_ids", ())))  # fmt: skip
     return run, entry.read_token_stats(MODEL, items), nll
 
 
@@ -379,8 +481,7 @@ class _Runner:
         self.items, self.settings, self.folder = items, settings, folder
         self.lm_eval, self.cache = lm_eval, cache
         self.base_key = ""
-        self.base_ids: list[list[int]] = []
-        self.stop_ids: tuple[int, ...] = ()
+        self.fed = Fed([], ())
         self.base_probe: BaselineProbe | None = None
 
     def _save(
@@ -396,8 +497,7 @@ class _Runner:
             if settings.distribution:
                 store = LogprobStore(self.folder.logprob_stem)
                 probe = BaselineProbe(items, store, batch_size=settings.batch_size)
-            run, self.base_ids, self.stop_ids = run_model(spec, items, settings, probe=probe,
-                                                          lm_eval=self.lm_eval)  # fmt: skip
+            run, self.fed = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval)
             self.base_probe = probe
             self._save(run, None, probe.reference_nll if probe else None)
             return run
@@ -409,12 +509,14 @@ class _Runner:
             entry, meta = claim.found
         run, _, nll = _cached_run(spec.name, entry, meta, items, self.lm_eval)
         run = replace(run, reused=claim.reused)
-        self.base_ids, self.stop_ids = meta["prompt_ids"], tuple(meta["stop_ids"])
+        pieces = {int(k): bytes.fromhex(v) for k, v in meta["pieces"].items()} if meta.get(
+            "pieces") is not None else None  # fmt: skip
+        self.fed = Fed(meta["prompt_ids"], tuple(meta["stop_ids"]), pieces)
         if settings.distribution:
             store = LogprobStore.open(entry.logprob_stem)
             conts = meta["continuations"]
             self.base_probe = BaselineProbe.restored(items, store, settings.batch_size,
-                                                     self.stop_ids, conts)  # fmt: skip
+                                                     self.fed.stop_ids, conts)  # fmt: skip
         self._save(run, None, nll)
         return run
 
@@ -423,11 +525,13 @@ class _Runner:
         probe = None
         if settings.distribution:
             probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
-        run, ids, stop_ids = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval,
-                                       journal=claim.journal)  # fmt: skip
+        run, fed = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval,
+                             journal=claim.journal)  # fmt: skip
         write_model(tmp, replace(run, name=MODEL), items, None,
                     probe.reference_nll if probe else None, self.lm_eval)  # fmt: skip
-        meta = _meta(run) | {"prompt_ids": ids, "stop_ids": list(stop_ids)}
+        pieces = None if fed.pieces is None else {k: v.hex() for k, v in fed.pieces.items()}
+        meta = _meta(run) | {"prompt_ids": fed.ids, "stop_ids": list(fed.stop_ids),
+                             "pieces": pieces}  # fmt: skip
         if probe is not None:
             meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
         claim.commit(meta)
@@ -459,8 +563,8 @@ class _Runner:
         probe = None
         if self.base_probe is not None:
             probe = CandidateProbe(self.items, self.base_probe, self.settings.batch_size)
-        run, _, _ = run_model(spec, self.items, self.settings, (self.base_ids, self.stop_ids),
-                              probe, self.lm_eval, journal)  # fmt: skip
+        run, _ = run_model(spec, self.items, self.settings, self.fed, probe, self.lm_eval,
+                           journal)  # fmt: skip
         return run, probe.ordered() if probe else None, probe.reference_nll if probe else None
 
 

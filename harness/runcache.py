@@ -44,7 +44,7 @@ from harness.results import item_to_json
 from harness.rundir import RunDir, dumps, read_json, write_atomic
 
 DEFAULT_RUN_CACHE = Path(".cache") / "harness" / "runs"
-FORMAT = 1  # bumped when what an entry holds, or how outputs are made, changes
+FORMAT = 2  # bumped when what an entry holds, or how outputs are made, changes
 ENTRY = "entry.json"
 WORK = ".work-"  # a key's work folder: what a killed run finished, batch by batch
 JOURNAL = "journal.jsonl"

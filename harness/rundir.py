@@ -171,7 +171,7 @@ class RunDir:
     def write_generations(self, run: ModelRun) -> None:
         _write_jsonl(self.generations(run.name), (
             {"id": g.item_id, "output": g.output, "output_ids": list(g.output_ids),
-             "output_tokens": list(g.output_tokens)}
+             "output_tokens": list(g.output_tokens), "cut_off": g.cut_off}
             for g in run.generations
         ))  # fmt: skip
 
@@ -252,7 +252,7 @@ class RunDir:
         nll = read_json(ref) if ref.is_file() else {}
         return [
             Generation(r["id"], r["output"], tuple(r["output_ids"]), tuple(r["output_tokens"]),
-                       nll.get(r["id"]))
+                       nll.get(r["id"]), bool(r.get("cut_off", False)))
             for r in rows
         ]  # fmt: skip
 

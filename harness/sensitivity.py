@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness import worker
 from harness.config import load_config
 from harness.errors import HarnessError
 from harness.evalset import load_evalset
@@ -110,7 +111,10 @@ def measure(
         made = quantize(cfg.baseline.path, fp, only(spec, layer), cache)
         model = ModelSpec(layer, str(made.path), cfg.baseline.dtype, cfg.baseline.device,
                           cfg.baseline.backend)  # fmt: skip
-        with open_backend(model) as backend:  # scored lazily: read it all before closing
+        with (
+            worker.running(model.name, model.backend, "scoring"),
+            open_backend(model) as backend,
+        ):  # scored lazily: read it all before closing
             forced = backend.score(ids, conts, cfg.generation.batch_size)
             klds = [k for i, logp in enumerate(forced)
                     for k in token_stats(store.get(i), logp, conts[i]).kld]  # fmt: skip

@@ -80,7 +80,31 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         cand["size_bytes"] = weights_bytes(cand["path"])
     old["config"]["ladder"] = None
     old["ladder"] = None
+    # Step 11: what each candidate's own tokenizer would have done (this run's candidates
+    # share the baseline's tokenizer), outputs cut off at max_new_tokens, and reference-free
+    # answers compared before meaning (this run has none).
+    for cand in old["candidates"]:
+        cand |= {"split_differently": 0, "own_stop_ids": None}
+        cand["metrics"]["answer_changes"] = 0
+    for it in old["items"]:
+        for side in it["candidates"].values():
+            side["answer_change"] = None
     return old
+
+
+def pop_cut_off(new: dict[str, Any]) -> None:
+    """Step 11 marks outputs that ran to max_new_tokens (a fact of each output the old file
+    did not record): taken out after checking their counts agree with the items."""
+    for cand in new["candidates"]:
+        name, metrics = cand["name"], cand["metrics"]
+        rows = [it["candidates"][name]["cut_off"] for it in new["items"]]
+        assert metrics.pop("cut_off") == sum(rows)
+        assert metrics.pop("baseline_cut_off") == sum(
+            it["baseline"]["cut_off"] for it in new["items"]
+        )
+    for it in new["items"]:
+        for side in (it["baseline"], *it["candidates"].values()):
+            assert isinstance(side.pop("cut_off"), bool)
 
 
 def differences(a: Any, b: Any, path: str = "$") -> list[str]:
@@ -121,6 +145,7 @@ def test_results_equal_the_pre_refactor_run(
             side.pop("extracted")
         for side in it["candidates"].values():
             assert side.pop("meaning") is None
+    pop_cut_off(new)
     assert differences(old, new) == []
 
 

@@ -174,11 +174,14 @@ def test_compare_through_http_with_a_500_injected(
 
 
 def test_a_request_that_times_out_is_retried(server: str, items: list[Any]) -> None:
-    faults = Faults(hang_first=1, hang_seconds=4.0)
+    # The hung request outlasts the timeout by far, and the timeout leaves the retry (8 tokens
+    # from a real llama-server, well under a second when idle) ample room on a busy 2-core
+    # machine: at 1.5 s, every try timed out there.
+    faults = Faults(hang_first=1, hang_seconds=60.0)
     with fault_proxy(server, faults) as url:
         from harness.backends import open_backend
 
-        with open_backend(served_spec(url, timeout=1.5, retries=2, concurrency=1)) as backend:
+        with open_backend(served_spec(url, timeout=10.0, retries=2, concurrency=1)) as backend:
             ids = backend.prompt_ids(items[0])
             rows = [g for b in backend.generate([ids], [8], backend.stop_ids, 1) for g in b]
             assert backend.client.retried >= 1  # type: ignore[attr-defined]

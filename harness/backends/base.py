@@ -120,6 +120,12 @@ class Backend(ABC):
     def token_text(self, token_id: int) -> str:
         """One id decoded alone, to show where two outputs split."""
 
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """The bytes the id stands for in the vocabulary (special tokens: their text), or
+        None where the engine cannot say: what decides whether two engines share a
+        vocabulary, so that the baseline's ids can be fed to both."""
+        return None
+
     @property
     @abstractmethod
     def stop_ids(self) -> tuple[int, ...]:

@@ -7,13 +7,16 @@ teacher forcing with right padding. torch and transformers are imported on first
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import faults
 from harness.backends.base import (
     Backend,
     Capabilities,
@@ -183,6 +186,31 @@ class HFTokenizerMethods:
     def token_text(self, token_id: int) -> str:
         return str(self._tok.decode([token_id]))
 
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """The bytes the id stands for, from the vocabulary's own form of the piece (never
+        a decoded string: decoding cleans up spaces and drops what it cannot show)."""
+        tok = self._tok
+        piece = tok.convert_ids_to_tokens(int(token_id))
+        if not isinstance(piece, str):
+            return None
+        if piece in getattr(tok, "all_special_tokens", ()) or int(token_id) in _added_ids(tok):
+            return piece.encode("utf-8")
+        if self._byte_level():
+            table = _unicode_to_byte()
+            if all(ch in table for ch in piece):
+                return bytes(table[ch] for ch in piece)
+            return None
+        m = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", piece)
+        if m:  # SentencePiece's byte fallback
+            return bytes([int(m.group(1), 16)])
+        return piece.replace("\u2581", " ").encode("utf-8")
+
+    def _byte_level(self) -> bool:
+        known: bool | None = getattr(self, "_is_byte_level", None)
+        if known is None:
+            known = self._is_byte_level = _byte_level(self._tok)
+        return known
+
     @property
     def stop_ids(self) -> tuple[int, ...]:
         """Every id that ends a turn: the tokenizer's eos, each of the generation config's
@@ -207,6 +235,36 @@ class HFTokenizerMethods:
         return str(self._tok.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=add_generation_prompt
         ))  # fmt: skip
+
+
+@functools.cache
+def _unicode_to_byte() -> dict[str, int]:
+    """GPT-2's byte-level alphabet, reversed: each of the 256 bytes is written as one
+    printable character in a byte-level BPE vocabulary ("Ġ" a space, "Ċ" a newline)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[chr(b)] = b
+        else:
+            chars[chr(256 + extra)] = b
+            extra += 1
+    return chars
+
+
+def _byte_level(tok: Any) -> bool:
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is None:
+        return False
+    decoder = json.loads(backend.to_str()).get("decoder") or {}
+    kinds = [decoder.get("type")] + [d.get("type") for d in decoder.get("decoders", [])]
+    return "ByteLevel" in kinds
+
+
+def _added_ids(tok: Any) -> set[int]:
+    added = getattr(tok, "added_tokens_decoder", None) or {}
+    return {int(i) for i in added}
 
 
 def eos_list(value: Any) -> list[int]:
@@ -328,7 +386,9 @@ class HFBackend(HFTokenizerMethods, Backend):
             for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None,
                               file=sys.stderr):  # fmt: skip
                 chosen = order[start : start + batch_size]
-                yield self._batch(chosen, prompts, limits, stop_ids, want_logprobs)
+                batch = self._batch(chosen, prompts, limits, stop_ids, want_logprobs)
+                faults.point(f"engine:{self.spec.name}")
+                yield batch
 
     def _batch(
         self, chosen: list[int], prompts: Sequence[Sequence[int]], limits: Sequence[int],

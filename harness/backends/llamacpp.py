@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import faults
 from harness.backends.base import (
     Backend,
     Capabilities,
@@ -145,7 +146,35 @@ class LlamaCppBackend(Backend):
         return self._llm.tokenizer()
 
     def _piece(self, token_id: int) -> str:
-        return bytes(self._llm.detokenize([token_id], special=True)).decode("utf-8", "replace")
+        return self.token_bytes(token_id).decode("utf-8", "replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """llama_token_to_piece with a buffer as large as the piece: the bindings' own
+        detokenize uses 32 bytes and returns "" for longer pieces (SmolLM2's id 3299, a newline
+        and 32 spaces, is 33 bytes). Special tokens give their text, as transformers' do."""
+        import ctypes
+
+        vocab = self._lib.llama_model_get_vocab(self._llm.model)
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = int(self._lib.llama_token_to_piece(vocab, int(token_id), buf, size, 0, True))
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
+
+    def _detokenize(self, ids: Sequence[int], special: bool) -> bytes:
+        import ctypes
+
+        vocab = self._lib.llama_model_get_vocab(self._llm.model)
+        tokens = (self._lib.llama_token * len(ids))(*ids)
+        size = 64 + 16 * len(ids)
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = int(self._lib.llama_detokenize(vocab, tokens, len(ids), buf, size, False, special))
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
 
     def prompt_ids(self, item: EvalItem) -> list[int]:
         if item.messages is not None:
@@ -160,10 +189,10 @@ class LlamaCppBackend(Backend):
         return list(self._llm.tokenize(text.encode(), add_bos=add_special, special=True))
 
     def decode(self, ids: Sequence[int]) -> str:
-        return bytes(self._llm.detokenize(list(ids))).decode("utf-8", "replace")
+        return self._detokenize(ids, special=False).decode("utf-8", "replace")
 
     def token_text(self, token_id: int) -> str:
-        return bytes(self._llm.detokenize([token_id])).decode("utf-8", "replace")
+        return self._detokenize([token_id], special=False).decode("utf-8", "replace")
 
     def _end_of_turn(self) -> int | None:
         """The special token the chat template writes right after an assistant message."""
@@ -280,6 +309,7 @@ class LlamaCppBackend(Backend):
             if want_logprobs:
                 logp = torch.log_softmax(torch.from_numpy(np.stack(rows)), dim=-1)
             batch.append(Generated(i, tuple(ids), stop, logp))
+            faults.point(f"engine:{self.spec.name}")
             if len(batch) == batch_size:
                 yield batch
                 batch = []

@@ -13,6 +13,8 @@ class Generation:
     output_ids: tuple[int, ...]
     output_tokens: tuple[str, ...] = ()  # each id decoded alone, to show where outputs split
     reference_nll: float | None = None  # mean NLL per token of the single reference, if any
+    # Ended at max_new_tokens, on no stop id or stop string: no final answer yet.
+    cut_off: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +67,7 @@ class ModelRun:
     tokens_per_second: float | None = None  # generated tokens over greedy-generation time
     peak_memory_mb: float | None = None  # the engine's peak resident memory (None: a server)
     reused: bool = False  # read from the run cache (`seconds` is then the run that made it)
+    # Prompts this model's own tokenizer splits into other ids than the baseline's (it was fed
+    # the baseline's: a served model that tokenizes text itself would see the other ids).
+    split_differently: int = 0
+    own_stop_ids: tuple[int, ...] = ()  # the stop ids the model itself names (eos, end of turn)

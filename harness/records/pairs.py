@@ -28,6 +28,7 @@ class Side:
     output_tokens: tuple[str, ...] = ()
     reference_nll: float | None = None
     extracted: str | None = None  # the answer the scorer compared, when it differs from output
+    cut_off: bool = False  # ended at its token limit: no final answer yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class PairedItem:
     tokens: TokenStats | None = None  # teacher-forced on the baseline's output; None if off
     options: tuple[Option, ...] = ()  # multiple-choice lm-eval samples only
     meaning: float | None = None  # reference-free items: embedding cosine to the baseline's
+    # Reference-free items with an answer kind: (baseline's answer, candidate's) where they
+    # differ; the item is then diverged whatever the cosine (`harness.answers`).
+    answer_change: tuple[str | None, str | None] | None = None
 
     @property
     def kld_mean(self) -> float | None:

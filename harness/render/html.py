@@ -200,6 +200,21 @@ def made_by(info: CandidateInfo) -> str:
     return text
 
 
+def input_notes(info: CandidateInfo) -> list[str]:
+    """What the candidate's own tokenizer would have done otherwise: it is fed the baseline's
+    ids and stops on the baseline's stop ids, but a server tokenizing text itself would not."""
+    notes = []
+    if info.split_differently:
+        notes.append(f"Its own tokenizer splits {info.split_differently} prompt(s) into other "
+                     "ids than the baseline's (same vocabulary): it was fed the baseline's ids; "
+                     "served with text prompts it would see the other ids.")  # fmt: skip
+    if info.own_stop_ids is not None:
+        ids = ", ".join(str(i) for i in info.own_stop_ids)
+        notes.append(f"It names other stop ids ({ids}) than the baseline's; like every model, it "
+                     "stopped on the baseline's.")  # fmt: skip
+    return notes
+
+
 def speed_rows(results: Results) -> list[dict[str, Any]]:
     """Speed next to quality: per model, its engine, generated tokens per second, the
     engine's peak memory, and the quality figures beside them."""
@@ -250,7 +265,8 @@ def render_html(
     scatter = [] if results.ladder is None else ladder_charts(results.ladder, limit)
     template = environment().get_template("report.html.j2")
     return template.render(
-        r=results, made_by=made_by, hists=hists, charts=charts, columns=TABLE_COLUMNS,
+        r=results, made_by=made_by, input_notes=input_notes, hists=hists, charts=charts,
+        columns=TABLE_COLUMNS,
         speed=speed_rows(results), ladder_charts=scatter,
         by_name={c.name: c for c in results.candidates},
         script=script, script_hash=f"sha256-{digest}",

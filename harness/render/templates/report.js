@@ -62,7 +62,15 @@
 
   // --- selection ------------------------------------------------------------------------
   // What the scorer compared, when extraction changed it ("extracted: 11").
-  function extractedNote(side) { return side.extracted == null ? "" : " · extracted: " + side.extracted; }
+  function extractedNote(side) {
+    return (side.extracted == null ? "" : " · extracted: " + side.extracted) +
+      (side.cut_off ? " · cut off (no final answer yet)" : "");
+  }
+  function answerNote(e) {
+    if (!e.answer_change) return null;
+    const show = (a) => (a === null ? "none" : a);
+    return "answer changed: " + show(e.answer_change[0]) + " \u2192 " + show(e.answer_change[1]);
+  }
   function entry(item) { return item.candidates[state.cand]; }
   function outcomeOf(item) {
     const e = entry(item);
@@ -154,6 +162,8 @@
     sides.appendChild(left);
     sides.appendChild(right);
     art.appendChild(sides);
+    const changed = answerNote(e);
+    if (changed) art.appendChild(el("div", "answer-change", changed));
     if (e.options) art.appendChild(field("options (lm-eval log-likelihoods; each model's choice in bold)", optionsTable(item, e)));
     if (e.kld) art.appendChild(field("baseline tokens · first top-1 disagreement highlighted", tokensPre(item, e)));
     const foot = "word similarity " + fmt(e.similarity) +

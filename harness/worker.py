@@ -1,0 +1,121 @@
+"""A native crash in an engine is contained: the command runs in a worker process.
+
+llama.cpp and torch run native code in the harness's own process; an illegal instruction, a
+segmentation fault or a C++ abort there kills the process at once, with no Python exception
+to catch and no message. So `harness` (the console script, and `python -m harness`) runs
+the commands that load engines in a child process (`python -m harness.cli ...`, the same
+command) and waits: when the child dies by a signal, the parent prints one line naming the
+model, the engine and the signal, and exits 2. Nothing is lost that a kill would not lose
+anyway: finished batches are in the run cache's journal (fsynced as each finishes, so a
+rerun resumes), and the previous report is replaced only by a finished one (a rename).
+
+Why a process around the whole command rather than a worker per engine: generation stays
+exactly as fast as in process (no log-prob rows cross a pipe), and the child needs no
+protocol. The child says what it is running through a small status file (`running`), which
+the parent reads only after a crash. `HARNESS_WORKER` names that file in the child; a process
+started with it set is the worker and never spawns another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+WORKER_ENV = "HARNESS_WORKER"
+# Commands that load a model into the process (everything else reads files only).
+ENGINE_COMMANDS = frozenset({"compare", "ladder", "sweep", "corpus", "sensitivity", "quantize"})
+EXIT_ERROR = 2
+_SIGNUMS = {int(s) for s in signal.Signals}
+_WHAT = {
+    signal.SIGILL: "an illegal instruction: the engine's kernels use an instruction this "
+    "machine does not run (for llama.cpp, `make llama-cpp` re-checks the build here)",
+    signal.SIGSEGV: "a segmentation fault in native code",
+    signal.SIGABRT: "an abort in native code (a failed assertion in the engine)",
+    signal.SIGBUS: "a bus error in native code",
+    signal.SIGFPE: "an arithmetic fault in native code",
+    signal.SIGKILL: "SIGKILL from outside (the kernel's out-of-memory killer sends it)",
+}
+
+
+@contextlib.contextmanager
+def running(model: str, engine: str, doing: str) -> Iterator[None]:
+    """In the worker: say what runs now (for the parent's message after a crash)."""
+    path = os.environ.get(WORKER_ENV)
+    if not path:
+        yield
+        return
+    _write(path, {"model": model, "engine": engine, "doing": doing})
+    try:
+        yield
+    finally:
+        _write(path, {})
+
+
+def _write(path: str, data: dict[str, str]) -> None:
+    tmp = f"{path}.tmp"
+    with contextlib.suppress(OSError):
+        Path(tmp).write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def supervised(words: Sequence[str]) -> bool:
+    return not os.environ.get(WORKER_ENV) and bool(words) and words[0] in ENGINE_COMMANDS
+
+
+def run(words: Sequence[str]) -> int:
+    """Run `harness WORDS` in a worker process; its exit code, or 2 with one line when a
+    signal killed it. SIGINT and SIGTERM sent to this process are passed on to the worker,
+    which exits 130 or 143 after cleaning up, as it does when run alone."""
+    fd, status = tempfile.mkstemp(prefix="harness-worker-", suffix=".json")
+    os.close(fd)
+    env = os.environ | {WORKER_ENV: status}
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *words], env=env)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        doing = _read(status)
+        for path in (status, f"{status}.tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+    if code >= 0:
+        return code
+    print(f"error: {crash_line(-code, doing)}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _read(path: str) -> dict[str, str]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def crash_line(signum: int, doing: dict[str, str]) -> str:
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    what = _WHAT.get(signal.Signals(signum), "a signal") if signum in _SIGNUMS else "a signal"
+    kept = ("finished batches are kept in the run cache (a rerun resumes from them); the "
+            "previous report is untouched")  # fmt: skip
+    if doing.get("model"):
+        return (f"model {doing['model']!r} on engine {doing.get('engine', '?')} was killed by "
+                f"{name} while {doing.get('doing', 'running')}: {what}; {kept}")  # fmt: skip
+    return f"the harness was killed by {name}: {what}; {kept}"

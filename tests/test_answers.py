@@ -1,0 +1,90 @@
+"""Reference-free items: final answers compared before meaning (hand-computed cases)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.answers import changed, final_answer, kind
+from harness.candidate_metrics import summarize
+from harness.pairing import pair
+from harness.records import EvalItem, Generation, Outcome, Source, StatsConfig
+from harness.scorers import Scorer
+
+
+def free(kind_tag: str | None, extract: str | None = None) -> EvalItem:
+    tags = (f"answer:{kind_tag}",) if kind_tag else ()
+    return EvalItem(id="x", source=Source("t.jsonl", 1), prompt="p", scorer=Scorer.AGREEMENT,
+                    tags=tags, extract=extract)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tag", "output", "answer"),
+    [
+        ("number", "47 + 38 = 85. So the answer is 85.", "85"),
+        ("number", "First 4,582 plus 3,419 gives 8,001", "8001"),
+        ("number", "The sum is ten.", "10"),
+        ("number", "No digits here.", None),
+        ("boolean", "No, 91 = 7 x 13, so yes it is divisible.", "yes"),
+        ("boolean", "False. The sun is a star.", "no"),
+        ("boolean", "It depends.", None),
+        ("choice", "The answer is (C).", "C"),
+        ("code", "Here:\n```python\ndef add(a, b):  \n    return a + b\n\n```\nDone.",
+         "def add(a, b):\n    return a + b"),
+        ("code", "def f():\n    return 1\n", "def f():\n    return 1"),
+        ("code", "def f():\n    return 1\n```\nThis returns 1.", "def f():\n    return 1"),
+        ("json", 'Sure: {"age": 31, "name": "Ana"} as asked', '{"age":31,"name":"Ana"}'),
+        ("json", 'Here is it:\n```json\n{"name": "Ana",\n "age": 31}\n```', '{"age":31,"name":"Ana"}'),
+        ("json", "[2, 4, 6, 8, 10]", "[2,4,6,8,10]"),
+        ("json", "{not json} and none", None),
+    ],
+)  # fmt: skip
+def test_final_answers_by_kind(tag: str, output: str, answer: str | None) -> None:
+    assert final_answer(free(tag), output) == answer
+
+
+def test_kind_from_tag_or_regex_or_none() -> None:
+    assert kind(free("number")) == "number"
+    assert kind(free(None, extract=r"Answer: (\w+)")) == "regex"
+    assert final_answer(free(None, extract=r"Answer: (\w+)"), "Answer: Paris.") == "Paris"
+    assert kind(free(None)) is None and final_answer(free(None), "10") is None
+    assert kind(free("unknown-kind")) is None
+
+
+def test_changed_only_when_both_ended() -> None:
+    item = free("number")
+    assert changed(item, "The sum is 10.", "The sum is 11.", False, False) == ("10", "11")
+    assert changed(item, "The sum is 10.", "It is 10 in total.", False, False) is None
+    # A cut-off output has no final answer yet: its last number is an intermediate one.
+    assert changed(item, "The sum is 10.", "First 7 then 3 and", False, True) is None
+    assert changed(item, "First 7 then", "The sum is 11.", True, False) is None
+    # One answer, one none: changed.
+    assert changed(item, "The sum is 10.", "I cannot say.", False, False) == ("10", None)
+    assert changed(free(None), "10", "11", False, False) is None
+
+
+def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
+    src = Source("t.jsonl", 1)
+    items = [
+        EvalItem(id="n", source=src, prompt="p", scorer=Scorer.AGREEMENT, tags=("answer:number",)),
+        EvalItem(id="s", source=src, prompt="p", scorer=Scorer.AGREEMENT, tags=("answer:number",)),
+        EvalItem(id="c", source=src, prompt="p", scorer=Scorer.AGREEMENT, tags=("answer:number",)),
+        EvalItem(id="p", source=src, prompt="p", scorer=Scorer.AGREEMENT),
+    ]  # fmt: skip
+    base = [Generation("n", "The sum is 10.", (1,)), Generation("s", "The sum is 10.", (1,)),
+            Generation("c", "The sum is 10.", (1,)), Generation("p", "A calm sea.", (1,))]  # fmt: skip
+    cand = [Generation("n", "The sum is 11.", (2,)), Generation("s", "So, it is 10.", (2,)),
+            Generation("c", "Adding 7 and", (2,), cut_off=True),
+            Generation("p", "A quiet sea.", (2,))]  # fmt: skip
+    meaning = {"n": 0.95, "s": 0.9, "c": 0.9, "p": 0.9}
+    n, s, c, p = pair(items, base, cand, meaning=meaning, threshold=0.8)
+    assert (n.outcome, n.answer_change) == (Outcome.DIVERGED, ("10", "11"))
+    assert (s.outcome, s.answer_change) == (Outcome.EQUIVALENT, None)  # same answer: by meaning
+    assert (c.outcome, c.answer_change, c.candidate.cut_off) == (Outcome.EQUIVALENT, None, True)
+    assert (p.outcome, p.answer_change) == (Outcome.EQUIVALENT, None)  # no answer kind
+    m = summarize([n, s, c, p], StatsConfig(bootstrap_samples=100))
+    # An all reference-free set is summarized: shares judged, flips n/a (never a reassuring 0).
+    assert m["weighted_accuracy"] is None and m["regressions"] is None
+    assert m["mcnemar_p"] is None and m["weighted_regression_share"] is None
+    assert (m["free_diverged"], m["free_equivalent"], m["answer_changes"], m["cut_off"]) == (
+        1, 3, 1, 1)  # fmt: skip
+    assert m["diverged_share"] == pytest.approx(0.25)
