@@ -16,7 +16,9 @@ def point(name: str) -> None:
     wanted = os.environ.get("HARNESS_FAULT")
     if not wanted:
         return
-    wanted, _, kind = wanted.partition(":")
+    kind = ""
+    if wanted.rpartition(":")[2].startswith("SIG"):  # point names hold colons themselves
+        wanted, _, kind = wanted.rpartition(":")
     where, _, nth = wanted.partition("@")
     if where != name:
         return

@@ -95,7 +95,8 @@ def run(words: Sequence[str]) -> int:
                 os.unlink(path)
     if code >= 0:
         return code
-    print(f"error: {crash_line(-code, doing)}", file=sys.stderr)
+    # On a line of its own: the worker died in the middle of a progress bar's line.
+    print(f"\nerror: {crash_line(-code, doing)}", file=sys.stderr)
     return EXIT_ERROR
 
 

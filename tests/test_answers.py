@@ -33,7 +33,7 @@ def free(kind_tag: str | None, extract: str | None = None) -> EvalItem:
         ("code", "def f():\n    return 1\n", "def f():\n    return 1"),
         ("code", "def f():\n    return 1\n```\nThis returns 1.", "def f():\n    return 1"),
         ("json", 'Sure: {"age": 31, "name": "Ana"} as asked', '{"age":31,"name":"Ana"}'),
-        ("json", 'Here is it:\n```json\n{"name": "Ana",\n "age": 31}\n```', '{"age":31,"name":"Ana"}'),
+        ("json", 'It is:\n```json\n{"name": "Ana",\n "age": 31}\n```', '{"age":31,"name":"Ana"}'),
         ("json", "[2, 4, 6, 8, 10]", "[2,4,6,8,10]"),
         ("json", "{not json} and none", None),
     ],
@@ -70,8 +70,9 @@ def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
         EvalItem(id="c", source=src, prompt="p", scorer=Scorer.AGREEMENT, tags=("answer:number",)),
         EvalItem(id="p", source=src, prompt="p", scorer=Scorer.AGREEMENT),
     ]  # fmt: skip
-    base = [Generation("n", "The sum is 10.", (1,)), Generation("s", "The sum is 10.", (1,)),
-            Generation("c", "The sum is 10.", (1,)), Generation("p", "A calm sea.", (1,))]  # fmt: skip
+    said = "The sum is 10."
+    base = [Generation("n", said, (1,)), Generation("s", said, (1,)), Generation("c", said, (1,)),
+            Generation("p", "A calm sea.", (1,))]  # fmt: skip
     cand = [Generation("n", "The sum is 11.", (2,)), Generation("s", "So, it is 10.", (2,)),
             Generation("c", "Adding 7 and", (2,), cut_off=True),
             Generation("p", "A quiet sea.", (2,))]  # fmt: skip

@@ -168,3 +168,36 @@ def test_outputs_do_not_depend_on_what_ran_before(made: dict[str, Any]) -> None:
             return {order[g.index]: g.ids for batch in rows for g in batch}
 
         assert run([0, 1, 2, 3, 4, 5]) == run([5, 3, 1, 4, 0, 2])
+
+
+def test_every_id_stands_for_the_same_bytes_on_both_engines(engines: Any) -> None:
+    """The vocabulary check compares bytes, never decoded strings: all 49,152 ids agree,
+    id 3299 (a newline and 32 spaces, longer than the bindings' 32-byte piece buffer)
+    included, and it decodes whole."""
+    hf, lc = engines
+    assert [hf.token_bytes(i) for i in range(49152)] == [lc.token_bytes(i) for i in range(49152)]
+    assert lc.token_bytes(3299) == b"\n" + b" " * 32 == hf.token_bytes(3299)
+    assert lc.decode([3299]) == "\n" + " " * 32 == lc.token_text(3299)
+    assert lc.decode([28, 3299, 28]) == hf.decode([28, 3299, 28])
+
+
+def test_code_prompts_are_fed_the_baselines_ids(tmp_path: Path) -> None:
+    """Indented code, blank-line runs, tabs and license headers (evalsets/code): llama.cpp's
+    own tokenizer splits 6 of the 14 prompts differently (a run of spaces after a blank line
+    before a digit or a quote); every model is fed the baseline's ids, every item is paired,
+    and the F32 GGUF's outputs are transformers' (measured: 14 of 14 identical)."""
+    from harness.cli import main
+
+    out = tmp_path / "run"
+    code = main(["compare", "--config", str(REPO / "examples" / "smollm2-code.toml"), "--out",
+                 str(out), "--run-cache", str(tmp_path / "runs")])  # fmt: skip
+    assert code in (0, 1)
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["items"]) == 14
+    by = {c["name"]: c for c in results["candidates"]}
+    assert by["f32-gguf"]["split_differently"] == by["q8_0"]["split_differently"] == 6
+    assert by["f32-gguf"]["own_stop_ids"] is None
+    # Another CPU variant may part at a near-tie (per-token KLD of the engine floor ~1e-6).
+    assert by["f32-gguf"]["metrics"]["identical_share"] >= 13 / 14
+    html = (out / "report.html").read_text()
+    assert "splits 6 prompt(s) into other ids than the baseline" in html

@@ -1,0 +1,120 @@
+"""A native crash in an engine is contained (`harness.worker`): the `harness` console script
+(here `python -m harness`) runs the commands that load engines in a worker process, so a
+signal inside an engine's generation loop (a fault point that raises it, as an illegal
+instruction or a bad pointer in native code would) ends in one line naming the model, the
+engine and the signal, exit 2, the finished batches kept and the previous report untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.worker import crash_line
+
+from .real_models import NEEDS_LLAMA_CPP, REPO
+
+DEMO = REPO / "harness" / "demo" / "model"
+
+
+def console(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness", *args]
+
+
+def config(path: Path, candidate: str) -> Path:
+    path.write_text(f"""
+name = "crash"
+evalsets = ["{REPO}/evalsets/demo/add.jsonl"]
+[baseline]
+name = "fp32"
+path = "{DEMO}"
+[[candidates]]
+name = "cand"
+{candidate}
+[generation]
+max_new_tokens = 24
+batch_size = 16
+[gate]
+max_weighted_accuracy_drop = 0.02
+""")
+    return path
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def run(args: list[str], fault: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = os.environ | ({"HARNESS_FAULT": fault} if fault else {})
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False, env=env)
+
+
+def crash_and_resume(tmp_path: Path, candidate: str, fault: str, engine: str, sig: str,
+                     batches: int, per_batch: int) -> None:  # fmt: skip
+    cfg = config(tmp_path / "c.toml", candidate)
+    out = tmp_path / "run"
+    flags = ["--out", str(out), "--cache", str(tmp_path / "q"), "--run-cache", str(tmp_path / "r")]
+    first = run(console("compare", "--config", str(cfg), *flags))
+    assert first.returncode in (0, 1), first.stderr[-2000:]
+    before = digest(out)
+    expected = json.loads((out / "results.json").read_text())
+    # A plain compare drops its run-cache entries once published: the second run generates
+    # both models again and dies in the candidate's generation.
+    killed = run(console("compare", "--config", str(cfg), *flags), fault)
+    assert killed.returncode == 2, killed.stderr[-2000:]
+    last = killed.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: model 'cand' on engine {engine} was killed by {sig} while "
+                           "generating: "), last  # fmt: skip
+    assert "Traceback" not in killed.stderr and "Fatal Python error" not in killed.stderr
+    assert digest(out) == before  # the previous report, untouched
+    journals = [p for p in (tmp_path / "r").rglob("journal.jsonl")
+                if len(p.read_text().splitlines()) == batches]  # fmt: skip
+    assert journals, "the candidate's finished batches are not in the run cache"
+    done = run(console("compare", "--config", str(cfg), *flags))
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    assert f"cand: resuming after {batches * per_batch} of " in done.stderr
+    new = json.loads((out / "results.json").read_text())
+    assert [it["candidates"]["cand"]["output"] for it in new["items"]] == [
+        it["candidates"]["cand"]["output"] for it in expected["items"]
+    ]
+
+
+@pytest.mark.slow
+def test_sigill_in_the_transformers_engine_is_one_line_and_resumes(tmp_path: Path) -> None:
+    # add.jsonl: 100 prompts, batches of 16; the fault fires as the third batch is made.
+    crash_and_resume(tmp_path, f'path = "{DEMO}"\ndtype = "bfloat16"', "engine:cand@3:SIGILL",
+                     "hf", "SIGILL", batches=2, per_batch=16)  # fmt: skip
+
+
+@pytest.mark.slow
+@NEEDS_LLAMA_CPP
+def test_sigsegv_in_the_llama_cpp_engine_is_one_line_and_resumes(tmp_path: Path) -> None:
+    # One prompt at a time on llama.cpp: the fault fires after its 40th prompt, the 2 whole
+    # batches of 16 before it journalled.
+    candidate = 'quantize = { engine = "llama.cpp", type = "Q8_0" }'
+    crash_and_resume(tmp_path, candidate, "engine:cand@40:SIGSEGV", "llama.cpp", "SIGSEGV",
+                     batches=2, per_batch=16)  # fmt: skip
+
+
+def test_the_crash_line_names_what_it_knows() -> None:
+    doing = {"model": "q8_0", "engine": "llama.cpp", "doing": "generating"}
+    line = crash_line(signal.SIGILL, doing)
+    assert line.startswith("model 'q8_0' on engine llama.cpp was killed by SIGILL while generating")
+    assert "make llama-cpp" in line and "the previous report is untouched" in line
+    assert crash_line(signal.SIGSEGV, {}).startswith("the harness was killed by SIGSEGV")
+    assert "signal 99" in crash_line(99, {})
+
+
+def test_commands_that_load_no_model_run_in_process() -> None:
+    from harness.worker import supervised
+
+    assert supervised(["compare", "--config", "x"]) and supervised(["ladder"])
+    assert not supervised(["report", "x"]) and not supervised(["validate", "x"])
+    assert not supervised([])
