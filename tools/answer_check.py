@@ -39,8 +39,9 @@ def main() -> None:
         for (it, c), sim in zip(changed, sims, strict=True):
             before, after = c["answer_change"]
             hidden += sim >= threshold
+            note = " (equivalent by cosine alone)" if sim >= threshold else ""
             logger.info("%s %s: answer %r -> %r, cosine %.3f%s", name, it["id"], before, after,
-                        sim, " (equivalent by cosine alone)" if sim >= threshold else "")  # fmt: skip
+                        sim, note)  # fmt: skip
         cut = sum(c["cut_off"] or it["baseline"]["cut_off"] for it, c in rows)
         logger.info("%s: %d answer change(s), %d of them equivalent by cosine alone (threshold "
                     "%.2f); %d of %d items with an output cut off (answers not compared)", name,
