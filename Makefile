@@ -10,7 +10,8 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real llama-cpp compare-gguf corpus-gguf ladder ladder-real
+	real-model compare-real llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	ladder ladder-real
 
 setup: $(STAMP)
 
@@ -46,6 +47,14 @@ llama-cpp: $(STAMP)
 # SmolLM2 against GGUF candidates the harness makes (F32, Q8_0, Q4_K_M with two imatrices).
 compare-gguf: real-model llama-cpp
 	$(VENV)/bin/harness compare --config examples/smollm2-gguf.toml
+
+# Code prompts (indentation, blank-line runs, license headers) on the same engines.
+compare-code: real-model llama-cpp
+	$(VENV)/bin/harness compare --config examples/smollm2-code.toml
+
+# Reference-free prompts only (numbers, yes/no, code, JSON, prose), judged by their answers.
+compare-freeform: real-model llama-cpp
+	$(VENV)/bin/harness compare --config examples/smollm2-freeform.toml
 
 # Corpus mode on the same models, next to llama-perplexity --kl-divergence's own figures.
 corpus-gguf: real-model llama-cpp

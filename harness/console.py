@@ -41,8 +41,8 @@ def setup(verbose: bool) -> None:
     for name in LIBRARIES:
         warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
         logging.getLogger(name).setLevel(logging.ERROR)
-    if "transformers" in sys.modules:  # imported already (a library caller): its own switches
-        from transformers.utils import logging as hf_logging
-
+    # Imported already (a library caller): its own switches, read no more from the environment.
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    if hf_logging is not None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()

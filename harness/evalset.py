@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.answers import KINDS as ANSWER_KINDS
+from harness.answers import TAG as ANSWER_TAG
 from harness.errors import HarnessError
 from harness.records import DEFAULT_WEIGHT, Difficulty, EvalItem, Message, Role, Source
 from harness.scorers import SCORERS, Scorer
@@ -293,6 +295,15 @@ def _tags(value: Any) -> tuple[str, ...]:
         return ()
     if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
         raise InvalidItem("tags must be a list of non-empty strings")
+    kinds = [t.removeprefix(ANSWER_TAG) for t in value if t.startswith(ANSWER_TAG)]
+    for kind in kinds:
+        if kind not in ANSWER_KINDS:
+            close = difflib.get_close_matches(kind, ANSWER_KINDS, n=1)
+            hint = f" (did you mean '{ANSWER_TAG}{close[0]}'?)" if close else ""
+            raise InvalidItem(f"unknown answer kind in tag '{ANSWER_TAG}{kind}'{hint}; known: "
+                              f"{', '.join(ANSWER_KINDS)}")  # fmt: skip
+    if len(kinds) > 1:
+        raise InvalidItem(f"at most one answer tag per item; got {', '.join(kinds)}")
     return tuple(value)
 
 

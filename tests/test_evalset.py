@@ -175,6 +175,13 @@ def test_bad_tags(tmp_path: Path, tags: object) -> None:
     )
 
 
+def test_answer_tags_name_a_known_kind_once(tmp_path: Path) -> None:
+    msg = only_problem(tmp_path, {**GOOD, "tags": ["answer:numbr"]})
+    assert "unknown answer kind in tag 'answer:numbr' (did you mean 'answer:number'?)" in msg
+    msg = only_problem(tmp_path, {**GOOD, "tags": ["answer:json", "answer:code"]})
+    assert "at most one answer tag per item; got json, code" in msg
+
+
 @pytest.mark.parametrize("value", [0, -3, 2.5, "8", True])
 def test_bad_max_new_tokens(tmp_path: Path, value: object) -> None:
     msg = only_problem(tmp_path, {**GOOD, "max_new_tokens": value})
