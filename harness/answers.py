@@ -9,7 +9,8 @@ kind of answer its output ends with by a tag `answer:KIND`, or by its own `extra
 - `answer:boolean`: the last yes/no/true/false of the output, as "yes" or "no";
 - `answer:choice`: the option label, as the `choice` scorer reads it;
 - `answer:code`: the first fenced code block (else the output up to a closing fence),
-  trailing spaces and blank lines at its ends removed;
+  trailing spaces and blank lines at its ends removed, indentation compared by level (two
+  spaces a level or four, tabs or spaces: the same nesting is the same code);
 - `answer:json`: the first JSON value in the output, parsed and written back canonically
   (key order and spacing do not matter);
 - an `extract` regex: its first group.
@@ -61,12 +62,19 @@ def _code(text: str) -> str | None:
         body = before if before.strip() else after
     else:
         body = text
-    lines = [line.rstrip() for line in body.splitlines()]
+    lines = [line.expandtabs(4).rstrip() for line in body.splitlines()]
     while lines and not lines[0]:
         lines.pop(0)
     while lines and not lines[-1]:
         lines.pop()
-    return "\n".join(lines) if lines else None
+    if not lines:
+        return None
+    # Indentation by level, not width: two spaces a level or four is the same code (the
+    # nesting, which Python's meaning rests on, is kept).
+    widths = sorted({len(x) - len(x.lstrip(" ")) for x in lines if x})
+    level = {w: i for i, w in enumerate(widths)}
+    return "\n".join("    " * level[len(x) - len(x.lstrip(" "))] + x.lstrip(" ") if x else ""
+                     for x in lines)  # fmt: skip
 
 
 def _json(text: str) -> str | None:
