@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -604,16 +605,31 @@ def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
     args = harness("quantize", "--baseline", str(DEMO), "--scheme", "W8A16", "--method", "rtn",
                    "--cache", str(cache))  # fmt: skip
     # hold the key's lock, as a run quantizing it would; start two runs that need it
+    waiting = f"waiting for pid {os.getpid()}, which is quantizing the same (W8A16"
     with holding_quantize_lock(cache) as key:
         procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for _ in range(2)]  # fmt: skip
-        time.sleep(15)  # both are waiting: neither has made anything
-        assert all(p.poll() is None for p in procs) and not (cache / key).exists()
+        # Read each one's stderr as it comes; release only once both say they wait (an event,
+        # not a sleep: on a busy machine a process takes long to get there).
+        errs: list[list[str]] = [[], []]
+        readers = [threading.Thread(target=lambda p=p, e=e: e.extend(p.stderr), daemon=True)
+                   for p, e in zip(procs, errs, strict=True)]  # fmt: skip
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + 300
+        while not all(any(waiting in line for line in e) for e in errs):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), errs
+            time.sleep(0.1)
+        assert not (cache / key).exists()  # neither has made anything
     # released: one makes it, the other then reads it
-    outs = [p.communicate(timeout=300) for p in procs]
+    stdouts = [p.stdout.read() if p.stdout else "" for p in procs]
+    for p, reader in zip(procs, readers, strict=True):
+        p.wait(timeout=300)
+        reader.join(timeout=60)
+    outs = [(out, "".join(e)) for out, e in zip(stdouts, errs, strict=True)]
     assert [p.returncode for p in procs] == [0, 0]
     for _, err in outs:
-        assert f"waiting for pid {os.getpid()}, which is quantizing the same (W8A16" in err
+        assert waiting in err
     said = sorted(out.split(":")[0] for out, _ in outs)
     assert said[0] == "cached" and said[1].startswith("made in "), outs
     assert sorted(p.name for p in cache.iterdir()) == [key]  # no lock, no temporary folder
