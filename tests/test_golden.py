@@ -8,6 +8,24 @@ Known, listed differences: the schema's own changes (version 2: `config.run` is
 durations and library versions; and lm-eval multiple-choice log-likelihoods of a bf16
 model, which lm-eval's `hf` model took by a log-softmax in bf16 and the backend seam takes
 in float32 (the same option wins; the values move by bf16 rounding only).
+
+On every host: torch picks its kernels by CPU (AVX2, AVX-512, or none), so floats are equal
+only on the recording host. Tolerances measured by running this config with
+ATEN_CPU_CAPABILITY=default, avx2 and avx512 on one machine (tools: /proc/cpuinfo lists
+avx512f) next to the recorded file:
+- fp32 numbers (the baseline's, the noise floor's): no difference exceeds both 1e-4
+  relative and 1e-6 absolute (largest: 3.6e-7 in a log-likelihood near -1.5e-4);
+- the bf16 candidate's: its aggregates move by up to 6% (mean KLD 8.593e-5 recorded, 9.111e-5
+  without SIMD) and 15% where under 1e-5; a single item's values (its max per-token KLD, its
+  reference perplexity) by up to 5.7% where over 0.005 apart, else by up to 0.0046 (kept:
+  10%, or 0.01); its KLD histogram bins by up to 5 tokens (kept: 8);
+- outputs: the baseline's and the noise floor's are the same on every kernel; the bf16
+  candidate's are the same on three, and one of 232 differs with AVX2 kernels (bf16 rounding
+  tips a near-tie), which then flips its verdict: its accuracy interval's upper end is 2.21
+  pts there against a 2-point limit. So its outputs may differ in at most one item, and where
+  one does, its aggregates, verdict and that item are not compared (they are that output's
+  consequences); everything else still is, outputs and verdicts exactly. Sentences that
+  quote numbers are compared with their numbers masked.
 """
 
 from __future__ import annotations
@@ -107,6 +125,21 @@ def pop_cut_off(new: dict[str, Any]) -> None:
             assert isinstance(side.pop("cut_off"), bool)
 
 
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+BF16 = re.compile(r"^\$\.(candidates\[0\]|items\[\d+\]\.candidates\.bf16)\.")
+
+
+def close(a: float, b: float, path: str) -> bool:
+    """Within what moving between CPU kernels moved it (measured: the module docstring)."""
+    if BF16_LOGLIKELIHOOD.match(path):
+        return abs(a - b) <= 2**-5 * abs(a) + 0.02  # bf16 rounding of a summed log-prob
+    if path.startswith("$.candidates[0]."):  # the bf16 candidate's aggregates
+        return math.isclose(a, b, rel_tol=0.1, abs_tol=1e-5)
+    if BF16.match(path):  # one bf16 item's values
+        return math.isclose(a, b, rel_tol=0.1, abs_tol=0.01)
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+
+
 def differences(a: Any, b: Any, path: str = "$") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
@@ -118,12 +151,39 @@ def differences(a: Any, b: Any, path: str = "$") -> list[str]:
         return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
                 for d in differences(x, y, f"{path}[{i}]")]  # fmt: skip
     if isinstance(a, float) and isinstance(b, float):
-        if BF16_LOGLIKELIHOOD.match(path):
-            ok = abs(a - b) <= 2**-5 * abs(a) + 0.02  # bf16 rounding of a summed log-prob
-        else:
-            ok = math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
-        return [] if ok else [f"{path}: {a!r} vs {b!r}"]
+        return [] if close(a, b, path) else [f"{path}: {a!r} vs {b!r}"]
+    if isinstance(a, int) and isinstance(b, int) and ".histogram[" in path and BF16.match(path):
+        return [] if abs(a - b) <= 8 else [f"{path}: {a!r} vs {b!r}"]
+    if (
+        isinstance(a, str)
+        and isinstance(b, str)
+        and any(k in path for k in (".reasons[", ".message", "$.determinism["))
+    ):
+        same = NUMBER.sub("#", a) == NUMBER.sub("#", b)
+        return [] if same else [f"{path}: {a!r} vs {b!r}"]
     return [] if a == b and type(a) is type(b) else [f"{path}: {a!r} vs {b!r}"]
+
+
+def drop_consequences(old: dict[str, Any], new: dict[str, Any]) -> int:
+    """Where the bf16 candidate's output differs (a near-tie other kernels tip), what follows
+    from it is left out on both sides; returns how many outputs differ."""
+    outputs = [[it["candidates"]["bf16"]["output"] for it in r["items"]] for r in (old, new)]
+    differ = [i for i, (x, y) in enumerate(zip(*outputs, strict=True)) if x != y]
+    if differ:
+        for r in (old, new):
+            for key in (
+                "metrics",
+                "distribution",
+                "slices",
+                "verdict",
+                "reasons",
+                "rules",
+                "review",
+            ):
+                r["candidates"][0].pop(key)
+            for i in differ:
+                r["items"][i]["candidates"].pop("bf16")
+    return len(differ)
 
 
 @pytest.mark.slow
@@ -146,6 +206,8 @@ def test_results_equal_the_pre_refactor_run(
         for side in it["candidates"].values():
             assert side.pop("meaning") is None
     pop_cut_off(new)
+    assert new["candidates"][0]["name"] == "bf16"
+    assert drop_consequences(old, new) <= 1
     assert differences(old, new) == []
 
 
@@ -153,3 +215,15 @@ def test_the_comparison_sees_a_change() -> None:
     assert differences({"a": [1.0, "x"]}, {"a": [1.0, "x"]}) == []
     assert differences({"a": [1.0, "x"]}, {"a": [1.001, "x"]}) == ["$.a[0]: 1.0 vs 1.001"]
     assert differences({"a": 1}, {"a": 1.0}) and differences({"a": 1}, {"b": 1})
+    # the measured tolerances: fp32 numbers tight, the bf16 candidate's looser
+    assert differences({"m": 0.5}, {"m": 0.5001}) != []
+    bf16 = {"candidates": [{"metrics": {"mean_kld": 8.593e-05}}]}
+    moved = {"candidates": [{"metrics": {"mean_kld": 9.111e-05}}]}
+    assert differences(bf16, moved) == []
+    assert differences(bf16, {"candidates": [{"metrics": {"mean_kld": 1.2e-4}}]}) != []
+    said = {"reasons": ["Mean per-token KLD is 8.593e-05 nats; at most 0.01 nats"]}
+    assert (
+        differences(said, {"reasons": ["Mean per-token KLD is 9.111e-05 nats; at most 0.01 nats"]})
+        == []
+    )
+    assert differences(said, {"reasons": ["Top-1 agreement is 0.9; at most 0.01 nats"]}) != []
