@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -389,3 +391,40 @@ def test_formula_like_cells_are_inert_in_items_csv(tiny_model_dir: Path, tmp_pat
     assert evil["weight"] == "1.0" and evil["baseline_score"] in ("0.0", "1.0")
     # results.json keeps the id as it is: only the spreadsheet view is neutralised
     assert results(tmp_path / "run")["items"][0]["id"].startswith("=HYPERLINK")
+
+
+def test_a_candidate_naming_another_eos_is_noted_not_refused(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The same weights and vocabulary, re-uploaded with a generation config naming another
+    eos: every model stops on the baseline's stop ids, and the report names the candidate's."""
+    cand = Path(shutil.copytree(tiny_model_dir, tmp_path / "reupload"))
+    gen = cand / "generation_config.json"
+    data = json.loads(gen.read_text()) if gen.is_file() else {}
+    gen.write_text(json.dumps(data | {"eos_token_id": [2, 3]}))
+    cfg = config(tmp_path, tiny_model_dir, cand, "max_weighted_accuracy_drop = 0.0")
+    assert compare(cfg, tmp_path / "run") == 0
+    [info] = results(tmp_path / "run")["candidates"]
+    assert info["own_stop_ids"] == [2, 3] and info["split_differently"] == 0
+    assert info["metrics"]["identical_share"] == 1.0  # stopped where the baseline stops
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "It names other stop ids (2, 3) than the baseline&#39;s" in html
+
+
+def test_the_terminal_shows_the_harness_not_the_libraries(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """transformers' loading bars and notices stay out of a run's output; --verbose lets them
+    through."""
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    args = [sys.executable, "-m", "harness", "compare", "--config", str(cfg), "--cache",
+            str(tmp_path / "cache")]  # fmt: skip
+    quiet, loud = (
+        subprocess.run([*args, "--out", str(tmp_path / name), "--run-cache",
+                        str(tmp_path / f"runs-{name}"), *flags], capture_output=True, text=True)
+        for name, flags in (("a", []), ("b", ["--verbose"]))
+    )  # fmt: skip
+    assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "Loading weights" not in quiet.stderr, quiet.stderr
+    assert "Loading weights" in loud.stderr, loud.stderr
+    assert "base:" in quiet.stderr or "cand:" in quiet.stderr  # the harness's own bars
