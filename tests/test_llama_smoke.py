@@ -65,3 +65,31 @@ def test_a_kernel_that_crashes_is_refused_in_one_line(
     assert not list((real / "bin").glob("*.disabled"))  # the real build untouched
     llama_smoke.enable_all(fake)
     assert not list((fake / "bin").glob("*.disabled"))
+
+
+def test_make_llama_cpp_checks_again_on_a_machine_with_other_cpu_features() -> None:
+    """A build made or checked elsewhere (a home folder copied with an image, a VM migrated):
+    `make llama-cpp` runs the smoke test again before anything uses it, and records this
+    machine's features."""
+    import subprocess
+    import sys
+
+    from .real_models import REPO
+
+    marker = home() / "harness_build.json"
+    data = json.loads(marker.read_text())
+    elsewhere = data | {"smoke": data["smoke"] | {"cpu_flags": ["fpu", "amx_tile", "avx512f"]}}
+    marker.write_text(json.dumps(elsewhere))
+    try:
+        done = subprocess.run([sys.executable, "-m", "tools.llama_cpp"], cwd=REPO,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (
+            "this machine's CPU features differ from those the build was checked on" in done.stderr
+        )
+        assert "smoke test passed" in done.stderr and "on CPU variant" in done.stderr
+        again = json.loads(marker.read_text())
+        assert again["smoke"]["cpu_flags"] == llama_smoke.cpu_flags()
+    finally:
+        if json.loads(marker.read_text())["smoke"]["cpu_flags"] != llama_smoke.cpu_flags():
+            marker.write_text(json.dumps(data))
