@@ -25,5 +25,6 @@ def point(name: str) -> None:
     _reached[name] = _reached.get(name, 0) + 1
     if _reached[name] >= int(nth or 1):
         sig = signal.Signals[kind] if kind else signal.SIGKILL
-        signal.signal(sig, signal.SIG_DFL)  # die of it, as a crash in native code would
+        if sig is not signal.SIGKILL:  # die of it, as a crash in native code would
+            signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
