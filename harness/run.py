@@ -96,11 +96,21 @@ class Fed:
     own_stop_ids: tuple[int, ...] = ()
 
 
-def _check_pieces(backend: Backend, items: Sequence[EvalItem], base: Fed, strict: bool) -> None:
-    """Every id the baseline was fed (item by item, then the stop ids) stands for the same
-    bytes in `backend`'s vocabulary; the first that does not is named with its item. An
-    engine that cannot say passes only when its own ids were the baseline's anyway
-    (`strict` false)."""
+def _own_ids(backend: Backend, items: Sequence[EvalItem]) -> list[list[int] | str]:
+    """Each prompt as the backend's own tokenizer makes it, or why it cannot (no chat template,
+    say: it is fed the baseline's rendering anyway)."""
+    out: list[list[int] | str] = []
+    for item in items:
+        try:
+            out.append(backend.prompt_ids(item))
+        except ValueError as exc:
+            out.append((str(exc).strip().splitlines() or [""])[0])
+    return out
+
+
+def _first_difference(backend: Backend, items: Sequence[EvalItem], base: Fed) -> str | None:
+    """The first id the baseline was fed (item by item, then the stop ids) that stands for
+    other bytes in `backend`'s vocabulary, or that it cannot account for; None if none."""
     assert base.pieces is not None
     seen: set[int] = set()
     rows = [*((item, row) for item, row in zip(items, base.ids, strict=True)),
@@ -111,15 +121,12 @@ def _check_pieces(backend: Backend, items: Sequence[EvalItem], base: Fed, strict
                 continue
             seen.add(token)
             want, got = base.pieces.get(token), backend.token_bytes(token)
-            if got is None and not strict:
-                return
             if got != want:
                 at = f"{item.source}: id {item.id!r}: " if item is not None else "stop ids: "
-                raise TokenizerMismatch(
-                    f"{at}token id {token} stands for {want!r} in the baseline's vocabulary "
-                    f"and for {got!r} in {backend.spec.name!r}'s: the vocabularies differ, so "
-                    "the models cannot be fed the same ids"
-                )
+                return (f"{at}token id {token} stands for {want!r} in the baseline's vocabulary "
+                        f"and for {got!r} in {backend.spec.name!r}'s: the vocabularies differ, so "
+                        "the models cannot be fed the same ids")  # fmt: skip
+    return None
 
 
 def baseline_inputs(backend: Backend, items: Sequence[EvalItem], base: Fed) -> Fed:
@@ -128,20 +135,28 @@ def baseline_inputs(backend: Backend, items: Sequence[EvalItem], base: Fed) -> F
     Engines sharing a vocabulary may still split a text differently (llama.cpp and
     transformers differ on some whitespace runs), so every model is fed the baseline's ids
     whenever each id used stands for the same bytes; only a real vocabulary difference is
-    refused. Where either engine cannot say what an id stands for, the candidate's own ids
-    must equal the baseline's, as before."""
+    refused. Where either engine cannot say what its ids stand for (a server), the
+    candidate's own ids must equal the baseline's, as before."""
     name = backend.spec.name
-    own = encode_prompts(backend, items)
+    own = _own_ids(backend, items)
     differ = [i for i, ids in enumerate(own) if ids != base.ids[i]]
-    if differ and base.pieces is None:
-        item = items[differ[0]]
+    # Both engines can say what an id stands for (a server's cannot: token_bytes is None).
+    knows = (
+        bool(base.pieces) and backend.token_bytes(next(iter(base.pieces or {0: b""}))) is not None
+    )
+    if knows:
+        problem = _first_difference(backend, items, base)
+        if problem is not None:
+            raise TokenizerMismatch(problem)
+    elif differ:
+        item, why = items[differ[0]], own[differ[0]]
+        if isinstance(why, str):
+            raise TokenizerMismatch(f"{item.source}: id {item.id!r}: model {name!r}: {why}")
         raise TokenizerMismatch(
             f"{item.source}: id {item.id!r}: the tokenizer of {name!r} maps this prompt to "
-            f"other token ids than the baseline's, and the baseline's engine cannot say what "
-            f"bytes its ids stand for: the models cannot be fed identical inputs"
+            "other token ids than the baseline's, and what its ids stand for cannot be "
+            "checked: the models cannot be fed identical inputs"
         )
-    if base.pieces is not None:
-        _check_pieces(backend, items, base, strict=bool(differ))
     if differ:
         logger.info("%s: its own tokenizer splits %d of %d prompts differently; it is fed "
                     "the baseline's ids (same vocabulary)", name, len(differ),
