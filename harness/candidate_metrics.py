@@ -196,7 +196,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("unscorable", lambda x: x.count(Outcome.UNSCORABLE), "count"),
     # Reference-free items, judged by meaning: never in accuracy, flips or McNemar.
     Metric("reference_free", lambda x: len(x.free), "count",
-           columns=(Column("reference-free: identical / equivalent / diverged", _meaning),)),
+           columns=(Column("reference-free: identical / equivalent / diverged", _meaning,
+                           "reference-free: identical / equivalent / diverged"),)),
     *(Metric(f"free_{o.value}", _free_count(o), "count") for o in MEANING),
     Metric("equivalent_share", lambda x: x.share(Outcome.EQUIVALENT), "share",
            columns=(column("reference-free equivalent", "equivalent_share", pct),)),
@@ -208,7 +209,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("mean_kld", lambda x: x.dist("mean_kld"), "nats",
            point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats",
                       limit=Limit.NUMBER),
-           (Column("mean KLD", _kld("mean_kld")),)),
+           (Column("mean KLD", _kld("mean_kld"), "mean KLD"),)),
     Metric("p99_kld", lambda x: x.dist("p99_kld"), "nats",
            point_gate("max_p99_kld", "p99_kld", "99th-percentile per-token KLD", " nats",
                       limit=Limit.NUMBER),
