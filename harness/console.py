@@ -1,8 +1,9 @@
 """What the terminal shows: the harness's own lines and progress bars, not the libraries'.
 
-transformers, llm-compressor (through loguru), lm-eval and torch write warnings, notices and
-loading bars of their own ("Ignoring clean_up_tokenization_spaces=True for BPE tokenizer",
-"Loading weights: 100%"), interleaved with the harness's progress. Unless `--verbose`, they
+transformers, llm-compressor (through loguru and tqdm), lm-eval and torch write warnings,
+notices and bars of their own ("Ignoring clean_up_tokenization_spaces=True for BPE
+tokenizer", "Loading weights: 100%", "(1/5): Calibrating"), interleaved with the harness's
+progress. Unless `--verbose`, they
 are turned down to errors before any of them is imported: by their own switches where they
 have one (environment variables read at import), by Python's warning filters and logger
 levels otherwise. The harness's messages go through the `harness` logger to stderr.
@@ -10,10 +11,13 @@ levels otherwise. The harness's messages go through the `harness` logger to stde
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import tempfile
 import warnings
+from collections.abc import Iterator
 
 LIBRARIES = ("transformers", "torch", "llmcompressor", "compressed_tensors", "lm_eval",
              "datasets", "accelerate", "huggingface_hub", "sentence_transformers")  # fmt: skip
@@ -22,11 +26,21 @@ QUIET_ENV = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "LOGURU_LEVEL": "WARNING",  # llm-compressor's loguru handler
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    # Every tqdm bar whose caller leaves `disable` at its default (llm-compressor's
+    # "Calibrating", compressed-tensors' "Compressing model"); tqdm reads it when imported.
+    # The harness's own bars pass `disable` explicitly, which the variable does not override.
+    "TQDM_DISABLE": "1",
 }
+
+
+_quiet = False  # set by `setup`: a library caller that never calls it sees everything
 
 
 def setup(verbose: bool) -> None:
     """The harness's logger to stderr; the libraries quiet unless `verbose`."""
+    global _quiet
+    _quiet = not verbose
     logger = logging.getLogger("harness")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -46,3 +60,31 @@ def setup(verbose: bool) -> None:
     if hf_logging is not None:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def into_log(what: str) -> Iterator[None]:
+    """Whatever a library writes to stderr meanwhile (bars it draws whatever it is told, such
+    as llm-compressor's "Calibrating" and compressed-tensors' "Applying quantization
+    config") goes to a log file: removed when the block succeeds, named when it fails. Off
+    with `--verbose`. Redirects file descriptor 2, so native code's output goes there too."""
+    if not _quiet:
+        yield
+        return
+    fd, path = tempfile.mkstemp(prefix=f"harness-{what}-", suffix=".log")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(fd)
+        if ok:
+            os.unlink(path)
+        else:
+            logging.getLogger("harness").error("%s's own output is in %s", what, path)

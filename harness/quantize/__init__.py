@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness import faults, worker
+from harness import console, faults, worker
 from harness.errors import HarnessError
 from harness.filelock import hold
 from harness.records import GgufSpec, QuantizeSpec
@@ -129,7 +129,10 @@ def _make(
             else:
                 from harness.quantize.llmcompressor import run_oneshot
 
-                with worker.running(baseline, "llm-compressor", f"quantizing ({spec.describe()})"):
+                with (
+                    worker.running(baseline, "llm-compressor", f"quantizing ({spec.describe()})"),
+                    console.into_log("llm-compressor"),
+                ):
                     run_oneshot(baseline, spec, tmp, calibration_texts, SEED)
                 versions = {"llmcompressor": _version("llmcompressor"),
                             "compressed_tensors": _version("compressed-tensors")}  # fmt: skip
