@@ -135,12 +135,12 @@ def baseline_inputs(backend: Backend, items: Sequence[EvalItem], base: Fed) -> F
     Engines sharing a vocabulary may still split a text differently (llama.cpp and
     transformers differ on some whitespace runs), so every model is fed the baseline's ids
     whenever each id used stands for the same bytes; only a real vocabulary difference is
-    refused. Where either engine cannot say what its ids stand for (a server), the
-    candidate's own ids must equal the baseline's, as before."""
+    refused. Where either engine cannot say what its ids stand for (an engine without
+    `token_bytes`), the candidate's own ids must equal the baseline's."""
     name = backend.spec.name
     own = _own_ids(backend, items)
     differ = [i for i, ids in enumerate(own) if ids != base.ids[i]]
-    # Both engines can say what an id stands for (a server's cannot: token_bytes is None).
+    # Both engines can say what an id stands for (token_bytes is None where one cannot).
     knows = (
         bool(base.pieces) and backend.token_bytes(next(iter(base.pieces or {0: b""}))) is not None
     )
