@@ -77,7 +77,10 @@ def run(words: Sequence[str]) -> int:
     fd, status = tempfile.mkstemp(prefix="harness-worker-", suffix=".json")
     os.close(fd)
     env = os.environ | {WORKER_ENV: status}
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *words], env=env)
+    # The worker in a process group of its own: a terminal's Ctrl-C reaches this process
+    # alone, which passes it on once (a second SIGINT would cut the worker's clean-up short).
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *words], env=env,
+                            process_group=0)  # fmt: skip
 
     def forward(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -118,3 +118,26 @@ def test_commands_that_load_no_model_run_in_process() -> None:
     assert supervised(["compare", "--config", "x"]) and supervised(["ladder"])
     assert not supervised(["report", "x"]) and not supervised(["validate", "x"])
     assert not supervised([])
+
+
+@pytest.mark.slow
+def test_sigint_to_the_console_script_reaches_the_worker_once(tmp_path: Path) -> None:
+    """Ctrl-C (here SIGINT to the `harness` process, as a terminal sends it to its foreground
+    group, which the worker is not in): the worker cleans up and exits 130, and so does
+    `harness`, with the worker's one line."""
+    cfg = config(tmp_path / "c.toml", f'path = "{DEMO}"\ndtype = "bfloat16"')
+    args = console("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
+                   "--run-cache", str(tmp_path / "r"))  # fmt: skip
+    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "fp32:" not in seen:  # the baseline is generating (an event, not a sleep)
+        line = proc.stderr.read(64)
+        assert line, seen
+        seen += line
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, seen + rest
+    assert "harness: interrupted (SIGINT); nothing half-written was kept" in rest
+    assert "Traceback" not in rest and "error:" not in rest
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.*"))
