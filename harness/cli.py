@@ -321,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (a library caller): leave signals alone
         previous = None
+    worker.follow_parent()
     try:
         code: int = args.func(args)
     except HarnessError as exc:

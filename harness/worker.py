@@ -30,6 +30,8 @@ from pathlib import Path
 from types import FrameType
 
 WORKER_ENV = "HARNESS_WORKER"
+PARENT_ENV = "HARNESS_WORKER_PARENT"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Commands that load a model into the process (everything else reads files only).
 ENGINE_COMMANDS = frozenset({"compare", "ladder", "sweep", "corpus", "sensitivity", "quantize"})
 EXIT_ERROR = 2
@@ -66,6 +68,20 @@ def _write(path: str, data: dict[str, str]) -> None:
         os.replace(tmp, path)
 
 
+def follow_parent() -> None:
+    """In the worker: SIGTERM when the `harness` process dies (it is in another process
+    group, so a kill of that group or of that process alone would leave it running)."""
+    parent = os.environ.get(PARENT_ENV)
+    if not os.environ.get(WORKER_ENV) or not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    if os.getppid() != int(parent):  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def supervised(words: Sequence[str]) -> bool:
     return not os.environ.get(WORKER_ENV) and bool(words) and words[0] in ENGINE_COMMANDS
 
@@ -76,7 +92,7 @@ def run(words: Sequence[str]) -> int:
     which exits 130 or 143 after cleaning up, as it does when run alone."""
     fd, status = tempfile.mkstemp(prefix="harness-worker-", suffix=".json")
     os.close(fd)
-    env = os.environ | {WORKER_ENV: status}
+    env = os.environ | {WORKER_ENV: status, PARENT_ENV: str(os.getpid())}
     # The worker in a process group of its own: a terminal's Ctrl-C reaches this process
     # alone, which passes it on once (a second SIGINT would cut the worker's clean-up short).
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *words], env=env,

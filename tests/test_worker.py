@@ -141,3 +141,35 @@ def test_sigint_to_the_console_script_reaches_the_worker_once(tmp_path: Path) ->
     assert "harness: interrupted (SIGINT); nothing half-written was kept" in rest
     assert "Traceback" not in rest and "error:" not in rest
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.*"))
+
+
+@pytest.mark.slow
+def test_the_worker_does_not_outlive_a_killed_console_script(tmp_path: Path) -> None:
+    """SIGKILL to `harness` (it cannot pass that on): the worker gets SIGTERM from the
+    kernel (PR_SET_PDEATHSIG), cleans up and exits; nothing is left running or half-built."""
+    import time
+
+    cfg = config(tmp_path / "c.toml", f'path = "{DEMO}"\ndtype = "bfloat16"')
+    args = console("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
+                   "--run-cache", str(tmp_path / "r"))  # fmt: skip
+    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "fp32:" not in seen:
+        chunk = proc.stderr.read(64)
+        assert chunk, seen
+        seen += chunk
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    [worker_pid] = [int(c) for c in children]
+    proc.kill()
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 120
+    while Path(f"/proc/{worker_pid}").exists() and time.monotonic() < deadline:
+        status = Path(f"/proc/{worker_pid}/status").read_text() if Path(
+            f"/proc/{worker_pid}/status").exists() else ""  # fmt: skip
+        if "State:\tZ" in status:
+            break  # exited; its zombie waits for a reaper
+        time.sleep(0.2)
+    status = Path(f"/proc/{worker_pid}/status")
+    assert not status.exists() or "State:\tZ" in status.read_text()
+    assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.*"))
