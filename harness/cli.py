@@ -315,8 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     libraries' own warnings and loading bars through (`harness.console`)."""
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
-    console.setup(verbose="--verbose" in words)
-    args = build_parser().parse_args([w for w in words if w not in ("--debug", "--verbose")])
+    with console.session(verbose="--verbose" in words):
+        return _main([w for w in words if w not in ("--debug", "--verbose")], debug)
+
+
+def _main(words: list[str], debug: bool) -> int:
+    args = build_parser().parse_args(words)
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (a library caller): leave signals alone

@@ -34,13 +34,10 @@ QUIET_ENV = {
 }
 
 
-_quiet = False  # set by `setup`: a library caller that never calls it sees everything
+_quiet = False  # inside a quiet `session`: a library caller outside one sees everything
 
 
-def setup(verbose: bool) -> None:
-    """The harness's logger to stderr; the libraries quiet unless `verbose`."""
-    global _quiet
-    _quiet = not verbose
+def _harness_logger() -> None:
     logger = logging.getLogger("harness")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -48,18 +45,50 @@ def setup(verbose: bool) -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+@contextlib.contextmanager
+def session(verbose: bool) -> Iterator[None]:
+    """One command: the harness's logger to stderr, the libraries quiet unless `verbose`.
+    Everything changed is put back afterwards (environment, logger levels, warning filters,
+    transformers' own switches), so a library caller of `harness.cli.main` and the processes
+    it starts later are left as they were."""
+    global _quiet
+    _harness_logger()
     if verbose:
+        yield
         return
+    env = {key: os.environ.get(key) for key in QUIET_ENV}
+    levels = {name: logging.getLogger(name).level for name in LIBRARIES}
+    hf_logging = sys.modules.get("transformers.utils.logging")
+    hf_state = None
+    if hf_logging is not None:  # imported already: its own switches, not the environment
+        hf_state = (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled())
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
     for name in LIBRARIES:
-        warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
         logging.getLogger(name).setLevel(logging.ERROR)
-    # Imported already (a library caller): its own switches, read no more from the environment.
-    hf_logging = sys.modules.get("transformers.utils.logging")
-    if hf_logging is not None:
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
+    _quiet = True
+    try:
+        with warnings.catch_warnings():
+            for name in LIBRARIES:
+                warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+            yield
+    finally:
+        _quiet = False
+        for key, old in env.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        if hf_logging is not None and hf_state is not None:
+            hf_logging.set_verbosity(hf_state[0])
+            if hf_state[1]:
+                hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager
