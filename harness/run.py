@@ -17,6 +17,7 @@ from harness import answers, faults, worker
 from harness.backends import Backend, engine_class, open_backend
 from harness.backends.base import (
     Generated,
+    InvalidAnswer,
     NonFiniteLogits,
     TokenizerMismatch,
     checkpoint_fingerprint,
@@ -278,6 +279,9 @@ def _mapped(batches: Iterator[list[Generated]], todo: list[int]) -> Iterator[lis
             yield [replace(g, index=todo[g.index]) for g in batch]
     except NonFiniteLogits as exc:
         raise NonFiniteLogits(exc.model, [todo[i] for i in exc.prompts], exc.step) from None
+    except InvalidAnswer as exc:
+        prompt = None if exc.prompt is None else todo[exc.prompt]
+        raise InvalidAnswer(exc.model, exc.url, prompt, exc.field, exc.problem) from None
 
 
 def generate_texts(
@@ -330,6 +334,14 @@ def run_model(
             f"model {spec.name!r}: NaN or infinite logits {where} of item(s) {ids}: the run "
             "stops (a model computing non-finite values gives no answer worth scoring)",
         ) from None  # fmt: skip
+    except InvalidAnswer as exc:  # name the item
+        item = None
+        if exc.prompt is not None and exc.prompt < len(items):
+            it = items[exc.prompt]
+            item = f"{it.source}: id {it.id!r}"
+        raise InvalidAnswer(exc.model, exc.url, exc.prompt, exc.field, exc.problem).named(
+            item
+        ) from None
 
 
 def _run_model(

@@ -9,14 +9,15 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from tools.llama_server import child_servers, free_port, llama_server
 
-__all__ = ["Faults", "child_servers", "fault_proxy", "free_port", "llama_server"]
+__all__ = ["Faults", "Seen", "child_servers", "fault_proxy", "free_port", "llama_server", "witness"]
 
 
 @dataclass
@@ -27,9 +28,50 @@ class Faults:
     fail_all: bool = False
     hang_first: int = 0  # hold the first N for `hang_seconds`, then forward them
     hang_seconds: float = 0.0
+    redirect: tuple[int, str] | None = None  # answer every request (status, Location)
+    # rewrite each /v1/completions answer (parsed JSON in, what to send back out)
+    mutate: Callable[[Any], Any] | None = None
     posts: int = 0
     answered_500: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class Seen:
+    """What reached a server: each request's method, path and Authorization header."""
+
+    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+
+@contextmanager
+def witness() -> Iterator[tuple[str, Seen]]:
+    """A server on 127.0.0.1 that records every request and answers 200 with a JSON body
+    shaped like an OpenAI completion: another origin a redirect could point at."""
+    seen = Seen()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _record(self) -> None:
+            seen.requests.append((self.command, self.path, self.headers.get("Authorization")))
+            data = b'{"data": [{"id": "smollm2"}], "choices": [{"text": "pwned"}]}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _record
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager
@@ -51,6 +93,8 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
                 status, data = exc.code, exc.read()
             except (urllib.error.URLError, ConnectionError):
                 status, data = 502, b'{"error": "upstream down"}'
+            if faults.mutate is not None and status == 200 and self.path == "/v1/completions":
+                data = json.dumps(faults.mutate(json.loads(data))).encode()
             self._send(status, data)
 
         def _send(self, status: int, data: bytes) -> None:
@@ -63,8 +107,19 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (its timeout): nothing to answer
 
+        def _redirected(self) -> bool:
+            if faults.redirect is None:
+                return False
+            code, where = faults.redirect
+            self.send_response(code)
+            self.send_header("Location", f"{where}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return True
+
         def do_GET(self) -> None:
-            self._forward(None)
+            if not self._redirected():
+                self._forward(None)
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -75,6 +130,8 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
                 with faults.lock:
                     faults.answered_500 += 1
                 self._send(500, json.dumps({"error": "injected"}).encode())
+                return
+            if self._redirected():
                 return
             if n <= faults.hang_first:
                 time.sleep(faults.hang_seconds)

@@ -10,14 +10,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.real_models import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
-from tests.servers import Faults, child_servers, fault_proxy, llama_server
+from tests.servers import Faults, child_servers, fault_proxy, llama_server, witness
 
 pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 
@@ -242,3 +242,96 @@ def test_a_server_baseline_leaves_the_distribution_metrics_out(server: str, tmp_
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["candidates"][0]["distribution"] is None
     assert results["candidates"][0]["metrics"]["weighted_accuracy"] is not None
+
+
+# --- servers are untrusted input --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [302, 307, 308])
+def test_a_redirect_to_another_origin_is_refused_and_nothing_reaches_it(
+    server: str, tmp_path: Path, code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configured server answers with a redirect to another origin: exit 2 in one line,
+    and the other origin receives nothing (above all, never the API key)."""
+    monkeypatch.setenv("HARNESS_TEST_KEY", "sk-secret")
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
+    with (
+        witness() as (elsewhere, seen),
+        fault_proxy(server, Faults(redirect=(code, elsewhere))) as url,
+    ):
+        config = compare_config(tmp_path, url, evalset, api_key_env="HARNESS_TEST_KEY")
+        done = run_compare(config, tmp_path / "run")
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: model 'served-f32': ") and f"answered {code} redirecting" in last
+    assert "redirects are not followed" in last and "Traceback" not in done.stderr
+    assert seen.requests == []
+    assert not (tmp_path / "run").exists()
+
+
+def _every(data: Any, key: str, fn: Callable[[Any], Any]) -> Any:
+    """`data` with fn applied to every value under `key`, at any depth."""
+    if isinstance(data, dict):
+        return {k: fn(v) if k == key else _every(v, key, fn) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_every(v, key, fn) for v in data]
+    return data
+
+
+def _out_of_vocabulary(answer: Any) -> Any:
+    """The first generated id 99999 wherever a server puts generated ids."""
+
+    def first(ids: Any) -> Any:
+        return [99999, *ids[1:]] if isinstance(ids, list) and ids else ids
+
+    def content(rows: Any) -> Any:
+        if isinstance(rows, list) and rows and isinstance(rows[0], dict) and "id" in rows[0]:
+            rows[0]["id"] = 99999
+        return rows
+
+    for key in ("tokens", "token_ids"):
+        answer = _every(answer, key, first)
+    return _every(answer, "content", content)
+
+
+def _first_top(field: str, value: Any) -> Callable[[Any], Any]:
+    """Set `field` of the first top-log-prob entry of every position to `value`."""
+
+    def change(answer: Any) -> Any:
+        def rows(content: Any) -> Any:
+            for position in content if isinstance(content, list) else []:
+                tops = position.get("top_logprobs") or []
+                if tops:
+                    tops[0][field] = value
+            return content
+
+        return _every(answer, "content", rows)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "problem"),
+    [
+        (_out_of_vocabulary, "token id", "99999 is outside the vocabulary (0 to 49151)"),
+        (_first_top("id", -3), "top log-prob token id", "-3 is outside the vocabulary"),
+        (_first_top("logprob", 0.7), "log-prob", "0.7 (a log-prob is finite and <= 0)"),
+        (_first_top("logprob", float("nan")), "log-prob", "nan (a log-prob is finite and <= 0)"),
+        (lambda a: [a], "body", "a JSON list, not an object"),
+    ],
+    ids=["id-out-of-vocabulary", "negative-id", "positive-logprob", "nan-logprob", "list-body"],
+)  # fmt: skip
+def test_an_invalid_answer_is_exit_2_naming_the_server_item_and_field(
+    server: str, tmp_path: Path, mutate: Callable[[Any], Any], field: str, problem: str
+) -> None:
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
+    with fault_proxy(server, Faults(mutate=mutate)) as url:
+        done = run_compare(compare_config(tmp_path, url, evalset), tmp_path / "run")
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"the server at {url} answered with an invalid {field}" in last, last
+    assert problem in last and "nothing was scored" in last
+    if field != "body":  # an answer to a generation request: the item is named
+        assert f"{evalset}:" in last and ": id '" in last, last
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()

@@ -241,3 +241,27 @@ class NonFiniteLogits(HarnessError):
 class TokenizerMismatch(HarnessError):
     """A prompt cannot be fed identically: a candidate's tokenizer maps it to other ids than
     the baseline's, its stop ids differ, or a model's tokenizer cannot render it."""
+
+
+class InvalidAnswer(HarnessError):
+    """An engine's answer that breaks the request's contract (a server's id outside the
+    vocabulary, a log-prob above 0 or not a number, a body of the wrong shape). `prompt`: its
+    position in the request, named as an item by the run stage."""
+
+    def __init__(self, model: str, url: str, prompt: int | None, field: str, problem: str) -> None:
+        self.model, self.url, self.prompt, self.field = model, url, prompt, field
+        self.problem = problem
+        super().__init__(self.line())
+
+    def named(self, item: str | None) -> InvalidAnswer:
+        """The same error, its message naming the item (file:line: id) instead of a position."""
+        if item is not None:
+            self.args = (self.line(item),)
+        return self
+
+    def line(self, item: str | None = None) -> str:
+        where = "" if self.prompt is None else f" (prompt {self.prompt} of the request)"
+        where = "" if item else where
+        text = (f"model {self.model!r}: the server at {self.url} answered with an invalid "
+                f"{self.field}{where}: {self.problem}; nothing was scored")  # fmt: skip
+        return f"{item}: {text}" if item else text

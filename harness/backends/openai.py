@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import math
 import os
 import sys
 import threading
@@ -38,6 +39,7 @@ from harness.backends.base import (
     Backend,
     Capabilities,
     Generated,
+    InvalidAnswer,
     ModelLoadError,
     Preflight,
     TopK,
@@ -57,6 +59,21 @@ class ServerDown(HarnessError):
 
 class ServerError(HarnessError):
     """The server answered with something the harness cannot use (a 4xx, a malformed body)."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A server is untrusted input: a redirect is never followed (urllib would copy the
+    Authorization header to wherever it points and turn the POST into a bodiless GET)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> None:  # fmt: skip
+        raise ServerError(
+            f"{req.full_url} answered {code} redirecting to {newurl}: redirects "
+            "are not followed (set base_url to where the server really is)"
+        )
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect())
 
 
 class Client:
@@ -88,8 +105,17 @@ class Client:
             wait = None
             request = urllib.request.Request(url, data, self.headers)
             try:
-                with urllib.request.urlopen(request, timeout=self.server.timeout) as response:
-                    return json.loads(response.read())
+                with _OPENER.open(request, timeout=self.server.timeout) as response:
+                    answer = json.loads(response.read())
+                if not isinstance(answer, dict):
+                    kind = type(answer).__name__
+                    raise InvalidAnswer(self.name, self.server.base_url, None, "body",
+                                        f"a JSON {kind}, not an object")  # fmt: skip
+                return answer
+            except InvalidAnswer:
+                raise
+            except ServerError as exc:  # a redirect, refused
+                raise ServerError(f"model {self.name!r}: {exc}") from None
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode("utf-8", "replace")
                 if exc.code not in RETRYABLE:
@@ -274,14 +300,15 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
                               want_logprobs else 1)  # fmt: skip
             body["stop_token_ids"] = stops  # vLLM and SGLang; llama-server stops on its EOG
             response = self.client.call("/v1/completions", body)
-            choice = (response.get("choices") or [{}])[0]
+            choice = self._choice(response, i)
             raw = _ids(choice, response)
             if raw is None:
                 raise ServerError(
                     f"model {self.spec.name!r}: the server returned no token ids (it must "
                     "support llama-server's return_tokens or vLLM's return_token_ids)"
                 )
-            rows = _positions(choice)
+            self._check_ids(raw, i, "token id")
+            rows = self._rows(choice, i)
             ids, stop = self._cut(raw, rows, stops, limits[i])
             logp = None
             if want_logprobs:
@@ -302,6 +329,37 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
                 out = list(self._pool(chunk, one))
                 bar.update(len(chunk))
                 yield out
+
+    def _invalid(self, prompt: int | None, field: str, problem: str) -> InvalidAnswer:
+        return InvalidAnswer(self.spec.name, self.server.base_url, prompt, field, problem)
+
+    def _choice(self, response: dict[str, Any], prompt: int | None) -> dict[str, Any]:
+        choices = response.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise self._invalid(prompt, "choices", f"{str(choices)[:80]} (a list of objects)")
+        return choices[0]
+
+    def _check_ids(self, ids: Sequence[int], prompt: int | None, field: str) -> None:
+        vocab = len(self._tok)
+        bad = next((t for t in ids if not 0 <= t < vocab), None)
+        if bad is not None:
+            raise self._invalid(
+                prompt, field, f"{bad} is outside the vocabulary (0 to {vocab - 1})"
+            )
+
+    def _rows(self, choice: dict[str, Any], prompt: int | None) -> list[list[tuple[int, float]]]:
+        """The top-k rows, every id in the vocabulary and every log-prob a finite number <= 0
+        (a rounding error of 1e-6 above 0 allowed)."""
+        try:
+            rows = _positions(choice)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise self._invalid(prompt, "log-probs", f"{type(exc).__name__}: {exc}") from None
+        for row in rows:
+            self._check_ids([t for t, _ in row], prompt, "top log-prob token id")
+            for _, lp in row:
+                if not math.isfinite(lp) or lp > 1e-6:
+                    raise self._invalid(prompt, "log-prob", f"{lp} (a log-prob is finite and <= 0)")
+        return rows
 
     def _cut(self, raw: list[int], rows: list[list[tuple[int, float]]], stops: list[int],
              limit: int) -> tuple[list[int], int | None]:  # fmt: skip
@@ -344,7 +402,7 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         def position(job: tuple[Sequence[int], int]) -> list[tuple[int, float]]:
             body = self._body(job[0], 1, self.server.top_logprobs)
             response = self.client.call("/v1/completions", body)
-            rows = _positions((response.get("choices") or [{}])[0])
+            rows = self._rows(self._choice(response, None), None)
             if not rows:
                 raise ServerError(f"model {self.spec.name!r}: no log-probs in the answer")
             return rows[0]
