@@ -120,23 +120,30 @@ def test_commands_that_load_no_model_run_in_process() -> None:
     assert not supervised([])
 
 
-@pytest.mark.slow
-def test_sigint_to_the_console_script_reaches_the_worker_once(tmp_path: Path) -> None:
-    """Ctrl-C (here SIGINT to the `harness` process, as a terminal sends it to its foreground
-    group, which the worker is not in): the worker cleans up and exits 130, and so does
-    `harness`, with the worker's one line."""
+def generating(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+    """`harness compare` started on the demo against its bf16 copy, returned once its baseline
+    is generating (an event, not a sleep), with what it has written to stderr so far."""
     cfg = config(tmp_path / "c.toml", f'path = "{DEMO}"\ndtype = "bfloat16"')
     args = console("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
                    "--run-cache", str(tmp_path / "r"))  # fmt: skip
     proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     seen = ""
-    while "fp32:" not in seen:  # the baseline is generating (an event, not a sleep)
-        line = proc.stderr.read(64)
-        assert line, seen
-        seen += line
+    while "fp32:" not in seen:
+        chunk = proc.stderr.read(64)
+        assert chunk, seen
+        seen += chunk
+    return proc, seen
+
+
+@pytest.mark.slow
+def test_sigint_to_the_console_script_reaches_the_worker_once(tmp_path: Path) -> None:
+    """Ctrl-C (here SIGINT to the `harness` process, as a terminal sends it to its foreground
+    group, which the worker is not in): the worker cleans up and exits 130, and so does
+    `harness`, with the worker's one line."""
+    proc, seen = generating(tmp_path)
     proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
+    rest = proc.stderr.read() if proc.stderr else ""
     assert proc.wait(timeout=120) == 130, seen + rest
     assert "harness: interrupted (SIGINT); nothing half-written was kept" in rest
     assert "Traceback" not in rest and "error:" not in rest
@@ -149,16 +156,7 @@ def test_the_worker_does_not_outlive_a_killed_console_script(tmp_path: Path) -> 
     kernel (PR_SET_PDEATHSIG), cleans up and exits; nothing is left running or half-built."""
     import time
 
-    cfg = config(tmp_path / "c.toml", f'path = "{DEMO}"\ndtype = "bfloat16"')
-    args = console("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
-                   "--run-cache", str(tmp_path / "r"))  # fmt: skip
-    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    seen = ""
-    while "fp32:" not in seen:
-        chunk = proc.stderr.read(64)
-        assert chunk, seen
-        seen += chunk
+    proc, _ = generating(tmp_path)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     [worker_pid] = [int(c) for c in children]
     proc.kill()
