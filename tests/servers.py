@@ -29,6 +29,7 @@ class Faults:
     hang_first: int = 0  # hold the first N for `hang_seconds`, then forward them
     hang_seconds: float = 0.0
     redirect: tuple[int, str] | None = None  # answer every request (status, Location)
+    drip: float = 0.0  # send each /v1/completions answer one byte per `drip` seconds
     # rewrite each /v1/completions answer (parsed JSON in, what to send back out)
     mutate: Callable[[Any], Any] | None = None
     posts: int = 0
@@ -95,7 +96,23 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
                 status, data = 502, b'{"error": "upstream down"}'
             if faults.mutate is not None and status == 200 and self.path == "/v1/completions":
                 data = json.dumps(faults.mutate(json.loads(data))).encode()
+            if faults.drip and self.path == "/v1/completions":
+                self._drip(status, data)
+                return
             self._send(status, data)
+
+        def _drip(self, status: int, data: bytes) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                for k in range(len(data)):
+                    self.wfile.write(data[k : k + 1])
+                    self.wfile.flush()
+                    time.sleep(faults.drip)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up: what the test wants
 
         def _send(self, status: int, data: bytes) -> None:
             try:

@@ -6,6 +6,7 @@ in the middle of a run."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -334,4 +335,57 @@ def test_an_invalid_answer_is_exit_2_naming_the_server_item_and_field(
     if field != "body":  # an answer to a generation request: the item is named
         assert f"{evalset}:" in last and ": id '" in last, last
     assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_dripping_server_meets_one_deadline_per_request(server: str, tmp_path: Path) -> None:
+    """Every answer dripped a byte per 0.5 s: each try ends at the 2 s deadline (a per-read
+    timeout never would), the retry too, and the run exits 2 in one line, nothing published."""
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
+    faults = Faults(drip=0.5)
+    with fault_proxy(server, faults) as url:
+        config = compare_config(tmp_path, url, evalset, timeout=2, retries=1)
+        started = time.monotonic()
+        done = run_compare(config, tmp_path / "run", timeout=300)
+        took = time.monotonic() - started
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "did not answer /v1/completions after 2 tries" in last, last
+    assert "no whole answer within the 2 s timeout" in last, last
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "run").exists()
+    # The baseline is generated first (tens of seconds): the candidate's part is the rest.
+    assert took < 240, took
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_a_run_stuck_on_a_dripping_server_within_5_s(
+    server: str, tmp_path: Path, signum: int, code: int
+) -> None:
+    """The console script (worker and all), a generous 60 s timeout, a server that drips: the
+    signal lands while requests are in flight and the run is gone within 5 s."""
+    evalset = subset(tmp_path / "s.jsonl", per_file=2)
+    faults = Faults(drip=0.5)
+    with fault_proxy(server, faults) as url:
+        config = compare_config(tmp_path, url, evalset, timeout=60, retries=1)
+        cmd = [sys.executable, "-m", "harness", "compare", "--config", str(config),
+               "--out", str(tmp_path / "run")]  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        try:
+            deadline = time.monotonic() + 600
+            while faults.posts < 2 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert faults.posts >= 2, proc.communicate()[1][-2000:]
+            time.sleep(1.0)  # well inside the first dripped answers
+            sent = time.monotonic()
+            proc.send_signal(signum)
+            _, err = proc.communicate(timeout=30)
+            took = time.monotonic() - sent
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == code, err[-2000:]
+    assert took < 5.0, took
+    assert "Traceback" not in err
     assert not (tmp_path / "run").exists()

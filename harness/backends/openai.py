@@ -13,24 +13,24 @@ candidate's output diverged) uses prompt log-probs where the server returns them
 `prompt_logprobs`, `prompt_logprobs = true`), else one 1-token request per position, each
 prompt extending the last (servers cache the shared prefix).
 
-Requests run `concurrency` at a time, each with a timeout; 429, 5xx, timeouts and refused
-connections are retried with exponential backoff (`Retry-After` honoured); a server that
-stays down raises `ServerDown`, which the CLI turns into exit 2 naming it: a run is scored
-whole or not at all.
+Requests run `concurrency` at a time, each try under one deadline (connect to the body's
+last byte; see `_Request`); 429, 5xx, timeouts and refused connections are retried with
+exponential backoff (`Retry-After` honoured); a server that stays down raises `ServerDown`,
+which the CLI turns into exit 2 naming it: a run is scored whole or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import json
 import math
 import os
+import socket
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from harness.records import ModelSpec, ServerSpec
 
 T = TypeVar("T")
 RETRYABLE = (429, 500, 502, 503, 504)
+MAX_BODY = 256 << 20  # no answer of ours comes near it; a hostile server cannot fill memory
 
 
 class ServerDown(HarnessError):
@@ -61,27 +62,76 @@ class ServerError(HarnessError):
     """The server answered with something the harness cannot use (a 4xx, a malformed body)."""
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A server is untrusted input: a redirect is never followed (urllib would copy the
-    Authorization header to wherever it points and turn the POST into a bodiless GET)."""
-
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any,
-                         newurl: str) -> None:  # fmt: skip
-        raise ServerError(
-            f"{req.full_url} answered {code} redirecting to {newurl}: redirects "
-            "are not followed (set base_url to where the server really is)"
-        )
+class Stopped(HarnessError):
+    """The run is stopping (a signal, or another request of the batch failed): requests in
+    flight were cut and no new one is sent."""
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect())
+class _Request:
+    """One HTTP exchange under one deadline. http.client's timeout bounds each socket read,
+    so a server dripping a byte at a time would never time out; a watchdog timer shuts the
+    socket down when the deadline passes, whatever phase (connect, headers, body) it is in.
+    http.client follows no redirects, so the key only ever goes to the configured origin."""
+
+    def __init__(self, url: urllib.parse.SplitResult, timeout: float) -> None:
+        cls = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        self.conn = cls(url.hostname or "", url.port, timeout=timeout)
+        self.expired = self.cut = False
+        self._sock: socket.socket | None = None  # held here: http.client drops its own early
+        self._watchdog = threading.Timer(timeout, self.abort, args=(True,))
+        self._watchdog.daemon = True
+
+    def abort(self, expired: bool = False) -> None:
+        self.expired = self.expired or expired
+        self.cut = True
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def send(self, method: str, path: str, data: bytes | None,
+             headers: dict[str, str]) -> tuple[int, Any, bytes]:  # fmt: skip
+        """(status, headers, body), the body read whole or not at all."""
+        self._watchdog.start()
+        try:
+            self.conn.connect()
+            self._sock = self.conn.sock
+            if self.cut:  # cut while connecting, before there was a socket to shut down
+                raise ConnectionAbortedError("the request was cut")
+            self.conn.request(method, path, data, headers)
+            response = self.conn.getresponse()
+            chunks, size = [], 0
+            while chunk := response.read1(1 << 16):
+                size += len(chunk)
+                if size > MAX_BODY:
+                    raise ServerError(f"an answer over {MAX_BODY >> 20} MiB")
+                chunks.append(chunk)
+            if self.expired:
+                raise TimeoutError
+            if response.length:  # a body cut short by the server
+                raise http.client.IncompleteRead(b"".join(chunks), response.length)
+            return response.status, response.headers, b"".join(chunks)
+        except (OSError, http.client.HTTPException):
+            if self.expired:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._watchdog.cancel()
+            self.conn.close()
 
 
 class Client:
-    """JSON over HTTP with retries; one instance per backend, shared by its worker threads."""
+    """JSON over HTTP with retries; one instance per backend, shared by its worker threads.
+
+    Each try has one deadline (`timeout`, connect to the last byte of the body). `abort()`
+    (a stop: Ctrl-C, SIGTERM, a failed request of the same batch) cuts every request in
+    flight and makes every later call fail at once, so a run stops in well under a second
+    whatever the server does."""
 
     def __init__(self, server: ServerSpec, name: str) -> None:
         self.server, self.name = server, name
-        self.headers = {"Content-Type": "application/json"}
+        self.url = urllib.parse.urlsplit(server.base_url)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if server.api_key_env is not None:
             key = os.environ.get(server.api_key_env)
             if not key:
@@ -92,6 +142,33 @@ class Client:
             self.headers["Authorization"] = f"Bearer {key}"
         self.retried = 0  # retries made, all threads together (what the tests look at)
         self._lock = threading.Lock()
+        self._live: set[_Request] = set()
+        self._stopped = threading.Event()
+
+    def abort(self) -> None:
+        self._stopped.set()
+        with self._lock:
+            live = list(self._live)
+        for request in live:
+            request.abort()
+
+    def _check_stopped(self) -> None:
+        if self._stopped.is_set():
+            raise Stopped(f"model {self.name!r}: the run was stopped")
+
+    def _once(self, path: str, data: bytes | None) -> tuple[int, Any, bytes]:
+        self._check_stopped()
+        request = _Request(self.url, self.server.timeout)
+        with self._lock:
+            self._live.add(request)
+        try:
+            self._check_stopped()  # an abort() between the first check and the add
+            method = "GET" if data is None else "POST"
+            where = f"{self.url.path.rstrip('/')}{path}"
+            return request.send(method, where, data, self.headers)
+        finally:
+            with self._lock:
+                self._live.discard(request)
 
     def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         url = f"{self.server.base_url}{path}"
@@ -101,36 +178,43 @@ class Client:
             if attempt:
                 with self._lock:
                     self.retried += 1
-                time.sleep(wait if wait is not None else min(8.0, 0.25 * 2**attempt))
+                self._stopped.wait(wait if wait is not None else min(8.0, 0.25 * 2**attempt))
             wait = None
-            request = urllib.request.Request(url, data, self.headers)
             try:
-                with _OPENER.open(request, timeout=self.server.timeout) as response:
-                    answer = json.loads(response.read())
-                if not isinstance(answer, dict):
-                    kind = type(answer).__name__
-                    raise InvalidAnswer(self.name, self.server.base_url, None, "body",
-                                        f"a JSON {kind}, not an object")  # fmt: skip
-                return answer
-            except InvalidAnswer:
-                raise
-            except ServerError as exc:  # a redirect, refused
-                raise ServerError(f"model {self.name!r}: {exc}") from None
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                if exc.code not in RETRYABLE:
-                    raise ServerError(
-                        f"model {self.name!r}: {url} answered {exc.code}: {detail}"
-                    ) from None
-                last = f"HTTP {exc.code}: {detail}"
-                retry_after = exc.headers.get("Retry-After", "")
+                status, headers, raw = self._once(path, data)
+            except TimeoutError:
+                last = f"no whole answer within the {self.server.timeout:g} s timeout"
+                continue
+            except (OSError, http.client.HTTPException) as exc:
+                self._check_stopped()
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            except ServerError as exc:
+                raise ServerError(f"model {self.name!r}: {url}: {exc}") from None
+            if 300 <= status < 400:
+                where = headers.get("Location", "?")
+                raise ServerError(
+                    f"model {self.name!r}: {url} answered {status} redirecting to {where}: "
+                    "redirects are not followed (set base_url to where the server really is)"
+                )
+            if status >= 400:
+                detail = raw[:300].decode("utf-8", "replace")
+                if status not in RETRYABLE:
+                    raise ServerError(f"model {self.name!r}: {url} answered {status}: {detail}")
+                last = f"HTTP {status}: {detail}"
+                retry_after = headers.get("Retry-After", "")
                 wait = min(float(retry_after), 30.0) if retry_after.isdigit() else None
-            except (urllib.error.URLError, http.client.HTTPException, ConnectionError,
-                    TimeoutError) as exc:  # fmt: skip
-                reason = getattr(exc, "reason", exc)
-                last = f"{type(reason).__name__}: {reason}"
-            except json.JSONDecodeError as exc:
+                continue
+            try:
+                answer = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 raise ServerError(f"model {self.name!r}: {url}: not JSON: {exc}") from None
+            if not isinstance(answer, dict):
+                kind = type(answer).__name__
+                raise InvalidAnswer(self.name, self.server.base_url, None, "body",
+                                    f"a JSON {kind}, not an object")  # fmt: skip
+            return answer
+        self._check_stopped()
         raise ServerDown(
             f"model {self.name!r}: the server at {self.server.base_url} did not answer "
             f"{path} after {self.server.retries + 1} tries (last: {last})"
@@ -270,9 +354,20 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         return None
 
     def _pool(self, work: Sequence[T], fn: Callable[[T], Any]) -> Iterator[Any]:
-        """`fn` over `work`, `concurrency` at a time, results in order."""
-        with ThreadPoolExecutor(max_workers=self.server.concurrency) as pool:
+        """`fn` over `work`, `concurrency` at a time, results in order. Anything that ends
+        the wait early (Ctrl-C, SIGTERM, a request that failed) aborts the requests in
+        flight and leaves without waiting for them: a stop takes milliseconds, not a timeout."""
+        pool = ThreadPoolExecutor(max_workers=self.server.concurrency)
+        try:
             yield from pool.map(fn, work)
+        except GeneratorExit:  # the caller wants no more: the rest is not needed
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        except BaseException:
+            self.client.abort()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
     def _body(self, prompt: Sequence[int], max_tokens: int, top: int) -> dict[str, Any]:
         body: dict[str, Any] = {
