@@ -20,6 +20,7 @@ from typing import Any
 
 from harness import console, worker
 from harness.errors import HarnessError
+from harness.outputs import check_file, check_folder, copy_file, output_folder, owned_folder
 from harness.quantize import DEFAULT_CACHE
 from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
 from harness.results import Results
@@ -70,11 +71,17 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         spec = QuantizeSpec(
             args.scheme, args.method, args.calibration, args.samples, args.max_seq_length
         )
+    if args.out is not None:  # before any work: a refused --out costs nothing
+        if isinstance(spec, GgufSpec):
+            check_file(args.out, args.force)
+        else:
+            check_folder(args.out, "checkpoint")
     made = quantize(args.baseline, checkpoint_fingerprint(args.baseline), spec, args.cache)
     if args.out and made.path.is_file():
-        shutil.copyfile(made.path, args.out)
+        copy_file(made.path, args.out, args.force)
     elif args.out:
-        shutil.copytree(made.path, args.out, dirs_exist_ok=True)
+        with output_folder(args.out, "checkpoint") as tmp:
+            shutil.copytree(made.path, tmp, dirs_exist_ok=True)
     where = args.out or made.path
     print(f"{'cached' if made.cached else f'made in {made.seconds:.0f}s'}: {where}")
     return EXIT_OK
@@ -96,7 +103,8 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from harness.rundir import dumps, write_atomic
     from harness.sensitivity import measure
 
-    out = args.out or Path("reports") / f"{args.config.stem}-sensitivity"
+    out = owned_folder(args.out or Path("reports") / f"{args.config.stem}-sensitivity",
+                       "sensitivity")  # fmt: skip
     found = measure(args.config, args.rung, out, args.keep, args.keep_scheme, args.cache,
                     args.run_cache or DEFAULT_RUN_CACHE)  # fmt: skip
     for row in sorted(found["layers"], key=lambda r: -r["mean_kld"]):
@@ -114,7 +122,9 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 def cmd_export_lm_eval(args: argparse.Namespace) -> int:
     from harness.lmeval import export_tasks
 
-    for path in export_tasks(args.paths, args.out, args.max_gen_toks):
+    with output_folder(args.out, "lm-eval tasks") as tmp:
+        written = export_tasks(args.paths, args.out, args.max_gen_toks, into=tmp)
+    for path in written:
         print(path)
     hint = f"lm_eval --model hf --model_args pretrained=DIR --include_path {args.out} --tasks TASK"
     print(f"run them with: {hint}")
@@ -223,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="copy the checkpoint here (default: print the cache dir)"
     )
     quant.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    quant.add_argument("--force", action="store_true",
+                       help="replace an existing --out file (a GGUF)")  # fmt: skip
     quant.set_defaults(func=cmd_quantize)
 
     for command in ("compare", "ladder", "sweep"):

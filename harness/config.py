@@ -486,11 +486,10 @@ def _stats(table: _Table) -> StatsConfig:
             f"interval would hold {samples * 8 / 1e9:.1f} GB of resampled values and take "
             f"{samples / 2000:,.0f} times as long as the default 2,000"
         )
-    return StatsConfig(
-        bootstrap_samples=samples,
-        seed=table.get("seed", int, 0),
-        confidence=confidence,
-    )
+    seed = table.get("seed", int, 0)
+    if seed < 0:  # numpy's generators take no negative seed
+        raise ConfigError(f"{table.where}: seed = {seed} must be >= 0")
+    return StatsConfig(bootstrap_samples=samples, seed=seed, confidence=confidence)
 
 
 def apply_overrides(

@@ -267,16 +267,19 @@ metric_list:
 
 
 def export_tasks(
-    paths: Sequence[str], out: Path, max_gen_toks: int = 32, data_dir: str | None = None
-) -> list[Path]:
+    paths: Sequence[str], out: Path, max_gen_toks: int = 32, data_dir: str | None = None,
+    into: Path | None = None,
+) -> list[Path]:  # fmt: skip
     """One task per eval-set file, named `harness_<file stem>`; the data is copied next to
     the YAML (prompt items with a single reference and an exportable scorer only). The YAML
     names the data relative to the working directory when `out` lies below it (run lm_eval
     from there), by absolute path otherwise: lm-eval's json loader resolves it that way.
-    `data_dir` overrides that prefix (the shipped tasks use `evalsets/lm_eval`)."""
+    `data_dir` overrides that prefix (the shipped tasks use `evalsets/lm_eval`). `into`: the
+    folder written now, renamed to `out` after (the YAMLs name `out`)."""
     from harness.evalset import load_evalset
 
-    out.mkdir(parents=True, exist_ok=True)
+    folder = into or out
+    folder.mkdir(parents=True, exist_ok=True)
     written = []
     items = load_evalset(list(paths))
     for source in dict.fromkeys(i.source.path for i in items):
@@ -297,12 +300,12 @@ def export_tasks(
             continue
         name = f"harness_{Path(source).stem}".replace("-", "_")
         data = out / f"{name}.jsonl"
-        data.write_text(
+        (folder / data.name).write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
         )
         normalized = any(i.scorer == Scorer.NORMALIZED for i in mine)
         where = f"{data_dir}/{data.name}" if data_dir else data_path(data)
         yaml = task_yaml(name, where, max_gen_toks, normalized)
-        (out / f"{name}.yaml").write_text(yaml, encoding="utf-8")
+        (folder / f"{name}.yaml").write_text(yaml, encoding="utf-8")
         written += [out / f"{name}.yaml", data]
     return written

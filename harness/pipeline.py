@@ -25,6 +25,7 @@ from harness.errors import HarnessError
 from harness.evalset import load_evalset
 from harness.gate import check_computable, gate
 from harness.ladder import summarize_ladder
+from harness.outputs import owned_folder
 from harness.pairing import pair, pair_samples, sample_item
 from harness.quantize import DEFAULT_CACHE
 from harness.records import (
@@ -54,6 +55,7 @@ from harness.results import (
 from harness.review import ReviewError, Reviews, check_review, merge, review_status
 from harness.rundir import (
     RunDir,
+    RunFolderError,
     check_out,
     dumps,
     locked,
@@ -169,11 +171,10 @@ def corpus(config: Path, out: Path | None, cache: Path = DEFAULT_CACHE) -> tuple
     cfg = load_config(config)
     if cfg.corpus is None:
         raise HarnessError(f"{config}: no [corpus] table (text, context, chunks, reference)")
+    folder = owned_folder(out or Path("reports") / f"{cfg.name}-corpus", "corpus")
     result = run_corpus(corpus_models(cfg, cache), cfg.corpus,
                         cfg.corpus.reference or cfg.baseline.name)  # fmt: skip
     table = render_table(result)
-    folder = out or Path("reports") / f"{cfg.name}-corpus"
-    folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / "corpus.json", dumps(result.to_json()))
     write_atomic(folder / "corpus.md", table)
     return result, table
@@ -189,9 +190,25 @@ def check_embedder(cfg: CompareConfig, items: list[EvalItem]) -> None:
         )
 
 
-def rebuild(run_dir: Path, reviews: Reviews | None = None) -> Results:
-    """Re-derive every artifact of a run folder from what is on disk (no model loaded). With
-    `reviews` (new verdicts merged), they are written with the artifacts, all or none."""
+def rebuild(run_dir: Path) -> Results:
+    """Re-derive every artifact of a run folder from what is on disk (no model loaded)."""
+    with _writing(run_dir, "which is writing the same run folder"):
+        return _rebuild(run_dir)
+
+
+@contextlib.contextmanager
+def _writing(run_dir: Path, what: str) -> Iterator[None]:
+    """The run folder's lock, waited for: one writer at a time (a compare publishing it, a
+    report rebuild, a review import), each reading what the one before wrote."""
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: no such run folder")
+    with locked(run_dir, wait=True, what=what):
+        yield
+
+
+def _rebuild(run_dir: Path, reviews: Reviews | None = None) -> Results:
+    """`rebuild`, the lock held. With `reviews` (new verdicts merged), they are written with
+    the artifacts, all or none."""
     folder = RunDir(run_dir)
     run = folder.read_run()
     results, paired = analyze(run, folder, folder.read_reviews() if reviews is None else reviews)
@@ -221,9 +238,33 @@ def json_depth(text: str) -> int:
 
 def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
     """Merge a reviewer's verdicts into the run, then rebuild every artifact (and the gate).
-    Returns how many verdicts the review brought, and the new results."""
-    folder = RunDir(run_dir)
-    run = folder.read_run()
+    Returns how many verdicts the review brought, and the new results. Imports into one
+    folder take its lock in turn: each merges into what the one before wrote."""
+    review = _read_review(review_path)
+    with _writing(run_dir, "which is writing the same run folder (a review import?)"):
+        folder = RunDir(run_dir)
+        run = folder.read_run()
+        # The report's items: the eval set's and, with lm-eval tasks, their samples.
+        ids = {item.id for item in run.items}
+        if run.header.config["lm_eval"]:
+            ids |= {sample_item(s).id for s in folder.read_samples(run.header.baseline.name)}
+        # What the review queue showed: per candidate, the items whose outcome is not
+        # identical (read from results.json: outcomes do not depend on reviews, so nothing is
+        # re-paired).
+        flagged: dict[str, set[str]] = {c.name: set() for c in run.candidates}
+        for it in folder.read_results().items:
+            for name, side in it.candidates.items():
+                if side.outcome != Outcome.IDENTICAL.value:
+                    flagged[name].add(it.id)
+        try:
+            verdicts = check_review(review, run.header.run_id, run.results_sha256, ids, flagged)
+        except ReviewError as exc:
+            raise ReviewError(f"{review_path}: {exc}") from None
+        merged = merge(folder.read_reviews(), review, verdicts, now())
+        return len(verdicts), _rebuild(run_dir, merged)
+
+
+def _read_review(review_path: Path) -> Any:
     try:
         size = review_path.stat().st_size
         if size > MAX_REVIEW_BYTES:
@@ -233,29 +274,13 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
         if (depth := json_depth(text)) > MAX_REVIEW_DEPTH:
             raise ReviewError(f"{review_path}: nested {depth:,} deep; a review nests at most "
                               f"{MAX_REVIEW_DEPTH}")  # fmt: skip
-        review = json.loads(text)
+        return json.loads(text)
     except UnicodeDecodeError as exc:
         raise ReviewError(f"{review_path}: not UTF-8 (byte {exc.start})") from None
     except OSError as exc:
         raise ReviewError(f"{review_path}: cannot read: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
         raise ReviewError(f"{review_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    # The report's items: the eval set's and, with lm-eval tasks, their samples.
-    ids = {item.id for item in run.items}
-    if run.header.config["lm_eval"]:
-        ids |= {sample_item(s).id for s in folder.read_samples(run.header.baseline.name)}
-    # What the review queue showed: per candidate, the items whose outcome is not identical
-    # (read from results.json: outcomes do not depend on reviews, so nothing is re-paired).
-    flagged: dict[str, set[str]] = {c.name: set() for c in run.candidates}
-    for it in folder.read_results().items:
-        for name, side in it.candidates.items():
-            if side.outcome != Outcome.IDENTICAL.value:
-                flagged[name].add(it.id)
-    try:
-        verdicts = check_review(review, run.header.run_id, run.results_sha256, ids, flagged)
-    except ReviewError as exc:
-        raise ReviewError(f"{review_path}: {exc}") from None
-    return len(verdicts), rebuild(run_dir, merge(folder.read_reviews(), review, verdicts, now()))
 
 
 def analyze(
@@ -321,7 +346,7 @@ def library_versions() -> dict[str, str | None]:
 
 
 def evalset_info(items: list[EvalItem]) -> tuple[EvalsetInfo, ...]:
-    from harness.quantize import sha256_file
+    from harness.sealed import sha256_file
 
     counts: dict[str, int] = {}
     for item in items:

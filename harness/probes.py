@@ -20,6 +20,7 @@ e^-LOGP_SPAN relative to the top token are clamped to the floor: they weigh less
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -131,6 +132,8 @@ class LogprobStore:
         self._rows = 0
         self._files: tuple[Any, Any] | None = None
         self._maps: tuple[np.ndarray, np.ndarray] | None = None
+        self._segment = (hashlib.sha256(), hashlib.sha256())  # what was appended since the
+        # last checkpoint: a journal line records it, and a resume checks it
 
     @classmethod
     def open(cls, stem: Path) -> LogprobStore:
@@ -147,19 +150,44 @@ class LogprobStore:
             self.stem.parent.mkdir(parents=True, exist_ok=True)
             self._files = (open(f"{self.stem}.codes", "wb"), open(f"{self.stem}.rows", "wb"))  # noqa: SIM115
         codes, floor, step = pack(logp)
-        self._files[0].write(codes.tobytes())
-        self._files[1].write(np.stack([floor, step], axis=1).astype(np.float32).tobytes())
+        data = (codes.tobytes(), np.stack([floor, step], axis=1).astype(np.float32).tobytes())
+        for f, h, chunk in zip(self._files, self._segment, data, strict=True):
+            f.write(chunk)
+            h.update(chunk)
         self.vocab = int(logp.shape[-1])
         self.index[item] = (self._rows, int(logp.shape[0]))
         self._rows += int(logp.shape[0])
 
     def checkpoint(self) -> dict[str, Any]:
-        """Flush and fsync what was appended: the rows a journal line may then count on."""
+        """Flush and fsync what was appended: the rows a journal line may then count on, with
+        the sha256 of the bytes appended since the last checkpoint."""
         if self._files is not None:
             for f in self._files:
                 f.flush()
                 os.fsync(f.fileno())
-        return {"rows": self._rows, "vocab": self.vocab}
+        sums = [h.hexdigest() for h in self._segment]
+        self._segment = (hashlib.sha256(), hashlib.sha256())
+        return {"rows": self._rows, "vocab": self.vocab, "sha256": sums}
+
+    def intact(self, states: Sequence[dict[str, Any]]) -> int:
+        """How many of a journal's checkpoints (`states`, in order) the files on disk still
+        hold byte for byte: a resume keeps those batches and makes the rest again."""
+        codes, meta = Path(f"{self.stem}.codes"), Path(f"{self.stem}.rows")
+        if not (codes.is_file() and meta.is_file()):
+            return 0
+        start = 0
+        with open(codes, "rb") as fc, open(meta, "rb") as fm:
+            for k, state in enumerate(states):
+                rows, vocab = int(state["rows"]), int(state["vocab"])
+                n = rows - start
+                if n < 0:
+                    return k
+                got = [hashlib.sha256(fc.read(n * vocab * 2)).hexdigest(),
+                       hashlib.sha256(fm.read(n * 8)).hexdigest()]  # fmt: skip
+                if got != state.get("sha256"):
+                    return k
+                start = rows
+        return len(states)
 
     def resume(self, rows: int, vocab: int, index: dict[int, tuple[int, int]]) -> None:
         """Continue a store a killed run left: keep its first `rows` rows (what its journal
@@ -272,6 +300,9 @@ class BaselineProbe:
         index = {str(g.index): self.store.index[g.index] for g in batch}
         return {"own": self.reference.state(batch), "index": index} | self.store.checkpoint()
 
+    def intact(self, states: Sequence[dict[str, Any]]) -> int:
+        return self.store.intact(states)
+
     def restore(self, states: Sequence[dict[str, Any]], conts: dict[int, tuple[int, ...]]) -> None:
         """Back to where a killed run's journal ends: its batches' continuations, NLLs and
         packed rows (anything the store holds past them is cut)."""
@@ -320,6 +351,10 @@ class CandidateProbe:
             "stats": {str(i): to_json(self.stats[i]) for i in sorted(mine & self.stats.keys())},
             "pending": [i for i in self.pending if i in mine],
         }
+
+    def intact(self, states: Sequence[dict[str, Any]]) -> int:
+        """Its state is all in the journal's lines, checked there."""
+        return len(states)
 
     def restore(self, states: Sequence[dict[str, Any]], conts: dict[int, tuple[int, ...]]) -> None:
         for state in states:

@@ -27,7 +27,7 @@ from harness.codec import from_json
 from harness.errors import HarnessError
 from harness.lmeval import run_tasks
 from harness.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
-from harness.quantize import quantize
+from harness.quantize import check_groups, quantize
 from harness.records import (
     AgreementSettings,
     CandidateSpec,
@@ -193,6 +193,9 @@ def preflight(
     prompt (tokenized as the baseline tokenizes it: every model is fed those ids) plus its
     max_new_tokens fits every model's context, as far as that is known without loading
     weights (run_model checks again once each model is loaded)."""
+    for cand in candidates:  # cheapest first: what would fail after minutes of quantizing
+        if cand.quantize is not None:
+            check_recipe(baseline, cand.name, cand.quantize)
     base = engine_class(baseline.backend).preflight(baseline)
     contexts = [(baseline.name, base.context)]
     for cand in candidates:
@@ -220,6 +223,29 @@ def preflight(
         check_context(name, context, items, lengths, limits)
 
 
+def check_recipe(baseline: ModelSpec, name: str, spec: QuantizeSpec | GgufSpec) -> None:
+    """What a candidate's quantization needs, checked before any rung is made: its input
+    files, the llama.cpp tools for a GGUF, group sizes that divide every layer it quantizes."""
+    from harness.llamacpp_home import tool
+
+    for what, path in (("calibration set", spec.calibration),
+                       ("recipe", getattr(spec, "recipe", None))):  # fmt: skip
+        if path is not None and not Path(path).is_file():
+            raise HarnessError(f"candidate {name!r}: {what} {path}: no such file")
+    if isinstance(spec, GgufSpec):
+        try:
+            tool("llama-quantize")
+            if spec.imatrix is not None:
+                tool("llama-imatrix")
+        except HarnessError as exc:
+            raise HarnessError(f"candidate {name!r} ({spec.describe()}): {exc}") from None
+    elif spec.recipe is None and Path(baseline.path).is_dir():
+        try:
+            check_groups(baseline.path, spec)
+        except HarnessError as exc:
+            raise HarnessError(f"candidate {name!r}: {exc}") from None
+
+
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
     """The text before the first stop string (greedy decoding is causal, so cutting after
     the fact gives what stopping early would have given)."""
@@ -239,6 +265,9 @@ def greedy_rows(
     them in the first run (hf batches prompts in sorted order, and a journal holds a prefix
     of that order)."""
     rows: dict[int, tuple[int, ...]] = {}
+    if journal is not None and journal.batches and probe is not None:
+        journal.keep(probe.intact([r["probe"] for r in journal.batches]),
+                     "the packed log-probs differ from what the journal recorded")  # fmt: skip
     if journal is not None and journal.batches:
         conts: dict[int, tuple[int, ...]] = {}
         for record in journal.batches:

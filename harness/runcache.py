@@ -29,6 +29,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -41,10 +42,12 @@ from harness.errors import HarnessError
 from harness.filelock import hold, is_held
 from harness.records import EvalItem, GenerationSettings, LmEvalConfig, ModelSpec
 from harness.results import item_to_json
-from harness.rundir import RunDir, dumps, read_json, write_atomic
+from harness.rundir import RunDir, dumps, write_atomic
+from harness.sealed import SUM, differences, file_hashes, is_sealed, seal, set_aside
 
 DEFAULT_RUN_CACHE = Path(".cache") / "harness" / "runs"
-FORMAT = 2  # bumped when what an entry holds, or how outputs are made, changes
+logger = logging.getLogger(__name__)
+FORMAT = 3  # bumped when what an entry holds, or how outputs are made, changes
 ENTRY = "entry.json"
 WORK = ".work-"  # a key's work folder: what a killed run finished, batch by batch
 JOURNAL = "journal.jsonl"
@@ -89,35 +92,76 @@ def candidate_key(spec: ModelSpec, fingerprint: str, base_key: str, role: str = 
                     "engine": engine_settings(spec), "baseline": base_key})  # fmt: skip
 
 
+def _shaped(record: dict[str, Any]) -> bool:
+    """A journal line's batch: rows of [prompt index, output ids, stop id or null]."""
+    rows = record.get("rows")
+    return isinstance(rows, list) and all(
+        isinstance(r, list) and len(r) == 3 and isinstance(r[0], int)
+        and isinstance(r[1], list) and all(isinstance(t, int) for t in r[1])
+        and (r[2] is None or isinstance(r[2], int))
+        for r in rows
+    )  # fmt: skip
+
+
 class Journal:
-    """The finished batches of one model's run, one JSON line each, appended, flushed and
-    fsynced as each batch finishes: what a rerun after a kill starts from. A line cut short
-    by the kill is dropped (and cut off the file) when the journal is read."""
+    """The finished batches of one model's run, one sealed JSON line each (`harness.sealed`:
+    the line carries the checksum of its content), appended, flushed and fsynced as each
+    batch finishes: what a rerun after a kill starts from. A line cut short by a kill is
+    dropped; a line that is not what was written (garbled, emptied, an id changed) is said,
+    and it and every line after it are dropped: those batches are made again."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.batches: list[dict[str, Any]] = []
-        if path.is_file():
-            data = path.read_bytes()
-            good = 0
-            for line in data.splitlines(keepends=True):
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    self.batches.append(json.loads(line))
-                except ValueError:
-                    break
-                good += len(line)
-            if good < len(data):
-                with open(path, "r+b") as f:
-                    f.truncate(good)
+        self._ends: list[int] = []  # the byte offset where each batch's line ends
+        if not path.is_file():
+            return
+        data = path.read_bytes()
+        good = 0
+        for number, line in enumerate(data.splitlines(keepends=True), 1):
+            if not line.endswith(b"\n"):
+                break  # cut short by a kill: nothing to say
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not is_sealed(record) or not _shaped(record):
+                logger.warning(
+                    "%s:%d: not the batch that was written (a damaged journal); it "
+                    "and the batches after it are made again",
+                    path,
+                    number,
+                )
+                break
+            record.pop(SUM)
+            self.batches.append(record)
+            good += len(line)
+            self._ends.append(good)
+        if good < len(data):
+            self._truncate(good)
+
+    def _truncate(self, size: int) -> None:
+        with open(self.path, "r+b") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+
+    def keep(self, n: int, why: str) -> None:
+        """Keep the first `n` batches only (the rest are made again), saying why."""
+        if n >= len(self.batches):
+            return
+        logger.warning("%s: %s from batch %d on; %d of %d batches are made again", self.path,
+                       why, n + 1, len(self.batches) - n, len(self.batches))  # fmt: skip
+        self._truncate(self._ends[n - 1] if n else 0)
+        del self.batches[n:], self._ends[n:]
 
     def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(seal(record), ensure_ascii=False).encode("utf-8") + b"\n"
         with open(self.path, "ab") as f:
-            f.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+            f.write(line)
             f.flush()
             os.fsync(f.fileno())
         self.batches.append(record)
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(line))
 
 
 class Claim:
@@ -151,19 +195,23 @@ class Claim:
             shutil.rmtree(self._work.root, ignore_errors=True)
 
     def commit(self, meta: dict[str, Any]) -> tuple[RunDir, dict[str, Any]]:
-        """Write `entry.json` last, then rename the work folder into place."""
+        """Write `entry.json` last (sealed, with the sha256 of every file of the entry), then
+        rename the work folder into place."""
         tmp = self.work.root
         (tmp / JOURNAL).unlink(missing_ok=True)
         meta = {"format": FORMAT, "key": self.key, "keep": self.cache.keep} | meta
-        write_atomic(tmp / ENTRY, dumps(meta))
+        meta["files"] = file_hashes(tmp, frozenset({ENTRY}))
+        write_atomic(tmp / ENTRY, dumps(seal(meta)))
         final = self.cache.root / self.key
-        if final.exists():  # made meanwhile by a run that did not hold the key (an old one)
+        if final.exists() and self.cache.lookup(self.key) is not None:
+            # made meanwhile by a run that did not hold the key (an old one): that one is used
             shutil.rmtree(tmp, ignore_errors=True)
+            found = self.cache.lookup(self.key)
+            if found is None:
+                raise RunCacheError(f"{final}: the entry vanished after it was written")
         else:
             tmp.rename(final)
-        found = self.cache.lookup(self.key)
-        if found is None:
-            raise RunCacheError(f"{final}: the entry vanished after it was written")
+            found = RunDir(final), meta
         self.found = found
         return found
 
@@ -180,15 +228,37 @@ class RunCache:
         # another run's `drop_transient` leaves an entry alone while anyone reads it.
         self._reading: list[int] = []
 
-    def lookup(self, key: str) -> tuple[RunDir, dict[str, Any]] | None:
-        """A complete entry (its folder and `entry.json`), or None."""
+    def lookup(self, key: str, heal: bool = True) -> tuple[RunDir, dict[str, Any]] | None:
+        """A complete entry (its folder and `entry.json`), or None. An entry is trusted only
+        whole: its entry.json sealed and of this version, every file it records there with
+        the same sha256. A damaged one is said in one line naming what differs and (`heal`)
+        removed, so that the caller makes it again; never read, never a lasting failure."""
         folder = self.root / key
-        if not (folder / ENTRY).is_file():
+        if not folder.is_dir():
             return None
-        meta = read_json(folder / ENTRY)
-        if meta.get("format") != FORMAT or meta.get("key") != key:
-            raise RunCacheError(f"{folder / ENTRY}: not an entry of this version; remove it")
-        return RunDir(folder), meta
+        path = folder / ENTRY
+        why: str | None
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            why = f"{ENTRY} is missing"
+        except (ValueError, OSError) as exc:  # garbled: not JSON, not UTF-8
+            why = f"{ENTRY} cannot be read: {type(exc).__name__}"
+        else:
+            if not is_sealed(meta):
+                why = f"{ENTRY} is not what was written (its checksum differs)"
+            elif meta.get("format") != FORMAT or meta.get("key") != key:
+                why = f"{ENTRY} is of another version or key"
+            else:
+                why = differences(folder, meta.get("files"), frozenset({ENTRY}))
+        if why is None:
+            meta.pop(SUM)
+            return RunDir(folder), meta
+        logger.warning("%s: damaged run-cache entry (%s); %s", folder, why,
+                       "it is made again" if heal else "not used")  # fmt: skip
+        if heal:
+            set_aside(folder)
+        return None
 
     @contextlib.contextmanager
     def claim(self, key: str, what: str) -> Iterator[Claim]:
@@ -213,7 +283,7 @@ class RunCache:
         entry, meta = found
         path = entry.root / ENTRY
         if self.keep and not meta.get("keep", True):
-            write_atomic(path, dumps(meta | {"keep": True}))
+            write_atomic(path, dumps(seal(meta | {"keep": True})))
         elif not meta.get("keep", True):
             self.transient.append(str(meta["key"]))
         try:

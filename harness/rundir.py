@@ -25,6 +25,7 @@ import errno
 import functools
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,6 +41,10 @@ from harness.results import Results, RunRecord
 from harness.review import Reviews
 
 ARTIFACTS = ("results.json", "items.csv", "junit.xml", "summary.md", "report.html")
+# `write_all`'s temporary names: "." + the file's name + "." + mkstemp's 8 random characters
+_TEMP = re.compile(r"\.[\w.]+\.[a-z0-9_]{8}")
+# `staging_for`'s and `publish`'s folders beside `out`: mkdtemp's name, `.<out>.<what>-<8>`
+_TEMP_DIR = re.compile(r"\..+\.(?:staging|old)-[a-z0-9_]{8}")
 
 
 class RunFolderError(HarnessError):
@@ -308,14 +313,16 @@ def check_out(out: Path) -> None:
 
 
 @contextlib.contextmanager
-def locked(out: Path) -> Iterator[None]:
-    """Hold `.<name>.lock` next to `out` for the whole run: a second run on the same folder
-    exits 2 naming the holder. Leftovers of killed runs are cleaned while it is held."""
+def locked(out: Path, wait: bool = False, what: str = "") -> Iterator[None]:
+    """Hold `.<name>.lock` next to `out` while the run folder is written: a compare (no
+    `wait`) exits 2 naming the holder; a review import or a report rebuild (`wait`, `what`
+    they do) waits its turn, so that no writer overwrites another's work. Leftovers of killed
+    runs are cleaned while it is held."""
     lock = out.parent / f".{out.name}.lock"
     # Removed while held: a run that opened it meanwhile fails to lock and exits 2; one that
     # starts after finds no lock file and makes its own.
     try:
-        with hold(lock, wait=False, remove=True):
+        with hold(lock, wait=wait, what=what, remove=True):
             clean_leftovers(out)
             yield
     except Busy as busy:
@@ -324,18 +331,40 @@ def locked(out: Path) -> Iterator[None]:
 
 
 def clean_leftovers(out: Path) -> None:
-    """What killed runs left beside `out`: a previous run moved aside when a kill came
-    between the two renames of `publish` goes back in place; staging folders go."""
-    aside = sorted(out.parent.glob(f".{out.name}.old-*"))
+    """What killed runs left beside `out` (the caller holds the folder's lock, so no live run
+    owns any of it): a previous run moved aside when a kill came between the two renames of
+    `publish` goes back in place; staging folders and emptied aside folders go; inside `out`,
+    the temporary files of a write a kill cut short (`write_all`'s `.<file>.<random>`). Only
+    what the harness provably made is removed: a folder holding a run folder's marker, one
+    of its own temporary names left empty, a temporary file of a run folder's own file."""
+    aside = sorted(_ours(out.parent.glob(f".{out.name}.old-*")))
     if not out.exists():
         for old in aside:
-            if (old / "run").is_dir():
+            if is_run_folder(old / "run") and not (old / "run").is_symlink():
                 (old / "run").rename(out)
                 break
-    for leftover in [*aside, *out.parent.glob(f".{out.name}.staging-*"),
-                     out.parent / f".{out.name}.tmp"]:  # fmt: skip
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover, ignore_errors=True)
+    staging = _ours(out.parent.glob(f".{out.name}.staging-*"))
+    for old in aside:
+        if is_run_folder(old / "run") and not (old / "run").is_symlink():
+            shutil.rmtree(old / "run", ignore_errors=True)
+        with contextlib.suppress(OSError):
+            old.rmdir()  # only when empty: anything else in it is not ours
+    for folder in staging:
+        if (folder / MARKER).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # made, killed before its marker: empty
+    if out.is_dir() and not out.is_symlink() and is_run_folder(out):
+        for name in (*ARTIFACTS, "review.json", "run.json"):
+            for temp in out.glob(f".{name}.*"):
+                if temp.is_file() and not temp.is_symlink() and _TEMP.fullmatch(temp.name):
+                    temp.unlink(missing_ok=True)
+
+
+def _ours(paths: Iterable[Path]) -> list[Path]:
+    """The folders among `paths` named as `staging_for` and `publish` name theirs."""
+    return [p for p in paths if _TEMP_DIR.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
 
 
 def staging_for(out: Path) -> RunDir:

@@ -98,7 +98,7 @@ def measure(
     items = load_evalset(cfg.evalsets)
     fp = checkpoint_fingerprint(cfg.baseline.path)
     key = baseline_key(cfg.baseline, fp, items, cfg.generation, cfg.lm_eval)
-    found = RunCache(run_cache).lookup(key)
+    found = RunCache(run_cache).lookup(key, heal=False)
     if found is None or "continuations" not in found[1]:
         raise HarnessError(f"{config}: the baseline's run is not in {run_cache} (with its "
                            "distribution): run the ladder first")  # fmt: skip

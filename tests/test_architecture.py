@@ -20,7 +20,7 @@ ANALYSIS = ("harness.pairing", "harness.candidate_metrics", "harness.stats", "ha
             "harness.review", "harness.results", "harness.report", "harness.render",
             "harness.rundir", "harness.codec", "harness.records", "harness.scorers",
             "harness.errors", "harness.evalset", "harness.ladder", "harness.sizes",
-            "harness.faults", "harness.filelock", "harness.answers")  # fmt: skip
+            "harness.faults", "harness.filelock", "harness.answers", "harness.sealed")  # fmt: skip
 # harness.config is the edge: it reads the engine table (`harness.backends.ENGINES`) to check
 # a model's `backend`, and the import test below shows that loads no engine.
 HEAVY = ("torch", "transformers", "lm_eval", "llmcompressor", "numpy.typing")

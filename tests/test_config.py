@@ -229,6 +229,7 @@ def test_a_distance_may_exceed_one(tmp_path: Path) -> None:
          "each interval would hold 8.0 GB"),
         ("confidence = 1.0", "confidence must be between 0 and 1 (exclusive)"),
         ("confidence = 0.0", "confidence must be between 0 and 1 (exclusive)"),
+        ("seed = -1", "[stats]: seed = -1 must be >= 0"),
     ],
 )  # fmt: skip
 def test_stats_out_of_bounds_are_refused(tmp_path: Path, stats: str, message: str) -> None:

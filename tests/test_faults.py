@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -452,6 +452,152 @@ def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_sam
     assert [p.name.startswith(".") for p in (tmp_path / "quantized").iterdir()] == [False]
 
 
+# --- damaged run-cache entries and journals heal ----------------------------------------------
+
+_KILLED: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module")
+def killed(
+    tmp_path_factory: pytest.TempPathFactory, previous: tuple[Path, Path, dict[str, str]]
+) -> Callable[[str], Path]:
+    """The stage config killed (SIGKILL) at a stage, once per stage: its caches, to copy.
+    At "publish" (an earlier report at --out) every model's entry is made, none dropped."""
+
+    def at(stage: str) -> Path:
+        if stage not in _KILLED:
+            tmp = tmp_path_factory.mktemp("killed")
+            cfg = stage_config(tmp / "c.toml")
+            shutil.copytree(previous[1], tmp / "run")
+            done = run_harness_env({"HARNESS_FAULT": stage}, *stage_args(cfg, tmp / "run", tmp))
+            assert done.returncode == -signal.SIGKILL, done.stderr
+            _KILLED[stage] = tmp
+        return _KILLED[stage]
+
+    return at
+
+
+def run_harness_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False,
+                          env=os.environ | env)  # fmt: skip
+
+
+def _entry(runs: Path) -> Path:
+    """The baseline's entry.json (the entry that holds the prompt ids)."""
+    return next(e / "entry.json" for e in runs.iterdir() if (e / "entry.json").is_file()
+                and "prompt_ids" in (e / "entry.json").read_text())  # fmt: skip
+
+
+def _journal(runs: Path) -> Path:
+    """The journal of the model the kill interrupted (one work folder)."""
+    [work] = [w for w in runs.glob(".work-*") if w.is_dir()]
+    return work / "journal.jsonl"
+
+
+def _set_line(journal: Path, n: int, change: Callable[[bytes], bytes]) -> None:
+    lines = journal.read_bytes().splitlines(keepends=True)
+    lines[n - 1] = change(lines[n - 1])
+    journal.write_bytes(b"".join(lines))
+
+
+def _flip_first_id(line: bytes) -> bytes:
+    """An output id changed, the line the same length (an id's lowest bit flipped)."""
+    index, ids, _ = next(r for r in json.loads(line)["rows"] if r[1])
+    head = f"[{index}, [".encode()
+    old, new = str(ids[0]).encode(), str(ids[0] ^ 1).encode()
+    at = line.index(head + old) + len(head)
+    assert len(new) == len(old)
+    return line[:at] + new + line[at + len(old) :]
+
+
+def _half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _entry_field_changed(runs: Path) -> None:
+    meta = json.loads(_entry(runs).read_text())
+    meta["stop_ids"] = [t + 1 for t in meta["stop_ids"]]
+    _entry(runs).write_text(json.dumps(meta, indent=2))
+
+
+def _entry_store_cut(runs: Path) -> None:
+    _half(_entry(runs).parent / "scratch" / "baseline-logprobs.codes")
+
+
+def _journal_store_cut(runs: Path) -> None:
+    _half(_journal(runs).parent / "scratch" / "baseline-logprobs.codes")
+
+
+ENTRY_SAYS = "damaged run-cache entry ("
+LINE_SAYS = ": not the batch that was written"
+# the stage killed at; the damage; what the rerun says
+DAMAGES: dict[str, tuple[str, Callable[[Path], object], str]] = {
+    "entry.json missing": (
+        "publish",
+        lambda r: _entry(r).unlink(),
+        f"{ENTRY_SAYS}entry.json is missing)",
+    ),
+    "entry.json garbled": (
+        "publish",
+        lambda r: _entry(r).write_bytes(b'{"format": 3, "ke'),
+        f"{ENTRY_SAYS}entry.json cannot be read: JSONDecodeError)",
+    ),
+    "entry.json field changed": (
+        "publish",
+        _entry_field_changed,
+        f"{ENTRY_SAYS}entry.json is not what was written",
+    ),
+    "entry store cut short": (
+        "publish",
+        _entry_store_cut,
+        f"{ENTRY_SAYS}changed: scratch/baseline-logprobs.codes)",
+    ),
+    "journal line {}": (
+        "batch:fp32@3",
+        lambda r: _set_line(_journal(r), 2, lambda _: b"{}\n"),
+        f"journal.jsonl:2{LINE_SAYS}",
+    ),
+    "journal id flipped": (
+        "batch:fp32@3",
+        lambda r: _set_line(_journal(r), 2, _flip_first_id),
+        f"journal.jsonl:2{LINE_SAYS}",
+    ),
+    "journal store cut short": (
+        "batch:fp32@3",
+        _journal_store_cut,
+        "the packed log-probs differ from what the journal recorded from batch 2 on",
+    ),
+    "candidate journal line {}": (
+        "batch:w8a16@5",
+        lambda r: _set_line(_journal(r), 4, lambda _: b"{}\n"),
+        f"journal.jsonl:4{LINE_SAYS}",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_each_damaged_part_of_the_run_cache_is_said_and_made_again_to_the_same_results(
+    uninterrupted: tuple[Path, dict[str, Any]], killed: Callable[[str], Path], tmp_path: Path,
+    damage: str,
+) -> None:  # fmt: skip
+    """A killed run's caches, one part damaged: the rerun says which file in one line, makes
+    that part again (never trusts it, never fails for good) and publishes the results.json of
+    a run never damaged."""
+    cfg, expected = uninterrupted
+    stage, hurt, said = DAMAGES[damage]
+    shutil.copytree(killed(stage), tmp_path, dirs_exist_ok=True)
+    hurt(tmp_path / "runs")
+    out = tmp_path / "run"
+    done = run_harness(*stage_args(cfg, out, tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    got = stable(json.loads((out / "results.json").read_text()))
+    assert differences(stable(expected), got) == []
+    assert list((tmp_path / "runs").iterdir()) == []  # healed, used, dropped: nothing aside
+
+
 # --- checked before any model runs ----------------------------------------------------------
 
 
@@ -639,8 +785,8 @@ def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
     weights.write_bytes(good[:-8] + b"\0" * 8)
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.startswith("made in ")
-    assert (f"{cache / key}: damaged cache entry (1 file(s) differ from when it was made: "
-            "model.safetensors); making it again") in done.stderr  # fmt: skip
+    assert (f"{cache / key}: damaged cache entry (changed: model.safetensors); making it again"
+            in done.stderr)  # fmt: skip
     assert weights.read_bytes() == good  # round to nearest: the same checkpoint again
     again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
     assert again.stdout.startswith("cached: ")

@@ -199,6 +199,8 @@ def test_a_ladder_lists_rungs_not_candidates() -> None:
 
 RUNGS = {
     "w8a16": '{ scheme = "W8A16", method = "rtn" }',
+    "w4a16-g48": '{ scheme = "W4A16", method = "rtn", group_size = 48 }',  # divides no layer
+    "gptq-missing": '{ scheme = "W8A16", method = "gptq", calibration = "/nowhere.jsonl" }',
     "gguf-q8_0": '{ engine = "llama.cpp", type = "Q8_0" }',
     "w4a16-rtn": '{ scheme = "W4A16", method = "rtn" }',
     "gguf-q4_0": '{ engine = "llama.cpp", type = "Q4_0" }',
@@ -246,6 +248,47 @@ def stable(results: dict[str, Any]) -> dict[str, Any]:
 def read(path: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(path.read_text())
     return data
+
+
+@pytest.mark.parametrize(
+    ("last", "env", "message"),
+    [
+        ("w4a16-g48", {}, "candidate 'w4a16-g48': quantizing"),
+        ("gptq-missing", {}, "#2 quantize: calibration /nowhere.jsonl: no such file"),
+        ("gguf-q8_0", {"HARNESS_LLAMA_CPP": "/nowhere"},
+         "(llama.cpp)): /nowhere/bin/llama-quantize not found: run `make llama-cpp`"),
+    ],
+)  # fmt: skip
+def test_a_ladder_whose_last_rung_cannot_be_made_exits_2_before_any_rung_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    last: str, env: dict[str, str], message: str,
+) -> None:  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cfg = write_ladder(tmp_path / "ladder.toml", ["w8a16", last])
+    quantized = tmp_path / "quantized"
+    started = time.monotonic()
+    assert main(ladder_args(cfg, tmp_path / "run", quantized, tmp_path / "runs")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1], err
+    assert not quantized.exists() and not (tmp_path / "run").exists()  # nothing made
+    assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize(
+    "rung",
+    ["w4a16-g48"],
+)
+def test_group_sizes_are_said_with_the_ones_that_divide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rung: str
+) -> None:
+    cfg = write_ladder(tmp_path / "ladder.toml", [rung])
+    assert main(ladder_args(cfg, tmp_path / "run", tmp_path / "q", tmp_path / "r")) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        "groups of 48 do not divide" in last
+        and "group sizes that divide every layer: 128, 64, 32, 16, 8" in last
+    ), last
 
 
 @pytest.fixture(scope="module")

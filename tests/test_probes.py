@@ -166,3 +166,25 @@ def test_top_k_with_the_target_reported_uses_it_exactly() -> None:
     top = TopK(torch.tensor([[0, 1]]), torch.log(torch.tensor([[0.45, 0.35]])),
                torch.tensor([math.log(0.1)], dtype=torch.float64))  # fmt: skip
     assert float(picked_nll(top, [2])[0]) == pytest.approx(-math.log(0.1))
+
+
+def test_a_resume_keeps_only_the_store_segments_its_journal_recorded(tmp_path: Path) -> None:
+    """Each checkpoint records the sha256 of the bytes appended since the last: a byte
+    changed, or the file cut short, in batch k keeps batches 1..k-1 and no more."""
+    store = LogprobStore(tmp_path / "s")
+    states = []
+    for batch in range(3):
+        for item in range(2):
+            store.append(batch * 2 + item, torch.log_softmax(torch.randn(3, 40), dim=-1))
+        states.append(store.checkpoint())
+    store.close()
+    assert LogprobStore(tmp_path / "s").intact(states) == 3
+    codes = tmp_path / "s.codes"
+    data = bytearray(codes.read_bytes())
+    data[6 * 40 * 2 + 1] ^= 0xFF  # batch 2 starts at row 6 (3 rows per item, 2 items)
+    codes.write_bytes(bytes(data))
+    assert LogprobStore(tmp_path / "s").intact(states) == 1
+    codes.write_bytes(bytes(data[: 3 * 40 * 2]))  # cut inside batch 1
+    assert LogprobStore(tmp_path / "s").intact(states) == 0
+    codes.unlink()
+    assert LogprobStore(tmp_path / "s").intact(states) == 0

@@ -97,7 +97,11 @@ def review_meta(run: Path) -> str:
         ({"results_sha256": "0" * 64}, None, "made on other results"),
         ({}, {"candidate": "cand", "item": "nope", "verdict": "harmless"}, "unknown item 'nope'"),
         ({}, {"candidate": "x", "item": "flip-1", "verdict": "harmless"}, "unknown candidate 'x'"),
-        ({}, {"candidate": "cand", "item": "flip-1", "verdict": "fine"}, "verdict must be one of"),
+        (
+            {},
+            {"candidate": "cand", "item": "flip-1", "verdict": "fine"},
+            "verdicts[0].verdict: must be one of",
+        ),
         ({"schema": "other"}, None, "not a review exported by a harness report"),
     ],
 )
@@ -125,7 +129,7 @@ def test_a_verdict_on_an_item_that_was_not_flagged_is_refused(
     verdict = {"candidate": "cand", "item": same[0], "verdict": "regression"}
     assert main(["review", "import", str(run), str(review_file(run, [verdict]))]) == 2
     err = capsys.readouterr().err
-    assert f"item {same[0]!r} was not flagged for 'cand'" in err
+    assert f"verdicts[0].item: {same[0]!r} was not flagged for 'cand'" in err
     assert not (run / "review.json").exists()
 
 
@@ -137,3 +141,64 @@ def test_an_oversized_review_is_refused_before_it_is_read(
         f.truncate((16 << 20) + 1)  # sparse: no 16 MB written
     assert main(["review", "import", str(run), str(path)]) == 2
     assert "16,777,217 bytes; a review is at most 16,777,216" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("verdict", "changes", "message"),
+    [
+        ({"at": 12345}, {}, "verdicts[0].at: '12345' is not an ISO-8601 timestamp"),
+        ({"at": "yesterday"}, {}, "verdicts[0].at: 'yesterday' is not an ISO-8601 timestamp"),
+        ({}, {"exported_at": []}, "exported_at: '[]' is not an ISO-8601 timestamp"),
+        ({"comment": 7}, {}, "verdicts[0].comment: expected a string, not int"),
+        ({"comment": "x" * 20_001}, {}, "verdicts[0].comment: 20,001 characters"),
+        ({}, {"reviewer": "r" * 201}, "reviewer: 201 characters; at most 200"),
+        ({}, {"reviewer": ["ada"]}, "reviewer: expected a string, not list"),
+        ({"candidate": ["cand"]}, {}, "verdicts[0].candidate: unknown candidate"),
+        ({"item": {"id": 1}}, {}, "verdicts[0].item: unknown item"),
+        ({"score": 1}, {}, "verdicts[0]: unknown field 'score'"),
+        ({}, {"extra": 1}, "the review: unknown field 'extra'"),
+    ],
+)  # fmt: skip
+def test_a_hostile_review_is_refused_naming_the_field_and_the_run_stays_readable(
+    run: Path, capsys: pytest.CaptureFixture[str], verdict: dict[str, Any],
+    changes: dict[str, Any], message: str,
+) -> None:  # fmt: skip
+    item = hard_regressions(run)[0]
+    good = {"candidate": "cand", "item": item, "verdict": "harmless"}
+    path = review_file(run, [good | verdict], **changes)
+    assert main(["review", "import", str(run), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err and len(err.strip().splitlines()) == 1, err
+    assert not (run / "review.json").exists()
+    # the folder reads as before: report rebuilds, a good review still imports
+    assert main(["report", str(run)]) == 1
+    assert main(["review", "import", str(run), str(review_file(run, [good]))]) in (0, 1)
+    assert main(["report", str(run)]) in (0, 1)
+
+
+@pytest.mark.slow
+def test_concurrent_imports_keep_every_reviewers_verdicts(run: Path) -> None:
+    """Two imports started together, 20 times over: the second waits for the first's lock
+    and merges into what it wrote, so both reviewers' verdicts are kept every time."""
+    import subprocess
+    import sys
+
+    from tests.real_models import REPO
+
+    flagged = [it["id"] for it in results(run)["items"]
+               if it["candidates"]["cand"]["outcome"] != "identical"]  # fmt: skip
+    assert len(flagged) >= 2
+    for t in range(20):
+        files = [review_file(run, [{"candidate": "cand", "item": flagged[k], "verdict": "unsure"}],
+                             reviewer=f"{who}{t}") for k, who in enumerate("ab")]  # fmt: skip
+        procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", "review", "import",
+                                   str(run), str(f)], cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for f in files]  # fmt: skip
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0] or all(
+            p.returncode in (0, 1) for p in procs), outs  # fmt: skip
+        assert all("imported 1 verdict(s)" in out for out, _ in outs), outs
+        reviews = json.loads((run / "review.json").read_text())
+        kept = reviews["verdicts"]["cand"]
+        assert kept[flagged[0]]["reviewer"] == f"a{t}" and kept[flagged[1]]["reviewer"] == f"b{t}"
+        assert len(reviews["imports"]) == 2 * (t + 1)

@@ -3,7 +3,11 @@ drops only when no other run reads them and no ladder keeps them."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from harness.runcache import ENTRY, Journal, RunCache
 
@@ -24,7 +28,7 @@ def test_a_journal_drops_the_line_a_kill_cut_short(tmp_path: Path) -> None:
         f.write(b'{"rows": [[2, [4')  # the kill came mid-line
     again = Journal(path)
     assert again.batches == [{"rows": [[0, [1, 2], None]]}, {"rows": [[1, [3], 2]]}]
-    assert path.read_bytes().endswith(b"]]}\n")  # cut back to the last whole line
+    assert path.read_bytes().endswith(b'"}\n')  # cut back to the last whole line
     again.append({"rows": [[2, [4], None]]})
     assert len(Journal(path).batches) == 3
 
@@ -66,3 +70,97 @@ def test_a_model_that_fails_before_its_first_batch_leaves_no_work_folder(tmp_pat
     except KeyboardInterrupt:
         pass
     assert [p.name for p in tmp_path.iterdir()] == [".work-k"]
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(("damage", "line"), [
+    (lambda b: b"{}\n", 2),  # a line replaced by an empty object
+    (lambda b: b.replace(b"[3, 4]", b"[3, 5]"), 2),  # an output id changed, same length
+    (lambda b: b.replace(b'"rows"', b'"rowz"'), 2),  # a field renamed
+    (lambda b: b"\x00\xff garbled\n", 2),
+])  # fmt: skip
+def test_a_damaged_journal_line_is_said_and_it_and_what_follows_are_made_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: Callable[[bytes], bytes], line: int
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    for k, ids in enumerate(([1, 2], [3, 4], [5])):
+        journal.append({"rows": [[k, ids, None]], "probe": None})
+    lines = _lines(path)
+    lines[line - 1] = damage(lines[line - 1])
+    path.write_bytes(b"".join(lines))
+    again = Journal(path)
+    assert again.batches == [{"rows": [[0, [1, 2], None]], "probe": None}]
+    assert f"{path}:{line}: not the batch that was written" in caplog.text
+    assert _lines(path) == lines[:1]  # cut back to the intact prefix: a rerun appends to it
+    again.append({"rows": [[1, [3, 4], None]], "probe": None})
+    assert len(Journal(path).batches) == 2
+
+
+def test_keep_cuts_a_journal_to_its_first_batches(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    for k in range(4):
+        journal.append({"rows": [[k, [k], None]]})
+    journal.keep(2, "the store differs")
+    assert len(journal.batches) == 2 and len(Journal(path).batches) == 2
+    journal.append({"rows": [[2, [9], None]]})
+    assert [b["rows"][0][1] for b in Journal(path).batches] == [[0], [1], [9]]
+    journal.keep(0, "the store is gone")
+    assert path.read_bytes() == b"" and Journal(path).batches == []
+
+
+def _entry_damages() -> dict[str, Callable[[Path], None]]:
+    def edit_meta(entry: Path) -> None:
+        meta = json.loads((entry / ENTRY).read_text())
+        meta["seconds"] = 2.0  # a field changed, the file still JSON
+        (entry / ENTRY).write_text(json.dumps(meta))
+
+    def truncate(entry: Path) -> None:
+        data = entry / "generations" / "model.jsonl"
+        data.write_bytes(data.read_bytes()[:5])
+
+    return {
+        "entry.json missing": lambda e: (e / ENTRY).unlink(),
+        "entry.json garbled": lambda e: (e / ENTRY).write_bytes(b"\x00{not json"),
+        "entry.json field changed": edit_meta,
+        "a file truncated": truncate,
+        "a file missing": lambda e: (e / "generations" / "model.jsonl").unlink(),
+        "a file added": lambda e: (e / "generations" / "extra.jsonl").write_text("{}\n"),
+    }
+
+
+@pytest.mark.parametrize("damage", list(_entry_damages()))
+def test_a_damaged_entry_is_said_removed_and_made_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    cache = RunCache(tmp_path, keep=True)
+    with cache.claim("k", "m") as claim:
+        (claim.work.root / "generations").mkdir()
+        (claim.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
+        claim.commit({"seconds": 1.0})
+    assert cache.lookup("k") is not None
+    _entry_damages()[damage](tmp_path / "k")
+    with cache.claim("k", "m") as claim:
+        assert claim.found is None  # not trusted: made again
+        (claim.work.root / "generations").mkdir()
+        (claim.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
+        _, meta = claim.commit({"seconds": 1.0})
+    assert f"{tmp_path / 'k'}: damaged run-cache entry (" in caplog.text
+    assert meta["seconds"] == 1.0 and cache.lookup("k") is not None
+    with cache.claim("k", "m") as claim:  # and from then on read back
+        assert claim.reused
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]  # nothing aside left over
+
+
+def test_a_sealed_record_reads_back_sealed_whatever_its_keys_and_sequences() -> None:
+    from harness.sealed import is_sealed, seal
+
+    record = {"pieces": {9: "a", 10: "b"}, "ids": (1, 2), "x": float("nan")}
+    assert is_sealed(json.loads(json.dumps(seal(record))))
+    changed = json.loads(json.dumps(seal(record)))
+    changed["ids"] = [1, 3]
+    assert not is_sealed(changed)

@@ -26,6 +26,7 @@ from harness import console, faults, worker
 from harness.errors import HarnessError
 from harness.filelock import hold
 from harness.records import GgufSpec, QuantizeSpec
+from harness.sealed import differences, file_hashes, sha256_file
 
 MARKER = "harness_quantize.json"
 # Part of every cache key: bump it when the way a recipe runs changes its result.
@@ -44,14 +45,6 @@ class Quantized:
     cached: bool
     calibration_sha256: str | None
     seconds: float
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _input_sha(path: str | None, what: str) -> str | None:
@@ -175,14 +168,9 @@ def _lock(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
 
-def _hashes(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): sha256_file(p)
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}  # fmt: skip
-
-
 def _write_marker(tmp: Path, marker: Mapping[str, object]) -> None:
     """The entry's marker, last, with the sha256 of every file it holds."""
-    marker = {**marker, "files": _hashes(tmp)}
+    marker = {**marker, "files": file_hashes(tmp, frozenset({MARKER}))}
     (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
 
@@ -194,17 +182,11 @@ def _verified(out: Path) -> bool:
         return False
     try:
         recorded = json.loads((out / MARKER).read_text()).get("files")
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         recorded = None
-    found = _hashes(out)
-    if recorded == found:
+    why = differences(out, recorded, frozenset({MARKER}))
+    if why is None:
         return True
-    if not isinstance(recorded, dict):
-        why = "no file hashes recorded"
-    else:
-        changed = sorted(k for k in recorded.keys() | found.keys()
-                         if recorded.get(k) != found.get(k))  # fmt: skip
-        why = f"{len(changed)} file(s) differ from when it was made: {', '.join(changed[:3])}"
     print(f"{out}: damaged cache entry ({why}); making it again", file=sys.stderr)
     return False
 
