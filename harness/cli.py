@@ -340,22 +340,30 @@ def _main(words: list[str], debug: bool) -> int:
     worker.follow_parent()
     try:
         code: int = args.func(args)
-    except HarnessError as exc:
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("harness: interrupted (SIGINT); nothing half-written was kept", file=sys.stderr)
-        return EXIT_SIGINT
-    except Terminated:
-        print("harness: terminated (SIGTERM); nothing half-written was kept", file=sys.stderr)
-        return EXIT_SIGTERM
-    except Exception as exc:
-        return _crash(exc, debug)
+    except BaseException as exc:
+        console.end_bars()  # the line below starts a line of its own
+        return _failed(exc, debug)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def _failed(exc: BaseException, debug: bool) -> int:
+    """A failure as its exit code and one line (a crash: its traceback in a log)."""
+    if isinstance(exc, HarnessError):
+        for line in exc.lines():
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_ERROR
+    if isinstance(exc, KeyboardInterrupt):
+        print("harness: interrupted (SIGINT); nothing half-written was kept", file=sys.stderr)
+        return EXIT_SIGINT
+    if isinstance(exc, Terminated):
+        print("harness: terminated (SIGTERM); nothing half-written was kept", file=sys.stderr)
+        return EXIT_SIGTERM
+    if isinstance(exc, Exception):
+        return _crash(exc, debug)
+    raise exc  # SystemExit, GeneratorExit: not ours to turn into a code
 
 
 if __name__ == "__main__":

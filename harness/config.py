@@ -7,7 +7,9 @@ Relative paths resolve against the directory of the config file.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
 import tomllib
 from dataclasses import replace
@@ -244,18 +246,24 @@ def _name(table: _Table, key: str, what: str) -> str:
     return str(value)
 
 
-def _local_or_hub(value: str, base_dir: Path) -> str:
+def _local_or_hub(value: str, base_dir: Path, where: str) -> str:
     """A hub id looks like `org/name` and is not a local path; anything else is a local
-    path, resolved against the config's folder."""
+    path, resolved against the config's folder. A path that is a symbolic link loop or a
+    link to nothing is said as such (it would otherwise pass for a hub id)."""
     local = base_dir / value
+    path = Path(value).expanduser() if Path(value).is_absolute() or value.startswith("~") else local
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{where}: path {value!r}: a symbolic link loop ({path})") from None
+        if path.is_symlink():
+            raise ConfigError(f"{where}: path {value!r}: a symbolic link to "
+                              f"{os.readlink(path)}, which does not exist") from None  # fmt: skip
     looks_like_hub_id = value.count("/") == 1 and not value.startswith((".", "/", "~"))
     if looks_like_hub_id and not local.exists():
         return value
-    return (
-        str(Path(value).expanduser())
-        if Path(value).is_absolute() or value.startswith("~")
-        else str(local)
-    )
+    return str(path)
 
 
 def _model(table: _Table, base_dir: Path) -> ModelSpec:
@@ -272,7 +280,7 @@ def _model(table: _Table, base_dir: Path) -> ModelSpec:
     context = None if "context" not in table.data else table.positive_int("context", 1)
     return ModelSpec(
         name=_name(table, "name", table.where),
-        path=_local_or_hub(table.need("path", str), base_dir),
+        path=_local_or_hub(table.need("path", str), base_dir, table.where),
         dtype=dtype,
         device=table.get("device", str, "cpu"),
         backend=backend,

@@ -117,3 +117,12 @@ def into_log(what: str) -> Iterator[None]:
             os.unlink(path)
         else:
             logging.getLogger("harness").error("%s's own output is in %s", what, path)
+
+
+def end_bars() -> None:
+    """Close every progress bar still open (one a failure left mid-way, in a generator not
+    yet collected), so that the error line that follows starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        with contextlib.suppress(Exception):
+            bar.close()

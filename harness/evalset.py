@@ -8,11 +8,13 @@ UTF-8 byte-order mark are accepted.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import glob
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,7 @@ def load_evalset(patterns: Sequence[str]) -> list[EvalItem]:
     paths, problems = expand_paths(patterns)
     items: list[EvalItem] = []
     first_seen: dict[str, Source] = {}
+    first_folded: dict[str, tuple[str, Source]] = {}
     for path in paths:
         n_before = len(items)
         for source, parsed in _json_lines(path, problems):
@@ -83,7 +86,15 @@ def load_evalset(patterns: Sequence[str]) -> list[EvalItem]:
                 first = first_seen[item.id]
                 problems.append(f"{source}: id {item.id!r}: duplicate id, first defined at {first}")
                 continue
+            folded = _folded(item.id)
+            if folded in first_folded:
+                other, first = first_folded[folded]
+                problems.append(f"{source}: id {item.id!r}: the same id as {other!r} ({first}) "
+                                "once Unicode-normalized and case-folded: they would read as "
+                                "one item in the report and in review files")  # fmt: skip
+                continue
             first_seen[item.id] = source
+            first_folded[folded] = (item.id, source)
             items.append(item)
         if len(items) == n_before and not any(p.startswith(f"{path}:") for p in problems):
             problems.append(f"{path}:1: the file holds no items")
@@ -92,12 +103,22 @@ def load_evalset(patterns: Sequence[str]) -> list[EvalItem]:
     return items
 
 
+def _folded(item_id: str) -> str:
+    """An id as a reader sees it: NFC ("é" composed or not) and case ("Q1", "q1") aside."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", item_id).casefold())
+
+
 def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]:
     """(source, parsed JSON) per non-blank line; unreadable lines become problems."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         problems.append(f"{path}:1: cannot read the file: {exc.strerror}")
+        return
+    if (encoding := _other_encoding(data)) is not None:
+        iconv = encoding.replace(" (little-endian)", "LE").replace(" (big-endian)", "BE")
+        problems.append(f"{path}:1: the file is {encoding} text, not UTF-8: convert it "
+                        f"(iconv -f {iconv} -t UTF-8 {path})")  # fmt: skip
         return
     data = data.removeprefix(BOM)
     for number, raw in enumerate(data.split(b"\n"), start=1):
@@ -113,6 +134,36 @@ def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]
             yield source, json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except (json.JSONDecodeError, InvalidItem) as exc:
             problems.append(f"{source}: {_id_hint(text)}{_json_problem(exc)}")
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32 (little-endian)"),  # starts with UTF-16's: tried first
+    (codecs.BOM_UTF32_BE, "UTF-32 (big-endian)"),
+    (codecs.BOM_UTF16_LE, "UTF-16 (little-endian)"),
+    (codecs.BOM_UTF16_BE, "UTF-16 (big-endian)"),
+)
+
+
+def _other_encoding(data: bytes) -> str | None:
+    """UTF-16 or UTF-32, by its byte-order mark or, without one, by where the NUL bytes of
+    its ASCII characters fall (JSON's keys and punctuation are ASCII; UTF-8 text holds no NUL
+    byte, as JSON escapes it)."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return name
+    head = data[: 4096 - 4096 % 4]
+    if len(head) < 4 or head.count(0) < len(head) // 4:
+        return None
+    zeros = [head[k::4].count(0) / len(head[k::4]) for k in range(4)]
+    if zeros[2] > 0.9 and zeros[3] > 0.9:
+        return "UTF-32 (little-endian)"
+    if zeros[0] > 0.9 and zeros[1] > 0.9:
+        return "UTF-32 (big-endian)"
+    if zeros[1] > 0.5 and zeros[3] > 0.5:
+        return "UTF-16 (little-endian)"
+    if zeros[0] > 0.5 and zeros[2] > 0.5:
+        return "UTF-16 (big-endian)"
+    return None
 
 
 # A prompt longer than this cannot fit any model's context here (128k tokens at ~4 characters

@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, writing
 
 MARKER = ".harness-output"
 
@@ -113,7 +113,8 @@ def output_folder(out: Path, kind: str) -> Iterator[Path]:
     tmp.mkdir()
     (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
     try:
-        yield tmp
+        with writing(out, " (nothing was replaced)"):
+            yield tmp
         check_folder(out, kind)  # again: the body may have run for minutes
         aside = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
@@ -132,7 +133,8 @@ def copy_file(source: Path, out: Path, force: bool) -> None:
     _sweep(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
-        shutil.copyfile(source, tmp)
+        with writing(out, " (nothing was replaced)"):
+            shutil.copyfile(source, tmp)
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

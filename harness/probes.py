@@ -33,6 +33,7 @@ import torch
 from harness.backends import Backend, Generated
 from harness.backends.base import TopK
 from harness.codec import from_json, to_json
+from harness.errors import writing
 from harness.records import EvalItem, TokenStats
 from harness.scorers import entry
 
@@ -152,7 +153,8 @@ class LogprobStore:
         codes, floor, step = pack(logp)
         data = (codes.tobytes(), np.stack([floor, step], axis=1).astype(np.float32).tobytes())
         for f, h, chunk in zip(self._files, self._segment, data, strict=True):
-            f.write(chunk)
+            with writing(f.name):
+                f.write(chunk)
             h.update(chunk)
         self.vocab = int(logp.shape[-1])
         self.index[item] = (self._rows, int(logp.shape[0]))
@@ -163,8 +165,9 @@ class LogprobStore:
         the sha256 of the bytes appended since the last checkpoint."""
         if self._files is not None:
             for f in self._files:
-                f.flush()
-                os.fsync(f.fileno())
+                with writing(f.name):
+                    f.flush()
+                    os.fsync(f.fileno())
         sums = [h.hexdigest() for h in self._segment]
         self._segment = (hashlib.sha256(), hashlib.sha256())
         return {"rows": self._rows, "vocab": self.vocab, "sha256": sums}
@@ -206,10 +209,12 @@ class LogprobStore:
     def close(self) -> None:
         if self._files is not None:
             for f in self._files:
-                f.close()
+                with writing(f.name):
+                    f.close()
             self._files = None
         meta = {"vocab": self.vocab, "index": {str(k): v for k, v in self.index.items()}}
-        Path(f"{self.stem}.json").write_text(json.dumps(meta) + "\n")
+        with writing(f"{self.stem}.json"):
+            Path(f"{self.stem}.json").write_text(json.dumps(meta) + "\n")
 
     def get(self, item: int) -> torch.Tensor:
         """One item's log-probs (float64, renormalised)."""

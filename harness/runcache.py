@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.codec import to_json
-from harness.errors import HarnessError
+from harness.errors import HarnessError, writing
 from harness.filelock import hold, is_held
 from harness.records import EvalItem, GenerationSettings, LmEvalConfig, ModelSpec
 from harness.results import item_to_json
@@ -156,10 +156,18 @@ class Journal:
 
     def append(self, record: dict[str, Any]) -> None:
         line = json.dumps(seal(record), ensure_ascii=False).encode("utf-8") + b"\n"
-        with open(self.path, "ab") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        with writing(self.path, " (the batches before it are kept)"):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, self._ends[-1] if self._ends else 0)  # no half line kept
+                raise
+            finally:
+                os.close(fd)
         self.batches.append(record)
         self._ends.append((self._ends[-1] if self._ends else 0) + len(line))
 

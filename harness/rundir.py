@@ -21,7 +21,6 @@ target and renames it into place when complete.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import os
@@ -34,7 +33,7 @@ from typing import Any
 
 from harness import faults
 from harness.codec import CodecError, from_json, to_json
-from harness.errors import HarnessError, RecordError
+from harness.errors import FULL, DiskFull, HarnessError, RecordError
 from harness.filelock import Busy, hold
 from harness.records import EvalItem, Generation, ModelRun, Sample, TokenStats
 from harness.results import Results, RunRecord
@@ -49,10 +48,6 @@ _TEMP_DIR = re.compile(r"\..+\.(?:staging|old)-[a-z0-9_]{8}")
 
 class RunFolderError(HarnessError):
     """The run folder is missing a file or holds one this version cannot read."""
-
-
-class DiskFull(HarnessError):
-    """A file could not be written for want of space (or quota)."""
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -85,7 +80,7 @@ def write_all(texts: dict[Path, str]) -> None:
         for tmp in temps.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if isinstance(exc, OSError) and exc.errno in FULL:
             raise DiskFull(f"{current}: cannot be written: {exc.strerror} (nothing was "
                            "replaced)") from exc  # fmt: skip
         raise

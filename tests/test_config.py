@@ -234,3 +234,19 @@ def test_a_distance_may_exceed_one(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_stats_out_of_bounds_are_refused(tmp_path: Path, stats: str, message: str) -> None:
     assert message in error(tmp_path, MINIMAL + f"[stats]\n{stats}\n")
+
+
+def test_a_model_path_that_is_a_link_loop_or_leads_nowhere_is_said_as_such(
+    tmp_path: Path,
+) -> None:
+    """`org/name` would pass for a hub id (and fail as "couldn't connect to huggingface.co"):
+    a link loop or a dangling link there is named for what it is."""
+    (tmp_path / "org").mkdir()
+    (tmp_path / "org" / "a").symlink_to(tmp_path / "org" / "b")
+    (tmp_path / "org" / "b").symlink_to(tmp_path / "org" / "a")
+    (tmp_path / "org" / "gone").symlink_to(tmp_path / "nowhere")
+    loop = error(tmp_path, MINIMAL.replace('path = "model"', 'path = "org/a"'))
+    assert loop == (f"{tmp_path / 'c.toml'}: [baseline]: path 'org/a': a symbolic link loop "
+                    f"({tmp_path / 'org' / 'a'})")  # fmt: skip
+    dangling = error(tmp_path, MINIMAL.replace('path = "other"', 'path = "org/gone"'))
+    assert "path 'org/gone': a symbolic link to " in dangling and "which does not exist" in dangling

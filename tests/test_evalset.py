@@ -200,6 +200,41 @@ def test_bytes_not_utf8(tmp_path: Path) -> None:
     assert msg.startswith(f"{path}:2: bytes are not valid UTF-8")
 
 
+@pytest.mark.parametrize(
+    ("codec", "name"),
+    [
+        ("utf-16", "UTF-16 (little-endian)"),  # Python writes a BOM, as Notepad does
+        ("utf-16-le", "UTF-16 (little-endian)"),
+        ("utf-16-be", "UTF-16 (big-endian)"),
+        ("utf-32", "UTF-32 (little-endian)"),
+        ("utf-32-be", "UTF-32 (big-endian)"),
+    ],
+)
+def test_a_utf16_or_utf32_file_is_one_line_naming_the_encoding(
+    tmp_path: Path, codec: str, name: str
+) -> None:
+    path = tmp_path / "wide.jsonl"
+    rows = [GOOD, {**GOOD, "id": "b", "prompt": "café 日本"}] * 10  # 20 lines, one problem
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    path.write_bytes(text.encode(codec))
+    iconv = name.replace(" (little-endian)", "LE").replace(" (big-endian)", "BE")
+    assert problems(path) == [f"{path}:1: the file is {name} text, not UTF-8: convert it "
+                              f"(iconv -f {iconv} -t UTF-8 {path})"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("caf\u00e9", "cafe\u0301"), ("Q1", "q1"), ("STRASSE", "straße")],
+    ids=["nfc-vs-nfd", "case", "casefold"],
+)
+def test_ids_that_read_alike_are_refused(tmp_path: Path, first: str, second: str) -> None:
+    path = write(tmp_path, {**GOOD, "id": first}, {**GOOD, "id": second})
+    [msg] = problems(path)
+    assert msg == (f"{path}:2: id {second!r}: the same id as {first!r} ({path}:1) once "
+                   "Unicode-normalized and case-folded: they would read as one item in the "
+                   "report and in review files")  # fmt: skip
+
+
 def test_empty_file(tmp_path: Path) -> None:
     path = write(tmp_path, "", "  ")
     assert problems(path) == [f"{path}:1: the file holds no items"]

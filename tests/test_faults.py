@@ -9,10 +9,12 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -285,8 +287,7 @@ def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
     assert digest(out) == before
     assert list(out.parent.glob(f".{out.name}.staging-*"))  # what a kill leaves
     # a kill between the two renames of publishing: the previous run is aside, not in place
-    aside = out.parent / f".{out.name}.old-killed"
-    aside.mkdir()
+    aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))  # as publish
     out.rename(aside / "run")
     # the next run puts the previous one back and clears the staging folder as soon as it
     # holds the lock, then fails on its missing candidate (exit 2, nothing published)
@@ -299,6 +300,25 @@ def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
     ]  # the planted link, left alone
     assert list(victim.iterdir()) == []
     (out.parent / f".{out.name}.tmp").unlink()
+
+
+def test_temp_files_of_a_killed_report_are_swept_by_the_next_one(
+    previous: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """`harness report` killed between its renames leaves the other artifacts' temporary
+    files (written, not yet renamed); the next report removes them, and nothing else."""
+    _, earlier, _ = previous
+    out = tmp_path / "run"
+    shutil.copytree(earlier, out)
+    (out / ".results.json.notes").write_text("a user's file, not a temporary of ours")
+    killed = run_harness_env({"HARNESS_FAULT": "report@1"}, "report", str(out))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = sorted(p.name for p in out.glob(".*.*") if p.name != ".results.json.notes")
+    assert left and all(p.startswith((".items.csv.", ".junit.xml.", ".summary.md.",
+                                      ".report.html.")) for p in left), left  # fmt: skip
+    again = run_harness("report", str(out))
+    assert again.returncode in (0, 1), again.stderr
+    assert sorted(p.name for p in out.glob(".*.*")) == [".results.json.notes"]
 
 
 # --- models that are what they claim --------------------------------------------------------
@@ -738,6 +758,40 @@ def test_a_full_disk_is_exit_2_and_the_earlier_report_and_verdicts_stay(
         .endswith(": cannot be written: No space left on device (nothing was replaced)")
     )
     assert digest(out) == before
+
+
+@pytest.mark.slow
+def test_a_full_run_cache_is_one_line_naming_the_file_and_the_rerun_resumes(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The run cache on a disk with room for a few of the baseline's batches (each ~80 KB of
+    packed log-probs and journal, measured): one line names the file, on a line of its own
+    (not after a progress bar); with room again, the rerun resumes after the batches kept
+    and gives the results of a run never stopped."""
+    cfg = write_config(tmp_path / "c.toml")
+
+    def args(runs: Path, out: Path) -> tuple[str, ...]:
+        return ("compare", "--config", str(cfg), "--out", str(out), "--run-cache", str(runs))
+
+    expected = run_harness(*args(tmp_path / "fresh", tmp_path / "expected"))
+    assert expected.returncode in (0, 1), expected.stderr
+    (small_disk / "runs").mkdir()
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - (256 << 10)))
+    full = run_harness(*args(small_disk / "runs", tmp_path / "run"))
+    assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
+    line = full.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {small_disk}/runs/.work-"), line
+    assert "cannot be written: No space left on device" in line, line
+    assert not (tmp_path / "run").exists()
+    filler.unlink()
+    again = run_harness(*args(small_disk / "runs", tmp_path / "run"))
+    assert again.returncode == expected.returncode, again.stderr
+    kept = re.search(r"fp32: resuming after (\d+) of 500 prompts", again.stderr)
+    assert kept is not None and int(kept.group(1)) > 0, again.stderr
+    got = json.loads((tmp_path / "run" / "results.json").read_text())
+    want = json.loads((tmp_path / "expected" / "results.json").read_text())
+    assert differences(stable(want), stable(got)) == []
 
 
 # --- the quantization cache ----------------------------------------------------------------

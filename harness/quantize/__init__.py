@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness import console, faults, worker
-from harness.errors import HarnessError
+from harness.errors import FULL, DiskFull, HarnessError
 from harness.filelock import hold
 from harness.records import GgufSpec, QuantizeSpec
 from harness.sealed import differences, file_hashes, sha256_file
@@ -130,6 +130,9 @@ def _make(
                 versions = {"llmcompressor": _version("llmcompressor"),
                             "compressed_tensors": _version("compressed-tensors")}  # fmt: skip
         except Exception as exc:  # whatever the engine raised: one line, and no half result
+            if isinstance(exc, OSError) and exc.errno in FULL:
+                raise DiskFull(f"{exc.filename or tmp}: cannot be written: {exc.strerror} "
+                               "(the cache is as it was)") from exc  # fmt: skip
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise QuantizeError(f"quantizing {baseline} ({spec.describe()}): {first}") from exc
         seconds = time.monotonic() - started
