@@ -18,6 +18,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 LIBRARIES = ("transformers", "torch", "llmcompressor", "compressed_tensors", "lm_eval",
              "datasets", "accelerate", "huggingface_hub", "sentence_transformers")  # fmt: skip
@@ -37,10 +38,23 @@ QUIET_ENV = {
 _quiet = False  # inside a quiet `session`: a library caller outside one sees everything
 
 
+class _Stderr(logging.StreamHandler):
+    """To whatever sys.stderr is when a record is emitted (a test's capture, a redirect made
+    after the first command), not the stream of the first command."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _harness_logger() -> None:
     logger = logging.getLogger("harness")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

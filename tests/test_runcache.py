@@ -83,7 +83,7 @@ def _lines(path: Path) -> list[bytes]:
     (lambda b: b"\x00\xff garbled\n", 2),
 ])  # fmt: skip
 def test_a_damaged_journal_line_is_said_and_it_and_what_follows_are_made_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: Callable[[bytes], bytes], line: int
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Callable[[bytes], bytes], line: int
 ) -> None:
     path = tmp_path / "journal.jsonl"
     journal = Journal(path)
@@ -94,7 +94,7 @@ def test_a_damaged_journal_line_is_said_and_it_and_what_follows_are_made_again(
     path.write_bytes(b"".join(lines))
     again = Journal(path)
     assert again.batches == [{"rows": [[0, [1, 2], None]], "probe": None}]
-    assert f"{path}:{line}: not the batch that was written" in caplog.text
+    assert f"{path}:{line}: not the batch that was written" in capsys.readouterr().err
     assert _lines(path) == lines[:1]  # cut back to the intact prefix: a rerun appends to it
     again.append({"rows": [[1, [3, 4], None]], "probe": None})
     assert len(Journal(path).batches) == 2
@@ -135,7 +135,7 @@ def _entry_damages() -> dict[str, Callable[[Path], None]]:
 
 @pytest.mark.parametrize("damage", list(_entry_damages()))
 def test_a_damaged_entry_is_said_removed_and_made_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
     cache = RunCache(tmp_path, keep=True)
     with cache.claim("k", "m") as claim:
@@ -149,7 +149,7 @@ def test_a_damaged_entry_is_said_removed_and_made_again(
         (claim.work.root / "generations").mkdir()
         (claim.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
         _, meta = claim.commit({"seconds": 1.0})
-    assert f"{tmp_path / 'k'}: damaged run-cache entry (" in caplog.text
+    assert f"{tmp_path / 'k'}: damaged run-cache entry (" in capsys.readouterr().err
     assert meta["seconds"] == 1.0 and cache.lookup("k") is not None
     with cache.claim("k", "m") as claim:  # and from then on read back
         assert claim.reused
