@@ -17,8 +17,8 @@ mean NLL_reference), as llama-perplexity's "Mean PPL(Q)/PPL(base)".
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,6 +37,8 @@ from harness.records import CorpusSettings, ModelSpec
 from harness.stats import quantile
 
 SCHEMA_VERSION = 1
+
+logger = logging.getLogger(__name__)
 
 
 class CorpusError(HarnessError):
@@ -137,9 +139,9 @@ def _check_vocabulary(backend: Backend, text: str, ref: _Reference, where: str) 
                 f"and for {got!r} in {backend.spec.name!r}'s: the models cannot be fed the same "
                 "ids"
             )
-    print(f"corpus: {backend.spec.name}: its tokenizer splits the text into {len(own)} tokens, "
-          f"the reference's into {len(ref.tokens)}: fed the reference's ids (same vocabulary)",
-          file=sys.stderr)  # fmt: skip
+    logger.info("corpus: %s: its tokenizer splits the text into %d tokens, the reference's "
+                "into %d: fed the reference's ids (same vocabulary)", backend.spec.name,
+                len(own), len(ref.tokens))  # fmt: skip
 
 
 def _score(backend: Backend, ref: _Reference, is_reference: bool) -> dict[str, Any]:
@@ -189,7 +191,7 @@ def run_corpus(
         ref: _Reference | None = None
         for spec in ordered:
             started = time.monotonic()
-            print(f"corpus: {spec.name} ({spec.backend})", file=sys.stderr, flush=True)
+            logger.info("corpus: %s (%s)", spec.name, spec.backend)
             with (
                 worker.running(spec.name, spec.backend, "scoring the text"),
                 open_backend(spec) as backend,

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 class Busy(Exception):
@@ -41,7 +43,7 @@ def hold(path: Path, wait: bool, what: str = "", remove: bool = False) -> Iterat
                 os.close(fd)
                 raise Busy(holder) from None
             if not waited:
-                print(f"waiting for pid {holder}, {what}", file=sys.stderr)
+                logger.info("waiting for pid %s, %s", holder, what)
                 waited = True
             fcntl.flock(fd, fcntl.LOCK_EX)
         try:

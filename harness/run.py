@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -276,11 +275,10 @@ def greedy_rows(
                 conts[i] = (*out, stop) if stop is not None else tuple(out)
         if probe is not None:
             probe.restore([r["probe"] for r in journal.batches], conts)
-        print(
-            f"{backend.spec.name}: resuming after {len(rows)} of {len(ids)} prompts "
-            f"({len(journal.batches)} batches) finished by an earlier run",
-            file=sys.stderr,
-        )
+        logger.info(
+            "%s: resuming after %d of %d prompts (%d batches) finished by an earlier run",
+            backend.spec.name, len(rows), len(ids), len(journal.batches),
+        )  # fmt: skip
     todo = [i for i in range(len(ids)) if i not in rows]
     want = probe is not None
     last = time.monotonic()
@@ -444,10 +442,10 @@ def ready_candidate(
     calibration = (
         f", calibration {q.calibration}" if isinstance(q, QuantizeSpec) and q.calibration else ""
     )
-    print(f"{cand.name}: {q.describe()}{calibration}", file=sys.stderr)
+    logger.info("%s: %s%s", cand.name, q.describe(), calibration)
     made = quantize(baseline.path, baseline_fp, q, cache)
     status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
-    print(f"{cand.name}: {status}: {made.path}", file=sys.stderr)
+    logger.info("%s: %s: %s", cand.name, status, made.path)
     if isinstance(q, GgufSpec):  # a GGUF runs on llama.cpp, with the baseline's threads
         spec = ModelSpec(cand.name, str(made.path), backend="llama.cpp",
                          threads=baseline.threads, context=baseline.context)  # fmt: skip
@@ -642,9 +640,9 @@ def run_all(
     ):
         # A server's top-k cannot be the reference of a KLD: say so, and leave the metrics out
         # rather than report a number that means something else.
-        print(f"{baseline.name}: the {baseline.backend} engine returns no full-vocabulary "
-              "log-probs: the distribution metrics are left out of this run",
-              file=sys.stderr)  # fmt: skip
+        logger.warning("%s: the %s engine returns no full-vocabulary log-probs: the "
+                       "distribution metrics are left out of this run", baseline.name,
+                       baseline.backend)  # fmt: skip
         settings = replace(settings, distribution=False)
     runner = _Runner(items, settings, folder, lm_eval, cache)
     runs = {baseline.name: runner.baseline(baseline, baseline_fp)}
@@ -652,7 +650,7 @@ def run_all(
         runs[cand.spec.name] = runner.candidate(cand)
     for name, run in runs.items():
         if run.reused:
-            print(f"{name}: reused from the run cache (no generation)", file=sys.stderr)
+            logger.info("%s: reused from the run cache (no generation)", name)
     folder.remove_scratch()
     judge_meaning(items, runs, baseline.name, agreement or AgreementSettings(), folder)
     return runs

@@ -15,9 +15,9 @@ is a rung to add to the ladder, whose rerun runs only that rung and shows whethe
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from harness.records import SCHEMES, CompareConfig, ModelSpec, QuantizeSpec
 from harness.runcache import DEFAULT_RUN_CACHE, RunCache, baseline_key
 
 LAYER = re.compile(r"^(model\.layers\.(\d+))\.")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ def measure(
             klds = [k for i, logp in enumerate(forced)
                     for k in token_stats(store.get(i), logp, conts[i]).kld]  # fmt: skip
         costs.append(LayerCost(layer, sum(klds) / max(len(klds), 1), len(klds)))
-        print(f"{rung}: {layer} alone: mean KLD {costs[-1].mean_kld:.4g}", file=sys.stderr)
+        logger.info("%s: %s alone: mean KLD %.4g", rung, layer, costs[-1].mean_kld)
     return _proposal(cfg, rung, spec, costs, propose(costs, keep), keep_scheme, len(layers), out)
 
 

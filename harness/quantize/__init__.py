@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import re
 import shutil
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +33,8 @@ MARKER = "harness_quantize.json"
 RECIPE_VERSION = 2  # 2: calibration samples taken deterministically (no shuffling)
 SEED = 0
 DEFAULT_CACHE = Path(".cache") / "harness" / "quantized"
+
+logger = logging.getLogger(__name__)
 
 
 class QuantizeError(HarnessError):
@@ -190,7 +192,7 @@ def _verified(out: Path) -> bool:
     why = differences(out, recorded, frozenset({MARKER}))
     if why is None:
         return True
-    print(f"{out}: damaged cache entry ({why}); making it again", file=sys.stderr)
+    logger.warning("%s: damaged cache entry (%s); making it again", out, why)
     return False
 
 
@@ -212,7 +214,7 @@ def unquantized_gguf(
 def _convert(baseline: str, baseline_fingerprint: str, outtype: str, out: Path) -> None:
     from harness.quantize.llamacpp import convert
 
-    print(f"converting {baseline} to a {outtype.upper()} GGUF (once)", file=sys.stderr)
+    logger.info("converting %s to a %s GGUF (once)", baseline, outtype.upper())
     with _building(out) as tmp:
         try:
             convert(baseline, outtype, tmp / "model.gguf", tmp / "llama.cpp.log")

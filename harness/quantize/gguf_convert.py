@@ -16,10 +16,13 @@ the run stage still checks that the GGUF maps every prompt to the baseline's exa
 from __future__ import annotations
 
 import json
+import logging
 import runpy
 import sys
 from pathlib import Path
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 def char_vocab(tokenizer: dict[str, Any]) -> dict[str, int] | None:
@@ -84,8 +87,7 @@ def install(source: Path) -> None:
             vocab = char_vocab(tokenizer)
             if vocab is None:
                 raise
-            print(f"{path}: a character vocabulary: written as a llama (SPM) vocabulary",
-                  file=sys.stderr)  # fmt: skip
+            logger.warning("%s: a character vocabulary: written as a llama (SPM) vocabulary", path)
             write_char_vocab(self, vocab, tokenizer)
 
     TextModel._set_vocab_gpt2 = set_vocab_gpt2

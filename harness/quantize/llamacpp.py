@@ -10,6 +10,7 @@ converts once. A baseline that is already a GGUF file is quantized as it is.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,8 @@ from pathlib import Path
 from harness.errors import HarnessError
 from harness.llamacpp_home import source_dir, tool
 from harness.records import GgufSpec
+
+logger = logging.getLogger(__name__)
 
 
 class ToolFailed(HarnessError):
@@ -38,7 +41,7 @@ def _run(cmd: list[str], what: str, log: Path) -> None:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "no output"
         raise ToolFailed(f"{what} exited with {code}: {last} (full output: {log})")
-    print(f"  {what}: {time.monotonic() - started:.0f}s", file=sys.stderr)
+    logger.info("  %s: %.0fs", what, time.monotonic() - started)
 
 
 def convert(baseline: str, outtype: str, out: Path, log: Path) -> None:
