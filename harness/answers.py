@@ -73,8 +73,9 @@ def _code(text: str) -> str | None:
     # nesting, which Python's meaning rests on, is kept).
     widths = sorted({len(x) - len(x.lstrip(" ")) for x in lines if x})
     level = {w: i for i, w in enumerate(widths)}
-    return "\n".join("    " * level[len(x) - len(x.lstrip(" "))] + x.lstrip(" ") if x else ""
-                     for x in lines)  # fmt: skip
+    return "\n".join(
+        "    " * level[len(x) - len(x.lstrip(" "))] + x.lstrip(" ") if x else "" for x in lines
+    )
 
 
 def _json(text: str) -> str | None:
@@ -93,8 +94,13 @@ def _number(text: str) -> str | None:
     return None if value is None else show_number(value)
 
 
-_EXTRACT = {"number": _number, "boolean": _boolean, "choice": choice_label, "code": _code,
-            "json": _json}  # fmt: skip
+_EXTRACT = {
+    "number": _number,
+    "boolean": _boolean,
+    "choice": choice_label,
+    "code": _code,
+    "json": _json,
+}
 
 
 def final_answer(item: EvalItem, output: str) -> str | None:

@@ -87,8 +87,10 @@ class Measured:
         return weighted_share(
             [p.outcome is Outcome.REGRESSION for p in self.scored],
             [p.item.weight for p in self.scored],
-            self.stats.bootstrap_samples, self.stats.seed, self.stats.confidence,
-        )  # fmt: skip
+            self.stats.bootstrap_samples,
+            self.stats.seed,
+            self.stats.confidence,
+        )
 
     @cached_property
     def distribution(self) -> DistributionMetrics | None:
@@ -157,72 +159,149 @@ def _flips(m: CandidateMetrics) -> Cell:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("weighted_accuracy", lambda x: x.interval(x.paired), "interval",
-           drop_gate("max_weighted_accuracy_drop", "weighted_accuracy", "Weighted accuracy"),
-           interval_columns("weighted_accuracy", "weighted acc.", "drop (interval)")),
-    Metric("hard_accuracy", lambda x: x.interval(x.hard), "interval",
-           drop_gate("max_hard_accuracy_drop", "hard_accuracy", "Hard-item accuracy", "hard"),
-           interval_columns("hard_accuracy", "hard acc.", "hard drop (interval)")),
-    Metric("regressions", _scored_only(lambda x: x.count(Outcome.REGRESSION)), "count",
-           columns=(Column("regressions (hard)", _flips, "regressions (hard)"),)),
-    Metric("improvements", _scored_only(lambda x: x.count(Outcome.IMPROVEMENT)), "count",
-           columns=(column("improvements", "improvements", _count, summary=True),)),
-    Metric("hard_regressions", _scored_only(lambda x: x.count(Outcome.REGRESSION, x.hard)),
-           "count",
-           GateRule("max_hard_regressions", "max", Limit.COUNT, hard_regressions_rule,
-                    needs="reference")),
-    Metric("mcnemar_p", _scored_only(
-               lambda x: mcnemar_exact(x.count(Outcome.REGRESSION), x.count(Outcome.IMPROVEMENT))),
-           "p",
-           columns=(column("McNemar p", "mcnemar_p", num, summary=True),)),
-    Metric("weighted_regression_share", _scored_only(lambda x: x.regression_share[0]), "share",
-           GateRule("max_weighted_regression_share", "max", Limit.SHARE,
-                    regression_share_rule, needs="reference"),
-           (column("regression weight share", "weighted_regression_share", pct),)),
+    Metric(
+        "weighted_accuracy",
+        lambda x: x.interval(x.paired),
+        "interval",
+        drop_gate("max_weighted_accuracy_drop", "weighted_accuracy", "Weighted accuracy"),
+        interval_columns("weighted_accuracy", "weighted acc.", "drop (interval)"),
+    ),
+    Metric(
+        "hard_accuracy",
+        lambda x: x.interval(x.hard),
+        "interval",
+        drop_gate("max_hard_accuracy_drop", "hard_accuracy", "Hard-item accuracy", "hard"),
+        interval_columns("hard_accuracy", "hard acc.", "hard drop (interval)"),
+    ),
+    Metric(
+        "regressions",
+        _scored_only(lambda x: x.count(Outcome.REGRESSION)),
+        "count",
+        columns=(Column("regressions (hard)", _flips, "regressions (hard)"),),
+    ),
+    Metric(
+        "improvements",
+        _scored_only(lambda x: x.count(Outcome.IMPROVEMENT)),
+        "count",
+        columns=(column("improvements", "improvements", _count, summary=True),),
+    ),
+    Metric(
+        "hard_regressions",
+        _scored_only(lambda x: x.count(Outcome.REGRESSION, x.hard)),
+        "count",
+        GateRule(
+            "max_hard_regressions", "max", Limit.COUNT, hard_regressions_rule, needs="reference"
+        ),
+    ),
+    Metric(
+        "mcnemar_p",
+        _scored_only(
+            lambda x: mcnemar_exact(x.count(Outcome.REGRESSION), x.count(Outcome.IMPROVEMENT))
+        ),
+        "p",
+        columns=(column("McNemar p", "mcnemar_p", num, summary=True),),
+    ),
+    Metric(
+        "weighted_regression_share",
+        _scored_only(lambda x: x.regression_share[0]),
+        "share",
+        GateRule(
+            "max_weighted_regression_share",
+            "max",
+            Limit.SHARE,
+            regression_share_rule,
+            needs="reference",
+        ),
+        (column("regression weight share", "weighted_regression_share", pct),),
+    ),
     Metric("regression_share_ci_low", _scored_only(lambda x: x.regression_share[1]), "share"),
     Metric("regression_share_ci_high", _scored_only(lambda x: x.regression_share[2]), "share"),
-    Metric("identical_share",
-           lambda x: sum(p.baseline.output == p.candidate.output for p in x.paired) / len(x.paired),
-           "share", columns=(column("identical outputs", "identical_share", pct),)),
-    Metric("mean_similarity", lambda x: sum(p.similarity for p in x.paired) / len(x.paired),
-           "similarity", columns=(column("mean word similarity", "mean_similarity", num),)),
+    Metric(
+        "identical_share",
+        lambda x: sum(p.baseline.output == p.candidate.output for p in x.paired) / len(x.paired),
+        "share",
+        columns=(column("identical outputs", "identical_share", pct),),
+    ),
+    Metric(
+        "mean_similarity",
+        lambda x: sum(p.similarity for p in x.paired) / len(x.paired),
+        "similarity",
+        columns=(column("mean word similarity", "mean_similarity", num),),
+    ),
     Metric("items", lambda x: len(x.paired), "count"),
     # Outputs that ran to max_new_tokens without a stop: their final answers are not compared.
     Metric("cut_off", lambda x: sum(p.candidate.cut_off for p in x.paired), "count"),
     Metric("baseline_cut_off", lambda x: sum(p.baseline.cut_off for p in x.paired), "count"),
-    Metric("answer_changes", lambda x: sum(p.answer_change is not None for p in x.paired),
-           "count"),
+    Metric("answer_changes", lambda x: sum(p.answer_change is not None for p in x.paired), "count"),
     Metric("scored", lambda x: len(x.scored), "count"),
     Metric("unscorable", lambda x: x.count(Outcome.UNSCORABLE), "count"),
     # Reference-free items, judged by meaning: never in accuracy, flips or McNemar.
-    Metric("reference_free", lambda x: len(x.free), "count",
-           columns=(Column("reference-free: identical / equivalent / diverged", _meaning,
-                           "reference-free: identical / equivalent / diverged"),)),
+    Metric(
+        "reference_free",
+        lambda x: len(x.free),
+        "count",
+        columns=(
+            Column(
+                "reference-free: identical / equivalent / diverged",
+                _meaning,
+                "reference-free: identical / equivalent / diverged",
+            ),
+        ),
+    ),
     *(Metric(f"free_{o.value}", _free_count(o), "count") for o in MEANING),
-    Metric("equivalent_share", lambda x: x.share(Outcome.EQUIVALENT), "share",
-           columns=(column("reference-free equivalent", "equivalent_share", pct),)),
-    Metric("diverged_share", lambda x: x.share(Outcome.DIVERGED), "share",
-           point_gate("max_diverged_share", "diverged_share", "The diverged share of "
-                      "reference-free items", "", missing="was not measured (no reference-free "
-                      "item was judged)", needs="free"),
-           (column("reference-free diverged", "diverged_share", pct),)),
-    Metric("mean_kld", lambda x: x.dist("mean_kld"), "nats",
-           point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats",
-                      limit=Limit.NUMBER),
-           (Column("mean KLD", _kld("mean_kld"), "mean KLD"),)),
-    Metric("p99_kld", lambda x: x.dist("p99_kld"), "nats",
-           point_gate("max_p99_kld", "p99_kld", "99th-percentile per-token KLD", " nats",
-                      limit=Limit.NUMBER),
-           (Column("p99 KLD", _kld("p99_kld")),)),
-    Metric("top1_agreement", lambda x: x.dist("top1_agreement"), "share",
-           point_gate("min_top1_agreement", "top1_agreement", "Top-1 agreement", "", "min"),
-           (column("top-1 agreement", "top1_agreement", pct),)),
+    Metric(
+        "equivalent_share",
+        lambda x: x.share(Outcome.EQUIVALENT),
+        "share",
+        columns=(column("reference-free equivalent", "equivalent_share", pct),),
+    ),
+    Metric(
+        "diverged_share",
+        lambda x: x.share(Outcome.DIVERGED),
+        "share",
+        point_gate(
+            "max_diverged_share",
+            "diverged_share",
+            "The diverged share of reference-free items",
+            "",
+            missing="was not measured (no reference-free item was judged)",
+            needs="free",
+        ),
+        (column("reference-free diverged", "diverged_share", pct),),
+    ),
+    Metric(
+        "mean_kld",
+        lambda x: x.dist("mean_kld"),
+        "nats",
+        point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats", limit=Limit.NUMBER),
+        (Column("mean KLD", _kld("mean_kld"), "mean KLD"),),
+    ),
+    Metric(
+        "p99_kld",
+        lambda x: x.dist("p99_kld"),
+        "nats",
+        point_gate(
+            "max_p99_kld", "p99_kld", "99th-percentile per-token KLD", " nats", limit=Limit.NUMBER
+        ),
+        (Column("p99 KLD", _kld("p99_kld")),),
+    ),
+    Metric(
+        "top1_agreement",
+        lambda x: x.dist("top1_agreement"),
+        "share",
+        point_gate("min_top1_agreement", "top1_agreement", "Top-1 agreement", "", "min"),
+        (column("top-1 agreement", "top1_agreement", pct),),
+    ),
     # exp(mean NLL_cand - mean NLL_base) over the baseline's own output tokens
-    Metric("ppl_ratio", lambda x: x.dist("ppl_ratio"), "ratio",
-           columns=(column("perplexity ratio", "ppl_ratio", lambda v: num(v, 4)),)),
+    Metric(
+        "ppl_ratio",
+        lambda x: x.dist("ppl_ratio"),
+        "ratio",
+        columns=(column("perplexity ratio", "ppl_ratio", lambda v: num(v, 4)),),
+    ),
     # exp(mean over items of NLL_cand - NLL_base) on the references
     Metric("reference_ppl_ratio", lambda x: _reference_ppl_ratio(x.paired), "ratio"),
-)  # fmt: skip
+)
 
 # The unscorable count closes the table, after the distribution columns.
 TABLE_COLUMNS: tuple[Column, ...] = (

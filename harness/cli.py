@@ -103,10 +103,18 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     from harness.rundir import dumps, write_atomic
     from harness.sensitivity import measure
 
-    out = owned_folder(args.out or Path("reports") / f"{args.config.stem}-sensitivity",
-                       "sensitivity")  # fmt: skip
-    found = measure(args.config, args.rung, out, args.keep, args.keep_scheme, args.cache,
-                    args.run_cache or DEFAULT_RUN_CACHE)  # fmt: skip
+    out = owned_folder(
+        args.out or Path("reports") / f"{args.config.stem}-sensitivity", "sensitivity"
+    )
+    found = measure(
+        args.config,
+        args.rung,
+        out,
+        args.keep,
+        args.keep_scheme,
+        args.cache,
+        args.run_cache or DEFAULT_RUN_CACHE,
+    )
     for row in sorted(found["layers"], key=lambda r: -r["mean_kld"]):
         print(f"{row['layer']:>24}  mean KLD {row['mean_kld']:.4g}")
     print(
@@ -172,8 +180,10 @@ def report_ladder(results: Results) -> int:
     print()
     print(ladder.answer)
     for cliff in ladder.cliffs:
-        print(f"cliff ({cliff.slice}): {cliff.heavier} -> {cliff.lighter}: drop "
-              f"{100 * cliff.before:.1f} -> {100 * cliff.after:.1f} points")  # fmt: skip
+        print(
+            f"cliff ({cliff.slice}): {cliff.heavier} -> {cliff.lighter}: drop "
+            f"{100 * cliff.before:.1f} -> {100 * cliff.after:.1f} points"
+        )
     print(f"ladder: {ladder.decision.upper()}: {ladder.decision_reason}")
     return EXIT_OK if ladder.decision == "pass" else EXIT_FAIL
 
@@ -190,16 +200,29 @@ def _compare_parser(sub: Any, command: str) -> None:
     compare = sub.add_parser(command, help=HELP[command])
     compare.add_argument("--config", required=True, type=Path)
     compare.add_argument("--out", type=Path, help="run folder (default reports/<name>)")
-    compare.add_argument("--evalset", action="append", default=[], metavar="PATH",
-                         help="replaces the config's evalsets")  # fmt: skip
-    compare.add_argument("--candidate", action="append", default=[], metavar="NAME=PATH",
-                         help="a checkpoint for candidate NAME")  # fmt: skip
+    compare.add_argument(
+        "--evalset",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="replaces the config's evalsets",
+    )
+    compare.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a checkpoint for candidate NAME",
+    )
     compare.add_argument(
         "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
     )
-    compare.add_argument("--run-cache", type=Path, default=None,
-                         help="model runs: a ladder's, and what a killed run resumes from "
-                              "(.cache/harness/runs)")  # fmt: skip
+    compare.add_argument(
+        "--run-cache",
+        type=Path,
+        default=None,
+        help="model runs: a ladder's, and what a killed run resumes from (.cache/harness/runs)",
+    )
     compare.set_defaults(func=cmd_compare)
 
 
@@ -223,8 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument("--baseline", required=True, help="baseline checkpoint dir")
     quant.add_argument("--scheme", choices=SCHEMES)
     quant.add_argument("--method", choices=METHODS)
-    quant.add_argument("--gguf", choices=GGUF_TYPES, metavar="TYPE",
-                       help="a GGUF with llama.cpp instead (Q8_0, Q4_K_M, ...)")  # fmt: skip
+    quant.add_argument(
+        "--gguf",
+        choices=GGUF_TYPES,
+        metavar="TYPE",
+        help="a GGUF with llama.cpp instead (Q8_0, Q4_K_M, ...)",
+    )
     quant.add_argument("--imatrix", help="calibration JSONL for llama-imatrix (with --gguf)")
     quant.add_argument("--calibration", help="calibration JSONL (required by gptq)")
     quant.add_argument("--samples", type=int, default=128)
@@ -233,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="copy the checkpoint here (default: print the cache dir)"
     )
     quant.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    quant.add_argument("--force", action="store_true",
-                       help="replace an existing --out file (a GGUF)")  # fmt: skip
+    quant.add_argument(
+        "--force", action="store_true", help="replace an existing --out file (a GGUF)"
+    )
     quant.set_defaults(func=cmd_quantize)
 
     for command in ("compare", "ladder", "sweep"):
@@ -247,8 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     sens.add_argument("--rung", required=True, help="an llm-compressor rung (the first failing)")
     sens.add_argument("--keep", type=int, help="layers to keep (default: half the cost)")
     sens.add_argument("--keep-scheme", default="W8A16", help="their scheme (default W8A16)")
-    sens.add_argument("--out", type=Path, help="folder for the recipe and sensitivity.json "
-                      "(default reports/<config>-sensitivity)")  # fmt: skip
+    sens.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the recipe and sensitivity.json (default reports/<config>-sensitivity)",
+    )
     sens.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     sens.add_argument("--run-cache", type=Path, default=None)
     sens.set_defaults(func=cmd_sensitivity)
@@ -263,8 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         "corpus", help="perplexity and KLD over a text file, as llama-perplexity computes them"
     )
     corpus.add_argument("--config", required=True, type=Path, help="a config with [corpus]")
-    corpus.add_argument("--out", type=Path, help="folder for corpus.json and corpus.md "
-                        "(default reports/<name>-corpus)")  # fmt: skip
+    corpus.add_argument(
+        "--out",
+        type=Path,
+        help="folder for corpus.json and corpus.md (default reports/<name>-corpus)",
+    )
     corpus.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     corpus.set_defaults(func=cmd_corpus)
 

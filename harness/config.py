@@ -52,26 +52,55 @@ class ConfigError(HarnessError):
 
 
 TOP_KEYS = (
-    "name", "evalsets", "baseline", "candidates", "generation", "gate", "stats", "noise_floor",
-    "lm_eval", "agreement", "corpus", "ladder",
-)  # fmt: skip
+    "name",
+    "evalsets",
+    "baseline",
+    "candidates",
+    "generation",
+    "gate",
+    "stats",
+    "noise_floor",
+    "lm_eval",
+    "agreement",
+    "corpus",
+    "ladder",
+)
 
 LM_EVAL_KEYS = (
-    "tasks", "include_path", "num_fewshot", "limit", "apply_chat_template", "fewshot_as_multiturn",
-    "system_instruction", "gen_kwargs",
-)  # fmt: skip
+    "tasks",
+    "include_path",
+    "num_fewshot",
+    "limit",
+    "apply_chat_template",
+    "fewshot_as_multiturn",
+    "system_instruction",
+    "gen_kwargs",
+)
 SERVER_KEYS = (
-    "base_url", "model", "api_key_env", "concurrency", "timeout", "retries", "top_logprobs",
+    "base_url",
+    "model",
+    "api_key_env",
+    "concurrency",
+    "timeout",
+    "retries",
+    "top_logprobs",
     "prompt_logprobs",
-)  # fmt: skip
+)
 MODEL_KEYS = ("name", "path", "dtype", "device", "backend", "threads", "context", *SERVER_KEYS)
 CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
 LADDER_KEYS = ("rungs", "target", "max_size_mb")
 RUNG_KEYS = (*MODEL_KEYS, "quantize")  # a rung is a candidate; the ladder decides the gating
 QUANTIZE_KEYS = (
-    "scheme", "method", "calibration", "samples", "max_seq_length", "group_size", "ignore",
-    "recipe", "engine",
-)  # fmt: skip
+    "scheme",
+    "method",
+    "calibration",
+    "samples",
+    "max_seq_length",
+    "group_size",
+    "ignore",
+    "recipe",
+    "engine",
+)
 GGUF_KEYS = ("engine", "type", "imatrix", "imatrix_chunks", "imatrix_context", "outtype")
 GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop", "distribution")
 STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
@@ -145,8 +174,9 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
     ladder = None
     if "ladder" in data:
         if raw_candidates:
-            raise ConfigError(f"{path}: a ladder lists its models as [[ladder.rungs]], "
-                              "not [[candidates]]")  # fmt: skip
+            raise ConfigError(
+                f"{path}: a ladder lists its models as [[ladder.rungs]], not [[candidates]]"
+            )
         candidates, ladder = _ladder(top.get("ladder", dict), base_dir, f"{path}: [ladder]")
     cfg = CompareConfig(
         name=name,
@@ -214,8 +244,9 @@ def _ladder(
     target = table.get("target", str)
     size = table.get("max_size_mb", (int, float))
     try:
-        settings = LadderSettings(tuple(r.name for r in rungs), target,
-                                  None if size is None else float(size))  # fmt: skip
+        settings = LadderSettings(
+            tuple(r.name for r in rungs), target, None if size is None else float(size)
+        )
     except RecordError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return tuple(replace(r, gated=r.name == target) for r in rungs), settings
@@ -258,8 +289,10 @@ def _local_or_hub(value: str, base_dir: Path, where: str) -> str:
         if exc.errno == errno.ELOOP:
             raise ConfigError(f"{where}: path {value!r}: a symbolic link loop ({path})") from None
         if path.is_symlink():
-            raise ConfigError(f"{where}: path {value!r}: a symbolic link to "
-                              f"{os.readlink(path)}, which does not exist") from None  # fmt: skip
+            raise ConfigError(
+                f"{where}: path {value!r}: a symbolic link to "
+                f"{os.readlink(path)}, which does not exist"
+            ) from None
     looks_like_hub_id = value.count("/") == 1 and not value.startswith((".", "/", "~"))
     if looks_like_hub_id and not local.exists():
         return value
@@ -463,8 +496,9 @@ def _limit(table: _Table, key: str, kind: Limit) -> GateLimit | None:
     value = table.threshold(key)
     if kind is Limit.SHARE and value is not None and value > 1:
         # A share written in percent or points (2 for 2%) would let almost anything pass.
-        raise ConfigError(f"{table.where}: {key} = {value:g} is {kind.value}; "
-                          f"did you mean {value / 100:g}?")  # fmt: skip
+        raise ConfigError(
+            f"{table.where}: {key} = {value:g} is {kind.value}; did you mean {value / 100:g}?"
+        )
     return value
 
 

@@ -20,8 +20,17 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-LIBRARIES = ("transformers", "torch", "llmcompressor", "compressed_tensors", "lm_eval",
-             "datasets", "accelerate", "huggingface_hub", "sentence_transformers")  # fmt: skip
+LIBRARIES = (
+    "transformers",
+    "torch",
+    "llmcompressor",
+    "compressed_tensors",
+    "lm_eval",
+    "datasets",
+    "accelerate",
+    "huggingface_hub",
+    "sentence_transformers",
+)
 QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",

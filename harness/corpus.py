@@ -79,8 +79,9 @@ class CorpusResults:
         return {f: to_json(getattr(self, f)) for f in self.__dataclass_fields__}
 
 
-def chunk_ids(tokens: Sequence[int], context: int, limit: int | None, bos: int | None
-              ) -> list[list[int]]:  # fmt: skip
+def chunk_ids(
+    tokens: Sequence[int], context: int, limit: int | None, bos: int | None
+) -> list[list[int]]:
     """Whole chunks of `context` tokens (a tail shorter than one is dropped), each starting
     with <bos> where the model uses one."""
     n = len(tokens) // context
@@ -139,9 +140,13 @@ def _check_vocabulary(backend: Backend, text: str, ref: _Reference, where: str) 
                 f"and for {got!r} in {backend.spec.name!r}'s: the models cannot be fed the same "
                 "ids"
             )
-    logger.info("corpus: %s: its tokenizer splits the text into %d tokens, the reference's "
-                "into %d: fed the reference's ids (same vocabulary)", backend.spec.name,
-                len(own), len(ref.tokens))  # fmt: skip
+    logger.info(
+        "corpus: %s: its tokenizer splits the text into %d tokens, the reference's "
+        "into %d: fed the reference's ids (same vocabulary)",
+        backend.spec.name,
+        len(own),
+        len(ref.tokens),
+    )
 
 
 def _score(backend: Backend, ref: _Reference, is_reference: bool) -> dict[str, Any]:
@@ -171,12 +176,20 @@ def _summary(spec: ModelSpec, got: dict[str, Any], ref: _Reference, seconds: flo
     if not kld:  # the reference itself
         return CorpusRow(spec.name, spec.backend, len(nll), math.exp(mean_nll), seconds)
     return CorpusRow(
-        spec.name, spec.backend, len(nll), math.exp(mean_nll), seconds,
+        spec.name,
+        spec.backend,
+        len(nll),
+        math.exp(mean_nll),
+        seconds,
         ppl_ratio=math.exp(mean_nll - sum(ref.nll) / len(ref.nll)),
-        mean_kld=sum(kld) / len(kld), median_kld=quantile(kld, 0.5),
-        p99_kld=quantile(kld, 0.99), max_kld=max(kld), same_top1=sum(agree) / len(agree),
-        rms_delta_p=math.sqrt(sum(d * d for d in dp) / len(dp)), kld_top_k=got["top_k"],
-    )  # fmt: skip
+        mean_kld=sum(kld) / len(kld),
+        median_kld=quantile(kld, 0.5),
+        p99_kld=quantile(kld, 0.99),
+        max_kld=max(kld),
+        same_top1=sum(agree) / len(agree),
+        rms_delta_p=math.sqrt(sum(d * d for d in dp) / len(dp)),
+        kld_top_k=got["top_k"],
+    )
 
 
 def run_corpus(
@@ -208,10 +221,16 @@ def run_corpus(
             rows.append(_summary(spec, got, ref, round(time.monotonic() - started, 1)))
     assert ref is not None  # models holds the reference
     return CorpusResults(
-        SCHEMA_VERSION, datetime.now(UTC).isoformat(timespec="seconds"), settings.text,
-        hashlib.sha256(text.encode()).hexdigest(), settings.context, len(ref.chunks),
-        len(split(ref.chunks[0])[1]), reference, tuple(rows),
-    )  # fmt: skip
+        SCHEMA_VERSION,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        settings.text,
+        hashlib.sha256(text.encode()).hexdigest(),
+        settings.context,
+        len(ref.chunks),
+        len(split(ref.chunks[0])[1]),
+        reference,
+        tuple(rows),
+    )
 
 
 def render_table(result: CorpusResults) -> str:

@@ -26,9 +26,17 @@ from harness.records import DEFAULT_WEIGHT, Difficulty, EvalItem, Message, Role,
 from harness.scorers import SCORERS, Scorer
 
 FIELDS = (
-    "id", "prompt", "messages", "reference", "scorer",
-    "difficulty", "weight", "tags", "max_new_tokens", "extract",
-)  # fmt: skip
+    "id",
+    "prompt",
+    "messages",
+    "reference",
+    "scorer",
+    "difficulty",
+    "weight",
+    "tags",
+    "max_new_tokens",
+    "extract",
+)
 MESSAGE_FIELDS = ("role", "content")
 BOM = b"\xef\xbb\xbf"
 
@@ -89,9 +97,11 @@ def load_evalset(patterns: Sequence[str]) -> list[EvalItem]:
             folded = _folded(item.id)
             if folded in first_folded:
                 other, first = first_folded[folded]
-                problems.append(f"{source}: id {item.id!r}: the same id as {other!r} ({first}) "
-                                "once Unicode-normalized and case-folded: they would read as "
-                                "one item in the report and in review files")  # fmt: skip
+                problems.append(
+                    f"{source}: id {item.id!r}: the same id as {other!r} ({first}) "
+                    "once Unicode-normalized and case-folded: they would read as "
+                    "one item in the report and in review files"
+                )
                 continue
             first_seen[item.id] = source
             first_folded[folded] = (item.id, source)
@@ -117,8 +127,10 @@ def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]
         return
     if (encoding := _other_encoding(data)) is not None:
         iconv = encoding.replace(" (little-endian)", "LE").replace(" (big-endian)", "BE")
-        problems.append(f"{path}:1: the file is {encoding} text, not UTF-8: convert it "
-                        f"(iconv -f {iconv} -t UTF-8 {path})")  # fmt: skip
+        problems.append(
+            f"{path}:1: the file is {encoding} text, not UTF-8: convert it "
+            f"(iconv -f {iconv} -t UTF-8 {path})"
+        )
         return
     data = data.removeprefix(BOM)
     for number, raw in enumerate(data.split(b"\n"), start=1):
@@ -177,8 +189,10 @@ def _check_text(value: Any, where: str) -> None:
     which no tokenizer or UTF-8 writer accepts."""
     if isinstance(value, str):
         if (m := SURROGATE.search(value)) is not None:
-            raise InvalidItem(f"{where or 'a key'} holds a lone surrogate (U+{ord(m.group()):04X} "
-                              f"at character {m.start() + 1}): not Unicode text")  # fmt: skip
+            raise InvalidItem(
+                f"{where or 'a key'} holds a lone surrogate (U+{ord(m.group()):04X} "
+                f"at character {m.start() + 1}): not Unicode text"
+            )
     elif isinstance(value, dict):
         for k, v in value.items():
             _check_text(k, f"{where}.{k}" if where else k)
@@ -234,8 +248,10 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
     prompt, messages = _prompt_or_messages(obj)
     size = len(prompt or "") + sum(len(m.content) for m in messages or ())
     if size > MAX_PROMPT_CHARS:
-        raise InvalidItem(f"the prompt is {size:,} characters; at most {MAX_PROMPT_CHARS:,} "
-                          "(about 128k tokens, more than any context here)")  # fmt: skip
+        raise InvalidItem(
+            f"the prompt is {size:,} characters; at most {MAX_PROMPT_CHARS:,} "
+            "(about 128k tokens, more than any context here)"
+        )
     scorer = _enum(Scorer, obj.get("scorer", Scorer.EXACT.value), "scorer")
     difficulty = _enum(Difficulty, obj.get("difficulty", Difficulty.COMMON.value), "difficulty")
     return EvalItem(
@@ -254,8 +270,15 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number", type(None): "null"}  # fmt: skip
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -351,8 +374,10 @@ def _tags(value: Any) -> tuple[str, ...]:
         if kind not in ANSWER_KINDS:
             close = difflib.get_close_matches(kind, ANSWER_KINDS, n=1)
             hint = f" (did you mean '{ANSWER_TAG}{close[0]}'?)" if close else ""
-            raise InvalidItem(f"unknown answer kind in tag '{ANSWER_TAG}{kind}'{hint}; known: "
-                              f"{', '.join(ANSWER_KINDS)}")  # fmt: skip
+            raise InvalidItem(
+                f"unknown answer kind in tag '{ANSWER_TAG}{kind}'{hint}; known: "
+                f"{', '.join(ANSWER_KINDS)}"
+            )
     if len(kinds) > 1:
         raise InvalidItem(f"at most one answer tag per item; got {', '.join(kinds)}")
     return tuple(value)

@@ -74,9 +74,15 @@ UNMEASURED = "was not measured ([generation] distribution is off)"
 
 
 def point_gate(
-    key: str, name: str, label: str, unit: str, direction: str = "max", missing: str = UNMEASURED,
-    limit: Limit = Limit.SHARE, needs: str = "distribution",
-) -> GateRule:  # fmt: skip
+    key: str,
+    name: str,
+    label: str,
+    unit: str,
+    direction: str = "max",
+    missing: str = UNMEASURED,
+    limit: Limit = Limit.SHARE,
+    needs: str = "distribution",
+) -> GateRule:
     """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
     least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
 
@@ -108,8 +114,9 @@ def regression_share_rule(
 ) -> tuple[bool, str]:
     share, high = m["weighted_regression_share"], m["regression_share_ci_high"]
     if not isinstance(share, float) or not isinstance(high, float):
-        return False, (f"No item was scored against a reference; the limit {limit:.2%} cannot be "
-                       "checked")  # fmt: skip
+        return False, (
+            f"No item was scored against a reference; the limit {limit:.2%} cannot be checked"
+        )
     judged = high if bound == "upper_ci" else share
     return judged <= limit, (
         f"Regressions carry {share:.2%} of the weight (interval "

@@ -51,12 +51,18 @@ def _rung(c: CandidateResult, header: RunHeader) -> Rung:
     mean_kld = c.metrics["mean_kld"]
     slices = tuple(RungSlice(s.slice, s.accuracy) for s in c.metrics.slices)
     return Rung(
-        name=c.name, recipe=_recipe(c), size_bytes=size, bits_per_weight=bits,
+        name=c.name,
+        recipe=_recipe(c),
+        size_bytes=size,
+        bits_per_weight=bits,
         smaller=_ratio(base.size_bytes, size),
         speedup=_ratio(d.tokens_per_second.get(c.name), d.tokens_per_second.get(base.name)),
-        verdict=c.verdict, drop=drop if isinstance(drop, Interval) else None,
-        mean_kld=mean_kld if isinstance(mean_kld, float) else None, pareto=False, slices=slices,
-    )  # fmt: skip
+        verdict=c.verdict,
+        drop=drop if isinstance(drop, Interval) else None,
+        mean_kld=mean_kld if isinstance(mean_kld, float) else None,
+        pareto=False,
+        slices=slices,
+    )
 
 
 def _point(r: Rung) -> float | None:
@@ -70,10 +76,12 @@ def pareto(rungs: Sequence[Rung]) -> set[str]:
     for r in known:
         size, drop = r.size_bytes or 0, _point(r) or 0.0
         beaten = any(
-            (s.size_bytes or 0) <= size and (_point(s) or 0.0) <= drop
+            (s.size_bytes or 0) <= size
+            and (_point(s) or 0.0) <= drop
             and ((s.size_bytes or 0) < size or (_point(s) or 0.0) < drop)
-            for s in known if s is not r
-        )  # fmt: skip
+            for s in known
+            if s is not r
+        )
         if not beaten:
             out.add(r.name)
     return out
@@ -101,8 +109,11 @@ def cliffs(rungs: Sequence[Rung], slices: Sequence[str]) -> list[Cliff]:
             if not heavier:
                 continue
             step = min(heavier, key=lambda r: r.size_bytes or 0)
-            drops = [(d, r) for r in heavier if not larger(r, step)
-                     and (d := slice_drop(r, name)) is not None]  # fmt: skip
+            drops = [
+                (d, r)
+                for r in heavier
+                if not larger(r, step) and (d := slice_drop(r, name)) is not None
+            ]
             b = slice_drop(light, name)
             if not drops or b is None:
                 continue
@@ -193,8 +204,9 @@ def summarize_ladder(
     """The ladder of a run whose config has `[ladder]` (`settings`: its resolved table)."""
     judged = [c for c in candidates if not c.noise_floor]
     listed = {c.name: i for i, c in enumerate(judged)}
-    rungs = sorted((_rung(c, header) for c in judged),
-                   key=lambda r: (-(r.size_bytes or 0), listed[r.name]))  # fmt: skip
+    rungs = sorted(
+        (_rung(c, header) for c in judged), key=lambda r: (-(r.size_bytes or 0), listed[r.name])
+    )
     front = pareto(rungs)
     rungs = [replace(r, pareto=r.name in front) for r in rungs]
     passing = [r for r in rungs if r.verdict == "pass"]
@@ -203,9 +215,14 @@ def summarize_ladder(
     target, size = settings.get("target"), settings.get("max_size_mb")
     decision, reason = decide(rungs, target, size)
     return Ladder(
-        rungs=tuple(rungs), lightest_passing=lightest,
+        rungs=tuple(rungs),
+        lightest_passing=lightest,
         answer=answer(rungs, lightest, {c.name: c.reasons for c in judged}),
-        cliffs=tuple(cliffs(rungs, slices)), pairs=tuple(calibration_pairs(judged)),
-        decision=decision, decision_reason=reason,
-        breaks_first=tuple(breaks_first(rungs, slices)), target=target, max_size_mb=size,
-    )  # fmt: skip
+        cliffs=tuple(cliffs(rungs, slices)),
+        pairs=tuple(calibration_pairs(judged)),
+        decision=decision,
+        decision_reason=reason,
+        breaks_first=tuple(breaks_first(rungs, slices)),
+        target=target,
+        max_size_mb=size,
+    )

@@ -73,8 +73,10 @@ def backend_lm(backend: Backend, batch_size: int, chat: bool = False) -> Any:
             return backend.loglikelihood(pairs, batch_size)
 
         def loglikelihood_rolling(self, requests: list[Any], **kwargs: Any) -> list[float]:
-            pairs = [([self.prefix_token_id], self.tok_encode(r.args[0], add_special_tokens=False))
-                     for r in requests]  # fmt: skip
+            pairs = [
+                ([self.prefix_token_id], self.tok_encode(r.args[0], add_special_tokens=False))
+                for r in requests
+            ]
             return [total for total, _ in backend.loglikelihood(pairs, batch_size)]
 
         def generate_until(self, requests: list[Any], **kwargs: Any) -> list[str]:
@@ -110,12 +112,18 @@ def run_tasks(backend: Backend, cfg: LmEvalConfig, batch_size: int) -> list[Samp
         )
     try:
         result = simple_evaluate(
-            model=lm, tasks=list(cfg.tasks), num_fewshot=cfg.num_fewshot, limit=cfg.limit,
-            task_manager=manager, log_samples=True, bootstrap_iters=0,
+            model=lm,
+            tasks=list(cfg.tasks),
+            num_fewshot=cfg.num_fewshot,
+            limit=cfg.limit,
+            task_manager=manager,
+            log_samples=True,
+            bootstrap_iters=0,
             apply_chat_template=cfg.apply_chat_template,
             fewshot_as_multiturn=cfg.fewshot_as_multiturn,
-            system_instruction=cfg.system_instruction, gen_kwargs=cfg.gen_kwargs,
-        )  # fmt: skip
+            system_instruction=cfg.system_instruction,
+            gen_kwargs=cfg.gen_kwargs,
+        )
     except Exception as exc:  # data that cannot be reached offline, a broken task config...
         raise LmEvalError(
             f"lm-eval tasks {', '.join(cfg.tasks)}: {_first_line(exc)}{_offline_hint()}"
@@ -195,9 +203,16 @@ def _sample(task: str, raw: dict[str, Any]) -> Sample:
         else str(resp[0] if isinstance(resp, list | tuple) and resp else resp)
     )
     return Sample(
-        task, int(raw["doc_id"]), raw["doc_hash"], prompt, str(raw["target"]), output, metric,
-        score, **_doc_fields(raw),
-    )  # fmt: skip
+        task,
+        int(raw["doc_id"]),
+        raw["doc_hash"],
+        prompt,
+        str(raw["target"]),
+        output,
+        metric,
+        score,
+        **_doc_fields(raw),
+    )
 
 
 # --- export ------------------------------------------------------------------------------
@@ -267,9 +282,12 @@ metric_list:
 
 
 def export_tasks(
-    paths: Sequence[str], out: Path, max_gen_toks: int = 32, data_dir: str | None = None,
+    paths: Sequence[str],
+    out: Path,
+    max_gen_toks: int = 32,
+    data_dir: str | None = None,
     into: Path | None = None,
-) -> list[Path]:  # fmt: skip
+) -> list[Path]:
     """One task per eval-set file, named `harness_<file stem>`; the data is copied next to
     the YAML (prompt items with a single reference and an exportable scorer only). The YAML
     names the data relative to the working directory when `out` lies below it (run lm_eval

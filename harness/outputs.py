@@ -57,8 +57,9 @@ def check_folder(out: Path, kind: str) -> None:
                 "it is left as it is: give another --out"
             )
         if found != kind:
-            raise OutputError(f"--out {out}: holds a {found} output, not a {kind} one; give "
-                              "another --out")  # fmt: skip
+            raise OutputError(
+                f"--out {out}: holds a {found} output, not a {kind} one; give another --out"
+            )
 
 
 def owned_folder(out: Path, kind: str) -> Path:
@@ -76,8 +77,10 @@ def check_file(out: Path, force: bool) -> None:
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise OutputError(f"--out {out}: not a plain file; give another --out")
     if out.exists() and not force:
-        raise OutputError(f"--out {out}: the file exists (the harness cannot tell whether it "
-                          "wrote it); --force replaces it")  # fmt: skip
+        raise OutputError(
+            f"--out {out}: the file exists (the harness cannot tell whether it "
+            "wrote it); --force replaces it"
+        )
 
 
 def _sweep(out: Path) -> None:

@@ -61,8 +61,15 @@ def by_meaning(identical: bool, meaning: float | None, threshold: float) -> Outc
 
 
 def _side(item: EvalItem, g: Generation, value: float | None) -> Side:
-    return Side(g.output, value, g.output_ids, g.output_tokens, g.reference_nll,
-                _shown(item, g.output), g.cut_off)  # fmt: skip
+    return Side(
+        g.output,
+        value,
+        g.output_ids,
+        g.output_tokens,
+        g.reference_nll,
+        _shown(item, g.output),
+        g.cut_off,
+    )
 
 
 def pair(
@@ -86,19 +93,29 @@ def pair(
         change = None
         if reference_free(item):
             b_score = c_score = None
-            change = None if identical else answers.changed(item, b.output, c.output, b.cut_off,
-                                                            c.cut_off)  # fmt: skip
+            change = (
+                None
+                if identical
+                else answers.changed(item, b.output, c.output, b.cut_off, c.cut_off)
+            )
             similar = 1.0 if identical else (meaning or {}).get(item.id)
             result = Outcome.DIVERGED if change else by_meaning(identical, similar, threshold)
         else:
             b_score, c_score = score_baseline(item, b.output), score(item, c.output)
             result = outcome(b_score, c_score, identical)
-        out.append(PairedItem(
-            item=item, baseline=_side(item, b, b_score), candidate=_side(item, c, c_score),
-            outcome=result, similarity=word_similarity(b.output, c.output),
-            first_divergence=first_divergence(b.output_ids, c.output_ids),
-            tokens=None if tokens is None else tokens[i], meaning=similar, answer_change=change,
-        ))  # fmt: skip
+        out.append(
+            PairedItem(
+                item=item,
+                baseline=_side(item, b, b_score),
+                candidate=_side(item, c, c_score),
+                outcome=result,
+                similarity=word_similarity(b.output, c.output),
+                first_divergence=first_divergence(b.output_ids, c.output_ids),
+                tokens=None if tokens is None else tokens[i],
+                meaning=similar,
+                answer_change=change,
+            )
+        )
     return out
 
 
@@ -140,11 +157,14 @@ def sample_item(s: Sample) -> EvalItem:
     """An lm-eval sample as an item of the report: lm-eval's rendered prompt, its target."""
     difficulty = Difficulty(s.difficulty)
     return EvalItem(
-        id=f"lm_eval/{s.key}", source=Source(f"lm_eval:{s.task}", s.doc_id), prompt=s.prompt or " ",
-        reference=(s.target or " ",), difficulty=difficulty,
+        id=f"lm_eval/{s.key}",
+        source=Source(f"lm_eval:{s.task}", s.doc_id),
+        prompt=s.prompt or " ",
+        reference=(s.target or " ",),
+        difficulty=difficulty,
         weight=s.weight if s.weight is not None else DEFAULT_WEIGHT[difficulty],
         tags=("lm_eval", s.task),
-    )  # fmt: skip
+    )
 
 
 def pair_samples(base: Sequence[Sample], cand: Sequence[Sample]) -> list[PairedItem]:
@@ -161,10 +181,15 @@ def pair_samples(base: Sequence[Sample], cand: Sequence[Sample]) -> list[PairedI
             Option(text, bl, cl, text == b.target)
             for text, bl, cl in zip(b.choices, b.loglikelihoods, c.loglikelihoods, strict=True)
         )
-        out.append(PairedItem(
-            item=sample_item(b), baseline=Side(b.output, b.score),
-            candidate=Side(c.output, c.score),
-            outcome=outcome(b.score, c.score, b.output == c.output),
-            similarity=word_similarity(b.output, c.output), first_divergence=None, options=options,
-        ))  # fmt: skip
+        out.append(
+            PairedItem(
+                item=sample_item(b),
+                baseline=Side(b.output, b.score),
+                candidate=Side(c.output, c.score),
+                outcome=outcome(b.score, c.score, b.output == c.output),
+                similarity=word_similarity(b.output, c.output),
+                first_divergence=None,
+                options=options,
+            )
+        )
     return out

@@ -97,8 +97,9 @@ def compare(
         created_at = now()
         staging = staging_for(out)
         with removed_on_failure(staging):
-            return _run_and_publish(cfg, out, ready, items, baseline_fp, staging, run_cache,
-                                    created_at)  # fmt: skip
+            return _run_and_publish(
+                cfg, out, ready, items, baseline_fp, staging, run_cache, created_at
+            )
 
 
 @contextlib.contextmanager
@@ -112,9 +113,15 @@ def removed_on_failure(staging: RunDir) -> Iterator[None]:
 
 
 def _run_and_publish(
-    cfg: CompareConfig, out: Path, ready: list[ReadyCandidate], items: list[EvalItem],
-    baseline_fp: str, staging: RunDir, run_cache: Path | None, created_at: str,
-) -> Results:  # fmt: skip
+    cfg: CompareConfig,
+    out: Path,
+    ready: list[ReadyCandidate],
+    items: list[EvalItem],
+    baseline_fp: str,
+    staging: RunDir,
+    run_cache: Path | None,
+    created_at: str,
+) -> Results:
     """Run every model into `staging`, analyze, write the artifacts and publish at `out`."""
     from harness.run import run_all
     from harness.runcache import DEFAULT_RUN_CACHE, RunCache
@@ -123,11 +130,23 @@ def _run_and_publish(
     # ladder keeps the entries (rungs are added and rerun), a plain compare drops those it
     # used once its report is published.
     runs_cache = RunCache(run_cache or DEFAULT_RUN_CACHE, keep=cfg.ladder is not None)
-    runs = run_all(cfg.baseline, ready, items, cfg.generation, staging, cfg.lm_eval,
-                   cfg.agreement, runs_cache, baseline_fp)  # fmt: skip
+    runs = run_all(
+        cfg.baseline,
+        ready,
+        items,
+        cfg.generation,
+        staging,
+        cfg.lm_eval,
+        cfg.agreement,
+        runs_cache,
+        baseline_fp,
+    )
     header = RunHeader(
-        created_at=created_at, name=cfg.name, config=config_json(cfg),
-        evalsets=evalset_info(items), libraries=library_versions(),
+        created_at=created_at,
+        name=cfg.name,
+        config=config_json(cfg),
+        evalsets=evalset_info(items),
+        libraries=library_versions(),
         durations=Durations(
             {c.spec.name: round(c.quantize_seconds, 1) for c in ready},
             {c.spec.name: c.quantize_cached for c in ready},
@@ -137,7 +156,7 @@ def _run_and_publish(
             {k: r.reused for k, r in runs.items()},
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
-    )  # fmt: skip
+    )
     base_stops = runs[cfg.baseline.name].own_stop_ids
     infos = tuple(CandidateInfo.of(c, runs[c.spec.name], base_stops) for c in ready)
     run = RunRecord(header, infos, tuple(items))
@@ -172,8 +191,9 @@ def corpus(config: Path, out: Path | None, cache: Path = DEFAULT_CACHE) -> tuple
     if cfg.corpus is None:
         raise HarnessError(f"{config}: no [corpus] table (text, context, chunks, reference)")
     folder = owned_folder(out or Path("reports") / f"{cfg.name}-corpus", "corpus")
-    result = run_corpus(corpus_models(cfg, cache), cfg.corpus,
-                        cfg.corpus.reference or cfg.baseline.name)  # fmt: skip
+    result = run_corpus(
+        corpus_models(cfg, cache), cfg.corpus, cfg.corpus.reference or cfg.baseline.name
+    )
     table = render_table(result)
     write_atomic(folder / "corpus.json", dumps(result.to_json()))
     write_atomic(folder / "corpus.md", table)
@@ -268,12 +288,14 @@ def _read_review(review_path: Path) -> Any:
     try:
         size = review_path.stat().st_size
         if size > MAX_REVIEW_BYTES:
-            raise ReviewError(f"{review_path}: {size:,} bytes; a review is at most "
-                              f"{MAX_REVIEW_BYTES:,}")  # fmt: skip
+            raise ReviewError(
+                f"{review_path}: {size:,} bytes; a review is at most {MAX_REVIEW_BYTES:,}"
+            )
         text = review_path.read_text(encoding="utf-8")
         if (depth := json_depth(text)) > MAX_REVIEW_DEPTH:
-            raise ReviewError(f"{review_path}: nested {depth:,} deep; a review nests at most "
-                              f"{MAX_REVIEW_DEPTH}")  # fmt: skip
+            raise ReviewError(
+                f"{review_path}: nested {depth:,} deep; a review nests at most {MAX_REVIEW_DEPTH}"
+            )
         return json.loads(text)
     except UnicodeDecodeError as exc:
         raise ReviewError(f"{review_path}: not UTF-8 (byte {exc.start})") from None
@@ -292,8 +314,9 @@ def analyze(
     stats = from_json(StatsConfig, config["stats"])
     table = config["gate"]
     threshold = float(config["agreement"]["threshold"])
-    gate_cfg = GateConfig({k: v for k, v in table.items() if k != "bound" and v is not None},
-                          table["bound"])  # fmt: skip
+    gate_cfg = GateConfig(
+        {k: v for k, v in table.items() if k != "bound" and v is not None}, table["bound"]
+    )
     items = list(run.items)
     baseline = run.header.baseline.name
     base = folder.read_generations(baseline, items)
@@ -302,30 +325,45 @@ def analyze(
     candidates = []
     for cand in run.candidates:
         tokens = folder.read_token_stats(cand.name, items)
-        paired[cand.name] = pair(items, base, folder.read_generations(cand.name, items), tokens,
-                                 folder.read_meaning(cand.name), threshold)  # fmt: skip
+        paired[cand.name] = pair(
+            items,
+            base,
+            folder.read_generations(cand.name, items),
+            tokens,
+            folder.read_meaning(cand.name),
+            threshold,
+        )
         if lm_base is not None:
             paired[cand.name] += pair_samples(lm_base, folder.read_samples(cand.name))
         metrics = summarize(paired[cand.name], stats)
         review = review_status(paired[cand.name], reviews.verdicts.get(cand.name, {}))
         verdict = gate(metrics, gate_cfg, review)
-        candidates.append(CandidateResult(cand, verdict.verdict, tuple(verdict.reasons),
-                                          verdict.rules, metrics, review))  # fmt: skip
+        candidates.append(
+            CandidateResult(
+                cand, verdict.verdict, tuple(verdict.reasons), verdict.rules, metrics, review
+            )
+        )
     ladder = None
     if config.get("ladder"):
         ladder = summarize_ladder(candidates, run.header, config["ladder"])
     results = Results(
-        header=run.header, determinism=determinism(tuple(candidates)), candidates=tuple(candidates),
-        items=item_results(paired, reviews.verdicts), review_imports=reviews.imports,
+        header=run.header,
+        determinism=determinism(tuple(candidates)),
+        candidates=tuple(candidates),
+        items=item_results(paired, reviews.verdicts),
+        review_imports=reviews.imports,
         ladder=ladder,
-    )  # fmt: skip
+    )
     return results, paired
 
 
 def write_artifacts(
-    folder: RunDir, run: RunRecord, results: Results, paired: dict[str, list[PairedItem]],
+    folder: RunDir,
+    run: RunRecord,
+    results: Results,
+    paired: dict[str, list[PairedItem]],
     reviews: Reviews | None = None,
-) -> None:  # fmt: skip
+) -> None:
     if run.results_sha256 is None:
         raise HarnessError(f"{folder.run_json}: no results_sha256; the run did not complete")
     identity = {"run_id": run.header.run_id, "results_sha256": run.results_sha256}
@@ -336,8 +374,14 @@ def library_versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {}
-    for package in ("harness", "torch", "transformers", "llmcompressor", "compressed-tensors",
-                    "lm-eval"):  # fmt: skip
+    for package in (
+        "harness",
+        "torch",
+        "transformers",
+        "llmcompressor",
+        "compressed-tensors",
+        "lm-eval",
+    ):
         try:
             out[package] = version(package)
         except PackageNotFoundError:

@@ -185,8 +185,10 @@ class LogprobStore:
                 n = rows - start
                 if n < 0:
                     return k
-                got = [hashlib.sha256(fc.read(n * vocab * 2)).hexdigest(),
-                       hashlib.sha256(fm.read(n * 8)).hexdigest()]  # fmt: skip
+                got = [
+                    hashlib.sha256(fc.read(n * vocab * 2)).hexdigest(),
+                    hashlib.sha256(fm.read(n * 8)).hexdigest(),
+                ]
                 if got != state.get("sha256"):
                     return k
                 start = rows
@@ -226,8 +228,11 @@ class LogprobStore:
                 np.memmap(f"{self.stem}.rows", dtype=np.float32, mode="r", shape=(self._rows, 2)),
             )
         codes, rows = self._maps
-        return unpack(np.asarray(codes[start : start + n]), np.asarray(rows[start : start + n, 0]),
-                      np.asarray(rows[start : start + n, 1]))  # fmt: skip
+        return unpack(
+            np.asarray(codes[start : start + n]),
+            np.asarray(rows[start : start + n, 0]),
+            np.asarray(rows[start : start + n, 1]),
+        )
 
 
 class _ReferenceNll:
@@ -282,9 +287,13 @@ class BaselineProbe:
 
     @classmethod
     def restored(
-        cls, items: Sequence[EvalItem], store: LogprobStore, batch_size: int,
-        stop_ids: Sequence[int], conts: Sequence[Sequence[int]],
-    ) -> BaselineProbe:  # fmt: skip
+        cls,
+        items: Sequence[EvalItem],
+        store: LogprobStore,
+        batch_size: int,
+        stop_ids: Sequence[int],
+        conts: Sequence[Sequence[int]],
+    ) -> BaselineProbe:
         """A finished baseline probe read back (from the run cache): what candidates need."""
         probe = cls(items, store, batch_size)
         probe.stop_ids = tuple(stop_ids)

@@ -89,17 +89,27 @@ class CandidateInfo:
     own_stop_ids: tuple[int, ...] | None = None
 
     @classmethod
-    def of(cls, c: ReadyCandidate, run: ModelRun | None = None,
-           baseline_stop_ids: tuple[int, ...] = ()) -> CandidateInfo:  # fmt: skip
+    def of(
+        cls, c: ReadyCandidate, run: ModelRun | None = None, baseline_stop_ids: tuple[int, ...] = ()
+    ) -> CandidateInfo:
         from harness.sizes import weights_bytes
 
         own = None
         if run is not None and run.own_stop_ids and set(run.own_stop_ids) != set(baseline_stop_ids):
             own = run.own_stop_ids
-        return cls(c.spec.name, c.spec.path, c.fingerprint, c.gated, c.quantize,
-                   c.calibration_sha256, c.noise_floor, c.spec.backend,
-                   weights_bytes(c.spec.path), run.split_differently if run else 0,
-                   own)  # fmt: skip
+        return cls(
+            c.spec.name,
+            c.spec.path,
+            c.fingerprint,
+            c.gated,
+            c.quantize,
+            c.calibration_sha256,
+            c.noise_floor,
+            c.spec.backend,
+            weights_bytes(c.spec.path),
+            run.split_differently if run else 0,
+            own,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +141,12 @@ def item_to_json(item: EvalItem) -> dict[str, Any]:
         row["messages"] = messages_json(item)
     if item.reference:
         row["reference"] = list(item.reference)
-    row |= {"scorer": str(item.scorer), "difficulty": item.difficulty.value,
-            "weight": item.weight, "tags": list(item.tags)}  # fmt: skip
+    row |= {
+        "scorer": str(item.scorer),
+        "difficulty": item.difficulty.value,
+        "weight": item.weight,
+        "tags": list(item.tags),
+    }
     if item.max_new_tokens is not None:
         row["max_new_tokens"] = item.max_new_tokens
     if item.extract is not None:
@@ -220,8 +234,16 @@ class RunRecord:
 def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
     from harness.sizes import parameter_count, weights_bytes
 
-    return ModelInfo(spec.name, spec.path, fingerprint, spec.dtype, spec.device, spec.backend,
-                     weights_bytes(spec.path), parameter_count(spec.path))  # fmt: skip
+    return ModelInfo(
+        spec.name,
+        spec.path,
+        fingerprint,
+        spec.dtype,
+        spec.device,
+        spec.backend,
+        weights_bytes(spec.path),
+        parameter_count(spec.path),
+    )
 
 
 # --- results.json ------------------------------------------------------------------------
@@ -256,10 +278,14 @@ class CandidateResult:
     def to_json(self) -> dict[str, Any]:
         m = self.metrics
         return to_json(self.info) | {
-            "verdict": self.verdict, "reasons": list(self.reasons), "rules": to_json(self.rules),
-            "metrics": to_json(dict(m.values)), "distribution": to_json(m.distribution),
-            "slices": to_json(m.slices), "review": to_json(self.review),
-        }  # fmt: skip
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "rules": to_json(self.rules),
+            "metrics": to_json(dict(m.values)),
+            "distribution": to_json(m.distribution),
+            "slices": to_json(m.slices),
+            "review": to_json(self.review),
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> CandidateResult:
@@ -276,9 +302,14 @@ class CandidateResult:
         info = from_json(
             CandidateInfo, {k: data.get(k) for k in CandidateInfo.__dataclass_fields__}
         )
-        return cls(info, data["verdict"], tuple(data["reasons"]),
-                   from_json(tuple[RuleResult, ...], data["rules"]), metrics,
-                   from_json(ReviewStatus, data["review"]))  # fmt: skip
+        return cls(
+            info,
+            data["verdict"],
+            tuple(data["reasons"]),
+            from_json(tuple[RuleResult, ...], data["rules"]),
+            metrics,
+            from_json(ReviewStatus, data["review"]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,22 +370,45 @@ def item_results(
         item = p.item
         cands = {
             name: CandidateOutput(
-                q[i].candidate.output, q[i].candidate.score, q[i].outcome.value, q[i].similarity,
-                q[i].first_divergence, q[i].kld_mean, q[i].kld_max,
-                _ppl(q[i].candidate.reference_nll), q[i].first_top1_divergence,
-                q[i].options or None, verdicts.get(name, {}).get(item.id),
-                q[i].candidate.extracted, q[i].meaning, q[i].candidate.cut_off,
+                q[i].candidate.output,
+                q[i].candidate.score,
+                q[i].outcome.value,
+                q[i].similarity,
+                q[i].first_divergence,
+                q[i].kld_mean,
+                q[i].kld_max,
+                _ppl(q[i].candidate.reference_nll),
+                q[i].first_top1_divergence,
+                q[i].options or None,
+                verdicts.get(name, {}).get(item.id),
+                q[i].candidate.extracted,
+                q[i].meaning,
+                q[i].candidate.cut_off,
                 q[i].answer_change,
             )
             for name, q in paired.items()
-        }  # fmt: skip
-        rows.append(ItemResult(
-            item.id, str(item.source), item.difficulty.value, item.weight, item.tags,
-            str(item.scorer), item.prompt, messages_json(item), item.reference,
-            BaselineOutput(p.baseline.output, p.baseline.score, _ppl(p.baseline.reference_nll),
-                           p.baseline.extracted, p.baseline.cut_off),
-            cands,
-        ))  # fmt: skip
+        }
+        rows.append(
+            ItemResult(
+                item.id,
+                str(item.source),
+                item.difficulty.value,
+                item.weight,
+                item.tags,
+                str(item.scorer),
+                item.prompt,
+                messages_json(item),
+                item.reference,
+                BaselineOutput(
+                    p.baseline.output,
+                    p.baseline.score,
+                    _ppl(p.baseline.reference_nll),
+                    p.baseline.extracted,
+                    p.baseline.cut_off,
+                ),
+                cands,
+            )
+        )
     return tuple(rows)
 
 

@@ -102,14 +102,18 @@ def _text(value: Any, where: str, limit: int, required: bool = False) -> str:
 def _fields(record: dict[str, Any], known: Sequence[str], where: str) -> None:
     unknown = sorted(str(k) for k in record if k not in known)
     if unknown:
-        raise ReviewError(f"{where}: unknown field {unknown[0]!r} (a review has "
-                          f"{', '.join(known)})")  # fmt: skip
+        raise ReviewError(
+            f"{where}: unknown field {unknown[0]!r} (a review has {', '.join(known)})"
+        )
 
 
 def check_review(
-    review: Any, run_id: str, results_sha256: str | None, items: set[str],
+    review: Any,
+    run_id: str,
+    results_sha256: str | None,
+    items: set[str],
     flagged: Mapping[str, set[str]],
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """The verdicts of an exported review, every field validated (types, labels, candidate
     and item names, timestamps), as clean records; ReviewError naming the field otherwise.
     A verdict may only judge an item that was flagged for that candidate (its queue)."""
@@ -117,8 +121,9 @@ def check_review(
         raise ReviewError(f"not a review exported by a harness report (schema {SCHEMA})")
     _fields(review, TOP_FIELDS, "the review")
     if review.get("run_id") != run_id:
-        raise ReviewError(f"the review is for run {str(review.get('run_id'))[:80]!r}, not "
-                          f"{run_id!r}")  # fmt: skip
+        raise ReviewError(
+            f"the review is for run {str(review.get('run_id'))[:80]!r}, not {run_id!r}"
+        )
     if review.get("results_sha256") != results_sha256:
         raise ReviewError("the review was made on other results (results_sha256 differs)")
     if "reviewer" not in review:
@@ -140,29 +145,40 @@ def check_review(
         if not isinstance(item, str) or item not in items:
             raise ReviewError(f"{where}.item: unknown item {str(item)[:80]!r}")
         if item not in flagged[cand]:
-            raise ReviewError(f"{where}.item: {item!r} was not flagged for {cand!r} (its "
-                              "output is the baseline's): nothing to review")  # fmt: skip
+            raise ReviewError(
+                f"{where}.item: {item!r} was not flagged for {cand!r} (its "
+                "output is the baseline's): nothing to review"
+            )
         if v.get("verdict") not in VERDICTS:
             raise ReviewError(f"{where}.verdict: must be one of {', '.join(VERDICTS)}")
-        out.append({
-            "candidate": cand, "item": item, "verdict": v["verdict"],
-            "comment": _text(v.get("comment", ""), f"{where}.comment", MAX_COMMENT),
-            "at": _timestamp(v.get("at"), f"{where}.at"),
-        })  # fmt: skip
+        out.append(
+            {
+                "candidate": cand,
+                "item": item,
+                "verdict": v["verdict"],
+                "comment": _text(v.get("comment", ""), f"{where}.comment", MAX_COMMENT),
+                "at": _timestamp(v.get("at"), f"{where}.at"),
+            }
+        )
     return out
 
 
-def merge(reviews: Reviews, review: dict[str, Any], verdicts: list[dict[str, Any]],
-          imported_at: str) -> Reviews:  # fmt: skip
+def merge(
+    reviews: Reviews, review: dict[str, Any], verdicts: list[dict[str, Any]], imported_at: str
+) -> Reviews:
     """`reviews` with a checked review folded in: its verdicts win per item."""
     merged = {cand: dict(items) for cand, items in reviews.verdicts.items()}
     for v in verdicts:
         merged.setdefault(v["candidate"], {})[v["item"]] = Verdict(
-            v["verdict"], v.get("comment", ""), review["reviewer"],
+            v["verdict"],
+            v.get("comment", ""),
+            review["reviewer"],
             v.get("at") or review.get("exported_at"),
-        )  # fmt: skip
+        )
     record = {
-        "reviewer": review["reviewer"], "exported_at": review.get("exported_at"),
-        "imported_at": imported_at, "verdicts": len(verdicts),
-    }  # fmt: skip
+        "reviewer": review["reviewer"],
+        "exported_at": review.get("exported_at"),
+        "imported_at": imported_at,
+        "verdicts": len(verdicts),
+    }
     return Reviews((*reviews.imports, record), merged)

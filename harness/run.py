@@ -71,8 +71,9 @@ def encode_prompts(backend: Backend, items: Sequence[EvalItem]) -> list[list[int
     return out
 
 
-def token_pieces(backend: Backend, ids: Sequence[Sequence[int]], stop_ids: Sequence[int]
-                 ) -> dict[int, bytes] | None:  # fmt: skip
+def token_pieces(
+    backend: Backend, ids: Sequence[Sequence[int]], stop_ids: Sequence[int]
+) -> dict[int, bytes] | None:
     """The bytes each id used stands for in this backend's vocabulary (None: the engine
     cannot say, and a candidate must then tokenize every prompt exactly as the baseline)."""
     pieces: dict[int, bytes] = {}
@@ -113,8 +114,10 @@ def _first_difference(backend: Backend, items: Sequence[EvalItem], base: Fed) ->
     other bytes in `backend`'s vocabulary, or that it cannot account for; None if none."""
     assert base.pieces is not None
     seen: set[int] = set()
-    rows = [*((item, row) for item, row in zip(items, base.ids, strict=True)),
-            (None, list(base.stop_ids))]  # fmt: skip
+    rows = [
+        *((item, row) for item, row in zip(items, base.ids, strict=True)),
+        (None, list(base.stop_ids)),
+    ]
     for item, row in rows:
         for token in row:
             if token in seen:
@@ -123,9 +126,11 @@ def _first_difference(backend: Backend, items: Sequence[EvalItem], base: Fed) ->
             want, got = base.pieces.get(token), backend.token_bytes(token)
             if got != want:
                 at = f"{item.source}: id {item.id!r}: " if item is not None else "stop ids: "
-                return (f"{at}token id {token} stands for {want!r} in the baseline's vocabulary "
-                        f"and for {got!r} in {backend.spec.name!r}'s: the vocabularies differ, so "
-                        "the models cannot be fed the same ids")  # fmt: skip
+                return (
+                    f"{at}token id {token} stands for {want!r} in the baseline's vocabulary "
+                    f"and for {got!r} in {backend.spec.name!r}'s: the vocabularies differ, so "
+                    "the models cannot be fed the same ids"
+                )
     return None
 
 
@@ -158,9 +163,13 @@ def baseline_inputs(backend: Backend, items: Sequence[EvalItem], base: Fed) -> F
             "checked: the models cannot be fed identical inputs"
         )
     if differ:
-        logger.info("%s: its own tokenizer splits %d of %d prompts differently; it is fed "
-                    "the baseline's ids (same vocabulary)", name, len(differ),
-                    len(items))  # fmt: skip
+        logger.info(
+            "%s: its own tokenizer splits %d of %d prompts differently; it is fed "
+            "the baseline's ids (same vocabulary)",
+            name,
+            len(differ),
+            len(items),
+        )
     return replace(base, split_differently=len(differ), own_stop_ids=backend.stop_ids)
 
 
@@ -169,9 +178,12 @@ class PromptTooLong(HarnessError):
 
 
 def check_context(
-    name: str, context: int | None, items: Sequence[EvalItem], lengths: Sequence[int],
+    name: str,
+    context: int | None,
+    items: Sequence[EvalItem],
+    lengths: Sequence[int],
     limits: Sequence[int],
-) -> None:  # fmt: skip
+) -> None:
     """Never truncate silently: the first item whose prompt plus max_new_tokens exceeds the
     model's context is an error naming it."""
     if context is None:
@@ -185,9 +197,11 @@ def check_context(
 
 
 def preflight(
-    baseline: ModelSpec, candidates: Sequence[CandidateSpec], items: Sequence[EvalItem],
+    baseline: ModelSpec,
+    candidates: Sequence[CandidateSpec],
+    items: Sequence[EvalItem],
     settings: GenerationSettings,
-) -> None:  # fmt: skip
+) -> None:
     """Before anything is quantized or run: every model's device exists, and every item's
     prompt (tokenized as the baseline tokenizes it: every model is fed those ids) plus its
     max_new_tokens fits every model's context, as far as that is known without loading
@@ -227,8 +241,10 @@ def check_recipe(baseline: ModelSpec, name: str, spec: QuantizeSpec | GgufSpec) 
     files, the llama.cpp tools for a GGUF, group sizes that divide every layer it quantizes."""
     from harness.llamacpp_home import tool
 
-    for what, path in (("calibration set", spec.calibration),
-                       ("recipe", getattr(spec, "recipe", None))):  # fmt: skip
+    for what, path in (
+        ("calibration set", spec.calibration),
+        ("recipe", getattr(spec, "recipe", None)),
+    ):
         if path is not None and not Path(path).is_file():
             raise HarnessError(f"candidate {name!r}: {what} {path}: no such file")
     if isinstance(spec, GgufSpec):
@@ -253,10 +269,15 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
 
 
 def greedy_rows(
-    backend: Backend, ids: Sequence[list[int]], limits: Sequence[int], stop_ids: Sequence[int],
-    settings: GenerationSettings, probe: Probe | None = None, desc: str | None = None,
+    backend: Backend,
+    ids: Sequence[list[int]],
+    limits: Sequence[int],
+    stop_ids: Sequence[int],
+    settings: GenerationSettings,
+    probe: Probe | None = None,
+    desc: str | None = None,
     journal: Journal | None = None,
-) -> list[tuple[int, ...]]:  # fmt: skip
+) -> list[tuple[int, ...]]:
     """Every prompt's greedy output ids, in prompt order; a probe sees each batch. With a
     `journal`, the batches a killed run finished are taken from it (the probe restored to
     where they end) and every batch generated now is journalled as it finishes. The rest are
@@ -265,8 +286,10 @@ def greedy_rows(
     of that order)."""
     rows: dict[int, tuple[int, ...]] = {}
     if journal is not None and journal.batches and probe is not None:
-        journal.keep(probe.intact([r["probe"] for r in journal.batches]),
-                     "the packed log-probs differ from what the journal recorded")  # fmt: skip
+        journal.keep(
+            probe.intact([r["probe"] for r in journal.batches]),
+            "the packed log-probs differ from what the journal recorded",
+        )
     if journal is not None and journal.batches:
         conts: dict[int, tuple[int, ...]] = {}
         for record in journal.batches:
@@ -277,23 +300,30 @@ def greedy_rows(
             probe.restore([r["probe"] for r in journal.batches], conts)
         logger.info(
             "%s: resuming after %d of %d prompts (%d batches) finished by an earlier run",
-            backend.spec.name, len(rows), len(ids), len(journal.batches),
-        )  # fmt: skip
+            backend.spec.name,
+            len(rows),
+            len(ids),
+            len(journal.batches),
+        )
     todo = [i for i in range(len(ids)) if i not in rows]
     want = probe is not None
     last = time.monotonic()
-    batches = backend.generate([ids[i] for i in todo], [limits[i] for i in todo], stop_ids,
-                               settings.batch_size, want, desc)  # fmt: skip
+    batches = backend.generate(
+        [ids[i] for i in todo], [limits[i] for i in todo], stop_ids, settings.batch_size, want, desc
+    )
     for batch in _mapped(batches, todo):
         rows.update((g.index, g.ids) for g in batch)
         if probe is not None:
             probe.on_batch(batch)
         if journal is not None:
             now = time.monotonic()
-            journal.append({
-                "rows": [[g.index, list(g.ids), g.stop_id] for g in batch],
-                "seconds": now - last, "probe": probe.state(batch) if probe else None,
-            })  # fmt: skip
+            journal.append(
+                {
+                    "rows": [[g.index, list(g.ids), g.stop_id] for g in batch],
+                    "seconds": now - last,
+                    "probe": probe.state(batch) if probe else None,
+                }
+            )
             last = now
             faults.point(f"batch:{backend.spec.name}")
     return [rows[i] for i in range(len(ids))]
@@ -339,10 +369,14 @@ def peak_memory_mb() -> float | None:
 
 
 def run_model(
-    spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
-    baseline: Fed | None = None, probe: Probe | None = None,
-    lm_eval: LmEvalConfig | None = None, journal: Journal | None = None,
-) -> tuple[ModelRun, Fed]:  # fmt: skip
+    spec: ModelSpec,
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    baseline: Fed | None = None,
+    probe: Probe | None = None,
+    lm_eval: LmEvalConfig | None = None,
+    journal: Journal | None = None,
+) -> tuple[ModelRun, Fed]:
     """Generate with one model. With `baseline` (what the baseline was fed), the candidate is
     fed the baseline's prompt ids and stop ids once its vocabulary is checked to give each id
     the same bytes (`baseline_inputs`). A `probe` sees every batch with its log-probs and
@@ -352,15 +386,19 @@ def run_model(
     reset_peak_memory()
     earlier = journal.batches[:] if journal is not None else []
     try:
-        return _run_model(spec, items, settings, baseline, probe, lm_eval, journal, started,
-                          earlier)  # fmt: skip
+        return _run_model(
+            spec, items, settings, baseline, probe, lm_eval, journal, started, earlier
+        )
     except NonFiniteLogits as exc:  # name the items (the backend knows prompt positions)
         ids = ", ".join(repr(items[i].id) for i in exc.prompts[:3] if i < len(items))
         where = "in teacher forcing" if exc.step is None else f"at generated token {exc.step + 1}"
-        raise NonFiniteLogits(exc.model, exc.prompts, exc.step,
+        raise NonFiniteLogits(
+            exc.model,
+            exc.prompts,
+            exc.step,
             f"model {spec.name!r}: NaN or infinite logits {where} of item(s) {ids}: the run "
             "stops (a model computing non-finite values gives no answer worth scoring)",
-        ) from None  # fmt: skip
+        ) from None
     except InvalidAnswer as exc:  # name the item
         item = None
         if exc.prompt is not None and exc.prompt < len(items):
@@ -372,16 +410,25 @@ def run_model(
 
 
 def _run_model(
-    spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings,
-    baseline: Fed | None, probe: Probe | None,
-    lm_eval: LmEvalConfig | None, journal: Journal | None, started: float,
+    spec: ModelSpec,
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    baseline: Fed | None,
+    probe: Probe | None,
+    lm_eval: LmEvalConfig | None,
+    journal: Journal | None,
+    started: float,
     earlier: list[dict[str, Any]],
-) -> tuple[ModelRun, Fed]:  # fmt: skip
+) -> tuple[ModelRun, Fed]:
     with worker.running(spec.name, spec.backend, "generating"), open_backend(spec) as backend:
         if baseline is None:
             ids = encode_prompts(backend, items)
-            fed = Fed(ids, backend.stop_ids, token_pieces(backend, ids, backend.stop_ids),
-                      own_stop_ids=backend.stop_ids)  # fmt: skip
+            fed = Fed(
+                ids,
+                backend.stop_ids,
+                token_pieces(backend, ids, backend.stop_ids),
+                own_stop_ids=backend.stop_ids,
+            )
         else:
             fed = baseline_inputs(backend, items, baseline)
         ids, stop_ids = fed.ids, fed.stop_ids
@@ -399,15 +446,22 @@ def _run_model(
         gens = tuple(
             _generation(backend, item, row, limit, settings.stop)
             for item, row, limit in zip(items, rows, limits, strict=True)
-        )  # fmt: skip
+        )
         if probe is not None:
             probe.finish(backend, ids, rows)
         samples = () if lm_eval is None else tuple(run_tasks(backend, lm_eval, settings.batch_size))
         memory = peak_memory_mb() if backend.in_process else None
     seconds_all = time.monotonic() - started
-    run = ModelRun(spec.name, gens, seconds_all, samples, round(speed, 2), memory,
-                   split_differently=fed.split_differently,
-                   own_stop_ids=fed.own_stop_ids)  # fmt: skip
+    run = ModelRun(
+        spec.name,
+        gens,
+        seconds_all,
+        samples,
+        round(speed, 2),
+        memory,
+        split_differently=fed.split_differently,
+        own_stop_ids=fed.own_stop_ids,
+    )
     return run, fed
 
 
@@ -419,14 +473,20 @@ def _generation(
     text = backend.decode(row)
     output = cut_at_stop(text, stop)
     cut_off = len(row) >= limit and output == text
-    return Generation(item.id, output, row, tuple(backend.token_text(t) for t in row),
-                      cut_off=cut_off)  # fmt: skip
+    return Generation(
+        item.id, output, row, tuple(backend.token_text(t) for t in row), cut_off=cut_off
+    )
 
 
 def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandidate:
     """The baseline again, same settings: what "identical" can mean on this machine."""
-    spec = ModelSpec(noise_floor_name(baseline.name), baseline.path, baseline.dtype,
-                     baseline.device, baseline.backend)  # fmt: skip
+    spec = ModelSpec(
+        noise_floor_name(baseline.name),
+        baseline.path,
+        baseline.dtype,
+        baseline.device,
+        baseline.backend,
+    )
     return ReadyCandidate(spec, gated=False, fingerprint=baseline_fp, noise_floor=True)
 
 
@@ -447,22 +507,32 @@ def ready_candidate(
     status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
     logger.info("%s: %s: %s", cand.name, status, made.path)
     if isinstance(q, GgufSpec):  # a GGUF runs on llama.cpp, with the baseline's threads
-        spec = ModelSpec(cand.name, str(made.path), backend="llama.cpp",
-                         threads=baseline.threads, context=baseline.context)  # fmt: skip
+        spec = ModelSpec(
+            cand.name,
+            str(made.path),
+            backend="llama.cpp",
+            threads=baseline.threads,
+            context=baseline.context,
+        )
     else:
         # The quantized model runs with the baseline's device and engine; its dtype is the
         # checkpoint's.
-        spec = ModelSpec(cand.name, str(made.path), baseline.dtype, baseline.device,
-                         baseline.backend)  # fmt: skip
+        spec = ModelSpec(
+            cand.name, str(made.path), baseline.dtype, baseline.device, baseline.backend
+        )
     fp = checkpoint_fingerprint(spec.path, ignore=BOOKKEEPING)
-    return ReadyCandidate(spec, cand.gated, fp, q, made.calibration_sha256, made.seconds,
-                          made.cached)  # fmt: skip
+    return ReadyCandidate(
+        spec, cand.gated, fp, q, made.calibration_sha256, made.seconds, made.cached
+    )
 
 
 def judge_meaning(
-    items: Sequence[EvalItem], runs: dict[str, ModelRun], baseline: str,
-    agreement: AgreementSettings, folder: RunDir,
-) -> None:  # fmt: skip
+    items: Sequence[EvalItem],
+    runs: dict[str, ModelRun],
+    baseline: str,
+    agreement: AgreementSettings,
+    folder: RunDir,
+) -> None:
     """Per candidate, the embedding similarity of each reference-free item's output to the
     baseline's (where they differ), written to the run folder for the analysis."""
     free = [i for i, item in enumerate(items) if reference_free(item)]
@@ -471,13 +541,15 @@ def judge_meaning(
     def to_embed(gens: Sequence[Generation], i: int) -> bool:
         """Outputs that differ, unless their final answers already do (then: diverged)."""
         b, c = base[i], gens[i]
-        return b.output != c.output and not answers.changed(items[i], b.output, c.output,
-                                                            b.cut_off, c.cut_off)  # fmt: skip
+        return b.output != c.output and not answers.changed(
+            items[i], b.output, c.output, b.cut_off, c.cut_off
+        )
 
     differ = {
         name: [i for i in free if to_embed(run.generations, i)]
-        for name, run in runs.items() if name != baseline
-    }  # fmt: skip
+        for name, run in runs.items()
+        if name != baseline
+    }
     if not any(differ.values()):
         return  # nothing to judge: identical outputs need no embedding model
     embedder = SentenceEmbedder(agreement.model)
@@ -489,9 +561,13 @@ def judge_meaning(
 
 
 def write_model(
-    folder: RunDir, run: ModelRun, items: Sequence[EvalItem], stats: Sequence[TokenStats] | None,
-    reference_nll: dict[str, float] | None, lm_eval: LmEvalConfig | None,
-) -> None:  # fmt: skip
+    folder: RunDir,
+    run: ModelRun,
+    items: Sequence[EvalItem],
+    stats: Sequence[TokenStats] | None,
+    reference_nll: dict[str, float] | None,
+    lm_eval: LmEvalConfig | None,
+) -> None:
     """One model's outputs into a run folder (the run's, or a run-cache entry)."""
     folder.write_generations(run)
     if lm_eval is not None:
@@ -503,24 +579,38 @@ def write_model(
 
 
 def _meta(run: ModelRun) -> dict[str, Any]:
-    return {"seconds": round(run.seconds, 3), "tokens_per_second": run.tokens_per_second,
-            "peak_memory_mb": run.peak_memory_mb, "split_differently": run.split_differently,
-            "own_stop_ids": list(run.own_stop_ids)}  # fmt: skip
+    return {
+        "seconds": round(run.seconds, 3),
+        "tokens_per_second": run.tokens_per_second,
+        "peak_memory_mb": run.peak_memory_mb,
+        "split_differently": run.split_differently,
+        "own_stop_ids": list(run.own_stop_ids),
+    }
 
 
 def _cached_run(
-    name: str, entry: RunDir, meta: dict[str, Any], items: Sequence[EvalItem],
+    name: str,
+    entry: RunDir,
+    meta: dict[str, Any],
+    items: Sequence[EvalItem],
     lm_eval: LmEvalConfig | None,
-) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:  # fmt: skip
+) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
     """A model's run read back from a run-cache entry, under the run's name for it."""
     gens = tuple(entry.read_generations(MODEL, items))
     samples = tuple(entry.read_samples(MODEL)) if lm_eval is not None else ()
     ref = entry.reference_nll(MODEL)
     nll = from_json(dict[str, float], read_json(ref)) if ref.is_file() else None
-    run = ModelRun(name, gens, float(meta["seconds"]), samples, meta["tokens_per_second"],
-                   meta["peak_memory_mb"], reused=True,
-                   split_differently=int(meta.get("split_differently", 0)),
-                   own_stop_ids=tuple(meta.get("own_stop_ids", ())))  # fmt: skip
+    run = ModelRun(
+        name,
+        gens,
+        float(meta["seconds"]),
+        samples,
+        meta["tokens_per_second"],
+        meta["peak_memory_mb"],
+        reused=True,
+        split_differently=int(meta.get("split_differently", 0)),
+        own_stop_ids=tuple(meta.get("own_stop_ids", ())),
+    )
     return run, entry.read_token_stats(MODEL, items), nll
 
 
@@ -529,9 +619,13 @@ class _Runner:
     probe once it has run."""
 
     def __init__(
-        self, items: Sequence[EvalItem], settings: GenerationSettings, folder: RunDir,
-        lm_eval: LmEvalConfig | None, cache: RunCache | None,
-    ) -> None:  # fmt: skip
+        self,
+        items: Sequence[EvalItem],
+        settings: GenerationSettings,
+        folder: RunDir,
+        lm_eval: LmEvalConfig | None,
+        cache: RunCache | None,
+    ) -> None:
         self.items, self.settings, self.folder = items, settings, folder
         self.lm_eval, self.cache = lm_eval, cache
         self.base_key = ""
@@ -563,14 +657,18 @@ class _Runner:
             entry, meta = claim.found
         run, _, nll = _cached_run(spec.name, entry, meta, items, self.lm_eval)
         run = replace(run, reused=claim.reused)
-        pieces = {int(k): bytes.fromhex(v) for k, v in meta["pieces"].items()} if meta.get(
-            "pieces") is not None else None  # fmt: skip
+        pieces = (
+            {int(k): bytes.fromhex(v) for k, v in meta["pieces"].items()}
+            if meta.get("pieces") is not None
+            else None
+        )
         self.fed = Fed(meta["prompt_ids"], tuple(meta["stop_ids"]), pieces)
         if settings.distribution:
             store = LogprobStore.open(entry.logprob_stem)
             conts = meta["continuations"]
-            self.base_probe = BaselineProbe.restored(items, store, settings.batch_size,
-                                                     self.fed.stop_ids, conts)  # fmt: skip
+            self.base_probe = BaselineProbe.restored(
+                items, store, settings.batch_size, self.fed.stop_ids, conts
+            )
         self._save(run, None, nll)
         return run
 
@@ -579,13 +677,23 @@ class _Runner:
         probe = None
         if settings.distribution:
             probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
-        run, fed = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval,
-                             journal=claim.journal)  # fmt: skip
-        write_model(tmp, replace(run, name=MODEL), items, None,
-                    probe.reference_nll if probe else None, self.lm_eval)  # fmt: skip
+        run, fed = run_model(
+            spec, items, settings, probe=probe, lm_eval=self.lm_eval, journal=claim.journal
+        )
+        write_model(
+            tmp,
+            replace(run, name=MODEL),
+            items,
+            None,
+            probe.reference_nll if probe else None,
+            self.lm_eval,
+        )
         pieces = None if fed.pieces is None else {k: v.hex() for k, v in fed.pieces.items()}
-        meta = _meta(run) | {"prompt_ids": fed.ids, "stop_ids": list(fed.stop_ids),
-                             "pieces": pieces}  # fmt: skip
+        meta = _meta(run) | {
+            "prompt_ids": fed.ids,
+            "stop_ids": list(fed.stop_ids),
+            "pieces": pieces,
+        }
         if probe is not None:
             meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
         claim.commit(meta)
@@ -601,8 +709,7 @@ class _Runner:
         with self.cache.claim(key, spec.name) as claim:
             if claim.found is None:
                 run, stats, nll = self._run_candidate(spec, claim.journal)
-                write_model(claim.work, replace(run, name=MODEL), items, stats, nll,
-                            self.lm_eval)  # fmt: skip
+                write_model(claim.work, replace(run, name=MODEL), items, stats, nll, self.lm_eval)
                 claim.commit(_meta(run))
                 self._save(run, stats, nll)
                 return run
@@ -617,17 +724,21 @@ class _Runner:
         probe = None
         if self.base_probe is not None:
             probe = CandidateProbe(self.items, self.base_probe, self.settings.batch_size)
-        run, _ = run_model(spec, self.items, self.settings, self.fed, probe, self.lm_eval,
-                           journal)  # fmt: skip
+        run, _ = run_model(spec, self.items, self.settings, self.fed, probe, self.lm_eval, journal)
         return run, probe.ordered() if probe else None, probe.reference_nll if probe else None
 
 
 def run_all(
-    baseline: ModelSpec, candidates: Sequence[ReadyCandidate], items: Sequence[EvalItem],
-    settings: GenerationSettings, folder: RunDir, lm_eval: LmEvalConfig | None = None,
-    agreement: AgreementSettings | None = None, cache: RunCache | None = None,
+    baseline: ModelSpec,
+    candidates: Sequence[ReadyCandidate],
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    folder: RunDir,
+    lm_eval: LmEvalConfig | None = None,
+    agreement: AgreementSettings | None = None,
+    cache: RunCache | None = None,
     baseline_fp: str = "",
-) -> dict[str, ModelRun]:  # fmt: skip
+) -> dict[str, ModelRun]:
     """Generate with the baseline, then each candidate on the baseline's token ids; write
     each model's generations as soon as it is done, and (with `settings.distribution`)
     each candidate's per-token distances to the baseline and every model's reference NLLs.
@@ -640,9 +751,12 @@ def run_all(
     ):
         # A server's top-k cannot be the reference of a KLD: say so, and leave the metrics out
         # rather than report a number that means something else.
-        logger.warning("%s: the %s engine returns no full-vocabulary log-probs: the "
-                       "distribution metrics are left out of this run", baseline.name,
-                       baseline.backend)  # fmt: skip
+        logger.warning(
+            "%s: the %s engine returns no full-vocabulary log-probs: the "
+            "distribution metrics are left out of this run",
+            baseline.name,
+            baseline.backend,
+        )
         settings = replace(settings, distribution=False)
     runner = _Runner(items, settings, folder, lm_eval, cache)
     runs = {baseline.name: runner.baseline(baseline, baseline_fp)}

@@ -70,37 +70,61 @@ def _digest(data: Any) -> str:
 
 def engine_settings(spec: ModelSpec) -> dict[str, Any]:
     """What of a model spec changes its outputs (not its name, not its path)."""
-    return {"backend": spec.backend, "dtype": spec.dtype, "device": spec.device,
-            "threads": spec.threads, "context": spec.context}  # fmt: skip
+    return {
+        "backend": spec.backend,
+        "dtype": spec.dtype,
+        "device": spec.device,
+        "threads": spec.threads,
+        "context": spec.context,
+    }
 
 
 def baseline_key(
-    spec: ModelSpec, fingerprint: str, items: Sequence[EvalItem], settings: GenerationSettings,
+    spec: ModelSpec,
+    fingerprint: str,
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
     lm_eval: LmEvalConfig | None,
-) -> str:  # fmt: skip
-    return _digest({
-        "format": FORMAT, "role": "baseline", "fingerprint": fingerprint,
-        "engine": engine_settings(spec), "items": [item_to_json(i) for i in items],
-        "generation": to_json(settings), "lm_eval": to_json(lm_eval),
-    })  # fmt: skip
+) -> str:
+    return _digest(
+        {
+            "format": FORMAT,
+            "role": "baseline",
+            "fingerprint": fingerprint,
+            "engine": engine_settings(spec),
+            "items": [item_to_json(i) for i in items],
+            "generation": to_json(settings),
+            "lm_eval": to_json(lm_eval),
+        }
+    )
 
 
 def candidate_key(spec: ModelSpec, fingerprint: str, base_key: str, role: str = "candidate") -> str:
     """`role`: "candidate", or "noise-floor" (the baseline run again, kept apart from a
     candidate that happens to be the baseline's checkpoint)."""
-    return _digest({"format": FORMAT, "role": role, "fingerprint": fingerprint,
-                    "engine": engine_settings(spec), "baseline": base_key})  # fmt: skip
+    return _digest(
+        {
+            "format": FORMAT,
+            "role": role,
+            "fingerprint": fingerprint,
+            "engine": engine_settings(spec),
+            "baseline": base_key,
+        }
+    )
 
 
 def _shaped(record: dict[str, Any]) -> bool:
     """A journal line's batch: rows of [prompt index, output ids, stop id or null]."""
     rows = record.get("rows")
     return isinstance(rows, list) and all(
-        isinstance(r, list) and len(r) == 3 and isinstance(r[0], int)
-        and isinstance(r[1], list) and all(isinstance(t, int) for t in r[1])
+        isinstance(r, list)
+        and len(r) == 3
+        and isinstance(r[0], int)
+        and isinstance(r[1], list)
+        and all(isinstance(t, int) for t in r[1])
         and (r[2] is None or isinstance(r[2], int))
         for r in rows
-    )  # fmt: skip
+    )
 
 
 class Journal:
@@ -149,8 +173,14 @@ class Journal:
         """Keep the first `n` batches only (the rest are made again), saying why."""
         if n >= len(self.batches):
             return
-        logger.warning("%s: %s from batch %d on; %d of %d batches are made again", self.path,
-                       why, n + 1, len(self.batches) - n, len(self.batches))  # fmt: skip
+        logger.warning(
+            "%s: %s from batch %d on; %d of %d batches are made again",
+            self.path,
+            why,
+            n + 1,
+            len(self.batches) - n,
+            len(self.batches),
+        )
         self._truncate(self._ends[n - 1] if n else 0)
         del self.batches[n:], self._ends[n:]
 
@@ -262,8 +292,12 @@ class RunCache:
         if why is None:
             meta.pop(SUM)
             return RunDir(folder), meta
-        logger.warning("%s: damaged run-cache entry (%s); %s", folder, why,
-                       "it is made again" if heal else "not used")  # fmt: skip
+        logger.warning(
+            "%s: damaged run-cache entry (%s); %s",
+            folder,
+            why,
+            "it is made again" if heal else "not used",
+        )
         if heal:
             set_aside(folder)
         return None
@@ -274,8 +308,7 @@ class RunCache:
         then finds the entry the first made, or resumes from where it was killed."""
         self.clean()
         lock = self.root / f"{WORK}{key}.lock"
-        with hold(lock, wait=True, what=f"which is running {what} on the same items",
-                  remove=True):  # fmt: skip
+        with hold(lock, wait=True, what=f"which is running {what} on the same items", remove=True):
             claim = Claim(self, key)
             try:
                 yield claim

@@ -81,8 +81,9 @@ def write_all(texts: dict[Path, str]) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         if isinstance(exc, OSError) and exc.errno in FULL:
-            raise DiskFull(f"{current}: cannot be written: {exc.strerror} (nothing was "
-                           "replaced)") from exc  # fmt: skip
+            raise DiskFull(
+                f"{current}: cannot be written: {exc.strerror} (nothing was replaced)"
+            ) from exc
         raise
 
 
@@ -169,11 +170,19 @@ class RunDir:
     # --- what the run stage writes, model by model ----------------------------------------
 
     def write_generations(self, run: ModelRun) -> None:
-        _write_jsonl(self.generations(run.name), (
-            {"id": g.item_id, "output": g.output, "output_ids": list(g.output_ids),
-             "output_tokens": list(g.output_tokens), "cut_off": g.cut_off}
-            for g in run.generations
-        ))  # fmt: skip
+        _write_jsonl(
+            self.generations(run.name),
+            (
+                {
+                    "id": g.item_id,
+                    "output": g.output,
+                    "output_ids": list(g.output_ids),
+                    "output_tokens": list(g.output_tokens),
+                    "cut_off": g.cut_off,
+                }
+                for g in run.generations
+            ),
+        )
 
     def write_samples(self, model: str, samples: Sequence[Sample]) -> None:
         _write_jsonl(self.samples(model), (to_json(s) for s in samples))
@@ -251,10 +260,16 @@ class RunDir:
         ref = self.reference_nll(model)
         nll = read_json(ref) if ref.is_file() else {}
         return [
-            Generation(r["id"], r["output"], tuple(r["output_ids"]), tuple(r["output_tokens"]),
-                       nll.get(r["id"]), bool(r.get("cut_off", False)))
+            Generation(
+                r["id"],
+                r["output"],
+                tuple(r["output_ids"]),
+                tuple(r["output_tokens"]),
+                nll.get(r["id"]),
+                bool(r.get("cut_off", False)),
+            )
             for r in rows
-        ]  # fmt: skip
+        ]
 
     def read_token_stats(self, model: str, items: Sequence[EvalItem]) -> list[TokenStats] | None:
         """A candidate's per-token distances, or None when the run did not measure them."""
@@ -296,15 +311,19 @@ def check_out(out: Path) -> None:
     if where == Path(where.anchor) or where == Path.home().resolve():
         raise RunFolderError(f"--out {out}: refusing to write a run over {where}")
     if where == cwd or where in cwd.parents:
-        raise RunFolderError(f"--out {out}: it holds the working directory; give a new folder "
-                             "(reports/<name> by default)")  # fmt: skip
+        raise RunFolderError(
+            f"--out {out}: it holds the working directory; give a new folder "
+            "(reports/<name> by default)"
+        )
     if out.is_symlink():
         raise RunFolderError(f"--out {out}: a symbolic link; give the folder itself")
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out}: a file, not a run folder")
     if out.is_dir() and any(out.iterdir()) and not is_run_folder(out):
-        raise RunFolderError(f"--out {out}: a folder that is not a harness run folder (no "
-                             f"{MARKER}); it is left as it is: give another --out")  # fmt: skip
+        raise RunFolderError(
+            f"--out {out}: a folder that is not a harness run folder (no "
+            f"{MARKER}); it is left as it is: give another --out"
+        )
 
 
 @contextlib.contextmanager
@@ -321,8 +340,9 @@ def locked(out: Path, wait: bool = False, what: str = "") -> Iterator[None]:
             clean_leftovers(out)
             yield
     except Busy as busy:
-        raise RunFolderError(f"--out {out}: another harness run is writing it (pid "
-                             f"{busy.holder}; lock {lock})") from None  # fmt: skip
+        raise RunFolderError(
+            f"--out {out}: another harness run is writing it (pid {busy.holder}; lock {lock})"
+        ) from None
 
 
 def clean_leftovers(out: Path) -> None:

@@ -45,8 +45,11 @@ def is_sealed(record: Any) -> bool:
 
 def file_hashes(folder: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
     """The sha256 of every file under `folder` by relative path, but those named in `skip`."""
-    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and str(p.relative_to(folder)) not in skip}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and str(p.relative_to(folder)) not in skip
+    }
 
 
 def differences(folder: Path, recorded: Any, skip: frozenset[str] = frozenset()) -> str | None:
@@ -64,8 +67,10 @@ def differences(folder: Path, recorded: Any, skip: frozenset[str] = frozenset())
         ("not made with it", [k for k in found if k not in recorded]),
     ):
         if names:
-            parts.append(f"{what}: {', '.join(sorted(names)[:3])}"
-                         + (f" and {len(names) - 3} more" if len(names) > 3 else ""))  # fmt: skip
+            parts.append(
+                f"{what}: {', '.join(sorted(names)[:3])}"
+                + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            )
     return "; ".join(parts)
 
 

@@ -77,15 +77,22 @@ def _rung(cfg: CompareConfig, name: str) -> QuantizeSpec:
         raise HarnessError(f"{cfg.path}: no rung named {name!r}")
     q = cand.quantize
     if not isinstance(q, QuantizeSpec) or q.recipe is not None:
-        raise HarnessError(f"{cfg.path}: rung {name!r}: sensitivity takes an llm-compressor "
-                           "scheme (not a GGUF type, a recipe file or a checkpoint)")  # fmt: skip
+        raise HarnessError(
+            f"{cfg.path}: rung {name!r}: sensitivity takes an llm-compressor "
+            "scheme (not a GGUF type, a recipe file or a checkpoint)"
+        )
     return q
 
 
 def measure(
-    config: Path, rung: str, out: Path, keep: int | None = None, keep_scheme: str = "W8A16",
-    cache: Path = DEFAULT_CACHE, run_cache: Path = DEFAULT_RUN_CACHE,
-) -> dict[str, Any]:  # fmt: skip
+    config: Path,
+    rung: str,
+    out: Path,
+    keep: int | None = None,
+    keep_scheme: str = "W8A16",
+    cache: Path = DEFAULT_CACHE,
+    run_cache: Path = DEFAULT_RUN_CACHE,
+) -> dict[str, Any]:
     """Per-layer cost of `rung` from the ladder's cached baseline, and the proposed rung:
     its recipe written to `out`/<name>.yaml, its `[[ladder.rungs]]` entry returned."""
     from harness.backends import open_backend
@@ -102,8 +109,10 @@ def measure(
     key = baseline_key(cfg.baseline, fp, items, cfg.generation, cfg.lm_eval)
     found = RunCache(run_cache).lookup(key, heal=False)
     if found is None or "continuations" not in found[1]:
-        raise HarnessError(f"{config}: the baseline's run is not in {run_cache} (with its "
-                           "distribution): run the ladder first")  # fmt: skip
+        raise HarnessError(
+            f"{config}: the baseline's run is not in {run_cache} (with its "
+            "distribution): run the ladder first"
+        )
     entry, meta = found
     store = LogprobStore.open(entry.logprob_stem)
     ids, conts = meta["prompt_ids"], [tuple(c) for c in meta["continuations"]]
@@ -111,24 +120,34 @@ def measure(
     layers = layer_groups(cfg.baseline.path)
     for layer in layers:
         made = quantize(cfg.baseline.path, fp, only(spec, layer), cache)
-        model = ModelSpec(layer, str(made.path), cfg.baseline.dtype, cfg.baseline.device,
-                          cfg.baseline.backend)  # fmt: skip
+        model = ModelSpec(
+            layer, str(made.path), cfg.baseline.dtype, cfg.baseline.device, cfg.baseline.backend
+        )
         with (
             worker.running(model.name, model.backend, "scoring"),
             open_backend(model) as backend,
         ):  # scored lazily: read it all before closing
             forced = backend.score(ids, conts, cfg.generation.batch_size)
-            klds = [k for i, logp in enumerate(forced)
-                    for k in token_stats(store.get(i), logp, conts[i]).kld]  # fmt: skip
+            klds = [
+                k
+                for i, logp in enumerate(forced)
+                for k in token_stats(store.get(i), logp, conts[i]).kld
+            ]
         costs.append(LayerCost(layer, sum(klds) / max(len(klds), 1), len(klds)))
         logger.info("%s: %s alone: mean KLD %.4g", rung, layer, costs[-1].mean_kld)
     return _proposal(cfg, rung, spec, costs, propose(costs, keep), keep_scheme, len(layers), out)
 
 
 def _proposal(
-    cfg: CompareConfig, rung: str, spec: QuantizeSpec, costs: list[LayerCost], kept: list[str],
-    keep_scheme: str, layers: int, out: Path,
-) -> dict[str, Any]:  # fmt: skip
+    cfg: CompareConfig,
+    rung: str,
+    spec: QuantizeSpec,
+    costs: list[LayerCost],
+    kept: list[str],
+    keep_scheme: str,
+    layers: int,
+    out: Path,
+) -> dict[str, Any]:
     from harness.quantize.llmcompressor import mixed_recipe
     from harness.rundir import write_atomic
 
@@ -138,13 +157,17 @@ def _proposal(
     write_atomic(recipe, mixed_recipe(spec, numbers, keep_scheme, layers))
     total = sum(c.mean_kld for c in costs)
     return {
-        "rung": rung, "recipe": spec.describe(), "keep_scheme": keep_scheme,
+        "rung": rung,
+        "recipe": spec.describe(),
+        "keep_scheme": keep_scheme,
         "summed_layer_kld": total,
         "layers": [{"layer": c.layer, "mean_kld": c.mean_kld, "tokens": c.tokens} for c in costs],
-        "keep": kept, "kept_share": sum(c.mean_kld for c in costs if c.layer in kept) / total,
-        "proposed_name": name, "proposed_recipe": str(recipe),
+        "keep": kept,
+        "kept_share": sum(c.mean_kld for c in costs if c.layer in kept) / total,
+        "proposed_name": name,
+        "proposed_recipe": str(recipe),
         "toml": rung_toml(name, spec, recipe, cfg.path.parent),
-    }  # fmt: skip
+    }
 
 
 def rung_toml(name: str, spec: QuantizeSpec, recipe: Path, base_dir: Path) -> str:

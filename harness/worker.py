@@ -95,8 +95,7 @@ def run(words: Sequence[str]) -> int:
     env = os.environ | {WORKER_ENV: status, PARENT_ENV: str(os.getpid())}
     # The worker in a process group of its own: a terminal's Ctrl-C reaches this process
     # alone, which passes it on once (a second SIGINT would cut the worker's clean-up short).
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *words], env=env,
-                            process_group=0)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *words], env=env, process_group=0)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -133,9 +132,13 @@ def crash_line(signum: int, doing: dict[str, str]) -> str:
     except ValueError:
         name = f"signal {signum}"
     what = _WHAT.get(signal.Signals(signum), "a signal") if signum in _SIGNUMS else "a signal"
-    kept = ("finished batches are kept in the run cache (a rerun resumes from them); the "
-            "previous report is untouched")  # fmt: skip
+    kept = (
+        "finished batches are kept in the run cache (a rerun resumes from them); the "
+        "previous report is untouched"
+    )
     if doing.get("model"):
-        return (f"model {doing['model']!r} on engine {doing.get('engine', '?')} was killed by "
-                f"{name} while {doing.get('doing', 'running')}: {what}; {kept}")  # fmt: skip
+        return (
+            f"model {doing['model']!r} on engine {doing.get('engine', '?')} was killed by "
+            f"{name} while {doing.get('doing', 'running')}: {what}; {kept}"
+        )
     return f"the harness was killed by {name}: {what}; {kept}"

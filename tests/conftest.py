@@ -18,9 +18,13 @@ TinyFactory = Callable[..., Path]
 
 
 def save_tiny_llama(
-    out: Path, seed: int = 0, tokenizer: Any = None, hidden: int = 64, intermediate: int = 128,
+    out: Path,
+    seed: int = 0,
+    tokenizer: Any = None,
+    hidden: int = 64,
+    intermediate: int = 128,
     layers: int = 2,
-) -> Path:  # fmt: skip
+) -> Path:
     """A randomly initialised Llama (and the demo tokenizer unless given), saved to `out`."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -29,10 +33,17 @@ def save_tiny_llama(
 
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=128, hidden_size=hidden, intermediate_size=intermediate,
-        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-        max_position_embeddings=128, bos_token_id=1, eos_token_id=2, pad_token_id=0,
-    )  # fmt: skip
+        vocab_size=128,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     (tokenizer or build_tokenizer()).save_pretrained(out)
     return out
@@ -70,6 +81,11 @@ def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
     vocab = {tok: i for i, tok in enumerate([*SPECIALS, *reversed(CHARS)])}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     core.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<bos>",
-                                  eos_token="<eos>", unk_token="<unk>")  # fmt: skip
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        pad_token="<pad>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+    )
     return tiny_llama("shuffled-llama", tokenizer=tok)

@@ -9,19 +9,27 @@ from pathlib import Path
 from typing import Any
 
 PAYLOADS = (
-    "<script>alert(1)</script>", "</textarea>", "<img src=x onerror=alert(1)>",
-    '<img src=x onerror="window.pwned=1">', "{{ 7*7 }}",
-)  # fmt: skip
+    "<script>alert(1)</script>",
+    "</textarea>",
+    "<img src=x onerror=alert(1)>",
+    '<img src=x onerror="window.pwned=1">',
+    "{{ 7*7 }}",
+)
 
 
 def agreement_rows(n: int, tags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Reference-free items, every other one hard: the baseline agrees with itself (1.0), a
     different random model mostly does not, so these flip deterministically."""
     return [
-        {"id": f"agree-{i}", "prompt": f"count a in {'ab' * (i + 1)}=", "scorer": "agreement",
-         "difficulty": "hard" if i % 2 else "common", "tags": list(tags)}
+        {
+            "id": f"agree-{i}",
+            "prompt": f"count a in {'ab' * (i + 1)}=",
+            "scorer": "agreement",
+            "difficulty": "hard" if i % 2 else "common",
+            "tags": list(tags),
+        }
         for i in range(n)
-    ]  # fmt: skip
+    ]
 
 
 @functools.cache
@@ -47,10 +55,15 @@ def flipping_rows(model_dir: Path, n: int, tags: tuple[str, ...] = ()) -> list[d
     hard: the baseline is right on each, a different random model mostly not, so they flip
     (regressions) deterministically."""
     return [
-        {"id": f"flip-{i}", "prompt": p, "reference": answer, "tags": list(tags),
-         "difficulty": "hard" if i % 2 else "common"}
+        {
+            "id": f"flip-{i}",
+            "prompt": p,
+            "reference": answer,
+            "tags": list(tags),
+            "difficulty": "hard" if i % 2 else "common",
+        }
         for i, (p, answer) in enumerate(_baseline_answers(model_dir, n))
-    ]  # fmt: skip
+    ]
 
 
 def payload_rows(payloads: Iterable[str] = PAYLOADS) -> list[dict[str, Any]]:
@@ -64,9 +77,15 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
 
 
 def write_config(
-    path: Path, evalset: Path, baseline: Path, candidates: dict[str, Path], gate: str,
-    name: str = "t", extra: str = "", gated: bool = True,
-) -> Path:  # fmt: skip
+    path: Path,
+    evalset: Path,
+    baseline: Path,
+    candidates: dict[str, Path],
+    gate: str,
+    name: str = "t",
+    extra: str = "",
+    gated: bool = True,
+) -> Path:
     """A compare config over tiny models: 6 new tokens, batches of 4, 300 resamples."""
     cands = "".join(
         f'[[candidates]]\nname = "{n}"\npath = "{p}"\ngated = {str(gated).lower()}\n'

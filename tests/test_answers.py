@@ -13,8 +13,14 @@ from harness.scorers import Scorer
 
 def free(kind_tag: str | None, extract: str | None = None) -> EvalItem:
     tags = (f"answer:{kind_tag}",) if kind_tag else ()
-    return EvalItem(id="x", source=Source("t.jsonl", 1), prompt="p", scorer=Scorer.AGREEMENT,
-                    tags=tags, extract=extract)  # fmt: skip
+    return EvalItem(
+        id="x",
+        source=Source("t.jsonl", 1),
+        prompt="p",
+        scorer=Scorer.AGREEMENT,
+        tags=tags,
+        extract=extract,
+    )
 
 
 @pytest.mark.parametrize(
@@ -28,19 +34,25 @@ def free(kind_tag: str | None, extract: str | None = None) -> EvalItem:
         ("boolean", "False. The sun is a star.", "no"),
         ("boolean", "It depends.", None),
         ("choice", "The answer is (C).", "C"),
-        ("code", "Here:\n```python\ndef add(a, b):  \n    return a + b\n\n```\nDone.",
-         "def add(a, b):\n    return a + b"),
+        (
+            "code",
+            "Here:\n```python\ndef add(a, b):  \n    return a + b\n\n```\nDone.",
+            "def add(a, b):\n    return a + b",
+        ),
         ("code", "def f():\n    return 1\n", "def f():\n    return 1"),
         ("code", "def f():\n    return 1\n```\nThis returns 1.", "def f():\n    return 1"),
-        ("code", "```js\nf(x) {\n  if (x) {\n    g();\n  }\n}\n```",
-         "f(x) {\n    if (x) {\n        g();\n    }\n}"),
+        (
+            "code",
+            "```js\nf(x) {\n  if (x) {\n    g();\n  }\n}\n```",
+            "f(x) {\n    if (x) {\n        g();\n    }\n}",
+        ),
         ("code", "def f():\n\tif a:\n\t\treturn 1", "def f():\n    if a:\n        return 1"),
         ("json", 'Sure: {"age": 31, "name": "Ana"} as asked', '{"age":31,"name":"Ana"}'),
         ("json", 'It is:\n```json\n{"name": "Ana",\n "age": 31}\n```', '{"age":31,"name":"Ana"}'),
         ("json", "[2, 4, 6, 8, 10]", "[2,4,6,8,10]"),
         ("json", "{not json} and none", None),
     ],
-)  # fmt: skip
+)
 def test_final_answers_by_kind(tag: str, output: str, answer: str | None) -> None:
     assert final_answer(free(tag), output) == answer
 
@@ -72,13 +84,20 @@ def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
         EvalItem(id="s", source=src, prompt="p", scorer=Scorer.AGREEMENT, tags=("answer:number",)),
         EvalItem(id="c", source=src, prompt="p", scorer=Scorer.AGREEMENT, tags=("answer:number",)),
         EvalItem(id="p", source=src, prompt="p", scorer=Scorer.AGREEMENT),
-    ]  # fmt: skip
+    ]
     said = "The sum is 10."
-    base = [Generation("n", said, (1,)), Generation("s", said, (1,)), Generation("c", said, (1,)),
-            Generation("p", "A calm sea.", (1,))]  # fmt: skip
-    cand = [Generation("n", "The sum is 11.", (2,)), Generation("s", "So, it is 10.", (2,)),
-            Generation("c", "Adding 7 and", (2,), cut_off=True),
-            Generation("p", "A quiet sea.", (2,))]  # fmt: skip
+    base = [
+        Generation("n", said, (1,)),
+        Generation("s", said, (1,)),
+        Generation("c", said, (1,)),
+        Generation("p", "A calm sea.", (1,)),
+    ]
+    cand = [
+        Generation("n", "The sum is 11.", (2,)),
+        Generation("s", "So, it is 10.", (2,)),
+        Generation("c", "Adding 7 and", (2,), cut_off=True),
+        Generation("p", "A quiet sea.", (2,)),
+    ]
     meaning = {"n": 0.95, "s": 0.9, "c": 0.9, "p": 0.9}
     n, s, c, p = pair(items, base, cand, meaning=meaning, threshold=0.8)
     assert (n.outcome, n.answer_change) == (Outcome.DIVERGED, ("10", "11"))
@@ -90,5 +109,9 @@ def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
     assert m["weighted_accuracy"] is None and m["regressions"] is None
     assert m["mcnemar_p"] is None and m["weighted_regression_share"] is None
     assert (m["free_diverged"], m["free_equivalent"], m["answer_changes"], m["cut_off"]) == (
-        1, 3, 1, 1)  # fmt: skip
+        1,
+        3,
+        1,
+        1,
+    )
     assert m["diverged_share"] == pytest.approx(0.25)

@@ -12,15 +12,40 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 # The run stage: the only modules that may touch torch, an engine or a model.
-RUN_STAGE = ("harness.run", "harness.probes", "harness.backends", "harness.quantize",
-             "harness.lmeval", "harness.pipeline", "harness.runcache",
-             "harness.sensitivity")  # fmt: skip
-ANALYSIS = ("harness.pairing", "harness.candidate_metrics", "harness.stats", "harness.gate",
-            "harness.gate_rules", "harness.formats",
-            "harness.review", "harness.results", "harness.report", "harness.render",
-            "harness.rundir", "harness.codec", "harness.records", "harness.scorers",
-            "harness.errors", "harness.evalset", "harness.ladder", "harness.sizes",
-            "harness.faults", "harness.filelock", "harness.answers", "harness.sealed")  # fmt: skip
+RUN_STAGE = (
+    "harness.run",
+    "harness.probes",
+    "harness.backends",
+    "harness.quantize",
+    "harness.lmeval",
+    "harness.pipeline",
+    "harness.runcache",
+    "harness.sensitivity",
+)
+ANALYSIS = (
+    "harness.pairing",
+    "harness.candidate_metrics",
+    "harness.stats",
+    "harness.gate",
+    "harness.gate_rules",
+    "harness.formats",
+    "harness.review",
+    "harness.results",
+    "harness.report",
+    "harness.render",
+    "harness.rundir",
+    "harness.codec",
+    "harness.records",
+    "harness.scorers",
+    "harness.errors",
+    "harness.evalset",
+    "harness.ladder",
+    "harness.sizes",
+    "harness.faults",
+    "harness.filelock",
+    "harness.answers",
+    "harness.sealed",
+)
 # harness.config is the edge: it reads the engine table (`harness.backends.ENGINES`) to check
 # a model's `backend`, and the import test below shows that loads no engine.
 HEAVY = ("torch", "transformers", "lm_eval", "llmcompressor", "numpy.typing")
@@ -54,9 +79,11 @@ def under(name: str, prefixes: tuple[str, ...]) -> bool:
 def test_no_arrow_from_analysis_back_to_the_run_stage() -> None:
     edges = [
         f"{mod} -> {dep}"
-        for mod, deps in graph().items() if under(mod, ANALYSIS)
-        for dep in deps if under(dep, RUN_STAGE) or under(dep, HEAVY)
-    ]  # fmt: skip
+        for mod, deps in graph().items()
+        if under(mod, ANALYSIS)
+        for dep in deps
+        if under(dep, RUN_STAGE) or under(dep, HEAVY)
+    ]
     assert edges == []
 
 

@@ -39,8 +39,13 @@ def test_a_candidate_on_an_engine_named_by_import_path(
     outputs, so the candidate is identical to the baseline item for item."""
     rows = [{"id": f"i{n}", "prompt": f"add {n}+1=", "reference": str(n + 1)} for n in range(6)]
     items = write_jsonl(tmp_path / "s.jsonl", rows)
-    cfg = write_config(tmp_path / "c.toml", items, tiny_model_dir, {"cand": tiny_model_dir},
-                       "max_hard_regressions = 0")  # fmt: skip
+    cfg = write_config(
+        tmp_path / "c.toml",
+        items,
+        tiny_model_dir,
+        {"cand": tiny_model_dir},
+        "max_hard_regressions = 0",
+    )
     text = cfg.read_text().replace(
         'name = "cand"', 'name = "cand"\nbackend = "harness.backends.hf:HFBackend"'
     )

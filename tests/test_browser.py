@@ -22,7 +22,7 @@ from .helpers import (
     payload_rows,
     write_config,
     write_jsonl,
-)  # fmt: skip
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
@@ -43,8 +43,9 @@ def run(
     rows = flipping_rows(tiny_model_dir, 12, ("flip",)) + agreement_rows(3) + payload_rows()
     evalset = write_jsonl(tmp / "set.jsonl", rows)
     cands = {"cand": other_model_dir, "same": tiny_model_dir}
-    config = write_config(tmp / "c.toml", evalset, tiny_model_dir, cands, "require_review = true",
-                          name="browser")  # fmt: skip
+    config = write_config(
+        tmp / "c.toml", evalset, tiny_model_dir, cands, "require_review = true", name="browser"
+    )
     out = tmp / "run"
     main(["compare", "--config", str(config), "--out", str(out)])
     # payloads in the outputs too, then rebuild the page from disk
@@ -65,9 +66,15 @@ def browser() -> Iterator[Any]:
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield b
         b.close()
 

@@ -12,12 +12,23 @@ from harness.records import Difficulty, EvalItem, Outcome, PairedItem, Side, Sou
 STATS = StatsConfig(bootstrap_samples=200, seed=0)
 
 
-def paired(id_: str, base: float | None, cand: float | None, outcome: Outcome, hard: bool = False,
-           tags: tuple[str, ...] = ()) -> PairedItem:  # fmt: skip
+def paired(
+    id_: str,
+    base: float | None,
+    cand: float | None,
+    outcome: Outcome,
+    hard: bool = False,
+    tags: tuple[str, ...] = (),
+) -> PairedItem:
     item = EvalItem(
-        id=id_, source=Source("t.jsonl", 1), prompt="p", reference=("r",), tags=tags,
-        difficulty=Difficulty.HARD if hard else Difficulty.COMMON, weight=3.0 if hard else 1.0,
-    )  # fmt: skip
+        id=id_,
+        source=Source("t.jsonl", 1),
+        prompt="p",
+        reference=("r",),
+        tags=tags,
+        difficulty=Difficulty.HARD if hard else Difficulty.COMMON,
+        weight=3.0 if hard else 1.0,
+    )
     same = outcome is Outcome.IDENTICAL
     return PairedItem(
         item,
@@ -64,11 +75,18 @@ def test_reference_free_items_stay_out_of_accuracy_and_flips() -> None:
     free = EvalItem(id="f", source=Source("t", 1), prompt="p", scorer="agreement")
     judged = [
         PairedItem(free, Side("a", None), Side("a", None), Outcome.IDENTICAL, 1.0, None),
-        PairedItem(replace(free, id="g"), Side("a", None), Side("b", None), Outcome.EQUIVALENT,
-                   0.0, 0),
-        PairedItem(replace(free, id="h", weight=3.0), Side("a", None), Side("c", None),
-                   Outcome.DIVERGED, 0.0, 0),
-    ]  # fmt: skip
+        PairedItem(
+            replace(free, id="g"), Side("a", None), Side("b", None), Outcome.EQUIVALENT, 0.0, 0
+        ),
+        PairedItem(
+            replace(free, id="h", weight=3.0),
+            Side("a", None),
+            Side("c", None),
+            Outcome.DIVERGED,
+            0.0,
+            0,
+        ),
+    ]
     reference = [
         paired("r1", 1.0, 0.0, Outcome.REGRESSION),
         paired("r2", 1.0, 1.0, Outcome.IDENTICAL),
@@ -86,8 +104,11 @@ def test_reference_free_items_stay_out_of_accuracy_and_flips() -> None:
 def test_the_reference_perplexity_ratio_is_the_exp_of_the_mean_nll_gap_capped_at_e709() -> None:
     def with_nll(id_: str, base: float, cand: float) -> PairedItem:
         p = paired(id_, 1.0, 1.0, Outcome.IDENTICAL)
-        return replace(p, baseline=replace(p.baseline, reference_nll=base),
-                       candidate=replace(p.candidate, reference_nll=cand))  # fmt: skip
+        return replace(
+            p,
+            baseline=replace(p.baseline, reference_nll=base),
+            candidate=replace(p.candidate, reference_nll=cand),
+        )
 
     # gaps 0.5 and 0.1: exp(0.3)
     m = summarize([with_nll("a", 1.0, 1.5), with_nll("b", 2.0, 2.1)], STATS)

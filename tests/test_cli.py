@@ -23,24 +23,33 @@ from .helpers import (
     payload_rows,
     write_config,
     write_jsonl,
-)  # fmt: skip
+)
 
 
 def evalset(tmp_path: Path, base: Path) -> Path:
     rows: list[dict[str, Any]] = [
         {"id": "exact-1", "prompt": "add 1+2=", "reference": "3", "tags": ["add"]},
-        {"id": "exact-2", "prompt": "sort cba=", "reference": "abc", "difficulty": "hard",
-         "tags": ["sort"]},
-        {"id": "chat-1", "messages": [{"role": "user", "content": "reverse abc="}],
-         "reference": "cba"},
-    ]  # fmt: skip
+        {
+            "id": "exact-2",
+            "prompt": "sort cba=",
+            "reference": "abc",
+            "difficulty": "hard",
+            "tags": ["sort"],
+        },
+        {
+            "id": "chat-1",
+            "messages": [{"role": "user", "content": "reverse abc="}],
+            "reference": "cba",
+        },
+    ]
     rows += flipping_rows(base, 8, ("flip",)) + agreement_rows(4, ("agree",)) + payload_rows()
     return write_jsonl(tmp_path / "set.jsonl", rows)
 
 
 def config(tmp_path: Path, base: Path, cand: Path, gate: str, gated: bool = True) -> Path:
-    return write_config(tmp_path / "c.toml", evalset(tmp_path, base), base, {"cand": cand}, gate,
-                        gated=gated)  # fmt: skip
+    return write_config(
+        tmp_path / "c.toml", evalset(tmp_path, base), base, {"cand": cand}, gate, gated=gated
+    )
 
 
 def compare(cfg: Path, out: Path) -> int:
@@ -102,10 +111,18 @@ def test_results_json_has_the_design_fields(self_run: Path) -> None:
     cand = r["candidates"][0]
     assert set(cand) >= {"name", "path", "fingerprint", "gated", "verdict", "reasons", "metrics"}
     assert set(cand["metrics"]) >= {
-        "weighted_accuracy", "hard_accuracy", "regressions", "improvements",
-        "weighted_regression_share", "mcnemar_p", "identical_share", "mean_similarity",
-        "mean_kld", "p99_kld", "top1_agreement",
-    }  # fmt: skip
+        "weighted_accuracy",
+        "hard_accuracy",
+        "regressions",
+        "improvements",
+        "weighted_regression_share",
+        "mcnemar_p",
+        "identical_share",
+        "mean_similarity",
+        "mean_kld",
+        "p99_kld",
+        "top1_agreement",
+    }
     item = r["items"][0]
     assert set(item) >= {"id", "difficulty", "weight", "tags", "baseline", "candidates"}
     assert set(item["candidates"]["cand"]) >= {"output", "score", "first_divergence"}
@@ -356,11 +373,18 @@ def test_a_prompt_longer_than_the_context_exits_2(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The tiny models attend to 128 positions: <bos> + 118 characters + 6 new fit, 124 + 6 not."""
-    rows = [{"id": "fits", "prompt": "a" * 118, "reference": "x"},
-            {"id": "long", "prompt": "a" * 123, "reference": "x"}]  # fmt: skip
+    rows = [
+        {"id": "fits", "prompt": "a" * 118, "reference": "x"},
+        {"id": "long", "prompt": "a" * 123, "reference": "x"},
+    ]
     evalset = write_jsonl(tmp_path / "s.jsonl", rows)
-    cfg = write_config(tmp_path / "c.toml", evalset, tiny_model_dir, {"c": tiny_model_dir},
-                       "max_hard_regressions = 0")  # fmt: skip
+    cfg = write_config(
+        tmp_path / "c.toml",
+        evalset,
+        tiny_model_dir,
+        {"c": tiny_model_dir},
+        "max_hard_regressions = 0",
+    )
     assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (
@@ -373,13 +397,22 @@ def test_formula_like_cells_are_inert_in_items_csv(tiny_model_dir: Path, tmp_pat
     import csv
 
     rows: list[dict[str, Any]] = [
-        {"id": '=HYPERLINK("http://evil.example","x")', "prompt": "add 1+2=", "reference": "-3",
-         "tags": ["@cmd", "+x"]},
+        {
+            "id": '=HYPERLINK("http://evil.example","x")',
+            "prompt": "add 1+2=",
+            "reference": "-3",
+            "tags": ["@cmd", "+x"],
+        },
         {"id": "plain", "prompt": "add 2+2=", "reference": "4"},
-    ]  # fmt: skip
+    ]
     sets = write_jsonl(tmp_path / "s.jsonl", rows)
-    cfg = write_config(tmp_path / "c.toml", sets, tiny_model_dir, {"cand": tiny_model_dir},
-                       "max_hard_regressions = 0")  # fmt: skip
+    cfg = write_config(
+        tmp_path / "c.toml",
+        sets,
+        tiny_model_dir,
+        {"cand": tiny_model_dir},
+        "max_hard_regressions = 0",
+    )
     assert compare(cfg, tmp_path / "run") == 0
     with open(tmp_path / "run" / "items.csv", newline="") as f:
         table = list(csv.DictReader(f))
@@ -417,13 +450,31 @@ def test_the_terminal_shows_the_harness_not_the_libraries(
     """transformers' loading bars and notices stay out of a run's output; --verbose lets them
     through."""
     cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
-    args = [sys.executable, "-m", "harness", "compare", "--config", str(cfg), "--cache",
-            str(tmp_path / "cache")]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "compare",
+        "--config",
+        str(cfg),
+        "--cache",
+        str(tmp_path / "cache"),
+    ]
     quiet, loud = (
-        subprocess.run([*args, "--out", str(tmp_path / name), "--run-cache",
-                        str(tmp_path / f"runs-{name}"), *flags], capture_output=True, text=True)
+        subprocess.run(
+            [
+                *args,
+                "--out",
+                str(tmp_path / name),
+                "--run-cache",
+                str(tmp_path / f"runs-{name}"),
+                *flags,
+            ],
+            capture_output=True,
+            text=True,
+        )
         for name, flags in (("a", []), ("b", ["--verbose"]))
-    )  # fmt: skip
+    )
     assert quiet.returncode == loud.returncode == 0, quiet.stderr + loud.stderr
     assert "Loading weights" not in quiet.stderr, quiet.stderr
     assert "Loading weights" in loud.stderr, loud.stderr

@@ -115,8 +115,9 @@ def test_overrides(tmp_path: Path) -> None:
     cfg = apply_overrides(cfg, ["a.jsonl"], ["cand=/m/cand", "new=/m/new"])
     assert cfg.evalsets == ("a.jsonl",)
     assert [(c.name, c.model.path if c.model else None) for c in cfg.candidates] == [
-        ("cand", "/m/cand"), ("new", "/m/new"),
-    ]  # fmt: skip
+        ("cand", "/m/cand"),
+        ("new", "/m/new"),
+    ]
     with pytest.raises(ConfigError):
         apply_overrides(cfg, [], ["no-equals-sign"])
 
@@ -160,11 +161,16 @@ SERVED = MINIMAL.replace('path = "other"', 'path = "other"\nbackend = "openai"')
 
 def test_openai_backend_needs_its_server(tmp_path: Path) -> None:
     assert "missing key 'base_url'" in error(tmp_path, SERVED)
-    cfg = load_config(write(tmp_path, SERVED.replace(
-        'backend = "openai"',
-        'backend = "openai"\nbase_url = "http://127.0.0.1:8000/v1/"\nmodel = "m"\n'
-        'api_key_env = "MY_KEY"\ntop_logprobs = 5\nprompt_logprobs = true',
-    )))  # fmt: skip
+    cfg = load_config(
+        write(
+            tmp_path,
+            SERVED.replace(
+                'backend = "openai"',
+                'backend = "openai"\nbase_url = "http://127.0.0.1:8000/v1/"\nmodel = "m"\n'
+                'api_key_env = "MY_KEY"\ntop_logprobs = 5\nprompt_logprobs = true',
+            ),
+        )
+    )
     server = cfg.candidates[0].model.server  # type: ignore[union-attr]
     assert server is not None
     assert server.base_url == "http://127.0.0.1:8000"  # /v1 is the backend's to add
@@ -175,11 +181,14 @@ def test_openai_backend_needs_its_server(tmp_path: Path) -> None:
 def test_server_keys_refused_elsewhere_and_keys_never_inline(tmp_path: Path) -> None:
     text = MINIMAL.replace('path = "other"', 'path = "other"\nbase_url = "http://x"')
     assert "base_url is a setting of backend 'openai'" in error(tmp_path, text)
-    served = SERVED.replace('backend = "openai"', 'backend = "openai"\nbase_url = "http://x"\n'
-                            'model = "m"\napi_key_env = "sk-123abc!"')  # fmt: skip
+    served = SERVED.replace(
+        'backend = "openai"',
+        'backend = "openai"\nbase_url = "http://x"\nmodel = "m"\napi_key_env = "sk-123abc!"',
+    )
     assert "names an environment variable" in error(tmp_path, served)
-    bad_url = SERVED.replace('backend = "openai"', 'backend = "openai"\nbase_url = "x:1"\n'
-                             'model = "m"')  # fmt: skip
+    bad_url = SERVED.replace(
+        'backend = "openai"', 'backend = "openai"\nbase_url = "x:1"\nmodel = "m"'
+    )
     assert "must start with http://" in error(tmp_path, bad_url)
 
 
@@ -204,13 +213,17 @@ def test_gguf_quantize_table(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("max_weighted_accuracy_drop = 2", "max_weighted_accuracy_drop = 2 is a share between "
-         "0 and 1; did you mean 0.02?"),
+        (
+            "max_weighted_accuracy_drop = 2",
+            "max_weighted_accuracy_drop = 2 is a share between 0 and 1; did you mean 0.02?",
+        ),
         ("max_diverged_share = 50", "did you mean 0.5?"),
-        ("min_top1_agreement = 95", "min_top1_agreement = 95 is a share between 0 and 1; did "
-         "you mean 0.95?"),
+        (
+            "min_top1_agreement = 95",
+            "min_top1_agreement = 95 is a share between 0 and 1; did you mean 0.95?",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_share_given_in_percent_is_refused(tmp_path: Path, line: str, message: str) -> None:
     text = MINIMAL.replace("max_weighted_accuracy_drop = 0.01", line)
     assert message in error(tmp_path, text)
@@ -225,13 +238,15 @@ def test_a_distance_may_exceed_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("stats", "message"),
     [
-        ("bootstrap_samples = 1000000000", "bootstrap_samples = 1,000,000,000 is over 100,000: "
-         "each interval would hold 8.0 GB"),
+        (
+            "bootstrap_samples = 1000000000",
+            "bootstrap_samples = 1,000,000,000 is over 100,000: each interval would hold 8.0 GB",
+        ),
         ("confidence = 1.0", "confidence must be between 0 and 1 (exclusive)"),
         ("confidence = 0.0", "confidence must be between 0 and 1 (exclusive)"),
         ("seed = -1", "[stats]: seed = -1 must be >= 0"),
     ],
-)  # fmt: skip
+)
 def test_stats_out_of_bounds_are_refused(tmp_path: Path, stats: str, message: str) -> None:
     assert message in error(tmp_path, MINIMAL + f"[stats]\n{stats}\n")
 
@@ -246,7 +261,9 @@ def test_a_model_path_that_is_a_link_loop_or_leads_nowhere_is_said_as_such(
     (tmp_path / "org" / "b").symlink_to(tmp_path / "org" / "a")
     (tmp_path / "org" / "gone").symlink_to(tmp_path / "nowhere")
     loop = error(tmp_path, MINIMAL.replace('path = "model"', 'path = "org/a"'))
-    assert loop == (f"{tmp_path / 'c.toml'}: [baseline]: path 'org/a': a symbolic link loop "
-                    f"({tmp_path / 'org' / 'a'})")  # fmt: skip
+    assert loop == (
+        f"{tmp_path / 'c.toml'}: [baseline]: path 'org/a': a symbolic link loop "
+        f"({tmp_path / 'org' / 'a'})"
+    )
     dangling = error(tmp_path, MINIMAL.replace('path = "other"', 'path = "org/gone"'))
     assert "path 'org/gone': a symbolic link to " in dangling and "which does not exist" in dangling

@@ -31,8 +31,12 @@ def test_second_half_of_each_chunk_is_scored() -> None:
 def test_corpus_table_is_checked(tmp_path: Path) -> None:
     text = tmp_path / "t.txt"
     text.write_text("some text\n")
-    base = {"name": "c", "evalsets": ["x.jsonl"], "baseline": {"name": "b", "path": "b"},
-            "candidates": [{"name": "q", "path": "q"}]}  # fmt: skip
+    base = {
+        "name": "c",
+        "evalsets": ["x.jsonl"],
+        "baseline": {"name": "b", "path": "b"},
+        "candidates": [{"name": "q", "path": "q"}],
+    }
     cfg = parse_config(base | {"corpus": {"text": "t.txt", "context": 256}}, tmp_path / "c.toml")
     assert cfg.corpus is not None and cfg.corpus.context == 256 and cfg.corpus.reference is None
     with pytest.raises(ConfigError, match="reference 'nope' names no model"):

@@ -51,9 +51,13 @@ def test_hard_default_weight_is_three(tmp_path: Path) -> None:
 
 
 def test_messages_item(tmp_path: Path) -> None:
-    line = {"id": "m", "messages": [{"role": "system", "content": "s"},
-                                    {"role": "user", "content": "hi"}],
-            "reference": ["x", "y"], "tags": ["chat"], "max_new_tokens": 5}  # fmt: skip
+    line = {
+        "id": "m",
+        "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}],
+        "reference": ["x", "y"],
+        "tags": ["chat"],
+        "max_new_tokens": 5,
+    }
     [item] = load_evalset([str(write(tmp_path, line))])
     assert item.messages is not None and item.messages[1].role is Role.USER
     assert item.reference == ("x", "y") and item.max_new_tokens == 5
@@ -218,8 +222,10 @@ def test_a_utf16_or_utf32_file_is_one_line_naming_the_encoding(
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     path.write_bytes(text.encode(codec))
     iconv = name.replace(" (little-endian)", "LE").replace(" (big-endian)", "BE")
-    assert problems(path) == [f"{path}:1: the file is {name} text, not UTF-8: convert it "
-                              f"(iconv -f {iconv} -t UTF-8 {path})"]  # fmt: skip
+    assert problems(path) == [
+        f"{path}:1: the file is {name} text, not UTF-8: convert it "
+        f"(iconv -f {iconv} -t UTF-8 {path})"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -230,9 +236,11 @@ def test_a_utf16_or_utf32_file_is_one_line_naming_the_encoding(
 def test_ids_that_read_alike_are_refused(tmp_path: Path, first: str, second: str) -> None:
     path = write(tmp_path, {**GOOD, "id": first}, {**GOOD, "id": second})
     [msg] = problems(path)
-    assert msg == (f"{path}:2: id {second!r}: the same id as {first!r} ({path}:1) once "
-                   "Unicode-normalized and case-folded: they would read as one item in the "
-                   "report and in review files")  # fmt: skip
+    assert msg == (
+        f"{path}:2: id {second!r}: the same id as {first!r} ({path}:1) once "
+        "Unicode-normalized and case-folded: they would read as one item in the "
+        "report and in review files"
+    )
 
 
 def test_empty_file(tmp_path: Path) -> None:

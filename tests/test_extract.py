@@ -70,8 +70,9 @@ def test_regex_takes_the_first_group_or_the_whole_match() -> None:
 
 
 def item(scorer: Scorer, ref: str, extract: str | None = None) -> EvalItem:
-    return EvalItem(id="x", source=Source("t", 1), prompt="p", reference=(ref,), scorer=scorer,
-                    extract=extract)  # fmt: skip
+    return EvalItem(
+        id="x", source=Source("t", 1), prompt="p", reference=(ref,), scorer=scorer, extract=extract
+    )
 
 
 def test_scores_see_the_extracted_answer() -> None:

@@ -58,8 +58,11 @@ def default_sigint() -> None:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -68,26 +71,52 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     tmp = tmp_path_factory.mktemp("faults")
     cfg = write_config(tmp / "c.toml")
     out = tmp / "run"
-    done = subprocess.run(harness("compare", "--config", str(cfg), "--out", str(out),
-                                  "--evalset", f"{REPO}/evalsets/demo/add.jsonl"),
-                          cwd=REPO, capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        harness(
+            "compare",
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "--evalset",
+            f"{REPO}/evalsets/demo/add.jsonl",
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return cfg, out, digest(out)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "code", "line"), [
-    (signal.SIGINT, 130, "harness: interrupted (SIGINT); nothing half-written was kept"),
-    (signal.SIGTERM, 143, "harness: terminated (SIGTERM); nothing half-written was kept"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("sig", "code", "line"),
+    [
+        (signal.SIGINT, 130, "harness: interrupted (SIGINT); nothing half-written was kept"),
+        (signal.SIGTERM, 143, "harness: terminated (SIGTERM); nothing half-written was kept"),
+    ],
+)
 def test_a_signal_mid_run_exits_with_its_code_and_one_line(
     previous: tuple[Path, Path, dict[str, str]], sig: int, code: int, line: str, tmp_path: Path
 ) -> None:
     cfg, out, before = previous
-    proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out),
-                                    "--run-cache", str(tmp_path / "runs")),
-                            cwd=REPO, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sigint)  # fmt: skip
+    proc = subprocess.Popen(
+        harness(
+            "compare",
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "--run-cache",
+            str(tmp_path / "runs"),
+        ),
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     # wait until the run has a half-built folder with the baseline's outputs in it
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -111,8 +140,15 @@ def test_an_unreadable_checkpoint_is_exit_2_in_one_line_naming_it(tmp_path: Path
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     cfg = write_config(tmp_path / "c.toml", broken)
-    args = ("compare", "--config", str(cfg), "--out", str(tmp_path / "run"), "--evalset",
-            f"{REPO}/evalsets/demo/add.jsonl")  # fmt: skip
+    args = (
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "run"),
+        "--evalset",
+        f"{REPO}/evalsets/demo/add.jsonl",
+    )
     done = subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
@@ -136,11 +172,18 @@ def test_an_unforeseen_failure_is_exit_2_with_the_traceback_in_a_log(
     before = digest(run)
     review = tmp_path / "review.json"
     meta = json.loads((run / "run.json").read_text())
-    review.write_text(json.dumps({
-        "schema": "harness-review/1", "run_id": f"{meta['name']}@{meta['created_at']}",
-        "results_sha256": meta["results_sha256"], "reviewer": "ada",
-        "exported_at": "2026-11-27T22:00:00Z", "verdicts": [],
-    }))  # fmt: skip
+    review.write_text(
+        json.dumps(
+            {
+                "schema": "harness-review/1",
+                "run_id": f"{meta['name']}@{meta['created_at']}",
+                "results_sha256": meta["results_sha256"],
+                "reviewer": "ada",
+                "exported_at": "2026-11-27T22:00:00Z",
+                "verdicts": [],
+            }
+        )
+    )
     args = ("review", "import", str(run), str(review))
     done = subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -151,8 +194,9 @@ def test_an_unforeseen_failure_is_exit_2_with_the_traceback_in_a_log(
     assert "Traceback" in log.read_text()
     log.unlink()
     assert digest(run) == before
-    debug = subprocess.run(harness(*args, "--debug"), cwd=REPO, capture_output=True, text=True,
-                           check=False)  # fmt: skip
+    debug = subprocess.run(
+        harness(*args, "--debug"), cwd=REPO, capture_output=True, text=True, check=False
+    )
     assert debug.returncode == 2 and "Traceback" in debug.stderr
     Path(debug.stderr.split("the traceback is in ")[1].split(";")[0]).unlink()
 
@@ -172,8 +216,13 @@ def test_a_review_nested_too_deep_is_refused_in_one_line(
 
 
 def test_debug_may_stand_anywhere_on_the_line() -> None:
-    done = subprocess.run(harness("validate", f"{REPO}/evalsets/demo/add.jsonl", "--debug"),
-                          cwd=REPO, capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        harness("validate", f"{REPO}/evalsets/demo/add.jsonl", "--debug"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0 and done.stdout.startswith("ok: 100 items")
 
 
@@ -243,9 +292,13 @@ def test_a_second_run_on_the_same_folder_exits_2_naming_the_first(
     # holds: it is mid-run for as long as the test needs
     cfg = stage_config(tmp_path / "c.toml")
     with holding_quantize_lock(tmp_path / "quantized"):
-        first = subprocess.Popen(harness(*stage_args(cfg, out, tmp_path)), cwd=REPO,
-                                 stderr=subprocess.PIPE, text=True,
-                                 preexec_fn=default_sigint)  # fmt: skip
+        first = subprocess.Popen(
+            harness(*stage_args(cfg, out, tmp_path)),
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_sigint,
+        )
         try:
             assert first.stderr is not None
             said = ""
@@ -274,9 +327,19 @@ def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
     victim = tmp_path / "victim"
     victim.mkdir()
     (out.parent / f".{out.name}.tmp").symlink_to(victim)
-    proc = subprocess.Popen(harness("compare", "--config", str(cfg), "--out", str(out),
-                                    "--run-cache", str(tmp_path / "runs")),
-                            cwd=REPO, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        harness(
+            "compare",
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "--run-cache",
+            str(tmp_path / "runs"),
+        ),
+        cwd=REPO,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if list(out.parent.glob(f".{out.name}.staging-*/generations/fp32.jsonl")):
@@ -291,8 +354,15 @@ def test_sigkill_mid_run_keeps_the_previous_report_and_the_next_run_cleans_up(
     out.rename(aside / "run")
     # the next run puts the previous one back and clears the staging folder as soon as it
     # holds the lock, then fails on its missing candidate (exit 2, nothing published)
-    done = run_harness("compare", "--config", str(cfg), "--out", str(out), "--candidate",
-                       f"again={tmp_path / 'missing'}")  # fmt: skip
+    done = run_harness(
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--candidate",
+        f"again={tmp_path / 'missing'}",
+    )
     assert done.returncode == 2
     assert digest(out) == before
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == [
@@ -314,8 +384,9 @@ def test_temp_files_of_a_killed_report_are_swept_by_the_next_one(
     killed = run_harness_env({"HARNESS_FAULT": "report@1"}, "report", str(out))
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     left = sorted(p.name for p in out.glob(".*.*") if p.name != ".results.json.notes")
-    assert left and all(p.startswith((".items.csv.", ".junit.xml.", ".summary.md.",
-                                      ".report.html.")) for p in left), left  # fmt: skip
+    assert left and all(
+        p.startswith((".items.csv.", ".junit.xml.", ".summary.md.", ".report.html.")) for p in left
+    ), left
     again = run_harness("report", str(out))
     assert again.returncode in (0, 1), again.stderr
     assert sorted(p.name for p in out.glob(".*.*")) == [".results.json.notes"]
@@ -346,12 +417,21 @@ def doctored(tmp_path: Path, change: str) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("change", "message"), [
-    ("missing", "the checkpoint does not match its config: 1 tensor(s) missing: "
-                "model.layers.1.mlp.down_proj.weight"),
-    ("nan", "tensor model.layers.1.mlp.down_proj.weight holds NaN or infinite values; refusing "
-            "to run it"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            "missing",
+            "the checkpoint does not match its config: 1 tensor(s) missing: "
+            "model.layers.1.mlp.down_proj.weight",
+        ),
+        (
+            "nan",
+            "tensor model.layers.1.mlp.down_proj.weight holds NaN or infinite values; refusing "
+            "to run it",
+        ),
+    ],
+)
 def test_a_doctored_checkpoint_is_refused_before_it_generates(
     tmp_path: Path, change: str, message: str
 ) -> None:
@@ -388,16 +468,26 @@ max_weighted_accuracy_drop = 0.02
 
 
 def stage_args(cfg: Path, out: Path, tmp: Path) -> tuple[str, ...]:
-    return ("compare", "--config", str(cfg), "--out", str(out), "--cache", str(tmp / "quantized"),
-            "--run-cache", str(tmp / "runs"))  # fmt: skip
+    return (
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp / "quantized"),
+        "--run-cache",
+        str(tmp / "runs"),
+    )
 
 
 def stable(results: dict[str, Any]) -> dict[str, Any]:
     """results.json minus what differs between two runs of the same inputs: the timestamp,
     the durations, and where each test keeps its quantization cache."""
     data = {k: v for k, v in results.items() if k not in ("created_at", "durations")}
-    data["candidates"] = [{k: v for k, v in c.items() if k != "path"}
-                          for c in results["candidates"]]  # fmt: skip
+    data["candidates"] = [
+        {k: v for k, v in c.items() if k != "path"} for c in results["candidates"]
+    ]
     return data
 
 
@@ -417,8 +507,11 @@ def differences(a: Any, b: Any, where: str = "$") -> list[str]:
             out += differences(a[k], b[k], f"{where}.{k}")
         return out[:20]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in differences(x, y, f"{where}[{i}]")][:20]  # fmt: skip
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{where}[{i}]")
+        ][:20]
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]
 
 
@@ -434,24 +527,34 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", [
-    "quantize",  # the candidate's checkpoint written, not yet renamed into the cache
-    "batch:fp32@3",  # the baseline: three of its eight batches done
-    "batch:w8a16@5",  # the candidate: five of eight done
-    "report@2",  # results.json and items.csv written into the staging folder, the rest not
-    "publish",  # between the two renames: the previous run aside, the new one not yet in
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "stage",
+    [
+        "quantize",  # the candidate's checkpoint written, not yet renamed into the cache
+        "batch:fp32@3",  # the baseline: three of its eight batches done
+        "batch:w8a16@5",  # the candidate: five of eight done
+        "report@2",  # results.json and items.csv written into the staging folder, the rest not
+        "publish",  # between the two renames: the previous run aside, the new one not yet in
+    ],
+)
 def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_same_results(
-    previous: tuple[Path, Path, dict[str, str]], uninterrupted: tuple[Path, dict[str, Any]],
-    tmp_path: Path, stage: str,
-) -> None:  # fmt: skip
+    previous: tuple[Path, Path, dict[str, str]],
+    uninterrupted: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    stage: str,
+) -> None:
     cfg, expected = uninterrupted
     _, earlier, before = previous
     out = tmp_path / "run"
     shutil.copytree(earlier, out)  # a previous report at --out
-    killed = subprocess.run(harness(*stage_args(cfg, out, tmp_path)), cwd=REPO,
-                            capture_output=True, text=True, check=False,
-                            env=os.environ | {"HARNESS_FAULT": stage})  # fmt: skip
+    killed = subprocess.run(
+        harness(*stage_args(cfg, out, tmp_path)),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ | {"HARNESS_FAULT": stage},
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     if stage == "publish":  # the previous report is whole, aside; the next run puts it back
         [aside] = tmp_path.glob(".run.old-*/run")
@@ -498,14 +601,18 @@ def killed(
 
 
 def run_harness_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False,
-                          env=os.environ | env)  # fmt: skip
+    return subprocess.run(
+        harness(*args), cwd=REPO, capture_output=True, text=True, check=False, env=os.environ | env
+    )
 
 
 def _entry(runs: Path) -> Path:
     """The baseline's entry.json (the entry that holds the prompt ids)."""
-    return next(e / "entry.json" for e in runs.iterdir() if (e / "entry.json").is_file()
-                and "prompt_ids" in (e / "entry.json").read_text())  # fmt: skip
+    return next(
+        e / "entry.json"
+        for e in runs.iterdir()
+        if (e / "entry.json").is_file() and "prompt_ids" in (e / "entry.json").read_text()
+    )
 
 
 def _journal(runs: Path) -> Path:
@@ -598,9 +705,11 @@ DAMAGES: dict[str, tuple[str, Callable[[Path], object], str]] = {
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", list(DAMAGES))
 def test_each_damaged_part_of_the_run_cache_is_said_and_made_again_to_the_same_results(
-    uninterrupted: tuple[Path, dict[str, Any]], killed: Callable[[str], Path], tmp_path: Path,
+    uninterrupted: tuple[Path, dict[str, Any]],
+    killed: Callable[[str], Path],
+    tmp_path: Path,
     damage: str,
-) -> None:  # fmt: skip
+) -> None:
     """A killed run's caches, one part damaged: the rerun says which file in one line, makes
     that part again (never trusts it, never fails for good) and publishes the results.json of
     a run never damaged."""
@@ -625,14 +734,16 @@ def test_a_prompt_longer_than_the_context_is_refused_before_any_model_loads(
     tmp_path: Path,
 ) -> None:
     evalset = tmp_path / "long.jsonl"
-    items = [{"id": "short", "prompt": "add 1+1=", "reference": "2", "scorer": "numeric"},
-             {"id": "long", "prompt": "add " + "1" * 120 + "+1=", "reference": "2",
-              "scorer": "numeric"}]  # fmt: skip
+    items = [
+        {"id": "short", "prompt": "add 1+1=", "reference": "2", "scorer": "numeric"},
+        {"id": "long", "prompt": "add " + "1" * 120 + "+1=", "reference": "2", "scorer": "numeric"},
+    ]
     evalset.write_text("".join(json.dumps(i) + "\n" for i in items))
     cfg = write_config(tmp_path / "c.toml")
     started = time.monotonic()
-    done = run_harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
-                       "--evalset", str(evalset))  # fmt: skip
+    done = run_harness(
+        "compare", "--config", str(cfg), "--out", str(tmp_path / "run"), "--evalset", str(evalset)
+    )
     assert done.returncode == 2 and time.monotonic() - started < 30
     # the demo tokenizer is character-level: <bos> + 127 characters
     assert done.stderr.strip().splitlines() == [
@@ -642,11 +753,17 @@ def test_a_prompt_longer_than_the_context_is_refused_before_any_model_loads(
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run*"))
 
 
-@pytest.mark.parametrize(("device", "message"), [
-    ("cuda:7", "error: model 'fp32': device 'cuda:7': "),
-    ("gpu", "error: model 'fp32': device 'gpu' is not a device torch knows (cpu, cuda, cuda:N, "
-            "mps)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda:7", "error: model 'fp32': device 'cuda:7': "),
+        (
+            "gpu",
+            "error: model 'fp32': device 'gpu' is not a device torch knows (cpu, cuda, cuda:N, "
+            "mps)",
+        ),
+    ],
+)
 def test_a_device_that_does_not_exist_is_refused_before_any_model_loads(
     tmp_path: Path, device: str, message: str
 ) -> None:
@@ -667,15 +784,25 @@ def test_non_finite_logits_stop_the_run_at_once_naming_the_model_and_items(
 ) -> None:
     model = doctored(tmp_path, "overflow")
     cfg = write_config(tmp_path / "c.toml", model)
-    done = run_harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
-                       "--evalset", f"{REPO}/evalsets/demo/add.jsonl",
-                       "--run-cache", str(tmp_path / "runs"))  # fmt: skip
+    done = run_harness(
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "run"),
+        "--evalset",
+        f"{REPO}/evalsets/demo/add.jsonl",
+        "--run-cache",
+        str(tmp_path / "runs"),
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     line = done.stderr.strip().splitlines()[-1]
-    assert line.startswith("error: model 'again': NaN or infinite logits at generated token 1 "
-                           "of item(s) 'add-")  # fmt: skip
-    assert line.endswith("the run stops (a model computing non-finite values gives no answer "
-                         "worth scoring)")  # fmt: skip
+    assert line.startswith(
+        "error: model 'again': NaN or infinite logits at generated token 1 of item(s) 'add-"
+    )
+    assert line.endswith(
+        "the run stops (a model computing non-finite values gives no answer worth scoring)"
+    )
     assert not (tmp_path / "run").exists()
 
 
@@ -688,11 +815,17 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     saying why)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}): "
-                    "the full-disk test needs one")  # fmt: skip
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}): "
+            "the full-disk test needs one"
+        )
     try:
         yield disk
     finally:
@@ -714,23 +847,39 @@ def test_a_full_disk_is_exit_2_and_the_earlier_report_and_verdicts_stay(
     save_file(tensors, changed / "model.safetensors", metadata={"format": "pt"})
     cfg = write_config(tmp_path / "c.toml", changed)
     out = small_disk / "run"
-    args = ("compare", "--config", str(cfg), "--out", str(out), "--evalset",
-            f"{REPO}/evalsets/demo/add.jsonl", "--run-cache", str(tmp_path / "runs"))  # fmt: skip
+    args = (
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--evalset",
+        f"{REPO}/evalsets/demo/add.jsonl",
+        "--run-cache",
+        str(tmp_path / "runs"),
+    )
     assert run_harness(*args).returncode in (0, 1)
     results = json.loads((out / "results.json").read_text())
-    flagged = [i["id"] for i in results["items"]
-               if i["candidates"]["again"]["outcome"] != "identical"]  # fmt: skip
+    flagged = [
+        i["id"] for i in results["items"] if i["candidates"]["again"]["outcome"] != "identical"
+    ]
     assert flagged, "the changed candidate should differ somewhere"
     meta = json.loads((out / "run.json").read_text())
 
     def review(item: str) -> Path:
         path = tmp_path / f"review-{item}.json"
-        path.write_text(json.dumps({
-            "schema": "harness-review/1", "run_id": f"{meta['name']}@{meta['created_at']}",
-            "results_sha256": meta["results_sha256"], "reviewer": "ada",
-            "exported_at": "2026-11-27T22:00:00Z",
-            "verdicts": [{"candidate": "again", "item": item, "verdict": "harmless"}],
-        }))  # fmt: skip
+        path.write_text(
+            json.dumps(
+                {
+                    "schema": "harness-review/1",
+                    "run_id": f"{meta['name']}@{meta['created_at']}",
+                    "results_sha256": meta["results_sha256"],
+                    "reviewer": "ada",
+                    "exported_at": "2026-11-27T22:00:00Z",
+                    "verdicts": [{"candidate": "again", "item": item, "verdict": "harmless"}],
+                }
+            )
+        )
         return path
 
     assert run_harness("review", "import", str(out), str(review(flagged[0]))).returncode in (0, 1)
@@ -747,9 +896,10 @@ def test_a_full_disk_is_exit_2_and_the_earlier_report_and_verdicts_stay(
     assert digest(out) == before
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "run"]
     # a review imported onto the full disk: refused, the earlier verdict kept
-    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free
-                                                 + (small_disk / "filler").stat().st_size
-                                                 - (8 << 10)))  # fmt: skip
+    (small_disk / "filler").write_bytes(
+        b"\0"
+        * (shutil.disk_usage(small_disk).free + (small_disk / "filler").stat().st_size - (8 << 10))
+    )
     imported = run_harness("review", "import", str(out), str(review(flagged[-1])))
     assert imported.returncode == 2 and "Traceback" not in imported.stderr
     assert (
@@ -802,18 +952,33 @@ def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
     tmp_path: Path,
 ) -> None:
     cache = tmp_path / "quantized"
-    args = harness("quantize", "--baseline", str(DEMO), "--scheme", "W8A16", "--method", "rtn",
-                   "--cache", str(cache))  # fmt: skip
+    args = harness(
+        "quantize",
+        "--baseline",
+        str(DEMO),
+        "--scheme",
+        "W8A16",
+        "--method",
+        "rtn",
+        "--cache",
+        str(cache),
+    )
     # hold the key's lock, as a run quantizing it would; start two runs that need it
     waiting = f"waiting for pid {os.getpid()}, which is quantizing the same (W8A16"
     with holding_quantize_lock(cache) as key:
-        procs = [subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(2)]  # fmt: skip
+        procs = [
+            subprocess.Popen(
+                args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
         # Read each one's stderr as it comes; release only once both say they wait (an event,
         # not a sleep: on a busy machine a process takes long to get there).
         errs: list[list[str]] = [[], []]
-        readers = [threading.Thread(target=lambda p=p, e=e: e.extend(p.stderr), daemon=True)
-                   for p, e in zip(procs, errs, strict=True)]  # fmt: skip
+        readers = [
+            threading.Thread(target=lambda p=p, e=e: e.extend(p.stderr), daemon=True)
+            for p, e in zip(procs, errs, strict=True)
+        ]
         for reader in readers:
             reader.start()
         deadline = time.monotonic() + 300
@@ -839,8 +1004,10 @@ def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
     weights.write_bytes(good[:-8] + b"\0" * 8)
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.startswith("made in ")
-    assert (f"{cache / key}: damaged cache entry (changed: model.safetensors); making it again"
-            in done.stderr)  # fmt: skip
+    assert (
+        f"{cache / key}: damaged cache entry (changed: model.safetensors); making it again"
+        in done.stderr
+    )
     assert weights.read_bytes() == good  # round to nearest: the same checkpoint again
     again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
     assert again.stdout.startswith("cached: ")

@@ -40,8 +40,13 @@ model = "{MINILM}"
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=REPO,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -63,8 +68,17 @@ def test_a_rule_the_set_cannot_feed_exits_2_before_any_model_loads(
 ) -> None:
     cfg = config(tmp_path / "c.toml", FREEFORM, rule)
     started = time.monotonic()
-    done = harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
-                   "--cache", str(tmp_path / "q"), "--run-cache", str(tmp_path / "r"))  # fmt: skip
+    done = harness(
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "run"),
+        "--cache",
+        str(tmp_path / "q"),
+        "--run-cache",
+        str(tmp_path / "r"),
+    )
     seconds = time.monotonic() - started
     assert done.returncode == 2, done.stderr
     key = rule.split(" = ")[0]
@@ -85,14 +99,30 @@ def test_a_reference_free_set_alone_gets_a_full_report_and_a_verdict(tmp_path: P
     demo against its own bf16 copy: shares, KLD and top-1, flips n/a, a verdict on the
     reference-free and distribution rules."""
     rows = [json.loads(x) for x in (REPO / "evalsets/demo/add.jsonl").read_text().splitlines()]
-    free = [{"id": r["id"], "prompt": r["prompt"], "scorer": "agreement",
-             "difficulty": r["difficulty"], "tags": ["add", "answer:number"]}
-            for r in rows]  # fmt: skip
+    free = [
+        {
+            "id": r["id"],
+            "prompt": r["prompt"],
+            "scorer": "agreement",
+            "difficulty": r["difficulty"],
+            "tags": ["add", "answer:number"],
+        }
+        for r in rows
+    ]
     evalset = write_jsonl(tmp_path / "free.jsonl", free)
     gate = "max_diverged_share = 0.5\nmax_mean_kld = 0.05\nmin_top1_agreement = 0.9"
     cfg = config(tmp_path / "c.toml", evalset, gate, f'path = "{DEMO}"\ndtype = "bfloat16"')
-    done = harness("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
-                   "--cache", str(tmp_path / "q"), "--run-cache", str(tmp_path / "r"))  # fmt: skip
+    done = harness(
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "run"),
+        "--cache",
+        str(tmp_path / "q"),
+        "--run-cache",
+        str(tmp_path / "r"),
+    )
     assert done.returncode in (0, 1), done.stderr[-2000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     [cand] = results["candidates"]
@@ -102,8 +132,10 @@ def test_a_reference_free_set_alone_gets_a_full_report_and_a_verdict(tmp_path: P
     assert m["weighted_accuracy"] is None and m["regressions"] is None and m["mcnemar_p"] is None
     assert m["mean_kld"] is not None and m["top1_agreement"] is not None
     assert [r["rule"] for r in cand["rules"]] == [
-        "max_diverged_share", "max_mean_kld", "min_top1_agreement"
-    ]  # fmt: skip
+        "max_diverged_share",
+        "max_mean_kld",
+        "min_top1_agreement",
+    ]
     changes = [it["candidates"]["cand"]["answer_change"] for it in results["items"]]
     assert m["answer_changes"] == sum(c is not None for c in changes)
     html = (tmp_path / "run" / "report.html").read_text()

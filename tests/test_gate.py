@@ -12,11 +12,23 @@ def metrics(**changes: object) -> CandidateMetrics:
     values = dict(
         weighted_accuracy=Interval(0.9, 0.88, 0.02, 0.01, 0.03),
         hard_accuracy=Interval(0.6, 0.55, 0.05, 0.02, 0.08),
-        regressions=4, improvements=1, hard_regressions=2,
-        weighted_regression_share=0.04, regression_share_ci_low=0.02, regression_share_ci_high=0.06,
-        mcnemar_p=0.375, identical_share=0.9, mean_similarity=0.95, items=100, scored=100,
-        unscorable=0, mean_kld=0.02, p99_kld=0.3, top1_agreement=0.97, reference_ppl_ratio=None,
-    )  # fmt: skip
+        regressions=4,
+        improvements=1,
+        hard_regressions=2,
+        weighted_regression_share=0.04,
+        regression_share_ci_low=0.02,
+        regression_share_ci_high=0.06,
+        mcnemar_p=0.375,
+        identical_share=0.9,
+        mean_similarity=0.95,
+        items=100,
+        scored=100,
+        unscorable=0,
+        mean_kld=0.02,
+        p99_kld=0.3,
+        top1_agreement=0.97,
+        reference_ppl_ratio=None,
+    )
     return CandidateMetrics.of(**(values | changes))  # type: ignore[arg-type]
 
 
@@ -78,11 +90,14 @@ def test_unknown_bound_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("key", "limit", "verdict"),
     [
-        ("max_mean_kld", 0.02, "pass"), ("max_mean_kld", 0.0199, "fail"),
-        ("max_p99_kld", 0.3, "pass"), ("max_p99_kld", 0.29, "fail"),
-        ("min_top1_agreement", 0.97, "pass"), ("min_top1_agreement", 0.971, "fail"),
+        ("max_mean_kld", 0.02, "pass"),
+        ("max_mean_kld", 0.0199, "fail"),
+        ("max_p99_kld", 0.3, "pass"),
+        ("max_p99_kld", 0.29, "fail"),
+        ("min_top1_agreement", 0.97, "pass"),
+        ("min_top1_agreement", 0.971, "fail"),
     ],
-)  # fmt: skip
+)
 def test_distribution_rules_at_threshold(key: str, limit: float, verdict: str) -> None:
     result = gate(metrics(), GateConfig.of(**{key: limit}))  # type: ignore[arg-type]
     assert result.verdict == verdict and result.rules[0].rule == key

@@ -53,8 +53,11 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     """A schema-1 results.json in schema 2's shape (no value recomputed)."""
     old["schema_version"] = 2
     old["config"]["generation"] = old["config"].pop("run")
-    for model in (old["baseline"], old["config"]["baseline"],
-                  *(c["model"] for c in old["config"]["candidates"] if c["model"])):  # fmt: skip
+    for model in (
+        old["baseline"],
+        old["config"]["baseline"],
+        *(c["model"] for c in old["config"]["candidates"] if c["model"]),
+    ):
         model["backend"] = "hf"
     for cand in old["candidates"]:
         dist = cand["distribution"]
@@ -81,8 +84,11 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     old["config"]["gate"] = dict([*gate[:7], ("max_diverged_share", None), *gate[7:]])
     # Step 8: engines (threads, context, a server), the engine each candidate ran on, KLDs
     # marked when they are top-k lower bounds, and the [corpus] table (none here).
-    for model in (old["baseline"], old["config"]["baseline"],
-                  *(c["model"] for c in old["config"]["candidates"] if c["model"])):  # fmt: skip
+    for model in (
+        old["baseline"],
+        old["config"]["baseline"],
+        *(c["model"] for c in old["config"]["candidates"] if c["model"]),
+    ):
         if "dtype" in model and model is not old["baseline"]:
             model |= {"threads": None, "context": None, "server": None}
     for cand in old["candidates"]:
@@ -92,8 +98,10 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     old["config"]["corpus"] = None
     # Step 9: sizes on disk (facts of the checkpoint files, read from them here) and the
     # ladder (none in this run).
-    old["baseline"] |= {"size_bytes": weights_bytes(old["baseline"]["path"]),
-                        "parameters": parameter_count(old["baseline"]["path"])}  # fmt: skip
+    old["baseline"] |= {
+        "size_bytes": weights_bytes(old["baseline"]["path"]),
+        "parameters": parameter_count(old["baseline"]["path"]),
+    }
     for cand in old["candidates"]:
         cand["size_bytes"] = weights_bytes(cand["path"])
     old["config"]["ladder"] = None
@@ -148,8 +156,11 @@ def differences(a: Any, b: Any, path: str = "$") -> list[str]:
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
             return [f"{path}: {len(a)} vs {len(b)} entries"]
-        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
-                for d in differences(x, y, f"{path}[{i}]")]  # fmt: skip
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}[{i}]")
+        ]
     if isinstance(a, float) and isinstance(b, float):
         return [] if close(a, b, path) else [f"{path}: {a!r} vs {b!r}"]
     if isinstance(a, int) and isinstance(b, int) and ".histogram[" in path and BF16.match(path):

@@ -34,11 +34,15 @@ def iv(drop: float, low: float, high: float) -> Interval:
 
 
 def rung(
-    name: str, size: int, drop: Interval | None, verdict: str = "fail",
+    name: str,
+    size: int,
+    drop: Interval | None,
+    verdict: str = "fail",
     slices: tuple[RungSlice, ...] = (),
-) -> Rung:  # fmt: skip
-    return Rung(name, "recipe", size, size * 8 / 1000, 4000 / size, 1.5, verdict, drop, 0.01,
-                False, slices)  # fmt: skip
+) -> Rung:
+    return Rung(
+        name, "recipe", size, size * 8 / 1000, 4000 / size, 1.5, verdict, drop, 0.01, False, slices
+    )
 
 
 # --- the analysis, by hand ------------------------------------------------------------------
@@ -114,14 +118,24 @@ def test_calibration_pairs_differ_only_in_their_calibration() -> None:
 def test_slices_break_first_at_the_heaviest_rung_with_a_significant_drop() -> None:
     hard = "difficulty=hard"
     rungs = [
-        rung("r1", 1000, iv(0.0, -0.01, 0.01), slices=(RungSlice(hard, iv(0.02, 0.005, 0.04)),
-                                                      RungSlice("tag=x", iv(0.0, -0.1, 0.1)))),
-        rung("r2", 500, iv(0.02, 0.01, 0.03), slices=(RungSlice(hard, iv(0.05, 0.02, 0.08)),
-                                                     RungSlice("tag=x", iv(0.01, -0.1, 0.1)))),
-    ]  # fmt: skip
+        rung(
+            "r1",
+            1000,
+            iv(0.0, -0.01, 0.01),
+            slices=(RungSlice(hard, iv(0.02, 0.005, 0.04)), RungSlice("tag=x", iv(0.0, -0.1, 0.1))),
+        ),
+        rung(
+            "r2",
+            500,
+            iv(0.02, 0.01, 0.03),
+            slices=(RungSlice(hard, iv(0.05, 0.02, 0.08)), RungSlice("tag=x", iv(0.01, -0.1, 0.1))),
+        ),
+    ]
     assert breaks_first(rungs, ["all", hard, "tag=x"]) == [
-        (hard, "r1"), ("all", "r2"), ("tag=x", None)
-    ]  # fmt: skip
+        (hard, "r1"),
+        ("all", "r2"),
+        ("tag=x", None),
+    ]
 
 
 def test_release_decisions() -> None:
@@ -156,10 +170,16 @@ def test_the_answer_names_the_lightest_passing_rung_with_its_figures() -> None:
 
 
 def ladder_config(**ladder: Any) -> dict[str, Any]:
-    rungs = [{"name": "w8", "quantize": {"scheme": "W8A16", "method": "rtn"}},
-             {"name": "q4", "quantize": {"engine": "llama.cpp", "type": "Q4_0"}}]  # fmt: skip
-    return {"name": "l", "evalsets": ["x.jsonl"], "baseline": {"name": "b", "path": "m"},
-            "ladder": {"rungs": rungs, **ladder}}  # fmt: skip
+    rungs = [
+        {"name": "w8", "quantize": {"scheme": "W8A16", "method": "rtn"}},
+        {"name": "q4", "quantize": {"engine": "llama.cpp", "type": "Q4_0"}},
+    ]
+    return {
+        "name": "l",
+        "evalsets": ["x.jsonl"],
+        "baseline": {"name": "b", "path": "m"},
+        "ladder": {"rungs": rungs, **ladder},
+    }
 
 
 def test_ladder_config_gates_only_the_target() -> None:
@@ -228,8 +248,17 @@ max_hard_accuracy_drop = 0.03
 
 
 def ladder_args(cfg: Path, out: Path, quantized: Path, runs: Path) -> list[str]:
-    return ["ladder", "--config", str(cfg), "--out", str(out), "--cache", str(quantized),
-            "--run-cache", str(runs)]  # fmt: skip
+    return [
+        "ladder",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--cache",
+        str(quantized),
+        "--run-cache",
+        str(runs),
+    ]
 
 
 def stable(results: dict[str, Any]) -> dict[str, Any]:
@@ -255,14 +284,21 @@ def read(path: Path) -> dict[str, Any]:
     [
         ("w4a16-g48", {}, "candidate 'w4a16-g48': quantizing"),
         ("gptq-missing", {}, "#2 quantize: calibration /nowhere.jsonl: no such file"),
-        ("gguf-q8_0", {"HARNESS_LLAMA_CPP": "/nowhere"},
-         "(llama.cpp)): /nowhere/bin/llama-quantize not found: run `make llama-cpp`"),
+        (
+            "gguf-q8_0",
+            {"HARNESS_LLAMA_CPP": "/nowhere"},
+            "(llama.cpp)): /nowhere/bin/llama-quantize not found: run `make llama-cpp`",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_ladder_whose_last_rung_cannot_be_made_exits_2_before_any_rung_is_made(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    last: str, env: dict[str, str], message: str,
-) -> None:  # fmt: skip
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    last: str,
+    env: dict[str, str],
+    message: str,
+) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     cfg = write_ladder(tmp_path / "ladder.toml", ["w8a16", last])
@@ -305,8 +341,12 @@ def demo_ladder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @NEEDS_LLAMA_CPP
 def test_a_ladder_run_names_its_rungs_and_generates_the_baseline_once(demo_ladder: Path) -> None:
     run = read(demo_ladder / "run.json")
-    assert run["durations"]["reused"] == {"fp32": False, "w8a16": False, "gguf-q8_0": False,
-                                         "w4a16-rtn": False}  # fmt: skip
+    assert run["durations"]["reused"] == {
+        "fp32": False,
+        "w8a16": False,
+        "gguf-q8_0": False,
+        "w4a16-rtn": False,
+    }
     results = read(demo_ladder / "results.json")
     ladder = results["ladder"]
     assert [r["name"] for r in ladder["rungs"]] == ["w8a16", "gguf-q8_0", "w4a16-rtn"]
@@ -341,8 +381,9 @@ def test_adding_a_rung_runs_only_that_rung(demo_ladder: Path, tmp_path: Path) ->
     assert d["generation_seconds"]["fp32"] == d["generation_seconds"]["w8a16"] == 0.0
     assert d["generation_seconds"]["gguf-q4_0"] > 0
     # the earlier entries were read, not rewritten; one entry was added
-    assert {p.name: (p / "entry.json").stat().st_mtime_ns for p in runs.iterdir()
-            if p.name in entries} == entries  # fmt: skip
+    assert {
+        p.name: (p / "entry.json").stat().st_mtime_ns for p in runs.iterdir() if p.name in entries
+    } == entries
     assert len(list(runs.iterdir())) == len(entries) + 1
     after = read(out / "results.json")
     for name in ("w8a16", "gguf-q8_0"):
@@ -378,8 +419,10 @@ def test_sigkill_in_the_middle_of_a_rung_then_rerun_gives_the_same_results(
     d = read(out / "run.json")["durations"]["reused"]
     assert d["fp32"] and d["w8a16"] and not d["w4a16-rtn"]
     # nothing left behind: no half-built entry, no staging folder
-    assert not list(runs.glob(".work-*")) and [p.name for p in tmp_path.iterdir()
-                                              if p.name.startswith(".")] == []  # fmt: skip
+    assert (
+        not list(runs.glob(".work-*"))
+        and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    )
     assert stable(read(out / "results.json")) == stable(read(demo_ladder / "results.json"))
 
 
@@ -405,8 +448,11 @@ def test_the_pareto_chart_renders_links_and_matches_results(
         point = drop.nth(i)
         r = rungs[point.get_attribute("data-rung")]
         assert float(point.get_attribute("data-x")) == pytest.approx(r["bits_per_weight"], 1e-5)
-        for attr, key in (("data-drop", "drop"), ("data-ci-low", "ci_low"),
-                          ("data-ci-high", "ci_high")):  # fmt: skip
+        for attr, key in (
+            ("data-drop", "drop"),
+            ("data-ci-low", "ci_low"),
+            ("data-ci-high", "ci_high"),
+        ):
             assert float(point.get_attribute(attr)) == pytest.approx(r["drop"][key], 1e-5)
         assert r["verdict"] in point.get_attribute("class")
         box = point.bounding_box()
@@ -457,8 +503,10 @@ def test_the_release_decision_is_the_exit_code(demo_ladder: Path, tmp_path: Path
 
 def test_ladder_needs_a_ladder_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text('name = "x"\nevalsets = ["x.jsonl"]\n[baseline]\nname = "b"\npath = "m"\n'
-                   '[[candidates]]\nname = "c"\npath = "m"\n')  # fmt: skip
+    cfg.write_text(
+        'name = "x"\nevalsets = ["x.jsonl"]\n[baseline]\nname = "b"\npath = "m"\n'
+        '[[candidates]]\nname = "c"\npath = "m"\n'
+    )
     assert main(["ladder", "--config", str(cfg)]) == 2
     assert "no [ladder] table" in capsys.readouterr().err
 
@@ -481,8 +529,19 @@ def test_sensitivity_proposes_a_mixed_rung_that_the_ladder_then_runs(
     names = ["w8a16", "gguf-q8_0", "w4a16-rtn"]
     cfg = write_ladder(tmp_path / "ladder.toml", names)
     sens = tmp_path / "sens"
-    args = ["sensitivity", "--config", str(cfg), "--rung", "w4a16-rtn", "--out", str(sens),
-            "--cache", str(caches[0]), "--run-cache", str(caches[1])]  # fmt: skip
+    args = [
+        "sensitivity",
+        "--config",
+        str(cfg),
+        "--rung",
+        "w4a16-rtn",
+        "--out",
+        str(sens),
+        "--cache",
+        str(caches[0]),
+        "--run-cache",
+        str(caches[1]),
+    ]
     assert main(args) == 0
     found = read(sens / "sensitivity.json")
     assert [r["layer"] for r in found["layers"]] == [f"model.layers.{i}" for i in range(4)]

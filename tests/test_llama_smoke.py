@@ -56,8 +56,10 @@ def test_a_kernel_that_crashes_is_refused_in_one_line(
         llama_smoke.smoke(fake)
     message = str(failed.value)
     variant = message.split("CPU variant ")[1].split(";")[0]
-    assert message == (f"llama-cpp: smoke test failed: Q4_K killed by SIGILL on CPU variant "
-                       f"{variant}; this build cannot run here")  # fmt: skip
+    assert message == (
+        f"llama-cpp: smoke test failed: Q4_K killed by SIGILL on CPU variant "
+        f"{variant}; this build cannot run here"
+    )
     if variant != "x64":
         assert [p.name for p in (fake / "bin").glob("*.disabled")] == [
             f"libggml-cpu-{variant}.so.disabled"
@@ -81,8 +83,13 @@ def test_make_llama_cpp_checks_again_on_a_machine_with_other_cpu_features() -> N
     elsewhere = data | {"smoke": data["smoke"] | {"cpu_flags": ["fpu", "amx_tile", "avx512f"]}}
     marker.write_text(json.dumps(elsewhere))
     try:
-        done = subprocess.run([sys.executable, "-m", "tools.llama_cpp"], cwd=REPO,
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "tools.llama_cpp"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         assert (
             "this machine's CPU features differ from those the build was checked on" in done.stderr

@@ -19,8 +19,13 @@ pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 
 
 def test_a_second_make_llama_cpp_does_nothing() -> None:
-    done = subprocess.run([sys.executable, "-m", "tools.llama_cpp"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.llama_cpp"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "nothing to do" in done.stderr
     marker = json.loads((home() / "harness_build.json").read_text())
@@ -44,9 +49,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     specs = {
         "f32": GgufSpec("F32"),
         "q8_0": GgufSpec("Q8_0"),
-        "q4_k_m": GgufSpec("Q4_K_M", imatrix=str(CALIBRATION), imatrix_chunks=8,
-                           imatrix_context=128),
-    }  # fmt: skip
+        "q4_k_m": GgufSpec(
+            "Q4_K_M", imatrix=str(CALIBRATION), imatrix_chunks=8, imatrix_context=128
+        ),
+    }
     first = {k: quantize(str(SMOLLM), fp, s, cache) for k, s in specs.items()}
     again = {k: quantize(str(SMOLLM), fp, s, cache) for k, s in specs.items()}
     return {"cache": cache, "first": first, "again": again}
@@ -103,14 +109,20 @@ def test_same_weights_same_greedy_outputs_and_exact_logprobs(engines: Any) -> No
     items = load_evalset([str(REAL / "facts.jsonl")])[:12]
     ids = [hf.prompt_ids(i) for i in items]
     limits = [32] * len(items)
-    a = sorted((g for b in hf.generate(ids, limits, hf.stop_ids, 12, True) for g in b),
-               key=lambda g: g.index)  # fmt: skip
+    a = sorted(
+        (g for b in hf.generate(ids, limits, hf.stop_ids, 12, True) for g in b),
+        key=lambda g: g.index,
+    )
     b = [g for batch in lc.generate(ids, limits, hf.stop_ids, 12, True) for g in batch]
     same = [x for x, y in zip(a, b, strict=True) if x.continuation == y.continuation]
     assert len(same) >= 10
     assert all(y.logprobs.shape == (len(y.continuation), 49152) for y in b)
-    kld = [k for x, y in zip(a, b, strict=True) if x.continuation == y.continuation
-           for k in token_stats(x.logprobs, y.logprobs, x.continuation).kld]  # fmt: skip
+    kld = [
+        k
+        for x, y in zip(a, b, strict=True)
+        if x.continuation == y.continuation
+        for k in token_stats(x.logprobs, y.logprobs, x.continuation).kld
+    ]
     assert sum(kld) / len(kld) < 1e-4
     # Teacher forcing on its own output gives back its generation's distributions (a batched
     # prompt pass and one-token steps run different kernels: far-tail log-probs move by a few
@@ -142,8 +154,17 @@ def test_quantize_command_makes_a_gguf(tmp_path: Path, capsys: pytest.CaptureFix
     from harness.cli import main
 
     out = tmp_path / "q8.gguf"
-    args = ["quantize", "--baseline", str(SMOLLM), "--gguf", "Q8_0", "--cache",
-            str(tmp_path / "cache"), "--out", str(out)]  # fmt: skip
+    args = [
+        "quantize",
+        "--baseline",
+        str(SMOLLM),
+        "--gguf",
+        "Q8_0",
+        "--cache",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert out.read_bytes()[:4] == b"GGUF"
     assert main(args) == 0 and "cached" in capsys.readouterr().out
@@ -189,8 +210,17 @@ def test_code_prompts_are_fed_the_baselines_ids(tmp_path: Path) -> None:
     from harness.cli import main
 
     out = tmp_path / "run"
-    code = main(["compare", "--config", str(REPO / "examples" / "smollm2-code.toml"), "--out",
-                 str(out), "--run-cache", str(tmp_path / "runs")])  # fmt: skip
+    code = main(
+        [
+            "compare",
+            "--config",
+            str(REPO / "examples" / "smollm2-code.toml"),
+            "--out",
+            str(out),
+            "--run-cache",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert code in (0, 1)
     results = json.loads((out / "results.json").read_text())
     assert len(results["items"]) == 14

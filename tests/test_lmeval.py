@@ -28,13 +28,22 @@ REPO = Path(__file__).resolve().parents[1]
 def tasks_dir(tmp_path: Path) -> Path:
     """A generate_until task (exported from an eval set) and a multiple_choice task."""
     src = tmp_path / "gen.jsonl"
-    rows = [{"id": f"g{i}", "prompt": f"add {i}+{i}=", "reference": str(2 * i),
-             "difficulty": "hard" if i % 3 == 0 else "common"} for i in range(12)]  # fmt: skip
+    rows = [
+        {
+            "id": f"g{i}",
+            "prompt": f"add {i}+{i}=",
+            "reference": str(2 * i),
+            "difficulty": "hard" if i % 3 == 0 else "common",
+        }
+        for i in range(12)
+    ]
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "tasks"
     export_tasks([str(src)], out, max_gen_toks=4)
-    mc = [{"prompt": f"sort {w}=", "choices": [w, "".join(sorted(w)), w[::-1]], "label": 1}
-          for w in ("cba", "dca", "zyx", "qpa", "mlk", "tsr", "fed", "hgi")]  # fmt: skip
+    mc = [
+        {"prompt": f"sort {w}=", "choices": [w, "".join(sorted(w)), w[::-1]], "label": 1}
+        for w in ("cba", "dca", "zyx", "qpa", "mlk", "tsr", "fed", "hgi")
+    ]
     (out / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in mc))
     (out / "mc.yaml").write_text(mc_task_yaml("harness_test_mc", str(out / "mc.jsonl")))
     return out
@@ -51,8 +60,15 @@ def test_tasks_in_a_compare_are_paired_per_sample(
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"id": "a", "prompt": "add 1+1=", "reference": "2"}) + "\n")
     lm_eval = f'[lm_eval]\ntasks = ["harness_gen", "harness_test_mc"]\ninclude_path = "{out}"\n'
-    cfg = write_config(tmp_path / "c.toml", items, tiny_model_dir, {"cand": other_model_dir},
-                       "max_hard_regressions = 1000", name="lm", extra=lm_eval)  # fmt: skip
+    cfg = write_config(
+        tmp_path / "c.toml",
+        items,
+        tiny_model_dir,
+        {"cand": other_model_dir},
+        "max_hard_regressions = 1000",
+        name="lm",
+        extra=lm_eval,
+    )
     run = tmp_path / "run"
     assert main(["compare", "--config", str(cfg), "--out", str(run)]) == 0
     base = RunDir(run).read_samples("base")
@@ -102,10 +118,15 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     evalset = REPO / "evalsets" / "demo" / "add.jsonl"
     export_tasks([str(evalset)], tmp_path)
     result: Any = simple_evaluate(
-        model="hf", model_args=f"pretrained={REPO / 'harness' / 'demo' / 'model'},dtype=float32",
-        tasks=["harness_add"], task_manager=TaskManager(include_path=str(tmp_path)),
-        log_samples=True, batch_size=64, device="cpu", bootstrap_iters=0,
-    )  # fmt: skip
+        model="hf",
+        model_args=f"pretrained={REPO / 'harness' / 'demo' / 'model'},dtype=float32",
+        tasks=["harness_add"],
+        task_manager=TaskManager(include_path=str(tmp_path)),
+        log_samples=True,
+        batch_size=64,
+        device="cpu",
+        bootstrap_iters=0,
+    )
     theirs = {s["doc_id"]: float(s["exact_match"]) for s in result["samples"]["harness_add"]}
     items = load_evalset([str(evalset)])
     with open_backend(ModelSpec("demo", str(REPO / "harness" / "demo" / "model"))) as backend:
@@ -178,10 +199,20 @@ def test_chat_keys_reach_the_config(tmp_path: Path) -> None:
 
     items = tmp_path / "i.jsonl"
     items.write_text(json.dumps({"id": "a", "prompt": "p", "reference": "r"}) + "\n")
-    extra = ('[lm_eval]\ntasks = ["x"]\napply_chat_template = true\nfewshot_as_multiturn = true\n'
-             'system_instruction = "Be brief."\ngen_kwargs = "max_gen_toks=8"\n')  # fmt: skip
-    cfg = load_config(write_config(tmp_path / "c.toml", items, tmp_path, {"c": tmp_path},
-                                   "max_hard_regressions = 1", extra=extra))  # fmt: skip
+    extra = (
+        '[lm_eval]\ntasks = ["x"]\napply_chat_template = true\nfewshot_as_multiturn = true\n'
+        'system_instruction = "Be brief."\ngen_kwargs = "max_gen_toks=8"\n'
+    )
+    cfg = load_config(
+        write_config(
+            tmp_path / "c.toml",
+            items,
+            tmp_path,
+            {"c": tmp_path},
+            "max_hard_regressions = 1",
+            extra=extra,
+        )
+    )
     assert cfg.lm_eval is not None
     assert (cfg.lm_eval.apply_chat_template, cfg.lm_eval.fewshot_as_multiturn) == (True, True)
     assert (cfg.lm_eval.system_instruction, cfg.lm_eval.gen_kwargs) == (

@@ -55,8 +55,9 @@ def served_spec(url: str, **server: Any) -> Any:
     from harness.records import ModelSpec, ServerSpec
 
     settings = {"concurrency": 2, "timeout": 60.0, "retries": 3} | server
-    return ModelSpec("served", str(SMOLLM), backend="openai",
-                     server=ServerSpec(url, "smollm2", **settings))  # fmt: skip
+    return ModelSpec(
+        "served", str(SMOLLM), backend="openai", server=ServerSpec(url, "smollm2", **settings)
+    )
 
 
 def generate(spec: Any, items: list[Any], want: bool = True) -> list[Any]:
@@ -65,8 +66,9 @@ def generate(spec: Any, items: list[Any], want: bool = True) -> list[Any]:
     with open_backend(spec) as backend:
         ids = [backend.prompt_ids(i) for i in items]
         limits = [i.max_new_tokens or 48 for i in items]
-        rows = [g for batch in backend.generate(ids, limits, backend.stop_ids, 8, want)
-                for g in batch]  # fmt: skip
+        rows = [
+            g for batch in backend.generate(ids, limits, backend.stop_ids, 8, want) for g in batch
+        ]
     return sorted(rows, key=lambda g: g.index)
 
 
@@ -95,8 +97,11 @@ def test_served_greedy_outputs_equal_the_in_process_engine(
     served = generate(served_spec(server), items)
     assert [g.continuation for g in served] == [g.continuation for g in in_process]
     assert all(g.logprobs.shape[1] == 20 for g in served)
-    kld = [k for s, f in zip(served, in_process, strict=True)
-           for k in token_stats(f.logprobs, s.logprobs, f.continuation).kld]  # fmt: skip
+    kld = [
+        k
+        for s, f in zip(served, in_process, strict=True)
+        for k in token_stats(f.logprobs, s.logprobs, f.continuation).kld
+    ]
     assert max(kld) < 1e-3, max(kld)
 
 
@@ -144,8 +149,16 @@ max_weighted_accuracy_drop = 0.05
 
 
 def run_compare(config: Path, out: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "harness.cli", "compare", "--config", str(config),
-           "--out", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "compare",
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
@@ -321,7 +334,7 @@ def _first_top(field: str, value: Any) -> Callable[[Any], Any]:
         (lambda a: [a], "body", "a JSON list, not an object"),
     ],
     ids=["id-out-of-vocabulary", "negative-id", "positive-logprob", "nan-logprob", "list-body"],
-)  # fmt: skip
+)
 def test_an_invalid_answer_is_exit_2_naming_the_server_item_and_field(
     server: str, tmp_path: Path, mutate: Callable[[Any], Any], field: str, problem: str
 ) -> None:
@@ -368,10 +381,19 @@ def test_a_signal_stops_a_run_stuck_on_a_dripping_server_within_5_s(
     faults = Faults(drip=0.5)
     with fault_proxy(server, faults) as url:
         config = compare_config(tmp_path, url, evalset, timeout=60, retries=1)
-        cmd = [sys.executable, "-m", "harness", "compare", "--config", str(config),
-               "--out", str(tmp_path / "run")]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness",
+            "compare",
+            "--config",
+            str(config),
+            "--out",
+            str(tmp_path / "run"),
+        ]
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         try:
             deadline = time.monotonic() + 600
             while faults.posts < 2 and proc.poll() is None and time.monotonic() < deadline:

@@ -12,12 +12,22 @@ from harness.backends.openai import ServerError, _ids, _positions, _prompt_rows
 
 
 def test_llama_server_shape() -> None:
-    choice = {"logprobs": {"content": [
-        {"id": 7, "logprob": -0.1, "top_logprobs": [{"id": 7, "logprob": -0.1},
-                                                    {"id": 3, "logprob": -2.5}]},
-        {"id": 2, "logprob": -0.2, "top_logprobs": [{"id": 2, "logprob": -0.2},
-                                                    {"id": 9, "logprob": -1.9}]},
-    ]}}  # fmt: skip
+    choice = {
+        "logprobs": {
+            "content": [
+                {
+                    "id": 7,
+                    "logprob": -0.1,
+                    "top_logprobs": [{"id": 7, "logprob": -0.1}, {"id": 3, "logprob": -2.5}],
+                },
+                {
+                    "id": 2,
+                    "logprob": -0.2,
+                    "top_logprobs": [{"id": 2, "logprob": -0.2}, {"id": 9, "logprob": -1.9}],
+                },
+            ]
+        }
+    }
     assert _ids(choice, {}) == [7, 2]
     assert _positions(choice) == [[(7, -0.1), (3, -2.5)], [(2, -0.2), (9, -1.9)]]
 
@@ -27,10 +37,14 @@ def test_vllm_shapes() -> None:
     names the legacy top_logprobs entries "token_id:<id>"."""
     choice = {
         "token_ids": [5, 6],
-        "logprobs": {"tokens": ["token_id:5", "token_id:6"],
-                     "top_logprobs": [{"token_id:5": -0.3, "token_id:8": -1.4},
-                                      {"token_id:4": -2.0, "token_id:6": -0.2}]},
-    }  # fmt: skip
+        "logprobs": {
+            "tokens": ["token_id:5", "token_id:6"],
+            "top_logprobs": [
+                {"token_id:5": -0.3, "token_id:8": -1.4},
+                {"token_id:4": -2.0, "token_id:6": -0.2},
+            ],
+        },
+    }
     assert _ids(choice, {}) == [5, 6]
     assert _positions(choice) == [[(5, -0.3), (8, -1.4)], [(6, -0.2), (4, -2.0)]]
     del choice["token_ids"]
@@ -43,12 +57,17 @@ def test_vllm_shapes() -> None:
 def test_vllm_prompt_logprobs_give_exact_target_logprobs() -> None:
     """prompt_logprobs: per prompt position None (the first) or {id: {logprob, rank}}, the
     actual token included even outside the top k."""
-    choice = {"prompt_logprobs": [
-        None,
-        {"11": {"logprob": -0.5, "rank": 1}, "12": {"logprob": -1.5, "rank": 2}},
-        {"40": {"logprob": -6.0, "rank": 37}, "13": {"logprob": -0.1, "rank": 1},
-         "14": {"logprob": -3.0, "rank": 2}},
-    ]}  # fmt: skip
+    choice = {
+        "prompt_logprobs": [
+            None,
+            {"11": {"logprob": -0.5, "rank": 1}, "12": {"logprob": -1.5, "rank": 2}},
+            {
+                "40": {"logprob": -6.0, "rank": 37},
+                "13": {"logprob": -0.1, "rank": 1},
+                "14": {"logprob": -3.0, "rank": 2},
+            },
+        ]
+    }
     rows = _prompt_rows(choice, start=1, targets=[11, 40])
     assert rows.shape == (2, 2)
     assert rows.ids.tolist() == [[11, 12], [13, 14]]

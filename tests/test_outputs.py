@@ -25,8 +25,21 @@ def test_quantize_out_over_a_users_folder_is_refused_before_any_work(
     mine.mkdir()
     (mine / "config.json").write_text('{"mine": true}')
     cache = tmp_path / "cache"
-    code = main(["quantize", "--baseline", str(DEMO), "--scheme", "W8A16", "--method", "rtn",
-                 "--cache", str(cache), "--out", str(mine)])  # fmt: skip
+    code = main(
+        [
+            "quantize",
+            "--baseline",
+            str(DEMO),
+            "--scheme",
+            "W8A16",
+            "--method",
+            "rtn",
+            "--cache",
+            str(cache),
+            "--out",
+            str(mine),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert f"--out {mine}: a folder holding files the harness did not write" in err
@@ -38,8 +51,19 @@ def test_quantize_out_writes_a_marked_copy_and_replaces_only_its_own(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out, cache = tmp_path / "w8", tmp_path / "cache"
-    args = ["quantize", "--baseline", str(DEMO), "--scheme", "W8A16", "--method", "rtn",
-            "--cache", str(cache), "--out", str(out)]  # fmt: skip
+    args = [
+        "quantize",
+        "--baseline",
+        str(DEMO),
+        "--scheme",
+        "W8A16",
+        "--method",
+        "rtn",
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     assert (out / "config.json").is_file() and json.loads((out / MARKER).read_text()) == {
         "kind": "checkpoint"

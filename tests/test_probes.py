@@ -163,8 +163,11 @@ def test_top_k_with_the_target_reported_uses_it_exactly() -> None:
     from harness.backends.base import TopK
     from harness.probes import picked_nll
 
-    top = TopK(torch.tensor([[0, 1]]), torch.log(torch.tensor([[0.45, 0.35]])),
-               torch.tensor([math.log(0.1)], dtype=torch.float64))  # fmt: skip
+    top = TopK(
+        torch.tensor([[0, 1]]),
+        torch.log(torch.tensor([[0.45, 0.35]])),
+        torch.tensor([math.log(0.1)], dtype=torch.float64),
+    )
     assert float(picked_nll(top, [2])[0]) == pytest.approx(-math.log(0.1))
 
 

@@ -63,9 +63,14 @@ def test_spec_invariants() -> None:
     [("W8A16", "rtn", 8), ("W4A16", "rtn", 4), ("W4A16", "gptq", 4)],
 )
 def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
-    model_128: Path, calibration: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    scheme: str, method: str, bits: int,
-) -> None:  # fmt: skip
+    model_128: Path,
+    calibration: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scheme: str,
+    method: str,
+    bits: int,
+) -> None:
     calib = None if method == "rtn" else str(calibration)
     spec = QuantizeSpec(scheme, method, calib, samples=16)
     made = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)

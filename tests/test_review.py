@@ -25,10 +25,13 @@ def results(run: Path) -> Any:
 def review_file(run: Path, verdicts: list[dict[str, str]], **changes: str) -> Path:
     meta = json.loads((run / "run.json").read_text())
     review = {
-        "schema": "harness-review/1", "run_id": f"{meta['name']}@{meta['created_at']}",
-        "results_sha256": meta["results_sha256"], "reviewer": "ada",
-        "exported_at": "2026-11-27T22:00:00Z", "verdicts": verdicts,
-    } | changes  # fmt: skip
+        "schema": "harness-review/1",
+        "run_id": f"{meta['name']}@{meta['created_at']}",
+        "results_sha256": meta["results_sha256"],
+        "reviewer": "ada",
+        "exported_at": "2026-11-27T22:00:00Z",
+        "verdicts": verdicts,
+    } | changes
     path = run.parent / f"review-{len(list(run.parent.glob('review-*')))}.json"
     path.write_text(json.dumps(review))
     return path
@@ -36,8 +39,12 @@ def review_file(run: Path, verdicts: list[dict[str, str]], **changes: str) -> Pa
 
 @pytest.fixture()
 def run(tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path) -> Path:
-    cfg = make_run(tmp_path, tiny_model_dir, other_model_dir,
-                   "require_review = true\nmax_confirmed_regressions = 0")  # fmt: skip
+    cfg = make_run(
+        tmp_path,
+        tiny_model_dir,
+        other_model_dir,
+        "require_review = true\nmax_confirmed_regressions = 0",
+    )
     out = tmp_path / "run"
     assert main(["compare", "--config", str(cfg), "--out", str(out)]) == 1
     return out
@@ -46,9 +53,10 @@ def run(tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path) -> Path:
 def hard_regressions(run: Path) -> list[str]:
     items = results(run)["items"]
     return [
-        it["id"] for it in items
+        it["id"]
+        for it in items
         if it["difficulty"] == "hard" and it["candidates"]["cand"]["outcome"] == "regression"
-    ]  # fmt: skip
+    ]
 
 
 def test_review_gates_and_lands_in_every_artifact(
@@ -69,9 +77,11 @@ def test_review_gates_and_lands_in_every_artifact(
     assert r["candidates"][0]["review"]["hard_regressions_unreviewed"] == 0
     first = next(it for it in r["items"] if it["id"] == hard[0])
     assert first["candidates"]["cand"]["review"] == {
-        "verdict": "harmless", "comment": "reworded", "reviewer": "ada",
+        "verdict": "harmless",
+        "comment": "reworded",
+        "reviewer": "ada",
         "at": "2026-11-27T22:00:00Z",
-    }  # fmt: skip
+    }
     assert f"{hard[0]}: harmless (ada) - reworded" in (run / "junit.xml").read_text()
     assert "Hand review:" in (run / "summary.md").read_text()
 
@@ -106,9 +116,12 @@ def review_meta(run: Path) -> str:
     ],
 )
 def test_foreign_or_broken_reviews_are_refused(
-    run: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, str],
-    verdict: dict[str, str] | None, message: str,
-) -> None:  # fmt: skip
+    run: Path,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, str],
+    verdict: dict[str, str] | None,
+    message: str,
+) -> None:
     path = review_file(run, [verdict] if verdict else [], **changes)
     assert main(["review", "import", str(run), str(path)]) == 2
     err = capsys.readouterr().err
@@ -123,8 +136,11 @@ def test_a_verdict_on_an_item_that_was_not_flagged_is_refused(
     cfg = make_run(tmp_path, tiny_model_dir, tiny_model_dir, "max_hard_regressions = 0")
     run = tmp_path / "run"
     assert main(["compare", "--config", str(cfg), "--out", str(run)]) == 0
-    same = [it["id"] for it in results(run)["items"]
-            if it["candidates"]["cand"]["outcome"] == "identical"]  # fmt: skip
+    same = [
+        it["id"]
+        for it in results(run)["items"]
+        if it["candidates"]["cand"]["outcome"] == "identical"
+    ]
     assert same
     verdict = {"candidate": "cand", "item": same[0], "verdict": "regression"}
     assert main(["review", "import", str(run), str(review_file(run, [verdict]))]) == 2
@@ -158,11 +174,14 @@ def test_an_oversized_review_is_refused_before_it_is_read(
         ({"score": 1}, {}, "verdicts[0]: unknown field 'score'"),
         ({}, {"extra": 1}, "the review: unknown field 'extra'"),
     ],
-)  # fmt: skip
+)
 def test_a_hostile_review_is_refused_naming_the_field_and_the_run_stays_readable(
-    run: Path, capsys: pytest.CaptureFixture[str], verdict: dict[str, Any],
-    changes: dict[str, Any], message: str,
-) -> None:  # fmt: skip
+    run: Path,
+    capsys: pytest.CaptureFixture[str],
+    verdict: dict[str, Any],
+    changes: dict[str, Any],
+    message: str,
+) -> None:
     item = hard_regressions(run)[0]
     good = {"candidate": "cand", "item": item, "verdict": "harmless"}
     path = review_file(run, [good | verdict], **changes)
@@ -185,18 +204,35 @@ def test_concurrent_imports_keep_every_reviewers_verdicts(run: Path) -> None:
 
     from tests.real_models import REPO
 
-    flagged = [it["id"] for it in results(run)["items"]
-               if it["candidates"]["cand"]["outcome"] != "identical"]  # fmt: skip
+    flagged = [
+        it["id"]
+        for it in results(run)["items"]
+        if it["candidates"]["cand"]["outcome"] != "identical"
+    ]
     assert len(flagged) >= 2
     for t in range(20):
-        files = [review_file(run, [{"candidate": "cand", "item": flagged[k], "verdict": "unsure"}],
-                             reviewer=f"{who}{t}") for k, who in enumerate("ab")]  # fmt: skip
-        procs = [subprocess.Popen([sys.executable, "-m", "harness.cli", "review", "import",
-                                   str(run), str(f)], cwd=REPO, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for f in files]  # fmt: skip
+        files = [
+            review_file(
+                run,
+                [{"candidate": "cand", "item": flagged[k], "verdict": "unsure"}],
+                reviewer=f"{who}{t}",
+            )
+            for k, who in enumerate("ab")
+        ]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "harness.cli", "review", "import", str(run), str(f)],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for f in files
+        ]
         outs = [p.communicate(timeout=300) for p in procs]
         assert [p.returncode for p in procs] == [0, 0] or all(
-            p.returncode in (0, 1) for p in procs), outs  # fmt: skip
+            p.returncode in (0, 1) for p in procs
+        ), outs
         assert all("imported 1 verdict(s)" in out for out, _ in outs), outs
         reviews = json.loads((run / "review.json").read_text())
         kept = reviews["verdicts"]["cand"]

@@ -76,12 +76,15 @@ def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
 
-@pytest.mark.parametrize(("damage", "line"), [
-    (lambda b: b"{}\n", 2),  # a line replaced by an empty object
-    (lambda b: b.replace(b"[3, 4]", b"[3, 5]"), 2),  # an output id changed, same length
-    (lambda b: b.replace(b'"rows"', b'"rowz"'), 2),  # a field renamed
-    (lambda b: b"\x00\xff garbled\n", 2),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("damage", "line"),
+    [
+        (lambda b: b"{}\n", 2),  # a line replaced by an empty object
+        (lambda b: b.replace(b"[3, 4]", b"[3, 5]"), 2),  # an output id changed, same length
+        (lambda b: b.replace(b'"rows"', b'"rowz"'), 2),  # a field renamed
+        (lambda b: b"\x00\xff garbled\n", 2),
+    ],
+)
 def test_a_damaged_journal_line_is_said_and_it_and_what_follows_are_made_again(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Callable[[bytes], bytes], line: int
 ) -> None:

@@ -30,10 +30,27 @@ def test_a_compare_writes_each_file_once(
 
     monkeypatch.setattr(rundir, "write_all", counted)
     evalset = write_jsonl(tmp_path / "s.jsonl", flipping_rows(tiny_model_dir, 6))
-    cfg = write_config(tmp_path / "c.toml", evalset, tiny_model_dir, {"cand": other_model_dir},
-                       "max_hard_regressions = 100")  # fmt: skip
-    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
-                 "--run-cache", str(tmp_path / "runs")]) == 0  # fmt: skip
+    cfg = write_config(
+        tmp_path / "c.toml",
+        evalset,
+        tiny_model_dir,
+        {"cand": other_model_dir},
+        "max_hard_regressions = 100",
+    )
+    assert (
+        main(
+            [
+                "compare",
+                "--config",
+                str(cfg),
+                "--out",
+                str(tmp_path / "run"),
+                "--run-cache",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
     assert writes["run.json"] == 1
     assert set(whole.values()) == {1}, whole
     for name in rundir.ARTIFACTS:

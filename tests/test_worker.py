@@ -47,8 +47,11 @@ max_weighted_accuracy_drop = 0.02
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run(args: list[str], fault: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,8 +59,9 @@ def run(args: list[str], fault: str | None = None) -> subprocess.CompletedProces
     return subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False, env=env)
 
 
-def crash_and_resume(tmp_path: Path, candidate: str, fault: str, engine: str, sig: str,
-                     batches: int, per_batch: int) -> None:  # fmt: skip
+def crash_and_resume(
+    tmp_path: Path, candidate: str, fault: str, engine: str, sig: str, batches: int, per_batch: int
+) -> None:
     cfg = config(tmp_path / "c.toml", candidate)
     out = tmp_path / "run"
     flags = ["--out", str(out), "--cache", str(tmp_path / "q"), "--run-cache", str(tmp_path / "r")]
@@ -70,12 +74,16 @@ def crash_and_resume(tmp_path: Path, candidate: str, fault: str, engine: str, si
     killed = run(console("compare", "--config", str(cfg), *flags), fault)
     assert killed.returncode == 2, killed.stderr[-2000:]
     last = killed.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: model 'cand' on engine {engine} was killed by {sig} while "
-                           "generating: "), last  # fmt: skip
+    assert last.startswith(
+        f"error: model 'cand' on engine {engine} was killed by {sig} while generating: "
+    ), last
     assert "Traceback" not in killed.stderr and "Fatal Python error" not in killed.stderr
     assert digest(out) == before  # the previous report, untouched
-    journals = [p for p in (tmp_path / "r").rglob("journal.jsonl")
-                if len(p.read_text().splitlines()) == batches]  # fmt: skip
+    journals = [
+        p
+        for p in (tmp_path / "r").rglob("journal.jsonl")
+        if len(p.read_text().splitlines()) == batches
+    ]
     assert journals, "the candidate's finished batches are not in the run cache"
     done = run(console("compare", "--config", str(cfg), *flags))
     assert done.returncode in (0, 1), done.stderr[-2000:]
@@ -89,8 +97,15 @@ def crash_and_resume(tmp_path: Path, candidate: str, fault: str, engine: str, si
 @pytest.mark.slow
 def test_sigill_in_the_transformers_engine_is_one_line_and_resumes(tmp_path: Path) -> None:
     # add.jsonl: 100 prompts, batches of 16; the fault fires as the third batch is made.
-    crash_and_resume(tmp_path, f'path = "{DEMO}"\ndtype = "bfloat16"', "engine:cand@3:SIGILL",
-                     "hf", "SIGILL", batches=2, per_batch=16)  # fmt: skip
+    crash_and_resume(
+        tmp_path,
+        f'path = "{DEMO}"\ndtype = "bfloat16"',
+        "engine:cand@3:SIGILL",
+        "hf",
+        "SIGILL",
+        batches=2,
+        per_batch=16,
+    )
 
 
 @pytest.mark.slow
@@ -99,8 +114,15 @@ def test_sigsegv_in_the_llama_cpp_engine_is_one_line_and_resumes(tmp_path: Path)
     # One prompt at a time on llama.cpp: the fault fires after its 40th prompt, the 2 whole
     # batches of 16 before it journalled.
     candidate = 'quantize = { engine = "llama.cpp", type = "Q8_0" }'
-    crash_and_resume(tmp_path, candidate, "engine:cand@40:SIGSEGV", "llama.cpp", "SIGSEGV",
-                     batches=2, per_batch=16)  # fmt: skip
+    crash_and_resume(
+        tmp_path,
+        candidate,
+        "engine:cand@40:SIGSEGV",
+        "llama.cpp",
+        "SIGSEGV",
+        batches=2,
+        per_batch=16,
+    )
 
 
 def test_the_crash_line_names_what_it_knows() -> None:
@@ -124,8 +146,15 @@ def generating(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     """`harness compare` started on the demo against its bf16 copy, returned once its baseline
     is generating (an event, not a sleep), with what it has written to stderr so far."""
     cfg = config(tmp_path / "c.toml", f'path = "{DEMO}"\ndtype = "bfloat16"')
-    args = console("compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
-                   "--run-cache", str(tmp_path / "r"))  # fmt: skip
+    args = console(
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(tmp_path / "run"),
+        "--run-cache",
+        str(tmp_path / "r"),
+    )
     proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     seen = ""

@@ -40,12 +40,20 @@ def main() -> None:
             before, after = c["answer_change"]
             hidden += sim >= threshold
             note = " (equivalent by cosine alone)" if sim >= threshold else ""
-            logger.info("%s %s: answer %r -> %r, cosine %.3f%s", name, it["id"], before, after,
-                        sim, note)  # fmt: skip
+            logger.info(
+                "%s %s: answer %r -> %r, cosine %.3f%s", name, it["id"], before, after, sim, note
+            )
         cut = sum(c["cut_off"] or it["baseline"]["cut_off"] for it, c in rows)
-        logger.info("%s: %d answer change(s), %d of them equivalent by cosine alone (threshold "
-                    "%.2f); %d of %d items with an output cut off (answers not compared)", name,
-                    len(changed), hidden, threshold, cut, len(rows))  # fmt: skip
+        logger.info(
+            "%s: %d answer change(s), %d of them equivalent by cosine alone (threshold "
+            "%.2f); %d of %d items with an output cut off (answers not compared)",
+            name,
+            len(changed),
+            hidden,
+            threshold,
+            cut,
+            len(rows),
+        )
 
 
 if __name__ == "__main__":

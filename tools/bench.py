@@ -89,8 +89,11 @@ def measure(tmp: Path, n: int, distribution: bool) -> dict[str, float]:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
     result: dict[str, float] = json.loads(report.read_text())
     state = "on " if distribution else "off"
-    print(f"  {n:>5} items, distribution {state}: {result['seconds']:6.1f} s wall, "
-          f"peak {result['peak_mib']:7.1f} MiB", flush=True)  # fmt: skip
+    print(
+        f"  {n:>5} items, distribution {state}: {result['seconds']:6.1f} s wall, "
+        f"peak {result['peak_mib']:7.1f} MiB",
+        flush=True,
+    )
     return result
 
 
@@ -113,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         scale_ok = report_scale(tmp) if Path("/usr/bin/chromium").exists() else True
     time_ratio = on["seconds"] / off["seconds"]
     mem_ratio = big["peak_mib"] / on["peak_mib"]
-    print(f"distribution metrics add {100 * (time_ratio - 1):+.1f}% wall time at 400 items "
-          f"(ratio {time_ratio:.3f}; limit 1.25)")  # fmt: skip
+    print(
+        f"distribution metrics add {100 * (time_ratio - 1):+.1f}% wall time at 400 items "
+        f"(ratio {time_ratio:.3f}; limit 1.25)"
+    )
     print(f"peak memory at 1600 items / at 400 items: {mem_ratio:.3f} (limit 1.15)")
     return 0 if time_ratio <= 1.25 and mem_ratio <= 1.15 and scale_ok else 1
 
@@ -143,8 +148,10 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
     evalset = folder.parent / f"{folder.name}-items.jsonl"
     write_jsonl(evalset, bench_items(n))
     items = load_evalset([str(evalset)])
-    cands = [CandidateInfo(f"cand-{k}", f"synthetic/cand-{k}", f"fp{k}", True, None, None, False)
-             for k in range(candidates)]  # fmt: skip
+    cands = [
+        CandidateInfo(f"cand-{k}", f"synthetic/cand-{k}", f"fp{k}", True, None, None, False)
+        for k in range(candidates)
+    ]
     cfg = CompareConfig(
         folder.name, evalset, (str(evalset),), ModelSpec("base", "synthetic/base"), ()
     )
@@ -214,8 +221,10 @@ def report_scale(tmp: Path) -> bool:
         mib = sizes[n] / 2**20
         print(f"  {n:>6} items: report.html {mib:6.1f} MiB, interactive after {ready:.2f} s")
     per_item = [sizes[n] / n for n in sizes]
-    print(f"size per item: {per_item[0]:.0f} B at 2,500 items, {per_item[1]:.0f} B at 10,000 "
-          f"(ratio {per_item[1] / per_item[0]:.3f}: linear growth)")  # fmt: skip
+    print(
+        f"size per item: {per_item[0]:.0f} B at 2,500 items, {per_item[1]:.0f} B at 10,000 "
+        f"(ratio {per_item[1] / per_item[0]:.3f}: linear growth)"
+    )
     return ok
 
 

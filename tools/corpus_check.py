@@ -30,8 +30,9 @@ FIELDS = {
 }
 
 
-def llama_perplexity(model: str, text: str, context: int, base: Path, make_base: bool,
-                     chunks: int | None) -> dict[str, float]:  # fmt: skip
+def llama_perplexity(
+    model: str, text: str, context: int, base: Path, make_base: bool, chunks: int | None
+) -> dict[str, float]:
     cmd = [str(tool("llama-perplexity")), "-m", model, "-c", str(context), "-b", str(context)]
     if make_base:
         cmd += ["-f", text, "--kl-divergence-base", str(base)]
@@ -63,8 +64,9 @@ def llama_perplexity(model: str, text: str, context: int, base: Path, make_base:
 PPL_TOLERANCE = 0.005  # each model's perplexity, relative
 
 
-def _row(lines: list[str], name: str, key: str, ours: float | None, other: float | None,
-         tolerance: float) -> bool:  # fmt: skip
+def _row(
+    lines: list[str], name: str, key: str, ours: float | None, other: float | None, tolerance: float
+) -> bool:
     """One figure of both tools; whether it is within `tolerance` (relative). The top-1 share
     sits near 1: its departure from 1 is the figure, and what a 10% bar is about (likewise
     the perplexity ratio, shown for reference only)."""
@@ -78,8 +80,9 @@ def _row(lines: list[str], name: str, key: str, ours: float | None, other: float
     return rel <= tolerance
 
 
-def compare(corpus: dict[str, Any], config_models: dict[str, str], tolerance: float,
-            chunks: int | None) -> tuple[str, bool]:  # fmt: skip
+def compare(
+    corpus: dict[str, Any], config_models: dict[str, str], tolerance: float, chunks: int | None
+) -> tuple[str, bool]:
     reference = corpus["reference"]
     rows = {r["model"]: r for r in corpus["rows"]}
     text, context = corpus["text"], corpus["context"]
@@ -119,8 +122,16 @@ def main() -> None:
     cfg = load_config(args.config)
     out = args.out or Path("reports") / f"{cfg.name}-corpus"
     if not args.skip_harness or not (out / "corpus.json").is_file():
-        cmd = [sys.executable, "-m", "harness.cli", "corpus", "--config", str(args.config),
-               "--out", str(out)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "corpus",
+            "--config",
+            str(args.config),
+            "--out",
+            str(out),
+        ]
         subprocess.run(cmd, check=True)
     corpus = json.loads((out / "corpus.json").read_text())
     models = {m.name: m.path for m in corpus_models(cfg)}

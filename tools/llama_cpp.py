@@ -45,8 +45,19 @@ def sdist() -> Path:
         return path
     say(f"downloading {lc.SDIST} sdist (77 MB, the llama.cpp tree is inside)")
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-           "--no-binary", ":all:", lc.SDIST, "-d", str(DOWNLOADS)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        lc.SDIST,
+        "-d",
+        str(DOWNLOADS),
+    ]
     subprocess.run(cmd, check=True)
     return path
 
@@ -81,10 +92,17 @@ def unpack(archive: Path, home: Path) -> Path:
 # and AVX-512 with VBMI + VNNI; a CPU between two of them runs the lower (each one adds
 # about 50 s of build on 2 cores).
 VARIANTS = ("x64", "haswell", "skylakex", "icelake")
-CONFIGURE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
-                   "-DBUILD_SHARED_LIBS=ON", "-DLLAMA_BUILD_TESTS=OFF",
-                   "-DLLAMA_BUILD_EXAMPLES=OFF", "-DGGML_NATIVE=OFF", "-DGGML_BACKEND_DL=ON",
-                   "-DGGML_CPU_ALL_VARIANTS=ON")  # fmt: skip
+CONFIGURE_FLAGS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DBUILD_SHARED_LIBS=ON",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DGGML_NATIVE=OFF",
+    "-DGGML_BACKEND_DL=ON",
+    "-DGGML_CPU_ALL_VARIANTS=ON",
+)
 
 
 def restrict_variants(src: Path) -> None:
@@ -140,16 +158,32 @@ def build(home: Path) -> float:
     # The variants are found in GGML_BACKEND_DIR by any process (the Python bindings
     # included, whose executable is not beside them), and beside the tools.
     backend_dir = f"-DGGML_BACKEND_DIR={(build_dir / 'bin').resolve()}"
-    configure = ["cmake", "-S", str(home / "src"), "-B", str(build_dir), *CONFIGURE_FLAGS,
-                 backend_dir]  # fmt: skip
+    configure = [
+        "cmake",
+        "-S",
+        str(home / "src"),
+        "-B",
+        str(build_dir),
+        *CONFIGURE_FLAGS,
+        backend_dir,
+    ]
     # Quiet unless it fails: cmake's git probe complains that the sdist's tree is no checkout.
     done = subprocess.run(configure, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit("llama-cpp: cmake could not configure the build (its output is above)")
     targets = [*lc.TOOLS, "llama", *(f"ggml-cpu-{v}" for v in VARIANTS)]
-    cmd = ["cmake", "--build", str(build_dir), "--config", "Release", "-j", jobs,
-           "--target", *targets]  # fmt: skip
+    cmd = [
+        "cmake",
+        "--build",
+        str(build_dir),
+        "--config",
+        "Release",
+        "-j",
+        jobs,
+        "--target",
+        *targets,
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     last = ""
@@ -220,9 +254,14 @@ def main() -> None:
     if not built(home):
         unpack(sdist(), home)
         seconds = build(home)
-        marker = {"version": lc.VERSION, "build_seconds": round(seconds, 1),
-                  "cpus": os.cpu_count(), "tools": list(lc.TOOLS),
-                  "configure": list(CONFIGURE_FLAGS), "variants": list(VARIANTS)}  # fmt: skip
+        marker = {
+            "version": lc.VERSION,
+            "build_seconds": round(seconds, 1),
+            "cpus": os.cpu_count(),
+            "tools": list(lc.TOOLS),
+            "configure": list(CONFIGURE_FLAGS),
+            "variants": list(VARIANTS),
+        }
         write_marker(home, marker)
         say(f"built in {seconds / 60:.1f} min into {home / 'bin'}")
         did = True
@@ -243,8 +282,10 @@ def main() -> None:
     if not did:
         check = (read_marker(home) or {}).get("smoke")
         variant = check.get("variant") if isinstance(check, dict) else None
-        say(f"nothing to do: llama.cpp {lc.VERSION} is built in {home / 'bin'} and runs "
-            f"here on CPU variant {variant}")  # fmt: skip
+        say(
+            f"nothing to do: llama.cpp {lc.VERSION} is built in {home / 'bin'} and runs "
+            f"here on CPU variant {variant}"
+        )
 
 
 def write_marker(home: Path, marker: dict[str, object]) -> None:

@@ -52,13 +52,27 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float = 120.0
 
 
 @contextmanager
-def llama_server(model: Path, log: Path, parallel: int = 2, context: int = 8192,
-                 threads: int = 2) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:  # fmt: skip
+def llama_server(
+    model: Path, log: Path, parallel: int = 2, context: int = 8192, threads: int = 2
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """llama-server serving `model` on 127.0.0.1:<free port>; yields (base_url, process)."""
     port = free_port()
-    cmd = [str(tool("llama-server")), "-m", str(model), "--host", "127.0.0.1",
-           "--port", str(port), "-t", str(threads), "-c", str(context), "-np", str(parallel),
-           "--no-webui"]  # fmt: skip
+    cmd = [
+        str(tool("llama-server")),
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "-t",
+        str(threads),
+        "-c",
+        str(context),
+        "-np",
+        str(parallel),
+        "--no-webui",
+    ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

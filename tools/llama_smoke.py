@@ -103,8 +103,11 @@ def variant_of(system_info: str) -> str | None:
     m = re.search(r"CPU : ([^\n]*)", system_info)
     if not m:
         return None
-    have = {k.strip() for k, _, v in (p.partition("=") for p in m.group(1).split("|"))
-            if v.strip() == "1"}  # fmt: skip
+    have = {
+        k.strip()
+        for k, _, v in (p.partition("=") for p in m.group(1).split("|"))
+        if v.strip() == "1"
+    }
     fits = [name for name, feats in VARIANT_FEATURES.items() if feats <= have]
     return max(fits, key=lambda n: len(VARIANT_FEATURES[n])) if fits else None
 
@@ -132,8 +135,18 @@ def models(home: Path, folder: Path) -> dict[str, Path]:
     made: dict[str, Path] = {}
     f32 = folder / "F32.gguf"
     if not f32.is_file():
-        cmd = [sys.executable, "-m", "harness.quantize.gguf_convert", str(home / "src"), "--",
-               str(DEMO), "--outfile", str(f32), "--outtype", "f32"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.quantize.gguf_convert",
+            str(home / "src"),
+            "--",
+            str(DEMO),
+            "--outfile",
+            str(f32),
+            "--outtype",
+            "f32",
+        ]
         _quiet(cmd, log, "converting the demo model to GGUF")
     for qtype, ggml_type in KERNELS:
         path = folder / f"{qtype}.gguf"
@@ -158,8 +171,16 @@ def run_one(home: Path, kernel: str, model: Path, text: Path) -> Outcome:
     through the bindings on this build's library. Not llama-perplexity: its log is written by
     a thread that is not flushed at exit (llama.cpp issue 22142), and on a busy machine its
     last lines, the perplexity among them, were lost."""
-    cmd = [sys.executable, "-m", "tools.llama_smoke", "--one", str(home), str(model), str(text),
-           kernel]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.llama_smoke",
+        "--one",
+        str(home),
+        str(model),
+        str(text),
+        kernel,
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, cwd=REPO)
         code, output, err = done.returncode, done.stdout, done.stderr
@@ -184,8 +205,9 @@ def one(home: Path, model: Path, text: Path, kernel: str) -> None:
 
     from harness import faults
 
-    llm = llama_cpp.Llama(model_path=str(model), n_ctx=64, n_batch=64, n_threads=2,
-                          logits_all=True, verbose=False)  # fmt: skip
+    llm = llama_cpp.Llama(
+        model_path=str(model), n_ctx=64, n_batch=64, n_threads=2, logits_all=True, verbose=False
+    )
     print(llama_cpp.llama_print_system_info().decode(), flush=True)
     tokens = llm.tokenize(text.read_text(encoding="utf-8").encode(), add_bos=True)[:64]
     llm.eval(tokens)
@@ -233,8 +255,12 @@ def smoke(home: Path) -> dict[str, object]:
         disable(home, variant)
     seconds = time.monotonic() - started
     say(f"smoke test passed in {seconds:.0f} s: {', '.join(made)} on CPU variant {variant}")
-    return {"variant": variant, "kernels": list(made), "disabled": disabled,
-            "cpu_flags": cpu_flags()}  # fmt: skip
+    return {
+        "variant": variant,
+        "kernels": list(made),
+        "disabled": disabled,
+        "cpu_flags": cpu_flags(),
+    }
 
 
 def main() -> None:

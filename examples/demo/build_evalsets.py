@@ -70,8 +70,14 @@ def build_lm_eval(root: Path, demo_files: list[Path]) -> list[Path]:
     rows = []
     for i, ex in enumerate(e for e in eval_examples() if e.family is Family.ADD):
         line = eval_line(ex, i)
-        rows.append({"id": f"add-mc-{i:03d}", **add_choices(rng, ex),
-                     "difficulty": line["difficulty"], "weight": line["weight"]})  # fmt: skip
+        rows.append(
+            {
+                "id": f"add-mc-{i:03d}",
+                **add_choices(rng, ex),
+                "difficulty": line["difficulty"],
+                "weight": line["weight"],
+            }
+        )
     write_jsonl(out / "harness_add_mc.jsonl", rows)
     (out / "harness_add_mc.yaml").write_text(
         mc_task_yaml("harness_add_mc", f"{LM_EVAL_DIR}/harness_add_mc.jsonl")

@@ -69,5 +69,7 @@ def open_backend(spec: ModelSpec) -> Backend:
         raise
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelLoadError(f"model {spec.name!r} ({spec.path}): {spec.backend} cannot load "
-                             f"it: {type(exc).__name__}: {first}") from exc  # fmt: skip
+        raise ModelLoadError(
+            f"model {spec.name!r} ({spec.path}): {spec.backend} cannot load "
+            f"it: {type(exc).__name__}: {first}"
+        ) from exc

@@ -151,18 +151,25 @@ class Backend(ABC):
 
     @abstractmethod
     def generate(
-        self, prompts: Sequence[Sequence[int]], limits: Sequence[int], stop_ids: Sequence[int],
-        batch_size: int, want_logprobs: bool = False, desc: str | None = None,
-    ) -> Iterator[list[Generated]]:  # fmt: skip
+        self,
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        batch_size: int,
+        want_logprobs: bool = False,
+        desc: str | None = None,
+    ) -> Iterator[list[Generated]]:
         """Greedy continuations of every prompt, each up to its own limit, ending at the
         first of `stop_ids`; yielded batch by batch (in any order: `Generated.index` says
         which prompt) so log-probs can be streamed to disk and memory stays flat."""
 
     @abstractmethod
     def score(
-        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        self,
+        prompts: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
         batch_size: int,
-    ) -> Iterator[Any]:  # fmt: skip
+    ) -> Iterator[Any]:
         """Teacher forcing: per pair, in order, the log-probs [len(continuation), V] at the
         positions that predict each continuation token."""
 
@@ -234,8 +241,11 @@ class NonFiniteLogits(HarnessError):
     ) -> None:
         self.model, self.prompts, self.step = model, list(prompts), step
         where = "in teacher forcing" if step is None else f"at generated token {step + 1}"
-        super().__init__(message or f"model {model!r}: NaN or infinite logits {where} of "
-                         f"prompt(s) {self.prompts[:5]}: the run stops")  # fmt: skip
+        super().__init__(
+            message
+            or f"model {model!r}: NaN or infinite logits {where} of "
+            f"prompt(s) {self.prompts[:5]}: the run stops"
+        )
 
 
 class TokenizerMismatch(HarnessError):
@@ -262,6 +272,8 @@ class InvalidAnswer(HarnessError):
     def line(self, item: str | None = None) -> str:
         where = "" if self.prompt is None else f" (prompt {self.prompt} of the request)"
         where = "" if item else where
-        text = (f"model {self.model!r}: the server at {self.url} answered with an invalid "
-                f"{self.field}{where}: {self.problem}; nothing was scored")  # fmt: skip
+        text = (
+            f"model {self.model!r}: the server at {self.url} answered with an invalid "
+            f"{self.field}{where}: {self.problem}; nothing was scored"
+        )
         return f"{item}: {text}" if item else text

@@ -70,19 +70,26 @@ def check_loaded(spec: ModelSpec, model: Any, info: dict[str, Any]) -> None:
     import torch
 
     problems = []
-    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
-                      ("mismatched_keys", "of another shape")):  # fmt: skip
+    for key, what in (
+        ("missing_keys", "missing"),
+        ("unexpected_keys", "unexpected"),
+        ("mismatched_keys", "of another shape"),
+    ):
         names = sorted(k[0] if isinstance(k, tuple) else str(k) for k in info.get(key) or ())
         if names:
             more = f" (+{len(names) - 3} more)" if len(names) > 3 else ""
             problems.append(f"{len(names)} tensor(s) {what}: {', '.join(names[:3])}{more}")
     if problems:
-        raise ModelLoadError(f"model {spec.name!r} at {spec.path}: the checkpoint does not "
-                             f"match its config: {'; '.join(problems)}")  # fmt: skip
+        raise ModelLoadError(
+            f"model {spec.name!r} at {spec.path}: the checkpoint does not "
+            f"match its config: {'; '.join(problems)}"
+        )
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ModelLoadError(f"model {spec.name!r} at {spec.path}: tensor {name} holds NaN "
-                                 "or infinite values; refusing to run it")  # fmt: skip
+            raise ModelLoadError(
+                f"model {spec.name!r} at {spec.path}: tensor {name} holds NaN "
+                "or infinite values; refusing to run it"
+            )
 
 
 def load_tokenizer(spec: ModelSpec, what: str) -> Any:
@@ -134,8 +141,9 @@ class SentenceEmbedder:
     def _embed(self, texts: Sequence[str]) -> torch.Tensor:
         import torch
 
-        batch = self._tok(list(texts), padding=True, truncation=True, max_length=256,
-                          return_tensors="pt")  # fmt: skip
+        batch = self._tok(
+            list(texts), padding=True, truncation=True, max_length=256, return_tensors="pt"
+        )
         with torch.inference_mode():
             states = self._model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).float()
@@ -232,17 +240,22 @@ class HFTokenizerMethods:
     def render_chat(
         self, messages: list[dict[str, str]], add_generation_prompt: bool = True
     ) -> str:
-        return str(self._tok.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=add_generation_prompt
-        ))  # fmt: skip
+        return str(
+            self._tok.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        )
 
 
 @functools.cache
 def _unicode_to_byte() -> dict[str, int]:
     """GPT-2's byte-level alphabet, reversed: each of the 256 bytes is written as one
     printable character in a byte-level BPE vocabulary ("Ġ" a space, "Ċ" a newline)."""
-    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
-            *range(ord("®"), ord("ÿ") + 1)]  # fmt: skip
+    keep = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     chars, extra = {}, 0
     for b in range(256):
         if b in keep:
@@ -305,17 +318,23 @@ def check_device(spec: ModelSpec) -> None:
     try:
         torch.device(device)
     except RuntimeError:
-        raise ModelLoadError(f"model {name!r}: device {device!r} is not a device torch knows "
-                             "(cpu, cuda, cuda:N, mps)") from None  # fmt: skip
+        raise ModelLoadError(
+            f"model {name!r}: device {device!r} is not a device torch knows "
+            "(cpu, cuda, cuda:N, mps)"
+        ) from None
     if kind == "cuda":
         count = torch.cuda.device_count()
         if count == 0:
             build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-            raise ModelLoadError(f"model {name!r}: device {device!r}: no CUDA device here "
-                                 f"(torch {torch.__version__}, {build})")  # fmt: skip
+            raise ModelLoadError(
+                f"model {name!r}: device {device!r}: no CUDA device here "
+                f"(torch {torch.__version__}, {build})"
+            )
         if int(index or 0) >= count:
-            raise ModelLoadError(f"model {name!r}: device {device!r}: this machine has "
-                                 f"{count} CUDA device(s), cuda:0 to cuda:{count - 1}")  # fmt: skip
+            raise ModelLoadError(
+                f"model {name!r}: device {device!r}: this machine has "
+                f"{count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
     elif kind == "mps" and not torch.backends.mps.is_available():
         raise ModelLoadError(f"model {name!r}: device {device!r}: MPS is not available here")
 
@@ -372,9 +391,14 @@ class HFBackend(HFTokenizerMethods, Backend):
         gc.collect()
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], limits: Sequence[int], stop_ids: Sequence[int],
-        batch_size: int, want_logprobs: bool = False, desc: str | None = None,
-    ) -> Iterator[list[Generated]]:  # fmt: skip
+        self,
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        batch_size: int,
+        want_logprobs: bool = False,
+        desc: str | None = None,
+    ) -> Iterator[list[Generated]]:
         """Batches are formed over the prompts sorted by (length, limit), the same way for
         every model, so little is padded and a batch stops when its similar rows are done."""
         import torch
@@ -383,17 +407,22 @@ class HFBackend(HFTokenizerMethods, Backend):
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), limits[i]))
         starts = range(0, len(prompts), batch_size)
         with torch.inference_mode():
-            for start in tqdm(starts, desc=desc, unit="batch", disable=desc is None,
-                              file=sys.stderr):  # fmt: skip
+            for start in tqdm(
+                starts, desc=desc, unit="batch", disable=desc is None, file=sys.stderr
+            ):
                 chosen = order[start : start + batch_size]
                 batch = self._batch(chosen, prompts, limits, stop_ids, want_logprobs)
                 faults.point(f"engine:{self.spec.name}")
                 yield batch
 
     def _batch(
-        self, chosen: list[int], prompts: Sequence[Sequence[int]], limits: Sequence[int],
-        stop_ids: Sequence[int], want_logprobs: bool,
-    ) -> list[Generated]:  # fmt: skip
+        self,
+        chosen: list[int],
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        want_logprobs: bool,
+    ) -> list[Generated]:
         import torch
         import transformers
 
@@ -406,14 +435,20 @@ class HFBackend(HFTokenizerMethods, Backend):
         # An explicit config: a checkpoint's own generation_config.json (sampling, repetition
         # penalty...) must not make two models decode differently.
         decoding = transformers.GenerationConfig(
-            max_new_tokens=max(caps), do_sample=False, num_beams=1, pad_token_id=pad,
+            max_new_tokens=max(caps),
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=pad,
             eos_token_id=stop_ids[0] if len(stop_ids) == 1 else list(stop_ids),
-            output_logits=want_logprobs, return_dict_in_generate=True,
-        )  # fmt: skip
+            output_logits=want_logprobs,
+            return_dict_in_generate=True,
+        )
         result = self.model.generate(
-            input_ids=input_ids, attention_mask=mask, generation_config=decoding,
+            input_ids=input_ids,
+            attention_mask=mask,
+            generation_config=decoding,
             logits_processor=transformers.LogitsProcessorList([_Finite(self.spec.name, chosen)]),
-        )  # fmt: skip
+        )
         generated = result.sequences[:, width:].tolist()
         steps = torch.stack(result.logits, dim=1).float() if want_logprobs else None
         stops = set(stop_ids)
@@ -431,9 +466,11 @@ class HFBackend(HFTokenizerMethods, Backend):
         return out
 
     def score(
-        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        self,
+        prompts: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
         batch_size: int,
-    ) -> Iterator[torch.Tensor]:  # fmt: skip
+    ) -> Iterator[torch.Tensor]:
         """Right padding: a causal model's earlier positions never see it."""
         import torch
 

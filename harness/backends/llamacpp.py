@@ -31,8 +31,9 @@ from harness.backends.base import (
 from harness.records import EvalItem, ModelSpec
 
 
-def render_template(template: str, messages: list[dict[str, str]], bos: str, eos: str,
-                    add_generation_prompt: bool) -> str:  # fmt: skip
+def render_template(
+    template: str, messages: list[dict[str, str]], bos: str, eos: str, add_generation_prompt: bool
+) -> str:
     """A GGUF's chat template rendered as transformers renders it (sandboxed jinja2,
     trim_blocks and lstrip_blocks, `raise_exception`), so both engines get the same text."""
     import jinja2
@@ -46,14 +47,15 @@ def render_template(template: str, messages: list[dict[str, str]], bos: str, eos
     )
     env.globals["raise_exception"] = raise_exception
     return env.from_string(template).render(
-        messages=messages, bos_token=bos, eos_token=eos,
+        messages=messages,
+        bos_token=bos,
+        eos_token=eos,
         add_generation_prompt=add_generation_prompt,
-    )  # fmt: skip
+    )
 
 
 # GGUF metadata value types (gguf.md): their sizes, and the string and array types.
-_FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q",
-          12: "d"}  # fmt: skip
+_FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
 
 
@@ -108,8 +110,9 @@ class LlamaCppBackend(Backend):
         try:
             meta = gguf_metadata(spec.path, {"*.context_length"})
         except (OSError, ValueError, struct.error) as exc:
-            raise ModelLoadError(f"model {spec.name!r}: {spec.path}: cannot read its GGUF "
-                                 f"header: {exc}") from None  # fmt: skip
+            raise ModelLoadError(
+                f"model {spec.name!r}: {spec.path}: cannot read its GGUF header: {exc}"
+            ) from None
         found = [v for v in meta.values() if isinstance(v, int) and v > 0]
         return Preflight(found[0] if found else None)
 
@@ -125,14 +128,20 @@ class LlamaCppBackend(Backend):
         threads = spec.threads or os.cpu_count() or 1
         try:
             self._llm: Any = llama_cpp.Llama(
-                model_path=spec.path, n_ctx=spec.context or 0, n_batch=512, n_ubatch=512,
-                n_threads=threads, n_threads_batch=threads, logits_all=False, verbose=False,
+                model_path=spec.path,
+                n_ctx=spec.context or 0,
+                n_batch=512,
+                n_ubatch=512,
+                n_threads=threads,
+                n_threads_batch=threads,
+                logits_all=False,
+                verbose=False,
                 # llama-server and llama.cpp's tools default to flash attention "auto", which
                 # turns it on for the CPU backend; with it off here, the harness and
                 # llama-perplexity disagreed by 0.035% in perplexity on the same GGUF and
                 # text, and agreed to 0.001% with `-fa off` on both sides.
                 flash_attn=True,
-            )  # fmt: skip
+            )
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"model {spec.name!r} at {spec.path!r}: {exc}") from exc
         self._vocab = self._llm.n_vocab()
@@ -236,9 +245,12 @@ class LlamaCppBackend(Backend):
             raise ValueError(f"the GGUF of {self.spec.name!r} has no chat template")
         bos, eos = self._llm.token_bos(), self._llm.token_eos()
         return render_template(
-            template, messages, self._piece(bos) if bos >= 0 else "",
-            self._piece(eos) if eos >= 0 else "", add_generation_prompt,
-        )  # fmt: skip
+            template,
+            messages,
+            self._piece(bos) if bos >= 0 else "",
+            self._piece(eos) if eos >= 0 else "",
+            add_generation_prompt,
+        )
 
     @property
     def context_length(self) -> int | None:
@@ -273,9 +285,14 @@ class LlamaCppBackend(Backend):
         lib.llama_memory_clear(lib.llama_get_memory(self._llm._ctx.ctx), True)
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], limits: Sequence[int], stop_ids: Sequence[int],
-        batch_size: int, want_logprobs: bool = False, desc: str | None = None,
-    ) -> Iterator[list[Generated]]:  # fmt: skip
+        self,
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        batch_size: int,
+        want_logprobs: bool = False,
+        desc: str | None = None,
+    ) -> Iterator[list[Generated]]:
         import sys
 
         import numpy as np
@@ -284,8 +301,9 @@ class LlamaCppBackend(Backend):
 
         stops = set(stop_ids)
         batch: list[Generated] = []
-        for i in tqdm(range(len(prompts)), desc=desc, unit="item", disable=desc is None,
-                      file=sys.stderr):  # fmt: skip
+        for i in tqdm(
+            range(len(prompts)), desc=desc, unit="item", disable=desc is None, file=sys.stderr
+        ):
             self._clear()
             prompt = list(prompts[i])
             logits = self._forward(prompt, 0, every=False)[-1]
@@ -317,9 +335,11 @@ class LlamaCppBackend(Backend):
             yield batch
 
     def score(
-        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        self,
+        prompts: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
         batch_size: int,
-    ) -> Iterator[Any]:  # fmt: skip
+    ) -> Iterator[Any]:
         import numpy as np
         import torch
 

@@ -89,8 +89,9 @@ class _Request:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def send(self, method: str, path: str, data: bytes | None,
-             headers: dict[str, str]) -> tuple[int, Any, bytes]:  # fmt: skip
+    def send(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, Any, bytes]:
         """(status, headers, body), the body read whole or not at all."""
         self._watchdog.start()
         try:
@@ -211,8 +212,9 @@ class Client:
                 raise ServerError(f"model {self.name!r}: {url}: not JSON: {exc}") from None
             if not isinstance(answer, dict):
                 kind = type(answer).__name__
-                raise InvalidAnswer(self.name, self.server.base_url, None, "body",
-                                    f"a JSON {kind}, not an object")  # fmt: skip
+                raise InvalidAnswer(
+                    self.name, self.server.base_url, None, "body", f"a JSON {kind}, not an object"
+                )
             return answer
         self._check_stopped()
         raise ServerDown(
@@ -274,8 +276,9 @@ def _prompt_rows(choice: dict[str, Any], start: int, targets: Sequence[int]) -> 
     ids, logp, target = [], [], []
     for j, token in enumerate(targets):
         entry = entries[start + j] or {}
-        pairs = [(int(k), float(v["logprob"] if isinstance(v, dict) else v))
-                 for k, v in entry.items()]  # fmt: skip
+        pairs = [
+            (int(k), float(v["logprob"] if isinstance(v, dict) else v)) for k, v in entry.items()
+        ]
         own = dict(pairs).get(int(token))
         if own is None:
             raise ServerError(f"prompt_logprobs lack the log-prob of token {token}")
@@ -284,9 +287,11 @@ def _prompt_rows(choice: dict[str, Any], start: int, targets: Sequence[int]) -> 
         logp.append([lp for _, lp in ranked])
         target.append(own)
     k = min(len(r) for r in ids)
-    return TopK(torch.tensor([r[:k] for r in ids]),
-                torch.tensor([r[:k] for r in logp], dtype=torch.float64),
-                torch.tensor(target, dtype=torch.float64))  # fmt: skip
+    return TopK(
+        torch.tensor([r[:k] for r in ids]),
+        torch.tensor([r[:k] for r in logp], dtype=torch.float64),
+        torch.tensor(target, dtype=torch.float64),
+    )
 
 
 def _topk(rows: list[list[tuple[int, float]]]) -> TopK:
@@ -371,19 +376,30 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
 
     def _body(self, prompt: Sequence[int], max_tokens: int, top: int) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": self.server.model, "prompt": list(prompt), "max_tokens": max_tokens,
-            "temperature": 0.0, "top_p": 1.0, "seed": 0, "stream": False,
-            "return_tokens": True, "return_token_ids": True,  # llama-server; vLLM
-        }  # fmt: skip
+            "model": self.server.model,
+            "prompt": list(prompt),
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "top_p": 1.0,
+            "seed": 0,
+            "stream": False,
+            "return_tokens": True,
+            "return_token_ids": True,  # llama-server; vLLM
+        }
         if top:
             body["logprobs"] = top
             body["return_tokens_as_token_ids"] = True  # vLLM: name alternatives by id
         return body
 
     def generate(
-        self, prompts: Sequence[Sequence[int]], limits: Sequence[int], stop_ids: Sequence[int],
-        batch_size: int, want_logprobs: bool = False, desc: str | None = None,
-    ) -> Iterator[list[Generated]]:  # fmt: skip
+        self,
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        batch_size: int,
+        want_logprobs: bool = False,
+        desc: str | None = None,
+    ) -> Iterator[list[Generated]]:
         from tqdm import tqdm
 
         stops = list(stop_ids)
@@ -391,8 +407,9 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         def one(i: int) -> Generated:
             # Log-probs are always asked for (one alternative at least): they say which token
             # a server stopped on when it leaves that token out of the ids it returns.
-            body = self._body(prompts[i], limits[i], top=self.server.top_logprobs if
-                              want_logprobs else 1)  # fmt: skip
+            body = self._body(
+                prompts[i], limits[i], top=self.server.top_logprobs if want_logprobs else 1
+            )
             body["stop_token_ids"] = stops  # vLLM and SGLang; llama-server stops on its EOG
             response = self.client.call("/v1/completions", body)
             choice = self._choice(response, i)
@@ -416,8 +433,7 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
             return Generated(i, tuple(ids), stop, logp)
 
         order = list(range(len(prompts)))
-        bar = tqdm(total=len(order), desc=desc, unit="item", disable=desc is None,
-                   file=sys.stderr)  # fmt: skip
+        bar = tqdm(total=len(order), desc=desc, unit="item", disable=desc is None, file=sys.stderr)
         with bar:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
@@ -456,8 +472,9 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
                     raise self._invalid(prompt, "log-prob", f"{lp} (a log-prob is finite and <= 0)")
         return rows
 
-    def _cut(self, raw: list[int], rows: list[list[tuple[int, float]]], stops: list[int],
-             limit: int) -> tuple[list[int], int | None]:  # fmt: skip
+    def _cut(
+        self, raw: list[int], rows: list[list[tuple[int, float]]], stops: list[int], limit: int
+    ) -> tuple[list[int], int | None]:
         """(ids, the stop id that ended them or None at the limit). Greedy decoding is causal:
         whatever the server did, the output ends at our first stop id. A server that stopped
         before the limit without returning its stop token (llama-server leaves it out)
@@ -477,9 +494,11 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         )
 
     def score(
-        self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]],
+        self,
+        prompts: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
         batch_size: int,
-    ) -> Iterator[TopK]:  # fmt: skip
+    ) -> Iterator[TopK]:
         pairs = list(zip(prompts, continuations, strict=True))
         if self.server.prompt_logprobs:
 
@@ -525,7 +544,8 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
     def fingerprint(self) -> str:
         """What identifies the served weights from here: the server, the model name and
         what /v1/models says of it, with the tokenizer's own fingerprint."""
-        blob = json.dumps([self.server.base_url, self.server.model, self._served], sort_keys=True,
-                          default=str)  # fmt: skip
+        blob = json.dumps(
+            [self.server.base_url, self.server.model, self._served], sort_keys=True, default=str
+        )
         tokenizer = checkpoint_fingerprint(self.spec.path)
         return hashlib.sha256(f"{blob}\0{tokenizer}".encode()).hexdigest()[:20]

@@ -59,14 +59,21 @@ def _input_sha(path: str | None, what: str) -> str | None:
 
 
 def cache_key(
-    baseline_fingerprint: str, spec: QuantizeSpec | GgufSpec, calibration_sha256: str | None,
+    baseline_fingerprint: str,
+    spec: QuantizeSpec | GgufSpec,
+    calibration_sha256: str | None,
     recipe_sha256: str | None = None,
-) -> str:  # fmt: skip
+) -> str:
     blob = json.dumps(
-        [RECIPE_VERSION, baseline_fingerprint, spec.recipe_dict(), calibration_sha256,
-         recipe_sha256],
+        [
+            RECIPE_VERSION,
+            baseline_fingerprint,
+            spec.recipe_dict(),
+            calibration_sha256,
+            recipe_sha256,
+        ],
         sort_keys=True,
-    )  # fmt: skip
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -83,9 +90,11 @@ def calibration_texts(path: str) -> list[str]:
 
 
 def quantize(
-    baseline: str, baseline_fingerprint: str, spec: QuantizeSpec | GgufSpec,
+    baseline: str,
+    baseline_fingerprint: str,
+    spec: QuantizeSpec | GgufSpec,
     cache_root: Path = DEFAULT_CACHE,
-) -> Quantized:  # fmt: skip
+) -> Quantized:
     """The cached candidate for (baseline, spec, calibration), made when missing: a
     checkpoint dir (llm-compressor) or a GGUF file (llama.cpp)."""
     calib_sha = _input_sha(spec.calibration, "calibration set")
@@ -99,14 +108,21 @@ def quantize(
     ):
         if _verified(out):
             return Quantized(result, True, calib_sha, 0.0)
-        return _make(baseline, baseline_fingerprint, spec, out, result, calib_sha, recipe_sha,
-                     cache_root)  # fmt: skip
+        return _make(
+            baseline, baseline_fingerprint, spec, out, result, calib_sha, recipe_sha, cache_root
+        )
 
 
 def _make(
-    baseline: str, baseline_fingerprint: str, spec: QuantizeSpec | GgufSpec, out: Path,
-    result: Path, calib_sha: str | None, recipe_sha: str | None, cache_root: Path,
-) -> Quantized:  # fmt: skip
+    baseline: str,
+    baseline_fingerprint: str,
+    spec: QuantizeSpec | GgufSpec,
+    out: Path,
+    result: Path,
+    calib_sha: str | None,
+    recipe_sha: str | None,
+    cache_root: Path,
+) -> Quantized:
     if isinstance(spec, QuantizeSpec) and spec.recipe is None:
         check_groups(baseline, spec)
     source = None
@@ -129,20 +145,28 @@ def _make(
                     console.into_log("llm-compressor"),
                 ):
                     run_oneshot(baseline, spec, tmp, calibration_texts, SEED)
-                versions = {"llmcompressor": _version("llmcompressor"),
-                            "compressed_tensors": _version("compressed-tensors")}  # fmt: skip
+                versions = {
+                    "llmcompressor": _version("llmcompressor"),
+                    "compressed_tensors": _version("compressed-tensors"),
+                }
         except Exception as exc:  # whatever the engine raised: one line, and no half result
             if isinstance(exc, OSError) and exc.errno in FULL:
-                raise DiskFull(f"{exc.filename or tmp}: cannot be written: {exc.strerror} "
-                               "(the cache is as it was)") from exc  # fmt: skip
+                raise DiskFull(
+                    f"{exc.filename or tmp}: cannot be written: {exc.strerror} "
+                    "(the cache is as it was)"
+                ) from exc
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise QuantizeError(f"quantizing {baseline} ({spec.describe()}): {first}") from exc
         seconds = time.monotonic() - started
         marker = {
-            "spec": asdict(spec), "baseline": baseline,
-            "baseline_fingerprint": baseline_fingerprint, "calibration_sha256": calib_sha,
-            "recipe_sha256": recipe_sha, "seconds": round(seconds, 1), **versions,
-        }  # fmt: skip
+            "spec": asdict(spec),
+            "baseline": baseline,
+            "baseline_fingerprint": baseline_fingerprint,
+            "calibration_sha256": calib_sha,
+            "recipe_sha256": recipe_sha,
+            "seconds": round(seconds, 1),
+            **versions,
+        }
         _write_marker(tmp, marker)
     return Quantized(result, False, calib_sha, seconds)
 
@@ -221,8 +245,12 @@ def _convert(baseline: str, baseline_fingerprint: str, outtype: str, out: Path) 
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise QuantizeError(f"converting {baseline} to GGUF: {first}") from exc
-        marker = {"baseline": baseline, "baseline_fingerprint": baseline_fingerprint,
-                  "outtype": outtype, "llama_cpp": _llama_cpp_version()}  # fmt: skip
+        marker = {
+            "baseline": baseline,
+            "baseline_fingerprint": baseline_fingerprint,
+            "outtype": outtype,
+            "llama_cpp": _llama_cpp_version(),
+        }
         _write_marker(tmp, marker)
 
 

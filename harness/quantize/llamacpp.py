@@ -51,8 +51,18 @@ def convert(baseline: str, outtype: str, out: Path, log: Path) -> None:
     if not script.is_file():
         raise ToolFailed(f"{script} not found: run `make llama-cpp`")
     # Through our wrapper, which adds character vocabularies (see gguf_convert).
-    cmd = [sys.executable, "-m", "harness.quantize.gguf_convert", str(source_dir()), "--",
-           baseline, "--outfile", str(out), "--outtype", outtype]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.quantize.gguf_convert",
+        str(source_dir()),
+        "--",
+        baseline,
+        "--outfile",
+        str(out),
+        "--outtype",
+        outtype,
+    ]
     _run(cmd, f"convert_hf_to_gguf ({outtype})", log)
 
 
@@ -61,9 +71,22 @@ def imatrix(model: Path, texts: list[str], spec: GgufSpec, out: Path, log: Path)
     corpus = out.with_suffix(".txt")
     corpus.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
     threads = str(os.cpu_count() or 1)
-    cmd = [str(tool("llama-imatrix")), "-m", str(model), "-f", str(corpus), "-o", str(out),
-           "-c", str(spec.imatrix_context), "--chunks", str(spec.imatrix_chunks),
-           "-t", threads, "--no-ppl"]  # fmt: skip
+    cmd = [
+        str(tool("llama-imatrix")),
+        "-m",
+        str(model),
+        "-f",
+        str(corpus),
+        "-o",
+        str(out),
+        "-c",
+        str(spec.imatrix_context),
+        "--chunks",
+        str(spec.imatrix_chunks),
+        "-t",
+        threads,
+        "--no-ppl",
+    ]
     _run(cmd, "llama-imatrix", log)
 
 

@@ -84,6 +84,9 @@ def mixed_recipe(spec: QuantizeSpec, keep: list[int], keep_scheme: str, layers: 
     if keep:
         groups["group_1"] = _group(keep_scheme, targets(keep), spec.group_size)
     kind = "GPTQModifier" if spec.method == "gptq" else "QuantizationModifier"
-    recipe = {"quant_stage": {"quant_modifiers": {kind: {
-        "ignore": list(spec.ignore), "config_groups": groups}}}}  # fmt: skip
+    recipe = {
+        "quant_stage": {
+            "quant_modifiers": {kind: {"ignore": list(spec.ignore), "config_groups": groups}}
+        }
+    }
     return json.dumps(recipe, indent=2) + "\n"

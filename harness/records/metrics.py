@@ -68,8 +68,10 @@ class CandidateMetrics:
 
     @classmethod
     def of(
-        cls, distribution: DistributionMetrics | None = None, slices: tuple[SliceRow, ...] = (),
+        cls,
+        distribution: DistributionMetrics | None = None,
+        slices: tuple[SliceRow, ...] = (),
         **values: MetricValue,
-    ) -> CandidateMetrics:  # fmt: skip
+    ) -> CandidateMetrics:
         """Values by name: `CandidateMetrics.of(regressions=2, ...)`."""
         return cls(values, distribution, slices)

@@ -17,11 +17,36 @@ DTYPES = ("float32", "bfloat16", "float16")
 # compressed-tensors' preset schemes (0.19), so that configs are checked without loading it;
 # `quantize` checks again against the installed library.
 SCHEMES = (
-    "W8A16", "W4A16", "W4A16_ASYM", "W8A8", "W4A8", "W4A4", "INT8", "FP8", "FP8_DYNAMIC",
-    "FP8_BLOCK", "NVFP4", "NVFP4A16", "MXFP4", "MXFP4A16", "MXFP8", "MXFP8A16", "W4AFP8",
-    "W2A16", "W3A16", "W5A16", "W6A16", "W7A16", "W2A8", "W3A8", "W5A8", "W6A8", "W7A8",
-    "W2A4", "W3A4",
-)  # fmt: skip
+    "W8A16",
+    "W4A16",
+    "W4A16_ASYM",
+    "W8A8",
+    "W4A8",
+    "W4A4",
+    "INT8",
+    "FP8",
+    "FP8_DYNAMIC",
+    "FP8_BLOCK",
+    "NVFP4",
+    "NVFP4A16",
+    "MXFP4",
+    "MXFP4A16",
+    "MXFP8",
+    "MXFP8A16",
+    "W4AFP8",
+    "W2A16",
+    "W3A16",
+    "W5A16",
+    "W6A16",
+    "W7A16",
+    "W2A8",
+    "W3A8",
+    "W5A8",
+    "W6A8",
+    "W7A8",
+    "W2A4",
+    "W3A4",
+)
 # AWQ is left out: llm-compressor 0.14's AWQ refuses to run without an accelerator, so it
 # could not be tested here; a `recipe` YAML file can still ask for it.
 METHODS = ("rtn", "gptq")
@@ -72,11 +97,43 @@ class ModelSpec:
 
 # llama-quantize's types (llama.cpp 0.3.36's list); `quantize` checks again against the tool.
 GGUF_TYPES = (
-    "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M",
-    "TQ1_0", "TQ2_0", "Q2_K", "Q2_K_S", "IQ3_XXS", "IQ3_S", "IQ3_M", "Q3_K", "IQ3_XS",
-    "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "Q4_K", "Q4_K_S", "Q4_K_M", "Q5_K",
-    "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0", "MXFP4_MOE", "F16", "BF16", "F32",
-)  # fmt: skip
+    "Q4_0",
+    "Q4_1",
+    "Q5_0",
+    "Q5_1",
+    "IQ2_XXS",
+    "IQ2_XS",
+    "IQ2_S",
+    "IQ2_M",
+    "IQ1_S",
+    "IQ1_M",
+    "TQ1_0",
+    "TQ2_0",
+    "Q2_K",
+    "Q2_K_S",
+    "IQ3_XXS",
+    "IQ3_S",
+    "IQ3_M",
+    "Q3_K",
+    "IQ3_XS",
+    "Q3_K_S",
+    "Q3_K_M",
+    "Q3_K_L",
+    "IQ4_NL",
+    "IQ4_XS",
+    "Q4_K",
+    "Q4_K_S",
+    "Q4_K_M",
+    "Q5_K",
+    "Q5_K_S",
+    "Q5_K_M",
+    "Q6_K",
+    "Q8_0",
+    "MXFP4_MOE",
+    "F16",
+    "BF16",
+    "F32",
+)
 # Types whose llama-quantize refuses to run without an importance matrix.
 NEEDS_IMATRIX = ("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_S", "IQ1_M")
 

@@ -26,15 +26,24 @@ def render_csv(results: Results) -> str:
     rows = []
     for it in results.items:
         for name, c in it.candidates.items():
-            rows.append({
-                "id": it.id, "candidate": name, "difficulty": it.difficulty,
-                "weight": it.weight, "tags": ";".join(it.tags), "scorer": it.scorer,
-                "reference": " | ".join(it.reference),
-                "baseline_output": it.baseline.output, "baseline_score": it.baseline.score,
-                "candidate_output": c.output, "candidate_score": c.score,
-                "outcome": c.outcome, "similarity": c.similarity,
-                "first_divergence": c.first_divergence,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": it.id,
+                    "candidate": name,
+                    "difficulty": it.difficulty,
+                    "weight": it.weight,
+                    "tags": ";".join(it.tags),
+                    "scorer": it.scorer,
+                    "reference": " | ".join(it.reference),
+                    "baseline_output": it.baseline.output,
+                    "baseline_score": it.baseline.score,
+                    "candidate_output": c.output,
+                    "candidate_score": c.score,
+                    "outcome": c.outcome,
+                    "similarity": c.similarity,
+                    "first_divergence": c.first_divergence,
+                }
+            )
     frame = pd.DataFrame([{k: inert(v) for k, v in row.items()} for row in rows])
     if len(frame):
         frame["first_divergence"] = frame["first_divergence"].astype("Int64")

@@ -96,8 +96,13 @@ def _row_height(rows: list[tuple[str, list[tuple[float, str, str]]]]) -> float:
     return 6 + ROW_H * 0.55 * series
 
 
-def _hbars(title: str, rows: list[tuple[str, list[tuple[float, str, str]]]], top: float,
-           legend: tuple[tuple[str, str], ...], fmt: str) -> Chart:  # fmt: skip
+def _hbars(
+    title: str,
+    rows: list[tuple[str, list[tuple[float, str, str]]]],
+    top: float,
+    legend: tuple[tuple[str, str], ...],
+    fmt: str,
+) -> Chart:
     """Horizontal bars: per row a label and one thin bar per series, scaled to `top`."""
     span = CHART_W - LABEL_W - 60
     rects, labels = [], []
@@ -117,29 +122,56 @@ def slice_charts(cand: CandidateResult) -> list[Chart]:
     """Accuracy per slice (baseline vs candidate), flips per slice, regression weight by tag."""
     rows = _rows(cand.metrics.slices)
     acc = [
-        (s.slice, [(a.baseline, "base", f"baseline {a.baseline:.1%}"),
-                   (a.candidate, "cand", f"{cand.name} {a.candidate:.1%}")])
-        for s in rows if (a := s.accuracy) is not None
-    ]  # fmt: skip
-    flips = [
-        (s.slice, [(float(s.regressions), "reg", f"{s.regressions} regressions"),
-                   (float(s.improvements), "imp", f"{s.improvements} improvements")])
+        (
+            s.slice,
+            [
+                (a.baseline, "base", f"baseline {a.baseline:.1%}"),
+                (a.candidate, "cand", f"{cand.name} {a.candidate:.1%}"),
+            ],
+        )
         for s in rows
-    ]  # fmt: skip
+        if (a := s.accuracy) is not None
+    ]
+    flips = [
+        (
+            s.slice,
+            [
+                (float(s.regressions), "reg", f"{s.regressions} regressions"),
+                (float(s.improvements), "imp", f"{s.improvements} improvements"),
+            ],
+        )
+        for s in rows
+    ]
     top_flips = max([v for _, bars in flips for v, _, _ in bars], default=0.0) or 1.0
     weight = [
         (s.slice[4:], [(s.regression_weight, "reg", f"{s.regression_weight:g} weight lost")])
-        for s in rows if s.slice.startswith("tag=")
-    ]  # fmt: skip
+        for s in rows
+        if s.slice.startswith("tag=")
+    ]
     top_weight = max([bars[0][0] for _, bars in weight], default=0.0) or 1.0
     return [
-        _hbars("Weighted accuracy per slice", acc, 1.0,
-               (("base", "baseline"), ("cand", cand.name)), "{:.0%}"),
-        _hbars("Flips per slice", flips, top_flips,
-               (("reg", "regressions"), ("imp", "improvements")), "{:g}"),
-        _hbars("Weight of regressions by tag", weight, top_weight,
-               (("reg", "regressed weight"),), "{:g}"),
-    ]  # fmt: skip
+        _hbars(
+            "Weighted accuracy per slice",
+            acc,
+            1.0,
+            (("base", "baseline"), ("cand", cand.name)),
+            "{:.0%}",
+        ),
+        _hbars(
+            "Flips per slice",
+            flips,
+            top_flips,
+            (("reg", "regressions"), ("imp", "improvements")),
+            "{:g}",
+        ),
+        _hbars(
+            "Weight of regressions by tag",
+            weight,
+            top_weight,
+            (("reg", "regressed weight"),),
+            "{:g}",
+        ),
+    ]
 
 
 def prompt_text(row: dict[str, Any]) -> str:
@@ -168,15 +200,20 @@ def data_island(
             }
         items.append(row)
     imported = {
-        name: {it.id: to_json(it.candidates[name].review) for it in results.items
-               if it.candidates[name].review is not None}
+        name: {
+            it.id: to_json(it.candidates[name].review)
+            for it in results.items
+            if it.candidates[name].review is not None
+        }
         for name in paired
-    }  # fmt: skip
+    }
     tags = sorted({t for it in results.items for t in it.tags})
     return identity | {
         "candidates": [{"name": c.name, "gated": c.gated} for c in results.candidates],
-        "tags": tags, "items": items, "imported": imported,
-    }  # fmt: skip
+        "tags": tags,
+        "items": items,
+        "imported": imported,
+    }
 
 
 def made_by(info: CandidateInfo) -> str:
@@ -185,9 +222,11 @@ def made_by(info: CandidateInfo) -> str:
         return f"checkpoint {info.path} ({info.backend})"
     if isinstance(q, GgufSpec):
         if q.type.lower() == q.outtype:
-            return (f"the baseline's own weights converted to an {q.type} GGUF and run by "
-                    "llama.cpp: the engine noise floor, what the engine alone moves before "
-                    "quantization adds anything")  # fmt: skip
+            return (
+                f"the baseline's own weights converted to an {q.type} GGUF and run by "
+                "llama.cpp: the engine noise floor, what the engine alone moves before "
+                "quantization adds anything"
+            )
         text = f"{q.describe()}: convert_hf_to_gguf.py, llama-quantize"
         if q.imatrix:
             sha = str(info.calibration_sha256)[:12]
@@ -205,13 +244,17 @@ def input_notes(info: CandidateInfo) -> list[str]:
     ids and stops on the baseline's stop ids, but a server tokenizing text itself would not."""
     notes = []
     if info.split_differently:
-        notes.append(f"Its own tokenizer splits {info.split_differently} prompt(s) into other "
-                     "ids than the baseline's (same vocabulary): it was fed the baseline's ids; "
-                     "served with text prompts it would see the other ids.")  # fmt: skip
+        notes.append(
+            f"Its own tokenizer splits {info.split_differently} prompt(s) into other "
+            "ids than the baseline's (same vocabulary): it was fed the baseline's ids; "
+            "served with text prompts it would see the other ids."
+        )
     if info.own_stop_ids is not None:
         ids = ", ".join(str(i) for i in info.own_stop_ids)
-        notes.append(f"It names other stop ids ({ids}) than the baseline's; like every model, it "
-                     "stopped on the baseline's.")  # fmt: skip
+        notes.append(
+            f"It names other stop ids ({ids}) than the baseline's; like every model, it "
+            "stopped on the baseline's."
+        )
     return notes
 
 
@@ -220,16 +263,28 @@ def speed_rows(results: Results) -> list[dict[str, Any]]:
     engine's peak memory, and the quality figures beside them."""
     d = results.header.durations
     base = results.header.baseline
-    rows = [{"name": base.name, "backend": base.backend, "tps": d.tokens_per_second.get(base.name),
-             "memory": d.peak_memory_mb.get(base.name), "accuracy": None, "kld": None}]  # fmt: skip
+    rows = [
+        {
+            "name": base.name,
+            "backend": base.backend,
+            "tps": d.tokens_per_second.get(base.name),
+            "memory": d.peak_memory_mb.get(base.name),
+            "accuracy": None,
+            "kld": None,
+        }
+    ]
     for c in results.candidates:
         acc = c.metrics["weighted_accuracy"]
-        rows.append({
-            "name": c.name, "backend": c.info.backend, "tps": d.tokens_per_second.get(c.name),
-            "memory": d.peak_memory_mb.get(c.name),
-            "accuracy": acc.candidate if isinstance(acc, Interval) else None,
-            "kld": _kld_cell(c.metrics),
-        })  # fmt: skip
+        rows.append(
+            {
+                "name": c.name,
+                "backend": c.info.backend,
+                "tps": d.tokens_per_second.get(c.name),
+                "memory": d.peak_memory_mb.get(c.name),
+                "accuracy": acc.candidate if isinstance(acc, Interval) else None,
+                "kld": _kld_cell(c.metrics),
+            }
+        )
     return rows
 
 
@@ -240,9 +295,12 @@ def _kld_cell(m: CandidateMetrics) -> str:
 
 def environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
-    )  # fmt: skip
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters |= {"pct": pct, "pts": pts, "num": num}
     return env
 
@@ -265,10 +323,16 @@ def render_html(
     scatter = [] if results.ladder is None else ladder_charts(results.ladder, limit)
     template = environment().get_template("report.html.j2")
     return template.render(
-        r=results, made_by=made_by, input_notes=input_notes, hists=hists, charts=charts,
+        r=results,
+        made_by=made_by,
+        input_notes=input_notes,
+        hists=hists,
+        charts=charts,
         columns=TABLE_COLUMNS,
-        speed=speed_rows(results), ladder_charts=scatter,
+        speed=speed_rows(results),
+        ladder_charts=scatter,
         by_name={c.name: c for c in results.candidates},
-        script=script, script_hash=f"sha256-{digest}",
+        script=script,
+        script_hash=f"sha256-{digest}",
         data=data_island(results, paired, identity),
-    )  # fmt: skip
+    )

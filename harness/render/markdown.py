@@ -25,21 +25,27 @@ def ladder_table(ladder: Ladder) -> list[str]:
             else (f"{100 * d.drop:+.1f} ({100 * d.ci_low:+.1f} to {100 * d.ci_high:+.1f}) pts")
         )
         cells = [
-            r.name + (" (target)" if r.name == ladder.target else ""), r.recipe,
+            r.name + (" (target)" if r.name == ladder.target else ""),
+            r.recipe,
             "n/a" if r.size_bytes is None else f"{r.size_bytes / 1e6:.2f}",
             "n/a" if r.bits_per_weight is None else f"{r.bits_per_weight:.2f}",
             "n/a" if r.smaller is None else f"{r.smaller:.1f}x",
             "n/a" if r.speedup is None else f"{r.speedup:.2f}x",
-            drop, num(r.mean_kld), f"**{r.verdict.upper()}**",
-        ]  # fmt: skip
+            drop,
+            num(r.mean_kld),
+            f"**{r.verdict.upper()}**",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def ladder_section(ladder: Ladder) -> list[str]:
     lines = ["## Ladder", "", *ladder_table(ladder), "", ladder.answer + ".", ""]
-    lines += [f"- Cliff ({c.slice}): {c.heavier} → {c.lighter}, drop {100 * c.before:.1f} → "
-              f"{100 * c.after:.1f} points" for c in ladder.cliffs]  # fmt: skip
+    lines += [
+        f"- Cliff ({c.slice}): {c.heavier} → {c.lighter}, drop {100 * c.before:.1f} → "
+        f"{100 * c.after:.1f} points"
+        for c in ladder.cliffs
+    ]
     for p in ladder.pairs:
         lines.append(
             f"- Calibration pair ({p.recipe}): "

@@ -110,20 +110,39 @@ def drop_chart(ladder: Ladder, slice_name: str, limit: float | None, title: str)
     sy = _scale(lo - pad, hi + pad, H - BOTTOM, TOP)
     points = []
     for r, x, d in rows:
-        points.append(_point(r, sx(x), sy(100 * d.drop), sy(100 * d.ci_low), sy(100 * d.ci_high),
-                             x, _drop_data(d), f"drop {100 * d.drop:+.1f} pts "
-                             f"({100 * d.ci_low:+.1f} to {100 * d.ci_high:+.1f})"))  # fmt: skip
+        points.append(
+            _point(
+                r,
+                sx(x),
+                sy(100 * d.drop),
+                sy(100 * d.ci_low),
+                sy(100 * d.ci_high),
+                x,
+                _drop_data(d),
+                f"drop {100 * d.drop:+.1f} pts ({100 * d.ci_low:+.1f} to {100 * d.ci_high:+.1f})",
+            )
+        )
     cliffs = tuple(
-        (p.x, p.y) for p in points
-        for c in ladder.cliffs if c.slice == slice_name and c.lighter == p.name
-    )  # fmt: skip
+        (p.x, p.y)
+        for p in points
+        for c in ladder.cliffs
+        if c.slice == slice_name and c.lighter == p.name
+    )
     return Scatter(
-        title=title, kind="drop", slice=slice_name, width=W, height=H, points=tuple(points),
-        path=_path(points), x_ticks=x_ticks,
+        title=title,
+        kind="drop",
+        slice=slice_name,
+        width=W,
+        height=H,
+        points=tuple(points),
+        path=_path(points),
+        x_ticks=x_ticks,
         y_ticks=tuple(Tick(sy(t), f"{t:g}") for t in _ticks(lo - pad, hi + pad)),
-        x_label=_x_label(ladder), y_label="drop (points)",
-        limit_y=None if limit is None else sy(100 * limit), cliffs=cliffs,
-    )  # fmt: skip
+        x_label=_x_label(ladder),
+        y_label="drop (points)",
+        limit_y=None if limit is None else sy(100 * limit),
+        cliffs=cliffs,
+    )
 
 
 def kld_chart(ladder: Ladder) -> Scatter | None:
@@ -141,16 +160,33 @@ def kld_chart(ladder: Ladder) -> Scatter | None:
     hi = hi if hi > lo else lo + 1
     sy = _scale(lo, hi, H - BOTTOM, TOP)
     points = [
-        _point(r, sx(x), sy(math.log10(r.mean_kld or 1.0)), None, None, x,
-               {"kld": _fmt(r.mean_kld or 0.0)}, f"mean KLD {r.mean_kld:.3g}")
+        _point(
+            r,
+            sx(x),
+            sy(math.log10(r.mean_kld or 1.0)),
+            None,
+            None,
+            x,
+            {"kld": _fmt(r.mean_kld or 0.0)},
+            f"mean KLD {r.mean_kld:.3g}",
+        )
         for r, x in rows
-    ]  # fmt: skip
+    ]
     return Scatter(
-        title="Mean KLD against size", kind="kld", slice="all", width=W, height=H,
-        points=tuple(points), path=_path(points), x_ticks=x_ticks,
+        title="Mean KLD against size",
+        kind="kld",
+        slice="all",
+        width=W,
+        height=H,
+        points=tuple(points),
+        path=_path(points),
+        x_ticks=x_ticks,
         y_ticks=tuple(Tick(sy(e), f"1e{e}") for e in range(lo, hi + 1)),
-        x_label=_x_label(ladder), y_label="mean KLD (nats, log)", limit_y=None, cliffs=(),
-    )  # fmt: skip
+        x_label=_x_label(ladder),
+        y_label="mean KLD (nats, log)",
+        limit_y=None,
+        cliffs=(),
+    )
 
 
 def _drop_data(d: Interval) -> dict[str, str]:
@@ -158,19 +194,30 @@ def _drop_data(d: Interval) -> dict[str, str]:
 
 
 def _point(
-    r: Rung, x: float, y: float, y_low: float | None, y_high: float | None, x_value: float,
-    data: dict[str, str], what: str,
-) -> Point:  # fmt: skip
+    r: Rung,
+    x: float,
+    y: float,
+    y_low: float | None,
+    y_high: float | None,
+    x_value: float,
+    data: dict[str, str],
+    what: str,
+) -> Point:
     unit = "bits/weight" if r.bits_per_weight is not None else "MB"
     right = x > W * 0.7
     return Point(
-        name=r.name, x=x, y=y, y_low=y_low, y_high=y_high,
+        name=r.name,
+        x=x,
+        y=y,
+        y_low=y_low,
+        y_high=y_high,
         css=r.verdict + (" pareto" if r.pareto else ""),
-        label_x=x - 8 if right else x + 8, anchor="end" if right else "start",
+        label_x=x - 8 if right else x + 8,
+        anchor="end" if right else "start",
         href="#cand=" + quote(r.name, safe=""),
         title=f"{r.name} ({r.recipe}): {x_value:.2f} {unit}, {what}, {r.verdict.upper()}",
         data={"rung": r.name, "x": _fmt(x_value), **data},
-    )  # fmt: skip
+    )
 
 
 def _path(points: Sequence[Point]) -> str:
@@ -184,8 +231,10 @@ def _x_label(ladder: Ladder) -> str:
 
 def ladder_charts(ladder: Ladder, limit: float | None) -> list[Scatter]:
     """The Pareto charts (drop, KLD), then the drop per slice (hard first, then tags)."""
-    charts = [drop_chart(ladder, "all", limit, "Weighted accuracy drop against size"),
-              kld_chart(ladder)]  # fmt: skip
+    charts = [
+        drop_chart(ladder, "all", limit, "Weighted accuracy drop against size"),
+        kld_chart(ladder),
+    ]
     names = dict.fromkeys(s.slice for r in ladder.rungs for s in r.slices if s.slice != "all")
     ordered = sorted(names, key=lambda s: (not s.startswith("difficulty="), s))
     for name in ordered[:MAX_SLICE_CHARTS]:
