@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import console, worker
-from harness.errors import HarnessError
-from harness.outputs import check_file, check_folder, copy_file, output_folder, owned_folder
-from harness.quantize import DEFAULT_CACHE
+from harness.analysis.results import Results
 from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
-from harness.results import Results
+from harness.records.errors import HarnessError
+from harness.run import console, worker
+from harness.run.quantize import DEFAULT_CACHE
+from harness.store.outputs import check_file, check_folder, copy_file, output_folder, owned_folder
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells report them
@@ -31,9 +31,9 @@ EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells rep
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Eval sets, and compare configs (*.toml) with the eval sets they name."""
-    from harness.candidate_metrics import gate_table
-    from harness.config import load_config
-    from harness.evalset import load_evalset
+    from harness.analysis.candidate_metrics import gate_table
+    from harness.inputs.config import load_config
+    from harness.inputs.evalset import load_evalset
 
     configs = [load_config(Path(p)) for p in args.paths if p.endswith(".toml")]
     for cfg in configs:
@@ -59,8 +59,8 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    from harness.backends.base import checkpoint_fingerprint
-    from harness.quantize import quantize
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.quantize import quantize
 
     spec: QuantizeSpec | GgufSpec
     if args.gguf is not None:
@@ -88,7 +88,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.config import apply_overrides, load_config
+    from harness.inputs.config import apply_overrides, load_config
     from harness.pipeline import compare
 
     cfg = apply_overrides(load_config(args.config), args.evalset, args.candidate)
@@ -99,9 +99,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from harness.runcache import DEFAULT_RUN_CACHE
-    from harness.rundir import dumps, write_atomic
-    from harness.sensitivity import measure
+    from harness.run.sensitivity import measure
+    from harness.store.runcache import DEFAULT_RUN_CACHE
+    from harness.store.rundir import dumps, write_atomic
 
     out = owned_folder(
         args.out or Path("reports") / f"{args.config.stem}-sensitivity", "sensitivity"
@@ -128,7 +128,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 def cmd_export_lm_eval(args: argparse.Namespace) -> int:
-    from harness.lmeval import export_tasks
+    from harness.run.lmeval import export_tasks
 
     with output_folder(args.out, "lm-eval tasks") as tmp:
         written = export_tasks(args.paths, args.out, args.max_gen_toks, into=tmp)
@@ -349,7 +349,7 @@ def _crash(exc: Exception, debug: bool) -> int:
 def entry() -> None:
     """The `harness` console script (and `python -m harness`): commands that load engines run
     in a worker process, so a native crash there ends in one line, not a killed harness
-    (`harness.worker`)."""
+    (`harness.run.worker`)."""
     words = sys.argv[1:]
     command = [w for w in words if w not in ("--debug", "--verbose")]
     sys.exit(worker.run(words) if worker.supervised(command) else main(words))
@@ -358,7 +358,7 @@ def entry() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 pass, 1 a gate verdict fails, 2 anything else (one line), 130 SIGINT,
     143 SIGTERM. `--debug` anywhere on the line prints tracebacks; `--verbose` lets the
-    libraries' own warnings and loading bars through (`harness.console`)."""
+    libraries' own warnings and loading bars through (`harness.run.console`)."""
     words = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in words
     with console.session(verbose="--verbose" in words):

@@ -19,27 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.candidate_metrics import summarize
-from harness.codec import from_json
-from harness.errors import HarnessError
-from harness.evalset import load_evalset
-from harness.gate import check_computable, gate
-from harness.ladder import summarize_ladder
-from harness.outputs import owned_folder
-from harness.pairing import pair, pair_samples, sample_item
-from harness.quantize import DEFAULT_CACHE
-from harness.records import (
-    CompareConfig,
-    EvalItem,
-    GateConfig,
-    ModelSpec,
-    Outcome,
-    PairedItem,
-    ReadyCandidate,
-    StatsConfig,
-)
-from harness.report import render_all
-from harness.results import (
+from harness.analysis.candidate_metrics import summarize
+from harness.analysis.gate import check_computable, gate
+from harness.analysis.ladder import summarize_ladder
+from harness.analysis.pairing import pair, pair_samples, sample_item
+from harness.analysis.results import (
     CandidateInfo,
     CandidateResult,
     Durations,
@@ -52,8 +36,25 @@ from harness.results import (
     item_results,
     model_info,
 )
-from harness.review import ReviewError, Reviews, check_review, merge, review_status
-from harness.rundir import (
+from harness.analysis.review import ReviewError, Reviews, check_review, merge, review_status
+from harness.analysis.scorers import reference_free
+from harness.inputs.evalset import load_evalset
+from harness.records import (
+    CompareConfig,
+    EvalItem,
+    GateConfig,
+    ModelSpec,
+    Outcome,
+    PairedItem,
+    ReadyCandidate,
+    StatsConfig,
+)
+from harness.records.codec import from_json
+from harness.records.errors import HarnessError
+from harness.render.report import render_all
+from harness.run.quantize import DEFAULT_CACHE
+from harness.store.outputs import owned_folder
+from harness.store.rundir import (
     RunDir,
     RunFolderError,
     check_out,
@@ -63,7 +64,6 @@ from harness.rundir import (
     staging_for,
     write_atomic,
 )
-from harness.scorers import reference_free
 
 
 def now() -> str:
@@ -80,8 +80,8 @@ def compare(
     what is there: the baseline generates once across rungs and reruns."""
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
-    from harness.backends.base import checkpoint_fingerprint
-    from harness.run import noise_floor_candidate, preflight, ready_candidate
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.runner import noise_floor_candidate, preflight, ready_candidate
 
     check_out(out)
     items = load_evalset(cfg.evalsets)
@@ -123,8 +123,8 @@ def _run_and_publish(
     created_at: str,
 ) -> Results:
     """Run every model into `staging`, analyze, write the artifacts and publish at `out`."""
-    from harness.run import run_all
-    from harness.runcache import DEFAULT_RUN_CACHE, RunCache
+    from harness.run.runner import run_all
+    from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache
 
     # Every model runs through the run cache, so that a killed run resumes batch by batch; a
     # ladder keeps the entries (rungs are added and rerun), a plain compare drops those it
@@ -173,8 +173,8 @@ def _run_and_publish(
 
 def corpus_models(cfg: CompareConfig, cache: Path = DEFAULT_CACHE) -> list[ModelSpec]:
     """The baseline and every candidate (quantized when missing, cached)."""
-    from harness.backends.base import checkpoint_fingerprint
-    from harness.run import ready_candidate
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.runner import ready_candidate
 
     baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
     ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
@@ -184,8 +184,8 @@ def corpus_models(cfg: CompareConfig, cache: Path = DEFAULT_CACHE) -> list[Model
 def corpus(config: Path, out: Path | None, cache: Path = DEFAULT_CACHE) -> tuple[Any, str]:
     """`harness corpus`: every model of the config (candidates quantized as for compare) on
     the `[corpus]` text; writes corpus.json and corpus.md to `out`."""
-    from harness.config import load_config
-    from harness.corpus import render_table, run_corpus
+    from harness.inputs.config import load_config
+    from harness.run.corpus import render_table, run_corpus
 
     cfg = load_config(config)
     if cfg.corpus is None:
@@ -390,7 +390,7 @@ def library_versions() -> dict[str, str | None]:
 
 
 def evalset_info(items: list[EvalItem]) -> tuple[EvalsetInfo, ...]:
-    from harness.sealed import sha256_file
+    from harness.store.sealed import sha256_file
 
     counts: dict[str, int] = {}
     for item in items:

@@ -36,9 +36,9 @@ def agreement_rows(n: int, tags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
 def _baseline_answers(model_dir: Path, n: int) -> tuple[tuple[str, str], ...]:
     """(prompt, what the model answers) for prompts where it answers something, as compare
     decodes it with `write_config`'s settings (6 new tokens)."""
-    from harness.backends.hf import HFBackend
     from harness.records import EvalItem, GenerationSettings, ModelSpec, Source
-    from harness.run import generate_texts
+    from harness.run.backends.hf import HFBackend
+    from harness.run.runner import generate_texts
 
     prompts = [f"count a in {'ab' * (i + 1)}=" for i in range(3 * n)]
     items = [EvalItem(id=str(i), source=Source("-", 1), prompt=p) for i, p in enumerate(prompts)]

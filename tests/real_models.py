@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.llamacpp_home import bin_dir
+from harness.run.llamacpp_home import bin_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.answers import changed, final_answer, kind
-from harness.candidate_metrics import summarize
-from harness.pairing import pair
+from harness.analysis.answers import changed, final_answer, kind
+from harness.analysis.candidate_metrics import summarize
+from harness.analysis.pairing import pair
+from harness.analysis.scorers import Scorer
 from harness.records import EvalItem, Generation, Outcome, Source, StatsConfig
-from harness.scorers import Scorer
 
 
 def free(kind_tag: str | None, extract: str | None = None) -> EvalItem:

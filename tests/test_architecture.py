@@ -1,5 +1,6 @@
-"""The shape DESIGN.md agrees on, checked: analysis and rendering never reach the run stage
-or torch; only the transformers backend imports transformers."""
+"""The shape of the package, checked by folder: each stage folder imports only the stages
+below it; nothing outside the run stage reaches torch or an engine; only the transformers
+backend imports transformers."""
 
 from __future__ import annotations
 
@@ -11,43 +12,34 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
-# The run stage: the only modules that may touch torch, an engine or a model.
-RUN_STAGE = (
-    "harness.run",
-    "harness.probes",
-    "harness.backends",
-    "harness.quantize",
-    "harness.lmeval",
-    "harness.pipeline",
-    "harness.runcache",
-    "harness.sensitivity",
-)
-ANALYSIS = (
-    "harness.pairing",
-    "harness.candidate_metrics",
-    "harness.stats",
-    "harness.gate",
-    "harness.gate_rules",
-    "harness.formats",
-    "harness.review",
-    "harness.results",
-    "harness.report",
-    "harness.render",
-    "harness.rundir",
-    "harness.codec",
-    "harness.records",
-    "harness.scorers",
-    "harness.errors",
-    "harness.evalset",
-    "harness.ladder",
-    "harness.sizes",
-    "harness.faults",
-    "harness.filelock",
-    "harness.answers",
-    "harness.sealed",
-)
-# harness.config is the edge: it reads the engine table (`harness.backends.ENGINES`) to check
-# a model's `backend`, and the import test below shows that loads no engine.
+# What each stage folder may import from the harness (its own folder included). The run
+# stage is the only one that may touch torch, an engine or a model; `pipeline` (the library
+# API) and `cli` sit on top of everything.
+ALLOWED = {
+    "records": {"records"},
+    "inputs": {"records", "inputs", "analysis"},
+    "analysis": {"records", "inputs", "analysis"},
+    "store": {"records", "inputs", "analysis", "store"},
+    "render": {"records", "inputs", "analysis", "store", "render"},
+    "run": {"records", "inputs", "analysis", "store", "run"},
+}
+# The one arrow up, from the edge: `inputs.config` checks a model's `backend` against the
+# engine table (`harness.run.backends.ENGINES`, module:object strings), which loads no engine
+# (`test_analysis_modules_import_without_torch`).
+EXCEPTIONS = {("harness.inputs.config", "harness.run.backends")}
+TOP_LEVEL = {
+    "__init__.py",
+    "__main__.py",
+    "cli.py",
+    "pipeline.py",
+    "records",
+    "inputs",
+    "analysis",
+    "store",
+    "render",
+    "run",
+    "demo",
+}
 HEAVY = ("torch", "transformers", "lm_eval", "llmcompressor", "numpy.typing")
 
 
@@ -76,13 +68,39 @@ def under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def test_no_arrow_from_analysis_back_to_the_run_stage() -> None:
+def stage(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_the_top_level_is_the_stage_folders() -> None:
+    found = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+    assert found == TOP_LEVEL
+
+
+def test_each_stage_imports_only_the_stages_below_it() -> None:
+    edges = []
+    for mod, deps in graph().items():
+        if stage(mod) not in ALLOWED:
+            continue
+        for dep in deps:
+            if not dep.startswith("harness."):
+                continue
+            excepted = any(
+                mod == m and (dep == d or dep.startswith(d + ".")) for m, d in EXCEPTIONS
+            )
+            if stage(dep) not in ALLOWED[stage(mod)] and not excepted:
+                edges.append(f"{mod} -> {dep}")
+    assert edges == []
+
+
+def test_nothing_outside_the_run_stage_imports_torch_or_an_engine() -> None:
     edges = [
         f"{mod} -> {dep}"
         for mod, deps in graph().items()
-        if under(mod, ANALYSIS)
+        if stage(mod) in ALLOWED and stage(mod) != "run"
         for dep in deps
-        if under(dep, RUN_STAGE) or under(dep, HEAVY)
+        if under(dep, HEAVY)
     ]
     assert edges == []
 
@@ -91,13 +109,13 @@ def test_only_the_transformers_backend_imports_transformers() -> None:
     users = sorted(
         m for m, deps in graph().items() if any(under(d, ("transformers",)) for d in deps)
     )
-    assert users == ["harness.backends.hf"]
+    assert users == ["harness.run.backends.hf"]
 
 
 def test_backends_import_their_engine_lazily() -> None:
     """At module level, no backend imports torch or transformers: listing the engines, or
     validating a config that names one, loads nothing heavy."""
-    for path in (PACKAGE / "backends").glob("*.py"):
+    for path in (PACKAGE / "run" / "backends").glob("*.py"):
         top = ast.parse(path.read_text()).body
         names = {a.name for n in top if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module or "" for n in top if isinstance(n, ast.ImportFrom)}
@@ -113,8 +131,9 @@ NO_TORCH = "assert 'torch' not in sys.modules and 'transformers' not in sys.modu
 
 def test_analysis_modules_import_without_torch() -> None:
     run_python(
-        "import harness.gate, harness.report, harness.pairing, harness.results, harness.cli, "
-        f"harness.config, harness.rundir, harness.pipeline; import sys; {NO_TORCH}"
+        "import harness.analysis.gate, harness.render.report, harness.analysis.pairing, "
+        "harness.analysis.results, harness.cli, harness.inputs.config, harness.store.rundir, "
+        f"harness.pipeline, harness.store.runcache; import sys; {NO_TORCH}"
     )
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.backends.hf import HFBackend
 from harness.records import EvalItem, GenerationSettings, Message, ModelSpec, Role, Source
-from harness.run import generate_texts
+from harness.run.backends.hf import HFBackend
+from harness.run.runner import generate_texts
 
 
 def items() -> list[EvalItem]:

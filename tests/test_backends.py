@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends import UnknownBackend, engine_class, open_backend
-from harness.backends.hf import HFBackend
 from harness.cli import main
 from harness.records import ModelSpec
+from harness.run.backends import UnknownBackend, engine_class, open_backend
+from harness.run.backends.hf import HFBackend
 
 from .helpers import write_config, write_jsonl
 
 
 def test_keys_and_import_paths_name_the_same_engine() -> None:
-    assert engine_class("hf") is engine_class("harness.backends.hf:HFBackend") is HFBackend
+    assert engine_class("hf") is engine_class("harness.run.backends.hf:HFBackend") is HFBackend
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ def test_keys_and_import_paths_name_the_same_engine() -> None:
     [
         ("nope", "unknown backend 'nope'"),
         ("no_such_module:Engine", "cannot be imported"),
-        ("harness.records:ModelSpec", "is not a harness.backends.Backend subclass"),
+        ("harness.records:ModelSpec", "is not a harness.run.backends.Backend subclass"),
     ],
 )
 def test_what_is_not_an_engine_is_refused(name: str, message: str) -> None:
@@ -47,10 +47,13 @@ def test_a_candidate_on_an_engine_named_by_import_path(
         "max_hard_regressions = 0",
     )
     text = cfg.read_text().replace(
-        'name = "cand"', 'name = "cand"\nbackend = "harness.backends.hf:HFBackend"'
+        'name = "cand"', 'name = "cand"\nbackend = "harness.run.backends.hf:HFBackend"'
     )
     cfg.write_text(text)
     assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert results["config"]["candidates"][0]["model"]["backend"] == "harness.backends.hf:HFBackend"
+    assert (
+        results["config"]["candidates"][0]["model"]["backend"]
+        == "harness.run.backends.hf:HFBackend"
+    )
     assert results["candidates"][0]["metrics"]["identical_share"] == 1.0

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.candidate_metrics import NothingScored, summarize
+from harness.analysis.candidate_metrics import NothingScored, summarize
 from harness.records import Difficulty, EvalItem, Outcome, PairedItem, Side, Source, StatsConfig
 
 STATS = StatsConfig(bootstrap_samples=200, seed=0)

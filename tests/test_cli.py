@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from harness.analysis.formats import pct, pts
 from harness.cli import main
-from harness.formats import pct, pts
 
 from .helpers import (
     PAYLOADS,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, apply_overrides, load_config
+from harness.inputs.config import ConfigError, apply_overrides, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import ConfigError, parse_config
-from harness.corpus import chunk_ids, split
+from harness.inputs.config import ConfigError, parse_config
+from harness.run.corpus import chunk_ids, split
 
 
 def test_chunks_are_whole_and_start_with_bos() -> None:

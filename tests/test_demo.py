@@ -13,7 +13,7 @@ from examples.demo import data, tasks
 from examples.demo.build_evalsets import build
 from examples.demo.tokenizer import build_tokenizer
 from examples.demo.train import MODEL_DIR, TrainConfig, train
-from harness.evalset import load_evalset
+from harness.inputs.evalset import load_evalset
 
 EVALSETS = Path(__file__).resolve().parents[1] / "evalsets"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.scorers import Scorer
 from harness.cli import main
-from harness.evalset import EvalsetError, load_evalset
+from harness.inputs.evalset import EvalsetError, load_evalset
 from harness.records import Difficulty, Role
-from harness.scorers import Scorer
 
 GOOD = {"id": "a", "prompt": "add 1+2=", "reference": "3"}
 

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from harness.extract import by_regex, choice_label, final_number, numbers, show_number, words_value
+from harness.analysis.extract import (
+    by_regex,
+    choice_label,
+    final_number,
+    numbers,
+    show_number,
+    words_value,
+)
+from harness.analysis.scorers import Scorer, extracted, score
 from harness.records import EvalItem, Source
-from harness.scorers import Scorer, extracted, score
 
 
 @pytest.mark.parametrize(

@@ -268,9 +268,9 @@ def holding_quantize_lock(cache: Path) -> Iterator[str]:
     would (this process's pid in it); yields the entry's key."""
     import fcntl
 
-    from harness.backends.base import checkpoint_fingerprint
-    from harness.quantize import cache_key
     from harness.records import QuantizeSpec
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.quantize import cache_key
 
     key = cache_key(checkpoint_fingerprint(str(DEMO)), QuantizeSpec("W8A16", "rtn"), None)
     cache.mkdir(exist_ok=True)

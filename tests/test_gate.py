@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.gate import gate
+from harness.analysis.gate import gate
 from harness.records import CandidateMetrics, GateConfig, Interval
 
 

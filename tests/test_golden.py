@@ -38,8 +38,8 @@ from typing import Any
 
 import pytest
 
+from harness.analysis.sizes import parameter_count, weights_bytes
 from harness.cli import main
-from harness.sizes import parameter_count, weights_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path("tests/data/golden")  # relative: results.json records paths as given

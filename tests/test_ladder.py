@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
+from harness.analysis.ladder import answer, breaks_first, calibration_pairs, cliffs, decide, pareto
+from harness.analysis.results import CandidateInfo, CandidateResult
+from harness.analysis.review import ReviewStatus
 from harness.cli import main
-from harness.config import ConfigError, parse_config
-from harness.ladder import answer, breaks_first, calibration_pairs, cliffs, decide, pareto
+from harness.inputs.config import ConfigError, parse_config
 from harness.records import CandidateMetrics, GgufSpec, Interval, QuantizeSpec
 from harness.records.ladder import Rung, RungSlice
-from harness.results import CandidateInfo, CandidateResult
-from harness.review import ReviewStatus
-from harness.sensitivity import LayerCost, propose
+from harness.run.sensitivity import LayerCost, propose
 
 from .real_models import NEEDS_LLAMA_CPP, REPO
 from .test_browser import CHROMIUM, Page, browser  # noqa: F401  (browser: a fixture)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.llamacpp_home import home
+from harness.run.llamacpp_home import home
 from tools import llama_smoke
 from tools.llama_cpp import VARIANTS
 

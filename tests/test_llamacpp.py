@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.llamacpp_home import home
+from harness.run.llamacpp_home import home
 from tests.real_models import NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
 CALIBRATION = REPO / "evalsets" / "calibration" / "generic.jsonl"
@@ -40,9 +40,9 @@ def test_a_second_make_llama_cpp_does_nothing() -> None:
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """F32, Q8_0 and an imatrix Q4_K_M of SmolLM2, in a fresh cache: made, then cached."""
-    from harness.backends.base import checkpoint_fingerprint
-    from harness.quantize import quantize
     from harness.records import GgufSpec
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.quantize import quantize
 
     cache = tmp_path_factory.mktemp("cache")
     fp = checkpoint_fingerprint(str(SMOLLM))
@@ -76,8 +76,8 @@ def test_gguf_candidates_are_made_once_and_cached(made: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def engines(made: dict[str, Any]) -> Any:
-    from harness.backends import open_backend
     from harness.records import ModelSpec
+    from harness.run.backends import open_backend
 
     hf = open_backend(ModelSpec("fp32", str(SMOLLM)))
     gguf = str(made["first"]["f32"].path)
@@ -89,7 +89,7 @@ def engines(made: dict[str, Any]) -> Any:
 
 def test_same_prompt_ids_and_stop_ids_as_transformers(engines: Any) -> None:
     """Every chat prompt of the real eval set tokenizes to the same ids on both engines."""
-    from harness.evalset import load_evalset
+    from harness.inputs.evalset import load_evalset
 
     hf, lc = engines
     items = load_evalset([str(p) for p in sorted(REAL.glob("*.jsonl"))])
@@ -102,8 +102,8 @@ def test_same_prompt_ids_and_stop_ids_as_transformers(engines: Any) -> None:
 def test_same_weights_same_greedy_outputs_and_exact_logprobs(engines: Any) -> None:
     """F32 GGUF on llama.cpp vs fp32 on transformers, fed the same ids: measured 38 of the
     first 40 outputs identical, mean KLD 7.5e-7 where they are."""
-    from harness.evalset import load_evalset
-    from harness.probes import token_stats
+    from harness.inputs.evalset import load_evalset
+    from harness.run.probes import token_stats
 
     hf, lc = engines
     items = load_evalset([str(REAL / "facts.jsonl")])[:12]
@@ -135,8 +135,8 @@ def test_same_weights_same_greedy_outputs_and_exact_logprobs(engines: Any) -> No
 def test_lm_eval_tasks_on_llama_cpp_agree_with_transformers(engines: Any, tmp_path: Path) -> None:
     """A generate_until task and a multiple-choice task through lm-eval on both engines:
     the same chosen options, log-likelihoods within 0.01 nats."""
-    from harness.lmeval import run_tasks
     from harness.records import LmEvalConfig
+    from harness.run.lmeval import run_tasks
     from tests.test_lmeval import tasks_dir
 
     hf, lc = engines
@@ -175,9 +175,9 @@ def test_quantize_command_makes_a_gguf(tmp_path: Path, capsys: pytest.CaptureFix
 def test_outputs_do_not_depend_on_what_ran_before(made: dict[str, Any]) -> None:
     """The KV cache is emptied whole between prompts: the same prompts in another order give
     the same outputs (a Q4_K_M file, where cell placement changed 8 of 20 outputs before)."""
-    from harness.backends import open_backend
-    from harness.evalset import load_evalset
+    from harness.inputs.evalset import load_evalset
     from harness.records import ModelSpec
+    from harness.run.backends import open_backend
 
     items = load_evalset([str(REAL / "arithmetic.jsonl")])[:6]
     gguf = str(made["first"]["q4_k_m"].path)

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from harness.backends import open_backend
 from harness.cli import main
-from harness.lmeval import (
+from harness.records import LmEvalConfig, ModelSpec
+from harness.run.backends import open_backend
+from harness.run.lmeval import (
     LmEvalError,
     export_tasks,
     mc_task_yaml,
     run_tasks,
 )
-from harness.records import LmEvalConfig, ModelSpec
-from harness.rundir import RunDir
+from harness.store.rundir import RunDir
 
 from .helpers import write_config
 
@@ -110,10 +110,10 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
-    from harness.evalset import load_evalset
+    from harness.analysis.scorers import score_baseline
+    from harness.inputs.evalset import load_evalset
     from harness.records import GenerationSettings
-    from harness.run import generate_texts
-    from harness.scorers import score_baseline
+    from harness.run.runner import generate_texts
 
     evalset = REPO / "evalsets" / "demo" / "add.jsonl"
     export_tasks([str(evalset)], tmp_path)
@@ -183,7 +183,7 @@ def test_shipped_lm_eval_tasks_are_current(tmp_path: Path) -> None:
 def test_chat_mode_renders_through_the_template_and_adds_no_second_bos(
     tiny_model_dir: Path,
 ) -> None:
-    from harness.lmeval import backend_lm
+    from harness.run.lmeval import backend_lm
 
     backend = open_backend(ModelSpec("t", str(tiny_model_dir)))
     chat = [{"role": "user", "content": "add 1+1="}]
@@ -195,7 +195,7 @@ def test_chat_mode_renders_through_the_template_and_adds_no_second_bos(
 
 
 def test_chat_keys_reach_the_config(tmp_path: Path) -> None:
-    from harness.config import load_config
+    from harness.inputs.config import load_config
 
     items = tmp_path / "i.jsonl"
     items.write_text(json.dumps({"id": "a", "prompt": "p", "reference": "r"}) + "\n")

@@ -20,7 +20,7 @@ PAIRS = REPO / "tests" / "data" / "meaning_pairs.jsonl"
     not MINILM.is_dir(), reason="the embedding model is not fetched (make real-model)"
 )
 def test_the_threshold_never_calls_another_meaning_equivalent() -> None:
-    from harness.backends.hf import SentenceEmbedder
+    from harness.run.backends.hf import SentenceEmbedder
 
     rows = [json.loads(line) for line in PAIRS.read_text().splitlines()]
     sims = SentenceEmbedder(str(MINILM)).similarities([(r["a"], r["b"]) for r in rows])

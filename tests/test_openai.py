@@ -26,9 +26,9 @@ pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 @pytest.fixture(scope="module")
 def gguf() -> Path:
     """SmolLM2 as an F32 GGUF, made (and cached) the way a compare makes its candidates."""
-    from harness.backends.base import checkpoint_fingerprint
-    from harness.quantize import quantize
     from harness.records import GgufSpec
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.quantize import quantize
 
     return quantize(str(SMOLLM), checkpoint_fingerprint(str(SMOLLM)), GgufSpec("F32")).path
 
@@ -61,7 +61,7 @@ def served_spec(url: str, **server: Any) -> Any:
 
 
 def generate(spec: Any, items: list[Any], want: bool = True) -> list[Any]:
-    from harness.backends import open_backend
+    from harness.run.backends import open_backend
 
     with open_backend(spec) as backend:
         ids = [backend.prompt_ids(i) for i in items]
@@ -74,7 +74,7 @@ def generate(spec: Any, items: list[Any], want: bool = True) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def items(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
-    from harness.evalset import load_evalset
+    from harness.inputs.evalset import load_evalset
 
     return load_evalset([str(subset(tmp_path_factory.mktemp("set") / "s.jsonl"))])
 
@@ -92,7 +92,7 @@ def test_served_greedy_outputs_equal_the_in_process_engine(
     """Same GGUF, same ids, same stop ids: llama-server's greedy outputs are llama.cpp's
     in-process ones, and its top-20 log-probs agree with the full rows (the lumped KLD, a
     lower bound, is ~0 on the same weights)."""
-    from harness.probes import token_stats
+    from harness.run.probes import token_stats
 
     served = generate(served_spec(server), items)
     assert [g.continuation for g in served] == [g.continuation for g in in_process]
@@ -110,7 +110,7 @@ def test_teacher_forcing_through_the_server(
 ) -> None:
     """score(): one 1-token request per position, each prompt extending the last. Forced on
     the engine's own greedy output, each position's top token is that output's next token."""
-    from harness.backends import open_backend
+    from harness.run.backends import open_backend
 
     g = next(g for g in in_process if len(g.continuation) >= 5)
     cont = list(g.continuation[:5])
@@ -193,7 +193,7 @@ def test_a_request_that_times_out_is_retried(server: str, items: list[Any]) -> N
     # machine: at 1.5 s, every try timed out there.
     faults = Faults(hang_first=1, hang_seconds=60.0)
     with fault_proxy(server, faults) as url:
-        from harness.backends import open_backend
+        from harness.run.backends import open_backend
 
         with open_backend(served_spec(url, timeout=10.0, retries=2, concurrency=1)) as backend:
             ids = backend.prompt_ids(items[0])

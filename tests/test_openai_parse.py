@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from harness.backends.openai import ServerError, _ids, _positions, _prompt_rows
+from harness.run.backends.openai import ServerError, _ids, _positions, _prompt_rows
 
 
 def test_llama_server_shape() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.outputs import MARKER, OutputError, copy_file, output_folder, owned_folder
-from harness.rundir import clean_leftovers
+from harness.store.outputs import MARKER, OutputError, copy_file, output_folder, owned_folder
+from harness.store.rundir import clean_leftovers
 
 from .real_models import REPO
 

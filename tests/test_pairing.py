@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.pairing import diff_ops, first_divergence, outcome, pair
+from harness.analysis.pairing import diff_ops, first_divergence, outcome, pair
+from harness.analysis.scorers import Scorer
 from harness.records import Difficulty, EvalItem, Generation, Outcome, Source
-from harness.scorers import Scorer
 
 
 def test_first_divergence() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.backends.hf import HFBackend
-from harness.probes import LogprobStore, pack, token_stats, unpack
 from harness.records import ModelSpec
+from harness.run.backends.hf import HFBackend
+from harness.run.probes import LogprobStore, pack, token_stats, unpack
 
 
 def inputs(n: int = 7) -> tuple[list[list[int]], list[list[int]]]:
@@ -137,7 +137,7 @@ def test_top_k_kld_is_the_lumped_lower_bound_computed_by_hand() -> None:
     candidate q = (.45, .35, .1, .1): top 2 are tokens 0 and 1, the tail holds .2 of q and
     .2 of p. Lumped KL = .5 ln(.5/.45) + .3 ln(.3/.35) + .2 ln(.2/.2) = 0.006435; the full
     KL adds .15 ln(.15/.1) + .05 ln(.05/.1) - .2 ln(.2/.2) = 0.026162, for 0.032597."""
-    from harness.backends.base import TopK
+    from harness.run.backends.base import TopK
 
     p = torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64)
     q = torch.tensor([[0.45, 0.35, 0.1, 0.1]], dtype=torch.float64)
@@ -160,8 +160,8 @@ def test_top_k_kld_is_the_lumped_lower_bound_computed_by_hand() -> None:
 
 
 def test_top_k_with_the_target_reported_uses_it_exactly() -> None:
-    from harness.backends.base import TopK
-    from harness.probes import picked_nll
+    from harness.run.backends.base import TopK
+    from harness.run.probes import picked_nll
 
     top = TopK(
         torch.tensor([[0, 1]]),

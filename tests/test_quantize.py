@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import quantize as q
-from harness.backends.base import checkpoint_fingerprint as fingerprint
-from harness.backends.hf import HFBackend
-from harness.quantize import llmcompressor
 from harness.records import EvalItem, GenerationSettings, ModelSpec, QuantizeSpec, Source
-from harness.run import generate_texts
+from harness.run import quantize as q
+from harness.run.backends.base import checkpoint_fingerprint as fingerprint
+from harness.run.backends.hf import HFBackend
+from harness.run.quantize import llmcompressor
+from harness.run.runner import generate_texts
 
 
 @pytest.fixture(scope="module")

@@ -26,10 +26,10 @@ def rows(name: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def arithmetic() -> tuple[list[Any], list[str], list[str]]:
     """The 50 arithmetic items, the fp32 model's outputs, and the same with special tokens."""
-    from harness.backends.hf import HFBackend
-    from harness.evalset import load_evalset
+    from harness.inputs.evalset import load_evalset
     from harness.records import GenerationSettings, ModelSpec
-    from harness.run import greedy_rows
+    from harness.run.backends.hf import HFBackend
+    from harness.run.runner import greedy_rows
 
     items = load_evalset([str(REAL / "arithmetic.jsonl")])
     backend = HFBackend(ModelSpec("fp32", str(SMOLLM)))
@@ -49,8 +49,8 @@ def test_outputs_end_with_the_turn(arithmetic: tuple[list[Any], list[str], list[
 def test_arithmetic_with_extraction(arithmetic: tuple[list[Any], list[str], list[str]]) -> None:
     """Chat answers ("7 + 4 = 11") scored on their final answer: measured 21 of 50 right
     (the first number would have given far fewer)."""
-    from harness.extract import numbers
-    from harness.scorers import score_baseline
+    from harness.analysis.extract import numbers
+    from harness.analysis.scorers import score_baseline
 
     items, outputs, _ = arithmetic
     scores = [score_baseline(item, out) for item, out in zip(items, outputs, strict=True)]

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from harness.codec import CodecError, from_json
-from harness.errors import RecordError
+from harness.analysis.results import Results, RunRecord
 from harness.records import Interval
-from harness.results import Results, RunRecord
-from harness.rundir import RunDir, RunFolderError
+from harness.records.codec import CodecError, from_json
+from harness.records.errors import RecordError
+from harness.store.rundir import RunDir, RunFolderError
 from tools.bench import synthetic_run
 
 

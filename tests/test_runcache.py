@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.runcache import ENTRY, Journal, RunCache
+from harness.store.runcache import ENTRY, Journal, RunCache
 
 
 def make(cache: RunCache, key: str) -> None:
@@ -160,7 +160,7 @@ def test_a_damaged_entry_is_said_removed_and_made_again(
 
 
 def test_a_sealed_record_reads_back_sealed_whatever_its_keys_and_sequences() -> None:
-    from harness.sealed import is_sealed, seal
+    from harness.store.sealed import is_sealed, seal
 
     record = {"pieces": {9: "a", 10: "b"}, "ids": (1, 2), "x": float("nan")}
     assert is_sealed(json.loads(json.dumps(seal(record))))

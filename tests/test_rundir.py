@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import rundir
 from harness.cli import main
+from harness.store import rundir
 
 from .helpers import flipping_rows, write_config, write_jsonl
 
@@ -76,7 +76,7 @@ def test_published_files_and_folders_keep_the_usual_permissions(tmp_path: Path) 
     is readable as any file the user writes (the umask decides)."""
     import os
 
-    from harness.rundir import publish, staging_for, write_atomic
+    from harness.store.rundir import publish, staging_for, write_atomic
 
     mask = os.umask(0o022)
     try:

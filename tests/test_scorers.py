@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.records import EvalItem, Source
-from harness.scorers import (
+from harness.analysis.scorers import (
     Scorer,
     is_right,
     normalize,
@@ -13,6 +12,7 @@ from harness.scorers import (
     score_baseline,
     word_similarity,
 )
+from harness.records import EvalItem, Source
 
 
 def item(scorer: Scorer, *refs: str) -> EvalItem:

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from harness.stats import mcnemar_exact, paired_drop, weighted_accuracy, weighted_share
+from harness.analysis.stats import mcnemar_exact, paired_drop, weighted_accuracy, weighted_share
 
 
 def test_weighted_accuracy_by_hand() -> None:

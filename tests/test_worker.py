@@ -1,4 +1,4 @@
-"""A native crash in an engine is contained (`harness.worker`): the `harness` console script
+"""A native crash in an engine is contained (`harness.run.worker`): the `harness` console script
 (here `python -m harness`) runs the commands that load engines in a worker process, so a
 signal inside an engine's generation loop (a fault point that raises it, as an illegal
 instruction or a bad pointer in native code would) ends in one line naming the model, the
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.worker import crash_line
+from harness.run.worker import crash_line
 
 from .real_models import NEEDS_LLAMA_CPP, REPO
 
@@ -135,7 +135,7 @@ def test_the_crash_line_names_what_it_knows() -> None:
 
 
 def test_commands_that_load_no_model_run_in_process() -> None:
-    from harness.worker import supervised
+    from harness.run.worker import supervised
 
     assert supervised(["compare", "--config", "x"]) and supervised(["ladder"])
     assert not supervised(["report", "x"]) and not supervised(["validate", "x"])

@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from harness.backends.hf import SentenceEmbedder
+from harness.run.backends.hf import SentenceEmbedder
 
 logger = logging.getLogger("tools.answer_check")
 

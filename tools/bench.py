@@ -130,10 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> Path:
     """A run folder with n demo-like items and outputs where every candidate changed some
     answers (no model involved): what report.html must handle at scale."""
-    from harness.evalset import load_evalset
-    from harness.pipeline import analyze, write_artifacts
-    from harness.records import CompareConfig, Generation, ModelRun, ModelSpec
-    from harness.results import (
+    from harness.analysis.results import (
         CandidateInfo,
         Durations,
         ModelInfo,
@@ -141,8 +138,11 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
         RunRecord,
         config_json,
     )
-    from harness.review import Reviews
-    from harness.rundir import RunDir
+    from harness.analysis.review import Reviews
+    from harness.inputs.evalset import load_evalset
+    from harness.pipeline import analyze, write_artifacts
+    from harness.records import CompareConfig, Generation, ModelRun, ModelSpec
+    from harness.store.rundir import RunDir
 
     rng = random.Random(seed)
     evalset = folder.parent / f"{folder.name}-items.jsonl"

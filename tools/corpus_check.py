@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.llamacpp_home import tool
+from harness.run.llamacpp_home import tool
 
 FIELDS = {
     "ppl": r"Mean PPL\(Q\)\s*:\s*([\d.]+)",
@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--skip-harness", action="store_true")
     args = parser.parse_args()
-    from harness.config import load_config
+    from harness.inputs.config import load_config
     from harness.pipeline import corpus_models
 
     cfg = load_config(args.config)

@@ -25,7 +25,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from harness import llamacpp_home as lc
+from harness.run import llamacpp_home as lc
 from tools import llama_smoke
 
 DOWNLOADS = lc.machine_home().parent.parent / "downloads"  # the sdist, once per machine

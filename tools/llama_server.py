@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.llamacpp_home import tool
+from harness.run.llamacpp_home import tool
 
 
 def child_servers() -> list[int]:

@@ -138,7 +138,7 @@ def models(home: Path, folder: Path) -> dict[str, Path]:
         cmd = [
             sys.executable,
             "-m",
-            "harness.quantize.gguf_convert",
+            "harness.run.quantize.gguf_convert",
             str(home / "src"),
             "--",
             str(DEMO),
@@ -203,7 +203,7 @@ def one(home: Path, model: Path, text: Path, kernel: str) -> None:
     os.environ["LLAMA_CPP_LIB_PATH"] = str(home / "bin")
     import llama_cpp
 
-    from harness import faults
+    from harness.store import faults
 
     llm = llama_cpp.Llama(
         model_path=str(model), n_ctx=64, n_batch=64, n_threads=2, logits_all=True, verbose=False
@@ -268,7 +268,7 @@ def main() -> None:
         home, model, text, kernel = sys.argv[2:6]
         one(Path(home), Path(model), Path(text), kernel)
         return
-    from harness import llamacpp_home as lc
+    from harness.run import llamacpp_home as lc
 
     smoke(lc.home())
 

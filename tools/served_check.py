@@ -31,8 +31,8 @@ def generations(run: Path, name: str) -> list[dict[str, Any]]:
 
 def explain(gguf: str, prompt: list[int], a: list[int], b: list[int]) -> str:
     """Where two outputs part, and the in-process top-2 margin at that token."""
-    from harness.backends import open_backend
     from harness.records import ModelSpec
+    from harness.run.backends import open_backend
 
     k = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     with open_backend(ModelSpec("x", gguf, backend="llama.cpp")) as backend:
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--explain", type=int, default=10, help="differences explained, at most")
     args = parser.parse_args()
-    from harness.config import load_config
+    from harness.inputs.config import load_config
     from harness.pipeline import corpus_models
 
     cfg = load_config(args.config)
@@ -127,8 +127,8 @@ def main() -> None:
 
 
 def prompt_ids(cfg: Any) -> dict[str, list[int]]:
-    from harness.backends import open_backend
-    from harness.evalset import load_evalset
+    from harness.inputs.evalset import load_evalset
+    from harness.run.backends import open_backend
 
     items = load_evalset(list(cfg.evalsets))
     with open_backend(cfg.baseline) as backend:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from examples.demo.data import eval_examples, generic_prompts, traffic_prompts
 from examples.demo.tasks import Example, Family
-from harness.lmeval import export_tasks, mc_task_yaml
 from harness.records import DEFAULT_WEIGHT, Difficulty
+from harness.run.lmeval import export_tasks, mc_task_yaml
 
 ROOT = Path(__file__).resolve().parents[2] / "evalsets"
 CALIBRATION_SIZE = 160

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from examples.demo.train import MODEL_DIR
-from harness.backends import open_backend
-from harness.evalset import load_evalset
+from harness.analysis.scorers import score_baseline
+from harness.analysis.stats import weighted_accuracy
+from harness.inputs.evalset import load_evalset
 from harness.records import GenerationSettings, ModelSpec
-from harness.run import generate_texts
-from harness.scorers import score_baseline
-from harness.stats import weighted_accuracy
+from harness.run.backends import open_backend
+from harness.run.runner import generate_texts
 
 DEMO_EVALSETS = Path(__file__).resolve().parents[2] / "evalsets" / "demo"
 

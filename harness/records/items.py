@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-from harness.errors import RecordError
+from harness.records.errors import RecordError
 
 
 class Difficulty(Enum):
@@ -49,7 +49,7 @@ class EvalItem:
     prompt: str | None = None
     messages: tuple[Message, ...] | None = None
     reference: tuple[str, ...] = ()
-    # A name of the scorer table (`harness.scorers.Scorer`, a str enum): the table decides
+    # A name of the scorer table (`harness.analysis.scorers.Scorer`, a str enum): the table decides
     # whether a reference is needed and what it may look like, so adding a scorer is one file.
     scorer: str = "exact"
     difficulty: Difficulty = Difficulty.COMMON

@@ -53,7 +53,7 @@ class PairedItem:
     options: tuple[Option, ...] = ()  # multiple-choice lm-eval samples only
     meaning: float | None = None  # reference-free items: embedding cosine to the baseline's
     # Reference-free items with an answer kind: (baseline's answer, candidate's) where they
-    # differ; the item is then diverged whatever the cosine (`harness.answers`).
+    # differ; the item is then diverged whatever the cosine (`harness.analysis.answers`).
     answer_change: tuple[str | None, str | None] | None = None
 
     @property

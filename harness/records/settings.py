@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RecordError
+from harness.records.errors import RecordError
 
 # Weight dtypes a model may be loaded in (an engine maps the names to its own types).
 DTYPES = ("float32", "bfloat16", "float16")
@@ -83,7 +83,7 @@ class ModelSpec:
     path: str  # local dir or hub id; a .gguf file for llama.cpp; the tokenizer dir for openai
     dtype: str = "float32"
     device: str = "cpu"
-    backend: str = "hf"  # a key of the engine table (`harness.backends.ENGINES`)
+    backend: str = "hf"  # a key of the engine table (`harness.run.backends.ENGINES`)
     threads: int | None = None  # CPU threads of an in-process engine (llama.cpp); None: all
     context: int | None = None  # context length to allocate (llama.cpp); None: the model's
     server: ServerSpec | None = None  # backend = "openai" only
@@ -221,7 +221,7 @@ class GenerationSettings:
 @dataclass(frozen=True, slots=True)
 class GateConfig:
     """The `[gate]` table: a limit per gate key (keys and their checks are declared in
-    `harness.candidate_metrics`, which refuses any other), and `bound`: the pessimistic end
+    `harness.analysis.candidate_metrics`, which refuses any other), and `bound`: the pessimistic end
     of the paired interval (`upper_ci`, default) or the point estimate (`point`)."""
 
     limits: Mapping[str, GateLimit] = field(default_factory=dict)

@@ -16,13 +16,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
-from harness.codec import to_json
-from harness.formats import num, pct, pts
-from harness.pairing import diff_ops
+from harness.analysis.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
+from harness.analysis.formats import num, pct, pts
+from harness.analysis.pairing import diff_ops
+from harness.analysis.results import CandidateInfo, CandidateResult, Results
 from harness.records import CandidateMetrics, GgufSpec, Interval, PairedItem, SliceRow
+from harness.records.codec import to_json
 from harness.render.pareto import ladder_charts
-from harness.results import CandidateInfo, CandidateResult, Results
 
 TEMPLATES = Path(__file__).parent / "templates"
 

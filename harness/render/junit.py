@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.results import CandidateResult, Results
+from harness.analysis.results import CandidateResult, Results
 
 REVIEW_ORDER = {"regression": 0, "unsure": 1, "harmless": 2}
 

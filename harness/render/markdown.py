@@ -3,11 +3,11 @@ each candidate's reasons and hand-review status."""
 
 from __future__ import annotations
 
-from harness.candidate_metrics import SUMMARY_COLUMNS
-from harness.formats import num
+from harness.analysis.candidate_metrics import SUMMARY_COLUMNS
+from harness.analysis.formats import num
+from harness.analysis.results import Results
 from harness.records.ladder import Ladder
 from harness.render.junit import review_text
-from harness.results import Results
 
 
 def ladder_table(ladder: Ladder) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from harness.ladder import slice_drop
+from harness.analysis.ladder import slice_drop
 from harness.records import Interval
 from harness.records.ladder import Ladder, Rung
 

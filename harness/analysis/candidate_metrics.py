@@ -1,0 +1,434 @@
+"""Every number a candidate is judged by, declared once.
+
+A `Metric` names a value under `metrics` in results.json, says how to compute it from the
+paired items, its unit, and how the report's metrics table and summary.md show it; its
+optional `GateRule` is the `[gate]` key that limits it: the direction of the limit, how the
+config value is checked, and the sentence a verdict gives. The gate rules, the unknown-key
+check of `[gate]`, the metrics table and summary.md's table are all generated from `METRICS`
+and `REVIEW_RULES`: adding a metric and its gate key is one declaration here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from harness.analysis.formats import Cell, Column, column, interval_columns, num, pct
+from harness.analysis.gate_rules import (
+    GateRule,
+    Limit,
+    confirmed_rule,
+    drop_gate,
+    hard_regressions_rule,
+    point_gate,
+    regression_share_rule,
+    require_review_rule,
+)
+from harness.analysis.scorers import reference_free
+from harness.analysis.stats import mcnemar_exact, paired_drop, quantile, weighted_share
+from harness.records import (
+    CandidateMetrics,
+    DistributionMetrics,
+    GateConfig,
+    Interval,
+    MetricValue,
+    Outcome,
+    PairedItem,
+    SliceRow,
+    StatsConfig,
+)
+from harness.records.errors import HarnessError
+from harness.records.settings import GateLimit
+
+
+class NothingScored(HarnessError):
+    """Zero scored items: an error, never a pass."""
+
+
+# Histogram bin edges for per-token KLD (nats): decades, so both the near-zero bulk and
+# the tail stay readable.
+# The outcomes of a reference-free item judged by meaning.
+MEANING = (Outcome.IDENTICAL, Outcome.EQUIVALENT, Outcome.DIVERGED)
+KLD_EDGES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)
+
+
+# --- what the compute functions see ------------------------------------------------------
+
+
+class Measured:
+    """The paired items of one candidate and what several metrics share, computed once."""
+
+    def __init__(self, paired: Sequence[PairedItem], stats: StatsConfig) -> None:
+        self.paired, self.stats = paired, stats
+
+    @cached_property
+    def scored(self) -> list[PairedItem]:
+        return _scored(self.paired)
+
+    @cached_property
+    def hard(self) -> list[PairedItem]:
+        return [p for p in self.paired if p.item.hard]
+
+    @cached_property
+    def free(self) -> list[PairedItem]:
+        """Reference-free items that were judged (an unmeasured similarity is unscorable)."""
+        return [p for p in self.paired if reference_free(p.item) and p.outcome in MEANING]
+
+    def share(self, outcome: Outcome) -> float | None:
+        """Weighted share of the judged reference-free items with `outcome`; None without any."""
+        total = sum(p.item.weight for p in self.free)
+        chosen = sum(p.item.weight for p in self.free if p.outcome is outcome)
+        return chosen / total if self.free else None
+
+    @cached_property
+    def regression_share(self) -> tuple[float, float, float]:
+        return weighted_share(
+            [p.outcome is Outcome.REGRESSION for p in self.scored],
+            [p.item.weight for p in self.scored],
+            self.stats.bootstrap_samples,
+            self.stats.seed,
+            self.stats.confidence,
+        )
+
+    @cached_property
+    def distribution(self) -> DistributionMetrics | None:
+        return distribution_summary(self.paired)
+
+    def interval(self, paired: Sequence[PairedItem]) -> Interval | None:
+        return _interval(paired, self.stats)
+
+    def count(self, outcome: Outcome, paired: Sequence[PairedItem] | None = None) -> int:
+        return sum(p.outcome is outcome for p in (self.paired if paired is None else paired))
+
+    def dist(self, field: str) -> float | None:
+        d = self.distribution
+        return None if d is None else float(getattr(d, field))
+
+
+# --- the declarations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str  # the key under `metrics` in results.json
+    compute: Callable[[Measured], MetricValue]
+    unit: str  # "interval" (a paired drop), "share", "count", "p", "similarity", "nats", "ratio"
+    gate: GateRule | None = None
+    columns: tuple[Column, ...] = ()
+
+
+def _scored_only(fn: Callable[[Measured], MetricValue]) -> Callable[[Measured], MetricValue]:
+    """Flips and their statistics exist only over reference-scored items: None ("n/a") for a
+    set that has none, never a reassuring 0."""
+    return lambda x: fn(x) if x.scored else None
+
+
+def _free_count(outcome: Outcome) -> Callable[[Measured], MetricValue]:
+    """How many reference-free items were judged `outcome`."""
+    return lambda x: sum(p.outcome is outcome for p in x.free)
+
+
+def _meaning(m: CandidateMetrics) -> Cell:
+    if not m.reference_free:
+        return Cell("n/a")
+    return Cell(" / ".join(str(m[f"free_{o.value}"]) for o in MEANING))
+
+
+def _kld(name: str) -> Callable[[CandidateMetrics], Cell]:
+    """A KLD cell; from a server's top-k log-probs it is a lower bound, and says so."""
+
+    def cell(m: CandidateMetrics) -> Cell:
+        k = None if m.distribution is None else m.distribution.kld_top_k
+        if k is None:
+            return Cell(num(m[name]))  # type: ignore[arg-type]
+        return Cell(f"≥ {num(m[name])}", f"lower bound: top-{k} + tail")  # type: ignore[arg-type]
+
+    return cell
+
+
+def _count(v: object) -> str:
+    return "n/a" if v is None else str(v)
+
+
+def _flips(m: CandidateMetrics) -> Cell:
+    if m["regressions"] is None:
+        return Cell("n/a")
+    return Cell(f"{m.regressions} ({m.hard_regressions})")
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric(
+        "weighted_accuracy",
+        lambda x: x.interval(x.paired),
+        "interval",
+        drop_gate("max_weighted_accuracy_drop", "weighted_accuracy", "Weighted accuracy"),
+        interval_columns("weighted_accuracy", "weighted acc.", "drop (interval)"),
+    ),
+    Metric(
+        "hard_accuracy",
+        lambda x: x.interval(x.hard),
+        "interval",
+        drop_gate("max_hard_accuracy_drop", "hard_accuracy", "Hard-item accuracy", "hard"),
+        interval_columns("hard_accuracy", "hard acc.", "hard drop (interval)"),
+    ),
+    Metric(
+        "regressions",
+        _scored_only(lambda x: x.count(Outcome.REGRESSION)),
+        "count",
+        columns=(Column("regressions (hard)", _flips, "regressions (hard)"),),
+    ),
+    Metric(
+        "improvements",
+        _scored_only(lambda x: x.count(Outcome.IMPROVEMENT)),
+        "count",
+        columns=(column("improvements", "improvements", _count, summary=True),),
+    ),
+    Metric(
+        "hard_regressions",
+        _scored_only(lambda x: x.count(Outcome.REGRESSION, x.hard)),
+        "count",
+        GateRule(
+            "max_hard_regressions", "max", Limit.COUNT, hard_regressions_rule, needs="reference"
+        ),
+    ),
+    Metric(
+        "mcnemar_p",
+        _scored_only(
+            lambda x: mcnemar_exact(x.count(Outcome.REGRESSION), x.count(Outcome.IMPROVEMENT))
+        ),
+        "p",
+        columns=(column("McNemar p", "mcnemar_p", num, summary=True),),
+    ),
+    Metric(
+        "weighted_regression_share",
+        _scored_only(lambda x: x.regression_share[0]),
+        "share",
+        GateRule(
+            "max_weighted_regression_share",
+            "max",
+            Limit.SHARE,
+            regression_share_rule,
+            needs="reference",
+        ),
+        (column("regression weight share", "weighted_regression_share", pct),),
+    ),
+    Metric("regression_share_ci_low", _scored_only(lambda x: x.regression_share[1]), "share"),
+    Metric("regression_share_ci_high", _scored_only(lambda x: x.regression_share[2]), "share"),
+    Metric(
+        "identical_share",
+        lambda x: sum(p.baseline.output == p.candidate.output for p in x.paired) / len(x.paired),
+        "share",
+        columns=(column("identical outputs", "identical_share", pct),),
+    ),
+    Metric(
+        "mean_similarity",
+        lambda x: sum(p.similarity for p in x.paired) / len(x.paired),
+        "similarity",
+        columns=(column("mean word similarity", "mean_similarity", num),),
+    ),
+    Metric("items", lambda x: len(x.paired), "count"),
+    # Outputs that ran to max_new_tokens without a stop: their final answers are not compared.
+    Metric("cut_off", lambda x: sum(p.candidate.cut_off for p in x.paired), "count"),
+    Metric("baseline_cut_off", lambda x: sum(p.baseline.cut_off for p in x.paired), "count"),
+    Metric("answer_changes", lambda x: sum(p.answer_change is not None for p in x.paired), "count"),
+    Metric("scored", lambda x: len(x.scored), "count"),
+    Metric("unscorable", lambda x: x.count(Outcome.UNSCORABLE), "count"),
+    # Reference-free items, judged by meaning: never in accuracy, flips or McNemar.
+    Metric(
+        "reference_free",
+        lambda x: len(x.free),
+        "count",
+        columns=(
+            Column(
+                "reference-free: identical / equivalent / diverged",
+                _meaning,
+                "reference-free: identical / equivalent / diverged",
+            ),
+        ),
+    ),
+    *(Metric(f"free_{o.value}", _free_count(o), "count") for o in MEANING),
+    Metric(
+        "equivalent_share",
+        lambda x: x.share(Outcome.EQUIVALENT),
+        "share",
+        columns=(column("reference-free equivalent", "equivalent_share", pct),),
+    ),
+    Metric(
+        "diverged_share",
+        lambda x: x.share(Outcome.DIVERGED),
+        "share",
+        point_gate(
+            "max_diverged_share",
+            "diverged_share",
+            "The diverged share of reference-free items",
+            "",
+            missing="was not measured (no reference-free item was judged)",
+            needs="free",
+        ),
+        (column("reference-free diverged", "diverged_share", pct),),
+    ),
+    Metric(
+        "mean_kld",
+        lambda x: x.dist("mean_kld"),
+        "nats",
+        point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats", limit=Limit.NUMBER),
+        (Column("mean KLD", _kld("mean_kld"), "mean KLD"),),
+    ),
+    Metric(
+        "p99_kld",
+        lambda x: x.dist("p99_kld"),
+        "nats",
+        point_gate(
+            "max_p99_kld", "p99_kld", "99th-percentile per-token KLD", " nats", limit=Limit.NUMBER
+        ),
+        (Column("p99 KLD", _kld("p99_kld")),),
+    ),
+    Metric(
+        "top1_agreement",
+        lambda x: x.dist("top1_agreement"),
+        "share",
+        point_gate("min_top1_agreement", "top1_agreement", "Top-1 agreement", "", "min"),
+        (column("top-1 agreement", "top1_agreement", pct),),
+    ),
+    # exp(mean NLL_cand - mean NLL_base) over the baseline's own output tokens
+    Metric(
+        "ppl_ratio",
+        lambda x: x.dist("ppl_ratio"),
+        "ratio",
+        columns=(column("perplexity ratio", "ppl_ratio", lambda v: num(v, 4)),),
+    ),
+    # exp(mean over items of NLL_cand - NLL_base) on the references
+    Metric("reference_ppl_ratio", lambda x: _reference_ppl_ratio(x.paired), "ratio"),
+)
+
+# The unscorable count closes the table, after the distribution columns.
+TABLE_COLUMNS: tuple[Column, ...] = (
+    *(c for m in METRICS for c in m.columns),
+    column("unscorable", "unscorable", str),
+)
+SUMMARY_COLUMNS = tuple(c for c in TABLE_COLUMNS if c.summary_header)
+
+# Rules on hand-review verdicts (`harness review import`), after the metric rules.
+REVIEW_RULES: tuple[GateRule, ...] = (
+    GateRule("require_review", "max", Limit.FLAG, require_review_rule, default=False),
+    GateRule("max_confirmed_regressions", "max", Limit.COUNT, confirmed_rule, needs="reference"),
+)
+GATE_RULES: tuple[GateRule, ...] = (*(m.gate for m in METRICS if m.gate), *REVIEW_RULES)
+METRIC_NAMES = tuple(m.name for m in METRICS)
+GATE_KEYS = (*(r.key for r in GATE_RULES), "bound")
+
+
+def gate_table(cfg: GateConfig) -> dict[str, GateLimit | str | None]:
+    """`[gate]` as resolved: every key, off ones at their default, then `bound`."""
+    return {r.key: cfg.limits.get(r.key, r.default) for r in GATE_RULES} | {"bound": cfg.bound}
+
+
+# --- computing ---------------------------------------------------------------------------
+
+
+def _scored(paired: Sequence[PairedItem]) -> list[PairedItem]:
+    """Items with a score on both sides: reference-free items never are."""
+    return [p for p in paired if p.baseline.score is not None and p.candidate.score is not None]
+
+
+def _interval(paired: Sequence[PairedItem], stats: StatsConfig) -> Interval | None:
+    scored = _scored(paired)
+    return paired_drop(
+        [p.baseline.score or 0.0 for p in scored],
+        [p.candidate.score or 0.0 for p in scored],
+        [p.item.weight for p in scored],
+        stats.bootstrap_samples,
+        stats.seed,
+        stats.confidence,
+    )
+
+
+def _reference_ppl_ratio(paired: Sequence[PairedItem]) -> float | None:
+    diffs = [
+        p.candidate.reference_nll - p.baseline.reference_nll
+        for p in paired
+        if p.candidate.reference_nll is not None and p.baseline.reference_nll is not None
+    ]
+    # A broken model's NLLs can be astronomically large (finite logits of 1e37 measured):
+    # exp() of their mean overflows. Capped at e^709, the largest a float holds: such a
+    # ratio fails any limit, and results.json stays valid JSON (no inf).
+    return math.exp(min(sum(diffs) / len(diffs), MAX_EXP)) if diffs else None
+
+
+MAX_EXP = 709.0
+
+
+def _mean_kld(paired: Sequence[PairedItem]) -> float | None:
+    kld = [k for p in paired if p.tokens is not None for k in p.tokens.kld]
+    return sum(kld) / len(kld) if kld else None
+
+
+def distribution_summary(paired: Sequence[PairedItem]) -> DistributionMetrics | None:
+    # Items without token stats (lm-eval samples) are outside the distribution metrics.
+    stats = [p.tokens for p in paired if p.tokens is not None]
+    kld = [k for s in stats for k in s.kld]
+    if not kld:
+        return None
+    agree = [a for s in stats for a in s.top1_agree]
+    dp = [d for s in stats for d in s.delta_p]
+    nll_b = [x for s in stats for x in s.nll_base]
+    nll_c = [x for s in stats for x in s.nll_cand]
+    counts = [0] * (len(KLD_EDGES) - 1)
+    for k in kld:
+        counts[next(i for i in range(len(counts)) if k < KLD_EDGES[i + 1])] += 1
+    return DistributionMetrics(
+        tokens=len(kld),
+        mean_kld=sum(kld) / len(kld),
+        median_kld=quantile(kld, 0.5) or 0.0,
+        p90_kld=quantile(kld, 0.9) or 0.0,
+        p99_kld=quantile(kld, 0.99) or 0.0,
+        max_kld=max(kld),
+        top1_agreement=sum(agree) / len(agree),
+        rms_delta_p=math.sqrt(sum(d * d for d in dp) / len(dp)),
+        ppl_ratio=math.exp((sum(nll_c) - sum(nll_b)) / len(kld)),
+        histogram=tuple(counts),
+        kld_top_k=max((s.kld_top_k for s in stats if s.kld_top_k), default=None),
+    )
+
+
+def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> SliceRow:
+    scored = _scored(paired)
+    total = sum(p.item.weight for p in scored)
+    regressed = sum(p.item.weight for p in scored if p.outcome is Outcome.REGRESSION)
+    return SliceRow(
+        slice=name,
+        items=len(paired),
+        scored=len(scored),
+        accuracy=_interval(paired, stats),
+        regressions=sum(p.outcome is Outcome.REGRESSION for p in paired),
+        improvements=sum(p.outcome is Outcome.IMPROVEMENT for p in paired),
+        weighted_regression_share=regressed / total if total else 0.0,
+        regression_weight=regressed,
+        mean_kld=_mean_kld(paired),
+        diverged=sum(p.outcome is Outcome.DIVERGED for p in paired),
+    )
+
+
+def slice_keys(p: PairedItem) -> list[str]:
+    free = ["kind=reference-free"] if reference_free(p.item) else []
+    return [f"difficulty={p.item.difficulty.value}", *free] + [f"tag={t}" for t in p.item.tags]
+
+
+def slices(paired: Sequence[PairedItem], stats: StatsConfig) -> tuple[SliceRow, ...]:
+    """ "all", then each difficulty, then each tag."""
+    groups: dict[str, list[PairedItem]] = {}
+    for p in paired:
+        for key in slice_keys(p):
+            groups.setdefault(key, []).append(p)
+    order = sorted(groups, key=lambda k: (k.startswith("tag="), k))
+    return (_slice("all", paired, stats), *(_slice(k, groups[k], stats) for k in order))
+
+
+def summarize(paired: Sequence[PairedItem], stats: StatsConfig) -> CandidateMetrics:
+    measured = Measured(paired, stats)
+    if measured.interval(paired) is None and not measured.free:
+        raise NothingScored("no item could be scored or judged for both models")
+    values = {m.name: m.compute(measured) for m in METRICS}
+    return CandidateMetrics(values, measured.distribution, slices(paired, stats))

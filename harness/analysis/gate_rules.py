@@ -1,0 +1,142 @@
+"""The kinds of gate rule: a `[gate]` key, how its value is checked when the config is read,
+and the judge that turns a candidate's metrics (or its review status) and the limit into a
+verdict and the sentence that says why. `harness.analysis.candidate_metrics` declares which rule
+limits which metric."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from harness.analysis.review import ReviewStatus
+from harness.records import CandidateMetrics, GateConfig, Interval
+from harness.records.settings import GateLimit
+
+
+class Limit(Enum):
+    """How a `[gate]` value is checked when the config is read."""
+
+    SHARE = "a share between 0 and 1"  # drops, shares, agreement: 0.02 is 2 points
+    NUMBER = "a finite number >= 0"  # distances (nats)
+    COUNT = "an integer >= 0"
+    FLAG = "true or false"
+
+
+@dataclass(frozen=True, slots=True)
+class GateRule:
+    key: str  # the [gate] key
+    direction: str  # "max": the value may not exceed the limit; "min": nor fall below it
+    limit: Limit
+    # (candidate metrics, review summary, limit, bound) -> (passed, the sentence)
+    judge: Callable[[CandidateMetrics, ReviewStatus, Any, str], tuple[bool, str]]
+    default: GateLimit | None = None  # the rule is off at this value
+    # What the eval set must hold for the rule to be computed at all, checked before any
+    # model runs: "reference" (an item scored against a reference), "hard" (a hard one),
+    # "free" (a reference-free item), "distribution" ([generation] distribution on).
+    needs: str | None = None
+
+    def active(self, cfg: GateConfig) -> bool:
+        value = cfg.limits.get(self.key, self.default)
+        return value is not None and value is not False
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:.2f} pts"
+
+
+def drop_gate(key: str, name: str, label: str, needs: str = "reference") -> GateRule:
+    """A limit on the drop of the paired interval `name`, judged at its pessimistic end
+    unless `bound = "point"`; a slice with nothing scored fails: an error is never a pass."""
+
+    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str) -> tuple[bool, str]:
+        value = m[name]
+        if not isinstance(value, Interval):
+            return False, (
+                f"{label}: no item of this slice was scored; the limit {_pts(limit)} cannot be "
+                "checked"
+            )
+        judged = value.ci_high if bound == "upper_ci" else value.drop
+        ok = judged <= limit
+        where = "the upper end of its interval" if bound == "upper_ci" else "the point estimate"
+        return ok, (
+            f"{label} dropped {_pts(value.drop)} "
+            f"(interval {_pts(value.ci_low)} to {_pts(value.ci_high)}); judged at {where}, "
+            f"{_pts(judged)} is {'within' if ok else 'over'} the limit of {_pts(limit)}"
+        )
+
+    return GateRule(key, "max", Limit.SHARE, judge, needs=needs)
+
+
+UNMEASURED = "was not measured ([generation] distribution is off)"
+
+
+def point_gate(
+    key: str,
+    name: str,
+    label: str,
+    unit: str,
+    direction: str = "max",
+    missing: str = UNMEASURED,
+    limit: Limit = Limit.SHARE,
+    needs: str = "distribution",
+) -> GateRule:
+    """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
+    least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
+
+    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str) -> tuple[bool, str]:
+        value = m[name]
+        if value is None:
+            return False, f"{label} {missing}; the limit {limit:g} cannot be checked"
+        value = float(value) if isinstance(value, int | float) else math.nan
+        ok = value <= limit if direction == "max" else value >= limit
+        word = "at most" if direction == "max" else "at least"
+        return ok, f"{label} is {value:.4g}{unit}; it must be {word} {limit:g}{unit}"
+
+    return GateRule(key, direction, limit, judge, needs=needs)
+
+
+def hard_regressions_rule(
+    m: CandidateMetrics, _: ReviewStatus, limit: int, bound: str
+) -> tuple[bool, str]:
+    n = m["hard_regressions"]
+    if not isinstance(n, int):
+        return False, f"No item was scored against a reference; the limit {limit} cannot be checked"
+    return n <= limit, (
+        f"{n} hard item(s) regressed (baseline right, candidate wrong); the limit is {limit}"
+    )
+
+
+def regression_share_rule(
+    m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str
+) -> tuple[bool, str]:
+    share, high = m["weighted_regression_share"], m["regression_share_ci_high"]
+    if not isinstance(share, float) or not isinstance(high, float):
+        return False, (
+            f"No item was scored against a reference; the limit {limit:.2%} cannot be checked"
+        )
+    judged = high if bound == "upper_ci" else share
+    return judged <= limit, (
+        f"Regressions carry {share:.2%} of the weight (interval "
+        f"{m.regression_share_ci_low:.2%} to {high:.2%}); judged at "
+        f"{judged:.2%} against the limit of {limit:.2%}"
+    )
+
+
+def require_review_rule(
+    m: CandidateMetrics, r: ReviewStatus, limit: bool, bound: str
+) -> tuple[bool, str]:
+    return r.hard_regressions_unreviewed == 0, (
+        f"{r.hard_regressions_unreviewed} hard regression(s) have no hand verdict yet "
+        f"({r.reviewed} of {r.flagged} flagged items reviewed); review is required"
+    )
+
+
+def confirmed_rule(
+    m: CandidateMetrics, r: ReviewStatus, limit: int, bound: str
+) -> tuple[bool, str]:
+    return r.confirmed_regressions <= limit, (
+        f"Reviewers confirmed {r.confirmed_regressions} regression(s); the limit is {limit}"
+    )

@@ -1,0 +1,462 @@
+"""The typed, versioned run records: `RunRecord` (run.json: what was run) and `Results`
+(results.json: what came of it), with `CandidateResult` and `ItemResult`. Renderers take
+these objects; `to_json`/`from_json` are the only way either file is written or read.
+
+Schema history: 1 (before the backend seam); 2: `[generation]` is `config.generation`
+(was `config.run`), models carry `backend`, candidate metrics carry `ppl_ratio`.
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.analysis.candidate_metrics import (
+    METRICS,
+    CandidateMetrics,
+    DistributionMetrics,
+    SliceRow,
+    gate_table,
+)
+from harness.analysis.gate import RuleResult
+from harness.analysis.review import ReviewStatus, Verdict
+from harness.records import (
+    CompareConfig,
+    EvalItem,
+    GgufSpec,
+    Interval,
+    ModelRun,
+    ModelSpec,
+    Option,
+    PairedItem,
+    QuantizeSpec,
+    ReadyCandidate,
+    Source,
+)
+from harness.records.codec import CodecError, from_json, to_json
+from harness.records.errors import RecordError
+from harness.records.ladder import Ladder
+
+SCHEMA_VERSION = 2
+
+
+def check_schema(data: Any, where: str) -> None:
+    found = data.get("schema_version") if isinstance(data, dict) else None
+    if found != SCHEMA_VERSION:
+        raise RecordError(f"{where}: schema_version {found} is not {SCHEMA_VERSION}")
+
+
+# --- run.json ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EvalsetInfo:
+    path: str
+    sha256: str
+    items: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    path: str
+    fingerprint: str
+    dtype: str
+    device: str
+    backend: str = "hf"
+    size_bytes: int | None = None  # weight files on disk
+    parameters: int | None = None  # from the checkpoint's tensor shapes
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateInfo:
+    name: str
+    path: str
+    fingerprint: str
+    gated: bool
+    quantize: QuantizeSpec | GgufSpec | None
+    calibration_sha256: str | None
+    noise_floor: bool
+    backend: str = "hf"  # the engine the candidate ran on
+    size_bytes: int | None = None  # weight files on disk
+    # Prompts the candidate's own tokenizer splits into other ids than the baseline's (it is
+    # fed the baseline's ids; a server tokenizing text itself would see the others).
+    split_differently: int = 0
+    # The stop ids the candidate itself names, where they differ from the baseline's (every
+    # model stops on the baseline's): a re-uploaded checkpoint with another eos, say.
+    own_stop_ids: tuple[int, ...] | None = None
+
+    @classmethod
+    def of(
+        cls, c: ReadyCandidate, run: ModelRun | None = None, baseline_stop_ids: tuple[int, ...] = ()
+    ) -> CandidateInfo:
+        from harness.analysis.sizes import weights_bytes
+
+        own = None
+        if run is not None and run.own_stop_ids and set(run.own_stop_ids) != set(baseline_stop_ids):
+            own = run.own_stop_ids
+        return cls(
+            c.spec.name,
+            c.spec.path,
+            c.fingerprint,
+            c.gated,
+            c.quantize,
+            c.calibration_sha256,
+            c.noise_floor,
+            c.spec.backend,
+            weights_bytes(c.spec.path),
+            run.split_differently if run else 0,
+            own,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    quantize_seconds: dict[str, float] = field(default_factory=dict)
+    quantize_cached: dict[str, bool] = field(default_factory=dict)
+    generation_seconds: dict[str, float] = field(default_factory=dict)
+    # Speed next to quality: generated tokens per second of greedy generation, and the
+    # engine's peak resident memory in MiB (in-process engines only: a server's is its own).
+    tokens_per_second: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: dict[str, float] = field(default_factory=dict)
+    # Models read back from the run cache (a ladder): their generation_seconds are 0 here.
+    reused: dict[str, bool] = field(default_factory=dict)
+
+
+def config_json(cfg: CompareConfig) -> dict[str, Any]:
+    """The config as resolved: every table, every default filled in."""
+    data: dict[str, Any] = to_json(cfg)
+    data["gate"] = gate_table(cfg.gate)
+    return data
+
+
+def item_to_json(item: EvalItem) -> dict[str, Any]:
+    """An item in the eval-set contract's own form (read back by `evalset.parse_item`)."""
+    row: dict[str, Any] = {"id": item.id}
+    if item.prompt is not None:
+        row["prompt"] = item.prompt
+    else:
+        row["messages"] = messages_json(item)
+    if item.reference:
+        row["reference"] = list(item.reference)
+    row |= {
+        "scorer": str(item.scorer),
+        "difficulty": item.difficulty.value,
+        "weight": item.weight,
+        "tags": list(item.tags),
+    }
+    if item.max_new_tokens is not None:
+        row["max_new_tokens"] = item.max_new_tokens
+    if item.extract is not None:
+        row["extract"] = item.extract
+    return row
+
+
+def messages_json(item: EvalItem) -> list[dict[str, str]] | None:
+    if item.messages is None:
+        return None
+    return [{"role": m.role.value, "content": m.content} for m in item.messages]
+
+
+def _fields(kind: Any, data: Any, names: list[str]) -> dict[str, Any]:
+    """Fields `names` of the record `kind`, read from the JSON object `data` by their hints."""
+    hints = typing.get_type_hints(kind)
+    return {n: from_json(hints[n], data.get(n), f"$.{n}") for n in names}
+
+
+@dataclass(frozen=True, slots=True)
+class RunHeader:
+    """What run.json and results.json both open with: which run, of what, on what."""
+
+    created_at: str
+    name: str
+    config: dict[str, Any]  # the config as resolved (`config_json`)
+    evalsets: tuple[EvalsetInfo, ...]
+    libraries: dict[str, str | None]
+    durations: Durations
+    baseline: ModelInfo
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.name}@{self.created_at}"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+        return data | {n: to_json(getattr(self, n)) for n in self.__dataclass_fields__}
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunHeader:
+        return cls(**_fields(cls, data, list(cls.__dataclass_fields__)))
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """run.json: everything the analysis needs besides what the models produced."""
+
+    header: RunHeader
+    candidates: tuple[CandidateInfo, ...]
+    items: tuple[EvalItem, ...]
+    # sha256 of results.json as `compare` wrote it: the run's identity for reviews.
+    results_sha256: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.header.to_json() | {
+            "candidates": to_json(self.candidates),
+            "items": [{"source": str(i.source), "item": item_to_json(i)} for i in self.items],
+            "results_sha256": self.results_sha256,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        from harness.inputs.evalset import InvalidItem, parse_item
+
+        check_schema(data, "run.json")
+        items = []
+        rows = from_json(list[dict[str, Any]], data.get("items"), "$.items")
+        for n, row in enumerate(rows):
+            path, _, line = str(row.get("source")).rpartition(":")
+            try:
+                if not line.isdigit():
+                    raise InvalidItem(f"bad source {row.get('source')!r}")
+                items.append(parse_item(row.get("item"), Source(path, int(line))))
+            except InvalidItem as exc:
+                raise CodecError(f"$.items[{n}]: {exc}") from None
+        return cls(
+            RunHeader.from_json(data),
+            from_json(tuple[CandidateInfo, ...], data.get("candidates"), "$.candidates"),
+            tuple(items),
+            from_json(str | None, data.get("results_sha256"), "$.results_sha256"),
+        )
+
+
+def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
+    from harness.analysis.sizes import parameter_count, weights_bytes
+
+    return ModelInfo(
+        spec.name,
+        spec.path,
+        fingerprint,
+        spec.dtype,
+        spec.device,
+        spec.backend,
+        weights_bytes(spec.path),
+        parameter_count(spec.path),
+    )
+
+
+# --- results.json ------------------------------------------------------------------------
+
+
+def _value_type(unit: str) -> Any:
+    """How a metric value of a unit reads back from JSON."""
+    return {"interval": Interval | None, "count": int | None}.get(unit, float | None)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateResult:
+    info: CandidateInfo
+    verdict: str  # "pass" | "fail"
+    reasons: tuple[str, ...]
+    rules: tuple[RuleResult, ...]
+    metrics: CandidateMetrics
+    review: ReviewStatus
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def gated(self) -> bool:
+        return self.info.gated
+
+    @property
+    def noise_floor(self) -> bool:
+        return self.info.noise_floor
+
+    def to_json(self) -> dict[str, Any]:
+        m = self.metrics
+        return to_json(self.info) | {
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "rules": to_json(self.rules),
+            "metrics": to_json(dict(m.values)),
+            "distribution": to_json(m.distribution),
+            "slices": to_json(m.slices),
+            "review": to_json(self.review),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> CandidateResult:
+        values = from_json(dict[str, Any], data.get("metrics"), "$.metrics")
+        typed = {
+            m.name: from_json(_value_type(m.unit), values.get(m.name), f"$.metrics.{m.name}")
+            for m in METRICS
+        }
+        metrics = CandidateMetrics(
+            typed,
+            from_json(DistributionMetrics | None, data.get("distribution"), "$.distribution"),
+            from_json(tuple[SliceRow, ...], data.get("slices"), "$.slices"),
+        )
+        info = from_json(
+            CandidateInfo, {k: data.get(k) for k in CandidateInfo.__dataclass_fields__}
+        )
+        return cls(
+            info,
+            data["verdict"],
+            tuple(data["reasons"]),
+            from_json(tuple[RuleResult, ...], data["rules"]),
+            metrics,
+            from_json(ReviewStatus, data["review"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BaselineOutput:
+    output: str
+    score: float | None
+    reference_ppl: float | None
+    extracted: str | None = None  # what the scorer compared, when extraction changed it
+    cut_off: bool = False  # ended at max_new_tokens: no final answer yet
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateOutput:
+    output: str
+    score: float | None
+    outcome: str
+    similarity: float
+    first_divergence: int | None
+    kld_mean: float | None
+    kld_max: float | None
+    reference_ppl: float | None
+    first_top1_divergence: int | None
+    options: tuple[Option, ...] | None
+    review: Verdict | None
+    extracted: str | None = None  # what the scorer compared, when extraction changed it
+    meaning: float | None = None  # reference-free items: embedding similarity to the baseline
+    cut_off: bool = False  # ended at max_new_tokens: no final answer yet
+    # Reference-free items: (baseline's final answer, candidate's) where they differ.
+    answer_change: tuple[str | None, str | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    id: str
+    source: str
+    difficulty: str
+    weight: float
+    tags: tuple[str, ...]
+    scorer: str
+    prompt: str | None
+    messages: list[dict[str, str]] | None
+    reference: tuple[str, ...]
+    baseline: BaselineOutput
+    candidates: dict[str, CandidateOutput]
+
+
+def _ppl(nll: float | None) -> float | None:
+    return None if nll is None else math.exp(nll)
+
+
+def item_results(
+    paired: dict[str, list[PairedItem]], verdicts: dict[str, dict[str, Verdict]]
+) -> tuple[ItemResult, ...]:
+    """One row per item, every candidate's side of it; items in eval-set order."""
+    rows = []
+    first = next(iter(paired.values()))
+    for i, p in enumerate(first):
+        item = p.item
+        cands = {
+            name: CandidateOutput(
+                q[i].candidate.output,
+                q[i].candidate.score,
+                q[i].outcome.value,
+                q[i].similarity,
+                q[i].first_divergence,
+                q[i].kld_mean,
+                q[i].kld_max,
+                _ppl(q[i].candidate.reference_nll),
+                q[i].first_top1_divergence,
+                q[i].options or None,
+                verdicts.get(name, {}).get(item.id),
+                q[i].candidate.extracted,
+                q[i].meaning,
+                q[i].candidate.cut_off,
+                q[i].answer_change,
+            )
+            for name, q in paired.items()
+        }
+        rows.append(
+            ItemResult(
+                item.id,
+                str(item.source),
+                item.difficulty.value,
+                item.weight,
+                item.tags,
+                str(item.scorer),
+                item.prompt,
+                messages_json(item),
+                item.reference,
+                BaselineOutput(
+                    p.baseline.output,
+                    p.baseline.score,
+                    _ppl(p.baseline.reference_nll),
+                    p.baseline.extracted,
+                    p.baseline.cut_off,
+                ),
+                cands,
+            )
+        )
+    return tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    """results.json: the run's header, then what came of it."""
+
+    header: RunHeader
+    determinism: tuple[str, ...]
+    candidates: tuple[CandidateResult, ...]
+    items: tuple[ItemResult, ...]
+    review_imports: tuple[dict[str, Any], ...] = ()
+    ladder: Ladder | None = None  # a run whose config has [ladder]
+
+    def to_json(self) -> dict[str, Any]:
+        rest = {n: to_json(getattr(self, n)) for n in self.__dataclass_fields__ if n != "header"}
+        return self.header.to_json() | rest
+
+    @classmethod
+    def from_json(cls, data: Any) -> Results:
+        check_schema(data, "results.json")
+        rest = [n for n in cls.__dataclass_fields__ if n != "header"]
+        return cls(RunHeader.from_json(data), **_fields(cls, data, rest))
+
+
+NOISE_KLD = 1e-6
+
+
+def determinism(candidates: tuple[CandidateResult, ...]) -> tuple[str, ...]:
+    """Sentences about the noise floor run, if there is one, for the top of the report."""
+    notes = []
+    for c in candidates:
+        if not c.noise_floor:
+            continue
+        m = c.metrics
+        changed = round((1 - m.identical_share) * m.items)
+        max_kld = None if m.distribution is None else m.distribution.max_kld
+        if changed or (max_kld is not None and max_kld > NOISE_KLD):
+            notes.append(
+                "The baseline is NOT deterministic: a second run with the same settings changed "
+                f"{changed} of {m.items} outputs (max per-token KLD {max_kld}; "
+                f"{m.regressions} regressions, {m.improvements} improvements). Differences "
+                "of this size between baseline and candidates are noise, not quantization damage."
+            )
+        else:
+            notes.append(
+                f"The baseline is deterministic: a second run gave the same {m.items} outputs"
+                + ("" if max_kld is None else f" and a max per-token KLD of {max_kld:.2g}")
+                + "."
+            )
+    return tuple(notes)

@@ -1,0 +1,279 @@
+"""The backend seam: the only interface through which anything above the run stage reaches a
+model. It works on token ids, never on text, so identical inputs stay guaranteed whatever
+engine runs a model: the run stage tokenizes every prompt once, with the baseline's
+tokenizer, and feeds those ids to every backend.
+
+An engine is one subclass of `Backend` in one file of this package, named in `ENGINES`
+(`harness/run/backends/__init__.py`); its own dependencies are imported inside its methods, so
+`import harness.run.backends` never loads torch. Log-prob rows are whatever array type the engine
+returns with `.shape` (torch tensors for `hf`); they stay inside the run stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar
+
+from harness.records import EvalItem, ModelSpec
+from harness.records.errors import HarnessError
+
+
+class ModelLoadError(HarnessError):
+    """The model could not be loaded; the message says which and why, in one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an engine can return besides greedy ids."""
+
+    full_vocab_logprobs: bool  # a log-prob for every vocabulary entry at each position
+    top_k: int | None = None  # else at most this many alternatives per position (None: none)
+
+
+@dataclass(frozen=True, slots=True)
+class TopK:
+    """Log-probs of the k most likely tokens at each of n positions (what a server returns),
+    in place of a full-vocabulary [n, V] row: `ids` and `logp` are [n, k] tensors; `target`
+    [n] holds the log-prob of the token that followed where the engine reported it even
+    outside the top k (vLLM's prompt log-probs), else None."""
+
+    ids: Any
+    logp: Any
+    target: Any = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.ids.shape[0]), int(self.ids.shape[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """One greedy continuation."""
+
+    index: int  # position of its prompt in the request
+    ids: tuple[int, ...]  # generated ids, without the stop id that ended them
+    stop_id: int | None  # the stop id that ended the row; None when it hit its limit
+    # With want_logprobs: log-probs [len(ids) + (1 if stop_id is not None else 0), V] at each
+    # generated position (greedy decoding is teacher forcing on the model's own output).
+    logprobs: Any = None
+
+    @property
+    def continuation(self) -> tuple[int, ...]:
+        """The generated ids plus the stop id that ended them: what the log-probs predict."""
+        return self.ids if self.stop_id is None else (*self.ids, self.stop_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """What is known of a model before its weights load: how many tokens it attends to
+    (None: known only once loaded) and how it tokenizes a prompt (None: only once loaded)."""
+
+    context: int | None
+    prompt_ids: Callable[[EvalItem], list[int]] | None = None
+
+
+class Backend(ABC):
+    """One model loaded by one engine. Use as a context manager, or call `close()`."""
+
+    capabilities: ClassVar[Capabilities]
+    # The model runs in this process, so its peak memory is ours to measure (not a server's).
+    in_process: ClassVar[bool] = True
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> Preflight:
+        """Checked for every model before any model runs, without loading weights: raises
+        ModelLoadError when the model cannot run here as configured (a device that does not
+        exist); says what it can of its context and tokenizer."""
+        return Preflight(None)
+
+    # --- tokenizer --------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def tokenizer(self) -> Any:
+        """The engine's own tokenizer object (for code that must hand it to a library)."""
+
+    @abstractmethod
+    def prompt_ids(self, item: EvalItem) -> list[int]:
+        """An item's prompt as ids; `messages` through the model's chat template. Raises
+        ValueError when the tokenizer cannot render it (no chat template)."""
+
+    @abstractmethod
+    def encode(self, text: str, add_special: bool = False) -> list[int]:
+        """Text as ids: bare (references), or with the special tokens the tokenizer adds by
+        default, such as <bos> (a plain prompt; lm-eval requests)."""
+
+    @abstractmethod
+    def decode(self, ids: Sequence[int]) -> str:
+        """Ids as text, special tokens left out."""
+
+    @abstractmethod
+    def token_text(self, token_id: int) -> str:
+        """One id decoded alone, to show where two outputs split."""
+
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """The bytes the id stands for in the vocabulary (special tokens: their text), or
+        None where the engine cannot say: what decides whether two engines share a
+        vocabulary, so that the baseline's ids can be fed to both."""
+        return None
+
+    @property
+    @abstractmethod
+    def stop_ids(self) -> tuple[int, ...]:
+        """The ids that end a generated turn."""
+
+    @property
+    def chat_template(self) -> str | None:
+        """The chat template's source, where the engine exposes one."""
+        return None
+
+    def render_chat(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        """A conversation as the chat template renders it (for lm-eval's chat mode)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot render a chat as text")
+
+    @property
+    def context_length(self) -> int | None:
+        """How many tokens the model attends to (prompt plus output), where known."""
+        return None
+
+    # --- model ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        batch_size: int,
+        want_logprobs: bool = False,
+        desc: str | None = None,
+    ) -> Iterator[list[Generated]]:
+        """Greedy continuations of every prompt, each up to its own limit, ending at the
+        first of `stop_ids`; yielded batch by batch (in any order: `Generated.index` says
+        which prompt) so log-probs can be streamed to disk and memory stays flat."""
+
+    @abstractmethod
+    def score(
+        self,
+        prompts: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
+        batch_size: int,
+    ) -> Iterator[Any]:
+        """Teacher forcing: per pair, in order, the log-probs [len(continuation), V] at the
+        positions that predict each continuation token."""
+
+    def loglikelihood(
+        self, requests: Sequence[tuple[Sequence[int], Sequence[int]]], batch_size: int
+    ) -> list[tuple[float, bool]]:
+        """Per (context ids, continuation ids): the continuation's summed log-probability
+        and whether greedy decoding would produce it (lm-eval's multiple-choice path)."""
+        prompts = [c for c, _ in requests]
+        conts = [t for _, t in requests]
+        out = []
+        for cont, logp in zip(conts, self.score(prompts, conts, batch_size), strict=True):
+            picked = [float(logp[i, t]) for i, t in enumerate(cont)]
+            greedy = all(int(logp[i].argmax()) == t for i, t in enumerate(cont))
+            out.append((sum(picked), greedy))
+        return out
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A fingerprint of the weights this backend runs."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook: most engines free on collection
+        """Free the model (engines with servers or native handles override this)."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def checkpoint_fingerprint(path: str, ignore: tuple[str, ...] = ()) -> str:
+    """A content fingerprint of a checkpoint dir or a single-file model (or `hub:<id>`).
+
+    Files up to 64 MiB are hashed whole; larger ones by name, size and their first and
+    last 16 MiB, so fingerprinting a 15 GB checkpoint takes a second, not a minute.
+    Files named in `ignore` (bookkeeping such as timings) do not count."""
+    root = Path(path)
+    if root.is_file():  # a single-file model (GGUF)
+        root, chosen = root.parent, [root]
+    elif root.is_dir():
+        files = (p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        chosen = sorted(f for f in files if f.name not in ignore)
+    else:
+        return f"hub:{path}"
+    h = hashlib.sha256()
+    for file in chosen:
+        size = file.stat().st_size
+        h.update(f"{file.relative_to(root)}\0{size}\0".encode())
+        with open(file, "rb") as f:
+            if size <= 64 << 20:
+                h.update(f.read())
+            else:
+                h.update(f.read(16 << 20))
+                f.seek(-(16 << 20), os.SEEK_END)
+                h.update(f.read())
+    return h.hexdigest()[:20]
+
+
+class NonFiniteLogits(HarnessError):
+    """A model computed NaN or infinite logits: whatever it then decodes is no answer, and
+    log-probs from it no distance. `prompts`: positions in the request; `step`: the generated
+    token (None: teacher forcing)."""
+
+    def __init__(
+        self, model: str, prompts: Sequence[int], step: int | None, message: str = ""
+    ) -> None:
+        self.model, self.prompts, self.step = model, list(prompts), step
+        where = "in teacher forcing" if step is None else f"at generated token {step + 1}"
+        super().__init__(
+            message
+            or f"model {model!r}: NaN or infinite logits {where} of "
+            f"prompt(s) {self.prompts[:5]}: the run stops"
+        )
+
+
+class TokenizerMismatch(HarnessError):
+    """A prompt cannot be fed identically: a candidate's tokenizer maps it to other ids than
+    the baseline's, its stop ids differ, or a model's tokenizer cannot render it."""
+
+
+class InvalidAnswer(HarnessError):
+    """An engine's answer that breaks the request's contract (a server's id outside the
+    vocabulary, a log-prob above 0 or not a number, a body of the wrong shape). `prompt`: its
+    position in the request, named as an item by the run stage."""
+
+    def __init__(self, model: str, url: str, prompt: int | None, field: str, problem: str) -> None:
+        self.model, self.url, self.prompt, self.field = model, url, prompt, field
+        self.problem = problem
+        super().__init__(self.line())
+
+    def named(self, item: str | None) -> InvalidAnswer:
+        """The same error, its message naming the item (file:line: id) instead of a position."""
+        if item is not None:
+            self.args = (self.line(item),)
+        return self
+
+    def line(self, item: str | None = None) -> str:
+        where = "" if self.prompt is None else f" (prompt {self.prompt} of the request)"
+        where = "" if item else where
+        text = (
+            f"model {self.model!r}: the server at {self.url} answered with an invalid "
+            f"{self.field}{where}: {self.problem}; nothing was scored"
+        )
+        return f"{item}: {text}" if item else text

@@ -1,0 +1,361 @@
+"""llama.cpp, in process, through the `llama_cpp` bindings (`backend = "llama.cpp"`, `path` a
+GGUF file): the kernels a GGUF model is served with by llama-server, Ollama or LM Studio.
+
+The bindings load the library `make llama-cpp` built (`harness.run.llamacpp_home`), so this
+engine and the llama.cpp tools run the same code. We drive the model below the bindings'
+high-level sampling API: one `llama_decode` per step, greedy as the argmax of the raw logits
+(llama.cpp's own greedy sampler), and every position's full-vocabulary logits read back when
+the run wants log-probs, so KLD, top-1, Δp and perplexity are exact as for transformers.
+Prompts are decoded one at a time in a single sequence; `threads` and `context` come from
+the model's config table.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.records import EvalItem, ModelSpec
+from harness.run.backends.base import (
+    Backend,
+    Capabilities,
+    Generated,
+    ModelLoadError,
+    NonFiniteLogits,
+    Preflight,
+    checkpoint_fingerprint,
+)
+from harness.store import faults
+
+
+def render_template(
+    template: str, messages: list[dict[str, str]], bos: str, eos: str, add_generation_prompt: bool
+) -> str:
+    """A GGUF's chat template rendered as transformers renders it (sandboxed jinja2,
+    trim_blocks and lstrip_blocks, `raise_exception`), so both engines get the same text."""
+    import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+    )
+    env.globals["raise_exception"] = raise_exception
+    return env.from_string(template).render(
+        messages=messages,
+        bos_token=bos,
+        eos_token=eos,
+        add_generation_prompt=add_generation_prompt,
+    )
+
+
+# GGUF metadata value types (gguf.md): their sizes, and the string and array types.
+_FIXED = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_STRING, _ARRAY = 8, 9
+
+
+def gguf_metadata(path: str, wanted: set[str]) -> dict[str, Any]:
+    """The scalar metadata values named in `wanted` (or `*.context_length` when it holds
+    that), read from a GGUF's header alone: no tensor is touched."""
+
+    def read(f: Any, fmt: str) -> Any:
+        size = struct.calcsize("<" + fmt)
+        return struct.unpack("<" + fmt, f.read(size))[0]
+
+    def value(f: Any, kind: int) -> Any:
+        if kind in _FIXED:
+            return read(f, _FIXED[kind])
+        if kind == _STRING:
+            return f.read(read(f, "Q")).decode("utf-8", "replace")
+        if kind == _ARRAY:
+            item, n = read(f, "I"), read(f, "Q")
+            if item in _FIXED:  # skipped whole
+                f.seek(n * struct.calcsize(_FIXED[item]), os.SEEK_CUR)
+            else:
+                for _ in range(n):
+                    value(f, item)
+            return None
+        raise ValueError(f"unknown GGUF value type {kind}")
+
+    out: dict[str, Any] = {}
+    with open(path, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ValueError("not a GGUF file")
+        read(f, "I")  # version
+        read(f, "Q")  # tensor count
+        for _ in range(read(f, "Q")):
+            key = f.read(read(f, "Q")).decode("utf-8", "replace")
+            found = value(f, read(f, "I"))
+            if key in wanted or ("*.context_length" in wanted and key.endswith(".context_length")):
+                out[key] = found
+    return out
+
+
+class LlamaCppBackend(Backend):
+    capabilities = Capabilities(full_vocab_logprobs=True)
+
+    @classmethod
+    def preflight(cls, spec: ModelSpec) -> Preflight:
+        if not Path(spec.path).is_file():
+            raise ModelLoadError(f"model {spec.name!r}: no GGUF file at {spec.path}")
+        if spec.device != "cpu":
+            raise ModelLoadError(f"model {spec.name!r}: the llama.cpp backend runs on cpu here")
+        if spec.context:
+            return Preflight(spec.context)
+        try:
+            meta = gguf_metadata(spec.path, {"*.context_length"})
+        except (OSError, ValueError, struct.error) as exc:
+            raise ModelLoadError(
+                f"model {spec.name!r}: {spec.path}: cannot read its GGUF header: {exc}"
+            ) from None
+        found = [v for v in meta.values() if isinstance(v, int) and v > 0]
+        return Preflight(found[0] if found else None)
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        type(self).preflight(spec)
+        from harness.run.llamacpp_home import bindings_env
+
+        bindings_env()
+        import llama_cpp
+
+        self._lib = llama_cpp
+        threads = spec.threads or os.cpu_count() or 1
+        try:
+            self._llm: Any = llama_cpp.Llama(
+                model_path=spec.path,
+                n_ctx=spec.context or 0,
+                n_batch=512,
+                n_ubatch=512,
+                n_threads=threads,
+                n_threads_batch=threads,
+                logits_all=False,
+                verbose=False,
+                # llama-server and llama.cpp's tools default to flash attention "auto", which
+                # turns it on for the CPU backend; with it off here, the harness and
+                # llama-perplexity disagreed by 0.035% in perplexity on the same GGUF and
+                # text, and agreed to 0.001% with `-fa off` on both sides.
+                flash_attn=True,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"model {spec.name!r} at {spec.path!r}: {exc}") from exc
+        self._vocab = self._llm.n_vocab()
+        self._meta: dict[str, str] = dict(self._llm.metadata)
+        self._turn = self._end_of_turn()
+
+    # --- tokenizer --------------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._llm.tokenizer()
+
+    def _piece(self, token_id: int) -> str:
+        return self.token_bytes(token_id).decode("utf-8", "replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """llama_token_to_piece with a buffer as large as the piece: the bindings' own
+        detokenize uses 32 bytes and returns "" for longer pieces (SmolLM2's id 3299, a newline
+        and 32 spaces, is 33 bytes). Special tokens give their text, as transformers' do."""
+        import ctypes
+
+        vocab = self._lib.llama_model_get_vocab(self._llm.model)
+        size = 64
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = int(self._lib.llama_token_to_piece(vocab, int(token_id), buf, size, 0, True))
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
+
+    def _detokenize(self, ids: Sequence[int], special: bool) -> bytes:
+        import ctypes
+
+        vocab = self._lib.llama_model_get_vocab(self._llm.model)
+        tokens = (self._lib.llama_token * len(ids))(*ids)
+        size = 64 + 16 * len(ids)
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = int(self._lib.llama_detokenize(vocab, tokens, len(ids), buf, size, False, special))
+            if n >= 0:
+                return buf.raw[:n]
+            size = -n
+
+    def prompt_ids(self, item: EvalItem) -> list[int]:
+        if item.messages is not None:
+            conversation = [{"role": m.role.value, "content": m.content} for m in item.messages]
+            return self.encode(self.render_chat(conversation, True))
+        return self.encode(str(item.prompt), add_special=True)
+
+    def encode(self, text: str, add_special: bool = False) -> list[int]:
+        # As transformers tokenizes: special tokens written in the text (a rendered chat) are
+        # parsed as such; add_bos asks for the vocabulary's own additions: <bos> only where
+        # the GGUF's tokenizer.ggml.add_bos_token says so.
+        return list(self._llm.tokenize(text.encode(), add_bos=add_special, special=True))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._detokenize(ids, special=False).decode("utf-8", "replace")
+
+    def token_text(self, token_id: int) -> str:
+        return self._detokenize([token_id], special=False).decode("utf-8", "replace")
+
+    def _end_of_turn(self) -> int | None:
+        """The special token the chat template writes right after an assistant message."""
+        if self.chat_template is None:
+            return None
+        marker = "\u2063harness\u2063"
+        chat = [{"role": "user", "content": "x"}, {"role": "assistant", "content": marker}]
+        try:
+            text = self.render_chat(chat, add_generation_prompt=False)
+        except Exception:  # a template that refuses this conversation: no turn token
+            return None
+        after = text.split(marker, 1)[1] if marker in text else ""
+        vocab = self._lib.llama_model_get_vocab(self._llm.model)
+        for token_id in self.encode(after):
+            if self._lib.llama_vocab_get_attr(vocab, token_id) & self._control_attrs():
+                return int(token_id)
+        return None
+
+    def _control_attrs(self) -> int:
+        lib = self._lib
+        return int(lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_USER_DEFINED)
+
+    @property
+    def stop_ids(self) -> tuple[int, ...]:
+        """The GGUF's eos and the chat template's end-of-turn token: what transformers takes
+        from the same model (its eos and its template), so both engines stop alike."""
+        ids = [int(self._llm.token_eos())]
+        if self._turn is not None:
+            ids.append(self._turn)
+        return tuple(dict.fromkeys(i for i in ids if i >= 0))
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._meta.get("tokenizer.chat_template")
+
+    def render_chat(
+        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        template = self.chat_template
+        if template is None:
+            raise ValueError(f"the GGUF of {self.spec.name!r} has no chat template")
+        bos, eos = self._llm.token_bos(), self._llm.token_eos()
+        return render_template(
+            template,
+            messages,
+            self._piece(bos) if bos >= 0 else "",
+            self._piece(eos) if eos >= 0 else "",
+            add_generation_prompt,
+        )
+
+    @property
+    def context_length(self) -> int | None:
+        return int(self._llm.n_ctx())
+
+    # --- model ------------------------------------------------------------------------------
+
+    def _forward(self, tokens: Sequence[int], n_past: int, every: bool) -> Any:
+        """Decode `tokens` after `n_past` cached ones; the logits [n, V] of every position
+        (`every`) or of the last one only, as float32."""
+        import numpy as np
+
+        llm, rows = self._llm, []
+        step = llm.n_batch
+        for start in range(0, len(tokens), step):
+            chunk = list(tokens[start : start + step])
+            llm._batch.set_batch(batch=chunk, n_past=n_past + start, logits_all=every)
+            llm._ctx.decode(llm._batch)
+            last = start + step >= len(tokens)
+            if every or last:
+                n = len(chunk) if every else 1
+                buf = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(n * self._vocab,))
+                rows.append(buf.reshape(n, self._vocab).copy())
+        return np.concatenate(rows)
+
+    def _clear(self) -> None:
+        """Empty the KV cache entirely, its cell positions included: removing a sequence's
+        cells leaves the cache's head where it was, so the next prompt landed in other cells
+        and its results depended on what ran before (measured: 8 of 20 Q4_K_M outputs changed
+        when rerun alone)."""
+        lib = self._lib
+        lib.llama_memory_clear(lib.llama_get_memory(self._llm._ctx.ctx), True)
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        batch_size: int,
+        want_logprobs: bool = False,
+        desc: str | None = None,
+    ) -> Iterator[list[Generated]]:
+        import sys
+
+        import numpy as np
+        import torch
+        from tqdm import tqdm
+
+        stops = set(stop_ids)
+        batch: list[Generated] = []
+        for i in tqdm(
+            range(len(prompts)), desc=desc, unit="item", disable=desc is None, file=sys.stderr
+        ):
+            self._clear()
+            prompt = list(prompts[i])
+            logits = self._forward(prompt, 0, every=False)[-1]
+            ids: list[int] = []
+            rows = []
+            stop = None
+            while len(ids) < limits[i]:
+                if not np.isfinite(logits).all():
+                    raise NonFiniteLogits(self.spec.name, [i], len(ids))
+                if want_logprobs:
+                    rows.append(logits)
+                token = int(logits.argmax())
+                if token in stops:
+                    stop = token
+                    break
+                ids.append(token)
+                if len(ids) == limits[i]:
+                    break
+                logits = self._forward([token], len(prompt) + len(ids) - 1, every=False)[-1]
+            logp = None
+            if want_logprobs:
+                logp = torch.log_softmax(torch.from_numpy(np.stack(rows)), dim=-1)
+            batch.append(Generated(i, tuple(ids), stop, logp))
+            faults.point(f"engine:{self.spec.name}")
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def score(
+        self,
+        prompts: Sequence[Sequence[int]],
+        continuations: Sequence[Sequence[int]],
+        batch_size: int,
+    ) -> Iterator[Any]:
+        import numpy as np
+        import torch
+
+        for i, (prompt, cont) in enumerate(zip(prompts, continuations, strict=True)):
+            self._clear()
+            tokens = list(prompt) + list(cont)
+            logits = self._forward(tokens, 0, every=True)
+            sl = logits[len(prompt) - 1 : len(prompt) - 1 + len(cont)]
+            if not np.isfinite(sl).all():
+                raise NonFiniteLogits(self.spec.name, [i], None)
+            yield torch.log_softmax(torch.from_numpy(sl), dim=-1)
+
+    def fingerprint(self) -> str:
+        return checkpoint_fingerprint(self.spec.path)
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is not None:
+            llm.close()

@@ -1,0 +1,772 @@
+"""The run stage, over any backend: tokenize once with the baseline, generate with each model
+in turn (one in memory at a time), feed every candidate the baseline's token ids and stop
+ids, and write what each model produced into the run folder as soon as it is done."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from harness.analysis import answers
+from harness.analysis.scorers import reference_free
+from harness.records import (
+    AgreementSettings,
+    CandidateSpec,
+    EvalItem,
+    Generation,
+    GenerationSettings,
+    GgufSpec,
+    LmEvalConfig,
+    ModelRun,
+    ModelSpec,
+    QuantizeSpec,
+    ReadyCandidate,
+    TokenStats,
+    noise_floor_name,
+)
+from harness.records.codec import from_json
+from harness.records.errors import HarnessError
+from harness.run import worker
+from harness.run.backends import Backend, engine_class, open_backend
+from harness.run.backends.base import (
+    Generated,
+    InvalidAnswer,
+    NonFiniteLogits,
+    TokenizerMismatch,
+    checkpoint_fingerprint,
+)
+from harness.run.backends.hf import BOOKKEEPING, SentenceEmbedder
+from harness.run.lmeval import run_tasks
+from harness.run.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
+from harness.run.quantize import check_groups, quantize
+from harness.store import faults
+from harness.store.runcache import (
+    MODEL,
+    Claim,
+    Journal,
+    RunCache,
+    baseline_key,
+    cacheable,
+    candidate_key,
+)
+from harness.store.rundir import RunDir, read_json
+
+logger = logging.getLogger(__name__)
+
+
+def encode_prompts(backend: Backend, items: Sequence[EvalItem]) -> list[list[int]]:
+    """Prompt ids per item, as this backend's own tokenizer makes them."""
+    out = []
+    for item in items:
+        try:
+            out.append(backend.prompt_ids(item))
+        except ValueError as exc:  # e.g. a tokenizer without a chat template
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TokenizerMismatch(
+                f"{item.source}: id {item.id!r}: model {backend.spec.name!r}: {first}"
+            ) from exc
+    return out
+
+
+def token_pieces(
+    backend: Backend, ids: Sequence[Sequence[int]], stop_ids: Sequence[int]
+) -> dict[int, bytes] | None:
+    """The bytes each id used stands for in this backend's vocabulary (None: the engine
+    cannot say, and a candidate must then tokenize every prompt exactly as the baseline)."""
+    pieces: dict[int, bytes] = {}
+    for token in sorted({t for row in ids for t in row} | set(stop_ids)):
+        piece = backend.token_bytes(token)
+        if piece is None:
+            return None
+        pieces[token] = piece
+    return pieces
+
+
+@dataclass(frozen=True, slots=True)
+class Fed:
+    """What a model was fed: prompt ids, stop ids, the bytes of each id used (the
+    baseline's), and how many prompts the model's own tokenizer would have split otherwise."""
+
+    ids: list[list[int]]
+    stop_ids: tuple[int, ...]
+    pieces: dict[int, bytes] | None = None
+    split_differently: int = 0
+    own_stop_ids: tuple[int, ...] = ()
+
+
+def _own_ids(backend: Backend, items: Sequence[EvalItem]) -> list[list[int] | str]:
+    """Each prompt as the backend's own tokenizer makes it, or why it cannot (no chat template,
+    say: it is fed the baseline's rendering anyway)."""
+    out: list[list[int] | str] = []
+    for item in items:
+        try:
+            out.append(backend.prompt_ids(item))
+        except ValueError as exc:
+            out.append((str(exc).strip().splitlines() or [""])[0])
+    return out
+
+
+def _first_difference(backend: Backend, items: Sequence[EvalItem], base: Fed) -> str | None:
+    """The first id the baseline was fed (item by item, then the stop ids) that stands for
+    other bytes in `backend`'s vocabulary, or that it cannot account for; None if none."""
+    assert base.pieces is not None
+    seen: set[int] = set()
+    rows = [
+        *((item, row) for item, row in zip(items, base.ids, strict=True)),
+        (None, list(base.stop_ids)),
+    ]
+    for item, row in rows:
+        for token in row:
+            if token in seen:
+                continue
+            seen.add(token)
+            want, got = base.pieces.get(token), backend.token_bytes(token)
+            if got != want:
+                at = f"{item.source}: id {item.id!r}: " if item is not None else "stop ids: "
+                return (
+                    f"{at}token id {token} stands for {want!r} in the baseline's vocabulary "
+                    f"and for {got!r} in {backend.spec.name!r}'s: the vocabularies differ, so "
+                    "the models cannot be fed the same ids"
+                )
+    return None
+
+
+def baseline_inputs(backend: Backend, items: Sequence[EvalItem], base: Fed) -> Fed:
+    """The baseline's ids, checked to mean the same bytes in this backend's vocabulary.
+
+    Engines sharing a vocabulary may still split a text differently (llama.cpp and
+    transformers differ on some whitespace runs), so every model is fed the baseline's ids
+    whenever each id used stands for the same bytes; only a real vocabulary difference is
+    refused. Where either engine cannot say what its ids stand for (an engine without
+    `token_bytes`), the candidate's own ids must equal the baseline's."""
+    name = backend.spec.name
+    own = _own_ids(backend, items)
+    differ = [i for i, ids in enumerate(own) if ids != base.ids[i]]
+    # Both engines can say what an id stands for (token_bytes is None where one cannot).
+    knows = (
+        bool(base.pieces) and backend.token_bytes(next(iter(base.pieces or {0: b""}))) is not None
+    )
+    if knows:
+        problem = _first_difference(backend, items, base)
+        if problem is not None:
+            raise TokenizerMismatch(problem)
+    elif differ:
+        item, why = items[differ[0]], own[differ[0]]
+        if isinstance(why, str):
+            raise TokenizerMismatch(f"{item.source}: id {item.id!r}: model {name!r}: {why}")
+        raise TokenizerMismatch(
+            f"{item.source}: id {item.id!r}: the tokenizer of {name!r} maps this prompt to "
+            "other token ids than the baseline's, and what its ids stand for cannot be "
+            "checked: the models cannot be fed identical inputs"
+        )
+    if differ:
+        logger.info(
+            "%s: its own tokenizer splits %d of %d prompts differently; it is fed "
+            "the baseline's ids (same vocabulary)",
+            name,
+            len(differ),
+            len(items),
+        )
+    return replace(base, split_differently=len(differ), own_stop_ids=backend.stop_ids)
+
+
+class PromptTooLong(HarnessError):
+    """A prompt and its token limit do not fit the model's context."""
+
+
+def check_context(
+    name: str,
+    context: int | None,
+    items: Sequence[EvalItem],
+    lengths: Sequence[int],
+    limits: Sequence[int],
+) -> None:
+    """Never truncate silently: the first item whose prompt plus max_new_tokens exceeds the
+    model's context is an error naming it."""
+    if context is None:
+        return
+    for item, n, limit in zip(items, lengths, limits, strict=True):
+        if n + limit > context:
+            raise PromptTooLong(
+                f"{item.source}: id {item.id!r}: {n} prompt tokens + max_new_tokens {limit} = "
+                f"{n + limit} exceed the context of {name!r} ({context} tokens)"
+            )
+
+
+def preflight(
+    baseline: ModelSpec,
+    candidates: Sequence[CandidateSpec],
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+) -> None:
+    """Before anything is quantized or run: every model's device exists, and every item's
+    prompt (tokenized as the baseline tokenizes it: every model is fed those ids) plus its
+    max_new_tokens fits every model's context, as far as that is known without loading
+    weights (run_model checks again once each model is loaded)."""
+    for cand in candidates:  # cheapest first: what would fail after minutes of quantizing
+        if cand.quantize is not None:
+            check_recipe(baseline, cand.name, cand.quantize)
+    base = engine_class(baseline.backend).preflight(baseline)
+    contexts = [(baseline.name, base.context)]
+    for cand in candidates:
+        if cand.model is not None:
+            contexts.append(
+                (cand.name, engine_class(cand.model.backend).preflight(cand.model).context)
+            )
+        elif isinstance(cand.quantize, GgufSpec):  # run by llama.cpp with the baseline's context
+            contexts.append((cand.name, baseline.context or base.context))
+        else:  # quantized from the baseline: its config, its context
+            contexts.append((cand.name, base.context))
+    if base.prompt_ids is None or all(c is None for _, c in contexts):
+        return
+    lengths = []
+    for item in items:
+        try:
+            lengths.append(len(base.prompt_ids(item)))
+        except ValueError as exc:  # e.g. a tokenizer without a chat template
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise TokenizerMismatch(
+                f"{item.source}: id {item.id!r}: model {baseline.name!r}: {first}"
+            ) from exc
+    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+    for name, context in contexts:
+        check_context(name, context, items, lengths, limits)
+
+
+def check_recipe(baseline: ModelSpec, name: str, spec: QuantizeSpec | GgufSpec) -> None:
+    """What a candidate's quantization needs, checked before any rung is made: its input
+    files, the llama.cpp tools for a GGUF, group sizes that divide every layer it quantizes."""
+    from harness.run.llamacpp_home import tool
+
+    for what, path in (
+        ("calibration set", spec.calibration),
+        ("recipe", getattr(spec, "recipe", None)),
+    ):
+        if path is not None and not Path(path).is_file():
+            raise HarnessError(f"candidate {name!r}: {what} {path}: no such file")
+    if isinstance(spec, GgufSpec):
+        try:
+            tool("llama-quantize")
+            if spec.imatrix is not None:
+                tool("llama-imatrix")
+        except HarnessError as exc:
+            raise HarnessError(f"candidate {name!r} ({spec.describe()}): {exc}") from None
+    elif spec.recipe is None and Path(baseline.path).is_dir():
+        try:
+            check_groups(baseline.path, spec)
+        except HarnessError as exc:
+            raise HarnessError(f"candidate {name!r}: {exc}") from None
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """The text before the first stop string (greedy decoding is causal, so cutting after
+    the fact gives what stopping early would have given)."""
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def greedy_rows(
+    backend: Backend,
+    ids: Sequence[list[int]],
+    limits: Sequence[int],
+    stop_ids: Sequence[int],
+    settings: GenerationSettings,
+    probe: Probe | None = None,
+    desc: str | None = None,
+    journal: Journal | None = None,
+) -> list[tuple[int, ...]]:
+    """Every prompt's greedy output ids, in prompt order; a probe sees each batch. With a
+    `journal`, the batches a killed run finished are taken from it (the probe restored to
+    where they end) and every batch generated now is journalled as it finishes. The rest are
+    generated as one request, so an engine forms the same batches it would have formed for
+    them in the first run (hf batches prompts in sorted order, and a journal holds a prefix
+    of that order)."""
+    rows: dict[int, tuple[int, ...]] = {}
+    if journal is not None and journal.batches and probe is not None:
+        journal.keep(
+            probe.intact([r["probe"] for r in journal.batches]),
+            "the packed log-probs differ from what the journal recorded",
+        )
+    if journal is not None and journal.batches:
+        conts: dict[int, tuple[int, ...]] = {}
+        for record in journal.batches:
+            for i, out, stop in record["rows"]:
+                rows[i] = tuple(out)
+                conts[i] = (*out, stop) if stop is not None else tuple(out)
+        if probe is not None:
+            probe.restore([r["probe"] for r in journal.batches], conts)
+        logger.info(
+            "%s: resuming after %d of %d prompts (%d batches) finished by an earlier run",
+            backend.spec.name,
+            len(rows),
+            len(ids),
+            len(journal.batches),
+        )
+    todo = [i for i in range(len(ids)) if i not in rows]
+    want = probe is not None
+    last = time.monotonic()
+    batches = backend.generate(
+        [ids[i] for i in todo], [limits[i] for i in todo], stop_ids, settings.batch_size, want, desc
+    )
+    for batch in _mapped(batches, todo):
+        rows.update((g.index, g.ids) for g in batch)
+        if probe is not None:
+            probe.on_batch(batch)
+        if journal is not None:
+            now = time.monotonic()
+            journal.append(
+                {
+                    "rows": [[g.index, list(g.ids), g.stop_id] for g in batch],
+                    "seconds": now - last,
+                    "probe": probe.state(batch) if probe else None,
+                }
+            )
+            last = now
+            faults.point(f"batch:{backend.spec.name}")
+    return [rows[i] for i in range(len(ids))]
+
+
+def _mapped(batches: Iterator[list[Generated]], todo: list[int]) -> Iterator[list[Generated]]:
+    """Batches of a request over the prompts `todo`, with indices into all the prompts."""
+    try:
+        for batch in batches:
+            yield [replace(g, index=todo[g.index]) for g in batch]
+    except NonFiniteLogits as exc:
+        raise NonFiniteLogits(exc.model, [todo[i] for i in exc.prompts], exc.step) from None
+    except InvalidAnswer as exc:
+        prompt = None if exc.prompt is None else todo[exc.prompt]
+        raise InvalidAnswer(exc.model, exc.url, prompt, exc.field, exc.problem) from None
+
+
+def generate_texts(
+    backend: Backend, items: Sequence[EvalItem], settings: GenerationSettings
+) -> list[str]:
+    """Greedy outputs of `items` as the run makes them (decoded without special tokens,
+    cut at the stop strings), in item order; no distribution probes."""
+    ids = [backend.prompt_ids(item) for item in items]
+    limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+    rows = greedy_rows(backend, ids, limits, backend.stop_ids, settings)
+    return [cut_at_stop(backend.decode(row), settings.stop) for row in rows]
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak-memory window (Linux: writing 5 to clear_refs resets VmHWM)."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_mb() -> float | None:
+    """This process's resident-memory high-water mark since the last reset, in MiB."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    line = next((x for x in status.splitlines() if x.startswith("VmHWM:")), None)
+    return None if line is None else round(int(line.split()[1]) / 1024, 1)
+
+
+def run_model(
+    spec: ModelSpec,
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    baseline: Fed | None = None,
+    probe: Probe | None = None,
+    lm_eval: LmEvalConfig | None = None,
+    journal: Journal | None = None,
+) -> tuple[ModelRun, Fed]:
+    """Generate with one model. With `baseline` (what the baseline was fed), the candidate is
+    fed the baseline's prompt ids and stop ids once its vocabulary is checked to give each id
+    the same bytes (`baseline_inputs`). A `probe` sees every batch with its log-probs and
+    finishes before the model is freed; a `journal` keeps every finished batch, and gives
+    back those a killed run finished. Returns the run and what it was fed."""
+    started = time.monotonic()
+    reset_peak_memory()
+    earlier = journal.batches[:] if journal is not None else []
+    try:
+        return _run_model(
+            spec, items, settings, baseline, probe, lm_eval, journal, started, earlier
+        )
+    except NonFiniteLogits as exc:  # name the items (the backend knows prompt positions)
+        ids = ", ".join(repr(items[i].id) for i in exc.prompts[:3] if i < len(items))
+        where = "in teacher forcing" if exc.step is None else f"at generated token {exc.step + 1}"
+        raise NonFiniteLogits(
+            exc.model,
+            exc.prompts,
+            exc.step,
+            f"model {spec.name!r}: NaN or infinite logits {where} of item(s) {ids}: the run "
+            "stops (a model computing non-finite values gives no answer worth scoring)",
+        ) from None
+    except InvalidAnswer as exc:  # name the item
+        item = None
+        if exc.prompt is not None and exc.prompt < len(items):
+            it = items[exc.prompt]
+            item = f"{it.source}: id {it.id!r}"
+        raise InvalidAnswer(exc.model, exc.url, exc.prompt, exc.field, exc.problem).named(
+            item
+        ) from None
+
+
+def _run_model(
+    spec: ModelSpec,
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    baseline: Fed | None,
+    probe: Probe | None,
+    lm_eval: LmEvalConfig | None,
+    journal: Journal | None,
+    started: float,
+    earlier: list[dict[str, Any]],
+) -> tuple[ModelRun, Fed]:
+    with worker.running(spec.name, spec.backend, "generating"), open_backend(spec) as backend:
+        if baseline is None:
+            ids = encode_prompts(backend, items)
+            fed = Fed(
+                ids,
+                backend.stop_ids,
+                token_pieces(backend, ids, backend.stop_ids),
+                own_stop_ids=backend.stop_ids,
+            )
+        else:
+            fed = baseline_inputs(backend, items, baseline)
+        ids, stop_ids = fed.ids, fed.stop_ids
+        limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
+        check_context(spec.name, backend.context_length, items, [len(i) for i in ids], limits)
+        if probe is not None:
+            probe.start(backend)
+        generating = time.monotonic()
+        rows = greedy_rows(backend, ids, limits, stop_ids, settings, probe, spec.name, journal)
+        # Each row's tokens plus the stop token that ended it, where one did; batches an
+        # earlier run finished count with the time it took for them.
+        produced = sum(len(r) + (len(r) < limit) for r, limit in zip(rows, limits, strict=True))
+        seconds = time.monotonic() - generating + sum(float(r["seconds"]) for r in earlier)
+        speed = produced / max(seconds, 1e-9)
+        gens = tuple(
+            _generation(backend, item, row, limit, settings.stop)
+            for item, row, limit in zip(items, rows, limits, strict=True)
+        )
+        if probe is not None:
+            probe.finish(backend, ids, rows)
+        samples = () if lm_eval is None else tuple(run_tasks(backend, lm_eval, settings.batch_size))
+        memory = peak_memory_mb() if backend.in_process else None
+    seconds_all = time.monotonic() - started
+    run = ModelRun(
+        spec.name,
+        gens,
+        seconds_all,
+        samples,
+        round(speed, 2),
+        memory,
+        split_differently=fed.split_differently,
+        own_stop_ids=fed.own_stop_ids,
+    )
+    return run, fed
+
+
+def _generation(
+    backend: Backend, item: EvalItem, row: tuple[int, ...], limit: int, stop: Sequence[str]
+) -> Generation:
+    """A row as text; cut off when it ran to its limit without a stop id or stop string (a row
+    that stopped on an id is shorter than its limit: the stop id is not in it)."""
+    text = backend.decode(row)
+    output = cut_at_stop(text, stop)
+    cut_off = len(row) >= limit and output == text
+    return Generation(
+        item.id, output, row, tuple(backend.token_text(t) for t in row), cut_off=cut_off
+    )
+
+
+def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandidate:
+    """The baseline again, same settings: what "identical" can mean on this machine."""
+    spec = ModelSpec(
+        noise_floor_name(baseline.name),
+        baseline.path,
+        baseline.dtype,
+        baseline.device,
+        baseline.backend,
+    )
+    return ReadyCandidate(spec, gated=False, fingerprint=baseline_fp, noise_floor=True)
+
+
+def ready_candidate(
+    cand: CandidateSpec, baseline: ModelSpec, baseline_fp: str, cache: Path
+) -> ReadyCandidate:
+    """A candidate with a checkpoint: as configured, or quantized (cached) from the baseline."""
+    if cand.model is not None:
+        return ReadyCandidate(cand.model, cand.gated, checkpoint_fingerprint(cand.model.path))
+    if cand.quantize is None:  # config parsing gives every candidate one of the two
+        raise TypeError(f"candidate {cand.name!r} has neither a checkpoint nor a recipe")
+    q = cand.quantize
+    calibration = (
+        f", calibration {q.calibration}" if isinstance(q, QuantizeSpec) and q.calibration else ""
+    )
+    logger.info("%s: %s%s", cand.name, q.describe(), calibration)
+    made = quantize(baseline.path, baseline_fp, q, cache)
+    status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
+    logger.info("%s: %s: %s", cand.name, status, made.path)
+    if isinstance(q, GgufSpec):  # a GGUF runs on llama.cpp, with the baseline's threads
+        spec = ModelSpec(
+            cand.name,
+            str(made.path),
+            backend="llama.cpp",
+            threads=baseline.threads,
+            context=baseline.context,
+        )
+    else:
+        # The quantized model runs with the baseline's device and engine; its dtype is the
+        # checkpoint's.
+        spec = ModelSpec(
+            cand.name, str(made.path), baseline.dtype, baseline.device, baseline.backend
+        )
+    fp = checkpoint_fingerprint(spec.path, ignore=BOOKKEEPING)
+    return ReadyCandidate(
+        spec, cand.gated, fp, q, made.calibration_sha256, made.seconds, made.cached
+    )
+
+
+def judge_meaning(
+    items: Sequence[EvalItem],
+    runs: dict[str, ModelRun],
+    baseline: str,
+    agreement: AgreementSettings,
+    folder: RunDir,
+) -> None:
+    """Per candidate, the embedding similarity of each reference-free item's output to the
+    baseline's (where they differ), written to the run folder for the analysis."""
+    free = [i for i, item in enumerate(items) if reference_free(item)]
+    base = runs[baseline].generations
+
+    def to_embed(gens: Sequence[Generation], i: int) -> bool:
+        """Outputs that differ, unless their final answers already do (then: diverged)."""
+        b, c = base[i], gens[i]
+        return b.output != c.output and not answers.changed(
+            items[i], b.output, c.output, b.cut_off, c.cut_off
+        )
+
+    differ = {
+        name: [i for i in free if to_embed(run.generations, i)]
+        for name, run in runs.items()
+        if name != baseline
+    }
+    if not any(differ.values()):
+        return  # nothing to judge: identical outputs need no embedding model
+    embedder = SentenceEmbedder(agreement.model)
+    for name, rows in differ.items():
+        pairs = [(base[i].output, runs[name].generations[i].output) for i in rows]
+        with worker.running(agreement.model, "sentence-embedding", f"judging {name}'s outputs"):
+            sims = embedder.similarities(pairs)
+        folder.write_meaning(name, {items[i].id: s for i, s in zip(rows, sims, strict=True)})
+
+
+def write_model(
+    folder: RunDir,
+    run: ModelRun,
+    items: Sequence[EvalItem],
+    stats: Sequence[TokenStats] | None,
+    reference_nll: dict[str, float] | None,
+    lm_eval: LmEvalConfig | None,
+) -> None:
+    """One model's outputs into a run folder (the run's, or a run-cache entry)."""
+    folder.write_generations(run)
+    if lm_eval is not None:
+        folder.write_samples(run.name, run.samples)
+    if stats is not None:
+        folder.write_token_stats(run.name, items, stats)
+    if reference_nll is not None:
+        folder.write_reference_nll(run.name, reference_nll)
+
+
+def _meta(run: ModelRun) -> dict[str, Any]:
+    return {
+        "seconds": round(run.seconds, 3),
+        "tokens_per_second": run.tokens_per_second,
+        "peak_memory_mb": run.peak_memory_mb,
+        "split_differently": run.split_differently,
+        "own_stop_ids": list(run.own_stop_ids),
+    }
+
+
+def _cached_run(
+    name: str,
+    entry: RunDir,
+    meta: dict[str, Any],
+    items: Sequence[EvalItem],
+    lm_eval: LmEvalConfig | None,
+) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
+    """A model's run read back from a run-cache entry, under the run's name for it."""
+    gens = tuple(entry.read_generations(MODEL, items))
+    samples = tuple(entry.read_samples(MODEL)) if lm_eval is not None else ()
+    ref = entry.reference_nll(MODEL)
+    nll = from_json(dict[str, float], read_json(ref)) if ref.is_file() else None
+    run = ModelRun(
+        name,
+        gens,
+        float(meta["seconds"]),
+        samples,
+        meta["tokens_per_second"],
+        meta["peak_memory_mb"],
+        reused=True,
+        split_differently=int(meta.get("split_differently", 0)),
+        own_stop_ids=tuple(meta.get("own_stop_ids", ())),
+    )
+    return run, entry.read_token_stats(MODEL, items), nll
+
+
+class _Runner:
+    """The run stage's state: the run folder, the cache, the baseline's ids, stop ids and
+    probe once it has run."""
+
+    def __init__(
+        self,
+        items: Sequence[EvalItem],
+        settings: GenerationSettings,
+        folder: RunDir,
+        lm_eval: LmEvalConfig | None,
+        cache: RunCache | None,
+    ) -> None:
+        self.items, self.settings, self.folder = items, settings, folder
+        self.lm_eval, self.cache = lm_eval, cache
+        self.base_key = ""
+        self.fed = Fed([], ())
+        self.base_probe: BaselineProbe | None = None
+
+    def _save(
+        self, run: ModelRun, stats: Sequence[TokenStats] | None, nll: dict[str, float] | None
+    ) -> None:
+        write_model(self.folder, run, self.items, stats, nll, self.lm_eval)
+
+    def baseline(self, spec: ModelSpec, fingerprint: str) -> ModelRun:
+        items, settings = self.items, self.settings
+        cache = self.cache if self.cache and cacheable(spec, fingerprint) else None
+        if cache is None:  # a server or a hub id: run into the run folder, no resuming
+            probe = None
+            if settings.distribution:
+                store = LogprobStore(self.folder.logprob_stem)
+                probe = BaselineProbe(items, store, batch_size=settings.batch_size)
+            run, self.fed = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval)
+            self.base_probe = probe
+            self._save(run, None, probe.reference_nll if probe else None)
+            return run
+        self.base_key = baseline_key(spec, fingerprint, items, settings, self.lm_eval)
+        with cache.claim(self.base_key, spec.name) as claim:
+            if claim.found is None:
+                self._make_baseline(spec, claim)
+            assert claim.found is not None
+            entry, meta = claim.found
+        run, _, nll = _cached_run(spec.name, entry, meta, items, self.lm_eval)
+        run = replace(run, reused=claim.reused)
+        pieces = (
+            {int(k): bytes.fromhex(v) for k, v in meta["pieces"].items()}
+            if meta.get("pieces") is not None
+            else None
+        )
+        self.fed = Fed(meta["prompt_ids"], tuple(meta["stop_ids"]), pieces)
+        if settings.distribution:
+            store = LogprobStore.open(entry.logprob_stem)
+            conts = meta["continuations"]
+            self.base_probe = BaselineProbe.restored(
+                items, store, settings.batch_size, self.fed.stop_ids, conts
+            )
+        self._save(run, None, nll)
+        return run
+
+    def _make_baseline(self, spec: ModelSpec, claim: Claim) -> None:
+        items, settings, tmp = self.items, self.settings, claim.work
+        probe = None
+        if settings.distribution:
+            probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
+        run, fed = run_model(
+            spec, items, settings, probe=probe, lm_eval=self.lm_eval, journal=claim.journal
+        )
+        write_model(
+            tmp,
+            replace(run, name=MODEL),
+            items,
+            None,
+            probe.reference_nll if probe else None,
+            self.lm_eval,
+        )
+        pieces = None if fed.pieces is None else {k: v.hex() for k, v in fed.pieces.items()}
+        meta = _meta(run) | {
+            "prompt_ids": fed.ids,
+            "stop_ids": list(fed.stop_ids),
+            "pieces": pieces,
+        }
+        if probe is not None:
+            meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
+        claim.commit(meta)
+
+    def candidate(self, cand: ReadyCandidate) -> ModelRun:
+        spec, items = cand.spec, self.items
+        if self.cache is None or not self.base_key or not cacheable(spec, cand.fingerprint):
+            run, stats, nll = self._run_candidate(spec)
+            self._save(run, stats, nll)
+            return run
+        role = "noise-floor" if cand.noise_floor else "candidate"
+        key = candidate_key(spec, cand.fingerprint, self.base_key, role)
+        with self.cache.claim(key, spec.name) as claim:
+            if claim.found is None:
+                run, stats, nll = self._run_candidate(spec, claim.journal)
+                write_model(claim.work, replace(run, name=MODEL), items, stats, nll, self.lm_eval)
+                claim.commit(_meta(run))
+                self._save(run, stats, nll)
+                return run
+            found = claim.found
+        run, stats, nll = _cached_run(spec.name, *found, items, self.lm_eval)
+        self._save(run, stats, nll)
+        return run
+
+    def _run_candidate(
+        self, spec: ModelSpec, journal: Journal | None = None
+    ) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
+        probe = None
+        if self.base_probe is not None:
+            probe = CandidateProbe(self.items, self.base_probe, self.settings.batch_size)
+        run, _ = run_model(spec, self.items, self.settings, self.fed, probe, self.lm_eval, journal)
+        return run, probe.ordered() if probe else None, probe.reference_nll if probe else None
+
+
+def run_all(
+    baseline: ModelSpec,
+    candidates: Sequence[ReadyCandidate],
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    folder: RunDir,
+    lm_eval: LmEvalConfig | None = None,
+    agreement: AgreementSettings | None = None,
+    cache: RunCache | None = None,
+    baseline_fp: str = "",
+) -> dict[str, ModelRun]:
+    """Generate with the baseline, then each candidate on the baseline's token ids; write
+    each model's generations as soon as it is done, and (with `settings.distribution`)
+    each candidate's per-token distances to the baseline and every model's reference NLLs.
+    With a run `cache`, a model whose run is cached is read back instead of run (its
+    `ModelRun.reused` says so) and every model run is cached. Returns every model's run
+    (generations, seconds, speed), by name."""
+    if (
+        settings.distribution
+        and not engine_class(baseline.backend).capabilities.full_vocab_logprobs
+    ):
+        # A server's top-k cannot be the reference of a KLD: say so, and leave the metrics out
+        # rather than report a number that means something else.
+        logger.warning(
+            "%s: the %s engine returns no full-vocabulary log-probs: the "
+            "distribution metrics are left out of this run",
+            baseline.name,
+            baseline.backend,
+        )
+        settings = replace(settings, distribution=False)
+    runner = _Runner(items, settings, folder, lm_eval, cache)
+    runs = {baseline.name: runner.baseline(baseline, baseline_fp)}
+    for cand in candidates:
+        runs[cand.spec.name] = runner.candidate(cand)
+    for name, run in runs.items():
+        if run.reused:
+            logger.info("%s: reused from the run cache (no generation)", name)
+    folder.remove_scratch()
+    judge_meaning(items, runs, baseline.name, agreement or AgreementSettings(), folder)
+    return runs

@@ -1,0 +1,156 @@
+"""Where the harness writes what a user asked for (`--out` of quantize, export-lm-eval,
+sensitivity, corpus): it never overwrites or removes anything it cannot prove it wrote.
+
+The rules are `compare --out`'s: a missing or empty folder is written; a folder holding this
+command's marker (`.harness-output`, naming the kind of output) is one the harness wrote
+earlier and is replaced whole; anything else — a folder with other files, a folder another
+command wrote, a symbolic link, the working directory or above — is refused in one line. A
+file output (a GGUF copied out) cannot carry a marker, so an existing file is replaced only
+with `--force`. A folder is built aside (`.<name>.tmp-<pid>`) and renamed into place, the old
+one moved aside first, so that a kill leaves the old or the new, never half of either; the
+next run removes only such siblings that hold the marker and whose process is dead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.records.errors import HarnessError, writing
+
+MARKER = ".harness-output"
+
+
+class OutputError(HarnessError):
+    """An output path the harness will not write to."""
+
+
+def _kind(folder: Path) -> str | None:
+    """The kind of output the harness wrote in `folder` (None: not one of ours)."""
+    try:
+        return str(json.loads((folder / MARKER).read_text(encoding="utf-8"))["kind"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_folder(out: Path, kind: str) -> None:
+    """Refuse `out` as a folder for `kind` unless it is missing, empty or ours of that kind."""
+    where = out.resolve()
+    cwd = Path.cwd().resolve()
+    if where == Path(where.anchor) or where == Path.home().resolve():
+        raise OutputError(f"--out {out}: refusing to write over {where}")
+    if where == cwd or where in cwd.parents:
+        raise OutputError(f"--out {out}: it holds the working directory; give a new folder")
+    if out.is_symlink():
+        raise OutputError(f"--out {out}: a symbolic link; give the folder itself")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        found = _kind(out)
+        if found is None:
+            raise OutputError(
+                f"--out {out}: a folder holding files the harness did not write (no {MARKER}); "
+                "it is left as it is: give another --out"
+            )
+        if found != kind:
+            raise OutputError(
+                f"--out {out}: holds a {found} output, not a {kind} one; give another --out"
+            )
+
+
+def owned_folder(out: Path, kind: str) -> Path:
+    """`out` as a folder this kind of output adds its files to (sensitivity's recipes, which
+    ladder configs name, so a rerun must not remove them): refused as `check_folder` does,
+    else made and marked."""
+    check_folder(out, kind)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / MARKER).is_file():
+        (out / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
+    return out
+
+
+def check_file(out: Path, force: bool) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_file()):
+        raise OutputError(f"--out {out}: not a plain file; give another --out")
+    if out.exists() and not force:
+        raise OutputError(
+            f"--out {out}: the file exists (the harness cannot tell whether it "
+            "wrote it); --force replaces it"
+        )
+
+
+def _sweep(out: Path) -> None:
+    """Remove what killed runs left beside `out`: our siblings whose process is gone (an
+    earlier output moved aside by a run killed before the new one was in goes back)."""
+    if not out.exists() and not out.is_symlink():
+        for old in out.parent.glob(f".{out.name}.old-*"):
+            pid = old.name.rsplit("-", 1)[-1]
+            dead = pid.isdigit() and not _alive(int(pid))
+            if dead and old.is_dir() and not old.is_symlink() and _kind(old) is not None:
+                old.rename(out)
+                break
+    for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
+        for left in out.parent.glob(pattern):
+            pid = left.name.rsplit("-", 1)[-1]
+            if not pid.isdigit() or _alive(int(pid)) or left.is_symlink():
+                continue
+            if left.is_dir() and _kind(left) is not None:
+                shutil.rmtree(left, ignore_errors=True)
+            elif left.is_file() and left.name.startswith(f".{out.name}.tmp-"):
+                left.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def output_folder(out: Path, kind: str) -> Iterator[Path]:
+    """A new folder to fill (marked as `kind`), put in place of `out` when the body ends."""
+    check_folder(out, kind)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
+    try:
+        with writing(out, " (nothing was replaced)"):
+            yield tmp
+        check_folder(out, kind)  # again: the body may have run for minutes
+        aside = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            out.rename(aside)
+        tmp.rename(out)
+        shutil.rmtree(aside, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def copy_file(source: Path, out: Path, force: bool) -> None:
+    """`source` copied to `out` whole (a temporary sibling renamed into place)."""
+    check_file(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(out)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    try:
+        with writing(out, " (nothing was replaced)"):
+            shutil.copyfile(source, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

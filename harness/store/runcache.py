@@ -1,0 +1,417 @@
+"""The run cache: what one model produced on one eval set, kept across runs.
+
+A ladder runs the same baseline against many rungs, and is rerun with a rung added or after
+a kill; none of that should generate with a model twice. Each finished model run is kept in
+`.cache/harness/runs/<key>/`, a run folder of its own holding that one model under the name
+`model` (generations, per-token distances, reference NLLs, lm-eval samples; for a baseline
+also its packed log-probs, prompt ids and stop ids), plus `entry.json`, written last.
+
+The key of a baseline is everything its outputs depend on: the checkpoint's content
+fingerprint, the items (their content, in order), the generation settings, the engine and
+its settings, the lm-eval tasks. A candidate's key adds its own fingerprint and engine to
+its baseline's key (its per-token distances are measured against that baseline).
+
+Every compare works through it, so a run killed at any point resumes: an entry is built in
+a work folder (`.work-<key>`) held by one process at a time (a lock beside it; a second run
+asking for the same key waits, then reads what the first made). As the model generates,
+each finished batch (its output ids, and its probe results: per-token distances, NLLs, the
+baseline's packed log-probs flushed to disk) is appended to the folder's journal; a rerun
+after a kill reuses every journalled batch and generates only the rest, in the same batches.
+When the model is done, `entry.json` is written last and the folder renamed into place whole.
+A plain compare drops the entries it made once its report is published (they were there to
+resume from); a ladder keeps them. Models that cannot be fingerprinted by content (a
+server, a hub id) are never cached, and not resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.analysis.results import item_to_json
+from harness.records import EvalItem, GenerationSettings, LmEvalConfig, ModelSpec
+from harness.records.codec import to_json
+from harness.records.errors import HarnessError, writing
+from harness.store.filelock import hold, is_held
+from harness.store.rundir import RunDir, dumps, write_atomic
+from harness.store.sealed import SUM, differences, file_hashes, is_sealed, seal, set_aside
+
+DEFAULT_RUN_CACHE = Path(".cache") / "harness" / "runs"
+logger = logging.getLogger(__name__)
+FORMAT = 3  # bumped when what an entry holds, or how outputs are made, changes
+ENTRY = "entry.json"
+WORK = ".work-"  # a key's work folder: what a killed run finished, batch by batch
+JOURNAL = "journal.jsonl"
+MODEL = "model"  # the model's name inside an entry
+
+
+class RunCacheError(HarnessError):
+    """A run cache entry cannot be read."""
+
+
+def cacheable(spec: ModelSpec, fingerprint: str) -> bool:
+    """Only checkpoints fingerprinted by their content, run in this process."""
+    return spec.backend != "openai" and not fingerprint.startswith("hub:")
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def engine_settings(spec: ModelSpec) -> dict[str, Any]:
+    """What of a model spec changes its outputs (not its name, not its path)."""
+    return {
+        "backend": spec.backend,
+        "dtype": spec.dtype,
+        "device": spec.device,
+        "threads": spec.threads,
+        "context": spec.context,
+    }
+
+
+def baseline_key(
+    spec: ModelSpec,
+    fingerprint: str,
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    lm_eval: LmEvalConfig | None,
+) -> str:
+    return _digest(
+        {
+            "format": FORMAT,
+            "role": "baseline",
+            "fingerprint": fingerprint,
+            "engine": engine_settings(spec),
+            "items": [item_to_json(i) for i in items],
+            "generation": to_json(settings),
+            "lm_eval": to_json(lm_eval),
+        }
+    )
+
+
+def candidate_key(spec: ModelSpec, fingerprint: str, base_key: str, role: str = "candidate") -> str:
+    """`role`: "candidate", or "noise-floor" (the baseline run again, kept apart from a
+    candidate that happens to be the baseline's checkpoint)."""
+    return _digest(
+        {
+            "format": FORMAT,
+            "role": role,
+            "fingerprint": fingerprint,
+            "engine": engine_settings(spec),
+            "baseline": base_key,
+        }
+    )
+
+
+def _shaped(record: dict[str, Any]) -> bool:
+    """A journal line's batch: rows of [prompt index, output ids, stop id or null]."""
+    rows = record.get("rows")
+    return isinstance(rows, list) and all(
+        isinstance(r, list)
+        and len(r) == 3
+        and isinstance(r[0], int)
+        and isinstance(r[1], list)
+        and all(isinstance(t, int) for t in r[1])
+        and (r[2] is None or isinstance(r[2], int))
+        for r in rows
+    )
+
+
+class Journal:
+    """The finished batches of one model's run, one sealed JSON line each (`harness.store.sealed`:
+    the line carries the checksum of its content), appended, flushed and fsynced as each
+    batch finishes: what a rerun after a kill starts from. A line cut short by a kill is
+    dropped; a line that is not what was written (garbled, emptied, an id changed) is said,
+    and it and every line after it are dropped: those batches are made again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.batches: list[dict[str, Any]] = []
+        self._ends: list[int] = []  # the byte offset where each batch's line ends
+        if not path.is_file():
+            return
+        data = path.read_bytes()
+        good = 0
+        for number, line in enumerate(data.splitlines(keepends=True), 1):
+            if not line.endswith(b"\n"):
+                break  # cut short by a kill: nothing to say
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not is_sealed(record) or not _shaped(record):
+                logger.warning(
+                    "%s:%d: not the batch that was written (a damaged journal); it "
+                    "and the batches after it are made again",
+                    path,
+                    number,
+                )
+                break
+            record.pop(SUM)
+            self.batches.append(record)
+            good += len(line)
+            self._ends.append(good)
+        if good < len(data):
+            self._truncate(good)
+
+    def _truncate(self, size: int) -> None:
+        with open(self.path, "r+b") as f:
+            f.truncate(size)
+            os.fsync(f.fileno())
+
+    def keep(self, n: int, why: str) -> None:
+        """Keep the first `n` batches only (the rest are made again), saying why."""
+        if n >= len(self.batches):
+            return
+        logger.warning(
+            "%s: %s from batch %d on; %d of %d batches are made again",
+            self.path,
+            why,
+            n + 1,
+            len(self.batches) - n,
+            len(self.batches),
+        )
+        self._truncate(self._ends[n - 1] if n else 0)
+        del self.batches[n:], self._ends[n:]
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(seal(record), ensure_ascii=False).encode("utf-8") + b"\n"
+        with writing(self.path, " (the batches before it are kept)"):
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, self._ends[-1] if self._ends else 0)  # no half line kept
+                raise
+            finally:
+                os.close(fd)
+        self.batches.append(record)
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(line))
+
+
+class Claim:
+    """One key of the cache, held by this process: its complete entry when there is one
+    (`found`), else a work folder (`work`, kept across kills) to build it in."""
+
+    def __init__(self, cache: RunCache, key: str) -> None:
+        self.cache, self.key = cache, key
+        self.found = cache.lookup(key)
+        if self.found is not None and not cache.reading(self.found):
+            self.found = None  # dropped by another run just now: made again
+        self.reused = self.found is not None
+        self._work: RunDir | None = None
+
+    @property
+    def work(self) -> RunDir:
+        if self._work is None:
+            folder = self.cache.root / f"{WORK}{self.key}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._work = RunDir(folder)
+        return self._work
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.work.root / JOURNAL)
+
+    def discard_if_empty(self) -> None:
+        """A run that failed before its first batch (a model that would not load) leaves no
+        work folder behind: there is nothing in it to resume from."""
+        if self._work is not None and not Journal(self._work.root / JOURNAL).batches:
+            shutil.rmtree(self._work.root, ignore_errors=True)
+
+    def commit(self, meta: dict[str, Any]) -> tuple[RunDir, dict[str, Any]]:
+        """Write `entry.json` last (sealed, with the sha256 of every file of the entry), then
+        rename the work folder into place."""
+        tmp = self.work.root
+        (tmp / JOURNAL).unlink(missing_ok=True)
+        meta = {"format": FORMAT, "key": self.key, "keep": self.cache.keep} | meta
+        meta["files"] = file_hashes(tmp, frozenset({ENTRY}))
+        write_atomic(tmp / ENTRY, dumps(seal(meta)))
+        final = self.cache.root / self.key
+        if final.exists() and self.cache.lookup(self.key) is not None:
+            # made meanwhile by a run that did not hold the key (an old one): that one is used
+            shutil.rmtree(tmp, ignore_errors=True)
+            found = self.cache.lookup(self.key)
+            if found is None:
+                raise RunCacheError(f"{final}: the entry vanished after it was written")
+        else:
+            tmp.rename(final)
+            found = RunDir(final), meta
+        self.found = found
+        return found
+
+
+class RunCache:
+    """Entries by key under `root`. `keep`: entries this run uses stay after it (a ladder,
+    an explicit --run-cache); else the entries a run made only to resume from are dropped
+    once its report is published (`drop_transient`)."""
+
+    def __init__(self, root: Path = DEFAULT_RUN_CACHE, keep: bool = True) -> None:
+        self.root, self.keep = root, keep
+        self.transient: list[str] = []
+        # A shared flock on the entry.json of every entry this run reads, held until it ends:
+        # another run's `drop_transient` leaves an entry alone while anyone reads it.
+        self._reading: list[int] = []
+
+    def lookup(self, key: str, heal: bool = True) -> tuple[RunDir, dict[str, Any]] | None:
+        """A complete entry (its folder and `entry.json`), or None. An entry is trusted only
+        whole: its entry.json sealed and of this version, every file it records there with
+        the same sha256. A damaged one is said in one line naming what differs and (`heal`)
+        removed, so that the caller makes it again; never read, never a lasting failure."""
+        folder = self.root / key
+        if not folder.is_dir():
+            return None
+        path = folder / ENTRY
+        why: str | None
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            why = f"{ENTRY} is missing"
+        except (ValueError, OSError) as exc:  # garbled: not JSON, not UTF-8
+            why = f"{ENTRY} cannot be read: {type(exc).__name__}"
+        else:
+            if not is_sealed(meta):
+                why = f"{ENTRY} is not what was written (its checksum differs)"
+            elif meta.get("format") != FORMAT or meta.get("key") != key:
+                why = f"{ENTRY} is of another version or key"
+            else:
+                why = differences(folder, meta.get("files"), frozenset({ENTRY}))
+        if why is None:
+            meta.pop(SUM)
+            return RunDir(folder), meta
+        logger.warning(
+            "%s: damaged run-cache entry (%s); %s",
+            folder,
+            why,
+            "it is made again" if heal else "not used",
+        )
+        if heal:
+            set_aside(folder)
+        return None
+
+    @contextlib.contextmanager
+    def claim(self, key: str, what: str) -> Iterator[Claim]:
+        """Hold `key` for the body: a second process asking for it waits (`what`: the model),
+        then finds the entry the first made, or resumes from where it was killed."""
+        self.clean()
+        lock = self.root / f"{WORK}{key}.lock"
+        with hold(lock, wait=True, what=f"which is running {what} on the same items", remove=True):
+            claim = Claim(self, key)
+            try:
+                yield claim
+            except BaseException:
+                claim.discard_if_empty()
+                raise
+            if claim.found is not None and not claim.reused:  # made now
+                self.reading(claim.found)
+
+    def reading(self, found: tuple[RunDir, dict[str, Any]]) -> bool:
+        """Mark an entry as read by this run until it ends (False: it is gone). A ladder
+        keeps it from now on; a plain compare drops it once done, unless kept."""
+        entry, meta = found
+        path = entry.root / ENTRY
+        if self.keep and not meta.get("keep", True):
+            write_atomic(path, dumps(seal(meta | {"keep": True})))
+        elif not meta.get("keep", True):
+            self.transient.append(str(meta["key"]))
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits while a run drops it (then it is gone)
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            return False
+        self._reading.append(fd)
+        return True
+
+    def drop_transient(self) -> None:
+        """Remove the entries this run used that no ladder asked to keep (and that no other
+        run is reading: those go in a later run's `clean`)."""
+        for fd in self._reading:
+            os.close(fd)
+        self._reading = []
+        for key in self.transient:
+            _drop_unread(self.root / key)
+        self.transient = []
+
+    def clean(self) -> None:
+        """Remove what killed runs left: `.tmp-<key>-<pid>` folders (of older versions, and
+        entries being dropped) whose process is gone; work folders no one has touched for a
+        week; entries a plain compare made and could not drop (another run was reading them),
+        a week on."""
+        if not self.root.is_dir():
+            return
+        for tmp in self.root.glob(".tmp-*"):
+            pid = tmp.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(tmp, ignore_errors=True)
+        week = time.time() - 7 * 86400
+        for work in self.root.glob(f"{WORK}*"):
+            if (
+                work.is_dir()
+                and work.stat().st_mtime < week
+                and not is_held(work.with_name(work.name + ".lock"))
+            ):
+                shutil.rmtree(work, ignore_errors=True)
+        for entry in self.root.iterdir():
+            meta = entry / ENTRY
+            if not entry.name.startswith(".") and meta.is_file() and meta.stat().st_mtime < week:
+                with contextlib.suppress(OSError, ValueError):
+                    if not json.loads(meta.read_text()).get("keep", True):
+                        _drop_unread(entry)
+
+
+def _drop_unread(entry: Path) -> None:
+    """Remove an entry unless some run holds it for reading (a shared flock on entry.json)."""
+    try:
+        fd = os.open(entry / ENTRY, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return
+    with contextlib.suppress(OSError, ValueError):  # a ladder may have kept it meanwhile
+        if json.loads((entry / ENTRY).read_text()).get("keep", True):
+            os.close(fd)
+            return
+    # Renamed aside first: a run looking it up now finds no entry rather than half of one.
+    aside = entry.with_name(f".tmp-drop-{entry.name}-{os.getpid()}")
+    try:
+        entry.rename(aside)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
