@@ -2,8 +2,8 @@
 (results.json: what came of it), with `CandidateResult` and `ItemResult`. Renderers take
 these objects; `to_json`/`from_json` are the only way either file is written or read.
 
-Schema history: 1 (before the backend seam); 2: `[generation]` is `config.generation`
-(was `config.run`), models carry `backend`, candidate metrics carry `ppl_ratio`.
+`SCHEMA_VERSION` changes with what either file holds; docs/CHANGELOG.md says what each
+version holds. A folder of another version is refused in one line, never misread.
 """
 
 from __future__ import annotations

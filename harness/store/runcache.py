@@ -353,7 +353,7 @@ class RunCache:
         self.transient = []
 
     def clean(self) -> None:
-        """Remove what killed runs left: `.tmp-<key>-<pid>` folders (of older versions, and
+        """Remove what killed runs left: `.tmp-<key>-<pid>` folders (damaged entries set aside, and
         entries being dropped) whose process is gone; work folders no one has touched for a
         week; entries a plain compare made and could not drop (another run was reading them),
         a week on."""

@@ -296,7 +296,8 @@ MARKER = ".harness-run"  # in every run folder: what `--out` may replace
 
 
 def is_run_folder(folder: Path) -> bool:
-    """A folder the harness wrote (its marker; or run.json and results.json, as before it)."""
+    """A folder the harness wrote: its marker, or run.json and results.json together (run
+    folders written before the marker existed hold only those)."""
     return (folder / MARKER).is_file() or (
         (folder / "run.json").is_file() and (folder / "results.json").is_file()
     )

@@ -1,7 +1,8 @@
 """transformers, in process: the only module that imports transformers' model classes.
 
-Behaviour as before the backend seam: batched greedy generation with left padding over the
-prompts sorted by (length, limit), one explicit GenerationConfig for every model, and
+Batched greedy generation with left padding over the prompts sorted by (length, limit) (so
+that a prompt's batch is the same whichever subset is generated: a resumed run forms the
+batches the first one would have), one explicit GenerationConfig for every model, and
 teacher forcing with right padding. torch and transformers are imported on first use.
 """
 
