@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
 	real-model compare-real llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
-	ladder ladder-real
+	ladder ladder-real test-fast
 
 setup: $(STAMP)
 
@@ -72,6 +72,11 @@ ladder-real: real-model llama-cpp
 
 test: $(STAMP) browser real-model llama-cpp
 	$(VENV)/bin/pytest -q
+
+# Everything that needs no fetched model, no llama.cpp build and no browser, and is not slow:
+# the lane to run before every commit.
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow and not real and not engine and not browser"
 
 # Debian's chromium for the browser tests (playwright's own browser download cannot work
 # offline). Installed when missing and possible; otherwise those tests skip and say why.
