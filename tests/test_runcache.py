@@ -72,6 +72,12 @@ def test_a_model_that_fails_before_its_first_batch_leaves_no_work_folder(tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == [".work-k"]
 
 
+def said(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """What the harness logged: on stderr once a command has set up its handler in this
+    process (the harness logger then stops propagating), else through pytest's capture."""
+    return capsys.readouterr().err + caplog.text
+
+
 def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines(keepends=True)
 
@@ -86,7 +92,11 @@ def _lines(path: Path) -> list[bytes]:
     ],
 )
 def test_a_damaged_journal_line_is_said_and_it_and_what_follows_are_made_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Callable[[bytes], bytes], line: int
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    damage: Callable[[bytes], bytes],
+    line: int,
 ) -> None:
     path = tmp_path / "journal.jsonl"
     journal = Journal(path)
@@ -97,7 +107,7 @@ def test_a_damaged_journal_line_is_said_and_it_and_what_follows_are_made_again(
     path.write_bytes(b"".join(lines))
     again = Journal(path)
     assert again.batches == [{"rows": [[0, [1, 2], None]], "probe": None}]
-    assert f"{path}:{line}: not the batch that was written" in capsys.readouterr().err
+    assert f"{path}:{line}: not the batch that was written" in said(capsys, caplog)
     assert _lines(path) == lines[:1]  # cut back to the intact prefix: a rerun appends to it
     again.append({"rows": [[1, [3, 4], None]], "probe": None})
     assert len(Journal(path).batches) == 2
@@ -138,7 +148,10 @@ def _entry_damages() -> dict[str, Callable[[Path], None]]:
 
 @pytest.mark.parametrize("damage", list(_entry_damages()))
 def test_a_damaged_entry_is_said_removed_and_made_again(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
 ) -> None:
     cache = RunCache(tmp_path, keep=True)
     with cache.claim("k", "m") as claim:
@@ -152,7 +165,7 @@ def test_a_damaged_entry_is_said_removed_and_made_again(
         (claim.work.root / "generations").mkdir()
         (claim.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
         _, meta = claim.commit({"seconds": 1.0})
-    assert f"{tmp_path / 'k'}: damaged run-cache entry (" in capsys.readouterr().err
+    assert f"{tmp_path / 'k'}: damaged run-cache entry (" in said(capsys, caplog)
     assert meta["seconds"] == 1.0 and cache.lookup("k") is not None
     with cache.claim("k", "m") as claim:  # and from then on read back
         assert claim.reused

@@ -8,7 +8,8 @@ command wrote, a symbolic link, the working directory or above — is refused in
 file output (a GGUF copied out) cannot carry a marker, so an existing file is replaced only
 with `--force`. A folder is built aside (`.<name>.tmp-<pid>`) and renamed into place, the old
 one moved aside first, so that a kill leaves the old or the new, never half of either; the
-next run removes only such siblings that hold the marker and whose process is dead.
+next run removes only such siblings (`harness.store.entry`: their exact names, a process
+that is gone).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.records.errors import HarnessError, writing
+from harness.store import entry
 
 MARKER = ".harness-output"
 
@@ -83,57 +85,23 @@ def check_file(out: Path, force: bool) -> None:
         )
 
 
-def _sweep(out: Path) -> None:
-    """Remove what killed runs left beside `out`: our siblings whose process is gone (an
-    earlier output moved aside by a run killed before the new one was in goes back)."""
-    if not out.exists() and not out.is_symlink():
-        for old in out.parent.glob(f".{out.name}.old-*"):
-            pid = old.name.rsplit("-", 1)[-1]
-            dead = pid.isdigit() and not _alive(int(pid))
-            if dead and old.is_dir() and not old.is_symlink() and _kind(old) is not None:
-                old.rename(out)
-                break
-    for pattern in (f".{out.name}.tmp-*", f".{out.name}.old-*"):
-        for left in out.parent.glob(pattern):
-            pid = left.name.rsplit("-", 1)[-1]
-            if not pid.isdigit() or _alive(int(pid)) or left.is_symlink():
-                continue
-            if left.is_dir() and _kind(left) is not None:
-                shutil.rmtree(left, ignore_errors=True)
-            elif left.is_file() and left.name.startswith(f".{out.name}.tmp-"):
-                left.unlink(missing_ok=True)
-
-
 @contextlib.contextmanager
 def output_folder(out: Path, kind: str) -> Iterator[Path]:
-    """A new folder to fill (marked as `kind`), put in place of `out` when the body ends."""
+    """A new folder to fill (marked as `kind`), put in place of `out` when the body ends
+    (`harness.store.entry`: built aside, renamed in, the previous one removed last)."""
     check_folder(out, kind)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
-    try:
+    with entry.building(out) as tmp:
+        (tmp / MARKER).write_text(json.dumps({"kind": kind}) + "\n", encoding="utf-8")
         with writing(out, " (nothing was replaced)"):
             yield tmp
         check_folder(out, kind)  # again: the body may have run for minutes
-        aside = out.parent / f".{out.name}.old-{os.getpid()}"
-        if out.exists():
-            out.rename(aside)
-        tmp.rename(out)
-        shutil.rmtree(aside, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def copy_file(source: Path, out: Path, force: bool) -> None:
     """`source` copied to `out` whole (a temporary sibling renamed into place)."""
     check_file(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _sweep(out)
+    entry.sweep(out.parent, only=out.name)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
         with writing(out, " (nothing was replaced)"):
@@ -142,15 +110,3 @@ def copy_file(source: Path, out: Path, force: bool) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

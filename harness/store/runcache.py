@@ -41,9 +41,10 @@ from harness.analysis.results import item_to_json
 from harness.records import EvalItem, GenerationSettings, LmEvalConfig, ModelSpec
 from harness.records.codec import to_json
 from harness.records.errors import HarnessError, writing
+from harness.store import entry
 from harness.store.filelock import hold, is_held
 from harness.store.rundir import RunDir, dumps, write_atomic
-from harness.store.sealed import SUM, differences, file_hashes, is_sealed, seal, set_aside
+from harness.store.sealed import SUM, is_sealed, seal
 
 DEFAULT_RUN_CACHE = Path(".cache") / "harness" / "runs"
 logger = logging.getLogger(__name__)
@@ -238,8 +239,7 @@ class Claim:
         tmp = self.work.root
         (tmp / JOURNAL).unlink(missing_ok=True)
         meta = {"format": FORMAT, "key": self.key, "keep": self.cache.keep} | meta
-        meta["files"] = file_hashes(tmp, frozenset({ENTRY}))
-        write_atomic(tmp / ENTRY, dumps(seal(meta)))
+        meta = entry.write_seal(tmp, ENTRY, meta)
         final = self.cache.root / self.key
         if final.exists() and self.cache.lookup(self.key) is not None:
             # made meanwhile by a run that did not hold the key (an old one): that one is used
@@ -248,7 +248,7 @@ class Claim:
             if found is None:
                 raise RunCacheError(f"{final}: the entry vanished after it was written")
         else:
-            tmp.rename(final)
+            entry.install(tmp, final)
             found = RunDir(final), meta
         self.found = found
         return found
@@ -274,23 +274,10 @@ class RunCache:
         folder = self.root / key
         if not folder.is_dir():
             return None
-        path = folder / ENTRY
-        why: str | None
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            why = f"{ENTRY} is missing"
-        except (ValueError, OSError) as exc:  # garbled: not JSON, not UTF-8
-            why = f"{ENTRY} cannot be read: {type(exc).__name__}"
-        else:
-            if not is_sealed(meta):
-                why = f"{ENTRY} is not what was written (its checksum differs)"
-            elif meta.get("format") != FORMAT or meta.get("key") != key:
-                why = f"{ENTRY} is of another version or key"
-            else:
-                why = differences(folder, meta.get("files"), frozenset({ENTRY}))
-        if why is None:
-            meta.pop(SUM)
+        meta, why = entry.check(folder, ENTRY)
+        if meta is not None and (meta.get("format") != FORMAT or meta.get("key") != key):
+            meta, why = None, f"{ENTRY} is of another version or key"
+        if meta is not None:
             return RunDir(folder), meta
         logger.warning(
             "%s: damaged run-cache entry (%s); %s",
@@ -299,7 +286,7 @@ class RunCache:
             "it is made again" if heal else "not used",
         )
         if heal:
-            set_aside(folder)
+            entry.remove(folder)
         return None
 
     @contextlib.contextmanager
@@ -353,16 +340,12 @@ class RunCache:
         self.transient = []
 
     def clean(self) -> None:
-        """Remove what killed runs left: `.tmp-<key>-<pid>` folders (damaged entries set aside, and
-        entries being dropped) whose process is gone; work folders no one has touched for a
-        week; entries a plain compare made and could not drop (another run was reading them),
-        a week on."""
+        """Remove what killed runs left: entries being removed or installed by a process that
+        is gone (`entry.sweep`); work folders no one has touched for a week; entries a plain
+        compare made and could not drop (another run was reading them), a week on."""
         if not self.root.is_dir():
             return
-        for tmp in self.root.glob(".tmp-*"):
-            pid = tmp.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(tmp, ignore_errors=True)
+        entry.sweep(self.root)
         week = time.time() - 7 * 86400
         for work in self.root.glob(f"{WORK}*"):
             if (
@@ -371,18 +354,18 @@ class RunCache:
                 and not is_held(work.with_name(work.name + ".lock"))
             ):
                 shutil.rmtree(work, ignore_errors=True)
-        for entry in self.root.iterdir():
-            meta = entry / ENTRY
-            if not entry.name.startswith(".") and meta.is_file() and meta.stat().st_mtime < week:
+        for folder in self.root.iterdir():
+            meta = folder / ENTRY
+            if not folder.name.startswith(".") and meta.is_file() and meta.stat().st_mtime < week:
                 with contextlib.suppress(OSError, ValueError):
                     if not json.loads(meta.read_text()).get("keep", True):
-                        _drop_unread(entry)
+                        _drop_unread(folder)
 
 
-def _drop_unread(entry: Path) -> None:
+def _drop_unread(folder: Path) -> None:
     """Remove an entry unless some run holds it for reading (a shared flock on entry.json)."""
     try:
-        fd = os.open(entry / ENTRY, os.O_RDONLY)
+        fd = os.open(folder / ENTRY, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -391,27 +374,10 @@ def _drop_unread(entry: Path) -> None:
         os.close(fd)
         return
     with contextlib.suppress(OSError, ValueError):  # a ladder may have kept it meanwhile
-        if json.loads((entry / ENTRY).read_text()).get("keep", True):
+        if json.loads((folder / ENTRY).read_text()).get("keep", True):
             os.close(fd)
             return
-    # Renamed aside first: a run looking it up now finds no entry rather than half of one.
-    aside = entry.with_name(f".tmp-drop-{entry.name}-{os.getpid()}")
     try:
-        entry.rename(aside)
-    except OSError:
-        return
+        entry.remove(folder)  # renamed away first: a reader finds it whole or not at all
     finally:
         os.close(fd)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -2,14 +2,13 @@
 and journals, the quantized checkpoints. A kept file is trusted only if it is what was
 written: a record carries the sha256 of its own canonical JSON (`seal`), a folder the sha256
 of every file it holds (`file_hashes`, recorded in its marker when made). A reader that finds
-a difference says which file and makes the thing again (`set_aside`), never scores it."""
+a difference says which file and makes the thing again (`harness.store.entry`), never
+scores it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -72,14 +71,3 @@ def differences(folder: Path, recorded: Any, skip: frozenset[str] = frozenset())
                 + (f" and {len(names) - 3} more" if len(names) > 3 else "")
             )
     return "; ".join(parts)
-
-
-def set_aside(folder: Path) -> None:
-    """Remove a damaged folder: renamed aside first, so that a reader never finds half of it
-    and a kill in the middle leaves a `.tmp-…-<pid>` sibling for the next sweep."""
-    aside = folder.with_name(f".tmp-damaged-{folder.name}-{os.getpid()}")
-    try:
-        folder.rename(aside)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(aside, ignore_errors=True)

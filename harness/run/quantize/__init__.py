@@ -13,21 +13,17 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
-import shutil
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.records import GgufSpec, QuantizeSpec
 from harness.records.errors import FULL, DiskFull, HarnessError
 from harness.run import console, worker
-from harness.store import faults
+from harness.store import entry
 from harness.store.filelock import hold
-from harness.store.sealed import differences, file_hashes, sha256_file
+from harness.store.sealed import sha256_file
 
 MARKER = "harness_quantize.json"
 # Part of every cache key: bump it when the way a recipe runs changes its result.
@@ -130,7 +126,7 @@ def _make(
     if isinstance(spec, GgufSpec):  # before the timer: the conversion is cached on its own
         source = unquantized_gguf(baseline, baseline_fingerprint, spec.outtype, cache_root)
     started = time.monotonic()
-    with _building(out) as tmp:
+    with entry.building(out, point="quantize") as tmp:
         try:
             if isinstance(spec, GgufSpec):
                 from harness.run.quantize.llamacpp import make_gguf
@@ -168,54 +164,22 @@ def _make(
             "seconds": round(seconds, 1),
             **versions,
         }
-        _write_marker(tmp, marker)
+        entry.write_seal(tmp, MARKER, marker)
     return Quantized(result, False, calib_sha, seconds)
-
-
-@contextmanager
-def _building(out: Path) -> Iterator[Path]:
-    """A temporary sibling of `out`, renamed to it when the body succeeds and removed when it
-    fails: an interrupted run leaves no half result where the cache looks."""
-    # The caller holds the entry's lock: any other temporary sibling is a killed run's.
-    for old in out.parent.glob(f".{out.name}.tmp-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    faults.point("quantize")
-    if out.exists():  # a damaged entry: aside first, so that a kill here leaves no half one
-        aside = out.with_name(f".{out.name}.tmp-damaged-{os.getpid()}")
-        out.rename(aside)
-        shutil.rmtree(aside, ignore_errors=True)
-    tmp.rename(out)
 
 
 def _lock(out: Path) -> Path:
     return out.with_name(f".{out.name}.lock")
 
 
-def _write_marker(tmp: Path, marker: Mapping[str, object]) -> None:
-    """The entry's marker, last, with the sha256 of every file it holds."""
-    marker = {**marker, "files": file_hashes(tmp, frozenset({MARKER}))}
-    (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-
-
 def _verified(out: Path) -> bool:
     """Whether `out` is a complete entry whose files are those recorded when it was made; a
     damaged one (a file changed, added or missing; no hashes recorded) says so and is made
     again."""
-    if not (out / MARKER).is_file():
+    if not out.exists():
         return False
-    try:
-        recorded = json.loads((out / MARKER).read_text()).get("files")
-    except (OSError, ValueError, AttributeError):
-        recorded = None
-    why = differences(out, recorded, frozenset({MARKER}))
-    if why is None:
+    record, why = entry.check(out, MARKER, sealed_only=False)
+    if record is not None:
         return True
     logger.warning("%s: damaged cache entry (%s); making it again", out, why)
     return False
@@ -240,7 +204,7 @@ def _convert(baseline: str, baseline_fingerprint: str, outtype: str, out: Path) 
     from harness.run.quantize.llamacpp import convert
 
     logger.info("converting %s to a %s GGUF (once)", baseline, outtype.upper())
-    with _building(out) as tmp:
+    with entry.building(out, point="quantize") as tmp:
         try:
             convert(baseline, outtype, tmp / "model.gguf", tmp / "llama.cpp.log")
         except Exception as exc:
@@ -252,7 +216,7 @@ def _convert(baseline: str, baseline_fingerprint: str, outtype: str, out: Path) 
             "outtype": outtype,
             "llama_cpp": _llama_cpp_version(),
         }
-        _write_marker(tmp, marker)
+        entry.write_seal(tmp, MARKER, marker)
 
 
 def _llama_cpp_version() -> str:
