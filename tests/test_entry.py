@@ -4,6 +4,7 @@ and what a killed process left swept without touching anything else."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,9 @@ def test_a_failed_build_leaves_the_previous_entry_and_nothing_else(tmp_path: Pat
         ),
     ],
 )
-def test_a_damaged_entry_is_said_naming_what_differs(tmp_path: Path, damage, why: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_entry_is_said_naming_what_differs(
+    tmp_path: Path, damage: Callable[[Path], object], why: str
+) -> None:
     final = tmp_path / "e"
     make(final, "one")
     damage(final)
