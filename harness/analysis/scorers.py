@@ -1,13 +1,14 @@
 """Pure scorers: (item, output, baseline_output) -> score in [0, 1], or None if unscorable.
 
-One explicit table, `SCORERS`: per scorer its name, whether it needs a reference, how a
-reference is checked when an eval set is loaded, how the answer is extracted from an output
-(`extract.py`: a final number, an option label), and its score function. Adding a scorer is
-one member of `Scorer` and one `ScorerEntry` here; nothing else changes. An item's own
-`extract` regex runs first. A score of at least 0.5 counts as "right" (binary scorers return
-exactly 0 or 1). None means the item could not be scored (no output, or an `agreement` item
-without a baseline output); it is counted and shown, never turned into a silent 0. An output
-from which no answer can be extracted is wrong (0), not unscorable.
+One table, `SCORERS` (a `harness.records.registry.Registry`): per scorer its name, whether
+it needs a reference, how a reference is checked when an eval set is loaded, how the answer
+is extracted from an output (`extract.py`: a final number, an option label), and its score
+function. A built-in scorer is one member of `Scorer` and one `ScorerEntry` here; a scorer
+of another package is one `ScorerEntry` it declares under the `harness.scorers` entry point.
+An item's own `extract` regex runs first. A score of at least 0.5 counts as "right" (binary
+scorers return exactly 0 or 1). None means the item could not be scored (no output, or an
+`agreement` item without a baseline output); it is counted and shown, never turned into a
+silent 0. An output from which no answer can be extracted is wrong (0), not unscorable.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rapidfuzz.distance import Indel
 
 from harness.analysis.extract import by_regex, choice_label, final_number, show_number
 from harness.records import EvalItem
+from harness.records.registry import Registry
 
 RIGHT = 0.5
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -149,20 +151,26 @@ class ScorerEntry:
         return self.score is not None
 
 
-SCORERS: dict[Scorer, ScorerEntry] = {
-    Scorer.EXACT: ScorerEntry(_exact),
-    Scorer.NORMALIZED: ScorerEntry(_normalized),
-    Scorer.CONTAINS: ScorerEntry(_contains),
-    Scorer.REGEX: ScorerEntry(_regex, _valid_regex, literal_reference=False),
-    Scorer.NUMERIC: ScorerEntry(_numeric, _finite_number, extract=_number_of),
-    Scorer.CHOICE: ScorerEntry(_choice, _option_label, extract=choice_label),
-    Scorer.FUZZY: ScorerEntry(_fuzzy),
-    Scorer.AGREEMENT: ScorerEntry(None, literal_reference=False),
-}
+SCORERS: Registry[ScorerEntry] = Registry(
+    "scorer",
+    "harness.scorers",
+    {
+        Scorer.EXACT: ScorerEntry(_exact),
+        Scorer.NORMALIZED: ScorerEntry(_normalized),
+        Scorer.CONTAINS: ScorerEntry(_contains),
+        Scorer.REGEX: ScorerEntry(_regex, _valid_regex, literal_reference=False),
+        Scorer.NUMERIC: ScorerEntry(_numeric, _finite_number, extract=_number_of),
+        Scorer.CHOICE: ScorerEntry(_choice, _option_label, extract=choice_label),
+        Scorer.FUZZY: ScorerEntry(_fuzzy),
+        Scorer.AGREEMENT: ScorerEntry(None, literal_reference=False),
+    },
+    accept=lambda e: isinstance(e, ScorerEntry),
+    is_a="a harness.analysis.scorers.ScorerEntry",
+)
 
 
 def entry(item: EvalItem) -> ScorerEntry:
-    return SCORERS[Scorer(item.scorer)]
+    return SCORERS.get(item.scorer)
 
 
 def extracted(item: EvalItem, output: str | None) -> str | None:

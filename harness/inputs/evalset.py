@@ -252,7 +252,7 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
             f"the prompt is {size:,} characters; at most {MAX_PROMPT_CHARS:,} "
             "(about 128k tokens, more than any context here)"
         )
-    scorer = _enum(Scorer, obj.get("scorer", Scorer.EXACT.value), "scorer")
+    scorer = _scorer(obj.get("scorer", Scorer.EXACT.value))
     difficulty = _enum(Difficulty, obj.get("difficulty", Difficulty.COMMON.value), "difficulty")
     return EvalItem(
         id=item_id,
@@ -333,16 +333,22 @@ def _messages(value: Any) -> tuple[Message, ...]:
     return tuple(out)
 
 
-def _reference(value: Any, scorer: Scorer) -> tuple[str, ...]:
-    table = SCORERS[scorer]
+def _scorer(value: Any) -> str:
+    """A scorer's name: built in, or an installed plug-in's (`harness.scorers`)."""
+    if not isinstance(value, str) or not SCORERS.known(value):
+        names = ", ".join(SCORERS.names())
+        raise InvalidItem(f"scorer must be one of {names}; got {json.dumps(value)}")
+    return Scorer(value) if value in Scorer.__members__.values() else value
+
+
+def _reference(value: Any, scorer: str) -> tuple[str, ...]:
+    table = SCORERS.get(scorer)
     if value is None:
         if table.needs_reference:
-            raise InvalidItem(f"scorer {scorer.value} needs a reference")
+            raise InvalidItem(f"scorer {scorer} needs a reference")
         return ()
     if not table.needs_reference:
-        raise InvalidItem(
-            f"scorer {scorer.value} compares with the baseline and takes no reference"
-        )
+        raise InvalidItem(f"scorer {scorer} compares with the baseline and takes no reference")
     refs = [value] if isinstance(value, str) else value
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) and r for r in refs):
         raise InvalidItem("reference must be a non-empty string or a non-empty list of them")
