@@ -15,7 +15,10 @@ from .helpers import write_config, write_jsonl
 from .real_models import REPO
 
 PLUGIN = '''
-"""A plug-in of the harness: an engine and a scorer."""
+"""A plug-in of the harness: an engine, a scorer, a metric and its gate key."""
+from harness.analysis.candidate_metrics import Metric
+from harness.analysis.formats import column
+from harness.analysis.gate_rules import Limit, point_gate
 from harness.analysis.scorers import ScorerEntry
 from harness.run.backends.hf import HFBackend
 
@@ -29,6 +32,15 @@ def _same_length(references, output):
 
 
 SAME_LENGTH = ScorerEntry(_same_length)
+
+PAIRED_ITEMS = Metric(
+    "paired_items",
+    lambda x: len(x.paired),
+    "count",
+    point_gate("max_paired_items", "paired_items", "The number of paired items", " items",
+               limit=Limit.COUNT, needs=None),
+    (column("paired", "paired_items", str),),
+)
 '''
 
 PYPROJECT = """
@@ -45,6 +57,9 @@ echo = "harness_echo:EchoBackend"
 
 [project.entry-points."harness.scorers"]
 same_length = "harness_echo:SAME_LENGTH"
+
+[project.entry-points."harness.metrics"]
+paired_items = "harness_echo:PAIRED_ITEMS"
 
 [tool.setuptools]
 py-modules = ["harness_echo"]
@@ -89,7 +104,7 @@ def harness(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_an_installed_plugin_adds_an_engine_and_a_scorer(
+def test_an_installed_plugin_adds_an_engine_a_scorer_and_a_metric(
     installed: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     rows = [
@@ -103,14 +118,17 @@ def test_an_installed_plugin_adds_an_engine_and_a_scorer(
         evalset,
         tiny_model_dir,
         {"echo": tiny_model_dir},
-        "max_weighted_accuracy_drop = 0.5",
+        "max_weighted_accuracy_drop = 0.5\nmax_paired_items = 5",
     )
     cfg.write_text(cfg.read_text().replace('name = "echo"\n', 'name = "echo"\nbackend = "echo"\n'))
     done = harness(installed, "compare", "--config", str(cfg), "--out", str(tmp_path / "run"))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the plug-in's gate key decides: 6 > 5
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     [cand] = results["candidates"]
     assert cand["metrics"]["identical_share"] == 1.0  # the same weights on another engine name
+    assert cand["metrics"]["paired_items"] == 6
+    assert any(r["rule"] == "max_paired_items" and not r["passed"] for r in cand["rules"])
+    assert "The number of paired items is 6 items; it must be at most 5 items" in done.stdout
     assert {it["scorer"] for it in results["items"]} == {"same_length"}
     # without the plug-in on the path, both names are unknown, and said so
     bare = subprocess.run(

@@ -40,6 +40,7 @@ from harness.records import (
     StatsConfig,
 )
 from harness.records.errors import HarnessError
+from harness.records.registry import Registry
 from harness.records.settings import GateLimit
 
 
@@ -158,7 +159,7 @@ def _flips(m: CandidateMetrics) -> Cell:
     return Cell(f"{m.regressions} ({m.hard_regressions})")
 
 
-METRICS: tuple[Metric, ...] = (
+BUILTIN_METRICS: tuple[Metric, ...] = (
     Metric(
         "weighted_accuracy",
         lambda x: x.interval(x.paired),
@@ -302,6 +303,18 @@ METRICS: tuple[Metric, ...] = (
     # exp(mean over items of NLL_cand - NLL_base) on the references
     Metric("reference_ppl_ratio", lambda x: _reference_ppl_ratio(x.paired), "ratio"),
 )
+# Every metric: the built-in ones, then those installed packages declare under the
+# `harness.metrics` entry point (a `Metric`: its value lands in results.json, its gate rule
+# is a `[gate]` key, its columns join the tables). Loaded here, once, after `Metric` exists:
+# a plug-in module imports it from this module.
+METRIC_TABLE: Registry[Metric] = Registry(
+    "metric",
+    "harness.metrics",
+    {m.name: m for m in BUILTIN_METRICS},
+    accept=lambda m: isinstance(m, Metric),
+    is_a="a harness.analysis.candidate_metrics.Metric",
+)
+METRICS: tuple[Metric, ...] = tuple(METRIC_TABLE.all())
 
 # The unscorable count closes the table, after the distribution columns.
 TABLE_COLUMNS: tuple[Column, ...] = (

@@ -10,7 +10,8 @@ A plug-in is a package that declares, in its own pyproject.toml,
 echo = "harness_echo:EchoBackend"
 ```
 
-(`harness.scorers` for a scorer); once installed, `backend = "echo"` (or `"scorer": "echo"`)
+(`harness.scorers` for a scorer, `harness.metrics` for a metric and its gate key); once
+installed, `backend = "echo"` (or `"scorer": "echo"`)
 finds it: nothing in this repository changes. A built-in name always wins over a plug-in's.
 """
 
@@ -72,6 +73,10 @@ class Registry(Generic[T]):
         if name in self.builtins or name in self.plugins:
             return True
         return self.import_paths and bool(IMPORT_PATH.match(name))
+
+    def all(self) -> list[T]:
+        """Every entry, built-ins first, then plug-ins by name (each loaded)."""
+        return [self.get(name) for name in self.names()]
 
     def get(self, name: str) -> T:
         if name in self._loaded:
