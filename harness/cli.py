@@ -352,7 +352,12 @@ def entry() -> None:
     (`harness.run.worker`)."""
     words = sys.argv[1:]
     command = [w for w in words if w not in ("--debug", "--verbose")]
-    sys.exit(worker.run(words) if worker.supervised(command) else main(words))
+    if not worker.supervised(command):
+        sys.exit(main(words))
+    code, crash = worker.run(words)
+    if crash is not None:  # on a line of its own: the worker died mid-way through a bar's line
+        print(f"\nerror: {crash}", file=sys.stderr)
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

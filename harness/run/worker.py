@@ -86,10 +86,11 @@ def supervised(words: Sequence[str]) -> bool:
     return not os.environ.get(WORKER_ENV) and bool(words) and words[0] in ENGINE_COMMANDS
 
 
-def run(words: Sequence[str]) -> int:
-    """Run `harness WORDS` in a worker process; its exit code, or 2 with one line when a
-    signal killed it. SIGINT and SIGTERM sent to this process are passed on to the worker,
-    which exits 130 or 143 after cleaning up, as it does when run alone."""
+def run(words: Sequence[str]) -> tuple[int, str | None]:
+    """Run `harness WORDS` in a worker process: its exit code, or 2 with the line to say
+    when a signal killed it (the command line prints it). SIGINT and SIGTERM sent to this
+    process are passed on to the worker, which exits 130 or 143 after cleaning up, as it does
+    when run alone."""
     fd, status = tempfile.mkstemp(prefix="harness-worker-", suffix=".json")
     os.close(fd)
     env = os.environ | {WORKER_ENV: status, PARENT_ENV: str(os.getpid())}
@@ -112,10 +113,8 @@ def run(words: Sequence[str]) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(path)
     if code >= 0:
-        return code
-    # On a line of its own: the worker died in the middle of a progress bar's line.
-    print(f"\nerror: {crash_line(-code, doing)}", file=sys.stderr)
-    return EXIT_ERROR
+        return code, None
+    return EXIT_ERROR, crash_line(-code, doing)
 
 
 def _read(path: str) -> dict[str, str]:
