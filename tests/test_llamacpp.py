@@ -167,7 +167,12 @@ def test_quantize_command_makes_a_gguf(tmp_path: Path, capsys: pytest.CaptureFix
     ]
     assert main(args) == 0
     assert out.read_bytes()[:4] == b"GGUF"
-    assert main(args) == 0 and "cached" in capsys.readouterr().out
+    capsys.readouterr()
+    # a file cannot carry our marker: an existing one is replaced only with --force, and the
+    # refusal comes before any work
+    assert main(args) == 2 and "--force replaces it" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0 and "cached" in capsys.readouterr().out
+    assert out.read_bytes()[:4] == b"GGUF"
     assert main(["quantize", "--baseline", str(SMOLLM)]) == 2
     assert "give --scheme and --method" in capsys.readouterr().err
 
