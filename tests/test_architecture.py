@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "harness"
+from .support.paths import REPO
+
+PACKAGE = REPO / "harness"
 # What each stage folder may import from the harness (its own folder included). The run
 # stage is the only one that may touch torch, an engine or a model; `pipeline` (the library
 # API) and `cli` sit on top of everything.
@@ -142,7 +144,7 @@ def test_report_and_validate_never_import_torch(tmp_path: Path) -> None:
     from tools.bench import synthetic_run
 
     synthetic_run(tmp_path / "run", 30, candidates=2)
-    demo = Path(__file__).resolve().parents[1] / "demo.toml"
+    demo = REPO / "demo.toml"
     run_python(
         "import sys; from harness.cli import main; "
         f"assert main(['report', {str(tmp_path / 'run')!r}]) in (0, 1); "

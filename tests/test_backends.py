@@ -12,7 +12,7 @@ from harness.records import ModelSpec
 from harness.run.backends import UnknownBackend, engine_class, open_backend
 from harness.run.backends.hf import HFBackend
 
-from .helpers import write_config, write_jsonl
+from .support.helpers import write_config, write_jsonl
 
 
 def test_keys_and_import_paths_name_the_same_engine() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from harness.cli import main
 
-from .helpers import (
+from .support.helpers import (
     PAYLOADS,
     agreement_rows,
     flipping_rows,

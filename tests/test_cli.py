@@ -16,7 +16,7 @@ import pytest
 from harness.analysis.formats import pct, pts
 from harness.cli import main
 
-from .helpers import (
+from .support.helpers import (
     PAYLOADS,
     agreement_rows,
     flipping_rows,

@@ -8,7 +8,7 @@ import pytest
 
 from harness.inputs.config import ConfigError, apply_overrides, load_config
 
-REPO = Path(__file__).resolve().parents[1]
+from .support.paths import REPO
 
 MINIMAL = """
 name = "t"

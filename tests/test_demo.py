@@ -15,7 +15,9 @@ from examples.demo.tokenizer import build_tokenizer
 from examples.demo.train import MODEL_DIR, TrainConfig, train
 from harness.inputs.evalset import load_evalset
 
-EVALSETS = Path(__file__).resolve().parents[1] / "evalsets"
+from .support.paths import REPO
+
+EVALSETS = REPO / "evalsets"
 
 
 def test_carry_chain_by_hand() -> None:

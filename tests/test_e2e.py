@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+from .support.paths import REPO
 
 
 @pytest.mark.slow

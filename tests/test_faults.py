@@ -23,9 +23,7 @@ from typing import Any
 
 import pytest
 
-from .real_models import REPO
-
-DEMO = REPO / "harness" / "demo" / "model"
+from .support.paths import DEMO, REPO
 
 
 def write_config(path: Path, candidate: Path = DEMO) -> Path:

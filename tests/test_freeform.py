@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import write_jsonl
-from .real_models import MINILM, NEEDS_REAL_MODEL, REPO
+from .support.helpers import write_jsonl
+from .support.paths import DEMO, MINILM, NEEDS_REAL_MODEL, REPO
 
-DEMO = REPO / "harness" / "demo" / "model"
 FREEFORM = REPO / "evalsets" / "freeform" / "freeform.jsonl"
 
 

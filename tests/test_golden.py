@@ -41,7 +41,8 @@ import pytest
 from harness.analysis.sizes import parameter_count, weights_bytes
 from harness.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+from .support.paths import REPO
+
 GOLDEN = Path("tests/data/golden")  # relative: results.json records paths as given
 AGREEMENT = {"model": ".cache/harness/models/all-MiniLM-L6-v2", "threshold": 0.8}
 BF16_LOGLIKELIHOOD = re.compile(

@@ -25,7 +25,7 @@ from harness.records import CandidateMetrics, GgufSpec, Interval, QuantizeSpec
 from harness.records.ladder import Rung, RungSlice
 from harness.run.sensitivity import LayerCost, propose
 
-from .real_models import NEEDS_LLAMA_CPP, REPO
+from .support.paths import NEEDS_LLAMA_CPP, REPO
 from .test_browser import CHROMIUM, Page, browser  # noqa: F401  (browser: a fixture)
 
 

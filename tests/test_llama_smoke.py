@@ -11,7 +11,7 @@ from harness.run.llamacpp_home import home
 from tools import llama_smoke
 from tools.llama_cpp import VARIANTS
 
-from .real_models import NEEDS_LLAMA_CPP
+from .support.paths import NEEDS_LLAMA_CPP
 
 pytestmark = [NEEDS_LLAMA_CPP]
 
@@ -76,7 +76,7 @@ def test_make_llama_cpp_checks_again_on_a_machine_with_other_cpu_features() -> N
     import subprocess
     import sys
 
-    from .real_models import REPO
+    from .support.paths import REPO
 
     marker = home() / "harness_build.json"
     data = json.loads(marker.read_text())

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.run.llamacpp_home import home
-from tests.real_models import NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
+from tests.support.paths import NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
 CALIBRATION = REPO / "evalsets" / "calibration" / "generic.jsonl"
 pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]

@@ -20,9 +20,8 @@ from harness.run.lmeval import (
 )
 from harness.store.rundir import RunDir
 
-from .helpers import write_config
-
-REPO = Path(__file__).resolve().parents[1]
+from .support.helpers import write_config
+from .support.paths import REPO
 
 
 def tasks_dir(tmp_path: Path) -> Path:

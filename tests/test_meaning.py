@@ -4,14 +4,13 @@ meaning in other words, and of other meanings (same topic included)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.records.settings import DEFAULT_EQUIVALENCE
 
-REPO = Path(__file__).resolve().parents[1]
-MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
+from .support.paths import MINILM, REPO
+
 PAIRS = REPO / "tests" / "data" / "meaning_pairs.jsonl"
 
 

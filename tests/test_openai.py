@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.real_models import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
-from tests.servers import Faults, child_servers, fault_proxy, llama_server, witness
+from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
+from tests.support.servers import Faults, child_servers, fault_proxy, llama_server, witness
 
 pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 

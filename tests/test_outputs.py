@@ -13,9 +13,7 @@ from harness.cli import main
 from harness.store.outputs import MARKER, OutputError, copy_file, output_folder, owned_folder
 from harness.store.rundir import clean_leftovers
 
-from .real_models import REPO
-
-DEMO = REPO / "harness" / "demo" / "model"
+from .support.paths import DEMO, REPO
 
 
 def test_quantize_out_over_a_users_folder_is_refused_before_any_work(

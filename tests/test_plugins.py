@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import write_config, write_jsonl
-from .real_models import REPO
+from .support.helpers import write_config, write_jsonl
+from .support.paths import REPO
 
 PLUGIN = '''
 """A plug-in of the harness: an engine, a scorer, a metric and its gate key."""

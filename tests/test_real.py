@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from tests.real_models import MINILM, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
+from tests.support.paths import MINILM, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
 pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL]
 # What would show that an output ran on into the next turn of the chat template.

@@ -10,7 +10,7 @@ import pytest
 
 from harness.cli import main
 
-from .helpers import flipping_rows, write_config, write_jsonl
+from .support.helpers import flipping_rows, write_config, write_jsonl
 
 
 def make_run(tmp_path: Path, base: Path, cand: Path, gate: str) -> Path:
@@ -202,7 +202,7 @@ def test_concurrent_imports_keep_every_reviewers_verdicts(run: Path) -> None:
     import subprocess
     import sys
 
-    from tests.real_models import REPO
+    from tests.support.paths import REPO
 
     flagged = [
         it["id"]

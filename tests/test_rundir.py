@@ -10,7 +10,7 @@ import pytest
 from harness.cli import main
 from harness.store import rundir
 
-from .helpers import flipping_rows, write_config, write_jsonl
+from .support.helpers import flipping_rows, write_config, write_jsonl
 
 
 def test_a_compare_writes_each_file_once(

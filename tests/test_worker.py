@@ -18,9 +18,7 @@ import pytest
 
 from harness.run.worker import crash_line
 
-from .real_models import NEEDS_LLAMA_CPP, REPO
-
-DEMO = REPO / "harness" / "demo" / "model"
+from .support.paths import DEMO, NEEDS_LLAMA_CPP, REPO
 
 
 def console(*args: str) -> list[str]:
