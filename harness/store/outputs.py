@@ -39,16 +39,25 @@ def _kind(folder: Path) -> str | None:
         return None
 
 
-def check_folder(out: Path, kind: str) -> None:
-    """Refuse `out` as a folder for `kind` unless it is missing, empty or ours of that kind."""
+def unsafe_target(out: Path, what: str = "") -> str | None:
+    """Why no output folder (`what`: "a run " for a run folder) may go at `out` whatever it
+    holds: /, the home folder, the working directory or a folder above it, a symbolic link;
+    None when none of those. Every `--out` (run folders included) asks this first."""
     where = out.resolve()
     cwd = Path.cwd().resolve()
     if where == Path(where.anchor) or where == Path.home().resolve():
-        raise OutputError(f"--out {out}: refusing to write over {where}")
+        return f"refusing to write {what}over {where}"
     if where == cwd or where in cwd.parents:
-        raise OutputError(f"--out {out}: it holds the working directory; give a new folder")
+        return "it holds the working directory; give a new folder"
     if out.is_symlink():
-        raise OutputError(f"--out {out}: a symbolic link; give the folder itself")
+        return "a symbolic link; give the folder itself"
+    return None
+
+
+def check_folder(out: Path, kind: str) -> None:
+    """Refuse `out` as a folder for `kind` unless it is missing, empty or ours of that kind."""
+    if (why := unsafe_target(out)) is not None:
+        raise OutputError(f"--out {out}: {why}")
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out}: a file, not a folder")
     if out.is_dir() and any(out.iterdir()):

@@ -38,6 +38,7 @@ from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import FULL, DiskFull, HarnessError, RecordError
 from harness.store import faults
 from harness.store.filelock import Busy, hold
+from harness.store.outputs import unsafe_target
 
 ARTIFACTS = ("results.json", "items.csv", "junit.xml", "summary.md", "report.html")
 # `write_all`'s temporary names: "." + the file's name + "." + mkstemp's 8 random characters
@@ -307,17 +308,9 @@ def check_out(out: Path) -> None:
     """Refuse a run folder target that would replace anything but a previous run: the working
     directory or any folder above it, /, the home folder, a file, a symbolic link, or a
     folder holding files that are not a harness run's."""
-    where = out.resolve()
-    cwd = Path.cwd().resolve()
-    if where == Path(where.anchor) or where == Path.home().resolve():
-        raise RunFolderError(f"--out {out}: refusing to write a run over {where}")
-    if where == cwd or where in cwd.parents:
-        raise RunFolderError(
-            f"--out {out}: it holds the working directory; give a new folder "
-            "(reports/<name> by default)"
-        )
-    if out.is_symlink():
-        raise RunFolderError(f"--out {out}: a symbolic link; give the folder itself")
+    if (why := unsafe_target(out, "a run ")) is not None:
+        default = " (reports/<name> by default)" if why.startswith("it holds") else ""
+        raise RunFolderError(f"--out {out}: {why}{default}")
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out}: a file, not a run folder")
     if out.is_dir() and any(out.iterdir()) and not is_run_folder(out):
