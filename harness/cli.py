@@ -60,19 +60,23 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 def cmd_quantize(args: argparse.Namespace) -> int:
     from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.quantize import quantize
+    from harness.run.quantize import quantize, quantizer_of
 
     spec: QuantizeSpec | GgufSpec
     if args.gguf is not None:
-        spec = GgufSpec(args.gguf, args.imatrix)
+        spec = GgufSpec(type=args.gguf, imatrix=args.imatrix)
     elif args.scheme is None or args.method is None:
         raise HarnessError("quantize: give --scheme and --method (llm-compressor) or --gguf TYPE")
     else:
         spec = QuantizeSpec(
-            args.scheme, args.method, args.calibration, args.samples, args.max_seq_length
+            scheme=args.scheme,
+            method=args.method,
+            calibration=args.calibration,
+            samples=args.samples,
+            max_seq_length=args.max_seq_length,
         )
     if args.out is not None:  # before any work: a refused --out costs nothing
-        if isinstance(spec, GgufSpec):
+        if quantizer_of(spec).result(Path("entry")) != Path("entry"):  # a file, not a folder
             check_file(args.out, args.force)
         else:
             check_folder(args.out, "checkpoint")

@@ -315,7 +315,8 @@ def analyze(
     table = config["gate"]
     threshold = float(config["agreement"]["threshold"])
     gate_cfg = GateConfig(
-        {k: v for k, v in table.items() if k != "bound" and v is not None}, table["bound"]
+        limits={k: v for k, v in table.items() if k != "bound" and v is not None},
+        bound=table["bound"],
     )
     items = list(run.items)
     baseline = run.header.baseline.name

@@ -25,10 +25,14 @@ ALLOWED = {
     "render": {"records", "inputs", "analysis", "store", "render"},
     "run": {"records", "inputs", "analysis", "store", "run"},
 }
-# The one arrow up, from the edge: `inputs.config` checks a model's `backend` against the
-# engine table (`harness.run.backends.ENGINES`, module:object strings), which loads no engine
-# (`test_analysis_modules_import_without_torch`).
-EXCEPTIONS = {("harness.inputs.config", "harness.run.backends")}
+# The arrows up, from the edge: `inputs.config` reads a model's table with its engine's own
+# settings (`harness.run.backends.ENGINES`) and a `quantize` table with its quantizer's
+# (`harness.run.quantize.quantizers.QUANTIZERS`); both tables hold module:object strings and
+# their modules import no engine library (`test_analysis_modules_import_without_torch`).
+EXCEPTIONS = {
+    ("harness.inputs.config", "harness.run.backends"),
+    ("harness.inputs.config", "harness.run.quantize.quantizers"),
+}
 TOP_LEVEL = {
     "__init__.py",
     "__main__.py",

@@ -21,7 +21,7 @@ def items() -> list[EvalItem]:
 
 
 def test_batched_equals_one_by_one(tiny_model_dir: Path) -> None:
-    backend = HFBackend(ModelSpec("tiny", str(tiny_model_dir)))
+    backend = HFBackend(ModelSpec(name="tiny", path=str(tiny_model_dir)))
     batch = generate_texts(backend, items(), GenerationSettings(max_new_tokens=8, batch_size=4))
     single = [
         generate_texts(backend, [it], GenerationSettings(max_new_tokens=8, batch_size=1))[0]
@@ -31,7 +31,7 @@ def test_batched_equals_one_by_one(tiny_model_dir: Path) -> None:
 
 
 def test_token_limits_per_item(tiny_model_dir: Path) -> None:
-    backend = HFBackend(ModelSpec("tiny", str(tiny_model_dir)))
+    backend = HFBackend(ModelSpec(name="tiny", path=str(tiny_model_dir)))
     ids = [backend.prompt_ids(it) for it in items()]
     # A stop id outside the vocabulary is never produced, so the limits decide.
     rows = {g.index: g.ids for b in backend.generate(ids, [8, 8, 3, 1], (10_000,), 4) for g in b}
@@ -39,7 +39,7 @@ def test_token_limits_per_item(tiny_model_dir: Path) -> None:
 
 
 def test_chat_template_renders_like_the_bare_prompt(tiny_model_dir: Path) -> None:
-    backend = HFBackend(ModelSpec("tiny", str(tiny_model_dir)))
+    backend = HFBackend(ModelSpec(name="tiny", path=str(tiny_model_dir)))
     chat, bare = items()[3], items()[0]
     assert backend.prompt_ids(chat) == backend.prompt_ids(bare)
     assert backend.prompt_ids(bare)[0] == backend.tokenizer.bos_token_id
@@ -57,7 +57,7 @@ def test_stop_ids_gather_every_end_of_turn(tiny_llama: Any) -> None:
         "{% if m['role'] == 'assistant' %}<|end|>{% endif %}{% endfor %}"
     )
     path = tiny_llama("stops", tokenizer=tok, seed=3)
-    backend = HFBackend(ModelSpec("t", str(path)))
+    backend = HFBackend(ModelSpec(name="t", path=str(path)))
     end = tok.convert_tokens_to_ids("<|end|>")
     assert backend.stop_ids == (2, end)
 

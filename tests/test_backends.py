@@ -29,7 +29,7 @@ def test_keys_and_import_paths_name_the_same_engine() -> None:
 )
 def test_what_is_not_an_engine_is_refused(name: str, message: str) -> None:
     with pytest.raises(UnknownBackend, match=message):
-        open_backend(ModelSpec("m", "x", backend=name))
+        open_backend(ModelSpec(name="m", path="x", backend=name))
 
 
 def test_a_candidate_on_an_engine_named_by_import_path(

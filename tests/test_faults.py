@@ -270,7 +270,9 @@ def holding_quantize_lock(cache: Path) -> Iterator[str]:
     from harness.run.backends.base import checkpoint_fingerprint
     from harness.run.quantize import cache_key
 
-    key = cache_key(checkpoint_fingerprint(str(DEMO)), QuantizeSpec("W8A16", "rtn"), None)
+    key = cache_key(
+        checkpoint_fingerprint(str(DEMO)), QuantizeSpec(scheme="W8A16", method="rtn"), None
+    )
     cache.mkdir(exist_ok=True)
     fd = os.open(cache / f".{key}.lock", os.O_RDWR | os.O_CREAT)
     try:

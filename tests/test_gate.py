@@ -42,7 +42,7 @@ def metrics(**changes: object) -> CandidateMetrics:
     ],
 )
 def test_weighted_drop_at_threshold(limit: float, bound: str, verdict: str) -> None:
-    result = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=limit, bound=bound))
+    result = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=limit, bound=bound))  # type: ignore[arg-type]
     assert result.verdict == verdict
 
 
@@ -84,7 +84,7 @@ def test_no_rule_is_not_a_pass() -> None:
 
 def test_unknown_bound_is_rejected() -> None:
     with pytest.raises(ValueError):
-        GateConfig(bound="lower_ci")
+        GateConfig(bound="lower_ci")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

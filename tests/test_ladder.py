@@ -98,15 +98,17 @@ def calibrated(name: str, spec: QuantizeSpec | GgufSpec) -> CandidateResult:
 
 
 def test_calibration_pairs_differ_only_in_their_calibration() -> None:
-    gptq = QuantizeSpec("W4A16", "gptq", "traffic.jsonl", group_size=32)
+    gptq = QuantizeSpec(scheme="W4A16", method="gptq", calibration="traffic.jsonl", group_size=32)
     cands = [
         calibrated("gptq-traffic", gptq),
         calibrated("gptq-generic", replace(gptq, calibration="generic.jsonl")),
         calibrated("gptq-g128", replace(gptq, group_size=128)),  # another recipe: alone
-        calibrated("q5", GgufSpec("Q5_K_M")),
-        calibrated("q5-chat", GgufSpec("Q5_K_M", "chat.jsonl", imatrix_context=128)),
-        calibrated("rtn", QuantizeSpec("W4A16", "rtn")),
-        calibrated("rtn-again", QuantizeSpec("W4A16", "rtn")),  # same recipe, same (no) set
+        calibrated("q5", GgufSpec(type="Q5_K_M")),
+        calibrated("q5-chat", GgufSpec(type="Q5_K_M", imatrix="chat.jsonl", imatrix_context=128)),
+        calibrated("rtn", QuantizeSpec(scheme="W4A16", method="rtn")),
+        calibrated(
+            "rtn-again", QuantizeSpec(scheme="W4A16", method="rtn")
+        ),  # same recipe, same (no) set
     ]
     pairs = calibration_pairs(cands)
     assert [(p.rungs, p.calibrations) for p in pairs] == [
@@ -193,7 +195,7 @@ def test_ladder_config_gates_only_the_target() -> None:
     ("change", "message"),
     [
         ({"target": "nope"}, "target 'nope' names no rung"),
-        ({"max_size_mb": 0}, "max_size_mb must be a number > 0"),
+        ({"max_size_mb": 0}, "max_size_mb = 0 must be a number > 0"),
         ({"rungs": []}, "at least one rung"),
         ({"colour": 1}, "unknown key 'colour'"),
     ],

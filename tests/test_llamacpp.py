@@ -47,10 +47,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cache = tmp_path_factory.mktemp("cache")
     fp = checkpoint_fingerprint(str(SMOLLM))
     specs = {
-        "f32": GgufSpec("F32"),
-        "q8_0": GgufSpec("Q8_0"),
+        "f32": GgufSpec(type="F32"),
+        "q8_0": GgufSpec(type="Q8_0"),
         "q4_k_m": GgufSpec(
-            "Q4_K_M", imatrix=str(CALIBRATION), imatrix_chunks=8, imatrix_context=128
+            type="Q4_K_M", imatrix=str(CALIBRATION), imatrix_chunks=8, imatrix_context=128
         ),
     }
     first = {k: quantize(str(SMOLLM), fp, s, cache) for k, s in specs.items()}
@@ -79,9 +79,9 @@ def engines(made: dict[str, Any]) -> Any:
     from harness.records import ModelSpec
     from harness.run.backends import open_backend
 
-    hf = open_backend(ModelSpec("fp32", str(SMOLLM)))
+    hf = open_backend(ModelSpec(name="fp32", path=str(SMOLLM)))
     gguf = str(made["first"]["f32"].path)
-    lc = open_backend(ModelSpec("f32-gguf", gguf, backend="llama.cpp", threads=2))
+    lc = open_backend(ModelSpec(name="f32-gguf", path=gguf, backend="llama.cpp", threads=2))
     yield hf, lc
     lc.close()
     hf.close()
@@ -186,7 +186,7 @@ def test_outputs_do_not_depend_on_what_ran_before(made: dict[str, Any]) -> None:
 
     items = load_evalset([str(REAL / "arithmetic.jsonl")])[:6]
     gguf = str(made["first"]["q4_k_m"].path)
-    with open_backend(ModelSpec("q4", gguf, backend="llama.cpp", threads=2)) as lc:
+    with open_backend(ModelSpec(name="q4", path=gguf, backend="llama.cpp", threads=2)) as lc:
         ids = [lc.prompt_ids(i) for i in items]
 
         def run(order: list[int]) -> dict[int, tuple[int, ...]]:

@@ -128,7 +128,9 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     )
     theirs = {s["doc_id"]: float(s["exact_match"]) for s in result["samples"]["harness_add"]}
     items = load_evalset([str(evalset)])
-    with open_backend(ModelSpec("demo", str(REPO / "harness" / "demo" / "model"))) as backend:
+    with open_backend(
+        ModelSpec(name="demo", path=str(REPO / "harness" / "demo" / "model"))
+    ) as backend:
         outputs = generate_texts(
             backend, items, GenerationSettings(max_new_tokens=32, batch_size=64)
         )
@@ -141,13 +143,13 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
 
 
 def test_unknown_task_is_one_clear_error(tiny_model_dir: Path) -> None:
-    backend = open_backend(ModelSpec("t", str(tiny_model_dir)))
+    backend = open_backend(ModelSpec(name="t", path=str(tiny_model_dir)))
     with pytest.raises(LmEvalError, match="not found: no_such_task"):
         run_tasks(backend, LmEvalConfig(tasks=("no_such_task",)), batch_size=4)
 
 
 def test_hub_task_offline_is_one_clear_error(tiny_model_dir: Path) -> None:
-    backend = open_backend(ModelSpec("t", str(tiny_model_dir)))
+    backend = open_backend(ModelSpec(name="t", path=str(tiny_model_dir)))
     with pytest.raises(LmEvalError) as info:
         run_tasks(backend, LmEvalConfig(tasks=("hellaswag",), limit=2), batch_size=4)
     message = str(info.value)
@@ -184,7 +186,7 @@ def test_chat_mode_renders_through_the_template_and_adds_no_second_bos(
 ) -> None:
     from harness.run.lmeval import backend_lm
 
-    backend = open_backend(ModelSpec("t", str(tiny_model_dir)))
+    backend = open_backend(ModelSpec(name="t", path=str(tiny_model_dir)))
     chat = [{"role": "user", "content": "add 1+1="}]
     plain, chatty = backend_lm(backend, 4), backend_lm(backend, 4, chat=True)
     text = chatty.apply_chat_template(chat)

@@ -30,7 +30,7 @@ def gguf() -> Path:
     from harness.run.backends.base import checkpoint_fingerprint
     from harness.run.quantize import quantize
 
-    return quantize(str(SMOLLM), checkpoint_fingerprint(str(SMOLLM)), GgufSpec("F32")).path
+    return quantize(str(SMOLLM), checkpoint_fingerprint(str(SMOLLM)), GgufSpec(type="F32")).path
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +52,15 @@ def subset(out: Path, per_file: int = 4) -> Path:
 
 
 def served_spec(url: str, **server: Any) -> Any:
-    from harness.records import ModelSpec, ServerSpec
+    from harness.records import ModelSpec
+    from harness.run.backends.openai import ServerSettings
 
     settings = {"concurrency": 2, "timeout": 60.0, "retries": 3} | server
     return ModelSpec(
-        "served", str(SMOLLM), backend="openai", server=ServerSpec(url, "smollm2", **settings)
+        name="served",
+        path=str(SMOLLM),
+        backend="openai",
+        settings=ServerSettings(base_url=url, model="smollm2", **settings),
     )
 
 
@@ -83,7 +87,7 @@ def items(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
 def in_process(gguf: Path, items: list[Any]) -> list[Any]:
     from harness.records import ModelSpec
 
-    return generate(ModelSpec("inproc", str(gguf), backend="llama.cpp", threads=2), items)
+    return generate(ModelSpec(name="inproc", path=str(gguf), backend="llama.cpp", threads=2), items)
 
 
 def test_served_greedy_outputs_equal_the_in_process_engine(

@@ -52,8 +52,8 @@ def test_pack_round_trip_error() -> None:
 def test_kld_matches_a_float64_reference(
     tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path
 ) -> None:
-    base = HFBackend(ModelSpec("a", str(tiny_model_dir)))
-    cand_backend = HFBackend(ModelSpec("b", str(other_model_dir)))
+    base = HFBackend(ModelSpec(name="a", path=str(tiny_model_dir)))
+    cand_backend = HFBackend(ModelSpec(name="b", path=str(other_model_dir)))
     base_model, cand_model = base.model, cand_backend.model
     prompts, conts = inputs()
     stored = through_store(base, prompts, conts, tmp_path)
@@ -78,7 +78,7 @@ def test_kld_matches_a_float64_reference(
 
 
 def test_a_model_against_itself(tiny_model_dir: Path, tmp_path: Path) -> None:
-    backend = HFBackend(ModelSpec("a", str(tiny_model_dir)))
+    backend = HFBackend(ModelSpec(name="a", path=str(tiny_model_dir)))
     prompts, conts = inputs()
     stored = through_store(backend, prompts, conts, tmp_path)
     again = list(backend.score(prompts, conts, 2))
@@ -118,7 +118,7 @@ def test_store_reads_items_through_memory_maps(tmp_path: Path) -> None:
 def test_generation_logprobs_equal_teacher_forcing_on_the_own_output(tiny_model_dir: Path) -> None:
     """The probes take a model's log-probs from its own greedy generation; they must be what
     a teacher-forced pass on that output gives."""
-    backend = HFBackend(ModelSpec("a", str(tiny_model_dir)))
+    backend = HFBackend(ModelSpec(name="a", path=str(tiny_model_dir)))
     prompts, _ = inputs()
     seen = {
         g.index: g

@@ -34,28 +34,32 @@ def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cache_key_depends_on_every_input() -> None:
-    rtn = QuantizeSpec("W8A16", "rtn")
+    rtn = QuantizeSpec(scheme="W8A16", method="rtn")
     keys = {
         q.cache_key("fp-a", rtn, None),
         q.cache_key("fp-b", rtn, None),
-        q.cache_key("fp-a", QuantizeSpec("W4A16", "rtn"), None),
-        q.cache_key("fp-a", QuantizeSpec("W4A16", "gptq", "x.jsonl"), "sha-1"),
-        q.cache_key("fp-a", QuantizeSpec("W4A16", "gptq", "y.jsonl"), "sha-2"),
+        q.cache_key("fp-a", QuantizeSpec(scheme="W4A16", method="rtn"), None),
+        q.cache_key(
+            "fp-a", QuantizeSpec(scheme="W4A16", method="gptq", calibration="x.jsonl"), "sha-1"
+        ),
+        q.cache_key(
+            "fp-a", QuantizeSpec(scheme="W4A16", method="gptq", calibration="y.jsonl"), "sha-2"
+        ),
     }
     assert len(keys) == 5
     # The calibration set counts by content: the same bytes under another path, same key.
-    assert q.cache_key("f", QuantizeSpec("W4A16", "gptq", "a"), "s") == q.cache_key(
-        "f", QuantizeSpec("W4A16", "gptq", "b"), "s"
-    )
+    assert q.cache_key(
+        "f", QuantizeSpec(scheme="W4A16", method="gptq", calibration="a"), "s"
+    ) == q.cache_key("f", QuantizeSpec(scheme="W4A16", method="gptq", calibration="b"), "s")
 
 
 def test_spec_invariants() -> None:
     with pytest.raises(ValueError):
-        QuantizeSpec("W4A16", "gptq")  # no calibration
+        QuantizeSpec(scheme="W4A16", method="gptq")  # no calibration
     with pytest.raises(ValueError):
-        QuantizeSpec("W4A16", "rtn", "calib.jsonl")
+        QuantizeSpec(scheme="W4A16", method="rtn", calibration="calib.jsonl")
     with pytest.raises(ValueError):
-        QuantizeSpec("W9A16", "rtn")
+        QuantizeSpec(scheme="W9A16", method="rtn")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +76,7 @@ def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
     bits: int,
 ) -> None:
     calib = None if method == "rtn" else str(calibration)
-    spec = QuantizeSpec(scheme, method, calib, samples=16)
+    spec = QuantizeSpec(scheme=scheme, method=method, calibration=calib, samples=16)  # type: ignore[arg-type]
     made = q.quantize(str(model_128), fingerprint(str(model_128)), spec, tmp_path)
     assert not made.cached
     qc = json.loads((made.path / "config.json").read_text())["quantization_config"]
@@ -84,7 +88,7 @@ def test_quantize_makes_a_loadable_compressed_tensors_checkpoint_once(
         q.sha256_file(calibration) if method == "gptq" else None
     )
 
-    backend = HFBackend(ModelSpec("q", str(made.path)))
+    backend = HFBackend(ModelSpec(name="q", path=str(made.path)))
     item = EvalItem(id="a", source=Source("t", 1), prompt="add 1+2=", reference=("3",))
     assert isinstance(generate_texts(backend, [item], GenerationSettings(max_new_tokens=4))[0], str)
 
@@ -104,13 +108,13 @@ def test_failed_quantization_leaves_no_checkpoint(
 
     monkeypatch.setattr(llmcompressor, "run_oneshot", boom)
     with pytest.raises(q.QuantizeError, match=r"out of memory$"):
-        q.quantize(str(model_128), "fp", QuantizeSpec("W8A16", "rtn"), tmp_path)
+        q.quantize(str(model_128), "fp", QuantizeSpec(scheme="W8A16", method="rtn"), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_gptq_is_deterministic(model_128: Path, calibration: Path, tmp_path: Path) -> None:
     """Two runs from empty caches calibrate on the same samples: byte-identical weights."""
-    spec = QuantizeSpec("W4A16", "gptq", str(calibration), samples=8)
+    spec = QuantizeSpec(scheme="W4A16", method="gptq", calibration=str(calibration), samples=8)
     made = [q.quantize(str(model_128), "fp", spec, tmp_path / f"cache-{i}") for i in range(2)]
     weights = [(m.path / "model.safetensors").read_bytes() for m in made]
     assert weights[0] == weights[1]
@@ -129,24 +133,30 @@ def test_groups_that_do_not_divide_are_named_before_any_work(
     model_96: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(q.QuantizeError) as info:
-        q.quantize(str(model_96), "fp", QuantizeSpec("W8A16", "rtn"), tmp_path)
+        q.quantize(str(model_96), "fp", QuantizeSpec(scheme="W8A16", method="rtn"), tmp_path)
     message = str(info.value)
     assert "\n" not in message and "groups of 128 do not divide" in message
     assert "7 of 7 layers" in message and "model.layers.0.self_attn.k_proj (96)" in message
     assert "group sizes that divide every layer: 32, 16, 8" in message
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(q.QuantizeError, match="groups of 64 do not divide"):
-        q.quantize(str(model_96), "fp", QuantizeSpec("W4A16", "rtn", group_size=64), tmp_path)
+        q.quantize(
+            str(model_96), "fp", QuantizeSpec(scheme="W4A16", method="rtn", group_size=64), tmp_path
+        )
 
 
 def test_group_size_and_ignore_reach_the_checkpoint_and_the_cache_key(
     model_96: Path, tmp_path: Path
 ) -> None:
-    spec = QuantizeSpec("W8A16", "rtn", group_size=32, ignore=("lm_head", "re:.*down_proj"))
+    spec = QuantizeSpec(
+        scheme="W8A16", method="rtn", group_size=32, ignore=("lm_head", "re:.*down_proj")
+    )
     made = q.quantize(str(model_96), fingerprint(str(model_96)), spec, tmp_path)
     qc = json.loads((made.path / "config.json").read_text())["quantization_config"]
     assert qc["config_groups"]["group_0"]["weights"]["group_size"] == 32
     assert sorted(qc["ignore"]) == ["lm_head", "model.layers.0.mlp.down_proj"]
-    other = QuantizeSpec("W8A16", "rtn", group_size=16, ignore=("lm_head", "re:.*down_proj"))
+    other = QuantizeSpec(
+        scheme="W8A16", method="rtn", group_size=16, ignore=("lm_head", "re:.*down_proj")
+    )
     assert q.cache_key("f", spec, None) != q.cache_key("f", other, None)
     assert spec.describe() == "W8A16 g32 RTN, keeping lm_head, re:.*down_proj"

@@ -32,7 +32,7 @@ def arithmetic() -> tuple[list[Any], list[str], list[str]]:
     from harness.run.runner import greedy_rows
 
     items = load_evalset([str(REAL / "arithmetic.jsonl")])
-    backend = HFBackend(ModelSpec("fp32", str(SMOLLM)))
+    backend = HFBackend(ModelSpec(name="fp32", path=str(SMOLLM)))
     ids = [backend.prompt_ids(item) for item in items]
     limits = [item.max_new_tokens or 48 for item in items]
     settings = GenerationSettings(max_new_tokens=48, batch_size=25)  # items give their own

@@ -153,7 +153,11 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
         for k in range(candidates)
     ]
     cfg = CompareConfig(
-        folder.name, evalset, (str(evalset),), ModelSpec("base", "synthetic/base"), ()
+        name=folder.name,
+        path=evalset,
+        evalsets=(str(evalset),),
+        baseline=ModelSpec(name="base", path="synthetic/base"),
+        candidates=(),
     )
     header = RunHeader(
         "2026-01-01T00:00:00+00:00",

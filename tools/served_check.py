@@ -35,7 +35,7 @@ def explain(gguf: str, prompt: list[int], a: list[int], b: list[int]) -> str:
     from harness.run.backends import open_backend
 
     k = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-    with open_backend(ModelSpec("x", gguf, backend="llama.cpp")) as backend:
+    with open_backend(ModelSpec(name="x", path=gguf, backend="llama.cpp")) as backend:
         cont = a[: k + 1] if k < len(a) else [*a, 2]
         row = next(iter(backend.score([prompt], [cont], 1)))[-1]
         top = row.topk(2)

@@ -29,7 +29,7 @@ class SliceAccuracy:
 
 def measure(model_dir: Path, evalset_dir: Path = DEMO_EVALSETS) -> list[SliceAccuracy]:
     items = load_evalset([str(evalset_dir)])
-    with open_backend(ModelSpec("demo", str(model_dir))) as backend:
+    with open_backend(ModelSpec(name="demo", path=str(model_dir))) as backend:
         outputs = generate_texts(
             backend, items, GenerationSettings(max_new_tokens=24, batch_size=64)
         )

@@ -41,6 +41,7 @@ from harness.records import (
 )
 from harness.records.errors import HarnessError
 from harness.records.registry import Registry
+from harness.records.schema import Key, keys_of
 from harness.records.settings import GateLimit
 
 
@@ -164,14 +165,25 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "weighted_accuracy",
         lambda x: x.interval(x.paired),
         "interval",
-        drop_gate("max_weighted_accuracy_drop", "weighted_accuracy", "Weighted accuracy"),
+        drop_gate(
+            "max_weighted_accuracy_drop",
+            "weighted_accuracy",
+            "Weighted accuracy",
+            doc="fails when the weighted accuracy drop exceeds it (0.01 = 1 point)",
+        ),
         interval_columns("weighted_accuracy", "weighted acc.", "drop (interval)"),
     ),
     Metric(
         "hard_accuracy",
         lambda x: x.interval(x.hard),
         "interval",
-        drop_gate("max_hard_accuracy_drop", "hard_accuracy", "Hard-item accuracy", "hard"),
+        drop_gate(
+            "max_hard_accuracy_drop",
+            "hard_accuracy",
+            "Hard-item accuracy",
+            "hard",
+            doc="fails when the accuracy drop on hard items exceeds it",
+        ),
         interval_columns("hard_accuracy", "hard acc.", "hard drop (interval)"),
     ),
     Metric(
@@ -191,7 +203,12 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         _scored_only(lambda x: x.count(Outcome.REGRESSION, x.hard)),
         "count",
         GateRule(
-            "max_hard_regressions", "max", Limit.COUNT, hard_regressions_rule, needs="reference"
+            "max_hard_regressions",
+            "max",
+            Limit.COUNT,
+            hard_regressions_rule,
+            needs="reference",
+            doc="fails when more hard items than this flipped from right to wrong",
         ),
     ),
     Metric(
@@ -212,6 +229,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             Limit.SHARE,
             regression_share_rule,
             needs="reference",
+            doc="fails when regressions carry more than this share of the scored weight",
         ),
         (column("regression weight share", "weighted_regression_share", pct),),
     ),
@@ -267,6 +285,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             "",
             missing="was not measured (no reference-free item was judged)",
             needs="free",
+            doc="fails when more than this share of reference-free items diverged in meaning",
         ),
         (column("reference-free diverged", "diverged_share", pct),),
     ),
@@ -274,7 +293,14 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "mean_kld",
         lambda x: x.dist("mean_kld"),
         "nats",
-        point_gate("max_mean_kld", "mean_kld", "Mean per-token KLD", " nats", limit=Limit.NUMBER),
+        point_gate(
+            "max_mean_kld",
+            "mean_kld",
+            "Mean per-token KLD",
+            " nats",
+            limit=Limit.NUMBER,
+            doc="fails when the mean per-token KLD (nats) exceeds it",
+        ),
         (Column("mean KLD", _kld("mean_kld"), "mean KLD"),),
     ),
     Metric(
@@ -282,7 +308,12 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         lambda x: x.dist("p99_kld"),
         "nats",
         point_gate(
-            "max_p99_kld", "p99_kld", "99th-percentile per-token KLD", " nats", limit=Limit.NUMBER
+            "max_p99_kld",
+            "p99_kld",
+            "99th-percentile per-token KLD",
+            " nats",
+            limit=Limit.NUMBER,
+            doc="fails when the 99th percentile of per-token KLD exceeds it",
         ),
         (Column("p99 KLD", _kld("p99_kld")),),
     ),
@@ -290,7 +321,14 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "top1_agreement",
         lambda x: x.dist("top1_agreement"),
         "share",
-        point_gate("min_top1_agreement", "top1_agreement", "Top-1 agreement", "", "min"),
+        point_gate(
+            "min_top1_agreement",
+            "top1_agreement",
+            "Top-1 agreement",
+            "",
+            "min",
+            doc="fails when the share of tokens whose top-1 token agrees falls below it",
+        ),
         (column("top-1 agreement", "top1_agreement", pct),),
     ),
     # exp(mean NLL_cand - mean NLL_base) over the baseline's own output tokens
@@ -325,12 +363,28 @@ SUMMARY_COLUMNS = tuple(c for c in TABLE_COLUMNS if c.summary_header)
 
 # Rules on hand-review verdicts (`harness review import`), after the metric rules.
 REVIEW_RULES: tuple[GateRule, ...] = (
-    GateRule("require_review", "max", Limit.FLAG, require_review_rule, default=False),
-    GateRule("max_confirmed_regressions", "max", Limit.COUNT, confirmed_rule, needs="reference"),
+    GateRule(
+        "require_review",
+        "max",
+        Limit.FLAG,
+        require_review_rule,
+        default=False,
+        doc="`true`: fails while a hard regression has no hand verdict",
+    ),
+    GateRule(
+        "max_confirmed_regressions",
+        "max",
+        Limit.COUNT,
+        confirmed_rule,
+        needs="reference",
+        doc="fails when reviewers marked more items as `regression` than this",
+    ),
 )
 GATE_RULES: tuple[GateRule, ...] = (*(m.gate for m in METRICS if m.gate), *REVIEW_RULES)
 METRIC_NAMES = tuple(m.name for m in METRICS)
 GATE_KEYS = (*(r.key for r in GATE_RULES), "bound")
+# `[gate]` as declared: each rule's key, then `bound` (`GateConfig`'s own).
+GATE_SETTINGS: tuple[Key, ...] = (*(r.setting() for r in GATE_RULES), *keys_of(GateConfig))
 
 
 def gate_table(cfg: GateConfig) -> dict[str, GateLimit | str | None]:

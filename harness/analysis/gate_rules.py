@@ -9,11 +9,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from harness.analysis.review import ReviewStatus
 from harness.records import CandidateMetrics, GateConfig, Interval
+from harness.records.schema import Key
 from harness.records.settings import GateLimit
+
+Direction = Literal["max", "min"]
 
 
 class Limit(Enum):
@@ -28,7 +31,7 @@ class Limit(Enum):
 @dataclass(frozen=True, slots=True)
 class GateRule:
     key: str  # the [gate] key
-    direction: str  # "max": the value may not exceed the limit; "min": nor fall below it
+    direction: Direction  # "max": the value may not exceed the limit; "min": nor fall below it
     limit: Limit
     # (candidate metrics, review summary, limit, bound) -> (passed, the sentence)
     judge: Callable[[CandidateMetrics, ReviewStatus, Any, str], tuple[bool, str]]
@@ -37,6 +40,29 @@ class GateRule:
     # model runs: "reference" (an item scored against a reference), "hard" (a hard one),
     # "free" (a reference-free item), "distribution" ([generation] distribution on).
     needs: str | None = None
+    doc: str = ""  # when the rule fails, in the configuration reference
+
+    def setting(self) -> Key:
+        """The rule's `[gate]` key, declared for the config reader and the reference."""
+        kind: dict[Limit, Any] = {
+            Limit.SHARE: float,
+            Limit.NUMBER: float,
+            Limit.COUNT: int,
+            Limit.FLAG: bool,
+        }
+        bounds: dict[str, Any] = {"ge": 0} if self.limit is not Limit.FLAG else {}
+        if self.limit is Limit.SHARE:
+            # A share written in percent or points (2 for 2%) would let almost anything pass.
+            bounds |= {"le": 1, "hint": lambda v: f"did you mean {v / 100:g}?" if v > 1 else None}
+        means = self.limit.value if self.limit is not Limit.FLAG else None
+        return Key(
+            name=self.key,
+            kind=kind[self.limit] | None,
+            doc=self.doc,
+            default=self.default,
+            means=means,
+            **bounds,
+        )
 
     def active(self, cfg: GateConfig) -> bool:
         value = cfg.limits.get(self.key, self.default)
@@ -47,7 +73,7 @@ def _pts(x: float) -> str:
     return f"{100 * x:.2f} pts"
 
 
-def drop_gate(key: str, name: str, label: str, needs: str = "reference") -> GateRule:
+def drop_gate(key: str, name: str, label: str, needs: str = "reference", doc: str = "") -> GateRule:
     """A limit on the drop of the paired interval `name`, judged at its pessimistic end
     unless `bound = "point"`; a slice with nothing scored fails: an error is never a pass."""
 
@@ -67,7 +93,7 @@ def drop_gate(key: str, name: str, label: str, needs: str = "reference") -> Gate
             f"{_pts(judged)} is {'within' if ok else 'over'} the limit of {_pts(limit)}"
         )
 
-    return GateRule(key, "max", Limit.SHARE, judge, needs=needs)
+    return GateRule(key, "max", Limit.SHARE, judge, needs=needs, doc=doc)
 
 
 UNMEASURED = "was not measured ([generation] distribution is off)"
@@ -78,10 +104,11 @@ def point_gate(
     name: str,
     label: str,
     unit: str,
-    direction: str = "max",
+    direction: Direction = "max",
     missing: str = UNMEASURED,
     limit: Limit = Limit.SHARE,
     needs: str = "distribution",
+    doc: str = "",
 ) -> GateRule:
     """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
     least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
@@ -95,7 +122,7 @@ def point_gate(
         word = "at most" if direction == "max" else "at least"
         return ok, f"{label} is {value:.4g}{unit}; it must be {word} {limit:g}{unit}"
 
-    return GateRule(key, direction, limit, judge, needs=needs)
+    return GateRule(key, direction, limit, judge, needs=needs, doc=doc)
 
 
 def hard_regressions_rule(

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from harness.analysis.results import CandidateResult, RunHeader
-from harness.records import GgufSpec, Interval, QuantizeSpec
+from harness.records import GgufSpec, Interval
 from harness.records.ladder import CalibrationPair, Cliff, Ladder, Rung, RungSlice
 
 MB = 1e6
@@ -140,7 +140,7 @@ def calibration_pairs(candidates: Sequence[CandidateResult]) -> list[Calibration
     groups: dict[str, list[CandidateResult]] = {}
     for c in candidates:
         q = c.info.quantize
-        if isinstance(q, QuantizeSpec | GgufSpec):
+        if q is not None:
             fields = {k: v for k, v in q.recipe_dict().items() if k not in CALIBRATION_KEYS}
             key = repr(sorted(fields.items()))
             groups.setdefault(key, []).append(c)

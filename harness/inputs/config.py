@@ -1,149 +1,105 @@
-"""The compare config (TOML): parsed and validated at the edge into frozen records.
+"""The compare config (TOML): read at the edge into frozen records, against the declarations
+of `harness.records.settings` (one per key: type, default, constraint, doc).
 
-Every key is checked: an unknown key, a wrong type or a missing field is a `ConfigError`
-whose message names the file and the table (`demo.toml: [gate]: unknown key 'max_drop'`).
-Relative paths resolve against the directory of the config file.
+Every key is checked: an unknown key (with the nearest known one), a wrong type, a value out
+of range or a missing key is a `ConfigError` naming the file and the table
+(`demo.toml: [gate]: unknown key 'max_drop' (did you mean 'max_p99_kld'?)`). Relative paths
+resolve against the directory of the config file. `TABLES` lists every table with its
+declared keys: the configuration reference and the JSON Schema are written from it.
 """
 
 from __future__ import annotations
 
 import errno
-import math
 import os
-import re
 import tomllib
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.candidate_metrics import GATE_KEYS, GATE_RULES
-from harness.analysis.gate_rules import Limit
+from harness.analysis.candidate_metrics import GATE_RULES, GATE_SETTINGS
 from harness.records import (
-    CALIBRATED,
-    DTYPES,
-    GGUF_TYPES,
-    METHODS,
-    SCHEMES,
     AgreementSettings,
     CandidateSpec,
     CompareConfig,
     CorpusSettings,
     GateConfig,
     GenerationSettings,
-    GgufSpec,
     LadderSettings,
     LmEvalConfig,
     ModelSpec,
-    QuantizeSpec,
-    ServerSpec,
+    NoiseFloorSettings,
     StatsConfig,
     noise_floor_name,
 )
-from harness.records.errors import HarnessError, RecordError
-from harness.records.settings import BOUNDS, DEFAULT_EMBEDDER, DEFAULT_EQUIVALENCE, GateLimit
+from harness.records.errors import RecordError
+from harness.records.registry import UnknownExtension
+from harness.records.schema import ConfigError, Key, check, keys_of, read_table, unknown_key
+from harness.records.settings import NAME_PATTERN
 from harness.run.backends import ENGINES
-from harness.run.backends import known as known_engine
+from harness.run.quantize.quantizers import DEFAULT as DEFAULT_QUANTIZER
+from harness.run.quantize.quantizers import QUANTIZERS
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+__all__ = ["TABLES", "ConfigError", "apply_overrides", "load_config", "parse_config"]
+
+TOP = keys_of(CompareConfig)
+MODEL = keys_of(ModelSpec)
+GATED = keys_of(CandidateSpec)  # `gated`
+QUANTIZE = "quantize"
+LADDER = keys_of(LadderSettings)
 
 
-class ConfigError(HarnessError):
-    """A problem with the config; one line naming the file and the table."""
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table of the config file as the reference shows it."""
+
+    name: str  # as written in the file: "[generation]", "[[candidates]]"
+    keys: tuple[Key, ...]
+    doc: str
+    extra: tuple[str, ...] = ()  # keys declared elsewhere (an engine's, nested tables)
 
 
-TOP_KEYS = (
-    "name",
-    "evalsets",
-    "baseline",
-    "candidates",
-    "generation",
-    "gate",
-    "stats",
-    "noise_floor",
-    "lm_eval",
-    "agreement",
-    "corpus",
-    "ladder",
+def _simple(record: type, name: str, doc: str) -> Table:
+    return Table(f"[{name}]", keys_of(record), doc)
+
+
+SIMPLE = {
+    "generation": _simple(GenerationSettings, "generation", "one greedy decoding for every model"),
+    "stats": _simple(StatsConfig, "stats", "the paired bootstrap"),
+    "noise_floor": _simple(NoiseFloorSettings, "noise_floor", "the baseline run twice"),
+    "lm_eval": _simple(LmEvalConfig, "lm_eval", "lm-evaluation-harness tasks on every model"),
+    "agreement": _simple(AgreementSettings, "agreement", "how reference-free items are judged"),
+    "corpus": _simple(CorpusSettings, "corpus", "perplexity and KLD over a text (`corpus`)"),
+}
+# The tables a config may hold, besides the top-level keys.
+TABLE_NAMES = tuple(
+    n for n in CompareConfig.__dataclass_fields__ if n not in {k.name for k in TOP} | {"path"}
 )
-
-LM_EVAL_KEYS = (
-    "tasks",
-    "include_path",
-    "num_fewshot",
-    "limit",
-    "apply_chat_template",
-    "fewshot_as_multiturn",
-    "system_instruction",
-    "gen_kwargs",
+TABLES: tuple[Table, ...] = (
+    Table("top level", TOP, "the run", TABLE_NAMES),
+    Table("[baseline]", MODEL, "the reference model, and its engine's own keys"),
+    Table(
+        "[[candidates]]",
+        (*MODEL, *GATED),
+        "a model compared with the baseline: `path` (a checkpoint) or `quantize` (a table "
+        "of a quantize engine below, made from the baseline and cached)",
+        (QUANTIZE,),
+    ),
+    SIMPLE["generation"],
+    Table("[gate]", GATE_SETTINGS, "the release decision; a rule left out is off"),
+    SIMPLE["stats"],
+    SIMPLE["noise_floor"],
+    SIMPLE["agreement"],
+    SIMPLE["lm_eval"],
+    SIMPLE["corpus"],
+    Table(
+        "[ladder]",
+        LADDER,
+        "a precision ladder: `[[ladder.rungs]]` are candidate tables without `gated`",
+        ("rungs",),
+    ),
 )
-SERVER_KEYS = (
-    "base_url",
-    "model",
-    "api_key_env",
-    "concurrency",
-    "timeout",
-    "retries",
-    "top_logprobs",
-    "prompt_logprobs",
-)
-MODEL_KEYS = ("name", "path", "dtype", "device", "backend", "threads", "context", *SERVER_KEYS)
-CANDIDATE_KEYS = (*MODEL_KEYS, "quantize", "gated")
-LADDER_KEYS = ("rungs", "target", "max_size_mb")
-RUNG_KEYS = (*MODEL_KEYS, "quantize")  # a rung is a candidate; the ladder decides the gating
-QUANTIZE_KEYS = (
-    "scheme",
-    "method",
-    "calibration",
-    "samples",
-    "max_seq_length",
-    "group_size",
-    "ignore",
-    "recipe",
-    "engine",
-)
-GGUF_KEYS = ("engine", "type", "imatrix", "imatrix_chunks", "imatrix_context", "outtype")
-GENERATION_KEYS = ("max_new_tokens", "batch_size", "stop", "distribution")
-STATS_KEYS = ("bootstrap_samples", "seed", "confidence")
-
-
-class _Table:
-    """One TOML table being read: typed getters whose errors name file and table."""
-
-    def __init__(self, data: Any, where: str, keys: tuple[str, ...]) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}: expected a table")
-        for key in data:
-            if key not in keys:
-                raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(keys)})")
-        self.data, self.where = data, where
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
-        value = self.data.get(key, default)
-        if value is None:
-            return None
-        bad_bool = isinstance(value, bool) and bool not in (
-            kind if isinstance(kind, tuple) else (kind,)
-        )
-        if bad_bool or not isinstance(value, kind):
-            raise ConfigError(f"{self.where}: {key} has the wrong type ({type(value).__name__})")
-        return value
-
-    def need(self, key: str, kind: type | tuple[type, ...]) -> Any:
-        if key not in self.data:
-            raise ConfigError(f"{self.where}: missing key {key!r}")
-        return self.get(key, kind)
-
-    def positive_int(self, key: str, default: int) -> int:
-        value = self.get(key, int, default)
-        if value <= 0:
-            raise ConfigError(f"{self.where}: {key} must be a positive integer")
-        return int(value)
-
-    def threshold(self, key: str) -> float | None:
-        value = self.get(key, (int, float))
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise ConfigError(f"{self.where}: {key} must be a finite number >= 0")
-        return None if value is None else float(value)
 
 
 def load_config(path: Path) -> CompareConfig:
@@ -156,19 +112,135 @@ def load_config(path: Path) -> CompareConfig:
     return parse_config(data, path)
 
 
+def _record(kind: Callable[..., Any], where: str, **values: Any) -> Any:
+    """A record built from checked values; its own cross-field checks name the table."""
+    try:
+        return kind(**values)
+    except RecordError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+class _Reader:
+    """One config file being read: where its paths resolve, how its errors start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.base_dir = path, path.parent
+
+    def resolve(self, where: str) -> Callable[[Key, str], str]:
+        def resolve(key: Key, value: str) -> str:
+            if key.path == "model":
+                return _local_or_hub(value, self.base_dir, where)
+            path = value if Path(value).is_absolute() else str(self.base_dir / value)
+            if key.path == "file" and not Path(path).is_file():
+                raise ConfigError(f"{where}: {key.name} {path}: no such file")
+            return path
+
+        return resolve
+
+    def table(self, table: Table, data: Any, where: str, extra: Sequence[str] = ()) -> Any:
+        return read_table(
+            table.keys, data, where, extra=(*table.extra, *extra), resolve=self.resolve(where)
+        )
+
+    def simple(self, name: str, data: dict[str, Any]) -> dict[str, Any]:
+        return self.table(SIMPLE[name], data.get(name, {}), f"{self.path}: [{name}]")
+
+    def model(self, data: Any, where: str, extra: Sequence[str] = ()) -> ModelSpec:
+        """A model table: the declared model keys, then the engine's own."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a table, not {type(data).__name__}")
+        backend_key = next(k for k in MODEL if k.name == "backend")
+        backend = check(backend_key, data.get("backend", "hf"), where)
+        engine = _engine(backend, where)
+        own = keys_of(engine.settings) if engine.settings is not None else ()
+        owned = {k.name for k in own}
+        declared = {k.name for k in MODEL} | owned | set(extra)
+        for name in data:
+            elsewhere = _owner(name) if name not in declared else None
+            if elsewhere is not None and elsewhere != backend:
+                raise ConfigError(f"{where}: {name} is a setting of backend {elsewhere!r}")
+        values = read_table(MODEL, data, where, extra=(*owned, *extra), resolve=self.resolve(where))
+        settings = None
+        if engine.settings is not None:
+            given = {k: v for k, v in data.items() if k in owned}
+            settings = _record(engine.settings, where, **read_table(own, given, where))
+        return _record(ModelSpec, where, settings=settings, **values)
+
+    def candidate(self, data: Any, where: str, gated_key: bool = True) -> CandidateSpec:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a table, not {type(data).__name__}")
+        own = ("gated",) if gated_key else ()
+        if ("path" in data) == (QUANTIZE in data):
+            raise ConfigError(f"{where}: give exactly one of 'path' or 'quantize'")
+        gated = read_table(GATED, {k: v for k, v in data.items() if k in own}, where)
+        if QUANTIZE not in data:
+            model = self.model(data, where, extra=own)
+            return CandidateSpec(name=model.name, model=model, **gated)
+        for name in data:
+            if name not in ("name", QUANTIZE, *own):
+                known = ["name", QUANTIZE, *own]
+                if name in {k.name for k in MODEL} or _owner(name):
+                    raise ConfigError(
+                        f"{where}: {name}: a quantize candidate runs as its quantize engine "
+                        "makes it; give 'path' to run a checkpoint your way"
+                    )
+                raise unknown_key(name, known, where)
+        name = read_table(
+            [k for k in MODEL if k.name == "name"],
+            {"name": data["name"]} if "name" in data else {},
+            where,
+        )
+        spec = self.quantize(data[QUANTIZE], f"{where} quantize")
+        return CandidateSpec(name=name["name"], model=None, quantize=spec, **gated)
+
+    def quantize(self, data: Any, where: str) -> Any:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a table, not {type(data).__name__}")
+        engine = data.get("engine", DEFAULT_QUANTIZER)
+        if not isinstance(engine, str) or not QUANTIZERS.known(engine):
+            raise ConfigError(
+                f"{where}: engine must be one of {', '.join(repr(n) for n in QUANTIZERS)}"
+            )
+        try:
+            record = QUANTIZERS.get(engine).spec
+        except UnknownExtension as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        values = self.table(Table("quantize", keys_of(record), ""), data, where, ("engine",))
+        return _record(record, where, **values)
+
+    def ladder(self, data: Any, where: str) -> tuple[tuple[CandidateSpec, ...], LadderSettings]:
+        """`[ladder]`: rungs (candidate tables without `gated`), `target`, `max_size_mb`. Only
+        the target rung is gated (it alone decides the exit code through the gate); every
+        rung is judged by the same gate."""
+        values = read_table(LADDER, data, where, extra=("rungs",))
+        raw = data.get("rungs")
+        if not isinstance(raw, list):
+            raise ConfigError(f"{where}: missing [[ladder.rungs]] (a list of candidate tables)")
+        rungs = [
+            self.candidate(r, f"{where}: [[ladder.rungs]] #{i + 1}", gated_key=False)
+            for i, r in enumerate(raw)
+        ]
+        settings = _record(LadderSettings, where, rungs=tuple(r.name for r in rungs), **values)
+        return tuple(replace(r, gated=r.name == settings.target) for r in rungs), settings
+
+    def gate(self, data: Any) -> GateConfig:
+        """Each key is a declared gate rule (`candidate_metrics.GATE_RULES`) or `bound`."""
+        where = f"{self.path}: [gate]"
+        values = read_table(GATE_SETTINGS, data, where)
+        rules = {r.key for r in GATE_RULES}
+        limits = {k: v for k, v in values.items() if k in rules}
+        return _record(GateConfig, where, limits=limits, bound=values.get("bound", "upper_ci"))
+
+
 def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
-    top = _Table(data, f"{path}", TOP_KEYS)
-    base_dir = path.parent
-    name = _name(top, "name", str(path))
-    evalsets = top.need("evalsets", list)
-    if not evalsets or not all(isinstance(e, str) for e in evalsets):
-        raise ConfigError(f"{path}: evalsets must be a non-empty list of paths or globs")
-    baseline = _model(
-        _Table(top.need("baseline", dict), f"{path}: [baseline]", MODEL_KEYS), base_dir
-    )
-    raw_candidates = top.get("candidates", list, [])
+    reader = _Reader(path)
+    top = reader.table(TABLES[0], data, f"{path}")
+    baseline = reader.model(_need(data, "baseline", path), f"{path}: [baseline]")
+    raw_candidates = data.get("candidates", [])
+    if not isinstance(raw_candidates, list):
+        raise ConfigError(f"{path}: candidates must be a list of tables ([[candidates]])")
     candidates = tuple(
-        _candidate(_Table(c, f"{path}: [[candidates]] #{i + 1}", CANDIDATE_KEYS), base_dir)
+        reader.candidate(c, f"{path}: [[candidates]] #{i + 1}")
         for i, c in enumerate(raw_candidates)
     )
     ladder = None
@@ -177,27 +249,27 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
             raise ConfigError(
                 f"{path}: a ladder lists its models as [[ladder.rungs]], not [[candidates]]"
             )
-        candidates, ladder = _ladder(top.get("ladder", dict), base_dir, f"{path}: [ladder]")
+        candidates, ladder = reader.ladder(data["ladder"], f"{path}: [ladder]")
+    lm_eval = corpus = None
+    if "lm_eval" in data:
+        lm_eval = _record(LmEvalConfig, f"{path}: [lm_eval]", **reader.simple("lm_eval", data))
+    if "corpus" in data:
+        corpus = _record(CorpusSettings, f"{path}: [corpus]", **reader.simple("corpus", data))
     cfg = CompareConfig(
-        name=name,
+        name=top["name"],
         path=path,
-        evalsets=tuple(_resolve(e, base_dir) for e in evalsets),
+        evalsets=top["evalsets"],
         baseline=baseline,
         candidates=candidates,
-        generation=_generation(
-            _Table(top.get("generation", dict, {}), f"{path}: [generation]", GENERATION_KEYS)
+        generation=GenerationSettings(**reader.simple("generation", data)),
+        gate=reader.gate(data.get("gate", {})),
+        stats=StatsConfig(**reader.simple("stats", data)),
+        noise_floor=NoiseFloorSettings(**reader.simple("noise_floor", data)).enabled,
+        lm_eval=lm_eval,
+        agreement=_record(
+            AgreementSettings, f"{path}: [agreement]", **reader.simple("agreement", data)
         ),
-        gate=_gate(_Table(top.get("gate", dict, {}), f"{path}: [gate]", GATE_KEYS)),
-        stats=_stats(_Table(top.get("stats", dict, {}), f"{path}: [stats]", STATS_KEYS)),
-        noise_floor=_Table(
-            top.get("noise_floor", dict, {}), f"{path}: [noise_floor]", ("enabled",)
-        ).get("enabled", bool, False),
-        lm_eval=_lm_eval(top.get("lm_eval", dict), base_dir, f"{path}: [lm_eval]"),
-        agreement=_agreement(
-            _Table(top.get("agreement", dict, {}), f"{path}: [agreement]", ("model", "threshold")),
-            base_dir,
-        ),
-        corpus=_corpus(top.get("corpus", dict), base_dir, f"{path}: [corpus]"),
+        corpus=corpus,
         ladder=ladder,
     )
     check_names(cfg)
@@ -211,45 +283,31 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
     return cfg
 
 
-def _corpus(data: dict[str, Any] | None, base_dir: Path, where: str) -> CorpusSettings | None:
-    if data is None:
-        return None
-    table = _Table(data, where, ("text", "context", "chunks", "reference"))
-    text = _input_file(table, "text", base_dir)
-    if text is None:
-        raise ConfigError(f"{where}: missing key 'text'")
-    context = table.positive_int("context", 512)
-    if context < 4:
-        raise ConfigError(f"{where}: context must be at least 4 tokens")
-    return CorpusSettings(
-        text=text,
-        context=context,
-        chunks=None if "chunks" not in data else table.positive_int("chunks", 1),
-        reference=table.get("reference", str),
-    )
+def _need(data: dict[str, Any], key: str, path: Path) -> Any:
+    if key not in data:
+        raise ConfigError(f"{path}: missing table [{key}]")
+    return data[key]
 
 
-def _ladder(
-    data: dict[str, Any], base_dir: Path, where: str
-) -> tuple[tuple[CandidateSpec, ...], LadderSettings]:
-    """`[ladder]`: rungs (candidate tables without `gated`), `target`, `max_size_mb`. Only
-    the target rung is gated (it alone decides the exit code through the gate); every rung
-    is judged by the same gate."""
-    table = _Table(data, where, LADDER_KEYS)
-    raw = table.need("rungs", list)
-    rungs = [
-        _candidate(_Table(r, f"{where}: [[ladder.rungs]] #{i + 1}", RUNG_KEYS), base_dir)
-        for i, r in enumerate(raw)
-    ]
-    target = table.get("target", str)
-    size = table.get("max_size_mb", (int, float))
-    try:
-        settings = LadderSettings(
-            tuple(r.name for r in rungs), target, None if size is None else float(size)
+def _engine(backend: str, where: str) -> Any:
+    if not ENGINES.known(backend):
+        raise ConfigError(
+            f"{where}: backend must be one of {', '.join(ENGINES)}, "
+            "or an import path 'package.module:Class'"
         )
-    except RecordError as exc:
+    try:
+        return ENGINES.get(backend)
+    except UnknownExtension as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return tuple(replace(r, gated=r.name == target) for r in rungs), settings
+
+
+def _owner(key: str) -> str | None:
+    """The built-in engine whose own settings declare `key`, if one does."""
+    for name in ENGINES.builtins:
+        record = ENGINES.get(name).settings
+        if record is not None and key in {k.name for k in keys_of(record)}:
+            return name
+    return None
 
 
 def check_names(cfg: CompareConfig) -> None:
@@ -262,19 +320,6 @@ def check_names(cfg: CompareConfig) -> None:
             raise ConfigError(f"{cfg.path}: model name {n!r} is used twice")
     if not cfg.candidates:
         raise ConfigError(f"{cfg.path}: no [[candidates]]: nothing to compare")
-
-
-def _resolve(value: str, base_dir: Path) -> str:
-    return value if Path(value).is_absolute() else str(base_dir / value)
-
-
-def _name(table: _Table, key: str, what: str) -> str:
-    value = table.need(key, str)
-    if not NAME.match(value):
-        raise ConfigError(
-            f"{table.where}: {key} {value!r} must match {NAME.pattern} (it names files)"
-        )
-    return str(value)
 
 
 def _local_or_hub(value: str, base_dir: Path, where: str) -> str:
@@ -299,256 +344,25 @@ def _local_or_hub(value: str, base_dir: Path, where: str) -> str:
     return str(path)
 
 
-def _model(table: _Table, base_dir: Path) -> ModelSpec:
-    dtype = table.get("dtype", str, "float32")
-    if dtype not in DTYPES:
-        raise ConfigError(f"{table.where}: dtype must be one of {', '.join(DTYPES)}")
-    backend = table.get("backend", str, "hf")
-    if not known_engine(backend):
-        raise ConfigError(
-            f"{table.where}: backend must be one of {', '.join(ENGINES)}, "
-            "or an import path 'package.module:Class'"
-        )
-    threads = None if "threads" not in table.data else table.positive_int("threads", 1)
-    context = None if "context" not in table.data else table.positive_int("context", 1)
-    return ModelSpec(
-        name=_name(table, "name", table.where),
-        path=_local_or_hub(table.need("path", str), base_dir, table.where),
-        dtype=dtype,
-        device=table.get("device", str, "cpu"),
-        backend=backend,
-        threads=threads,
-        context=context,
-        server=_server(table, backend),
-    )
-
-
-def _server(table: _Table, backend: str) -> ServerSpec | None:
-    """The server keys: required with backend 'openai', refused with any other engine."""
-    given = [k for k in SERVER_KEYS if k in table.data]
-    if backend != "openai":
-        if given:
-            raise ConfigError(f"{table.where}: {given[0]} is a setting of backend 'openai'")
-        return None
-    key_env = table.get("api_key_env", str)
-    if key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key_env):
-        raise ConfigError(
-            f"{table.where}: api_key_env names an environment variable (the key itself never "
-            "goes in the file)"
-        )
-    timeout = table.get("timeout", (int, float), 120.0)
-    if not math.isfinite(timeout) or timeout <= 0:
-        raise ConfigError(f"{table.where}: timeout must be a number of seconds > 0")
-    retries = table.get("retries", int, 4)
-    if retries < 0:
-        raise ConfigError(f"{table.where}: retries must be an integer >= 0")
-    try:
-        return ServerSpec(
-            base_url=str(table.need("base_url", str)).rstrip("/").removesuffix("/v1"),
-            model=table.need("model", str),
-            api_key_env=key_env,
-            concurrency=table.positive_int("concurrency", 4),
-            timeout=float(timeout),
-            retries=retries,
-            top_logprobs=table.positive_int("top_logprobs", 20),
-            prompt_logprobs=table.get("prompt_logprobs", bool, False),
-        )
-    except RecordError as exc:
-        raise ConfigError(f"{table.where}: {exc}") from None
-
-
-def _candidate(table: _Table, base_dir: Path) -> CandidateSpec:
-    has_path, has_quant = "path" in table.data, "quantize" in table.data
-    if has_path == has_quant:
-        raise ConfigError(f"{table.where}: give exactly one of 'path' or 'quantize'")
-    gated = table.get("gated", bool, True)
-    if has_path:
-        return CandidateSpec(
-            _name(table, "name", table.where), _model(table, base_dir), None, gated
-        )
-    raw = table.data["quantize"]
-    where = f"{table.where} quantize"
-    quant: QuantizeSpec | GgufSpec
-    if isinstance(raw, dict) and raw.get("engine", "llm-compressor") == "llama.cpp":
-        quant = _gguf(_Table(raw, where, GGUF_KEYS), base_dir)
-    else:
-        quant = _quantize(_Table(raw, where, QUANTIZE_KEYS), base_dir)
-    return CandidateSpec(_name(table, "name", table.where), None, quant, gated)
-
-
-def _gguf(table: _Table, base_dir: Path) -> GgufSpec:
-    kind = table.need("type", str)
-    if kind not in GGUF_TYPES:
-        raise ConfigError(f"{table.where}: type must be one of {', '.join(GGUF_TYPES)}")
-    try:
-        return GgufSpec(
-            type=kind,
-            imatrix=_input_file(table, "imatrix", base_dir),
-            imatrix_chunks=table.positive_int("imatrix_chunks", 64),
-            imatrix_context=table.positive_int("imatrix_context", 512),
-            outtype=table.get("outtype", str, "f32"),
-        )
-    except RecordError as exc:
-        raise ConfigError(f"{table.where}: {exc}") from None
-
-
-def _quantize(table: _Table, base_dir: Path) -> QuantizeSpec:
-    engine = table.get("engine", str, "llm-compressor")
-    if engine != "llm-compressor":
-        raise ConfigError(f"{table.where}: engine must be 'llm-compressor' or 'llama.cpp'")
-    scheme, method = table.need("scheme", str), table.need("method", str)
-    if scheme not in SCHEMES:
-        raise ConfigError(f"{table.where}: scheme must be one of {', '.join(SCHEMES)}")
-    if method not in METHODS:
-        raise ConfigError(f"{table.where}: method must be one of {', '.join(METHODS)}")
-    calibration = table.get("calibration", str)
-    if method in CALIBRATED and calibration is None:
-        raise ConfigError(f"{table.where}: method {method} needs a calibration set")
-    if method == "rtn" and calibration is not None:
-        raise ConfigError(f"{table.where}: method rtn uses no calibration set")
-    ignore = table.get("ignore", list, ["lm_head"])
-    if not all(isinstance(i, str) and i for i in ignore):
-        raise ConfigError(f"{table.where}: ignore must be a list of module names or 're:' patterns")
-    recipe = _input_file(table, "recipe", base_dir)
-    return QuantizeSpec(
-        scheme=scheme,
-        method=method,
-        calibration=_input_file(table, "calibration", base_dir),
-        samples=table.positive_int("samples", 128),
-        max_seq_length=table.positive_int("max_seq_length", 512),
-        group_size=None if "group_size" not in table.data else table.positive_int("group_size", 1),
-        ignore=tuple(ignore),
-        recipe=None if recipe is None else _resolve(recipe, base_dir),
-    )
-
-
-def _input_file(table: _Table, key: str, base_dir: Path) -> str | None:
-    """A file the recipe reads (calibration set, recipe YAML), resolved and checked to exist."""
-    value = table.get(key, str)
-    if value is None:
-        return None
-    path = _resolve(value, base_dir)
-    if not Path(path).is_file():
-        raise ConfigError(f"{table.where}: {key} {path}: no such file")
-    return path
-
-
-def _lm_eval(data: dict[str, Any] | None, base_dir: Path, where: str) -> LmEvalConfig | None:
-    if data is None:
-        return None
-    table = _Table(data, where, LM_EVAL_KEYS)
-    tasks = table.need("tasks", list)
-    if not tasks or not all(isinstance(t, str) and t for t in tasks):
-        raise ConfigError(f"{where}: tasks must be a non-empty list of task names")
-    include = table.get("include_path", str)
-    fewshot = table.get("num_fewshot", int)
-    if fewshot is not None and fewshot < 0:
-        raise ConfigError(f"{where}: num_fewshot must be an integer >= 0")
-    return LmEvalConfig(
-        tasks=tuple(tasks),
-        include_path=None if include is None else _resolve(include, base_dir),
-        num_fewshot=fewshot,
-        limit=None if "limit" not in data else table.positive_int("limit", 1),
-        apply_chat_template=table.get("apply_chat_template", bool, False),
-        fewshot_as_multiturn=table.get("fewshot_as_multiturn", bool, False),
-        system_instruction=table.get("system_instruction", str),
-        gen_kwargs=table.get("gen_kwargs", str),
-    )
-
-
-def _agreement(table: _Table, base_dir: Path) -> AgreementSettings:
-    """How reference-free items are judged; the model path resolves against the config's
-    folder when given, else it is where `make real-model` puts it (the working directory)."""
-    model = table.get("model", str)
-    threshold = table.get("threshold", (int, float), DEFAULT_EQUIVALENCE)
-    if not 0 < threshold <= 1:
-        raise ConfigError(f"{table.where}: threshold must be a cosine similarity in (0, 1]")
-    return AgreementSettings(
-        DEFAULT_EMBEDDER if model is None else _resolve(model, base_dir), float(threshold)
-    )
-
-
-def _generation(table: _Table) -> GenerationSettings:
-    stop = table.get("stop", list, [])
-    if not all(isinstance(s, str) and s for s in stop):
-        raise ConfigError(f"{table.where}: stop must be a list of non-empty strings")
-    return GenerationSettings(
-        max_new_tokens=table.positive_int("max_new_tokens", 32),
-        batch_size=table.positive_int("batch_size", 32),
-        stop=tuple(stop),
-        distribution=table.get("distribution", bool, True),
-    )
-
-
-def _count(table: _Table, key: str) -> int | None:
-    value = table.get(key, int)
-    if value is not None and value < 0:
-        raise ConfigError(f"{table.where}: {key} must be an integer >= 0")
-    return None if value is None else int(value)
-
-
-def _limit(table: _Table, key: str, kind: Limit) -> GateLimit | None:
-    if kind is Limit.FLAG:
-        flag: bool | None = table.get(key, bool)
-        return flag
-    if kind is Limit.COUNT:
-        return _count(table, key)
-    value = table.threshold(key)
-    if kind is Limit.SHARE and value is not None and value > 1:
-        # A share written in percent or points (2 for 2%) would let almost anything pass.
-        raise ConfigError(
-            f"{table.where}: {key} = {value:g} is {kind.value}; did you mean {value / 100:g}?"
-        )
-    return value
-
-
-def _gate(table: _Table) -> GateConfig:
-    """Each key is a declared gate rule (`candidate_metrics.GATE_RULES`) or `bound`."""
-    bound = table.get("bound", str, "upper_ci")
-    if bound not in BOUNDS:
-        raise ConfigError(f"{table.where}: bound must be one of {', '.join(BOUNDS)}")
-    limits = {r.key: _limit(table, r.key, r.limit) for r in GATE_RULES}
-    return GateConfig({k: v for k, v in limits.items() if v is not None}, bound)
-
-
-# Each interval keeps every resampled value (8 bytes) and costs samples x items work per
-# slice and candidate: 10^9 resamples took 10 minutes and 23.7 GB before this bound. Past
-# 100,000 resamples an interval's third digit no longer moves.
-MAX_BOOTSTRAP = 100_000
-
-
-def _stats(table: _Table) -> StatsConfig:
-    confidence = table.get("confidence", float, 0.95)
-    if not 0 < confidence < 1:
-        raise ConfigError(f"{table.where}: confidence must be between 0 and 1 (exclusive)")
-    samples = table.positive_int("bootstrap_samples", 2000)
-    if samples > MAX_BOOTSTRAP:
-        raise ConfigError(
-            f"{table.where}: bootstrap_samples = {samples:,} is over {MAX_BOOTSTRAP:,}: each "
-            f"interval would hold {samples * 8 / 1e9:.1f} GB of resampled values and take "
-            f"{samples / 2000:,.0f} times as long as the default 2,000"
-        )
-    seed = table.get("seed", int, 0)
-    if seed < 0:  # numpy's generators take no negative seed
-        raise ConfigError(f"{table.where}: seed = {seed} must be >= 0")
-    return StatsConfig(bootstrap_samples=samples, seed=seed, confidence=confidence)
-
-
 def apply_overrides(
     cfg: CompareConfig, evalsets: list[str], candidates: list[str]
 ) -> CompareConfig:
     """`--evalset PATH` (replaces the list) and `--candidate NAME=PATH` (replaces that
     candidate's source, or adds a gated one)."""
+    import re
+
     if evalsets:
         cfg = replace(cfg, evalsets=tuple(evalsets))
     by_name = {c.name: c for c in cfg.candidates}
     for flag in candidates:
         name, sep, path = flag.partition("=")
-        if not sep or not NAME.match(name) or not path:
+        if not sep or not re.match(NAME_PATTERN, name) or not path:
             raise ConfigError(f"--candidate {flag!r}: expected NAME=PATH")
         old = by_name.get(name)
         spec = ModelSpec(name=name, path=path)
-        by_name[name] = CandidateSpec(name, spec, None, old.gated if old else True)
+        by_name[name] = CandidateSpec(
+            name=name, model=spec, quantize=None, gated=old.gated if old else True
+        )
     cfg = replace(cfg, candidates=tuple(by_name.values()))
     check_names(cfg)
     return cfg

@@ -1,22 +1,31 @@
-"""What a compare config asks for, as frozen records (parsed and checked in `config.py`).
+"""What a compare config asks for, as frozen records, each setting declared once
+(`harness.records.schema.setting`: type, default, constraint, doc). `harness.inputs.config`
+reads the TOML tables against these declarations; `harness config-docs` writes the reference
+and the JSON Schema from them.
 
 The TOML table `[generation]` is `GenerationSettings` and `CompareConfig.generation`: one
 name for one concept."""
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness.records.errors import RecordError
+from harness.records.schema import setting
 
+# A model's name names files and folders.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_RULE = "letters, digits, '.', '_' and '-', first a letter or digit (it names files)"
 # Weight dtypes a model may be loaded in (an engine maps the names to its own types).
-DTYPES = ("float32", "bfloat16", "float16")
+Dtype = Literal["float32", "bfloat16", "float16"]
+DTYPES: tuple[str, ...] = typing.get_args(Dtype)
 # compressed-tensors' preset schemes (0.19), so that configs are checked without loading it;
 # `quantize` checks again against the installed library.
-SCHEMES = (
+Scheme = Literal[
     "W8A16",
     "W4A16",
     "W4A16_ASYM",
@@ -46,57 +55,56 @@ SCHEMES = (
     "W7A8",
     "W2A4",
     "W3A4",
-)
+]
+SCHEMES: tuple[str, ...] = typing.get_args(Scheme)
 # AWQ is left out: llm-compressor 0.14's AWQ refuses to run without an accelerator, so it
 # could not be tested here; a `recipe` YAML file can still ask for it.
-METHODS = ("rtn", "gptq")
+Method = Literal["rtn", "gptq"]
+METHODS: tuple[str, ...] = typing.get_args(Method)
 CALIBRATED = ("gptq",)  # methods that need a calibration set
-BOUNDS = ("upper_ci", "point")
+# Where a gate judges an interval: its pessimistic end, or the point estimate.
+Bound = Literal["upper_ci", "point"]
+BOUNDS: tuple[str, ...] = typing.get_args(Bound)
 GateLimit = float | int | bool
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSpec:
-    """How to reach a model behind an OpenAI-compatible server (`backend = "openai"`)."""
-
-    base_url: str  # up to and without /v1: http://127.0.0.1:8000
-    model: str  # the served model's name (the request's "model" field)
-    api_key_env: str | None = None  # the environment variable holding the key, never the key
-    concurrency: int = 4  # requests in flight at once
-    timeout: float = 120.0  # seconds per request
-    retries: int = 4  # more tries on 429/5xx/connection errors, with exponential backoff
-    top_logprobs: int = 20  # alternatives per position (OpenAI's cap is 20; vLLM's default too)
-    prompt_logprobs: bool = False  # the server returns prompt log-probs (vLLM): teacher forcing
-
-    def __post_init__(self) -> None:
-        if not self.base_url.startswith(("http://", "https://")):
-            raise RecordError(f"base_url {self.base_url!r} must start with http:// or https://")
-        if self.concurrency < 1 or self.retries < 0 or self.timeout <= 0:
-            raise RecordError("concurrency >= 1, retries >= 0 and timeout > 0 are required")
-        if not 1 <= self.top_logprobs <= 1000:
-            raise RecordError("top_logprobs must be between 1 and 1000")
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelSpec:
-    name: str
-    path: str  # local dir or hub id; a .gguf file for llama.cpp; the tokenizer dir for openai
-    dtype: str = "float32"
-    device: str = "cpu"
-    backend: str = "hf"  # a key of the engine table (`harness.run.backends.ENGINES`)
-    threads: int | None = None  # CPU threads of an in-process engine (llama.cpp); None: all
-    context: int | None = None  # context length to allocate (llama.cpp); None: the model's
-    server: ServerSpec | None = None  # backend = "openai" only
+    """`[baseline]`, a `[[candidates]]` or `[[ladder.rungs]]` entry: a model and its engine.
+    `settings` holds the engine's own record (its keys sit in the same table: the openai
+    engine's `base_url`, `model`, ...), or None for an engine that declares none."""
+
+    name: str = setting(
+        doc="the model's name in reports; it names files", pattern=NAME_PATTERN, means=NAME_RULE
+    )
+    path: str = setting(
+        doc="a local checkpoint folder or a hub id `org/name`; a .gguf file for llama.cpp; "
+        "the tokenizer folder for openai",
+        path="model",
+    )
+    dtype: Dtype = setting("float32", doc="weight dtype the model is loaded in")
+    device: str = setting("cpu", doc="torch device: cpu, cuda, cuda:1, ...", nonempty=True)
+    backend: str = setting(
+        "hf",
+        doc="the engine that runs it: hf, llama.cpp, openai, a plug-in's name, or "
+        "'package.module:Class'",
+        nonempty=True,
+    )
+    threads: int | None = setting(
+        None, doc="CPU threads of an in-process engine (llama.cpp); left out: all", gt=0
+    )
+    context: int | None = setting(
+        None, doc="context length to allocate (llama.cpp); left out: the model's", gt=0
+    )
+    settings: Any = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise RecordError(f"model {self.name!r}: dtype must be one of {', '.join(DTYPES)}")
-        if (self.server is not None) != (self.backend == "openai"):
-            raise RecordError(f"model {self.name!r}: server settings go with backend 'openai'")
 
 
 # llama-quantize's types (llama.cpp 0.3.36's list); `quantize` checks again against the tool.
-GGUF_TYPES = (
+GgufType = Literal[
     "Q4_0",
     "Q4_1",
     "Q5_0",
@@ -133,22 +141,29 @@ GGUF_TYPES = (
     "F16",
     "BF16",
     "F32",
-)
+]
+GGUF_TYPES: tuple[str, ...] = typing.get_args(GgufType)
 # Types whose llama-quantize refuses to run without an importance matrix.
 NEEDS_IMATRIX = ("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_S", "IQ1_M")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GgufSpec:
     """`quantize = { engine = "llama.cpp", type = "Q4_K_M", imatrix = "calib.jsonl" }`: the
     baseline converted to GGUF (convert_hf_to_gguf.py), an importance matrix computed on the
     calibration set when given (llama-imatrix), then llama-quantize."""
 
-    type: str
-    imatrix: str | None = None  # eval-set JSONL file whose texts calibrate the matrix
-    imatrix_chunks: int = 64  # llama-imatrix --chunks
-    imatrix_context: int = 512  # llama-imatrix -c
-    outtype: str = "f32"  # convert_hf_to_gguf.py --outtype of the unquantized GGUF
+    type: GgufType = setting(doc="llama-quantize's type")
+    imatrix: str | None = setting(
+        None,
+        doc="an eval-set JSONL file whose texts calibrate the importance matrix",
+        path="file",
+    )
+    imatrix_chunks: int = setting(64, doc="llama-imatrix --chunks", gt=0)
+    imatrix_context: int = setting(512, doc="llama-imatrix -c (tokens per chunk)", gt=0)
+    outtype: Literal["f32", "f16", "bf16"] = setting(
+        "f32", doc="convert_hf_to_gguf.py --outtype of the unquantized GGUF"
+    )
 
     def __post_init__(self) -> None:
         if self.type not in GGUF_TYPES:
@@ -173,22 +188,37 @@ class GgufSpec:
         return f"GGUF {self.type} (llama.cpp){source}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuantizeSpec:
-    scheme: str
-    method: str
-    calibration: str | None = None  # JSONL eval-set file; required by gptq
-    samples: int = 128
-    max_seq_length: int = 512
-    group_size: int | None = None  # None: the scheme's own (128 for W8A16 and W4A16)
-    ignore: tuple[str, ...] = ("lm_head",)  # module names or `re:` patterns kept as they are
-    recipe: str | None = None  # an llm-compressor recipe YAML file, used instead of the above
+    """`quantize = { scheme = "W4A16", method = "gptq", calibration = "calib.jsonl" }`: a
+    compressed-tensors checkpoint made by llm-compressor (the format vLLM serves)."""
+
+    scheme: Scheme = setting(doc="a compressed-tensors preset scheme")
+    method: Method = setting(doc="rtn (round to nearest) or gptq (needs `calibration`)")
+    calibration: str | None = setting(
+        None, doc="an eval-set JSONL file of calibration texts; gptq needs one", path="file"
+    )
+    samples: int = setting(128, doc="calibration samples taken (deterministically)", gt=0)
+    max_seq_length: int = setting(512, doc="tokens per calibration sample", gt=0)
+    group_size: int | None = setting(
+        None, doc="quantization group size; left out: the scheme's (128 for W8A16, W4A16)", gt=0
+    )
+    ignore: tuple[str, ...] = setting(
+        ("lm_head",), doc="module names or `re:` patterns kept in full precision"
+    )
+    recipe: str | None = setting(
+        None,
+        doc="an llm-compressor recipe YAML file, used instead of scheme/method/group_size/ignore",
+        path="file",
+    )
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES or self.method not in METHODS:
             raise RecordError(f"unsupported quantization {self.scheme}/{self.method}")
-        if (self.method in CALIBRATED) != (self.calibration is not None):
-            raise RecordError(f"{'/'.join(CALIBRATED)} need a calibration set; rtn takes none")
+        if self.method in CALIBRATED and self.calibration is None:
+            raise RecordError(f"method {self.method} needs a calibration set")
+        if self.method not in CALIBRATED and self.calibration is not None:
+            raise RecordError(f"method {self.method} uses no calibration set")
         if self.group_size is not None and self.group_size <= 0:
             raise RecordError("group_size must be a positive integer")
 
@@ -208,108 +238,164 @@ class QuantizeSpec:
         return f"{self.scheme}{group} {self.method.upper()}{kept}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GenerationSettings:
     """The `[generation]` table: one explicit greedy decoding for every model."""
 
-    max_new_tokens: int = 32
-    batch_size: int = 32
-    stop: tuple[str, ...] = ()
-    distribution: bool = True  # teacher-forced KLD, top-1 agreement, Δp, perplexity ratio
+    max_new_tokens: int = setting(
+        32, doc="tokens generated at most per item (an item's own max_new_tokens wins)", gt=0
+    )
+    batch_size: int = setting(32, doc="prompts per batch", gt=0)
+    stop: tuple[str, ...] = setting((), doc="outputs are cut at the first of these strings")
+    distribution: bool = setting(
+        True, doc="teacher-forced KLD, top-1 agreement, Δp and perplexity ratio"
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GateConfig:
-    """The `[gate]` table: a limit per gate key (keys and their checks are declared in
-    `harness.analysis.candidate_metrics`, which refuses any other), and `bound`: the pessimistic end
-    of the paired interval (`upper_ci`, default) or the point estimate (`point`)."""
+    """The `[gate]` table: a limit per gate key (keys and their checks are declared with the
+    metrics, `harness.analysis.candidate_metrics`, which refuses any other), and `bound`."""
 
     limits: Mapping[str, GateLimit] = field(default_factory=dict)
-    bound: str = "upper_ci"
+    bound: Bound = setting(
+        "upper_ci",
+        doc="where drops and the regression share are judged: the pessimistic end of their "
+        "paired interval (`upper_ci`) or the point estimate (`point`)",
+    )
 
     def __post_init__(self) -> None:
         if self.bound not in BOUNDS:
             raise RecordError(f"bound must be one of {', '.join(BOUNDS)}")
 
     @classmethod
-    def of(cls, bound: str = "upper_ci", **limits: GateLimit | None) -> GateConfig:
+    def of(cls, bound: Bound = "upper_ci", **limits: GateLimit | None) -> GateConfig:
         """`GateConfig.of(max_hard_regressions=2)`; a None limit is a rule left off."""
-        return cls({k: v for k, v in limits.items() if v is not None}, bound)
+        return cls(limits={k: v for k, v in limits.items() if v is not None}, bound=bound)
 
 
 # Where `make real-model` puts the sentence-embedding model (relative to the working dir).
 DEFAULT_EMBEDDER = ".cache/harness/models/all-MiniLM-L6-v2"
-# Measured on hand-written pairs (tests/data/meaning_pairs.jsonl; README "Reference-free
-# items"): paraphrases score 0.75-0.99, other meanings 0.00-0.77. At 0.8 no pair of other
-# meanings passes as equivalent; the paraphrases it misses go to a reviewer as diverged.
+# Measured on hand-written pairs (tests/data/meaning_pairs.jsonl; docs/metrics.md): paraphrases
+# score 0.75-0.99, other meanings 0.00-0.77. At 0.8 no pair of other meanings passes as
+# equivalent; the paraphrases it misses go to a reviewer as diverged.
 DEFAULT_EQUIVALENCE = 0.8
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AgreementSettings:
     """The `[agreement]` table: how reference-free items are judged."""
 
-    model: str = DEFAULT_EMBEDDER  # a sentence-transformers checkpoint dir
-    threshold: float = DEFAULT_EQUIVALENCE  # cosine at or above it: the same meaning
+    model: str = setting(
+        DEFAULT_EMBEDDER,
+        doc="a sentence-transformers checkpoint folder (default: where `make real-model` "
+        "puts all-MiniLM-L6-v2, from the working directory)",
+        path="path",
+    )
+    threshold: float = setting(
+        DEFAULT_EQUIVALENCE,
+        doc="cosine similarity at or above which two answers mean the same",
+        gt=0,
+        le=1,
+        means="a cosine similarity in (0, 1]",
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
             raise RecordError("agreement threshold must be in (0, 1]")
 
 
-@dataclass(frozen=True, slots=True)
+# Each interval keeps every resampled value (8 bytes) and costs samples x items work per
+# slice and candidate: 10^9 resamples took 10 minutes and 23.7 GB before this bound. Past
+# 100,000 resamples an interval's third digit no longer moves.
+MAX_BOOTSTRAP = 100_000
+
+
+def _bootstrap_cost(samples: int) -> str:
+    return (
+        f"each interval would hold {samples * 8 / 1e9:.1f} GB of resampled values and take "
+        f"{samples / 2000:,.0f} times as long as the default 2,000"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatsConfig:
-    bootstrap_samples: int = 2000
-    seed: int = 0
-    confidence: float = 0.95
+    """The `[stats]` table: the paired bootstrap."""
+
+    bootstrap_samples: int = setting(
+        2000, doc="paired bootstrap resamples", gt=0, le=MAX_BOOTSTRAP, hint=_bootstrap_cost
+    )
+    seed: int = setting(0, doc="the resampling seed (numpy takes no negative seed)", ge=0)
+    confidence: float = setting(0.95, doc="the intervals' confidence level", gt=0, lt=1)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoiseFloorSettings:
+    """The `[noise_floor]` table."""
+
+    enabled: bool = setting(
+        False, doc="run the baseline a second time and show the self-comparison"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LmEvalConfig:
-    tasks: tuple[str, ...]
-    include_path: str | None = None
-    num_fewshot: int | None = None
-    limit: int | None = None
+    """The `[lm_eval]` table: lm-evaluation-harness tasks run on every model."""
+
+    tasks: tuple[str, ...] = setting(doc="lm-eval task names", nonempty=True)
+    include_path: str | None = setting(
+        None, doc="a folder of task YAMLs (lm-eval --include_path)", path="path"
+    )
+    num_fewshot: int | None = setting(None, doc="few-shot examples per prompt", ge=0)
+    limit: int | None = setting(None, doc="documents per task at most", gt=0)
     # What users of instruct models pass on lm-eval's own command line:
-    apply_chat_template: bool = False
-    fewshot_as_multiturn: bool = False
-    system_instruction: str | None = None
-    gen_kwargs: str | None = None  # "temperature=0,max_gen_toks=64", lm-eval's own form
+    apply_chat_template: bool = setting(False, doc="lm-eval --apply_chat_template")
+    fewshot_as_multiturn: bool = setting(False, doc="lm-eval --fewshot_as_multiturn")
+    system_instruction: str | None = setting(None, doc="lm-eval --system_instruction")
+    gen_kwargs: str | None = setting(
+        None, doc='lm-eval --gen_kwargs, its own form: "temperature=0,max_gen_toks=64"'
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateSpec:
     """A `[[candidates]]` entry: a checkpoint, or a recipe that `quantize` turns into one."""
 
     name: str
     model: ModelSpec | None  # a checkpoint; None until a `quantize` candidate is made
     quantize: QuantizeSpec | GgufSpec | None = None
-    gated: bool = True
+    gated: bool = setting(True, doc="whether the candidate decides the exit code")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CorpusSettings:
     """The `[corpus]` table: perplexity and KLD over a plain-text file (`harness corpus`)."""
 
-    text: str  # a UTF-8 text file
-    context: int = 512  # tokens per chunk (llama-perplexity -c)
-    chunks: int | None = None  # at most this many chunks (llama-perplexity --chunks)
-    reference: str | None = None  # the model the others are measured against (the baseline)
+    text: str = setting(doc="a UTF-8 text file", path="file")
+    context: int = setting(512, doc="tokens per chunk (llama-perplexity -c)", ge=4)
+    chunks: int | None = setting(
+        None, doc="at most this many chunks (llama-perplexity --chunks)", gt=0
+    )
+    reference: str | None = setting(
+        None, doc="the model the others are measured against (default: the baseline)"
+    )
 
     def __post_init__(self) -> None:
         if self.context < 4:
             raise RecordError("corpus context must be at least 4 tokens")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LadderSettings:
     """The `[ladder]` table: its rungs are the run's candidates, heaviest first as listed.
     The release decision: `target` (a rung's name) must pass; with `max_size_mb`, some rung
     at most that size on disk must pass; with neither, some rung must pass."""
 
     rungs: tuple[str, ...]
-    target: str | None = None
-    max_size_mb: float | None = None
+    target: str | None = setting(None, doc="the rung that must pass (only it is gated)")
+    max_size_mb: float | None = setting(
+        None, doc="some rung at most this size on disk must pass", gt=0
+    )
 
     def __post_init__(self) -> None:
         if not self.rungs:
@@ -320,11 +406,17 @@ class LadderSettings:
             raise RecordError("max_size_mb must be a number > 0")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompareConfig:
-    name: str
+    """The whole config file; its top-level keys are `name` and `evalsets`, the rest tables."""
+
+    name: str = setting(
+        doc="the run's name: reports/<name>/ unless --out", pattern=NAME_PATTERN, means=NAME_RULE
+    )
     path: Path
-    evalsets: tuple[str, ...]
+    evalsets: tuple[str, ...] = setting(
+        doc="eval-set JSONL files or globs", nonempty=True, path="path"
+    )
     baseline: ModelSpec
     candidates: tuple[CandidateSpec, ...]
     generation: GenerationSettings = field(default_factory=GenerationSettings)
@@ -337,7 +429,7 @@ class CompareConfig:
     ladder: LadderSettings | None = None  # [ladder]: the candidates are its rungs
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReadyCandidate:
     """A candidate with a checkpoint on disk (made by `quantize` when the config asks)."""
 

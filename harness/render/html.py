@@ -20,7 +20,14 @@ from harness.analysis.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
 from harness.analysis.formats import num, pct, pts
 from harness.analysis.pairing import diff_ops
 from harness.analysis.results import CandidateInfo, CandidateResult, Results
-from harness.records import CandidateMetrics, GgufSpec, Interval, PairedItem, SliceRow
+from harness.records import (
+    CandidateMetrics,
+    GgufSpec,
+    Interval,
+    PairedItem,
+    QuantizeSpec,
+    SliceRow,
+)
 from harness.records.codec import to_json
 from harness.render.pareto import ladder_charts
 
@@ -232,7 +239,7 @@ def made_by(info: CandidateInfo) -> str:
             sha = str(info.calibration_sha256)[:12]
             text += f", importance matrix (llama-imatrix) on {q.imatrix} (sha256 {sha}…)"
         return text
-    text = f"{q.describe()} with llm-compressor"
+    text = f"{q.describe()} with llm-compressor" if isinstance(q, QuantizeSpec) else q.describe()
     if q.calibration:
         sha = str(info.calibration_sha256)[:12]
         text += f", calibrated on {q.calibration} (sha256 {sha}…)"

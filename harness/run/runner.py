@@ -20,11 +20,9 @@ from harness.records import (
     EvalItem,
     Generation,
     GenerationSettings,
-    GgufSpec,
     LmEvalConfig,
     ModelRun,
     ModelSpec,
-    QuantizeSpec,
     ReadyCandidate,
     TokenStats,
     noise_floor_name,
@@ -43,7 +41,8 @@ from harness.run.backends.base import (
 from harness.run.backends.hf import BOOKKEEPING, SentenceEmbedder
 from harness.run.lmeval import run_tasks
 from harness.run.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
-from harness.run.quantize import check_groups, quantize
+from harness.run.quantize import quantize, quantizer_of
+from harness.run.quantize.quantizers import QuantizeRecipe
 from harness.store import faults
 from harness.store.runcache import (
     MODEL,
@@ -85,6 +84,10 @@ def token_pieces(
             return None
         pieces[token] = piece
     return pieces
+
+
+def _cacheable(spec: ModelSpec, fingerprint: str) -> bool:
+    return cacheable(fingerprint, engine_class(spec.backend).in_process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +221,9 @@ def preflight(
             contexts.append(
                 (cand.name, engine_class(cand.model.backend).preflight(cand.model).context)
             )
-        elif isinstance(cand.quantize, GgufSpec):  # run by llama.cpp with the baseline's context
-            contexts.append((cand.name, baseline.context or base.context))
-        else:  # quantized from the baseline: its config, its context
-            contexts.append((cand.name, base.context))
+        elif cand.quantize is not None:
+            quantizer = quantizer_of(cand.quantize)
+            contexts.append((cand.name, quantizer.context(baseline, base.context)))
     if base.prompt_ids is None or all(c is None for _, c in contexts):
         return
     lengths = []
@@ -238,29 +240,22 @@ def preflight(
         check_context(name, context, items, lengths, limits)
 
 
-def check_recipe(baseline: ModelSpec, name: str, spec: QuantizeSpec | GgufSpec) -> None:
+def check_recipe(baseline: ModelSpec, name: str, spec: QuantizeRecipe) -> None:
     """What a candidate's quantization needs, checked before any rung is made: its input
-    files, the llama.cpp tools for a GGUF, group sizes that divide every layer it quantizes."""
-    from harness.run.llamacpp_home import tool
-
-    for what, path in (
-        ("calibration set", spec.calibration),
-        ("recipe", getattr(spec, "recipe", None)),
-    ):
+    files, then what its quantizer needs (llama.cpp's tools, group sizes that divide every
+    layer)."""
+    quantizer = quantizer_of(spec)
+    files = {"calibration set": spec.calibration, **quantizer.inputs(spec)}
+    for what, path in files.items():
         if path is not None and not Path(path).is_file():
             raise HarnessError(f"candidate {name!r}: {what} {path}: no such file")
-    if isinstance(spec, GgufSpec):
-        try:
-            tool("llama-quantize")
-            if spec.imatrix is not None:
-                tool("llama-imatrix")
-        except HarnessError as exc:
-            raise HarnessError(f"candidate {name!r} ({spec.describe()}): {exc}") from None
-    elif spec.recipe is None and Path(baseline.path).is_dir():
-        try:
-            check_groups(baseline.path, spec)
-        except HarnessError as exc:
-            raise HarnessError(f"candidate {name!r}: {exc}") from None
+    try:
+        quantizer.check(baseline, spec)
+    except HarnessError as exc:  # the recipe in words, unless the message says it already
+        said = spec.describe() in str(exc)
+        raise HarnessError(
+            f"candidate {name!r}{'' if said else f' ({spec.describe()})'}: {exc}"
+        ) from None
 
 
 def cut_at_stop(text: str, stop: Sequence[str]) -> str:
@@ -482,14 +477,8 @@ def _generation(
 
 def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandidate:
     """The baseline again, same settings: what "identical" can mean on this machine."""
-    spec = ModelSpec(
-        noise_floor_name(baseline.name),
-        baseline.path,
-        baseline.dtype,
-        baseline.device,
-        baseline.backend,
-    )
-    return ReadyCandidate(spec, gated=False, fingerprint=baseline_fp, noise_floor=True)
+    spec = replace(baseline, name=noise_floor_name(baseline.name))
+    return ReadyCandidate(spec=spec, gated=False, fingerprint=baseline_fp, noise_floor=True)
 
 
 def ready_candidate(
@@ -497,34 +486,29 @@ def ready_candidate(
 ) -> ReadyCandidate:
     """A candidate with a checkpoint: as configured, or quantized (cached) from the baseline."""
     if cand.model is not None:
-        return ReadyCandidate(cand.model, cand.gated, checkpoint_fingerprint(cand.model.path))
+        return ReadyCandidate(
+            spec=cand.model,
+            gated=cand.gated,
+            fingerprint=checkpoint_fingerprint(cand.model.path),
+        )
     if cand.quantize is None:  # config parsing gives every candidate one of the two
         raise TypeError(f"candidate {cand.name!r} has neither a checkpoint nor a recipe")
     q = cand.quantize
-    calibration = (
-        f", calibration {q.calibration}" if isinstance(q, QuantizeSpec) and q.calibration else ""
-    )
+    calibration = f", calibration {q.calibration}" if q.calibration else ""
     logger.info("%s: %s%s", cand.name, q.describe(), calibration)
     made = quantize(baseline.path, baseline_fp, q, cache)
     status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
     logger.info("%s: %s: %s", cand.name, status, made.path)
-    if isinstance(q, GgufSpec):  # a GGUF runs on llama.cpp, with the baseline's threads
-        spec = ModelSpec(
-            cand.name,
-            str(made.path),
-            backend="llama.cpp",
-            threads=baseline.threads,
-            context=baseline.context,
-        )
-    else:
-        # The quantized model runs with the baseline's device and engine; its dtype is the
-        # checkpoint's.
-        spec = ModelSpec(
-            cand.name, str(made.path), baseline.dtype, baseline.device, baseline.backend
-        )
+    spec = quantizer_of(q).candidate(cand.name, made.path, baseline)
     fp = checkpoint_fingerprint(spec.path, ignore=BOOKKEEPING)
     return ReadyCandidate(
-        spec, cand.gated, fp, q, made.calibration_sha256, made.seconds, made.cached
+        spec=spec,
+        gated=cand.gated,
+        fingerprint=fp,
+        quantize=q,
+        calibration_sha256=made.calibration_sha256,
+        quantize_seconds=made.seconds,
+        quantize_cached=made.cached,
     )
 
 
@@ -641,7 +625,7 @@ class _Runner:
 
     def baseline(self, spec: ModelSpec, fingerprint: str) -> ModelRun:
         items, settings = self.items, self.settings
-        cache = self.cache if self.cache and cacheable(spec, fingerprint) else None
+        cache = self.cache if self.cache and _cacheable(spec, fingerprint) else None
         if cache is None:  # a server or a hub id: run into the run folder, no resuming
             probe = None
             if settings.distribution:
@@ -702,7 +686,7 @@ class _Runner:
 
     def candidate(self, cand: ReadyCandidate) -> ModelRun:
         spec, items = cand.spec, self.items
-        if self.cache is None or not self.base_key or not cacheable(spec, cand.fingerprint):
+        if self.cache is None or not self.base_key or not _cacheable(spec, cand.fingerprint):
             run, stats, nll = self._run_candidate(spec)
             self._save(run, stats, nll)
             return run

@@ -24,10 +24,10 @@ from typing import Any
 
 from harness.inputs.config import load_config
 from harness.inputs.evalset import load_evalset
-from harness.records import SCHEMES, CompareConfig, ModelSpec, QuantizeSpec
+from harness.records import SCHEMES, CompareConfig, QuantizeSpec
 from harness.records.errors import HarnessError
 from harness.run import worker
-from harness.run.quantize import DEFAULT_CACHE
+from harness.run.quantize import DEFAULT_CACHE, quantizer_of
 from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache, baseline_key
 
 LAYER = re.compile(r"^(model\.layers\.(\d+))\.")
@@ -120,9 +120,7 @@ def measure(
     layers = layer_groups(cfg.baseline.path)
     for layer in layers:
         made = quantize(cfg.baseline.path, fp, only(spec, layer), cache)
-        model = ModelSpec(
-            layer, str(made.path), cfg.baseline.dtype, cfg.baseline.device, cfg.baseline.backend
-        )
+        model = quantizer_of(spec).candidate(layer, made.path, cfg.baseline)
         with (
             worker.running(model.name, model.backend, "scoring"),
             open_backend(model) as backend,

@@ -59,9 +59,10 @@ class RunCacheError(HarnessError):
     """A run cache entry cannot be read."""
 
 
-def cacheable(spec: ModelSpec, fingerprint: str) -> bool:
-    """Only checkpoints fingerprinted by their content, run in this process."""
-    return spec.backend != "openai" and not fingerprint.startswith("hub:")
+def cacheable(fingerprint: str, in_process: bool) -> bool:
+    """Only checkpoints fingerprinted by their content, run in this process (a server's
+    answers can change behind the same name)."""
+    return in_process and not fingerprint.startswith("hub:")
 
 
 def _digest(data: Any) -> str:
@@ -70,14 +71,18 @@ def _digest(data: Any) -> str:
 
 
 def engine_settings(spec: ModelSpec) -> dict[str, Any]:
-    """What of a model spec changes its outputs (not its name, not its path)."""
-    return {
+    """What of a model spec changes its outputs (not its name, not its path); an engine's
+    own settings when it has any."""
+    out = {
         "backend": spec.backend,
         "dtype": spec.dtype,
         "device": spec.device,
         "threads": spec.threads,
         "context": spec.context,
     }
+    if spec.settings is not None:
+        out["settings"] = to_json(spec.settings)
+    return out
 
 
 def baseline_key(

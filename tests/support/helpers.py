@@ -42,7 +42,7 @@ def _baseline_answers(model_dir: Path, n: int) -> tuple[tuple[str, str], ...]:
 
     prompts = [f"count a in {'ab' * (i + 1)}=" for i in range(3 * n)]
     items = [EvalItem(id=str(i), source=Source("-", 1), prompt=p) for i, p in enumerate(prompts)]
-    backend = HFBackend(ModelSpec("ref", str(model_dir)))
+    backend = HFBackend(ModelSpec(name="ref", path=str(model_dir)))
     outputs = generate_texts(backend, items, GenerationSettings(max_new_tokens=6, batch_size=4))
     found = tuple((p, o.strip()) for p, o in zip(prompts, outputs, strict=True) if o.strip())
     if len(found) < n:

@@ -33,10 +33,12 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from harness.records import ModelSpec, ServerSpec
-from harness.records.errors import HarnessError
+from harness.records import ModelSpec
+from harness.records.errors import HarnessError, RecordError
+from harness.records.schema import setting
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -52,6 +54,42 @@ from harness.run.backends.hf import HFTokenizerMethods, end_of_turn, eos_list, l
 T = TypeVar("T")
 RETRYABLE = (429, 500, 502, 503, 504)
 MAX_BODY = 256 << 20  # no answer of ours comes near it; a hostile server cannot fill memory
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    """The openai engine's own keys, in the model's table: how to reach the server."""
+
+    base_url: str = setting(
+        doc="the server's address, with or without /v1: http://127.0.0.1:8000",
+        pattern=r"^https?://.+",
+        means="a URL that starts with http:// or https://",
+    )
+    model: str = setting(doc="the served model's name (the request's \"model\" field)")
+    api_key_env: str | None = setting(
+        None,
+        doc="the environment variable holding the API key (the key itself never goes in the file)",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        means="the name of an environment variable (the key itself never goes in the file)",
+    )
+    concurrency: int = setting(4, doc="requests in flight at once", gt=0)
+    timeout: float = setting(
+        120.0, doc="seconds one try may take, connect to the last byte of the answer", gt=0
+    )
+    retries: int = setting(
+        4, doc="more tries on 429/5xx/connection errors, with exponential backoff", ge=0
+    )
+    top_logprobs: int = setting(
+        20, doc="alternatives per position (OpenAI's cap is 20; vLLM's default too)", ge=1, le=1000
+    )
+    prompt_logprobs: bool = setting(
+        False, doc="the server returns prompt log-probs (vLLM): exact teacher forcing"
+    )
+
+    def __post_init__(self) -> None:
+        if not self.base_url.startswith(("http://", "https://")):
+            raise RecordError(f"base_url {self.base_url!r} must start with http:// or https://")
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/").removesuffix("/v1"))
 
 
 class ServerDown(HarnessError):
@@ -129,7 +167,7 @@ class Client:
     flight and makes every later call fail at once, so a run stops in well under a second
     whatever the server does."""
 
-    def __init__(self, server: ServerSpec, name: str) -> None:
+    def __init__(self, server: ServerSettings, name: str) -> None:
         self.server, self.name = server, name
         self.url = urllib.parse.urlsplit(server.base_url)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -308,6 +346,7 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
     # top_k is the default of `top_logprobs`, which sets it per model.
     capabilities = Capabilities(full_vocab_logprobs=False, top_k=20)
     in_process = False
+    settings = ServerSettings
 
     @classmethod
     def preflight(cls, spec: ModelSpec) -> Preflight:
@@ -318,13 +357,13 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        if spec.server is None:
+        if not isinstance(spec.settings, ServerSettings):
             raise ModelLoadError(f"model {spec.name!r}: backend 'openai' needs base_url and model")
-        self.server = spec.server
+        self.server = spec.settings
         self._tok = load_tokenizer(spec, "path must be a local tokenizer dir of the served model")
         self._turn = end_of_turn(self._tok)
         self._gen_eos = self._read_generation_eos()
-        self.client = Client(spec.server, spec.name)
+        self.client = Client(self.server, spec.name)
         self._served = self._check_served()
 
     def _read_generation_eos(self) -> list[int]:

@@ -1,10 +1,10 @@
 """Making candidates, and their one cache.
 
-A `QuantizeSpec` (scheme, method, calibration set) becomes a checkpoint made by an engine
-(`llmcompressor.py`: a compressed-tensors checkpoint, the format vLLM serves); a `GgufSpec`
-(type, importance-matrix texts) a GGUF file (`llamacpp.py`: llama.cpp's converter, imatrix
-and quantize tools). Results are cached by (baseline fingerprint, recipe, calibration
-sha256): a rerun with the same inputs does no quantization work.
+A candidate's `quantize` table is the settings record of a quantizer
+(`quantizers.QUANTIZERS`: llm-compressor's `QuantizeSpec` becomes a compressed-tensors
+checkpoint, llama.cpp's `GgufSpec` a GGUF file; a plug-in adds its own). Results are cached
+by (baseline fingerprint, recipe, calibration sha256, input files' sha256): a rerun with the
+same inputs does no quantization work.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ import logging
 import math
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.records import GgufSpec, QuantizeSpec
+from harness.records import QuantizeSpec
+from harness.records.codec import to_json
 from harness.records.errors import FULL, DiskFull, HarnessError
-from harness.run import console, worker
+from harness.run.llamacpp_home import VERSION
+from harness.run.quantize.quantizers import QUANTIZERS, Quantizer, QuantizeRecipe, quantizer_of
 from harness.store import entry
 from harness.store.filelock import hold
 from harness.store.sealed import sha256_file
@@ -32,6 +34,7 @@ SEED = 0
 DEFAULT_CACHE = Path(".cache") / "harness" / "quantized"
 
 logger = logging.getLogger(__name__)
+__all__ = ["QUANTIZERS", "QuantizeError", "Quantized", "Quantizer", "quantize", "quantizer_of"]
 
 
 class QuantizeError(HarnessError):
@@ -57,7 +60,7 @@ def _input_sha(path: str | None, what: str) -> str | None:
 
 def cache_key(
     baseline_fingerprint: str,
-    spec: QuantizeSpec | GgufSpec,
+    spec: QuantizeRecipe,
     calibration_sha256: str | None,
     recipe_sha256: str | None = None,
 ) -> str:
@@ -89,16 +92,18 @@ def calibration_texts(path: str) -> list[str]:
 def quantize(
     baseline: str,
     baseline_fingerprint: str,
-    spec: QuantizeSpec | GgufSpec,
+    spec: QuantizeRecipe,
     cache_root: Path = DEFAULT_CACHE,
 ) -> Quantized:
-    """The cached candidate for (baseline, spec, calibration), made when missing: a
-    checkpoint dir (llm-compressor) or a GGUF file (llama.cpp)."""
+    """The cached candidate for (baseline, spec, calibration), made when missing by the
+    spec's quantizer: a checkpoint dir (llm-compressor) or a GGUF file (llama.cpp)."""
+    quantizer = quantizer_of(spec)
     calib_sha = _input_sha(spec.calibration, "calibration set")
-    recipe = spec.recipe if isinstance(spec, QuantizeSpec) else None
-    recipe_sha = _input_sha(recipe, "recipe")
+    inputs = {k: _input_sha(v, k) for k, v in quantizer.inputs(spec).items()}
+    # A recipe file alone keys as it always has; other inputs by name and content.
+    recipe_sha = inputs.get("recipe") if set(inputs) <= {"recipe"} else json.dumps(inputs)
     out = cache_root / cache_key(baseline_fingerprint, spec, calib_sha, recipe_sha)
-    result = out / "model.gguf" if isinstance(spec, GgufSpec) else out
+    result = quantizer.result(out)
     # One process makes a cache entry; another asking for it meanwhile waits, then reads it.
     with hold(
         _lock(out), wait=True, what=f"which is quantizing the same ({spec.describe()})", remove=True
@@ -113,39 +118,20 @@ def quantize(
 def _make(
     baseline: str,
     baseline_fingerprint: str,
-    spec: QuantizeSpec | GgufSpec,
+    spec: QuantizeRecipe,
     out: Path,
     result: Path,
     calib_sha: str | None,
     recipe_sha: str | None,
     cache_root: Path,
 ) -> Quantized:
-    if isinstance(spec, QuantizeSpec) and spec.recipe is None:
-        check_groups(baseline, spec)
-    source = None
-    if isinstance(spec, GgufSpec):  # before the timer: the conversion is cached on its own
-        source = unquantized_gguf(baseline, baseline_fingerprint, spec.outtype, cache_root)
+    quantizer = quantizer_of(spec)
+    # Before the timer: checks, and inputs cached on their own (llama.cpp's conversion).
+    prepared = quantizer.prepare(baseline, baseline_fingerprint, spec, cache_root)
     started = time.monotonic()
     with entry.building(out, point="quantize") as tmp:
         try:
-            if isinstance(spec, GgufSpec):
-                from harness.run.quantize.llamacpp import make_gguf
-
-                assert source is not None
-                make_gguf(source, spec, tmp, calibration_texts)
-                versions: dict[str, str | None] = {"llama_cpp": _llama_cpp_version()}
-            else:
-                from harness.run.quantize.llmcompressor import run_oneshot
-
-                with (
-                    worker.running(baseline, "llm-compressor", f"quantizing ({spec.describe()})"),
-                    console.into_log("llm-compressor"),
-                ):
-                    run_oneshot(baseline, spec, tmp, calibration_texts, SEED)
-                versions = {
-                    "llmcompressor": _version("llmcompressor"),
-                    "compressed_tensors": _version("compressed-tensors"),
-                }
+            versions = quantizer.make(baseline, spec, prepared, tmp, calibration_texts)
         except Exception as exc:  # whatever the engine raised: one line, and no half result
             if isinstance(exc, OSError) and exc.errno in FULL:
                 raise DiskFull(
@@ -156,7 +142,7 @@ def _make(
             raise QuantizeError(f"quantizing {baseline} ({spec.describe()}): {first}") from exc
         seconds = time.monotonic() - started
         marker = {
-            "spec": asdict(spec),
+            "spec": to_json(spec),
             "baseline": baseline,
             "baseline_fingerprint": baseline_fingerprint,
             "calibration_sha256": calib_sha,
@@ -214,15 +200,9 @@ def _convert(baseline: str, baseline_fingerprint: str, outtype: str, out: Path) 
             "baseline": baseline,
             "baseline_fingerprint": baseline_fingerprint,
             "outtype": outtype,
-            "llama_cpp": _llama_cpp_version(),
+            "llama_cpp": VERSION,
         }
         entry.write_seal(tmp, MARKER, marker)
-
-
-def _llama_cpp_version() -> str:
-    from harness.run.llamacpp_home import VERSION
-
-    return VERSION
 
 
 def linear_inputs(checkpoint: str) -> dict[str, int]:
@@ -279,7 +259,7 @@ def preset_group_size(scheme: str) -> int | None:
     return int(weights.group_size) if weights is not None and "group" in strategy else None
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.records import GgufSpec
+from harness.records import GgufSpec, ModelSpec
 from harness.records.errors import HarnessError
 from harness.run.llamacpp_home import source_dir, tool
 
@@ -113,3 +113,55 @@ def make_gguf(
     cmd += [str(source), str(target), spec.type, str(os.cpu_count() or 1)]
     _run(cmd, f"llama-quantize {spec.type}", log)
     return target
+
+
+class LlamaCppQuantizer:
+    """A GGUF file, run by llama.cpp in process with the baseline's threads and context."""
+
+    name = "llama.cpp"
+    spec = GgufSpec
+
+    def inputs(self, spec: GgufSpec) -> dict[str, str]:
+        return {}
+
+    def result(self, entry: Path) -> Path:
+        return entry / "model.gguf"
+
+    def check(self, baseline: ModelSpec, spec: GgufSpec) -> None:
+        tool("llama-quantize")
+        if spec.imatrix is not None:
+            tool("llama-imatrix")
+
+    def prepare(self, baseline: str, fingerprint: str, spec: GgufSpec, cache: Path) -> Path:
+        """The unquantized GGUF, converted once and cached on its own."""
+        from harness.run.quantize import unquantized_gguf
+
+        return unquantized_gguf(baseline, fingerprint, spec.outtype, cache)
+
+    def make(
+        self,
+        baseline: str,
+        spec: GgufSpec,
+        prepared: Path,
+        out: Path,
+        texts: Callable[[str], list[str]],
+    ) -> dict[str, str | None]:
+        from harness.run.llamacpp_home import VERSION
+
+        make_gguf(prepared, spec, out, texts)
+        return {"llama_cpp": VERSION}
+
+    def candidate(self, name: str, path: Path, baseline: ModelSpec) -> ModelSpec:
+        return ModelSpec(
+            name=name,
+            path=str(path),
+            backend="llama.cpp",
+            threads=baseline.threads,
+            context=baseline.context,
+        )
+
+    def context(self, baseline: ModelSpec, base_context: int | None) -> int | None:
+        return baseline.context or base_context
+
+
+QUANTIZER = LlamaCppQuantizer()

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.records import QuantizeSpec
+from harness.records import ModelSpec, QuantizeSpec
 
 
 def _modifier(spec: QuantizeSpec) -> Any:
@@ -90,3 +90,66 @@ def mixed_recipe(spec: QuantizeSpec, keep: list[int], keep_scheme: str, layers: 
         }
     }
     return json.dumps(recipe, indent=2) + "\n"
+
+
+class LlmCompressor:
+    """A compressed-tensors checkpoint (the format vLLM serves), run by the baseline's own
+    engine on its device."""
+
+    name = "llm-compressor"
+    spec = QuantizeSpec
+
+    def inputs(self, spec: QuantizeSpec) -> dict[str, str]:
+        return {} if spec.recipe is None else {"recipe": spec.recipe}
+
+    def result(self, entry: Path) -> Path:
+        return entry
+
+    def check(self, baseline: ModelSpec, spec: QuantizeSpec) -> None:
+        from harness.run.quantize import check_groups
+
+        if spec.recipe is None and Path(baseline.path).is_dir():
+            check_groups(baseline.path, spec)
+
+    def prepare(self, baseline: str, fingerprint: str, spec: QuantizeSpec, cache: Path) -> None:
+        from harness.run.quantize import check_groups
+
+        if spec.recipe is None:
+            check_groups(baseline, spec)
+
+    def make(
+        self,
+        baseline: str,
+        spec: QuantizeSpec,
+        prepared: None,
+        out: Path,
+        texts: Callable[[str], list[str]],
+    ) -> dict[str, str | None]:
+        from harness.run import console, worker
+        from harness.run.quantize import SEED, package_version
+
+        with (
+            worker.running(baseline, "llm-compressor", f"quantizing ({spec.describe()})"),
+            console.into_log("llm-compressor"),
+        ):
+            run_oneshot(baseline, spec, out, texts, SEED)
+        return {
+            "llmcompressor": package_version("llmcompressor"),
+            "compressed_tensors": package_version("compressed-tensors"),
+        }
+
+    def candidate(self, name: str, path: Path, baseline: ModelSpec) -> ModelSpec:
+        # Its dtype is the checkpoint's; the baseline's engine and device run it.
+        return ModelSpec(
+            name=name,
+            path=str(path),
+            dtype=baseline.dtype,
+            device=baseline.device,
+            backend=baseline.backend,
+        )
+
+    def context(self, baseline: ModelSpec, base_context: int | None) -> int | None:
+        return base_context  # its config is the baseline's
+
+
+QUANTIZER = LlmCompressor()
