@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
 	real-model compare-real llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
-	ladder ladder-real test-fast
+	ladder ladder-real test-fast docs
 
 setup: $(STAMP)
 
@@ -69,6 +69,12 @@ ladder: llama-cpp
 # The same for SmolLM2 (examples/smollm2-ladder.toml, nine rungs; about an hour the first time).
 ladder-real: real-model llama-cpp
 	$(VENV)/bin/harness ladder --config examples/smollm2-ladder.toml
+
+# The configuration reference and the config's JSON Schema, written from the declarations
+# (tests/test_docs.py fails when either is stale).
+docs: $(STAMP)
+	$(VENV)/bin/harness schema --markdown > docs/configuration.md
+	$(VENV)/bin/harness schema > docs/config.schema.json
 
 test: $(STAMP) browser real-model llama-cpp
 	$(VENV)/bin/pytest -q

@@ -50,6 +50,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The config's JSON Schema, or its reference in Markdown, from the declarations."""
+    from harness.render.configuration import json_text, markdown
+
+    print(markdown() if args.markdown else json_text(), end="")
+    return EXIT_OK
+
+
 def cmd_corpus(args: argparse.Namespace) -> int:
     from harness.pipeline import corpus
 
@@ -243,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="PATH", help="JSONL files, globs, dirs or *.toml configs"
     )
     validate.set_defaults(func=cmd_validate)
+
+    schema = sub.add_parser(
+        "schema", help="the config file's JSON Schema (editors validate TOML with it)"
+    )
+    schema.add_argument(
+        "--markdown", action="store_true", help="the configuration reference instead"
+    )
+    schema.set_defaults(func=cmd_schema)
 
     quant = sub.add_parser(
         "quantize", help="baseline + recipe + calibration set -> checkpoint dir or GGUF file"

@@ -105,14 +105,18 @@ def _noun(key: Key) -> str:
     base = _base(key.kind)
     if (choices := _choices(key.kind)) is not None:
         return "one of " + ", ".join(str(c) for c in choices)
+    plural = {"path": "paths", "file": "file paths", "model": "paths"}
+    things = plural.get(key.path or "", "strings")
     if _is_list(key.kind):
-        return "a non-empty list of strings" if key.nonempty else "a list of strings"
+        return f"a non-empty list of {things}" if key.nonempty else f"a list of {things}"
     if base is bool:
         return "true or false"
     if base is int:
         return "an integer"
     if base is float:
         return "a number"
+    if key.path is not None:
+        return {"path": "a path", "file": "a file path", "model": "a path or a hub id"}[key.path]
     return "a non-empty string" if key.nonempty else "a string"
 
 

@@ -68,7 +68,7 @@ class ServerSettings:
     model: str = setting(doc="the served model's name (the request's \"model\" field)")
     api_key_env: str | None = setting(
         None,
-        doc="the environment variable holding the API key (the key itself never goes in the file)",
+        doc="the environment variable holding the API key",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         means="the name of an environment variable (the key itself never goes in the file)",
     )
