@@ -18,9 +18,7 @@ from harness.render.configuration import json_schema, json_text, markdown
 
 from .support.paths import REPO
 
-CONFIGS = sorted(
-    [REPO / "demo.toml", REPO / "ladder.toml", *(REPO / "examples").glob("*.toml")]
-)
+CONFIGS = sorted([REPO / "demo.toml", REPO / "ladder.toml", *(REPO / "examples").glob("*.toml")])
 
 
 def test_the_configuration_reference_is_not_stale() -> None:

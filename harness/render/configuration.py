@@ -80,7 +80,7 @@ def markdown() -> str:
         if table.name == "[baseline]":
             for name, keys in _engines():
                 parts.append(
-                    f"### Keys of `backend = \"{name}\"`\n\nIn the model's own table "
+                    f'### Keys of `backend = "{name}"`\n\nIn the model\'s own table '
                     "(`[baseline]`, a candidate or a rung), and only with this engine.\n\n"
                     + markdown_table(keys)
                 )
