@@ -42,14 +42,11 @@ from harness.inputs.evalset import load_evalset
 from harness.records import (
     CompareConfig,
     EvalItem,
-    GateConfig,
     ModelSpec,
     Outcome,
     PairedItem,
     ReadyCandidate,
-    StatsConfig,
 )
-from harness.records.codec import from_json
 from harness.records.errors import HarnessError
 from harness.render.report import render_all
 from harness.run.quantize import DEFAULT_CACHE
@@ -266,7 +263,7 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
         run = folder.read_run()
         # The report's items: the eval set's and, with lm-eval tasks, their samples.
         ids = {item.id for item in run.items}
-        if run.header.config["lm_eval"]:
+        if run.header.settings.lm_eval is not None:
             ids |= {sample_item(s).id for s in folder.read_samples(run.header.baseline.name)}
         # What the review queue showed: per candidate, the items whose outcome is not
         # identical (read from results.json: outcomes do not depend on reviews, so nothing is
@@ -310,18 +307,13 @@ def analyze(
 ) -> tuple[Results, dict[str, list[PairedItem]]]:
     """Score, pair, summarize and gate every candidate: the results, and the paired items
     the report renders."""
-    config = run.header.config
-    stats = from_json(StatsConfig, config["stats"])
-    table = config["gate"]
-    threshold = float(config["agreement"]["threshold"])
-    gate_cfg = GateConfig(
-        limits={k: v for k, v in table.items() if k != "bound" and v is not None},
-        bound=table["bound"],
-    )
+    settings = run.header.settings
+    stats, gate_cfg = settings.stats, settings.gate
+    threshold = settings.agreement.threshold
     items = list(run.items)
     baseline = run.header.baseline.name
     base = folder.read_generations(baseline, items)
-    lm_base = folder.read_samples(baseline) if config["lm_eval"] else None
+    lm_base = folder.read_samples(baseline) if settings.lm_eval is not None else None
     paired: dict[str, list[PairedItem]] = {}
     candidates = []
     for cand in run.candidates:
@@ -345,8 +337,8 @@ def analyze(
             )
         )
     ladder = None
-    if config.get("ladder"):
-        ladder = summarize_ladder(candidates, run.header, config["ladder"])
+    if settings.ladder is not None:
+        ladder = summarize_ladder(candidates, run.header, settings.ladder)
     results = Results(
         header=run.header,
         determinism=determinism(tuple(candidates)),

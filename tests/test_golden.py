@@ -52,7 +52,7 @@ BF16_LOGLIKELIHOOD = re.compile(
 
 def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     """A schema-1 results.json in schema 2's shape (no value recomputed)."""
-    old["schema_version"] = 2
+    old["schema_version"] = 3
     old["config"]["generation"] = old["config"].pop("run")
     for model in (
         old["baseline"],
@@ -91,7 +91,8 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         *(c["model"] for c in old["config"]["candidates"] if c["model"]),
     ):
         if "dtype" in model and model is not old["baseline"]:
-            model |= {"threads": None, "context": None, "server": None}
+            # Step 13: an engine's own settings are `settings` (schema 3).
+            model |= {"threads": None, "context": None, "settings": None}
     for cand in old["candidates"]:
         cand["backend"] = "hf"
         if cand["distribution"] is not None:

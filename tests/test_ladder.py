@@ -23,6 +23,7 @@ from harness.cli import main
 from harness.inputs.config import ConfigError, parse_config
 from harness.records import CandidateMetrics, GgufSpec, Interval, QuantizeSpec
 from harness.records.ladder import Rung, RungSlice
+from harness.records.settings import GateVerdict
 from harness.run.sensitivity import LayerCost, propose
 
 from .support.paths import NEEDS_LLAMA_CPP, REPO
@@ -37,7 +38,7 @@ def rung(
     name: str,
     size: int,
     drop: Interval | None,
-    verdict: str = "fail",
+    verdict: GateVerdict = "fail",
     slices: tuple[RungSlice, ...] = (),
 ) -> Rung:
     return Rung(

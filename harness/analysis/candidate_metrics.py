@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 from harness.analysis.formats import Cell, Column, column, interval_columns, num, pct
 from harness.analysis.gate_rules import (
@@ -112,11 +113,15 @@ class Measured:
 # --- the declarations ------------------------------------------------------------------------
 
 
+# How a metric's value reads: a paired drop with its interval, a share, a count, a p-value...
+Unit = Literal["interval", "share", "count", "p", "similarity", "nats", "ratio"]
+
+
 @dataclass(frozen=True, slots=True)
 class Metric:
     name: str  # the key under `metrics` in results.json
     compute: Callable[[Measured], MetricValue]
-    unit: str  # "interval" (a paired drop), "share", "count", "p", "similarity", "nats", "ratio"
+    unit: Unit
     gate: GateRule | None = None
     columns: tuple[Column, ...] = ()
 

@@ -16,6 +16,7 @@ from harness.analysis.review import ReviewStatus
 from harness.analysis.scorers import reference_free
 from harness.records import CandidateMetrics, EvalItem, GateConfig
 from harness.records.errors import HarnessError
+from harness.records.settings import GateVerdict
 
 
 class UnknownGateKey(HarnessError):
@@ -31,7 +32,7 @@ class RuleResult:
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
-    verdict: str  # "pass" | "fail"
+    verdict: GateVerdict
     rules: tuple[RuleResult, ...]
 
     @property

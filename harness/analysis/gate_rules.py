@@ -14,7 +14,7 @@ from typing import Any, Literal
 from harness.analysis.review import ReviewStatus
 from harness.records import CandidateMetrics, GateConfig, Interval
 from harness.records.schema import Key
-from harness.records.settings import GateLimit
+from harness.records.settings import Bound, GateLimit
 
 Direction = Literal["max", "min"]
 
@@ -34,7 +34,7 @@ class GateRule:
     direction: Direction  # "max": the value may not exceed the limit; "min": nor fall below it
     limit: Limit
     # (candidate metrics, review summary, limit, bound) -> (passed, the sentence)
-    judge: Callable[[CandidateMetrics, ReviewStatus, Any, str], tuple[bool, str]]
+    judge: Callable[[CandidateMetrics, ReviewStatus, Any, Bound], tuple[bool, str]]
     default: GateLimit | None = None  # the rule is off at this value
     # What the eval set must hold for the rule to be computed at all, checked before any
     # model runs: "reference" (an item scored against a reference), "hard" (a hard one),
@@ -77,7 +77,7 @@ def drop_gate(key: str, name: str, label: str, needs: str = "reference", doc: st
     """A limit on the drop of the paired interval `name`, judged at its pessimistic end
     unless `bound = "point"`; a slice with nothing scored fails: an error is never a pass."""
 
-    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str) -> tuple[bool, str]:
+    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound) -> tuple[bool, str]:
         value = m[name]
         if not isinstance(value, Interval):
             return False, (
@@ -113,7 +113,7 @@ def point_gate(
     """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
     least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
 
-    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str) -> tuple[bool, str]:
+    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound) -> tuple[bool, str]:
         value = m[name]
         if value is None:
             return False, f"{label} {missing}; the limit {limit:g} cannot be checked"
@@ -126,7 +126,7 @@ def point_gate(
 
 
 def hard_regressions_rule(
-    m: CandidateMetrics, _: ReviewStatus, limit: int, bound: str
+    m: CandidateMetrics, _: ReviewStatus, limit: int, bound: Bound
 ) -> tuple[bool, str]:
     n = m["hard_regressions"]
     if not isinstance(n, int):
@@ -137,7 +137,7 @@ def hard_regressions_rule(
 
 
 def regression_share_rule(
-    m: CandidateMetrics, _: ReviewStatus, limit: float, bound: str
+    m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound
 ) -> tuple[bool, str]:
     share, high = m["weighted_regression_share"], m["regression_share_ci_high"]
     if not isinstance(share, float) or not isinstance(high, float):
@@ -153,7 +153,7 @@ def regression_share_rule(
 
 
 def require_review_rule(
-    m: CandidateMetrics, r: ReviewStatus, limit: bool, bound: str
+    m: CandidateMetrics, r: ReviewStatus, limit: bool, bound: Bound
 ) -> tuple[bool, str]:
     return r.hard_regressions_unreviewed == 0, (
         f"{r.hard_regressions_unreviewed} hard regression(s) have no hand verdict yet "
@@ -162,7 +162,7 @@ def require_review_rule(
 
 
 def confirmed_rule(
-    m: CandidateMetrics, r: ReviewStatus, limit: int, bound: str
+    m: CandidateMetrics, r: ReviewStatus, limit: int, bound: Bound
 ) -> tuple[bool, str]:
     return r.confirmed_regressions <= limit, (
         f"Reviewers confirmed {r.confirmed_regressions} regression(s); the limit is {limit}"

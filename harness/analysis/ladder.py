@@ -22,8 +22,9 @@ from dataclasses import replace
 from typing import Any
 
 from harness.analysis.results import CandidateResult, RunHeader
-from harness.records import GgufSpec, Interval
+from harness.records import GgufSpec, Interval, LadderSettings
 from harness.records.ladder import CalibrationPair, Cliff, Ladder, Rung, RungSlice
+from harness.records.settings import GateVerdict
 
 MB = 1e6
 # How a calibration set is read (not what the recipe is): ignored when pairing rungs.
@@ -177,7 +178,9 @@ def answer(rungs: Sequence[Rung], lightest: str | None, reasons: dict[str, Any])
     return f"The lightest rung that passes the gate is {r.name} ({r.recipe}): " + ", ".join(parts)
 
 
-def decide(rungs: Sequence[Rung], target: str | None, max_size_mb: float | None) -> tuple[str, str]:
+def decide(
+    rungs: Sequence[Rung], target: str | None, max_size_mb: float | None
+) -> tuple[GateVerdict, str]:
     """The release decision and its reason."""
     passing = [r for r in rungs if r.verdict == "pass"]
     reasons = []
@@ -199,9 +202,9 @@ def decide(rungs: Sequence[Rung], target: str | None, max_size_mb: float | None)
 
 
 def summarize_ladder(
-    candidates: Sequence[CandidateResult], header: RunHeader, settings: dict[str, Any]
+    candidates: Sequence[CandidateResult], header: RunHeader, settings: LadderSettings
 ) -> Ladder:
-    """The ladder of a run whose config has `[ladder]` (`settings`: its resolved table)."""
+    """The ladder of a run whose config has `[ladder]`."""
     judged = [c for c in candidates if not c.noise_floor]
     listed = {c.name: i for i, c in enumerate(judged)}
     rungs = sorted(
@@ -212,7 +215,7 @@ def summarize_ladder(
     passing = [r for r in rungs if r.verdict == "pass"]
     lightest = passing[-1].name if passing else None
     slices = ["all", *dict.fromkeys(s.slice for r in rungs for s in r.slices if s.slice != "all")]
-    target, size = settings.get("target"), settings.get("max_size_mb")
+    target, size = settings.target, settings.max_size_mb
     decision, reason = decide(rungs, target, size)
     return Ladder(
         rungs=tuple(rungs),

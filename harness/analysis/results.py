@@ -18,15 +18,20 @@ from harness.analysis.candidate_metrics import (
     CandidateMetrics,
     DistributionMetrics,
     SliceRow,
+    Unit,
     gate_table,
 )
 from harness.analysis.gate import RuleResult
 from harness.analysis.review import ReviewStatus, Verdict
 from harness.records import (
+    AgreementSettings,
     CompareConfig,
     EvalItem,
+    GateConfig,
     GgufSpec,
     Interval,
+    LadderSettings,
+    LmEvalConfig,
     ModelRun,
     ModelSpec,
     Option,
@@ -34,12 +39,14 @@ from harness.records import (
     QuantizeSpec,
     ReadyCandidate,
     Source,
+    StatsConfig,
 )
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import RecordError
 from harness.records.ladder import Ladder
+from harness.records.settings import GateVerdict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def check_schema(data: Any, where: str) -> None:
@@ -166,6 +173,35 @@ def _fields(kind: Any, data: Any, names: list[str]) -> dict[str, Any]:
     return {n: from_json(hints[n], data.get(n), f"$.{n}") for n in names}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSettings:
+    """What the analysis and the report read of a run's resolved config, typed: decoded from
+    run.json's `config` in this one place (a rerun of the analysis needs no config file)."""
+
+    stats: StatsConfig
+    gate: GateConfig
+    agreement: AgreementSettings
+    lm_eval: LmEvalConfig | None
+    ladder: LadderSettings | None
+
+    @classmethod
+    def of(cls, config: dict[str, Any]) -> RunSettings:
+        try:
+            table = dict(config["gate"])
+            bound = table.pop("bound")
+            return cls(
+                stats=from_json(StatsConfig, config["stats"], "$.config.stats"),
+                gate=GateConfig(
+                    limits={k: v for k, v in table.items() if v is not None}, bound=bound
+                ),
+                agreement=from_json(AgreementSettings, config["agreement"], "$.config.agreement"),
+                lm_eval=from_json(LmEvalConfig | None, config["lm_eval"], "$.config.lm_eval"),
+                ladder=from_json(LadderSettings | None, config.get("ladder"), "$.config.ladder"),
+            )
+        except (KeyError, TypeError, RecordError) as exc:
+            raise CodecError(f"$.config: not a resolved config ({exc})") from None
+
+
 @dataclass(frozen=True, slots=True)
 class RunHeader:
     """What run.json and results.json both open with: which run, of what, on what."""
@@ -181,6 +217,10 @@ class RunHeader:
     @property
     def run_id(self) -> str:
         return f"{self.name}@{self.created_at}"
+
+    @property
+    def settings(self) -> RunSettings:
+        return RunSettings.of(self.config)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
@@ -249,7 +289,7 @@ def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
 # --- results.json ------------------------------------------------------------------------
 
 
-def _value_type(unit: str) -> Any:
+def _value_type(unit: Unit) -> Any:
     """How a metric value of a unit reads back from JSON."""
     return {"interval": Interval | None, "count": int | None}.get(unit, float | None)
 
@@ -257,7 +297,7 @@ def _value_type(unit: str) -> Any:
 @dataclass(frozen=True, slots=True)
 class CandidateResult:
     info: CandidateInfo
-    verdict: str  # "pass" | "fail"
+    verdict: GateVerdict
     reasons: tuple[str, ...]
     rules: tuple[RuleResult, ...]
     metrics: CandidateMetrics

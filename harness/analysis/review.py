@@ -10,15 +10,17 @@ run folder (`rundir.py`) reads and writes the files.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from harness.records import Outcome, PairedItem
 from harness.records.errors import HarnessError
 
-VERDICTS = ("harmless", "regression", "unsure")
+ReviewVerdict = Literal["harmless", "regression", "unsure"]
+VERDICTS: tuple[str, ...] = typing.get_args(ReviewVerdict)
 SCHEMA = "harness-review/1"
 
 
@@ -28,7 +30,7 @@ class ReviewError(HarnessError):
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    verdict: str  # one of VERDICTS
+    verdict: ReviewVerdict
     comment: str
     reviewer: str
     at: str | None

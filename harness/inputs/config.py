@@ -41,7 +41,16 @@ from harness.run.backends import ENGINES
 from harness.run.quantize.quantizers import DEFAULT as DEFAULT_QUANTIZER
 from harness.run.quantize.quantizers import QUANTIZERS
 
-__all__ = ["TABLES", "ConfigError", "apply_overrides", "load_config", "parse_config"]
+__all__ = [
+    "DEFAULT_QUANTIZER",
+    "TABLES",
+    "ConfigError",
+    "apply_overrides",
+    "engine_settings",
+    "load_config",
+    "parse_config",
+    "quantizer_settings",
+]
 
 TOP = keys_of(CompareConfig)
 MODEL = keys_of(ModelSpec)
@@ -308,6 +317,25 @@ def _owner(key: str) -> str | None:
         if record is not None and key in {k.name for k in keys_of(record)}:
             return name
     return None
+
+
+def engine_settings() -> list[tuple[str, tuple[Key, ...]]]:
+    """Built-in engines with settings of their own, and those settings (for the reference)."""
+    out = []
+    for name in ENGINES.builtins:
+        record = ENGINES.get(name).settings
+        if record is not None:
+            out.append((name, keys_of(record)))
+    return out
+
+
+def quantizer_settings() -> list[tuple[str, tuple[Key, ...], str]]:
+    """Built-in quantizers: name, the keys of their `quantize` table, their record's doc."""
+    out = []
+    for name in QUANTIZERS.builtins:
+        record = QUANTIZERS.get(name).spec
+        out.append((name, keys_of(record), (record.__doc__ or "").split("\n\n")[0]))
+    return out
 
 
 def check_names(cfg: CompareConfig) -> None:

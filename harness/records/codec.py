@@ -14,7 +14,7 @@ import typing
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from harness.records.errors import HarnessError
 
@@ -45,6 +45,11 @@ def from_json(kind: Any, data: Any, where: str = "$") -> Any:
     """`data` read as `kind` (a record class or a typing form)."""
     origin = typing.get_origin(kind)
     if kind is Any:
+        return data
+    if origin is Literal:
+        if data not in typing.get_args(kind) or isinstance(data, bool):
+            choices = ", ".join(map(str, typing.get_args(kind)))
+            raise CodecError(f"{where}: {data!r} is not one of {choices}")
         return data
     if origin in (Union, types.UnionType):
         return _union(typing.get_args(kind), data, where)

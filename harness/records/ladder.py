@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.records.pairs import Interval
+from harness.records.settings import GateVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,7 @@ class Rung:
     bits_per_weight: float | None  # size on disk x 8 / the baseline's parameter count
     smaller: float | None  # the baseline's size on disk over this rung's
     speedup: float | None  # tokens per second over the baseline's, on this machine
-    verdict: str  # the gate's, as for any candidate
+    verdict: GateVerdict  # the gate's, as for any candidate
     drop: Interval | None  # weighted accuracy, baseline minus rung, with its interval
     mean_kld: float | None
     pareto: bool  # no other rung is both smaller (or equal) and less damaged
@@ -60,7 +61,7 @@ class Ladder:
     answer: str  # the first-screen sentence
     cliffs: tuple[Cliff, ...]
     pairs: tuple[CalibrationPair, ...]
-    decision: str  # "pass" | "fail": the release decision, as the exit code reads it
+    decision: GateVerdict  # the release decision, as the exit code reads it
     decision_reason: str
     breaks_first: tuple[tuple[str, str | None], ...] = ()  # slice -> first rung that breaks it
     target: str | None = None

@@ -66,6 +66,8 @@ CALIBRATED = ("gptq",)  # methods that need a calibration set
 Bound = Literal["upper_ci", "point"]
 BOUNDS: tuple[str, ...] = typing.get_args(Bound)
 GateLimit = float | int | bool
+# What a gate says of a candidate (and a ladder of its release).
+GateVerdict = Literal["pass", "fail"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,31 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from harness.inputs.config import TABLES, Table
-from harness.records.schema import REQUIRED, Key, json_type, keys_of, markdown_table, object_schema
-from harness.run.backends import ENGINES
-from harness.run.quantize.quantizers import DEFAULT as DEFAULT_QUANTIZER
-from harness.run.quantize.quantizers import QUANTIZERS
+from harness.inputs.config import DEFAULT_QUANTIZER, TABLES, Table
+from harness.inputs.config import engine_settings as _engines
+from harness.inputs.config import quantizer_settings as _quantizers
+from harness.records.schema import REQUIRED, json_type, markdown_table, object_schema
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
-
-
-def _engines() -> list[tuple[str, tuple[Key, ...]]]:
-    """Built-in engines with settings of their own, and those settings."""
-    out = []
-    for name in ENGINES.builtins:
-        record = ENGINES.get(name).settings
-        if record is not None:
-            out.append((name, keys_of(record)))
-    return out
-
-
-def _quantizers() -> list[tuple[str, tuple[Key, ...], str]]:
-    out = []
-    for name in QUANTIZERS.builtins:
-        record = QUANTIZERS.get(name).spec
-        out.append((name, keys_of(record), (record.__doc__ or "").split("\n\n")[0]))
-    return out
 
 
 INTRO = """\

@@ -326,7 +326,7 @@ def render_html(
         for c in results.candidates
         if c.metrics.distribution
     }
-    limit = results.header.config["gate"].get("max_weighted_accuracy_drop")
+    limit = results.header.settings.gate.limits.get("max_weighted_accuracy_drop")
     scatter = [] if results.ladder is None else ladder_charts(results.ladder, limit)
     template = environment().get_template("report.html.j2")
     return template.render(
