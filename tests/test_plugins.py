@@ -1,5 +1,6 @@
-"""Extension points are one shape: a package installed from a local folder adds an engine and
-a scorer through Python entry points, and a compare uses both without a change here."""
+"""Extension points are one shape: a package installed from a local folder adds an engine
+(with a setting of its own), a quantizer, a scorer and a metric with its gate key through
+Python entry points, and a compare uses all of them without a change here."""
 
 from __future__ import annotations
 
@@ -15,16 +16,75 @@ from .support.helpers import write_config, write_jsonl
 from .support.paths import REPO
 
 PLUGIN = '''
-"""A plug-in of the harness: an engine, a scorer, a metric and its gate key."""
+"""A plug-in of the harness: an engine, a quantizer, a scorer, a metric and its gate key."""
+import shutil
+from dataclasses import dataclass
+
 from harness.analysis.candidate_metrics import Metric
 from harness.analysis.formats import column
 from harness.analysis.gate_rules import Limit, point_gate
 from harness.analysis.scorers import ScorerEntry
+from harness.records import ModelSpec
+from harness.records.schema import setting
 from harness.run.backends.hf import HFBackend
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EchoSettings:
+    greeting: str = setting(doc="said when the model loads", nonempty=True)
 
 
 class EchoBackend(HFBackend):
     """transformers under another name: what a plug-in engine looks like."""
+
+    settings = EchoSettings
+
+    def __init__(self, spec):
+        super().__init__(spec)
+        print(f"echo says {spec.settings.greeting}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopySpec:
+    """`quantize = { engine = "copy" }`: the baseline's files as they are."""
+
+    label: str = setting("plain", doc="a word for the report")
+    calibration = None
+
+    def recipe_dict(self):
+        return {"label": self.label}
+
+    def describe(self):
+        return f"a copy ({self.label})"
+
+
+class CopyQuantizer:
+    name, spec = "copy", CopySpec
+
+    def inputs(self, spec):
+        return {}
+
+    def result(self, entry):
+        return entry
+
+    def check(self, baseline, spec):
+        pass
+
+    def prepare(self, baseline, fingerprint, spec, cache):
+        return None
+
+    def make(self, baseline, spec, prepared, out, texts):
+        shutil.copytree(baseline, out, dirs_exist_ok=True)
+        return {"copy": "1"}
+
+    def candidate(self, name, path, baseline):
+        return ModelSpec(name=name, path=str(path), backend=baseline.backend)
+
+    def context(self, baseline, base_context):
+        return base_context
+
+
+COPY = CopyQuantizer()
 
 
 def _same_length(references, output):
@@ -54,6 +114,9 @@ version = "0.1"
 
 [project.entry-points."harness.engines"]
 echo = "harness_echo:EchoBackend"
+
+[project.entry-points."harness.quantizers"]
+copy = "harness_echo:COPY"
 
 [project.entry-points."harness.scorers"]
 same_length = "harness_echo:SAME_LENGTH"
@@ -104,7 +167,7 @@ def harness(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_an_installed_plugin_adds_an_engine_a_scorer_and_a_metric(
+def test_an_installed_plugin_adds_an_engine_a_quantizer_a_scorer_and_a_metric(
     installed: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     rows = [
@@ -120,15 +183,40 @@ def test_an_installed_plugin_adds_an_engine_a_scorer_and_a_metric(
         {"echo": tiny_model_dir},
         "max_weighted_accuracy_drop = 0.5\nmax_paired_items = 5",
     )
-    cfg.write_text(cfg.read_text().replace('name = "echo"\n', 'name = "echo"\nbackend = "echo"\n'))
-    done = harness(installed, "compare", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    text = cfg.read_text().replace(
+        'name = "echo"\n', 'name = "echo"\nbackend = "echo"\ngreeting = "hello"\n'
+    )
+    copy = '[[candidates]]\nname = "copy"\nquantize = { engine = "copy", label = "same" }\n'
+    cfg.write_text(text.replace("[generation]", copy + "[generation]"))
+    cache = ["--cache", str(tmp_path / "cache")]
+    done = harness(
+        installed, "compare", "--config", str(cfg), "--out", str(tmp_path / "run"), *cache
+    )
     assert done.returncode == 1, done.stderr  # the plug-in's gate key decides: 6 > 5
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
-    [cand] = results["candidates"]
-    assert cand["metrics"]["identical_share"] == 1.0  # the same weights on another engine name
-    assert cand["metrics"]["paired_items"] == 6
-    assert any(r["rule"] == "max_paired_items" and not r["passed"] for r in cand["rules"])
+    assert "echo says hello" in done.stdout  # the engine's own setting reached it
     assert "The number of paired items is 6 items; it must be at most 5 items" in done.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    echo, copied = results["candidates"]
+    for cand in (echo, copied):  # the same weights, on another engine name or copied
+        assert cand["metrics"]["identical_share"] == 1.0
+        assert cand["metrics"]["paired_items"] == 6
+        assert any(r["rule"] == "max_paired_items" and not r["passed"] for r in cand["rules"])
+    assert copied["quantize"] == {
+        "engine": "copy",
+        "settings": {"label": "same"},
+        "description": "a copy (same)",
+        "calibration": None,
+    }
+    assert results["config"]["candidates"][0]["model"]["settings"] == {"greeting": "hello"}
+    # the plug-in's keys are checked by their declarations, like the built-in ones
+    good = cfg.read_text()
+    cfg.write_text(good.replace('greeting = "hello"', 'greeting = ""'))
+    refused = harness(installed, "validate", str(cfg))
+    assert refused.returncode == 2
+    assert "greeting = '' must be a non-empty string" in refused.stderr
+    cfg.write_text(good.replace('label = "same"', 'label = "same", lable = "x"'))
+    refused = harness(installed, "validate", str(cfg))
+    assert "quantize: unknown key 'lable' (did you mean 'label'?)" in refused.stderr
     assert {it["scorer"] for it in results["items"]} == {"same_length"}
     # without the plug-in on the path, both names are unknown, and said so
     bare = subprocess.run(

@@ -28,7 +28,6 @@ from harness.records import (
     CompareConfig,
     EvalItem,
     GateConfig,
-    GgufSpec,
     Interval,
     LadderSettings,
     LmEvalConfig,
@@ -36,7 +35,6 @@ from harness.records import (
     ModelSpec,
     Option,
     PairedItem,
-    QuantizeSpec,
     ReadyCandidate,
     Source,
     StatsConfig,
@@ -44,7 +42,7 @@ from harness.records import (
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import RecordError
 from harness.records.ladder import Ladder
-from harness.records.settings import GateVerdict
+from harness.records.settings import GateVerdict, Recipe
 
 SCHEMA_VERSION = 3
 
@@ -83,7 +81,7 @@ class CandidateInfo:
     path: str
     fingerprint: str
     gated: bool
-    quantize: QuantizeSpec | GgufSpec | None
+    quantize: Recipe | None
     calibration_sha256: str | None
     noise_floor: bool
     backend: str = "hf"  # the engine the candidate ran on

@@ -241,6 +241,27 @@ class QuantizeSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class OtherRecipe:
+    """A plug-in quantizer's recipe as the run records keep it: its engine, its settings as
+    written, and what it says of itself (run.json and results.json read back only the
+    built-in recipes' own records)."""
+
+    engine: str
+    settings: dict[str, Any]
+    description: str
+    calibration: str | None = None
+
+    def recipe_dict(self) -> dict[str, Any]:
+        return {"engine": self.engine, **self.settings}
+
+    def describe(self) -> str:
+        return self.description
+
+
+Recipe = QuantizeSpec | GgufSpec | OtherRecipe
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GenerationSettings:
     """The `[generation]` table: one explicit greedy decoding for every model."""
 
@@ -365,7 +386,7 @@ class CandidateSpec:
 
     name: str
     model: ModelSpec | None  # a checkpoint; None until a `quantize` candidate is made
-    quantize: QuantizeSpec | GgufSpec | None = None
+    quantize: Any = None  # a quantizer's settings record (harness.run.quantize.QUANTIZERS)
     gated: bool = setting(True, doc="whether the candidate decides the exit code")
 
 
@@ -438,7 +459,7 @@ class ReadyCandidate:
     spec: ModelSpec
     gated: bool
     fingerprint: str
-    quantize: QuantizeSpec | GgufSpec | None = None
+    quantize: Recipe | None = None
     calibration_sha256: str | None = None
     quantize_seconds: float = 0.0
     quantize_cached: bool = False

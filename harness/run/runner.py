@@ -20,14 +20,17 @@ from harness.records import (
     EvalItem,
     Generation,
     GenerationSettings,
+    GgufSpec,
     LmEvalConfig,
     ModelRun,
     ModelSpec,
+    OtherRecipe,
+    QuantizeSpec,
     ReadyCandidate,
     TokenStats,
     noise_floor_name,
 )
-from harness.records.codec import from_json
+from harness.records.codec import from_json, to_json
 from harness.records.errors import HarnessError
 from harness.run import worker
 from harness.run.backends import Backend, engine_class, open_backend
@@ -499,7 +502,15 @@ def ready_candidate(
     made = quantize(baseline.path, baseline_fp, q, cache)
     status = "cached" if made.cached else f"quantized in {made.seconds:.0f}s"
     logger.info("%s: %s: %s", cand.name, status, made.path)
-    spec = quantizer_of(q).candidate(cand.name, made.path, baseline)
+    quantizer = quantizer_of(q)
+    spec = quantizer.candidate(cand.name, made.path, baseline)
+    if not isinstance(q, QuantizeSpec | GgufSpec):  # a plug-in's record, kept as it wrote it
+        q = OtherRecipe(
+            engine=quantizer.name,
+            settings=to_json(q),
+            description=q.describe(),
+            calibration=q.calibration,
+        )
     fp = checkpoint_fingerprint(spec.path, ignore=BOOKKEEPING)
     return ReadyCandidate(
         spec=spec,
