@@ -29,7 +29,7 @@ def save_tiny_llama(
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from examples.demo.tokenizer import build_tokenizer
+    from .support.models import demo_tokenizer
 
     torch.manual_seed(seed)
     config = LlamaConfig(
@@ -45,7 +45,7 @@ def save_tiny_llama(
         pad_token_id=0,
     )
     LlamaForCausalLM(config).save_pretrained(out)
-    (tokenizer or build_tokenizer()).save_pretrained(out)
+    (tokenizer or demo_tokenizer()).save_pretrained(out)
     return out
 
 
@@ -76,9 +76,10 @@ def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
-    from examples.demo.tokenizer import CHARS, SPECIALS
+    from .support.models import demo_vocabulary
 
-    vocab = {tok: i for i, tok in enumerate([*SPECIALS, *reversed(CHARS)])}
+    specials, chars = demo_vocabulary()
+    vocab = {tok: i for i, tok in enumerate([*specials, *reversed(chars)])}
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
     core.decoder = decoders.Fuse()
     tok = PreTrainedTokenizerFast(

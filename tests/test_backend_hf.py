@@ -48,9 +48,9 @@ def test_chat_template_renders_like_the_bare_prompt(tiny_model_dir: Path) -> Non
 def test_stop_ids_gather_every_end_of_turn(tiny_llama: Any) -> None:
     """A tokenizer eos that is not the generation config's, a list of config eos ids, and a
     chat template whose turns end with their own special token: decoding stops on each."""
-    from examples.demo.tokenizer import build_tokenizer
+    from .support.models import demo_tokenizer
 
-    tok = build_tokenizer()
+    tok = demo_tokenizer()
     tok.add_special_tokens({"additional_special_tokens": ["<|end|>"]})
     tok.chat_template = (
         "{% for m in messages %}{{ m['content'] }}"

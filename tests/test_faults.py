@@ -23,26 +23,23 @@ from typing import Any
 
 import pytest
 
+from .support import helpers
 from .support.paths import DEMO, REPO
 
 
 def write_config(path: Path, candidate: Path = DEMO) -> Path:
-    path.write_text(f"""
-name = "faults"
-evalsets = ["{REPO}/evalsets/demo/*.jsonl"]
-[baseline]
-name = "fp32"
-path = "{DEMO}"
-[[candidates]]
-name = "again"
-path = "{candidate}"
-[generation]
-max_new_tokens = 24
-batch_size = 64
-[gate]
-max_weighted_accuracy_drop = 0.02
-""")
-    return path
+    """The demo model against `candidate` over every demo set."""
+    return helpers.write_config(
+        path,
+        f"{REPO}/evalsets/demo/*.jsonl",
+        DEMO,
+        {"again": candidate},
+        {"max_weighted_accuracy_drop": 0.02},
+        name="faults",
+        generation={"max_new_tokens": 24, "batch_size": 64},
+        stats={},
+        baseline_name="fp32",
+    )
 
 
 def harness(*args: str) -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.helpers import write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 from tests.support.servers import Faults, child_servers, fault_proxy, llama_server, witness
 
@@ -125,31 +126,20 @@ def test_teacher_forcing_through_the_server(
 
 
 def compare_config(tmp: Path, url: str, evalset: Path, **server: Any) -> Path:
-    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in server.items())
-    config = tmp / "served.toml"
-    config.write_text(f"""
-name = "served"
-evalsets = ["{evalset}"]
-[baseline]
-name = "fp32"
-path = "{SMOLLM}"
-[[candidates]]
-name = "served-f32"
-backend = "openai"
-path = "{SMOLLM}"
-base_url = "{url}"
-model = "smollm2"
-concurrency = 2
-{extra}
-[generation]
-max_new_tokens = 48
-batch_size = 8
-[agreement]
-model = "{MINILM}"
-[gate]
-max_weighted_accuracy_drop = 0.05
-""")
-    return config
+    """SmolLM2 against itself behind the server at `url` (`server`: more openai keys)."""
+    served = {"backend": "openai", "path": SMOLLM, "base_url": url, "model": "smollm2"}
+    return write_config(
+        tmp / "served.toml",
+        evalset,
+        SMOLLM,
+        {"served-f32": served | {"concurrency": 2} | server},
+        {"max_weighted_accuracy_drop": 0.05},
+        name="served",
+        generation={"max_new_tokens": 48, "batch_size": 8},
+        stats={},
+        baseline_name="fp32",
+        agreement={"model": MINILM},
+    )
 
 
 def run_compare(config: Path, out: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:

@@ -13,11 +13,13 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.run.worker import crash_line
 
+from .support.helpers import write_config
 from .support.paths import DEMO, NEEDS_LLAMA_CPP, REPO
 
 
@@ -25,23 +27,18 @@ def console(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness", *args]
 
 
-def config(path: Path, candidate: str) -> Path:
-    path.write_text(f"""
-name = "crash"
-evalsets = ["{REPO}/evalsets/demo/add.jsonl"]
-[baseline]
-name = "fp32"
-path = "{DEMO}"
-[[candidates]]
-name = "cand"
-{candidate}
-[generation]
-max_new_tokens = 24
-batch_size = 16
-[gate]
-max_weighted_accuracy_drop = 0.02
-""")
-    return path
+def config(path: Path, candidate: dict[str, Any]) -> Path:
+    return write_config(
+        path,
+        REPO / "evalsets" / "demo" / "add.jsonl",
+        DEMO,
+        {"cand": candidate},
+        {"max_weighted_accuracy_drop": 0.02},
+        name="crash",
+        generation={"max_new_tokens": 24, "batch_size": 16},
+        stats={},
+        baseline_name="fp32",
+    )
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -58,7 +55,13 @@ def run(args: list[str], fault: str | None = None) -> subprocess.CompletedProces
 
 
 def crash_and_resume(
-    tmp_path: Path, candidate: str, fault: str, engine: str, sig: str, batches: int, per_batch: int
+    tmp_path: Path,
+    candidate: dict[str, Any],
+    fault: str,
+    engine: str,
+    sig: str,
+    batches: int,
+    per_batch: int,
 ) -> None:
     cfg = config(tmp_path / "c.toml", candidate)
     out = tmp_path / "run"
@@ -97,7 +100,7 @@ def test_sigill_in_the_transformers_engine_is_one_line_and_resumes(tmp_path: Pat
     # add.jsonl: 100 prompts, batches of 16; the fault fires as the third batch is made.
     crash_and_resume(
         tmp_path,
-        f'path = "{DEMO}"\ndtype = "bfloat16"',
+        {"path": DEMO, "dtype": "bfloat16"},
         "engine:cand@3:SIGILL",
         "hf",
         "SIGILL",
@@ -111,7 +114,7 @@ def test_sigill_in_the_transformers_engine_is_one_line_and_resumes(tmp_path: Pat
 def test_sigsegv_in_the_llama_cpp_engine_is_one_line_and_resumes(tmp_path: Path) -> None:
     # One prompt at a time on llama.cpp: the fault fires after its 40th prompt, the 2 whole
     # batches of 16 before it journalled.
-    candidate = 'quantize = { engine = "llama.cpp", type = "Q8_0" }'
+    candidate = {"quantize": {"engine": "llama.cpp", "type": "Q8_0"}}
     crash_and_resume(
         tmp_path,
         candidate,
@@ -143,7 +146,7 @@ def test_commands_that_load_no_model_run_in_process() -> None:
 def generating(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     """`harness compare` started on the demo against its bf16 copy, returned once its baseline
     is generating (an event, not a sleep), with what it has written to stderr so far."""
-    cfg = config(tmp_path / "c.toml", f'path = "{DEMO}"\ndtype = "bfloat16"')
+    cfg = config(tmp_path / "c.toml", {"path": DEMO, "dtype": "bfloat16"})
     args = console(
         "compare",
         "--config",

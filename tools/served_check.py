@@ -21,7 +21,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from tools.llama_server import llama_server
+from harness.run.llama_server import llama_server
 
 
 def generations(run: Path, name: str) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,25 +76,70 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     return path
 
 
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def toml_text(data: Mapping[str, Any]) -> str:
+    """A config as TOML: its keys, then its tables, then its arrays of tables (a mapping
+    nested inside a table is written inline, as `quantize = { ... }`)."""
+    lines = [f"{k} = {toml_value(v)}" for k, v in data.items() if not _table(v)]
+    for key, value in data.items():
+        rows = value if isinstance(value, list) else [value]
+        if not _table(value):
+            continue
+        for row in rows:
+            lines.append(f"[[{key}]]" if isinstance(value, list) else f"[{key}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in row.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _table(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(isinstance(v, Mapping) for v in value)
+    return isinstance(value, Mapping)
+
+
 def write_config(
     path: Path,
-    evalset: Path,
+    evalset: Path | str,
     baseline: Path,
-    candidates: dict[str, Path],
-    gate: str,
+    candidates: Mapping[str, Path | Mapping[str, Any]],
+    gate: str | Mapping[str, Any] = "",
     name: str = "t",
     extra: str = "",
     gated: bool = True,
+    generation: Mapping[str, Any] | None = None,
+    stats: Mapping[str, Any] | None = None,
+    baseline_name: str = "base",
+    **tables: Mapping[str, Any],
 ) -> Path:
-    """A compare config over tiny models: 6 new tokens, batches of 4, 300 resamples."""
-    cands = "".join(
-        f'[[candidates]]\nname = "{n}"\npath = "{p}"\ngated = {str(gated).lower()}\n'
-        for n, p in candidates.items()
-    )
-    head = f'name = "{name}"\nevalsets = ["{evalset}"]\n'
-    path.write_text(
-        f'{head}[baseline]\nname = "base"\npath = "{baseline}"\n'
-        f"{cands}[generation]\nmax_new_tokens = 6\nbatch_size = 4\n"
-        f"[stats]\nbootstrap_samples = 300\n[gate]\n{gate}\n{extra}"
-    )
+    """The one writer of compare configs in the tests. By default over tiny models: 6 new
+    tokens, batches of 4, 300 resamples. A candidate is a path, or the keys of its table
+    (`{"quantize": {...}}`, `{"backend": "openai", ...}`); `gate` is a mapping, or TOML
+    lines; `tables` are more tables (`agreement={"model": ...}`); `extra` is appended."""
+    cands = [
+        {"name": n, **({"path": c} if isinstance(c, Path | str) else dict(c)), "gated": gated}
+        for n, c in candidates.items()
+    ]
+    data: dict[str, Any] = {
+        "name": name,
+        "evalsets": [str(evalset)],
+        "baseline": {"name": baseline_name, "path": baseline},
+        "candidates": cands,
+        "generation": generation or {"max_new_tokens": 6, "batch_size": 4},
+        "stats": {"bootstrap_samples": 300} if stats is None else stats,
+        **tables,
+    }
+    text = toml_text(data)
+    text += toml_text({"gate": gate}) if isinstance(gate, Mapping) else f"[gate]\n{gate}\n"
+    path.write_text(text + extra)
     return path

@@ -1,5 +1,5 @@
 """Real servers for the openai backend's tests: llama-server on 127.0.0.1 (a free port, torn
-down after, even when a test fails; `tools/llama_server.py`) and a small fault-injecting proxy
+down after, even when a test fails; `harness/run/llama_server.py`) and a small fault-injecting proxy
 in front of it."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tools.llama_server import child_servers, free_port, llama_server
+from harness.run.llama_server import child_servers, free_port, llama_server
 
 __all__ = ["Faults", "Seen", "child_servers", "fault_proxy", "free_port", "llama_server", "witness"]
 
