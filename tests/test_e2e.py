@@ -10,28 +10,25 @@ import pytest
 
 from harness.cli import main
 
+from .support.helpers import write_config
 from .support.paths import REPO
 
 
 @pytest.mark.slow
 def test_demo_model_through_gptq_compare_and_report(tmp_path: Path) -> None:
     calibration = REPO / "evalsets" / "calibration" / "traffic.jsonl"
-    cfg = tmp_path / "e2e.toml"
-    cfg.write_text(f"""
-name = "e2e"
-evalsets = ["{REPO / "evalsets" / "demo"}/*.jsonl"]
-[baseline]
-name = "fp32"
-path = "{REPO / "harness" / "demo" / "model"}"
-[[candidates]]
-name = "w4a16-gptq"
-quantize = {{ scheme = "W4A16", method = "gptq", calibration = "{calibration}" }}
-[generation]
-max_new_tokens = 24
-batch_size = 64
-[gate]
-max_weighted_accuracy_drop = 0.05
-""")
+    gptq = {"scheme": "W4A16", "method": "gptq", "calibration": str(calibration)}
+    cfg = write_config(
+        tmp_path / "e2e.toml",
+        f"{REPO / 'evalsets' / 'demo'}/*.jsonl",
+        REPO / "harness" / "demo" / "model",
+        {"w4a16-gptq": {"quantize": gptq}},
+        {"max_weighted_accuracy_drop": 0.05},
+        name="e2e",
+        generation={"max_new_tokens": 24, "batch_size": 64},
+        stats={},
+        baseline_name="fp32",
+    )
     run = tmp_path / "run"
     code = main(
         ["compare", "--config", str(cfg), "--out", str(run), "--cache", str(tmp_path / "cache")]

@@ -446,22 +446,17 @@ def test_a_doctored_checkpoint_is_refused_before_it_generates(
 
 def stage_config(path: Path) -> Path:
     """The demo baseline against a candidate the run quantizes (W8A16, round to nearest)."""
-    path.write_text(f"""
-name = "stages"
-evalsets = ["{REPO}/evalsets/demo/*.jsonl"]
-[baseline]
-name = "fp32"
-path = "{DEMO}"
-[[candidates]]
-name = "w8a16"
-quantize = {{ scheme = "W8A16", method = "rtn" }}
-[generation]
-max_new_tokens = 24
-batch_size = 64
-[gate]
-max_weighted_accuracy_drop = 0.02
-""")
-    return path
+    return helpers.write_config(
+        path,
+        f"{REPO}/evalsets/demo/*.jsonl",
+        DEMO,
+        {"w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}}},
+        {"max_weighted_accuracy_drop": 0.02},
+        name="stages",
+        generation={"max_new_tokens": 24, "batch_size": 64},
+        stats={},
+        baseline_name="fp32",
+    )
 
 
 def stage_args(cfg: Path, out: Path, tmp: Path) -> tuple[str, ...]:

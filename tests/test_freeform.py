@@ -8,34 +8,29 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from .support.helpers import write_jsonl
+from .support.helpers import write_config, write_jsonl
 from .support.paths import DEMO, MINILM, NEEDS_REAL_MODEL, REPO
 
 FREEFORM = REPO / "evalsets" / "freeform" / "freeform.jsonl"
 
 
-def config(path: Path, evalset: Path, gate: str, candidate: str = f'path = "{DEMO}"') -> Path:
-    path.write_text(f"""
-name = "free"
-evalsets = ["{evalset}"]
-[baseline]
-name = "fp32"
-path = "{DEMO}"
-[[candidates]]
-name = "cand"
-{candidate}
-[generation]
-max_new_tokens = 12
-batch_size = 64
-[agreement]
-model = "{MINILM}"
-[gate]
-{gate}
-""")
-    return path
+def config(path: Path, evalset: Path, gate: str, candidate: dict[str, Any] | None = None) -> Path:
+    return write_config(
+        path,
+        evalset,
+        DEMO,
+        {"cand": candidate or {"path": DEMO}},
+        gate,
+        name="free",
+        generation={"max_new_tokens": 12, "batch_size": 64},
+        stats={},
+        baseline_name="fp32",
+        agreement={"model": MINILM},
+    )
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
@@ -110,7 +105,7 @@ def test_a_reference_free_set_alone_gets_a_full_report_and_a_verdict(tmp_path: P
     ]
     evalset = write_jsonl(tmp_path / "free.jsonl", free)
     gate = "max_diverged_share = 0.5\nmax_mean_kld = 0.05\nmin_top1_agreement = 0.9"
-    cfg = config(tmp_path / "c.toml", evalset, gate, f'path = "{DEMO}"\ndtype = "bfloat16"')
+    cfg = config(tmp_path / "c.toml", evalset, gate, {"path": DEMO, "dtype": "bfloat16"})
     done = harness(
         "compare",
         "--config",

@@ -26,6 +26,7 @@ from harness.records.ladder import Rung, RungSlice
 from harness.records.settings import GateVerdict
 from harness.run.sensitivity import LayerCost, propose
 
+from .support.helpers import write_config
 from .support.paths import NEEDS_LLAMA_CPP, REPO
 from .test_browser import CHROMIUM, Page, browser  # noqa: F401  (browser: a fixture)
 
@@ -220,34 +221,30 @@ def test_a_ladder_lists_rungs_not_candidates() -> None:
 
 # --- whole ladders of the demo model --------------------------------------------------------
 
-RUNGS = {
-    "w8a16": '{ scheme = "W8A16", method = "rtn" }',
-    "w4a16-g48": '{ scheme = "W4A16", method = "rtn", group_size = 48 }',  # divides no layer
-    "gptq-missing": '{ scheme = "W8A16", method = "gptq", calibration = "/nowhere.jsonl" }',
-    "gguf-q8_0": '{ engine = "llama.cpp", type = "Q8_0" }',
-    "w4a16-rtn": '{ scheme = "W4A16", method = "rtn" }',
-    "gguf-q4_0": '{ engine = "llama.cpp", type = "Q4_0" }',
+RUNGS: dict[str, dict[str, Any]] = {
+    "w8a16": {"scheme": "W8A16", "method": "rtn"},
+    "w4a16-g48": {"scheme": "W4A16", "method": "rtn", "group_size": 48},  # divides no layer
+    "gptq-missing": {"scheme": "W8A16", "method": "gptq", "calibration": "/nowhere.jsonl"},
+    "gguf-q8_0": {"engine": "llama.cpp", "type": "Q8_0"},
+    "w4a16-rtn": {"scheme": "W4A16", "method": "rtn"},
+    "gguf-q4_0": {"engine": "llama.cpp", "type": "Q4_0"},
 }
 
 
-def write_ladder(path: Path, rungs: list[str], decision: str = "") -> Path:
-    body = "".join(f'\n[[ladder.rungs]]\nname = "{n}"\nquantize = {RUNGS[n]}\n' for n in rungs)
-    path.write_text(f"""
-name = "ladder"
-evalsets = ["{REPO}/evalsets/demo/*.jsonl"]
-[baseline]
-name = "fp32"
-path = "{REPO}/harness/demo/model"
-[generation]
-max_new_tokens = 24
-batch_size = 64
-[gate]
-max_weighted_accuracy_drop = 0.02
-max_hard_accuracy_drop = 0.03
-[ladder]
-{decision}
-{body}""")
-    return path
+def write_ladder(path: Path, rungs: list[str], **decision: Any) -> Path:
+    """The demo model's ladder of `rungs`; `decision`: target or max_size_mb."""
+    return write_config(
+        path,
+        f"{REPO}/evalsets/demo/*.jsonl",
+        REPO / "harness" / "demo" / "model",
+        {},
+        {"max_weighted_accuracy_drop": 0.02, "max_hard_accuracy_drop": 0.03},
+        name="ladder",
+        generation={"max_new_tokens": 24, "batch_size": 64},
+        stats={},
+        baseline_name="fp32",
+        ladder={**decision, "rungs": [{"name": n, "quantize": RUNGS[n]} for n in rungs]},
+    )
 
 
 def ladder_args(cfg: Path, out: Path, quantized: Path, runs: Path) -> list[str]:
@@ -490,15 +487,15 @@ def test_the_release_decision_is_the_exit_code(demo_ladder: Path, tmp_path: Path
     names = [r["name"] for r in rungs]
     caches = (demo_ladder.parent / "quantized", demo_ladder.parent / "runs")
 
-    def code(decision: str) -> int:
-        cfg = write_ladder(tmp_path / "d.toml", names, decision)
+    def code(**decision: Any) -> int:
+        cfg = write_ladder(tmp_path / "d.toml", names, **decision)
         return main(ladder_args(cfg, tmp_path / "run", *caches))
 
-    assert code(f'target = "{passing[0]["name"]}"') == 0
-    assert code(f'target = "{failing[0]["name"]}"') == 1
+    assert code(target=passing[0]["name"]) == 0
+    assert code(target=failing[0]["name"]) == 1
     lightest_pass = min(r["size_bytes"] for r in passing)
-    assert code(f"max_size_mb = {lightest_pass / 1e6}") == 0
-    assert code(f"max_size_mb = {(lightest_pass - 1) / 1e6}") == 1
+    assert code(max_size_mb=lightest_pass / 1e6) == 0
+    assert code(max_size_mb=(lightest_pass - 1) / 1e6) == 1
     junit = (tmp_path / "run" / "junit.xml").read_text()
     assert '<testcase classname="ladder" name="release">\n    <failure' in junit
     assert read(tmp_path / "run" / "run.json")["durations"]["reused"]["fp32"] is True

@@ -125,7 +125,7 @@ def test_teacher_forcing_through_the_server(
     assert rows.ids[:, 0].tolist() == cont
 
 
-def compare_config(tmp: Path, url: str, evalset: Path, **server: Any) -> Path:
+def compare_config(tmp: Path, url: str, evalset: Path, tokens: int = 48, **server: Any) -> Path:
     """SmolLM2 against itself behind the server at `url` (`server`: more openai keys)."""
     served = {"backend": "openai", "path": SMOLLM, "base_url": url, "model": "smollm2"}
     return write_config(
@@ -135,7 +135,7 @@ def compare_config(tmp: Path, url: str, evalset: Path, **server: Any) -> Path:
         {"served-f32": served | {"concurrency": 2} | server},
         {"max_weighted_accuracy_drop": 0.05},
         name="served",
-        generation={"max_new_tokens": 48, "batch_size": 8},
+        generation={"max_new_tokens": tokens, "batch_size": 8},
         stats={},
         baseline_name="fp32",
         agreement={"model": MINILM},
@@ -157,13 +157,13 @@ def run_compare(config: Path, out: Path, timeout: float = 900) -> subprocess.Com
 
 
 def test_compare_through_http_with_a_500_injected(
-    server: str, tmp_path: Path, in_process: list[Any]
+    server: str, tmp_path: Path, items: list[Any], in_process: list[Any]
 ) -> None:
     """A whole compare against the server, behind a proxy that answers 500 to the first three
     requests: retried, the run completes, and the served outputs are the in-process ones.
     The KLD is labelled a lower bound (top-20 + tail) in results.json and the report."""
     faults = Faults(fail_first=3)
-    evalset = subset(tmp_path / "s.jsonl")
+    evalset = subset(tmp_path / "s.jsonl", per_file=2)
     with fault_proxy(server, faults) as url:
         done = run_compare(compare_config(tmp_path, url, evalset), tmp_path / "run")
     assert done.returncode in (0, 1), done.stderr[-2000:]
@@ -172,8 +172,9 @@ def test_compare_through_http_with_a_500_injected(
     served = next(c for c in results["candidates"] if c["name"] == "served-f32")
     assert served["distribution"]["kld_top_k"] == 20
     generations = tmp_path / "run" / "generations" / "served-f32.jsonl"
-    outputs = [json.loads(line)["output_ids"] for line in generations.open()]
-    assert outputs == [list(g.ids) for g in in_process]
+    outputs = {row["id"]: row["output_ids"] for row in map(json.loads, generations.open())}
+    expected = {items[g.index].id: list(g.ids) for g in in_process}
+    assert len(outputs) >= 6 and outputs == {k: expected[k] for k in outputs}
     html = (tmp_path / "run" / "report.html").read_text()
     assert "lower bound" in html
     speed = results["durations"]["tokens_per_second"]
@@ -200,7 +201,9 @@ def test_a_server_that_stays_down_exits_2_naming_it(server: str, tmp_path: Path)
     faults = Faults(fail_all=True)
     evalset = subset(tmp_path / "s.jsonl", per_file=1)
     with fault_proxy(server, faults) as url:
-        done = run_compare(compare_config(tmp_path, url, evalset, retries=2), tmp_path / "run")
+        done = run_compare(
+            compare_config(tmp_path, url, evalset, tokens=16, retries=2), tmp_path / "run"
+        )
     assert done.returncode == 2, done.stderr[-2000:]
     assert f"the server at {url} did not answer /v1/completions after 3 tries" in done.stderr
     assert "Traceback" not in done.stderr
@@ -210,13 +213,13 @@ def test_a_server_that_stays_down_exits_2_naming_it(server: str, tmp_path: Path)
 def test_server_killed_mid_run(gguf: Path, tmp_path: Path) -> None:
     """The server dies after some requests of the candidate: exit 2 naming it, no run folder,
     no server process left."""
-    evalset = subset(tmp_path / "s.jsonl")
+    evalset = subset(tmp_path / "s.jsonl", per_file=2)
     faults = Faults()
     with (
         llama_server(gguf, tmp_path / "server.log") as (upstream, proc),
         fault_proxy(upstream, faults) as url,
     ):
-        config = compare_config(tmp_path, url, evalset, retries=2, timeout=5)
+        config = compare_config(tmp_path, url, evalset, tokens=16, retries=2, timeout=5)
 
         def kill_after_requests() -> None:
             while faults.posts < 6 and proc.poll() is None:
@@ -267,7 +270,7 @@ def test_a_redirect_to_another_origin_is_refused_and_nothing_reaches_it(
         witness() as (elsewhere, seen),
         fault_proxy(server, Faults(redirect=(code, elsewhere))) as url,
     ):
-        config = compare_config(tmp_path, url, evalset, api_key_env="HARNESS_TEST_KEY")
+        config = compare_config(tmp_path, url, evalset, tokens=16, api_key_env="HARNESS_TEST_KEY")
         done = run_compare(config, tmp_path / "run")
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
@@ -334,7 +337,7 @@ def test_an_invalid_answer_is_exit_2_naming_the_server_item_and_field(
 ) -> None:
     evalset = subset(tmp_path / "s.jsonl", per_file=1)
     with fault_proxy(server, Faults(mutate=mutate)) as url:
-        done = run_compare(compare_config(tmp_path, url, evalset), tmp_path / "run")
+        done = run_compare(compare_config(tmp_path, url, evalset, tokens=16), tmp_path / "run")
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert f"the server at {url} answered with an invalid {field}" in last, last
@@ -351,7 +354,7 @@ def test_a_dripping_server_meets_one_deadline_per_request(server: str, tmp_path:
     evalset = subset(tmp_path / "s.jsonl", per_file=1)
     faults = Faults(drip=0.5)
     with fault_proxy(server, faults) as url:
-        config = compare_config(tmp_path, url, evalset, timeout=2, retries=1)
+        config = compare_config(tmp_path, url, evalset, tokens=16, timeout=2, retries=1)
         started = time.monotonic()
         done = run_compare(config, tmp_path / "run", timeout=300)
         took = time.monotonic() - started
@@ -374,7 +377,7 @@ def test_a_signal_stops_a_run_stuck_on_a_dripping_server_within_5_s(
     evalset = subset(tmp_path / "s.jsonl", per_file=2)
     faults = Faults(drip=0.5)
     with fault_proxy(server, faults) as url:
-        config = compare_config(tmp_path, url, evalset, timeout=60, retries=1)
+        config = compare_config(tmp_path, url, evalset, tokens=16, timeout=60, retries=1)
         cmd = [
             sys.executable,
             "-m",

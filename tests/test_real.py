@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from tests.support.helpers import write_config
 from tests.support.paths import MINILM, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
 pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL]
@@ -65,24 +66,19 @@ def test_reference_free_items_are_judged_by_meaning_not_accuracy(tmp_path: Path)
     subset = rows("arithmetic")[:6] + rows("arithmetic")[-6:] + rows("open-ended")[:10]
     evalset = tmp_path / "subset.jsonl"
     evalset.write_text("".join(json.dumps(r) + "\n" for r in subset))
-    cfg = tmp_path / "real.toml"
-    cfg.write_text(f"""
-name = "real-subset"
-evalsets = ["{evalset}"]
-[baseline]
-name = "fp32"
-path = "{SMOLLM}"
-[[candidates]]
-name = "w8a16-g64"
-quantize = {{ scheme = "W8A16", method = "rtn", group_size = 64 }}
-[generation]
-max_new_tokens = 48
-batch_size = 22
-[agreement]
-model = "{MINILM}"
-[gate]
-max_hard_regressions = 100
-""")
+    w8 = {"quantize": {"scheme": "W8A16", "method": "rtn", "group_size": 64}}
+    cfg = write_config(
+        tmp_path / "real.toml",
+        evalset,
+        SMOLLM,
+        {"w8a16-g64": w8},
+        {"max_hard_regressions": 100},
+        name="real-subset",
+        generation={"max_new_tokens": 24, "batch_size": 22},
+        stats={},
+        baseline_name="fp32",
+        agreement={"model": MINILM},
+    )
     out = tmp_path / "run"
     cache = REPO / ".cache" / "harness" / "quantized"
     assert main(["compare", "--config", str(cfg), "--out", str(out), "--cache", str(cache)]) in (
