@@ -70,11 +70,10 @@ ladder: llama-cpp
 ladder-real: real-model llama-cpp
 	$(VENV)/bin/harness ladder --config examples/smollm2-ladder.toml
 
-# The configuration reference and the config's JSON Schema, written from the declarations
-# (tests/test_docs.py fails when either is stale).
+# The configuration reference, the config's JSON Schema and the eval-set fields, written
+# from the declarations (tests/test_docs.py fails when any is stale).
 docs: $(STAMP)
-	$(VENV)/bin/harness schema --markdown > docs/configuration.md
-	$(VENV)/bin/harness schema > docs/config.schema.json
+	$(PY) -m harness.render.configuration docs
 
 test: $(STAMP) browser real-model llama-cpp
 	$(VENV)/bin/pytest -q

@@ -14,7 +14,13 @@ import pytest
 
 from harness.analysis.candidate_metrics import GATE_RULES
 from harness.inputs.config import ConfigError, parse_config
-from harness.render.configuration import json_schema, json_text, markdown
+from harness.render.configuration import (
+    EVALSET_BEGIN,
+    json_schema,
+    json_text,
+    markdown,
+    with_evalset_fields,
+)
 
 from .support.paths import REPO
 
@@ -24,6 +30,8 @@ CONFIGS = sorted([REPO / "demo.toml", REPO / "ladder.toml", *(REPO / "examples")
 def test_the_configuration_reference_is_not_stale() -> None:
     assert (REPO / "docs" / "configuration.md").read_text() == markdown(), "run `make docs`"
     assert (REPO / "docs" / "config.schema.json").read_text() == json_text(), "run `make docs`"
+    page = (REPO / "docs" / "evalset-format.md").read_text()
+    assert EVALSET_BEGIN in page and page == with_evalset_fields(page), "run `make docs`"
 
 
 def test_the_reference_lists_every_gate_key_and_engine_setting() -> None:

@@ -24,19 +24,10 @@ from harness.analysis.answers import TAG as ANSWER_TAG
 from harness.analysis.scorers import SCORERS, Scorer
 from harness.records import DEFAULT_WEIGHT, Difficulty, EvalItem, Message, Role, Source
 from harness.records.errors import HarnessError
+from harness.records.schema import keys_of
 
-FIELDS = (
-    "id",
-    "prompt",
-    "messages",
-    "reference",
-    "scorer",
-    "difficulty",
-    "weight",
-    "tags",
-    "max_new_tokens",
-    "extract",
-)
+# An eval-set line's fields: `EvalItem`'s declared ones.
+FIELDS = tuple(k.name for k in keys_of(EvalItem))
 MESSAGE_FIELDS = ("role", "content")
 BOM = b"\xef\xbb\xbf"
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from harness.records.errors import RecordError
+from harness.records.schema import setting
 
 
 class Difficulty(Enum):
@@ -42,21 +43,57 @@ class Source:
         return f"{self.path}:{self.line}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EvalItem:
-    id: str
-    source: Source
-    prompt: str | None = None
-    messages: tuple[Message, ...] | None = None
-    reference: tuple[str, ...] = ()
+    """One eval-set line. Its fields are declared here, with the doc the eval-set format page
+    shows (`make docs`); `harness.inputs.evalset` reads a line against them."""
+
+    id: str = setting(doc="unique across all loaded files", nonempty=True)
+    source: Source  # the file and line it was read from (not a field of the line)
+    prompt: str | None = setting(
+        None,
+        doc="raw text, fed as is (the tokenizer adds its special tokens); exactly one of "
+        "`prompt` and `messages`",
+        nonempty=True,
+    )
+    messages: tuple[Message, ...] | None = setting(
+        None,
+        doc="rendered with the tokenizer's chat template, identically for both models",
+        means='a non-empty list of {"role": system/user/assistant, "content": "..."}',
+    )
+    reference: tuple[str, ...] = setting(
+        (),
+        doc="acceptable answer(s); reference scorers need one, `agreement` takes none",
+        means="a non-empty string, or a non-empty list of them",
+    )
     # A name of the scorer table (`harness.analysis.scorers.Scorer`, a str enum): the table decides
     # whether a reference is needed and what it may look like, so adding a scorer is one file.
-    scorer: str = "exact"
-    difficulty: Difficulty = Difficulty.COMMON
-    weight: float = 1.0
-    tags: tuple[str, ...] = ()
-    max_new_tokens: int | None = None
-    extract: str | None = None  # a regex: its first group is the answer the scorer sees
+    scorer: str = setting(
+        "exact",
+        doc="how an output is scored: a scorer below, or an installed plug-in's",
+        means="a scorer's name",
+    )
+    difficulty: Difficulty = setting(
+        Difficulty.COMMON,
+        doc="slices the report; hard items weigh more",
+        means="one of common, hard",
+    )
+    weight: float = setting(
+        1.0,
+        doc="how much a loss on this item hurts (default 1 for common, 3 for hard)",
+        gt=0,
+    )
+    tags: tuple[str, ...] = setting(
+        (), doc="slices (task family, capability); `answer:<kind>` says how to read the answer"
+    )
+    max_new_tokens: int | None = setting(
+        None, doc="overrides the run's [generation] max_new_tokens", gt=0
+    )
+    extract: str | None = setting(
+        None,
+        doc="runs before the scorer: its first group (or whole match) is the answer scored",
+        means="a non-empty regular expression",
+    )
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -20,6 +20,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Literal, Union
 
 from harness.records.errors import HarnessError
@@ -252,6 +253,8 @@ def read_table(
 
 
 def _toml(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -300,8 +303,9 @@ def json_type(key: Key) -> dict[str, Any]:
     ):
         if (bound := getattr(key, rule)) is not None:
             out[word] = bound
-    if key.default is not REQUIRED and key.default is not None:
-        out["default"] = list(key.default) if isinstance(key.default, tuple) else key.default
+    default = key.default.value if isinstance(key.default, Enum) else key.default
+    if default is not REQUIRED and default is not None:
+        out["default"] = list(default) if isinstance(default, tuple) else default
     return out
 
 

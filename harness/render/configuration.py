@@ -7,12 +7,15 @@ constraint and doc. `make docs` writes them; tests/test_docs.py fails when they 
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from harness.inputs.config import DEFAULT_QUANTIZER, TABLES, Table
 from harness.inputs.config import engine_settings as _engines
 from harness.inputs.config import quantizer_settings as _quantizers
-from harness.records.schema import REQUIRED, json_type, markdown_table, object_schema
+from harness.records import EvalItem
+from harness.records.schema import REQUIRED, json_type, keys_of, markdown_table, object_schema
 
 SCHEMA_URL = "https://json-schema.org/draft/2020-12/schema"
 
@@ -169,3 +172,31 @@ def json_schema() -> dict[str, Any]:
 
 def json_text() -> str:
     return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+EVALSET_BEGIN = "<!-- fields: written by `make docs` from EvalItem's declarations -->"
+EVALSET_END = "<!-- fields: end -->"
+
+
+def evalset_fields() -> str:
+    """The eval-set format's field table (docs/evalset-format.md, between its markers)."""
+    return markdown_table(keys_of(EvalItem)).replace("| key |", "| field |", 1)
+
+
+def with_evalset_fields(page: str) -> str:
+    """The eval-set format page with its field table as the declarations say."""
+    head, _, rest = page.partition(EVALSET_BEGIN)
+    _, _, tail = rest.partition(EVALSET_END)
+    return f"{head}{EVALSET_BEGIN}\n{evalset_fields()}\n{EVALSET_END}{tail}"
+
+
+def write_docs(folder: Path) -> None:
+    """`make docs`: the configuration reference, the JSON Schema and the eval-set fields."""
+    (folder / "configuration.md").write_text(markdown())
+    (folder / "config.schema.json").write_text(json_text())
+    page = folder / "evalset-format.md"
+    page.write_text(with_evalset_fields(page.read_text()))
+
+
+if __name__ == "__main__":
+    write_docs(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs"))
