@@ -110,7 +110,7 @@ def _table(value: Any) -> bool:
 
 def write_config(
     path: Path,
-    evalset: Path | str,
+    evalset: Path | str | list[Path | str],
     baseline: Path,
     candidates: Mapping[str, Path | Mapping[str, Any]],
     gate: str | Mapping[str, Any] = "",
@@ -132,7 +132,7 @@ def write_config(
     ]
     data: dict[str, Any] = {
         "name": name,
-        "evalsets": [str(evalset)],
+        "evalsets": [str(e) for e in (evalset if isinstance(evalset, list) else [evalset])],
         "baseline": {"name": baseline_name, "path": baseline},
         "candidates": cands,
         "generation": generation or {"max_new_tokens": 6, "batch_size": 4},
