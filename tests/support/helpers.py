@@ -88,17 +88,22 @@ def toml_value(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
-def toml_text(data: Mapping[str, Any]) -> str:
-    """A config as TOML: its keys, then its tables, then its arrays of tables (a mapping
-    nested inside a table is written inline, as `quantize = { ... }`)."""
+def toml_text(data: Mapping[str, Any], prefix: str = "") -> str:
+    """A config as TOML: its keys, then its tables, then its arrays of tables, each table's
+    arrays of tables after it (`[[ladder.rungs]]`, which a later `[[ladder.rungs]]` may
+    extend); a mapping inside a table is written inline, as `quantize = { ... }`."""
     lines = [f"{k} = {toml_value(v)}" for k, v in data.items() if not _table(v)]
     for key, value in data.items():
-        rows = value if isinstance(value, list) else [value]
         if not _table(value):
             continue
-        for row in rows:
-            lines.append(f"[[{key}]]" if isinstance(value, list) else f"[{key}]")
-            lines += [f"{k} = {toml_value(v)}" for k, v in row.items()]
+        name = f"{prefix}{key}"
+        for row in value if isinstance(value, list) else [value]:
+            lines.append(f"[[{name}]]" if isinstance(value, list) else f"[{name}]")
+            flat = {k: v for k, v in row.items() if not (isinstance(v, list) and _table(v))}
+            lines += [f"{k} = {toml_value(v)}" for k, v in flat.items()]
+            nested = {k: v for k, v in row.items() if k not in flat}
+            if nested:
+                lines.append(toml_text(nested, f"{name}.").rstrip("\n"))
     return "\n".join(lines) + "\n"
 
 
