@@ -232,7 +232,7 @@ def test_debug_may_stand_anywhere_on_the_line() -> None:
 
 
 def run_harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False)
+    return helpers.in_process(*args)
 
 
 def test_out_refuses_what_is_not_a_previous_run(tmp_path: Path) -> None:

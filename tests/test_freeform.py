@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support.helpers import write_config, write_jsonl
+from .support.helpers import in_process, write_config, write_jsonl
 from .support.paths import DEMO, MINILM, NEEDS_REAL_MODEL, REPO
 
 FREEFORM = REPO / "evalsets" / "freeform" / "freeform.jsonl"
@@ -34,13 +33,7 @@ def config(path: Path, evalset: Path, gate: str, candidate: dict[str, Any] | Non
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return in_process(*args)
 
 
 @pytest.mark.parametrize(

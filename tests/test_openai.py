@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.helpers import in_process as run_cli
 from tests.support.helpers import write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 from tests.support.servers import Faults, child_servers, fault_proxy, llama_server, witness
@@ -142,18 +143,9 @@ def compare_config(tmp: Path, url: str, evalset: Path, tokens: int = 48, **serve
     )
 
 
-def run_compare(config: Path, out: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "harness.cli",
-        "compare",
-        "--config",
-        str(config),
-        "--out",
-        str(out),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+def run_compare(config: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """A compare in this process (the signal tests start their own console script)."""
+    return run_cli("compare", "--config", str(config), "--out", str(out))
 
 
 def test_compare_through_http_with_a_500_injected(
@@ -356,7 +348,7 @@ def test_a_dripping_server_meets_one_deadline_per_request(server: str, tmp_path:
     with fault_proxy(server, faults) as url:
         config = compare_config(tmp_path, url, evalset, tokens=16, timeout=2, retries=1)
         started = time.monotonic()
-        done = run_compare(config, tmp_path / "run", timeout=300)
+        done = run_compare(config, tmp_path / "run")
         took = time.monotonic() - started
     assert done.returncode == 2, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import json
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from .paths import REPO
 
 PAYLOADS = (
     "<script>alert(1)</script>",
@@ -148,3 +153,15 @@ def write_config(
     text += toml_text({"gate": gate}) if isinstance(gate, Mapping) else f"[gate]\n{gate}\n"
     path.write_text(text + extra)
     return path
+
+
+def in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI run in this process, from the repository's root: its exit code, stdout and
+    stderr, as a subprocess would give them, without a second interpreter's imports (seconds
+    a run). For runs that are not killed and set no fault."""
+    from harness.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
