@@ -145,18 +145,24 @@ def _run_and_publish(
         evalsets=evalset_info(items),
         libraries=library_versions(),
         durations=Durations(
-            {c.spec.name: round(c.quantize_seconds, 1) for c in ready},
-            {c.spec.name: c.quantize_cached for c in ready},
-            {k: 0.0 if r.reused else round(r.seconds, 1) for k, r in runs.items()},
-            {k: r.tokens_per_second for k, r in runs.items() if r.tokens_per_second},
-            {k: r.peak_memory_mb for k, r in runs.items() if r.peak_memory_mb is not None},
-            {k: r.reused for k, r in runs.items()},
+            quantize_seconds={c.spec.name: round(c.quantize_seconds, 1) for c in ready},
+            quantize_cached={c.spec.name: c.quantize_cached for c in ready},
+            generation_seconds={
+                k: 0.0 if r.reused else round(r.seconds, 1) for k, r in runs.items()
+            },
+            tokens_per_second={
+                k: r.tokens_per_second for k, r in runs.items() if r.tokens_per_second
+            },
+            peak_memory_mb={
+                k: r.peak_memory_mb for k, r in runs.items() if r.peak_memory_mb is not None
+            },
+            reused={k: r.reused for k, r in runs.items()},
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
     )
     base_stops = runs[cfg.baseline.name].own_stop_ids
     infos = tuple(CandidateInfo.of(c, runs[c.spec.name], base_stops) for c in ready)
-    run = RunRecord(header, infos, tuple(items))
+    run = RunRecord(header=header, candidates=infos, items=tuple(items))
     results, paired = analyze(run, staging, Reviews())
     text = dumps(results.to_json())
     # The run's identity for reviews: results.json as compare wrote it (before any verdict).
@@ -333,7 +339,12 @@ def analyze(
         verdict = gate(metrics, gate_cfg, review)
         candidates.append(
             CandidateResult(
-                cand, verdict.verdict, tuple(verdict.reasons), verdict.rules, metrics, review
+                info=cand,
+                verdict=verdict.verdict,
+                reasons=tuple(verdict.reasons),
+                rules=verdict.rules,
+                metrics=metrics,
+                review=review,
             )
         )
     ladder = None
@@ -388,4 +399,4 @@ def evalset_info(items: list[EvalItem]) -> tuple[EvalsetInfo, ...]:
     counts: dict[str, int] = {}
     for item in items:
         counts[item.source.path] = counts.get(item.source.path, 0) + 1
-    return tuple(EvalsetInfo(p, sha256_file(p), n) for p, n in counts.items())
+    return tuple(EvalsetInfo(path=p, sha256=sha256_file(p), items=n) for p, n in counts.items())

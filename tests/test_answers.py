@@ -87,16 +87,16 @@ def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
     ]
     said = "The sum is 10."
     base = [
-        Generation("n", said, (1,)),
-        Generation("s", said, (1,)),
-        Generation("c", said, (1,)),
-        Generation("p", "A calm sea.", (1,)),
+        Generation(item_id="n", output=said, output_ids=(1,)),
+        Generation(item_id="s", output=said, output_ids=(1,)),
+        Generation(item_id="c", output=said, output_ids=(1,)),
+        Generation(item_id="p", output="A calm sea.", output_ids=(1,)),
     ]
     cand = [
-        Generation("n", "The sum is 11.", (2,)),
-        Generation("s", "So, it is 10.", (2,)),
-        Generation("c", "Adding 7 and", (2,), cut_off=True),
-        Generation("p", "A quiet sea.", (2,)),
+        Generation(item_id="n", output="The sum is 11.", output_ids=(2,)),
+        Generation(item_id="s", output="So, it is 10.", output_ids=(2,)),
+        Generation(item_id="c", output="Adding 7 and", output_ids=(2,), cut_off=True),
+        Generation(item_id="p", output="A quiet sea.", output_ids=(2,)),
     ]
     meaning = {"n": 0.95, "s": 0.9, "c": 0.9, "p": 0.9}
     n, s, c, p = pair(items, base, cand, meaning=meaning, threshold=0.8)

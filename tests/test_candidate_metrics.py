@@ -31,12 +31,12 @@ def paired(
     )
     same = outcome is Outcome.IDENTICAL
     return PairedItem(
-        item,
-        Side("a", base),
-        Side("a" if same else "b", cand),
-        outcome,
-        1.0 if same else 0.0,
-        None if same else 0,
+        item=item,
+        baseline=Side(output="a", score=base),
+        candidate=Side(output="a" if same else "b", score=cand),
+        outcome=outcome,
+        similarity=1.0 if same else 0.0,
+        first_divergence=None if same else 0,
     )
 
 
@@ -74,17 +74,29 @@ def test_reference_free_items_stay_out_of_accuracy_and_flips() -> None:
     3/5; the accuracy, flips and McNemar are those of the reference items alone."""
     free = EvalItem(id="f", source=Source("t", 1), prompt="p", scorer="agreement")
     judged = [
-        PairedItem(free, Side("a", None), Side("a", None), Outcome.IDENTICAL, 1.0, None),
         PairedItem(
-            replace(free, id="g"), Side("a", None), Side("b", None), Outcome.EQUIVALENT, 0.0, 0
+            item=free,
+            baseline=Side(output="a", score=None),
+            candidate=Side(output="a", score=None),
+            outcome=Outcome.IDENTICAL,
+            similarity=1.0,
+            first_divergence=None,
         ),
         PairedItem(
-            replace(free, id="h", weight=3.0),
-            Side("a", None),
-            Side("c", None),
-            Outcome.DIVERGED,
-            0.0,
-            0,
+            item=replace(free, id="g"),
+            baseline=Side(output="a", score=None),
+            candidate=Side(output="b", score=None),
+            outcome=Outcome.EQUIVALENT,
+            similarity=0.0,
+            first_divergence=0,
+        ),
+        PairedItem(
+            item=replace(free, id="h", weight=3.0),
+            baseline=Side(output="a", score=None),
+            candidate=Side(output="c", score=None),
+            outcome=Outcome.DIVERGED,
+            similarity=0.0,
+            first_divergence=0,
         ),
     ]
     reference = [

@@ -43,7 +43,17 @@ def rung(
     slices: tuple[RungSlice, ...] = (),
 ) -> Rung:
     return Rung(
-        name, "recipe", size, size * 8 / 1000, 4000 / size, 1.5, verdict, drop, 0.01, False, slices
+        name=name,
+        recipe="recipe",
+        size_bytes=size,
+        bits_per_weight=size * 8 / 1000,
+        smaller=4000 / size,
+        speedup=1.5,
+        verdict=verdict,
+        drop=drop,
+        mean_kld=0.01,
+        pareto=False,
+        slices=slices,
     )
 
 
@@ -93,9 +103,22 @@ def test_rungs_of_one_size_are_not_a_step_down() -> None:
 
 
 def calibrated(name: str, spec: QuantizeSpec | GgufSpec) -> CandidateResult:
-    info = CandidateInfo(name, "p", "f", False, spec, None, False)
+    info = CandidateInfo(
+        name=name,
+        path="p",
+        fingerprint="f",
+        gated=False,
+        quantize=spec,
+        calibration_sha256=None,
+        noise_floor=False,
+    )
     return CandidateResult(
-        info, "pass", (), (), CandidateMetrics({}), ReviewStatus(0, 0, 0, 0, 0, 0)
+        info=info,
+        verdict="pass",
+        reasons=(),
+        rules=(),
+        metrics=CandidateMetrics(values={}),
+        review=ReviewStatus(0, 0, 0, 0, 0, 0),
     )
 
 
@@ -126,13 +149,19 @@ def test_slices_break_first_at_the_heaviest_rung_with_a_significant_drop() -> No
             "r1",
             1000,
             iv(0.0, -0.01, 0.01),
-            slices=(RungSlice(hard, iv(0.02, 0.005, 0.04)), RungSlice("tag=x", iv(0.0, -0.1, 0.1))),
+            slices=(
+                RungSlice(slice=hard, drop=iv(0.02, 0.005, 0.04)),
+                RungSlice(slice="tag=x", drop=iv(0.0, -0.1, 0.1)),
+            ),
         ),
         rung(
             "r2",
             500,
             iv(0.02, 0.01, 0.03),
-            slices=(RungSlice(hard, iv(0.05, 0.02, 0.08)), RungSlice("tag=x", iv(0.01, -0.1, 0.1))),
+            slices=(
+                RungSlice(slice=hard, drop=iv(0.05, 0.02, 0.08)),
+                RungSlice(slice="tag=x", drop=iv(0.01, -0.1, 0.1)),
+            ),
         ),
     ]
     assert breaks_first(rungs, ["all", hard, "tag=x"]) == [

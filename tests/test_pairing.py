@@ -31,8 +31,14 @@ def test_pair_scores_both_sides() -> None:
         ),
         EvalItem(id="b", source=src, prompt="p", scorer=Scorer.AGREEMENT),
     ]
-    base = [Generation("a", "42", (1, 2)), Generation("b", "x y z w", (5,))]
-    cand = [Generation("a", "41", (1, 3)), Generation("b", "x y q w", (6,))]
+    base = [
+        Generation(item_id="a", output="42", output_ids=(1, 2)),
+        Generation(item_id="b", output="x y z w", output_ids=(5,)),
+    ]
+    cand = [
+        Generation(item_id="a", output="41", output_ids=(1, 3)),
+        Generation(item_id="b", output="x y q w", output_ids=(6,)),
+    ]
     a, b = pair(items, base, cand)
     assert (a.baseline.score, a.candidate.score, a.outcome) == (1.0, 0.0, Outcome.REGRESSION)
     assert a.first_divergence == 1 and a.similarity == 0.0

@@ -149,7 +149,15 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
     write_jsonl(evalset, bench_items(n))
     items = load_evalset([str(evalset)])
     cands = [
-        CandidateInfo(f"cand-{k}", f"synthetic/cand-{k}", f"fp{k}", True, None, None, False)
+        CandidateInfo(
+            name=f"cand-{k}",
+            path=f"synthetic/cand-{k}",
+            fingerprint=f"fp{k}",
+            gated=True,
+            quantize=None,
+            calibration_sha256=None,
+            noise_floor=False,
+        )
         for k in range(candidates)
     ]
     cfg = CompareConfig(
@@ -160,15 +168,19 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
         candidates=(),
     )
     header = RunHeader(
-        "2026-01-01T00:00:00+00:00",
-        folder.name,
-        config_json(cfg),
-        (),
-        {},
-        Durations(),
-        ModelInfo("base", "synthetic/base", "fp-base", "float32", "cpu"),
+        created_at="2026-01-01T00:00:00+00:00",
+        name=folder.name,
+        config=config_json(cfg),
+        evalsets=(),
+        libraries={},
+        durations=Durations(),
+        baseline=ModelInfo(
+            name="base", path="synthetic/base", fingerprint="fp-base", dtype="float32", device="cpu"
+        ),
     )
-    run = RunRecord(header, tuple(cands), tuple(items), results_sha256="0" * 64)
+    run = RunRecord(
+        header=header, candidates=tuple(cands), items=tuple(items), results_sha256="0" * 64
+    )
     out = RunDir(folder)
 
     def outputs(name: str, change: float) -> ModelRun:
@@ -177,8 +189,15 @@ def synthetic_run(folder: Path, n: int, candidates: int = 3, seed: int = 0) -> P
             text = item.reference[0] if rng.random() > 0.2 else item.reference[0][::-1] + "x"
             if rng.random() < change:
                 text = text[:-1] + "?"
-            gens.append(Generation(item.id, text, tuple(range(len(text))), tuple(text)))
-        return ModelRun(name, tuple(gens), 0.0)
+            gens.append(
+                Generation(
+                    item_id=item.id,
+                    output=text,
+                    output_ids=tuple(range(len(text))),
+                    output_tokens=tuple(text),
+                )
+            )
+        return ModelRun(name=name, generations=tuple(gens), seconds=0.0)
 
     out.write_run(run)
     out.write_generations(outputs("base", 0.0))

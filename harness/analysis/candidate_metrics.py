@@ -503,4 +503,6 @@ def summarize(paired: Sequence[PairedItem], stats: StatsConfig) -> CandidateMetr
     if measured.interval(paired) is None and not measured.free:
         raise NothingScored("no item could be scored or judged for both models")
     values = {m.name: m.compute(measured) for m in METRICS}
-    return CandidateMetrics(values, measured.distribution, slices(paired, stats))
+    return CandidateMetrics(
+        values=values, distribution=measured.distribution, slices=slices(paired, stats)
+    )

@@ -50,7 +50,7 @@ def _rung(c: CandidateResult, header: RunHeader) -> Rung:
     bits = None if size is None or not base.parameters else size * 8 / base.parameters
     drop = c.metrics["weighted_accuracy"]
     mean_kld = c.metrics["mean_kld"]
-    slices = tuple(RungSlice(s.slice, s.accuracy) for s in c.metrics.slices)
+    slices = tuple(RungSlice(slice=s.slice, drop=s.accuracy) for s in c.metrics.slices)
     return Rung(
         name=c.name,
         recipe=_recipe(c),
@@ -121,7 +121,16 @@ def cliffs(rungs: Sequence[Rung], slices: Sequence[str]) -> list[Cliff]:
             a, heavy = min(drops, key=lambda x: x[0].drop)
             before = max(a.drop, 0.0)
             if b.drop > 2 * before and b.ci_low > before:
-                out.append(Cliff(name, heavy.name, light.name, a.drop, b.drop, b.ci_low))
+                out.append(
+                    Cliff(
+                        slice=name,
+                        heavier=heavy.name,
+                        lighter=light.name,
+                        before=a.drop,
+                        after=b.drop,
+                        after_low=b.ci_low,
+                    )
+                )
     return out
 
 
@@ -154,7 +163,11 @@ def calibration_pairs(candidates: Sequence[CandidateResult]) -> list[Calibration
                 recipe = f"GGUF {first.type} (llama.cpp)"
             else:
                 recipe = _recipe(members[0])
-            out.append(CalibrationPair(recipe, tuple(m.name for m in members), tuple(calibs)))
+            out.append(
+                CalibrationPair(
+                    recipe=recipe, rungs=tuple(m.name for m in members), calibrations=tuple(calibs)
+                )
+            )
     return out
 
 

@@ -62,13 +62,13 @@ def by_meaning(identical: bool, meaning: float | None, threshold: float) -> Outc
 
 def _side(item: EvalItem, g: Generation, value: float | None) -> Side:
     return Side(
-        g.output,
-        value,
-        g.output_ids,
-        g.output_tokens,
-        g.reference_nll,
-        _shown(item, g.output),
-        g.cut_off,
+        output=g.output,
+        score=value,
+        output_ids=g.output_ids,
+        output_tokens=g.output_tokens,
+        reference_nll=g.reference_nll,
+        extracted=_shown(item, g.output),
+        cut_off=g.cut_off,
     )
 
 
@@ -178,14 +178,19 @@ def pair_samples(base: Sequence[Sample], cand: Sequence[Sample]) -> list[PairedI
         if c.doc_hash != b.doc_hash:
             raise PairingError(f"lm-eval {b.key}: the doc differs between the two runs (doc hash)")
         options = tuple(
-            Option(text, bl, cl, text == b.target)
+            Option(
+                text=text,
+                baseline_loglikelihood=bl,
+                candidate_loglikelihood=cl,
+                gold=text == b.target,
+            )
             for text, bl, cl in zip(b.choices, b.loglikelihoods, c.loglikelihoods, strict=True)
         )
         out.append(
             PairedItem(
                 item=sample_item(b),
-                baseline=Side(b.output, b.score),
-                candidate=Side(c.output, c.score),
+                baseline=Side(output=b.output, score=b.score),
+                candidate=Side(output=c.output, score=c.score),
                 outcome=outcome(b.score, c.score, b.output == c.output),
                 similarity=word_similarity(b.output, c.output),
                 first_divergence=None,

@@ -56,14 +56,14 @@ def check_schema(data: Any, where: str) -> None:
 # --- run.json ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EvalsetInfo:
     path: str
     sha256: str
     items: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelInfo:
     name: str
     path: str
@@ -75,7 +75,7 @@ class ModelInfo:
     parameters: int | None = None  # from the checkpoint's tensor shapes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateInfo:
     name: str
     path: str
@@ -103,21 +103,21 @@ class CandidateInfo:
         if run is not None and run.own_stop_ids and set(run.own_stop_ids) != set(baseline_stop_ids):
             own = run.own_stop_ids
         return cls(
-            c.spec.name,
-            c.spec.path,
-            c.fingerprint,
-            c.gated,
-            c.quantize,
-            c.calibration_sha256,
-            c.noise_floor,
-            c.spec.backend,
-            weights_bytes(c.spec.path),
-            run.split_differently if run else 0,
-            own,
+            name=c.spec.name,
+            path=c.spec.path,
+            fingerprint=c.fingerprint,
+            gated=c.gated,
+            quantize=c.quantize,
+            calibration_sha256=c.calibration_sha256,
+            noise_floor=c.noise_floor,
+            backend=c.spec.backend,
+            size_bytes=weights_bytes(c.spec.path),
+            split_differently=run.split_differently if run else 0,
+            own_stop_ids=own,
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Durations:
     quantize_seconds: dict[str, float] = field(default_factory=dict)
     quantize_cached: dict[str, bool] = field(default_factory=dict)
@@ -200,7 +200,7 @@ class RunSettings:
             raise CodecError(f"$.config: not a resolved config ({exc})") from None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunHeader:
     """What run.json and results.json both open with: which run, of what, on what."""
 
@@ -229,7 +229,7 @@ class RunHeader:
         return cls(**_fields(cls, data, list(cls.__dataclass_fields__)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunRecord:
     """run.json: everything the analysis needs besides what the models produced."""
 
@@ -262,10 +262,10 @@ class RunRecord:
             except InvalidItem as exc:
                 raise CodecError(f"$.items[{n}]: {exc}") from None
         return cls(
-            RunHeader.from_json(data),
-            from_json(tuple[CandidateInfo, ...], data.get("candidates"), "$.candidates"),
-            tuple(items),
-            from_json(str | None, data.get("results_sha256"), "$.results_sha256"),
+            header=RunHeader.from_json(data),
+            candidates=from_json(tuple[CandidateInfo, ...], data.get("candidates"), "$.candidates"),
+            items=tuple(items),
+            results_sha256=from_json(str | None, data.get("results_sha256"), "$.results_sha256"),
         )
 
 
@@ -273,14 +273,14 @@ def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
     from harness.analysis.sizes import parameter_count, weights_bytes
 
     return ModelInfo(
-        spec.name,
-        spec.path,
-        fingerprint,
-        spec.dtype,
-        spec.device,
-        spec.backend,
-        weights_bytes(spec.path),
-        parameter_count(spec.path),
+        name=spec.name,
+        path=spec.path,
+        fingerprint=fingerprint,
+        dtype=spec.dtype,
+        device=spec.device,
+        backend=spec.backend,
+        size_bytes=weights_bytes(spec.path),
+        parameters=parameter_count(spec.path),
     )
 
 
@@ -292,7 +292,7 @@ def _value_type(unit: Unit) -> Any:
     return {"interval": Interval | None, "count": int | None}.get(unit, float | None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateResult:
     info: CandidateInfo
     verdict: GateVerdict
@@ -333,24 +333,26 @@ class CandidateResult:
             for m in METRICS
         }
         metrics = CandidateMetrics(
-            typed,
-            from_json(DistributionMetrics | None, data.get("distribution"), "$.distribution"),
-            from_json(tuple[SliceRow, ...], data.get("slices"), "$.slices"),
+            values=typed,
+            distribution=from_json(
+                DistributionMetrics | None, data.get("distribution"), "$.distribution"
+            ),
+            slices=from_json(tuple[SliceRow, ...], data.get("slices"), "$.slices"),
         )
         info = from_json(
             CandidateInfo, {k: data.get(k) for k in CandidateInfo.__dataclass_fields__}
         )
         return cls(
-            info,
-            data["verdict"],
-            tuple(data["reasons"]),
-            from_json(tuple[RuleResult, ...], data["rules"]),
-            metrics,
-            from_json(ReviewStatus, data["review"]),
+            info=info,
+            verdict=data["verdict"],
+            reasons=tuple(data["reasons"]),
+            rules=from_json(tuple[RuleResult, ...], data["rules"]),
+            metrics=metrics,
+            review=from_json(ReviewStatus, data["review"]),
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BaselineOutput:
     output: str
     score: float | None
@@ -359,7 +361,7 @@ class BaselineOutput:
     cut_off: bool = False  # ended at max_new_tokens: no final answer yet
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateOutput:
     output: str
     score: float | None
@@ -379,7 +381,7 @@ class CandidateOutput:
     answer_change: tuple[str | None, str | None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ItemResult:
     id: str
     source: str
@@ -408,49 +410,49 @@ def item_results(
         item = p.item
         cands = {
             name: CandidateOutput(
-                q[i].candidate.output,
-                q[i].candidate.score,
-                q[i].outcome.value,
-                q[i].similarity,
-                q[i].first_divergence,
-                q[i].kld_mean,
-                q[i].kld_max,
-                _ppl(q[i].candidate.reference_nll),
-                q[i].first_top1_divergence,
-                q[i].options or None,
-                verdicts.get(name, {}).get(item.id),
-                q[i].candidate.extracted,
-                q[i].meaning,
-                q[i].candidate.cut_off,
-                q[i].answer_change,
+                output=q[i].candidate.output,
+                score=q[i].candidate.score,
+                outcome=q[i].outcome.value,
+                similarity=q[i].similarity,
+                first_divergence=q[i].first_divergence,
+                kld_mean=q[i].kld_mean,
+                kld_max=q[i].kld_max,
+                reference_ppl=_ppl(q[i].candidate.reference_nll),
+                first_top1_divergence=q[i].first_top1_divergence,
+                options=q[i].options or None,
+                review=verdicts.get(name, {}).get(item.id),
+                extracted=q[i].candidate.extracted,
+                meaning=q[i].meaning,
+                cut_off=q[i].candidate.cut_off,
+                answer_change=q[i].answer_change,
             )
             for name, q in paired.items()
         }
         rows.append(
             ItemResult(
-                item.id,
-                str(item.source),
-                item.difficulty.value,
-                item.weight,
-                item.tags,
-                str(item.scorer),
-                item.prompt,
-                messages_json(item),
-                item.reference,
-                BaselineOutput(
-                    p.baseline.output,
-                    p.baseline.score,
-                    _ppl(p.baseline.reference_nll),
-                    p.baseline.extracted,
-                    p.baseline.cut_off,
+                id=item.id,
+                source=str(item.source),
+                difficulty=item.difficulty.value,
+                weight=item.weight,
+                tags=item.tags,
+                scorer=str(item.scorer),
+                prompt=item.prompt,
+                messages=messages_json(item),
+                reference=item.reference,
+                baseline=BaselineOutput(
+                    output=p.baseline.output,
+                    score=p.baseline.score,
+                    reference_ppl=_ppl(p.baseline.reference_nll),
+                    extracted=p.baseline.extracted,
+                    cut_off=p.baseline.cut_off,
                 ),
-                cands,
+                candidates=cands,
             )
         )
     return tuple(rows)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Results:
     """results.json: the run's header, then what came of it."""
 
@@ -469,7 +471,7 @@ class Results:
     def from_json(cls, data: Any) -> Results:
         check_schema(data, "results.json")
         rest = [n for n in cls.__dataclass_fields__ if n != "header"]
-        return cls(RunHeader.from_json(data), **_fields(cls, data, rest))
+        return cls(header=RunHeader.from_json(data), **_fields(cls, data, rest))
 
 
 NOISE_KLD = 1e-6

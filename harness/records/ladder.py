@@ -9,7 +9,7 @@ from harness.records.pairs import Interval
 from harness.records.settings import GateVerdict
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RungSlice:
     """A rung's weighted-accuracy drop on one slice ("all", "difficulty=hard", "tag=x")."""
 
@@ -17,7 +17,7 @@ class RungSlice:
     drop: Interval | None  # None: nothing scorable in the slice
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Rung:
     name: str
     recipe: str  # the recipe in words ("W4A16 g128 GPTQ", "GGUF Q4_K_M (llama.cpp)")
@@ -32,7 +32,7 @@ class Rung:
     slices: tuple[RungSlice, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Cliff:
     """A step down the ladder (heavier -> lighter, by size) that more than doubled the
     weighted-accuracy drop, and by more than its interval can explain."""
@@ -45,7 +45,7 @@ class Cliff:
     after_low: float  # the lower end of the lighter rung's interval
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CalibrationPair:
     """Rungs made by the same recipe with different calibration sets."""
 
@@ -54,7 +54,7 @@ class CalibrationPair:
     calibrations: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ladder:
     rungs: tuple[Rung, ...]  # heaviest first (by size on disk, then as listed)
     lightest_passing: str | None

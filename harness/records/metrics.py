@@ -12,7 +12,7 @@ from harness.records.pairs import Interval
 MetricValue = Interval | float | int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DistributionMetrics:
     """Over every token the baseline generated, teacher-forced for both models."""
 
@@ -31,7 +31,7 @@ class DistributionMetrics:
     kld_top_k: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SliceRow:
     slice: str  # "all", "difficulty=hard", "tag=add"
     items: int
@@ -45,7 +45,7 @@ class SliceRow:
     diverged: int = 0  # reference-free items whose meaning moved
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateMetrics:
     """One value per metric declared in `harness.analysis.candidate_metrics` (`m.weighted_accuracy`,
     `m["mean_kld"]`), the distribution metrics and the slices."""
@@ -74,4 +74,4 @@ class CandidateMetrics:
         **values: MetricValue,
     ) -> CandidateMetrics:
         """Values by name: `CandidateMetrics.of(regressions=2, ...)`."""
-        return cls(values, distribution, slices)
+        return cls(values=values, distribution=distribution, slices=slices)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Generation:
     item_id: str
     output: str
@@ -17,7 +17,7 @@ class Generation:
     cut_off: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TokenStats:
     """Per generated token of one item, both models teacher-forced on the baseline's output."""
 
@@ -36,7 +36,7 @@ class TokenStats:
         return next((i for i, ok in enumerate(self.top1_agree) if not ok), None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sample:
     """One lm-eval doc as run on one model."""
 
@@ -58,7 +58,7 @@ class Sample:
         return f"{self.task}/{self.doc_id}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelRun:
     name: str
     generations: tuple[Generation, ...]

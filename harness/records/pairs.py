@@ -20,7 +20,7 @@ class Outcome(Enum):
     DIVERGED = "diverged"  # another meaning
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Side:
     output: str
     score: float | None
@@ -31,7 +31,7 @@ class Side:
     cut_off: bool = False  # ended at its token limit: no final answer yet
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Option:
     """One option of a multiple-choice (loglikelihood) lm-eval sample, for both models."""
 
@@ -41,7 +41,7 @@ class Option:
     gold: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PairedItem:
     item: EvalItem
     baseline: Side

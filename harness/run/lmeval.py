@@ -184,16 +184,16 @@ def _sample(task: str, raw: dict[str, Any]) -> Sample:
             else str(target)
         )
         return Sample(
-            task,
-            int(raw["doc_id"]),
-            raw["doc_hash"],
-            prompt,
-            gold,
-            choices[chosen],
-            metric,
-            score,
-            choices,
-            lls,
+            task=task,
+            doc_id=int(raw["doc_id"]),
+            doc_hash=raw["doc_hash"],
+            prompt=prompt,
+            target=gold,
+            output=choices[chosen],
+            metric=metric,
+            score=score,
+            choices=choices,
+            loglikelihoods=lls,
             **_doc_fields(raw),
         )
     resp = raw["filtered_resps"][0]
@@ -203,14 +203,14 @@ def _sample(task: str, raw: dict[str, Any]) -> Sample:
         else str(resp[0] if isinstance(resp, list | tuple) and resp else resp)
     )
     return Sample(
-        task,
-        int(raw["doc_id"]),
-        raw["doc_hash"],
-        prompt,
-        str(raw["target"]),
-        output,
-        metric,
-        score,
+        task=task,
+        doc_id=int(raw["doc_id"]),
+        doc_hash=raw["doc_hash"],
+        prompt=prompt,
+        target=str(raw["target"]),
+        output=output,
+        metric=metric,
+        score=score,
         **_doc_fields(raw),
     )
 

@@ -453,12 +453,12 @@ def _run_model(
         memory = peak_memory_mb() if backend.in_process else None
     seconds_all = time.monotonic() - started
     run = ModelRun(
-        spec.name,
-        gens,
-        seconds_all,
-        samples,
-        round(speed, 2),
-        memory,
+        name=spec.name,
+        generations=gens,
+        seconds=seconds_all,
+        samples=samples,
+        tokens_per_second=round(speed, 2),
+        peak_memory_mb=memory,
         split_differently=fed.split_differently,
         own_stop_ids=fed.own_stop_ids,
     )
@@ -474,7 +474,11 @@ def _generation(
     output = cut_at_stop(text, stop)
     cut_off = len(row) >= limit and output == text
     return Generation(
-        item.id, output, row, tuple(backend.token_text(t) for t in row), cut_off=cut_off
+        item_id=item.id,
+        output=output,
+        output_ids=row,
+        output_tokens=tuple(backend.token_text(t) for t in row),
+        cut_off=cut_off,
     )
 
 
@@ -598,12 +602,12 @@ def _cached_run(
     ref = entry.reference_nll(MODEL)
     nll = from_json(dict[str, float], read_json(ref)) if ref.is_file() else None
     run = ModelRun(
-        name,
-        gens,
-        float(meta["seconds"]),
-        samples,
-        meta["tokens_per_second"],
-        meta["peak_memory_mb"],
+        name=name,
+        generations=gens,
+        seconds=float(meta["seconds"]),
+        samples=samples,
+        tokens_per_second=meta["tokens_per_second"],
+        peak_memory_mb=meta["peak_memory_mb"],
         reused=True,
         split_differently=int(meta.get("split_differently", 0)),
         own_stop_ids=tuple(meta.get("own_stop_ids", ())),

@@ -262,12 +262,12 @@ class RunDir:
         nll = read_json(ref) if ref.is_file() else {}
         return [
             Generation(
-                r["id"],
-                r["output"],
-                tuple(r["output_ids"]),
-                tuple(r["output_tokens"]),
-                nll.get(r["id"]),
-                bool(r.get("cut_off", False)),
+                item_id=r["id"],
+                output=r["output"],
+                output_ids=tuple(r["output_ids"]),
+                output_tokens=tuple(r["output_tokens"]),
+                reference_nll=nll.get(r["id"]),
+                cut_off=bool(r.get("cut_off", False)),
             )
             for r in rows
         ]
