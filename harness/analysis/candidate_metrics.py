@@ -387,7 +387,6 @@ REVIEW_RULES: tuple[GateRule, ...] = (
 )
 GATE_RULES: tuple[GateRule, ...] = (*(m.gate for m in METRICS if m.gate), *REVIEW_RULES)
 METRIC_NAMES = tuple(m.name for m in METRICS)
-GATE_KEYS = (*(r.key for r in GATE_RULES), "bound")
 # `[gate]` as declared: each rule's key, then `bound` (`GateConfig`'s own).
 GATE_SETTINGS: tuple[Key, ...] = (*(r.setting() for r in GATE_RULES), *keys_of(GateConfig))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -52,6 +53,7 @@ __all__ = [
     "quantizer_settings",
 ]
 
+NAME = re.compile(NAME_PATTERN)
 TOP = keys_of(CompareConfig)
 MODEL = keys_of(ModelSpec)
 GATED = keys_of(CandidateSpec)  # `gated`
@@ -377,14 +379,12 @@ def apply_overrides(
 ) -> CompareConfig:
     """`--evalset PATH` (replaces the list) and `--candidate NAME=PATH` (replaces that
     candidate's source, or adds a gated one)."""
-    import re
-
     if evalsets:
         cfg = replace(cfg, evalsets=tuple(evalsets))
     by_name = {c.name: c for c in cfg.candidates}
     for flag in candidates:
         name, sep, path = flag.partition("=")
-        if not sep or not re.match(NAME_PATTERN, name) or not path:
+        if not sep or not NAME.match(name) or not path:
             raise ConfigError(f"--candidate {flag!r}: expected NAME=PATH")
         old = by_name.get(name)
         spec = ModelSpec(name=name, path=path)
