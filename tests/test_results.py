@@ -14,7 +14,8 @@ from harness.records import Interval
 from harness.records.codec import CodecError, from_json
 from harness.records.errors import RecordError
 from harness.store.rundir import RunDir, RunFolderError
-from tools.bench import synthetic_run
+
+from .support.synthetic import synthetic_run
 
 
 @pytest.fixture(scope="module")
