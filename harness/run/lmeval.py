@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -98,13 +99,31 @@ def backend_lm(backend: Backend, batch_size: int, chat: bool = False) -> Any:
     return BackendLM()
 
 
+def task_manager(include_path: str | None) -> Any:
+    """lm-eval's index of its tasks and those under `include_path`, built once a process for
+    the same task files: it reads every task file lm-eval ships (8 s or more on 2 cores), and
+    a compare runs the tasks on every model. A task file added or edited under
+    `include_path` since makes a new index."""
+    stamp: tuple[tuple[str, int, int], ...] = ()
+    if include_path is not None:
+        files = sorted(p for p in Path(include_path).rglob("*") if p.is_file())
+        stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    return _task_manager(include_path, stamp)
+
+
+@functools.cache
+def _task_manager(include_path: str | None, stamp: tuple[tuple[str, int, int], ...]) -> Any:
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=include_path)
+
+
 def run_tasks(backend: Backend, cfg: LmEvalConfig, batch_size: int) -> list[Sample]:
     """Every configured task on an open backend; samples in task, doc order."""
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
     lm = backend_lm(backend, batch_size, chat=cfg.apply_chat_template)
-    manager = TaskManager(include_path=cfg.include_path)
+    manager = task_manager(cfg.include_path)
     missing = [t for t in cfg.tasks if t not in manager.all_tasks]
     if missing:
         raise LmEvalError(
