@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.run.llamacpp_home import home
-from tests.support.helpers import write_config
+from tests.support.helpers import shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
 CALIBRATION = REPO / "evalsets" / "calibration" / "generic.jsonl"
@@ -219,7 +219,7 @@ def test_code_prompts_are_fed_the_baselines_ids(tmp_path: Path) -> None:
     out = tmp_path / "run"
     cfg = write_config(
         tmp_path / "code.toml",
-        REPO / "evalsets" / "code" / "code.jsonl",
+        shortened(tmp_path / "code.jsonl", [REPO / "evalsets" / "code" / "code.jsonl"], 8),
         SMOLLM,
         {"f32-gguf": {"quantize": {"engine": "llama.cpp", "type": "F32"}}},
         {"max_mean_kld": 0.05},

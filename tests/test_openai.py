@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.helpers import in_process as run_cli
-from tests.support.helpers import write_config
+from tests.support.helpers import shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 from tests.support.servers import Faults, child_servers, fault_proxy, llama_server, witness
 
@@ -45,12 +45,8 @@ def server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 
 def subset(out: Path, per_file: int = 4) -> Path:
-    """The first items of each real eval-set file, in one file."""
-    lines = []
-    for path in sorted(REAL.glob("*.jsonl")):
-        lines += path.read_text().splitlines()[:per_file]
-    out.write_text("\n".join(lines) + "\n")
-    return out
+    """The first items of each real eval-set file, in one file, answered in 32 tokens."""
+    return shortened(out, sorted(REAL.glob("*.jsonl")), 32, per_file)
 
 
 def served_spec(url: str, **server: Any) -> Any:

@@ -22,6 +22,22 @@ PAYLOADS = (
 )
 
 
+def shortened(
+    out: Path, paths: Iterable[Path], max_new_tokens: int, per_file: int | None = None
+) -> Path:
+    """The rows of `paths` (the first `per_file` of each) in one eval set whose items allow at
+    most `max_new_tokens`: the shipped sets give chat items up to 128, and the tests that
+    read a few tokens of an answer need not pay for a whole one."""
+    lines = []
+    for path in paths:
+        for line in path.read_text().splitlines()[:per_file]:
+            row = json.loads(line)
+            row["max_new_tokens"] = min(row.get("max_new_tokens") or max_new_tokens, max_new_tokens)
+            lines.append(json.dumps(row, ensure_ascii=False))
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
 def agreement_rows(n: int, tags: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Reference-free items, every other one hard: the baseline agrees with itself (1.0), a
     different random model mostly does not, so these flip deterministically."""
