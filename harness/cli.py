@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.gate import evidence_sentence
 from harness.analysis.results import Results
 from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
 from harness.records.errors import HarnessError
@@ -174,6 +175,9 @@ def report_verdicts(results: Results, out: Path) -> int:
         print(f"{c.verdict.upper():4}  {c.name} ({label})")
         for reason in c.reasons:
             print(f"      - {reason}")
+        for rule in c.rules:
+            if rule.evidence is not None and not rule.passed:
+                print(f"        {rule.rule}: {evidence_sentence(rule)}")
     if results.ladder is not None:
         return report_ladder(results)
     failed = any(c.gated and c.verdict != "pass" for c in results.candidates)

@@ -336,7 +336,7 @@ def analyze(
             paired[cand.name] += pair_samples(lm_base, folder.read_samples(cand.name))
         metrics = summarize(paired[cand.name], stats)
         review = review_status(paired[cand.name], reviews.verdicts.get(cand.name, {}))
-        verdict = gate(metrics, gate_cfg, review)
+        verdict = gate(metrics, gate_cfg, review, paired[cand.name], stats.confidence)
         candidates.append(
             CandidateResult(
                 info=cand,

@@ -4,11 +4,13 @@ artifacts, determinism, escaping, and the report agreeing with results.json."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import pytest
@@ -210,6 +212,49 @@ def test_gated_failure_exits_1(tiny_model_dir: Path, other_model_dir: Path, tmp_
     assert r["candidates"][0]["verdict"] == "fail"
     assert "<failure" in (tmp_path / "run" / "junit.xml").read_text()
     assert "**FAIL**" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_an_interval_across_the_limit_is_undecided_with_the_items_that_decide_it(
+    tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path
+) -> None:
+    """The limit set inside the drop's interval: neither shown within nor beyond it. The run
+    says `undecided` everywhere a verdict is written, exits 1 (fail-closed), and sizes the
+    items that would decide it by the formula of docs/metrics.md, computed here by hand
+    from the items in results.json."""
+    (tmp_path / "a").mkdir()
+    gate = "max_weighted_accuracy_drop = 0.0"
+    first = config(tmp_path / "a", tiny_model_dir, other_model_dir, gate)
+    assert compare(first, tmp_path / "a" / "run") == 1
+    drop = results(tmp_path / "a" / "run")["candidates"][0]["metrics"]["weighted_accuracy"]
+    limit = round((drop["ci_low"] + drop["ci_high"]) / 2, 4)
+    assert drop["ci_low"] < limit < drop["ci_high"]
+    cfg = config(tmp_path, tiny_model_dir, other_model_dir, f"max_weighted_accuracy_drop = {limit}")
+    assert compare(cfg, tmp_path / "run") == 1
+    r = results(tmp_path / "run")
+    cand = r["candidates"][0]
+    [rule] = cand["rules"]
+    assert cand["verdict"] == rule["verdict"] == "undecided"
+    run = tmp_path / "run"
+    assert 'type="undecided"' in (run / "junit.xml").read_text()
+    assert "**UNDECIDED**" in (run / "summary.md").read_text()
+    assert '<span class="badge undecided">UNDECIDED</span>' in (run / "report.html").read_text()
+    scored = [it for it in r["items"] if it["baseline"]["score"] is not None]
+    d = [it["baseline"]["score"] - it["candidates"]["cand"]["score"] for it in scored]
+    w = [it["weight"] for it in scored]
+    mean = sum(a * b for a, b in zip(d, w, strict=True)) / sum(w)
+    spread = sum(a * a * b for a, b in zip(d, w, strict=True)) / sum(w) - mean**2
+    deff = len(w) * sum(b * b for b in w) / sum(w) ** 2
+    z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
+    by_hand = math.ceil(z**2 * spread / (limit - mean) ** 2 * deff) * len(r["items"]) / len(d)
+    evidence = rule["evidence"]
+    assert evidence["items_needed"] == math.ceil(by_hand)
+    assert evidence["items"] == len(r["items"]) and evidence["limit"] == limit
+    assert evidence["resolution"] == pytest.approx((drop["ci_high"] - drop["ci_low"]) / 2)
+    html = (run / "report.html").read_text()
+    assert (
+        f"deciding the {100 * limit:.2f}-pt limit needs ≈ {evidence['items_needed']:,} items"
+        in html
+    )
 
 
 def test_ungated_failure_exits_0(

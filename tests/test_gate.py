@@ -1,4 +1,5 @@
-"""Gate decisions, exactly at and around each threshold."""
+"""Gate decisions, exactly at and around each threshold: pass (the pessimistic end within the
+limit), fail (even the optimistic end beyond it), undecided (the interval straddles it)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ def metrics(**changes: object) -> CandidateMetrics:
     ("limit", "bound", "verdict"),
     [
         (0.03, "upper_ci", "pass"),  # exactly at the upper end: passes
-        (0.0299, "upper_ci", "fail"),
+        (0.0299, "upper_ci", "undecided"),
+        (0.01, "upper_ci", "undecided"),  # exactly at the lower end: no loss is shown
+        (0.0099, "upper_ci", "fail"),
         (0.02, "point", "pass"),  # exactly at the point estimate
         (0.0199, "point", "fail"),
     ],
@@ -48,7 +51,8 @@ def test_weighted_drop_at_threshold(limit: float, bound: str, verdict: str) -> N
 
 def test_hard_drop_uses_the_hard_interval() -> None:
     assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.08)).verdict == "pass"
-    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.07)).verdict == "fail"
+    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.07)).verdict == "undecided"
+    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.0199)).verdict == "fail"
 
 
 def test_hard_regressions_at_threshold() -> None:
@@ -58,19 +62,38 @@ def test_hard_regressions_at_threshold() -> None:
 
 def test_regression_share_at_threshold() -> None:
     assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.06)).verdict == "pass"
-    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.05)).verdict == "fail"
+    share = GateConfig.of(max_weighted_regression_share=0.05)
+    assert gate(metrics(), share).verdict == "undecided"
+    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.0199)).verdict == "fail"
     point = GateConfig.of(max_weighted_regression_share=0.04, bound="point")
     assert gate(metrics(), point).verdict == "pass"
 
 
 def test_reasons_name_metric_value_interval_and_limit() -> None:
-    result = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=0.01, max_hard_regressions=5))
+    result = gate(
+        metrics(), GateConfig.of(max_weighted_accuracy_drop=0.005, max_hard_regressions=5)
+    )
     assert result.verdict == "fail"
     assert result.reasons == [
-        "Weighted accuracy dropped 2.00 pts (interval 1.00 pts to 3.00 pts); judged at the "
-        "upper end of its interval, 3.00 pts is over the limit of 1.00 pts"
+        "Weighted accuracy dropped 2.00 pts (interval 1.00 pts to 3.00 pts); even its lower "
+        "end, 1.00 pts, is over the limit of 0.50 pts: the loss is shown"
     ]
     assert len(result.rules) == 2
+    open_ = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=0.02))
+    assert open_.verdict == "undecided" and open_.reasons == [
+        "Weighted accuracy dropped 2.00 pts (interval 1.00 pts to 3.00 pts); undecided: the "
+        "interval straddles the limit of 2.00 pts (more items decide it)"
+    ]
+
+
+def test_a_candidate_fails_on_any_failed_rule_and_is_undecided_on_any_open_one() -> None:
+    both = GateConfig.of(max_weighted_accuracy_drop=0.02, max_hard_regressions=1)
+    assert [r.verdict for r in gate(metrics(), both).rules] == ["undecided", "fail"]
+    assert gate(metrics(), both).verdict == "fail"
+    some = GateConfig.of(max_weighted_accuracy_drop=0.02, max_hard_regressions=2)
+    assert gate(metrics(), some).verdict == "undecided"
+    point = GateConfig.of(max_weighted_accuracy_drop=0.02, bound="point")
+    assert gate(metrics(), point).verdict == "pass"  # a point estimate is never undecided
 
 
 def test_no_hard_items_fails_closed() -> None:

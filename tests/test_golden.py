@@ -51,8 +51,8 @@ BF16_LOGLIKELIHOOD = re.compile(
 
 
 def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
-    """A schema-1 results.json in schema 2's shape (no value recomputed)."""
-    old["schema_version"] = 3
+    """A schema-1 results.json in today's shape (no value recomputed)."""
+    old["schema_version"] = 4
     old["config"]["generation"] = old["config"].pop("run")
     for model in (
         old["baseline"],
@@ -117,7 +117,25 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     for it in old["items"]:
         for side in it["candidates"].values():
             side["answer_change"] = None
+    # Step 14: three verdicts (a rule that passed is `pass`; this run's rules all pass).
+    for cand in old["candidates"]:
+        for rule in cand["rules"]:
+            rule["verdict"] = "pass" if rule.pop("passed") else "fail"
     return old
+
+
+def pop_evidence(new: dict[str, Any]) -> None:
+    """Step 14 sizes what each rule on an interval resolves (facts the old file did not
+    record): taken out after checking them against the intervals the file does hold."""
+    for cand in new["candidates"]:
+        for rule in cand["rules"]:
+            evidence = rule.pop("evidence")
+            if rule["rule"] == "max_weighted_accuracy_drop":
+                m = cand["metrics"]["weighted_accuracy"]
+                half = (m["ci_high"] - m["ci_low"]) / 2
+                assert evidence["resolution"] == pytest.approx(half)
+                assert evidence["provable"] == m["ci_high"]
+                assert evidence["items"] == len(new["items"])
 
 
 def pop_cut_off(new: dict[str, Any]) -> None:
@@ -219,6 +237,7 @@ def test_results_equal_the_pre_refactor_run(
         for side in it["candidates"].values():
             assert side.pop("meaning") is None
     pop_cut_off(new)
+    pop_evidence(new)
     assert new["candidates"][0]["name"] == "bf16"
     assert drop_consequences(old, new) <= 1
     assert differences(old, new) == []

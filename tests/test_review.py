@@ -73,7 +73,7 @@ def test_review_gates_and_lands_in_every_artifact(
     assert hard, "the random candidate should regress some hard agreement items"
     [cand] = results(run)["candidates"]
     assert cand["verdict"] == "fail"
-    assert any(r["rule"] == "require_review" and not r["passed"] for r in cand["rules"])
+    assert any(r["rule"] == "require_review" and r["verdict"] == "fail" for r in cand["rules"])
 
     verdicts = [
         {"candidate": "cand", "item": i, "verdict": "harmless", "comment": "reworded"} for i in hard

@@ -24,6 +24,7 @@ from harness.analysis.gate_rules import (
     drop_gate,
     hard_regressions_rule,
     point_gate,
+    regression_share_ends,
     regression_share_rule,
     require_review_rule,
 )
@@ -175,6 +176,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             "weighted_accuracy",
             "Weighted accuracy",
             doc="fails when the weighted accuracy drop exceeds it (0.01 = 1 point)",
+            per_item=lambda paired: _differences(_scored(paired)),
         ),
         interval_columns("weighted_accuracy", "weighted acc.", "drop (interval)"),
     ),
@@ -188,6 +190,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             "Hard-item accuracy",
             "hard",
             doc="fails when the accuracy drop on hard items exceeds it",
+            per_item=lambda paired: _differences([p for p in _scored(paired) if p.item.hard]),
         ),
         interval_columns("hard_accuracy", "hard acc.", "hard drop (interval)"),
     ),
@@ -235,6 +238,11 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             regression_share_rule,
             needs="reference",
             doc="fails when regressions carry more than this share of the scored weight",
+            interval=regression_share_ends,
+            per_item=lambda paired: (
+                [float(p.outcome is Outcome.REGRESSION) for p in _scored(paired)],
+                [p.item.weight for p in _scored(paired)],
+            ),
         ),
         (column("regression weight share", "weighted_regression_share", pct),),
     ),
@@ -402,6 +410,14 @@ def gate_table(cfg: GateConfig) -> dict[str, GateLimit | str | None]:
 def _scored(paired: Sequence[PairedItem]) -> list[PairedItem]:
     """Items with a score on both sides: reference-free items never are."""
     return [p for p in paired if p.baseline.score is not None and p.candidate.score is not None]
+
+
+def _differences(paired: Sequence[PairedItem]) -> tuple[list[float], list[float]]:
+    """Per scored item: baseline score minus candidate score, and the item's weight."""
+    return (
+        [(p.baseline.score or 0.0) - (p.candidate.score or 0.0) for p in paired],
+        [p.item.weight for p in paired],
+    )
 
 
 def _interval(paired: Sequence[PairedItem], stats: StatsConfig) -> Interval | None:

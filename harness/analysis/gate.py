@@ -1,20 +1,31 @@
-"""The release gate: `gate(metrics, config, review) -> GateResult`, with a sentence per rule.
+"""The release gate: `gate(metrics, config, review, paired) -> GateResult`, with a sentence
+and a verdict per rule: `pass`, `fail` or `undecided`.
 
-The rules are the `GateRule`s declared in `candidate_metrics` (in declaration order); each
-drop is judged at the pessimistic end of its paired interval by default (`bound =
-"upper_ci"`): a gate must be convinced, not merely unsurprised. A value exactly at its limit
-passes. A rule that cannot be evaluated (no hard item scored) fails: an error is never a pass.
+The rules are the `GateRule`s declared in `candidate_metrics` (in declaration order). A rule on
+a paired interval passes when the interval's pessimistic end is within its limit (a gate must
+be convinced, not merely unsurprised), fails when even the optimistic end is beyond it (the
+loss is shown), and is undecided in between; with `bound = "point"` the point estimate alone
+decides. A value exactly at its limit passes. A rule that cannot be evaluated (no hard item
+scored) fails: an error is never a pass. A candidate passes when every rule passes, fails
+when any fails, and is undecided otherwise.
+
+Every rule on an interval also says what the run could resolve (`Evidence`): the interval's
+half-width, the smallest limit it would pass, and the items of the same mix that would decide
+it (`harness.analysis.evidence.items_needed`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from harness.analysis.candidate_metrics import GATE_RULES
+from harness.analysis.evidence import items_needed
+from harness.analysis.gate_rules import GateRule
 from harness.analysis.review import ReviewStatus
 from harness.analysis.scorers import reference_free
-from harness.records import CandidateMetrics, EvalItem, GateConfig
+from harness.records import CandidateMetrics, EvalItem, GateConfig, PairedItem
 from harness.records.errors import HarnessError
 from harness.records.settings import GateVerdict
 
@@ -23,11 +34,27 @@ class UnknownGateKey(HarnessError):
     """A limit for a key no rule declares."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evidence:
+    """What the run can resolve for a rule on an interval."""
+
+    limit: float  # the rule's limit, in the interval's unit
+    resolution: float  # the interval's half-width now
+    provable: float  # the smallest limit this run would pass: drops above it are ruled out
+    items: int  # eval-set items behind the interval now
+    items_needed: int | None  # items of the same mix that decide the rule (None: none can)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RuleResult:
     rule: str  # the [gate] key
-    passed: bool
+    verdict: GateVerdict
     message: str
+    evidence: Evidence | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +64,16 @@ class GateResult:
 
     @property
     def reasons(self) -> list[str]:
-        """The failing rules' sentences; every rule's sentence when all pass."""
-        failing = [r.message for r in self.rules if not r.passed]
-        return failing or [r.message for r in self.rules]
+        """The sentences of the rules that did not pass; every rule's when all pass."""
+        open_ = [r.message for r in self.rules if not r.passed]
+        return open_ or [r.message for r in self.rules]
+
+
+def combine(verdicts: Sequence[GateVerdict]) -> GateVerdict:
+    """`fail` when any fails, `pass` when all pass, else `undecided`."""
+    if "fail" in verdicts or not verdicts:
+        return "fail"
+    return "pass" if all(v == "pass" for v in verdicts) else "undecided"
 
 
 class GateNotComputable(HarnessError):
@@ -74,7 +108,15 @@ def check_computable(
             )
 
 
-def gate(m: CandidateMetrics, cfg: GateConfig, review: ReviewStatus | None = None) -> GateResult:
+def gate(
+    m: CandidateMetrics,
+    cfg: GateConfig,
+    review: ReviewStatus | None = None,
+    paired: Sequence[PairedItem] = (),
+    confidence: float = 0.95,
+) -> GateResult:
+    """The gate's verdict on one candidate; `paired` (its paired items) and the interval's
+    `confidence` size the evidence of the rules on intervals."""
     known = {r.key for r in GATE_RULES}
     unknown = sorted(set(cfg.limits) - known)
     if unknown:
@@ -84,10 +126,64 @@ def gate(m: CandidateMetrics, cfg: GateConfig, review: ReviewStatus | None = Non
     for rule in GATE_RULES:
         if rule.active(cfg):
             limit = cfg.limits.get(rule.key, rule.default)
-            passed, message = rule.judge(m, seen, limit, cfg.bound)
-            rules.append(RuleResult(rule.key, passed, message))
+            verdict, message = rule.judge(m, seen, limit, cfg.bound)
+            evidence = (
+                _evidence(rule, m, paired, float(limit), confidence)
+                if isinstance(limit, int | float)
+                else None
+            )
+            rules.append(
+                RuleResult(rule=rule.key, verdict=verdict, message=message, evidence=evidence)
+            )
     if not rules:
-        return GateResult(
-            "fail", (RuleResult("gate", False, "No gate rule is set: nothing can pass."),)
+        none = RuleResult(
+            rule="gate", verdict="fail", message="No gate rule is set: nothing can pass."
         )
-    return GateResult("pass" if all(r.passed for r in rules) else "fail", tuple(rules))
+        return GateResult("fail", (none,))
+    return GateResult(combine([r.verdict for r in rules]), tuple(rules))
+
+
+def _evidence(
+    rule: GateRule,
+    m: CandidateMetrics,
+    paired: Sequence[PairedItem],
+    limit: float,
+    confidence: float,
+) -> Evidence | None:
+    if rule.interval is None or rule.per_item is None or not paired:
+        return None
+    ends = rule.interval(m)
+    if ends is None:
+        return None
+    low, high = ends
+    x, w = rule.per_item(paired)
+    need = items_needed(x, w, limit, confidence)
+    if need is not None and x:
+        # The rule reads a slice (the scored items, the hard ones): the eval set of the same
+        # mix that holds that many of them.
+        need = math.ceil(need * len(paired) / len(x))
+    return Evidence(
+        limit=limit,
+        resolution=(high - low) / 2,
+        provable=high,
+        items=len(paired),
+        items_needed=need,
+    )
+
+
+def evidence_sentence(rule: RuleResult) -> str:
+    """What the run resolves for a rule on an interval, and what deciding it would take:
+    "this run resolves ±3.6 pts (203 items); deciding the 2.00-pt limit needs ≈ 1,668
+    items of the same mix". Empty for other rules."""
+    e = rule.evidence
+    if e is None:
+        return ""
+    said = f"this run resolves ±{100 * e.resolution:.2f} pts ({e.items:,} items)"
+    if rule.verdict == "pass":
+        return f"{said} and rules out anything above {100 * e.provable:.2f} pts"
+    if e.items_needed is None:
+        return f"{said}; the estimate sits at the limit: no number of items decides it"
+    if rule.verdict == "fail":
+        return said
+    deciding = f"deciding the {100 * e.limit:.2f}-pt limit needs ≈ {e.items_needed:,} items"
+    return f"{said}; {deciding} of the same mix"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from harness.analysis.review import ReviewStatus
 from harness.records import CandidateMetrics, GateConfig, Interval
 from harness.records.schema import Key
-from harness.records.settings import Bound, GateLimit
+from harness.records.settings import Bound, GateLimit, GateVerdict
 
 Direction = Literal["max", "min"]
 
@@ -33,14 +33,19 @@ class GateRule:
     key: str  # the [gate] key
     direction: Direction  # "max": the value may not exceed the limit; "min": nor fall below it
     limit: Limit
-    # (candidate metrics, review summary, limit, bound) -> (passed, the sentence)
-    judge: Callable[[CandidateMetrics, ReviewStatus, Any, Bound], tuple[bool, str]]
+    # (candidate metrics, review summary, limit, bound) -> (verdict, the sentence)
+    judge: Callable[[CandidateMetrics, ReviewStatus, Any, Bound], tuple[GateVerdict, str]]
     default: GateLimit | None = None  # the rule is off at this value
     # What the eval set must hold for the rule to be computed at all, checked before any
     # model runs: "reference" (an item scored against a reference), "hard" (a hard one),
     # "free" (a reference-free item), "distribution" ([generation] distribution on).
     needs: str | None = None
     doc: str = ""  # when the rule fails, in the configuration reference
+    # For a rule judged on an interval: its (low, high) ends, and the per-item values
+    # (x, weight) whose weighted mean it estimates, from the paired items the metric reads
+    # (what `items_needed` sizes).
+    interval: Callable[[CandidateMetrics], tuple[float, float] | None] | None = None
+    per_item: Callable[[Any], tuple[list[float], list[float]]] | None = None
 
     def setting(self) -> Key:
         """The rule's `[gate]` key, declared for the config reader and the reference."""
@@ -73,27 +78,74 @@ def _pts(x: float) -> str:
     return f"{100 * x:.2f} pts"
 
 
-def drop_gate(key: str, name: str, label: str, needs: str = "reference", doc: str = "") -> GateRule:
-    """A limit on the drop of the paired interval `name`, judged at its pessimistic end
-    unless `bound = "point"`; a slice with nothing scored fails: an error is never a pass."""
+def verdict_of(ok: bool) -> GateVerdict:
+    return "pass" if ok else "fail"
 
-    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound) -> tuple[bool, str]:
+
+def three_way(low: float, point: float, high: float, limit: float, bound: Bound) -> GateVerdict:
+    """An interval against a limit on how large it may be: `pass` when its pessimistic end
+    (`high`) is within it, `fail` when even its optimistic end (`low`) is beyond it, else
+    `undecided`. Judged at the point estimate (`bound = "point"`) there are two outcomes."""
+    if bound == "point":
+        return verdict_of(point <= limit)
+    return "pass" if high <= limit else "fail" if low > limit else "undecided"
+
+
+_BEYOND: dict[GateVerdict, Callable[[Interval, float], str]] = {
+    "pass": lambda v, limit: (
+        f"judged at the upper end of its interval, {_pts(v.ci_high)} is within the limit of "
+        f"{_pts(limit)}"
+    ),
+    "fail": lambda v, limit: (
+        f"even its lower end, {_pts(v.ci_low)}, is over the limit of {_pts(limit)}: "
+        "the loss is shown"
+    ),
+    "undecided": lambda v, limit: (
+        f"undecided: the interval straddles the limit of {_pts(limit)} (more items decide it)"
+    ),
+}
+
+
+def drop_gate(
+    key: str,
+    name: str,
+    label: str,
+    needs: str = "reference",
+    doc: str = "",
+    per_item: Callable[[Any], tuple[list[float], list[float]]] | None = None,
+) -> GateRule:
+    """A limit on the drop of the paired interval `name`: `pass` when the pessimistic end is
+    within it, `fail` when the optimistic end is beyond it, `undecided` in between (at the
+    point estimate alone when `bound = "point"`); a slice with nothing scored fails: an error
+    is never a pass."""
+
+    def judge(
+        m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound
+    ) -> tuple[GateVerdict, str]:
         value = m[name]
         if not isinstance(value, Interval):
-            return False, (
+            return "fail", (
                 f"{label}: no item of this slice was scored; the limit {_pts(limit)} cannot be "
                 "checked"
             )
-        judged = value.ci_high if bound == "upper_ci" else value.drop
-        ok = judged <= limit
-        where = "the upper end of its interval" if bound == "upper_ci" else "the point estimate"
-        return ok, (
-            f"{label} dropped {_pts(value.drop)} "
-            f"(interval {_pts(value.ci_low)} to {_pts(value.ci_high)}); judged at {where}, "
-            f"{_pts(judged)} is {'within' if ok else 'over'} the limit of {_pts(limit)}"
-        )
+        verdict = three_way(value.ci_low, value.drop, value.ci_high, limit, bound)
+        span = f"interval {_pts(value.ci_low)} to {_pts(value.ci_high)}"
+        said = f"{label} dropped {_pts(value.drop)} ({span})"
+        if bound == "point":
+            word = "within" if verdict == "pass" else "over"
+            return verdict, (
+                f"{said}; judged at the point estimate, {_pts(value.drop)} is {word} the limit "
+                f"of {_pts(limit)}"
+            )
+        return verdict, f"{said}; {_BEYOND[verdict](value, limit)}"
 
-    return GateRule(key, "max", Limit.SHARE, judge, needs=needs, doc=doc)
+    def ends(m: CandidateMetrics) -> tuple[float, float] | None:
+        value = m[name]
+        return (value.ci_low, value.ci_high) if isinstance(value, Interval) else None
+
+    return GateRule(
+        key, "max", Limit.SHARE, judge, needs=needs, doc=doc, interval=ends, per_item=per_item
+    )
 
 
 UNMEASURED = "was not measured ([generation] distribution is off)"
@@ -113,49 +165,64 @@ def point_gate(
     """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at
     least (`"min"`); a value that was not measured fails, saying why (`missing`)."""
 
-    def judge(m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound) -> tuple[bool, str]:
+    def judge(
+        m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound
+    ) -> tuple[GateVerdict, str]:
         value = m[name]
         if value is None:
-            return False, f"{label} {missing}; the limit {limit:g} cannot be checked"
+            return "fail", f"{label} {missing}; the limit {limit:g} cannot be checked"
         value = float(value) if isinstance(value, int | float) else math.nan
         ok = value <= limit if direction == "max" else value >= limit
         word = "at most" if direction == "max" else "at least"
-        return ok, f"{label} is {value:.4g}{unit}; it must be {word} {limit:g}{unit}"
+        return verdict_of(ok), f"{label} is {value:.4g}{unit}; it must be {word} {limit:g}{unit}"
 
     return GateRule(key, direction, limit, judge, needs=needs, doc=doc)
 
 
 def hard_regressions_rule(
     m: CandidateMetrics, _: ReviewStatus, limit: int, bound: Bound
-) -> tuple[bool, str]:
+) -> tuple[GateVerdict, str]:
     n = m["hard_regressions"]
     if not isinstance(n, int):
-        return False, f"No item was scored against a reference; the limit {limit} cannot be checked"
-    return n <= limit, (
+        return "fail", (
+            f"No item was scored against a reference; the limit {limit} cannot be checked"
+        )
+    return verdict_of(n <= limit), (
         f"{n} hard item(s) regressed (baseline right, candidate wrong); the limit is {limit}"
     )
 
 
 def regression_share_rule(
     m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound
-) -> tuple[bool, str]:
+) -> tuple[GateVerdict, str]:
     share, high = m["weighted_regression_share"], m["regression_share_ci_high"]
-    if not isinstance(share, float) or not isinstance(high, float):
-        return False, (
+    low = m["regression_share_ci_low"]
+    if not isinstance(share, float) or not isinstance(high, float) or not isinstance(low, float):
+        return "fail", (
             f"No item was scored against a reference; the limit {limit:.2%} cannot be checked"
         )
+    verdict = three_way(low, share, high, limit, bound)
     judged = high if bound == "upper_ci" else share
-    return judged <= limit, (
-        f"Regressions carry {share:.2%} of the weight (interval "
-        f"{m.regression_share_ci_low:.2%} to {high:.2%}); judged at "
-        f"{judged:.2%} against the limit of {limit:.2%}"
+    said = {
+        "pass": f"judged at {judged:.2%} against the limit of {limit:.2%}",
+        "fail": f"judged at {judged:.2%} against the limit of {limit:.2%}"
+        + (": even the lower end is over it" if bound == "upper_ci" else ""),
+        "undecided": f"undecided: the interval straddles the limit of {limit:.2%}",
+    }[verdict]
+    return verdict, (
+        f"Regressions carry {share:.2%} of the weight (interval {low:.2%} to {high:.2%}); {said}"
     )
+
+
+def regression_share_ends(m: CandidateMetrics) -> tuple[float, float] | None:
+    low, high = m["regression_share_ci_low"], m["regression_share_ci_high"]
+    return (low, high) if isinstance(low, float) and isinstance(high, float) else None
 
 
 def require_review_rule(
     m: CandidateMetrics, r: ReviewStatus, limit: bool, bound: Bound
-) -> tuple[bool, str]:
-    return r.hard_regressions_unreviewed == 0, (
+) -> tuple[GateVerdict, str]:
+    return verdict_of(r.hard_regressions_unreviewed == 0), (
         f"{r.hard_regressions_unreviewed} hard regression(s) have no hand verdict yet "
         f"({r.reviewed} of {r.flagged} flagged items reviewed); review is required"
     )
@@ -163,7 +230,7 @@ def require_review_rule(
 
 def confirmed_rule(
     m: CandidateMetrics, r: ReviewStatus, limit: int, bound: Bound
-) -> tuple[bool, str]:
-    return r.confirmed_regressions <= limit, (
+) -> tuple[GateVerdict, str]:
+    return verdict_of(r.confirmed_regressions <= limit), (
         f"Reviewers confirmed {r.confirmed_regressions} regression(s); the limit is {limit}"
     )

@@ -181,6 +181,18 @@ def answer(rungs: Sequence[Rung], lightest: str | None, reasons: dict[str, Any])
             return "The ladder has no rungs."
         heaviest = rungs[0]
         why = reasons.get(heaviest.name) or ["no reason given"]
+        undecided = [r.name for r in rungs if r.verdict == "undecided"]
+        if heaviest.verdict == "undecided":
+            return (
+                f"No rung passes the gate yet: {len(undecided)} of {len(rungs)} are undecided "
+                f"(their intervals straddle a limit; more items would tell) and the rest fail; "
+                f"even the heaviest, {heaviest.name}, is undecided: {why[0]}"
+            )
+        if undecided:
+            return (
+                f"No rung passes the gate; even the heaviest, {heaviest.name}, fails: {why[0]} "
+                f"({', '.join(undecided)} undecided)"
+            )
         return f"No rung passes the gate; even the heaviest, {heaviest.name}, fails: {why[0]}"
     r = next(x for x in rungs if x.name == lightest)
     parts = [f"{r.bits_per_weight:.2f} bits per weight" if r.bits_per_weight else _mb(r.size_bytes)]
@@ -194,24 +206,42 @@ def answer(rungs: Sequence[Rung], lightest: str | None, reasons: dict[str, Any])
 def decide(
     rungs: Sequence[Rung], target: str | None, max_size_mb: float | None
 ) -> tuple[GateVerdict, str]:
-    """The release decision and its reason."""
+    """The release decision and its reason: `pass` when a rung that qualifies passes,
+    `undecided` when none does but one that qualifies is undecided, else `fail`."""
     passing = [r for r in rungs if r.verdict == "pass"]
+    open_ = [r for r in rungs if r.verdict == "undecided"]
     reasons = []
-    ok = True
+    verdicts: list[GateVerdict] = []
     if target is not None:
-        hit = any(r.name == target for r in passing)
-        ok &= hit
-        reasons.append(f"the target rung {target} {'passes' if hit else 'fails'} the gate")
+        rung = next((r for r in rungs if r.name == target), None)
+        said = {"pass": "passes", "fail": "fails", "undecided": "is undecided on"}
+        verdict: GateVerdict = "fail" if rung is None else rung.verdict
+        verdicts.append(verdict)
+        reasons.append(f"the target rung {target} {said[verdict]} the gate")
     if max_size_mb is not None:
         limit = max_size_mb * MB
-        small = [r for r in passing if r.size_bytes is not None and r.size_bytes <= limit]
-        ok &= bool(small)
-        which = ", ".join(r.name for r in small) if small else "none"
+
+        def small(group: Sequence[Rung]) -> list[Rung]:
+            return [r for r in group if r.size_bytes is not None and r.size_bytes <= limit]
+
+        fits, maybe = small(passing), small(open_)
+        verdicts.append("pass" if fits else "undecided" if maybe else "fail")
+        which = ", ".join(r.name for r in fits) if fits else "none"
         reasons.append(f"passing rungs of at most {max_size_mb:g} MB: {which}")
+        if not fits and maybe:
+            reasons.append(f"undecided: {', '.join(r.name for r in maybe)}")
     if target is None and max_size_mb is None:
-        ok = bool(passing)
-        reasons.append(f"{len(passing)} of {len(rungs)} rung(s) pass the gate")
-    return ("pass" if ok else "fail"), "; ".join(reasons)
+        verdicts.append("pass" if passing else "undecided" if open_ else "fail")
+        said_open = f", {len(open_)} undecided" if open_ else ""
+        reasons.append(f"{len(passing)} of {len(rungs)} rung(s) pass the gate{said_open}")
+    decision: GateVerdict = (
+        "fail"
+        if "fail" in verdicts
+        else "pass"
+        if all(v == "pass" for v in verdicts)
+        else "undecided"
+    )
+    return decision, "; ".join(reasons)
 
 
 def summarize_ladder(

@@ -44,7 +44,7 @@ from harness.records.errors import RecordError
 from harness.records.ladder import Ladder
 from harness.records.settings import GateVerdict, Recipe
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def check_schema(data: Any, where: str) -> None:

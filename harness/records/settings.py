@@ -66,8 +66,10 @@ CALIBRATED = ("gptq",)  # methods that need a calibration set
 Bound = Literal["upper_ci", "point"]
 BOUNDS: tuple[str, ...] = typing.get_args(Bound)
 GateLimit = float | int | bool
-# What a gate says of a candidate (and a ladder of its release).
-GateVerdict = Literal["pass", "fail"]
+# What a gate says of a rule, a candidate and a ladder's release: `pass` (the pessimistic end
+# of each interval is within its limit), `fail` (a loss is shown: an optimistic end is beyond
+# it), `undecided` (an interval straddles its limit: the run cannot tell).
+GateVerdict = Literal["pass", "fail", "undecided"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

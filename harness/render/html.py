@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from harness.analysis.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
 from harness.analysis.formats import num, pct, pts
+from harness.analysis.gate import evidence_sentence
 from harness.analysis.pairing import diff_ops
 from harness.analysis.results import CandidateInfo, CandidateResult, Results
 from harness.records import (
@@ -246,6 +247,11 @@ def made_by(info: CandidateInfo) -> str:
     return text
 
 
+def evidence_lines(c: CandidateResult) -> list[str]:
+    """Per rule on an interval: what this run resolves and what deciding it would take."""
+    return [f"{r.rule}: {evidence_sentence(r)}" for r in c.rules if r.evidence is not None]
+
+
 def input_notes(info: CandidateInfo) -> list[str]:
     """What the candidate's own tokenizer would have done otherwise: it is fed the baseline's
     ids and stops on the baseline's stop ids, but a server tokenizing text itself would not."""
@@ -333,6 +339,7 @@ def render_html(
         r=results,
         made_by=made_by,
         input_notes=input_notes,
+        evidence_lines=evidence_lines,
         hists=hists,
         charts=charts,
         columns=TABLE_COLUMNS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from harness.analysis.gate import evidence_sentence
 from harness.analysis.results import CandidateResult, Results
 
 REVIEW_ORDER = {"regression": 0, "unsure": 1, "harmless": 2}
@@ -69,9 +70,13 @@ def render_junit(results: Results) -> str:
                 ET.SubElement(case, "skipped", message=f"not gated: {rule.message}")
                 skipped += 1
             elif not rule.passed:
-                ET.SubElement(case, "failure", message=rule.message)
+                # an undecided rule blocks a release as a failed one does; its type says which
+                ET.SubElement(
+                    case, "failure", message=f"{rule.verdict}: {rule.message}", type=rule.verdict
+                )
                 failures += 1
-            ET.SubElement(case, "system-out").text = rule.message
+            more = evidence_sentence(rule)
+            ET.SubElement(case, "system-out").text = rule.message + (f"; {more}" if more else "")
     if results.ladder is not None:
         cases, failures, skipped = _ladder_cases(suite, results, cases, failures, skipped)
     for cand in results.candidates:

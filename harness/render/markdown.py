@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from harness.analysis.candidate_metrics import SUMMARY_COLUMNS
 from harness.analysis.formats import num
+from harness.analysis.gate import evidence_sentence
 from harness.analysis.results import Results
 from harness.records.ladder import Ladder
 from harness.render.junit import review_text
@@ -74,6 +75,7 @@ def render_markdown(results: Results) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     for c in results.candidates:
         lines += ["", f"**{c.name}**: {c.verdict}"] + [f"- {r}" for r in c.reasons]
+        lines += [f"- {r.rule}: {evidence_sentence(r)}" for r in c.rules if r.evidence]
         review = review_text(results, c).split("\n")
         lines += [f"- Hand review: {review[0]}"] + [f"  - {line}" for line in review[1:]]
     return "\n".join(lines) + "\n"
