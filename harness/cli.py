@@ -33,11 +33,13 @@ EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells rep
 def cmd_validate(args: argparse.Namespace) -> int:
     """Eval sets, and compare configs (*.toml) with the eval sets they name."""
     from harness.analysis.candidate_metrics import gate_table
-    from harness.inputs.config import load_config
+    from harness.inputs.config import check_pool, load_config
     from harness.inputs.evalset import load_evalset
 
     configs = [load_config(Path(p)) for p in args.paths if p.endswith(".toml")]
     for cfg in configs:
+        if cfg.sequential is not None:
+            check_pool(cfg, len(load_evalset(cfg.evalsets)))
         rules = ", ".join(f"{k}={v}" for k, v in gate_table(cfg.gate).items() if v is not None)
         print(f"ok: {cfg.path}: {len(cfg.candidates)} candidate(s); gate: {rules}")
     patterns = [p for p in args.paths if not p.endswith(".toml")]

@@ -31,6 +31,7 @@ from harness.analysis.results import (
     Results,
     RunHeader,
     RunRecord,
+    SequentialPool,
     config_json,
     determinism,
     item_results,
@@ -38,7 +39,10 @@ from harness.analysis.results import (
 )
 from harness.analysis.review import ReviewError, Reviews, check_review, merge, review_status
 from harness.analysis.scorers import reference_free
+from harness.analysis.sequential import sequence_intervals
+from harness.inputs.config import check_pool
 from harness.inputs.evalset import load_evalset
+from harness.inputs.pool import stratified_order
 from harness.records import (
     CompareConfig,
     EvalItem,
@@ -82,6 +86,9 @@ def compare(
 
     check_out(out)
     items = load_evalset(cfg.evalsets)
+    if cfg.sequential is not None:
+        check_pool(cfg, len(items))
+        items = stratified_order(items, cfg.sequential.seed)
     check_computable(cfg.gate, items, cfg.generation.distribution, cfg.lm_eval is not None)
     check_embedder(cfg, items)
     preflight(cfg.baseline, cfg.candidates, items, cfg.generation)
@@ -127,17 +134,30 @@ def _run_and_publish(
     # ladder keeps the entries (rungs are added and rerun), a plain compare drops those it
     # used once its report is published.
     runs_cache = RunCache(run_cache or DEFAULT_RUN_CACHE, keep=cfg.ladder is not None)
-    runs = run_all(
-        cfg.baseline,
-        ready,
-        items,
-        cfg.generation,
-        staging,
-        cfg.lm_eval,
-        cfg.agreement,
-        runs_cache,
-        baseline_fp,
-    )
+    sequential, pool = None, None
+    if cfg.sequential is not None:
+        from harness.analysis.sequential import scales
+        from harness.run.sequential import round_ends, run_sequential
+
+        sequential = run_sequential(cfg, ready, items, staging, runs_cache, baseline_fp)
+        runs = sequential.runs
+        drawn = round_ends(len(items), cfg.sequential)[-1]
+        pool = SequentialPool(
+            items=drawn, rounds=sequential.rounds, scales=scales(items[:drawn], cfg.gate)
+        )
+        items = list(sequential.items)
+    else:
+        runs = run_all(
+            cfg.baseline,
+            ready,
+            items,
+            cfg.generation,
+            staging,
+            cfg.lm_eval,
+            cfg.agreement,
+            runs_cache,
+            baseline_fp,
+        )
     header = RunHeader(
         created_at=created_at,
         name=cfg.name,
@@ -159,9 +179,15 @@ def _run_and_publish(
             reused={k: r.reused for k, r in runs.items()},
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
+        sequential=pool,
     )
     base_stops = runs[cfg.baseline.name].own_stop_ids
     infos = tuple(CandidateInfo.of(c, runs[c.spec.name], base_stops) for c in ready)
+    if sequential is not None:
+        infos = tuple(
+            replace(i, items_used=sequential.used[i.name], decided_round=sequential.decided[i.name])
+            for i in infos
+        )
     run = RunRecord(header=header, candidates=infos, items=tuple(items))
     results, paired = analyze(run, staging, Reviews())
     text = dumps(results.to_json())
@@ -323,11 +349,13 @@ def analyze(
     paired: dict[str, list[PairedItem]] = {}
     candidates = []
     for cand in run.candidates:
-        tokens = folder.read_token_stats(cand.name, items)
+        # a sequential run's candidate ran a prefix of the items (it stopped once decided)
+        ran = items[: cand.items_used] if cand.items_used is not None else items
+        tokens = folder.read_token_stats(cand.name, ran)
         paired[cand.name] = pair(
-            items,
-            base,
-            folder.read_generations(cand.name, items),
+            ran,
+            base[: len(ran)],
+            folder.read_generations(cand.name, ran),
             tokens,
             folder.read_meaning(cand.name),
             threshold,
@@ -335,6 +363,10 @@ def analyze(
         if lm_base is not None:
             paired[cand.name] += pair_samples(lm_base, folder.read_samples(cand.name))
         metrics = summarize(paired[cand.name], stats)
+        if run.header.sequential is not None:
+            metrics = sequence_intervals(
+                metrics, paired[cand.name], gate_cfg, run.header.sequential.scales, stats
+            )
         review = review_status(paired[cand.name], reviews.verdicts.get(cand.name, {}))
         verdict = gate(metrics, gate_cfg, review, paired[cand.name], stats.confidence)
         candidates.append(

@@ -72,7 +72,7 @@ def test_a_drop_exactly_at_the_limit_is_wrongly_passed_at_most_alpha_of_the_time
     rng = np.random.default_rng(14)
     limit = 0.02
     d, w = paired_drops(rng, limit, 0.12), weights_of(rng)
-    scale = Scale(mean_weight=float(w.mean()), bound=3.0 / float(w.mean()))
+    scale = Scale.of(w, -1.0, 1.0)
     wrong = monitored_pass(scale.values(d, w), scale.threshold(limit)).mean()
     slack = 3 * math.sqrt(ALPHA * (1 - ALPHA) / SIMS)
     assert wrong <= ALPHA + slack, wrong
@@ -96,7 +96,7 @@ def test_the_naive_peek_passes_a_drop_at_the_limit_more_often_than_alpha() -> No
 def test_a_drop_far_below_the_limit_mostly_passes_well_before_the_pool_is_spent() -> None:
     rng = np.random.default_rng(16)
     d, w = paired_drops(rng, 0.0, 0.04), weights_of(rng)
-    scale = Scale(mean_weight=float(w.mean()), bound=3.0 / float(w.mean()))
+    scale = Scale.of(w, -1.0, 1.0)
     won = shown(bets(scale.values(d, w), scale.threshold(0.05), ALPHA).below, ALPHA)
     first = np.where(won.any(axis=1), won.argmax(axis=1) + 1, POOL + 1)
     assert (first <= POOL).mean() >= 0.9

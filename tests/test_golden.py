@@ -117,7 +117,12 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     for it in old["items"]:
         for side in it["candidates"].values():
             side["answer_change"] = None
-    # Step 14: three verdicts (a rule that passed is `pass`; this run's rules all pass).
+    # Step 14: three verdicts (a rule that passed is `pass`; this run's rules all pass), and
+    # the [sequential] table (none here).
+    old["config"]["sequential"] = None
+    old["sequential"] = None
+    for cand in old["candidates"]:
+        cand |= {"items_used": None, "decided_round": {}}
     for cand in old["candidates"]:
         for rule in cand["rules"]:
             rule["verdict"] = "pass" if rule.pop("passed") else "fail"

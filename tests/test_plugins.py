@@ -200,7 +200,9 @@ def test_an_installed_plugin_adds_an_engine_a_quantizer_a_scorer_and_a_metric(
     for cand in (echo, copied):  # the same weights, on another engine name or copied
         assert cand["metrics"]["identical_share"] == 1.0
         assert cand["metrics"]["paired_items"] == 6
-        assert any(r["rule"] == "max_paired_items" and r["verdict"] == "fail" for r in cand["rules"])
+        assert any(
+            r["rule"] == "max_paired_items" and r["verdict"] == "fail" for r in cand["rules"]
+        )
     assert copied["quantize"] == {
         "engine": "copy",
         "settings": {"label": "same"},

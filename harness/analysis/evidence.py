@@ -108,30 +108,33 @@ def shown(capital: np.ndarray, alpha: float) -> np.ndarray:
     return won
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scale:
     """Weighted per-item values as values in [0, 1] whose plain mean is the weighted mean:
-    y = w x / mean pool weight (its mean over the pool is sum(w x) / sum(w)), then
-    (y + bound) / (2 bound) with bound = max |x| * max w / mean pool weight."""
+    y = w x / (the pool's mean weight) has the pool's weighted mean as its mean, and lies in
+    [low, high] = [x_min, x_max] * (the pool's largest weight) / (its mean weight); it is
+    then mapped onto [0, 1]."""
 
     mean_weight: float
-    bound: float
+    low: float
+    high: float
 
     @classmethod
-    def of(cls, pool_weights: Values, max_abs: float = 1.0) -> Scale:
+    def of(cls, pool_weights: Values, x_min: float, x_max: float) -> Scale:
         w = np.asarray(pool_weights, dtype=np.float64)
         mean = float(w.mean())
-        return cls(mean_weight=mean, bound=max_abs * float(w.max()) / mean)
+        top = float(w.max()) / mean
+        return cls(mean_weight=mean, low=x_min * top, high=x_max * top)
 
     def values(self, x: Values, w: Values) -> np.ndarray:
         y = np.asarray(w, dtype=np.float64) * np.asarray(x, dtype=np.float64) / self.mean_weight
-        return (y + self.bound) / (2 * self.bound)
+        return np.clip((y - self.low) / (self.high - self.low), 0.0, 1.0)
 
     def threshold(self, limit: float) -> float:
-        return (limit + self.bound) / (2 * self.bound)
+        return (limit - self.low) / (self.high - self.low)
 
     def back(self, value: float) -> float:
-        return value * 2 * self.bound - self.bound
+        return self.low + value * (self.high - self.low)
 
 
 def confidence_sequence(

@@ -21,6 +21,7 @@ from harness.analysis.candidate_metrics import (
     Unit,
     gate_table,
 )
+from harness.analysis.evidence import Scale
 from harness.analysis.gate import RuleResult
 from harness.analysis.review import ReviewStatus, Verdict
 from harness.records import (
@@ -92,6 +93,10 @@ class CandidateInfo:
     # The stop ids the candidate itself names, where they differ from the baseline's (every
     # model stops on the baseline's): a re-uploaded checkpoint with another eos, say.
     own_stop_ids: tuple[int, ...] | None = None
+    # A sequential run: the items this candidate ran (a prefix of the run's items, in the
+    # pool's order) and the round each gated rule was decided in (a rule left out: never).
+    items_used: int | None = None
+    decided_round: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -201,6 +206,16 @@ class RunSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SequentialPool:
+    """What a sequential run drew from: the pool's size (after max_items), the rounds run,
+    and per gated rule how its per-item values map into [0, 1] over the pool."""
+
+    items: int
+    rounds: int
+    scales: dict[str, Scale]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunHeader:
     """What run.json and results.json both open with: which run, of what, on what."""
 
@@ -211,6 +226,7 @@ class RunHeader:
     libraries: dict[str, str | None]
     durations: Durations
     baseline: ModelInfo
+    sequential: SequentialPool | None = None  # a run with [sequential]
 
     @property
     def run_id(self) -> str:
@@ -403,9 +419,10 @@ def _ppl(nll: float | None) -> float | None:
 def item_results(
     paired: dict[str, list[PairedItem]], verdicts: dict[str, dict[str, Verdict]]
 ) -> tuple[ItemResult, ...]:
-    """One row per item, every candidate's side of it; items in eval-set order."""
+    """One row per item, every candidate's side of it; items in eval-set order. A candidate
+    of a sequential run that stopped early has no side on the items after its last."""
     rows = []
-    first = next(iter(paired.values()))
+    first = max(paired.values(), key=len)
     for i, p in enumerate(first):
         item = p.item
         cands = {
@@ -427,6 +444,7 @@ def item_results(
                 answer_change=q[i].answer_change,
             )
             for name, q in paired.items()
+            if i < len(q)
         }
         rows.append(
             ItemResult(

@@ -31,6 +31,7 @@ from harness.records import (
     LmEvalConfig,
     ModelSpec,
     NoiseFloorSettings,
+    SequentialSettings,
     StatsConfig,
     noise_floor_name,
 )
@@ -82,6 +83,9 @@ SIMPLE = {
     "lm_eval": _simple(LmEvalConfig, "lm_eval", "lm-evaluation-harness tasks on every model"),
     "agreement": _simple(AgreementSettings, "agreement", "how reference-free items are judged"),
     "corpus": _simple(CorpusSettings, "corpus", "perplexity and KLD over a text (`corpus`)"),
+    "sequential": _simple(
+        SequentialSettings, "sequential", "evaluate round by round; stop once decided"
+    ),
 }
 # The tables a config may hold, besides the top-level keys.
 TABLE_NAMES = tuple(
@@ -104,6 +108,7 @@ TABLES: tuple[Table, ...] = (
     SIMPLE["agreement"],
     SIMPLE["lm_eval"],
     SIMPLE["corpus"],
+    SIMPLE["sequential"],
     Table(
         "[ladder]",
         LADDER,
@@ -266,6 +271,10 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         lm_eval = _record(LmEvalConfig, f"{path}: [lm_eval]", **reader.simple("lm_eval", data))
     if "corpus" in data:
         corpus = _record(CorpusSettings, f"{path}: [corpus]", **reader.simple("corpus", data))
+    sequential = None
+    if "sequential" in data:
+        where = f"{path}: [sequential]"
+        sequential = _record(SequentialSettings, where, **reader.simple("sequential", data))
     cfg = CompareConfig(
         name=top["name"],
         path=path,
@@ -282,8 +291,11 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         ),
         corpus=corpus,
         ladder=ladder,
+        sequential=sequential,
     )
     check_names(cfg)
+    if sequential is not None:
+        check_sequential(cfg)
     if cfg.corpus is not None and cfg.corpus.reference is not None:
         names = [cfg.baseline.name] + [c.name for c in cfg.candidates]
         if cfg.corpus.reference not in names:
@@ -292,6 +304,34 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
                 f"(models: {', '.join(names)})"
             )
     return cfg
+
+
+def check_sequential(cfg: CompareConfig) -> None:
+    """A sequential run decides gated candidates on rules with an interval, judged at its
+    pessimistic end: without them there is nothing to stop on."""
+    where = f"{cfg.path}: [sequential]"
+    if not any(c.gated for c in cfg.candidates):
+        raise ConfigError(f"{where}: no candidate is gated: nothing would decide when to stop")
+    if cfg.gate.bound != "upper_ci":
+        raise ConfigError(
+            f'{where}: needs [gate] bound = "upper_ci" (a point estimate is never decided)'
+        )
+    if cfg.lm_eval is not None:
+        raise ConfigError(f"{where}: [lm_eval] tasks are not drawn from the pool; leave one out")
+    ruled = [r.key for r in GATE_RULES if r.interval is not None and r.active(cfg.gate)]
+    if not ruled:
+        keys = ", ".join(r.key for r in GATE_RULES if r.interval is not None)
+        raise ConfigError(f"{where}: [gate] sets no rule on an interval ({keys})")
+
+
+def check_pool(cfg: CompareConfig, items: int) -> None:
+    """The pool holds at least `min_items` (checked once the eval sets are read)."""
+    seq = cfg.sequential
+    if seq is not None and items < seq.min_items:
+        raise ConfigError(
+            f"{cfg.path}: [sequential]: the pool holds {items} items, fewer than "
+            f"min_items {seq.min_items}"
+        )
 
 
 def _need(data: dict[str, Any], key: str, path: Path) -> Any:

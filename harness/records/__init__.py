@@ -38,6 +38,7 @@ from harness.records.settings import (
     OtherRecipe,
     QuantizeSpec,
     ReadyCandidate,
+    SequentialSettings,
     StatsConfig,
     noise_floor_name,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "ReadyCandidate",
     "Role",
     "Sample",
+    "SequentialSettings",
     "Side",
     "SliceRow",
     "Source",

@@ -432,6 +432,26 @@ class LadderSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SequentialSettings:
+    """The `[sequential]` table: the eval sets are a pool, drawn in a seeded order that keeps
+    the pool's mix of difficulty and tags in every prefix, and evaluated `step` items a round.
+    After each round an anytime-valid test decides each gated rule on an interval; a candidate
+    stops once every such rule is decided (or one fails), the run once every candidate has
+    stopped or `max_items` are spent (docs/metrics.md, "Sequential evaluation")."""
+
+    step: int = setting(100, doc="items added each round", ge=1)
+    min_items: int = setting(200, doc="items every candidate runs before it may stop", ge=1)
+    max_items: int | None = setting(
+        None, doc="the most items a candidate runs (default: the whole pool)", ge=1
+    )
+    seed: int = setting(0, doc="the seed of the pool's order")
+
+    def __post_init__(self) -> None:
+        if self.max_items is not None and self.max_items < self.min_items:
+            raise RecordError(f"max_items {self.max_items} is below min_items {self.min_items}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompareConfig:
     """The whole config file; its top-level keys are `name` and `evalsets`, the rest tables."""
 
@@ -452,6 +472,7 @@ class CompareConfig:
     agreement: AgreementSettings = field(default_factory=AgreementSettings)
     corpus: CorpusSettings | None = None  # [corpus]: what `harness corpus` scores
     ladder: LadderSettings | None = None  # [ladder]: the candidates are its rungs
+    sequential: SequentialSettings | None = None  # [sequential]: stop once decided
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -198,9 +198,11 @@ def data_island(
     for i, result in enumerate(results.items):
         row = to_json(result)
         row["prompt_text"] = prompt_text(row)
-        any_pair = next(iter(paired.values()))[i]
+        any_pair = max(paired.values(), key=len)[i]
         row["baseline"]["tokens"] = list(any_pair.baseline.output_tokens)
         for name, pairs in paired.items():
+            if i >= len(pairs):  # a sequential run's candidate stopped before this item
+                continue
             q = pairs[i]
             row["candidates"][name] |= {
                 "kld": None if q.tokens is None else [round(k, 6) for k in q.tokens.kld],
@@ -209,9 +211,9 @@ def data_island(
         items.append(row)
     imported = {
         name: {
-            it.id: to_json(it.candidates[name].review)
+            it.id: to_json(side.review)
             for it in results.items
-            if it.candidates[name].review is not None
+            if (side := it.candidates.get(name)) is not None and side.review is not None
         }
         for name in paired
     }

@@ -14,7 +14,9 @@ REVIEW_ORDER = {"regression": 0, "unsure": 1, "harmless": 2}
 def review_lines(results: Results, cand: CandidateResult) -> list[str]:
     """The hand verdicts on one candidate, one line each, regressions first."""
     rows = [
-        (v, it.id) for it in results.items if (v := it.candidates[cand.name].review) is not None
+        (side.review, it.id)
+        for it in results.items
+        if (side := it.candidates.get(cand.name)) is not None and side.review is not None
     ]
     rows.sort(key=lambda r: (REVIEW_ORDER[r[0].verdict], r[1]))
     return [

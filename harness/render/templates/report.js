@@ -78,6 +78,7 @@
   }
   function matches(item) {
     const e = entry(item);
+    if (!e) return false; // a sequential run's candidate stopped before this item
     if (state.outcome === "flagged" && (e.outcome === "identical")) return false;
     if (state.outcome !== "flagged" && state.outcome !== "all" && e.outcome !== state.outcome) return false;
     if (state.difficulty && item.difficulty !== state.difficulty) return false;
@@ -221,7 +222,7 @@
     list.textContent = "";
     rendered = 0;
     focus = -1;
-    const hidden = state.outcome === "flagged" ? DATA.items.filter((it) => entry(it).outcome === "identical").length : 0;
+    const hidden = state.outcome === "flagged" ? DATA.items.filter((it) => entry(it) && entry(it).outcome === "identical").length : 0;
     $("#count").textContent = shown.length + " item(s) shown" + (hidden ? " · " + hidden + " identical item(s) collapsed" : "");
     $("#show-identical").hidden = !hidden;
     let want = PAGE;
@@ -245,7 +246,7 @@
   }
   function progress() {
     const cand = state.cand;
-    const flagged = DATA.items.filter((it) => it.candidates[cand].outcome !== "identical");
+    const flagged = DATA.items.filter((it) => it.candidates[cand] && it.candidates[cand].outcome !== "identical");
     const done = flagged.filter((it) => verdictOf(cand, it.id).verdict).length;
     $("#progress").textContent = done + " of " + flagged.length + " flagged items reviewed for " + cand;
   }

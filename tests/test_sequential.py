@@ -1,0 +1,177 @@
+"""Sequential evaluation: the `[sequential]` table and its refusals, the pool's stratified
+order, the rounds, and a sequential compare of the demo model that stops each candidate once
+its gate is decided."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.cli import main
+from harness.inputs.evalset import load_evalset
+from harness.inputs.pool import stratified_order, stratum
+from harness.records import SequentialSettings
+from harness.run.sequential import round_ends
+
+from .support.helpers import write_config
+from .support.paths import DEMO, REPO
+
+DEMO_SETS = REPO / "evalsets" / "demo"
+
+
+def config(tmp: Path, sequential: dict[str, Any], gate: dict[str, Any] | None = None) -> Path:
+    return write_config(
+        tmp / "seq.toml",
+        [DEMO_SETS / "add.jsonl", DEMO_SETS / "count.jsonl"],
+        DEMO,
+        {"w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}}},
+        gate or {"max_weighted_accuracy_drop": 0.05},
+        name="seq",
+        generation={"max_new_tokens": 16, "batch_size": 50},
+        sequential=sequential,
+    )
+
+
+def refused(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("sequential", "said"),
+    [
+        ({"min_items": 300, "max_items": 200}, "max_items 200 is below min_items 300"),
+        ({"step": 0}, "step"),
+        ({"min_items": 201}, "the pool holds 200 items, fewer than min_items 201"),
+    ],
+)
+def test_bad_sequential_settings_exit_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sequential: dict[str, Any], said: str
+) -> None:
+    err = refused(config(tmp_path, sequential), capsys)
+    assert "seq.toml" in err and "[sequential]" in err and said in err, err
+
+
+def test_sequential_needs_something_to_decide(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ungated = write_config(
+        tmp_path / "seq.toml",
+        DEMO_SETS / "add.jsonl",
+        DEMO,
+        {"w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}}},
+        {"max_weighted_accuracy_drop": 0.05},
+        gated=False,
+        sequential={"min_items": 50},
+    )
+    assert "no candidate is gated" in refused(ungated, capsys)
+    counts = config(tmp_path, {"min_items": 50}, gate={"max_hard_regressions": 2})
+    assert "sets no rule on an interval" in refused(counts, capsys)
+    point = config(
+        tmp_path, {"min_items": 50}, gate={"max_weighted_accuracy_drop": 0.05, "bound": "point"}
+    )
+    assert 'bound = "upper_ci"' in refused(point, capsys)
+
+
+def test_every_prefix_of_the_pool_keeps_its_mix() -> None:
+    items = load_evalset([str(p) for p in sorted(DEMO_SETS.glob("*.jsonl"))])
+    order = stratified_order(items, seed=3)
+    assert sorted(i.id for i in order) == sorted(i.id for i in items)
+    assert [i.id for i in order] == [i.id for i in stratified_order(items, seed=3)]
+    assert [i.id for i in order] != [i.id for i in stratified_order(items, seed=4)]
+    share = {k: n / len(items) for k, n in Counter(map(stratum, items)).items()}
+    for k in range(1, len(order) + 1):
+        seen = Counter(map(stratum, order[:k]))
+        # each stratum within one item of its share of the prefix
+        assert all(abs(seen[s] - k * p) <= 1 for s, p in share.items()), k
+
+
+def test_rounds_end_at_min_items_then_every_step() -> None:
+    assert round_ends(500, SequentialSettings(step=100, min_items=200)) == [200, 300, 400, 500]
+    assert round_ends(450, SequentialSettings(step=100, min_items=200)) == [200, 300, 400, 450]
+    assert round_ends(500, SequentialSettings(step=100, min_items=200, max_items=350)) == [
+        200,
+        300,
+        350,
+    ]
+    assert round_ends(200, SequentialSettings(step=50, min_items=200)) == [200]
+
+
+@pytest.mark.slow
+def test_a_sequential_demo_compare_stops_each_candidate_once_decided(tmp_path: Path) -> None:
+    """The demo model's five sets as the pool (500 items), rounds of 100 from 100: W8A16 RTN
+    and W4A16 RTN stop on their own; every rule's decision, the items each ran and the
+    sequences the gate judged are in results.json, and the report renders the shorter
+    candidate's items without a side for it."""
+    cfg = write_config(
+        tmp_path / "seq.toml",
+        str(DEMO_SETS / "*.jsonl"),
+        DEMO,
+        {
+            "w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}},
+            "w4a16": {"quantize": {"scheme": "W4A16", "method": "rtn"}},
+        },
+        {"max_weighted_accuracy_drop": 0.03, "max_hard_accuracy_drop": 0.05},
+        name="seq",
+        generation={"max_new_tokens": 24, "batch_size": 100},
+        sequential={"step": 100, "min_items": 100, "seed": 1},
+    )
+    out = tmp_path / "run"
+    code = main(
+        [
+            "compare",
+            "--config",
+            str(cfg),
+            "--out",
+            str(out),
+            "--cache",
+            str(REPO / ".cache/harness/quantized"),
+        ]
+    )
+    r = json.loads((out / "results.json").read_text())
+    seq = r["sequential"]
+    assert seq["items"] == 500 and 1 <= seq["rounds"] <= 5
+    ends = round_ends(500, SequentialSettings(step=100, min_items=100))
+    by = {c["name"]: c for c in r["candidates"]}
+    assert len(r["items"]) == max(c["items_used"] for c in by.values())
+    for name, c in by.items():
+        assert c["items_used"] in ends
+        rounds = c["decided_round"]
+        failed = [rounds[x["rule"]] for x in c["rules"] if x["verdict"] == "fail"]
+        if c["verdict"] == "pass":  # stopped at the round its last rule was decided in
+            assert c["items_used"] == ends[max(rounds.values()) - 1], (name, rounds)
+        elif c["verdict"] == "fail":  # or at the first that showed a loss
+            assert c["items_used"] == ends[min(failed) - 1], (name, rounds)
+        rows = (out / "generations" / f"{name}.jsonl").read_text().splitlines()
+        assert len(rows) == c["items_used"]
+        sides = [it for it in r["items"] if name in it["candidates"]]
+        assert len(sides) == c["items_used"]
+        drop = c["metrics"]["weighted_accuracy"]
+        rule = next(x for x in c["rules"] if x["rule"] == "max_weighted_accuracy_drop")
+        assert rule["verdict"] == (
+            "pass" if drop["ci_high"] <= 0.03 else "fail" if drop["ci_low"] > 0.03 else "undecided"
+        )
+    assert code == (0 if all(c["verdict"] == "pass" for c in by.values()) else 1)
+    html = (out / "report.html").read_text()
+    assert "w4a16" in html and "w8a16" in html
+
+
+def test_the_real_pool_regenerates_byte_for_byte_and_is_big_and_hard_enough(
+    tmp_path: Path,
+) -> None:
+    from examples.real.build_pool import build
+
+    counts = build(tmp_path)
+    shipped = REPO / "evalsets" / "real-pool"
+    for name in counts:
+        assert (tmp_path / f"{name}.jsonl").read_bytes() == (shipped / f"{name}.jsonl").read_bytes()
+    items = load_evalset([str(shipped / "*.jsonl")])
+    assert len(items) == sum(counts.values()) >= 1_500
+    assert sum(i.hard for i in items) >= 0.4 * len(items)
+    assert all(i.reference for i in items)  # every item scored against a reference
