@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from examples.real.build_evalsets import FACTS_COMMON, FACTS_HARD, OPPOSITES_COMMON, OPPOSITES_HARD
+from examples.real.build_evalsets import (
+    FACTS_COMMON,
+    FACTS_HARD,
+    OPPOSITES_COMMON,
+    OPPOSITES_HARD,
+    WORDS_HARD,
+)
 
 OUT = Path(__file__).resolve().parents[2] / "evalsets" / "real-pool"
 SEED = 14
@@ -53,19 +59,8 @@ WORDS_SHORT = [
     "fan",
     "gum",
 ]
-WORDS_LONG = [
-    "elephant",
-    "computer",
-    "umbrella",
-    "mountain",
-    "keyboard",
-    "butterfly",
-    "chocolate",
-    "adventure",
-    "strawberry",
-    "dinosaur",
-    "happiness",
-    "telephone",
+WORDS_LONG = [  # the counting words of evalsets/real, and more
+    *WORDS_HARD,
     "calendar",
     "hospital",
     "vacation",
