@@ -221,23 +221,17 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     cfg(whole), cfg(killed)
     assert main(args(whole)) == 1  # undecided: fail-closed
-    done = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args(killed)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=os.environ | {"HARNESS_FAULT": "batch:base@5"},
-    )
+
+    def harness(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "harness.cli", *args(killed)]
+        return subprocess.run(
+            command, cwd=REPO, capture_output=True, text=True, check=False, env=os.environ | env
+        )
+
+    done = harness({"HARNESS_FAULT": "batch:base@5"})
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert not (killed / "run").exists()
-    rerun = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args(killed)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    rerun = harness({})
     assert rerun.returncode == 1, rerun.stderr[-2000:]
     assert "base: resuming after 25 of 50 prompts (1 batches)" in rerun.stderr
     expected = json.loads((whole / "run" / "results.json").read_text())

@@ -89,12 +89,12 @@ def _plug_in(x: np.ndarray, alpha: float) -> np.ndarray:
     return np.sqrt(2 * math.log(2 / alpha) / (var * t * np.log1p(t)))
 
 
-def bets(x: np.ndarray, threshold: float, alpha: float) -> Bets:
+def bets(x: np.ndarray, threshold: float | np.ndarray, alpha: float) -> Bets:
     """Both one-sided bets against `threshold` on values x in [0, 1] (the last axis is
-    time; leading axes are independent sequences)."""
+    time; leading axes are independent sequences; an array of thresholds broadcasts)."""
     lam = _plug_in(x, alpha)
-    below = np.minimum(lam, TRUNCATE / max(1 - threshold, 1e-12))
-    above = np.minimum(lam, TRUNCATE / max(threshold, 1e-12))
+    below = np.minimum(lam, TRUNCATE / np.maximum(1 - threshold, 1e-12))
+    above = np.minimum(lam, TRUNCATE / np.maximum(threshold, 1e-12))
     return Bets(
         below=np.cumsum(np.log1p(-below * (x - threshold)), axis=-1),
         above=np.cumsum(np.log1p(above * (x - threshold)), axis=-1),
@@ -144,17 +144,9 @@ def confidence_sequence(
     [0, 1], at level 1 - alpha (alpha / 2 a side), on a grid of thresholds: (low, high) after
     each value."""
     thresholds = np.linspace(0.0, 1.0, grid)[:, None]
-    lam = _plug_in(x[None, :], alpha / 2)
-    below = np.minimum(lam, TRUNCATE / np.maximum(1 - thresholds, 1e-12))
-    above = np.minimum(lam, TRUNCATE / np.maximum(thresholds, 1e-12))
-    level = math.log(2 / alpha)
     # a threshold is ruled out once either bet against it has won
-    out_high = np.maximum.accumulate(
-        np.cumsum(np.log1p(-below * (x[None, :] - thresholds)), axis=1) >= level, axis=1
-    )
-    out_low = np.maximum.accumulate(
-        np.cumsum(np.log1p(above * (x[None, :] - thresholds)), axis=1) >= level, axis=1
-    )
+    both = bets(x[None, :], thresholds, alpha / 2)
+    out_high, out_low = shown(both.below, alpha / 2), shown(both.above, alpha / 2)
     alive = ~(out_high | out_low)
     values = thresholds[:, 0]
     low = np.array([values[a].min() if a.any() else np.nan for a in alive.T])
