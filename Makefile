@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	real-model compare-real compare-sequential llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
 	ladder ladder-real test-fast docs
 
 setup: $(STAMP)
@@ -37,6 +37,10 @@ real-model: $(STAMP)
 # The real chat model against two quantized candidates (examples/smollm2.toml).
 compare-real: real-model
 	$(VENV)/bin/harness compare --config examples/smollm2.toml
+
+# The same candidates decided sequentially over the 1,690-item pool (examples/smollm2-sequential.toml).
+compare-sequential: real-model
+	$(VENV)/bin/harness compare --config examples/smollm2-sequential.toml
 
 # llama.cpp from the llama-cpp-python sdist on PyPI: llama-server, -quantize, -imatrix and
 # -perplexity plus the shared library the `llama_cpp` bindings load, built once into

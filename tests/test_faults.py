@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -25,11 +24,15 @@ import pytest
 
 from .support import helpers
 from .support.paths import DEMO, REPO
+from .support.results import differences, stable
 
-# Two of the five demo sets (200 prompts) in batches of 25: eight batches, as the fault points
-# below count them, for two fifths of the work of the whole demo.
+# Two of the five demo sets (200 prompts) in batches of 25: eight batches, for two fifths of
+# the work of the whole demo.
 DEMO_SETS: list[Path | str] = [REPO / "evalsets" / "demo" / f"{n}.jsonl" for n in ("add", "count")]
-PROMPTS, BATCH = 200, 25
+BATCH = 25
+# The stage tests' one set (100 prompts) in batches of 13: eight batches, the last of 9.
+STAGE_SETS: list[Path | str] = [REPO / "evalsets" / "demo" / "add.jsonl"]
+STAGE_BATCH = 13
 
 
 def write_config(
@@ -73,20 +76,14 @@ def previous(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
     tmp = tmp_path_factory.mktemp("faults")
     cfg = write_config(tmp / "c.toml")
     out = tmp / "run"
-    done = subprocess.run(
-        harness(
-            "compare",
-            "--config",
-            str(cfg),
-            "--out",
-            str(out),
-            "--evalset",
-            f"{REPO}/evalsets/demo/add.jsonl",
-        ),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
+    done = helpers.in_process(
+        "compare",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--evalset",
+        f"{REPO}/evalsets/demo/add.jsonl",
     )
     assert done.returncode == 0, done.stderr
     return cfg, out, digest(out)
@@ -151,7 +148,7 @@ def test_an_unreadable_checkpoint_is_exit_2_in_one_line_naming_it(tmp_path: Path
         "--evalset",
         f"{REPO}/evalsets/demo/add.jsonl",
     )
-    done = subprocess.run(harness(*args), cwd=REPO, capture_output=True, text=True, check=False)
+    done = run_harness(*args)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
         f"error: model 'again' ({broken}): hf cannot load it: SafetensorError: Error while "
@@ -452,15 +449,16 @@ def test_a_doctored_checkpoint_is_refused_before_it_generates(
 
 
 def stage_config(path: Path) -> Path:
-    """The demo baseline against a candidate the run quantizes (W8A16, round to nearest)."""
+    """The demo baseline against a candidate the run quantizes (W8A16, round to nearest), on
+    one demo set in eight batches, as the fault points count them."""
     return helpers.write_config(
         path,
-        DEMO_SETS,
+        STAGE_SETS,
         DEMO,
         {"w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}}},
         {"max_weighted_accuracy_drop": 0.02},
         name="stages",
-        generation={"max_new_tokens": 24, "batch_size": BATCH},
+        generation={"max_new_tokens": 24, "batch_size": STAGE_BATCH},
         stats={},
         baseline_name="fp32",
     )
@@ -480,40 +478,6 @@ def stage_args(cfg: Path, out: Path, tmp: Path) -> tuple[str, ...]:
     )
 
 
-def stable(results: dict[str, Any]) -> dict[str, Any]:
-    """results.json minus what differs between two runs of the same inputs: the timestamp,
-    the durations, and where each test keeps its quantization cache."""
-    data = {k: v for k, v in results.items() if k not in ("created_at", "durations")}
-    data["candidates"] = [
-        {k: v for k, v in c.items() if k != "path"} for c in results["candidates"]
-    ]
-    return data
-
-
-def differences(a: Any, b: Any, where: str = "$") -> list[str]:
-    """Where two JSON values differ (the first 20 places). Floats may differ by rounding:
-    a resumed process has another allocation history, and MKL's summation order follows
-    buffer alignment; measured over 20 kill/resume tries: 2 differed, per-token KLDs by at
-    most 7.4e-6 absolute (tiny values by up to 30% relative), perplexities by 1e-4 relative,
-    and one token's KLD crossed a histogram bin edge; outputs, outcomes and verdicts never."""
-    if isinstance(a, float) and isinstance(b, float):
-        return [] if math.isclose(a, b, rel_tol=1e-3, abs_tol=1e-4) else [f"{where}: {a} != {b}"]
-    if isinstance(a, int) and isinstance(b, int) and where.endswith("]") and ".histogram[" in where:
-        return [] if abs(a - b) <= 2 else [f"{where}: {a} != {b}"]
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = [f"{where}.{k}: only on one side" for k in a.keys() ^ b.keys()]
-        for k in a.keys() & b.keys():
-            out += differences(a[k], b[k], f"{where}.{k}")
-        return out[:20]
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [
-            d
-            for i, (x, y) in enumerate(zip(a, b, strict=True))
-            for d in differences(x, y, f"{where}[{i}]")
-        ][:20]
-    return [] if a == b else [f"{where}: {a!r} != {b!r}"]
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(
     tmp_path_factory: pytest.TempPathFactory,
@@ -525,6 +489,33 @@ def uninterrupted(
     done = run_harness(*stage_args(cfg, tmp / "run", tmp))
     assert done.returncode in (0, 1), done.stderr
     return cfg, json.loads((tmp / "run" / "results.json").read_text()), done.returncode
+
+
+_KILLED: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module")
+def killed(
+    tmp_path_factory: pytest.TempPathFactory,
+    previous: tuple[Path, Path, dict[str, str]],
+    uninterrupted: tuple[Path, dict[str, Any], int],
+) -> Callable[[str], Path]:
+    """The stage config killed (SIGKILL) at a stage, once per stage: its caches, to copy.
+    At "publish" (an earlier report at --out) every model's entry is made, none dropped."""
+
+    def at(stage: str) -> Path:
+        if stage not in _KILLED:
+            tmp = tmp_path_factory.mktemp("killed")
+            cfg = stage_config(tmp / "c.toml")
+            shutil.copytree(previous[1], tmp / "run")
+            if stage != "quantize":  # the checkpoint made already: the kill comes sooner
+                shutil.copytree(uninterrupted[0].parent / "quantized", tmp / "quantized")
+            done = run_harness_env({"HARNESS_FAULT": stage}, *stage_args(cfg, tmp / "run", tmp))
+            assert done.returncode == -signal.SIGKILL, done.stderr
+            _KILLED[stage] = tmp
+        return _KILLED[stage]
+
+    return at
 
 
 @pytest.mark.slow
@@ -541,22 +532,17 @@ def uninterrupted(
 def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_same_results(
     previous: tuple[Path, Path, dict[str, str]],
     uninterrupted: tuple[Path, dict[str, Any], int],
+    killed: Callable[[str], Path],
     tmp_path: Path,
     stage: str,
 ) -> None:
     cfg, expected, code = uninterrupted
-    _, earlier, before = previous
+    _, _, before = previous
     out = tmp_path / "run"
-    shutil.copytree(earlier, out)  # a previous report at --out
-    killed = subprocess.run(
-        harness(*stage_args(cfg, out, tmp_path)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=os.environ | {"HARNESS_FAULT": stage},
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # the run killed at `stage` over a previous report at --out (shared with the damage tests
+    # below, which kill at three of these stages too)
+    shutil.copytree(killed(stage), tmp_path, dirs_exist_ok=True)
+    (tmp_path / "c.toml").unlink()
     if stage == "publish":  # the previous report is whole, aside; the next run puts it back
         [aside] = tmp_path.glob(".run.old-*/run")
         assert not out.exists() and digest(aside) == before
@@ -566,7 +552,7 @@ def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_sam
     assert done.returncode == code, done.stderr
     if stage.startswith("batch:"):
         name, n = stage.removeprefix("batch:").split("@")
-        resumed = f"{name}: resuming after {int(n) * BATCH} of {PROMPTS} prompts ({n} batches)"
+        resumed = f"{name}: resuming after {int(n) * STAGE_BATCH} of 100 prompts ({n} batches)"
         assert resumed in done.stderr
     got = stable(json.loads((out / "results.json").read_text()))
     assert differences(stable(expected), got) == []
@@ -578,28 +564,6 @@ def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_sam
 
 
 # --- damaged run-cache entries and journals heal ----------------------------------------------
-
-_KILLED: dict[str, Path] = {}
-
-
-@pytest.fixture(scope="module")
-def killed(
-    tmp_path_factory: pytest.TempPathFactory, previous: tuple[Path, Path, dict[str, str]]
-) -> Callable[[str], Path]:
-    """The stage config killed (SIGKILL) at a stage, once per stage: its caches, to copy.
-    At "publish" (an earlier report at --out) every model's entry is made, none dropped."""
-
-    def at(stage: str) -> Path:
-        if stage not in _KILLED:
-            tmp = tmp_path_factory.mktemp("killed")
-            cfg = stage_config(tmp / "c.toml")
-            shutil.copytree(previous[1], tmp / "run")
-            done = run_harness_env({"HARNESS_FAULT": stage}, *stage_args(cfg, tmp / "run", tmp))
-            assert done.returncode == -signal.SIGKILL, done.stderr
-            _KILLED[stage] = tmp
-        return _KILLED[stage]
-
-    return at
 
 
 def run_harness_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -916,11 +880,11 @@ def test_a_full_disk_is_exit_2_and_the_earlier_report_and_verdicts_stay(
 def test_a_full_run_cache_is_one_line_naming_the_file_and_the_rerun_resumes(
     tmp_path: Path, small_disk: Path
 ) -> None:
-    """The run cache on a disk with room for a few of the baseline's batches (each ~80 KB of
-    packed log-probs and journal, measured): one line names the file, on a line of its own
-    (not after a progress bar); with room again, the rerun resumes after the batches kept
-    and gives the results of a run never stopped."""
-    cfg = write_config(tmp_path / "c.toml", sets=[f"{REPO}/evalsets/demo/*.jsonl"], batch=64)
+    """The run cache on a disk with 200 KB of room, which holds three of the baseline's four
+    batches (64, 64, 64 and 8 prompts; measured: the rerun resumes after 192 of 200): one
+    line names the file, on a line of its own (not after a progress bar); with room again,
+    the rerun resumes after the batches kept and gives the results of a run never stopped."""
+    cfg = write_config(tmp_path / "c.toml", batch=64)
 
     def args(runs: Path, out: Path) -> tuple[str, ...]:
         return ("compare", "--config", str(cfg), "--out", str(out), "--run-cache", str(runs))
@@ -929,7 +893,7 @@ def test_a_full_run_cache_is_one_line_naming_the_file_and_the_rerun_resumes(
     assert expected.returncode in (0, 1), expected.stderr
     (small_disk / "runs").mkdir()
     filler = small_disk / "filler"
-    filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - (256 << 10)))
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - (200 << 10)))
     full = run_harness(*args(small_disk / "runs", tmp_path / "run"))
     assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr
     line = full.stderr.strip().splitlines()[-1]
@@ -939,7 +903,7 @@ def test_a_full_run_cache_is_one_line_naming_the_file_and_the_rerun_resumes(
     filler.unlink()
     again = run_harness(*args(small_disk / "runs", tmp_path / "run"))
     assert again.returncode == expected.returncode, again.stderr
-    kept = re.search(r"fp32: resuming after (\d+) of 500 prompts", again.stderr)
+    kept = re.search(r"fp32: resuming after (\d+) of 200 prompts", again.stderr)
     assert kept is not None and int(kept.group(1)) > 0, again.stderr
     got = json.loads((tmp_path / "run" / "results.json").read_text())
     want = json.loads((tmp_path / "expected" / "results.json").read_text())
@@ -1004,12 +968,13 @@ def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
     weights = cache / key / "model.safetensors"
     good = weights.read_bytes()
     weights.write_bytes(good[:-8] + b"\0" * 8)
-    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
+    # the two runs below race nothing: in this process, where llm-compressor is imported once
+    done = run_harness(*args[3:])
     assert done.returncode == 0 and done.stdout.startswith("made in ")
     assert (
         f"{cache / key}: damaged cache entry (changed: model.safetensors); making it again"
         in done.stderr
     )
     assert weights.read_bytes() == good  # round to nearest: the same checkpoint again
-    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True, check=False)
+    again = run_harness(*args[3:])
     assert again.stdout.startswith("cached: ")

@@ -1,6 +1,6 @@
 """Sequential evaluation: the `[sequential]` table and its refusals, the pool's stratified
-order, the rounds, and a sequential compare of the demo model that stops each candidate once
-its gate is decided."""
+order, the rounds, a sequential ladder of the demo model that stops each rung once its gate is
+decided, and a sequential compare killed mid-round that resumes."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from harness.run.sequential import round_ends
 
 from .support.helpers import write_config
 from .support.paths import DEMO, REPO
+from .support.results import differences, stable
 
 DEMO_SETS = REPO / "evalsets" / "demo"
 
@@ -104,41 +105,47 @@ def test_rounds_end_at_min_items_then_every_step() -> None:
 
 
 @pytest.mark.slow
-def test_a_sequential_demo_compare_stops_each_candidate_once_decided(tmp_path: Path) -> None:
-    """The demo model's five sets as the pool (500 items), rounds of 100 from 100: W8A16 RTN
-    and W4A16 RTN stop on their own; every rule's decision, the items each ran and the
-    sequences the gate judged are in results.json, and the report renders the shorter
-    candidate's items without a side for it."""
+def test_a_sequential_ladder_stops_each_rung_once_decided_and_reruns_from_the_cache(
+    tmp_path: Path,
+) -> None:
+    """The demo model's five sets as the pool (500 items), rounds of 100 from 100, a ladder of
+    W8A16 RTN and W4A16 RTN: each rung stops on its own; every rule's decision, the items each
+    ran and the sequences the gate judged are in results.json; the ladder reads the rungs'
+    verdicts; the report renders the shorter rung's items without a side for it; a rerun
+    reads every round back from the run cache to the same results."""
     cfg = write_config(
         tmp_path / "seq.toml",
         str(DEMO_SETS / "*.jsonl"),
         DEMO,
-        {
-            "w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}},
-            "w4a16": {"quantize": {"scheme": "W4A16", "method": "rtn"}},
-        },
+        {},
         {"max_weighted_accuracy_drop": 0.03, "max_hard_accuracy_drop": 0.05},
         name="seq",
         generation={"max_new_tokens": 24, "batch_size": 100},
         sequential={"step": 100, "min_items": 100, "seed": 1},
+        ladder={
+            "rungs": [
+                {"name": "w8a16", "quantize": {"scheme": "W8A16", "method": "rtn"}},
+                {"name": "w4a16", "quantize": {"scheme": "W4A16", "method": "rtn"}},
+            ]
+        },
     )
     out = tmp_path / "run"
-    code = main(
-        [
-            "compare",
-            "--config",
-            str(cfg),
-            "--out",
-            str(out),
-            "--cache",
-            str(REPO / ".cache/harness/quantized"),
-        ]
-    )
+    args = [
+        "ladder",
+        "--config",
+        str(cfg),
+        "--cache",
+        str(REPO / ".cache/harness/quantized"),
+        "--run-cache",
+        str(tmp_path / "runs"),
+    ]
+    code = main([*args, "--out", str(out)])
     r = json.loads((out / "results.json").read_text())
     seq = r["sequential"]
     assert seq["items"] == 500 and 1 <= seq["rounds"] <= 5
     ends = round_ends(500, SequentialSettings(step=100, min_items=100))
     by = {c["name"]: c for c in r["candidates"]}
+    assert set(by) == {"w8a16", "w4a16"}  # rungs, gated or not (no target), stop on their own
     assert len(r["items"]) == max(c["items_used"] for c in by.values())
     for name, c in by.items():
         assert c["items_used"] in ends
@@ -148,6 +155,8 @@ def test_a_sequential_demo_compare_stops_each_candidate_once_decided(tmp_path: P
             assert c["items_used"] == ends[max(rounds.values()) - 1], (name, rounds)
         elif c["verdict"] == "fail":  # or at the first that showed a loss
             assert c["items_used"] == ends[min(failed) - 1], (name, rounds)
+        else:  # or ran the whole pool
+            assert c["items_used"] == 500, (name, rounds)
         rows = (out / "generations" / f"{name}.jsonl").read_text().splitlines()
         assert len(rows) == c["items_used"]
         sides = [it for it in r["items"] if name in it["candidates"]]
@@ -157,9 +166,19 @@ def test_a_sequential_demo_compare_stops_each_candidate_once_decided(tmp_path: P
         assert rule["verdict"] == (
             "pass" if drop["ci_high"] <= 0.03 else "fail" if drop["ci_low"] > 0.03 else "undecided"
         )
-    assert code == (0 if all(c["verdict"] == "pass" for c in by.values()) else 1)
+    rungs = {x["name"]: x for x in r["ladder"]["rungs"]}
+    assert {n: x["verdict"] for n, x in rungs.items()} == {n: c["verdict"] for n, c in by.items()}
+    passing = [n for n in ("w8a16", "w4a16") if by[n]["verdict"] == "pass"]
+    assert r["ladder"]["lightest_passing"] == (passing[-1] if passing else None)
+    assert code == (0 if passing else 1)
     html = (out / "report.html").read_text()
     assert "w4a16" in html and "w8a16" in html
+    # every round of every model read back: the same results, nothing generated again
+    assert main([*args, "--out", str(tmp_path / "again")]) == code
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    assert differences(stable(r), stable(again)) == []
+    reused = json.loads((tmp_path / "again" / "run.json").read_text())["durations"]["reused"]
+    assert reused == {"base": True, "w8a16": True, "w4a16": True}
 
 
 def test_the_real_pool_regenerates_byte_for_byte_and_is_big_and_hard_enough(
@@ -187,8 +206,6 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
     import signal
     import subprocess
     import sys
-
-    from .test_faults import differences, stable
 
     def cfg(folder: Path) -> Path:
         folder.mkdir()

@@ -310,7 +310,8 @@ def check_sequential(cfg: CompareConfig) -> None:
     """A sequential run decides gated candidates on rules with an interval, judged at its
     pessimistic end: without them there is nothing to stop on."""
     where = f"{cfg.path}: [sequential]"
-    if not any(c.gated for c in cfg.candidates):
+    # a ladder decides on every rung's verdict, gated or not
+    if cfg.ladder is None and not any(c.gated for c in cfg.candidates):
         raise ConfigError(f"{where}: no candidate is gated: nothing would decide when to stop")
     if cfg.gate.bound != "upper_ci":
         raise ConfigError(
