@@ -80,7 +80,7 @@ docs: $(STAMP)
 	$(PY) -m harness.render.configuration docs
 
 test: $(STAMP) browser real-model llama-cpp
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=25
 
 # Everything that needs no fetched model, no llama.cpp build and no browser, and is not slow:
 # the lane to run before every commit.

@@ -433,8 +433,11 @@ def test_sigkill_in_the_middle_of_a_rung_then_rerun_gives_the_same_results(
     killed_in = None
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:
-        done = [p for p in runs.glob("*") if (p / "entry.json").is_file()] if runs.is_dir() else []
-        building = [p for p in runs.glob(".work-*") if p.is_dir()] if runs.is_dir() else []
+        folders = list(runs.iterdir()) if runs.is_dir() else []
+        # entries in place (a work folder holds its entry.json a moment before it is renamed
+        # into place, and is not done then)
+        done = [p for p in folders if not p.name.startswith(".") and (p / "entry.json").is_file()]
+        building = [p for p in folders if p.name.startswith(".work-") and p.is_dir()]
         # the baseline and the first rung are done, the second rung is being generated
         if len(done) >= 2 and building:
             os.kill(proc.pid, signal.SIGKILL)
