@@ -9,6 +9,7 @@ model, unknown gate key — or any other failure, in one line, the traceback in 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -160,6 +161,38 @@ def cmd_review_import(args: argparse.Namespace) -> int:
     count, results = import_review(args.run_dir, args.review)
     print(f"imported {count} verdict(s) from {args.review}")
     return report_verdicts(results, args.run_dir)
+
+
+def cmd_traffic_import(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from harness.inputs.importer import import_traffic
+    from harness.store.rundir import write_all
+
+    check_file(args.out, args.force)
+    report = args.out.with_name(args.out.name.removesuffix(".jsonl") + ".cleaning.json")
+    check_file(report, args.force)
+    settings = _import_settings(args)
+    context = None
+    if args.baseline:
+        from harness.run.backends.hf import context_fits
+
+        context = context_fits(str(args.baseline))
+    items, cleaning = import_traffic(args.logs, settings, args.format, context)
+    lines = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+    table = {"logs": [str(p) for p in args.logs], "settings": asdict(settings)}
+    table |= cleaning.as_dict()
+    write_all({args.out: lines, report: json.dumps(table, indent=2, ensure_ascii=False) + "\n"})
+    width = max(len(k) for k, _ in cleaning.rows())
+    for key, value in cleaning.rows():
+        print(f"{key:<{width}}  {value:>9,}")
+    for line in cleaning.bad[:20]:
+        print(f"unreadable: {line}", file=sys.stderr)
+    if len(cleaning.bad) > 20:
+        print(f"unreadable: ... {len(cleaning.bad) - 20:,} more in {report}", file=sys.stderr)
+    print(f"wrote {args.out} ({len(items):,} items) and {report}")
+    return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -335,10 +368,60 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("review", type=Path)
     imp.set_defaults(func=cmd_review_import)
 
+    traffic = sub.add_parser("traffic", help="eval sets from production request logs")
+    traffic_sub = traffic.add_subparsers(dest="traffic_command", required=True)
+    timp = traffic_sub.add_parser(
+        "import",
+        help="request logs -> a cleaned, reference-free eval set (docs/traffic.md)",
+    )
+    timp.add_argument("logs", type=Path, nargs="+", metavar="LOG")
+    timp.add_argument("--out", type=Path, required=True, help="the eval set (JSONL) to write")
+    timp.add_argument("--force", action="store_true", help="replace --out if it exists")
+    timp.add_argument("--format", choices=_traffic_formats(), help="skip detection")
+    timp.add_argument(
+        "--baseline", type=Path, help="model folder: set aside requests over its context"
+    )
+    _settings_flags(timp)
+    timp.set_defaults(func=cmd_traffic_import)
+
     report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=cmd_report)
     return parser
+
+
+def _traffic_formats() -> list[str]:
+    from harness.inputs.traffic import TRAFFIC_FORMATS
+
+    return TRAFFIC_FORMATS.names()
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per declared field of ImportSettings: its default and doc from there."""
+    from harness.inputs.importer import ImportSettings
+    from harness.records.schema import keys_of
+
+    for key in keys_of(ImportSettings):
+        flag = "--" + key.name.replace("_", "-")
+        if key.kind is bool:
+            parser.add_argument(flag, action="store_true", help=key.doc)
+        else:
+            parser.add_argument(flag, default=key.default, help=f"{key.doc} ({key.default})")
+
+
+def _import_settings(args: argparse.Namespace) -> Any:
+    """The flags read against their declarations (a value out of range: one line)."""
+    from harness.inputs.importer import ImportSettings
+    from harness.records.schema import check, keys_of
+
+    values = {}
+    for key in keys_of(ImportSettings):
+        value = getattr(args, key.name)
+        if isinstance(value, str) and key.kind in (int, float):
+            with contextlib.suppress(ValueError):  # `check` names what was expected
+                value = key.kind(value)
+        values[key.name] = check(key, value, "--" + key.name.replace("_", "-"))
+    return ImportSettings(**values)
 
 
 class Terminated(BaseException):

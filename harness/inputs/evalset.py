@@ -257,7 +257,14 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
         tags=_tags(obj.get("tags")),
         max_new_tokens=_max_new_tokens(obj.get("max_new_tokens")),
         extract=_extract(obj.get("extract")),
+        logged_output=_logged_output(obj.get("logged_output")),
     )
+
+
+def _logged_output(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidItem(f"logged_output must be a string; got {_json_type(value)}")
+    return value
 
 
 def _json_type(value: Any) -> str:

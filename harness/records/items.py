@@ -94,6 +94,11 @@ class EvalItem:
         doc="runs before the scorer: its first group (or whole match) is the answer scored",
         means="a non-empty regular expression",
     )
+    logged_output: str | None = setting(
+        None,
+        doc="the answer production served for this request (`harness traffic import` keeps it)",
+        means="a string",
+    )
 
     def __post_init__(self) -> None:
         if not self.id:

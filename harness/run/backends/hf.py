@@ -13,11 +13,12 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.records import EvalItem, ModelSpec
+from harness.records.items import Message, Role, Source
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -308,6 +309,28 @@ class TokenizerOnly(HFTokenizerMethods):
 
     def __init__(self, tok: Any) -> None:
         self._tok, self._turn = tok, end_of_turn(tok)
+
+
+def context_fits(path: str) -> Callable[[Sequence[tuple[str, str]], int], bool]:
+    """Whether a conversation ((role, text) pairs) plus its new tokens fits the context of
+    the model at `path`, its prompt counted through the model's own chat template (the
+    tokenizer and config only: no weights load)."""
+    from transformers import AutoTokenizer
+
+    limit = config_context(path)
+    if limit is None:
+        raise ModelLoadError(f"{path}: its config.json names no context length")
+    tok = TokenizerOnly(AutoTokenizer.from_pretrained(path))
+
+    def fits(messages: Sequence[tuple[str, str]], new_tokens: int) -> bool:
+        item = EvalItem(
+            id="traffic",
+            source=Source("traffic", 0),
+            messages=tuple(Message(Role(r), c) for r, c in messages),
+        )
+        return len(tok.prompt_ids(item)) + new_tokens <= limit
+
+    return fits
 
 
 def check_device(spec: ModelSpec) -> None:

@@ -1,0 +1,296 @@
+"""`harness traffic import`: request logs -> a reference-free eval set, cleaned, with a table
+of what the cleaning did.
+
+In order: every line read (`harness.inputs.traffic`; a line that cannot be read is counted and
+named file:line field, never dropped silently, and over `max_bad_share` of them the import
+fails); batch answers met with their requests; personal data and secrets replaced by typed
+placeholders (`harness.inputs.scrub`) before anything else sees the text; exact duplicates
+dropped, then near-duplicates (`near_duplicates`); with a baseline, requests whose prompt plus
+new tokens exceed its context set aside. Only then is anything written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.inputs.scrub import KINDS, Scrubber
+from harness.inputs.traffic import TRAFFIC_FORMATS, Answer, BadLine, Request, SetAside, detect
+from harness.records.errors import HarnessError
+from harness.records.schema import setting
+
+logger = logging.getLogger(__name__)
+
+
+class ImportFailed(HarnessError):
+    """Too many unreadable lines, or nothing left to write."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportSettings:
+    """How `harness traffic import` cleans (its flags; `[traffic]` keys of the same names)."""
+
+    near_duplicate: float = setting(
+        0.9,
+        doc="two requests whose texts are this similar (rapidfuzz ratio, 0-1) and name the "
+        "same numbers are one request; 1 keeps all but exact duplicates",
+        gt=0,
+        le=1,
+    )
+    max_bad_share: float = setting(
+        0.05, doc="the import fails when more than this share of lines cannot be read", ge=0, le=1
+    )
+    max_new_tokens: int = setting(
+        256, doc="tokens an answer may take, for the context check (a request's own wins)", gt=0
+    )
+    phone_region: str = setting("US", doc="where numbers without a country code are read")
+    keep_pii: bool = setting(False, doc="write personal data and secrets as logged (loudly)")
+
+
+@dataclass
+class Cleaning:
+    """What the import did, line by line accounted for."""
+
+    lines: int = 0
+    formats: Counter[str] = field(default_factory=Counter)
+    bad: list[str] = field(default_factory=list)  # "file:line: field: why"
+    set_aside: Counter[str] = field(default_factory=Counter)
+    unanswered_batch: int = 0  # batch answers whose request is in no file given
+    pii: Counter[str] = field(default_factory=Counter)
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    over_context: int | None = None  # None: no baseline given, not checked
+    written: int = 0
+
+    def rows(self) -> list[tuple[str, int]]:
+        out = [("lines read", self.lines)]
+        out += [(f"  format {k}", v) for k, v in sorted(self.formats.items())]
+        out += [("unreadable lines", len(self.bad))]
+        out += [(f"set aside: {k}", v) for k, v in sorted(self.set_aside.items())]
+        if self.unanswered_batch:
+            out.append(("batch answers without their request", self.unanswered_batch))
+        out += [(f"{k} replaced", self.pii[k]) for k in KINDS]
+        out += [
+            ("exact duplicates dropped", self.exact_duplicates),
+            ("near-duplicates dropped", self.near_duplicates),
+        ]
+        if self.over_context is not None:
+            out.append(("over the baseline's context", self.over_context))
+        return [*out, ("items written", self.written)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "formats": dict(self.formats),
+            "bad_lines": self.bad,
+            "set_aside": dict(self.set_aside),
+            "unanswered_batch": self.unanswered_batch,
+            "pii_replaced": {k: self.pii[k] for k in KINDS},
+            "exact_duplicates": self.exact_duplicates,
+            "near_duplicates": self.near_duplicates,
+            "over_context": self.over_context,
+            "written": self.written,
+        }
+
+
+def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> list[Request]:
+    """Every request of every file, batch answers joined to their requests."""
+    fmt = TRAFFIC_FORMATS.get(forced) if forced else None
+    requests: list[Request] = []
+    answers: dict[str, str | None] = {}
+    for path in paths:
+        for number, text in _lines(path):
+            cleaning.lines += 1
+            where = f"{path}:{number}"
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                cleaning.bad.append(f"{where}: invalid JSON ({exc.msg}, column {exc.pos + 1})")
+                continue
+            if not isinstance(obj, dict):
+                cleaning.bad.append(f"{where}: expected a JSON object")
+                continue
+            kind = fmt or detect(obj)
+            if kind is None:
+                cleaning.bad.append(f"{where}: no format reads it ({_keys(obj)})")
+                continue
+            try:
+                got = kind.read(obj)
+            except SetAside as exc:
+                cleaning.formats[kind.name] += 1
+                cleaning.set_aside[str(exc)] += 1
+                continue
+            except (BadLine, KeyError) as exc:
+                why = str(exc) if isinstance(exc, BadLine) else f"{exc.args[0]}: missing"
+                cleaning.bad.append(f"{where}: {kind.name}: {why}")
+                continue
+            cleaning.formats[kind.name] += 1
+            if isinstance(got, Answer):
+                answers[got.join] = got.logged_output
+            else:
+                requests.append(got)
+    joined = {r.join for r in requests if r.join is not None}
+    cleaning.unanswered_batch = sum(1 for k in answers if k not in joined)
+    return [_with_answer(r, answers.get(r.join)) if r.join in answers else r for r in requests]
+
+
+def _with_answer(r: Request, answer: str | None) -> Request:
+    return Request(
+        messages=r.messages,
+        logged_output=answer,
+        tags=r.tags,
+        max_new_tokens=r.max_new_tokens,
+        join=r.join,
+    )
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                yield number, line.rstrip("\r\n")
+
+
+def _keys(obj: dict[str, Any]) -> str:
+    keys = ", ".join(list(obj)[:6])
+    return f"keys {keys}" if keys else "an empty object"
+
+
+def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
+    return [
+        Request(
+            messages=tuple((role, scrubber.scrub(text)) for role, text in r.messages),
+            logged_output=None if r.logged_output is None else scrubber.scrub(r.logged_output),
+            tags=tuple(dict.fromkeys(scrubber.scrub(t) for t in r.tags)),
+            max_new_tokens=r.max_new_tokens,
+            join=r.join,
+        )
+        for r in requests
+    ]
+
+
+def request_text(r: Request) -> tuple[str, str]:
+    """A request as (its system prompt, the rest of the conversation): near-duplicates share
+    the first exactly and the second nearly (a long shared system prompt would make any two
+    requests look alike)."""
+    system = "\n".join(text for role, text in r.messages if role == "system")
+    rest = "\n".join(f"{role}: {text}" for role, text in r.messages if role != "system")
+    return system, rest
+
+
+WORD = re.compile(r"[^\W_]+")
+NUMBER = re.compile(r"\d+")
+
+
+def _normalized(text: str) -> str:
+    """Lower case, words and numbers only: what a repeat may change without being another
+    request."""
+    return " ".join(WORD.findall(text.lower()))
+
+
+def near_duplicates(
+    texts: Sequence[tuple[str, str]], threshold: float, perms: int = 64
+) -> dict[int, int]:
+    """Index -> the earlier index it nearly repeats. Two requests are near-duplicates when
+    their system prompts are equal and the rest, normalized, is equal or has rapidfuzz's
+    ratio >= `threshold` with the same numbers in both (two requests that differ only in a
+    number — "what is 12 + 7" and "what is 13 + 7" — are different requests). Candidates for
+    the ratio come from MinHash LSH over character 4-grams (datasketch), per system prompt:
+    no all-pairs comparison."""
+    if threshold >= 1 or len(texts) < 2:
+        return {}
+    from datasketch import MinHash, MinHashLSH
+    from rapidfuzz import fuzz
+
+    seen: dict[int, int] = {}
+    first: dict[tuple[str, str], int] = {}
+    groups: dict[str, Any] = {}
+    norm: dict[int, str] = {}
+    for i, (system, rest) in enumerate(texts):
+        text = _normalized(rest)
+        if (system, text) in first:
+            seen[i] = first[(system, text)]
+            continue
+        first[(system, text)] = i
+        norm[i] = text
+        # MinHash's band threshold sits well below the ratio's: it only proposes candidates.
+        lsh = groups.setdefault(system, MinHashLSH(threshold=0.5, num_perm=perms))
+        m = MinHash(num_perm=perms, seed=1)
+        m.update_batch([text[j : j + 4].encode() for j in range(max(1, len(text) - 3))])
+        numbers = NUMBER.findall(text)
+        for j in sorted(lsh.query(m)):
+            if NUMBER.findall(norm[j]) == numbers and fuzz.ratio(text, norm[j]) >= threshold * 100:
+                seen[i] = j
+                break
+        else:
+            lsh.insert(i, m)
+    return seen
+
+
+def item_of(r: Request) -> dict[str, Any]:
+    """The eval-set line of a request: reference-free, its id a digest of its conversation
+    (the same request gets the same id in every import)."""
+    messages = [{"role": role, "content": text} for role, text in r.messages]
+    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
+    item: dict[str, Any] = {"id": f"traffic-{digest}", "messages": messages, "scorer": "agreement"}
+    if r.tags:
+        item["tags"] = list(r.tags)
+    if r.max_new_tokens is not None:
+        item["max_new_tokens"] = r.max_new_tokens
+    if r.logged_output is not None:
+        item["logged_output"] = r.logged_output
+    return item
+
+
+def import_traffic(
+    paths: Sequence[Path],
+    settings: ImportSettings,
+    forced: str | None = None,
+    context: Any = None,
+) -> tuple[list[dict[str, Any]], Cleaning]:
+    """The eval-set lines and the cleaning table. `context`: a callable (messages, new
+    tokens) -> whether it fits the baseline's context, or None for no check."""
+    cleaning = Cleaning()
+    requests = read_logs(paths, forced, cleaning)
+    share = len(cleaning.bad) / cleaning.lines if cleaning.lines else 0.0
+    if share > settings.max_bad_share:
+        shown = "; ".join(cleaning.bad[:3])
+        raise ImportFailed(
+            f"{len(cleaning.bad):,} of {cleaning.lines:,} lines cannot be read ({share:.1%}, "
+            f"more than max_bad_share {settings.max_bad_share:.0%}): {shown}"
+        )
+    if not settings.keep_pii:
+        scrubber = Scrubber(settings.phone_region)
+        requests = scrubbed(requests, scrubber)
+        cleaning.pii = scrubber.counts
+    else:
+        logger.warning("--keep-pii: personal data and secrets are written as logged")
+    unique: dict[str, Request] = {}
+    for r in requests:
+        key = json.dumps(r.messages)
+        if key in unique:
+            cleaning.exact_duplicates += 1
+            first = unique[key]
+            if first.logged_output is None and r.logged_output is not None:
+                unique[key] = r
+        else:
+            unique[key] = r
+    kept = list(unique.values())
+    repeats = near_duplicates([request_text(r) for r in kept], settings.near_duplicate)
+    cleaning.near_duplicates = len(repeats)
+    kept = [r for i, r in enumerate(kept) if i not in repeats]
+    if context is not None:
+        fits = [context(r.messages, r.max_new_tokens or settings.max_new_tokens) for r in kept]
+        cleaning.over_context = fits.count(False)
+        kept = [r for r, ok in zip(kept, fits, strict=True) if ok]
+    if not kept:
+        raise ImportFailed(f"nothing left to write from {cleaning.lines:,} lines")
+    cleaning.written = len(kept)
+    return [item_of(r) for r in kept], cleaning

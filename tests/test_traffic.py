@@ -1,0 +1,293 @@
+"""`harness traffic import`: request logs in every format it reads, with duplicates,
+near-duplicates, personal data and secrets, over-long requests and broken lines planted; the
+eval set holds each request once, no planted string survives anywhere it writes, and the
+cleaning table counts what was planted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.inputs.evalset import load_evalset
+from harness.inputs.importer import near_duplicates
+from harness.inputs.scrub import Scrubber, luhn
+
+from .support.helpers import in_process
+from .support.paths import DEMO
+
+
+def completion(text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
+    }
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+# Personal data and secrets, one of each kind and shape, each in a request of its own.
+PII: dict[str, list[str]] = {
+    "email": ["jane.doe+work@example.co.uk", "ops@mail.example.org"],
+    "phone": ["(415) 555-2671", "+44 20 7946 0958", "+49 30 901820"],
+    "ip": ["192.168.10.27", "2001:db8::8a2e:370:7334"],
+    "card": ["4111 1111 1111 1111", "5500-0000-0000-0004", "340000000000009"],
+    "secret": [
+        "sk-proj-Zx8Kq2Lm4Np6Rt8Vw0Yb2Dc4Fg6Hj8Kl",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ012345",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+    ],
+}
+# Questions that differ only in a number are different requests, however alike.
+TEMPLATED = [f"What is {a} + {b}?" for a, b in ((12, 7), (13, 7), (12, 8), (120, 7))]
+DISTINCT = [
+    "Summarize the plot of Hamlet in two sentences.",
+    "Write a haiku about autumn rain.",
+    "def add(a, b):\n    return a + b\n# what does this return for add(2, 3)?",
+    "Translate 'good morning' into French.",
+    "List three uses of baking soda.",
+    "Why is the sky blue? Answer briefly.",
+]
+LONG = "Please proofread this paragraph: " + "the quick brown fox jumps over the lazy dog " * 8
+
+
+def write_logs(tmp: Path) -> dict[str, Any]:
+    """Logs in every format; returns what was planted."""
+    openai: list[dict[str, Any]] = []
+    batch_in: list[dict[str, Any]] = []
+    batch_out: list[dict[str, Any]] = []
+    litellm: list[dict[str, Any]] = []
+    helicone: list[dict[str, Any]] = []
+    openpipe: list[dict[str, Any]] = []
+    plain: list[dict[str, Any]] = []
+    for text in DISTINCT[:2] + TEMPLATED:
+        openai.append(
+            {"request": {"model": "m", "messages": user(text)}, "response": completion("ok")}
+        )
+    # exact duplicates: the same request logged again, by another tool
+    openai.append(
+        {"request": {"model": "m", "messages": user(DISTINCT[0])}, "response": completion("ok")}
+    )
+    plain.append({"messages": user(DISTINCT[1])})
+    # near-duplicates: case, spacing and punctuation of requests logged above
+    near = ["summarize the plot of hamlet in two sentences", "Write a  haiku about autumn rain!"]
+    openpipe += [
+        {"input": {"model": "m", "messages": user(t)}, "output": completion("x")} for t in near
+    ]
+    for i, text in enumerate(DISTINCT[2:4]):
+        batch_in.append(
+            {
+                "custom_id": f"r{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "m", "messages": user(text)},
+            }
+        )
+        batch_out.append(
+            {
+                "id": f"b{i}",
+                "custom_id": f"r{i}",
+                "error": None,
+                "response": {"status_code": 200, "body": completion(f"answer {i}")},
+            }
+        )
+    litellm.append(
+        {
+            "id": "l1",
+            "call_type": "acompletion",
+            "model": "m",
+            "messages": user(DISTINCT[4]),
+            "response": completion("soda"),
+            "status": "success",
+            "metadata": {"user_api_key_team_alias": "support", "user_api_key_hash": "h"},
+            "request_tags": ["prod"],
+            "model_parameters": {"max_tokens": 8},
+        }
+    )
+    helicone.append(
+        {
+            "response_id": "h1",
+            "request_body": {"model": "m", "messages": user(DISTINCT[5])},
+            "response_body": completion("Rayleigh scattering"),
+            "response_status": 200,
+            "request_properties": {"App": "tutor"},
+            "request_user_id": "kid@example.com",
+        }
+    )
+    planted = [v for values in PII.values() for v in values]
+    for n, value in enumerate(planted):  # each in a request of its own, in a log's answer too
+        litellm.append(
+            {
+                "id": f"p{n}",
+                "call_type": "completion",
+                "model": "m",
+                "messages": user(f"Note {n}: {value} is mine"),
+                "response": completion(f"Got {value}"),
+                "status": "success",
+                "model_parameters": {},
+            }
+        )
+    helicone.append(  # too long for the demo model's 128 positions
+        {"request_body": {"model": "m", "messages": user(LONG)}, "response_body": completion("k")}
+    )
+    plain.append({"messages": user("uses a tool"), "tools": [{"type": "function"}]})
+    plain.append(
+        {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}
+    )
+    files = {
+        "openai.jsonl": openai,
+        "batch_input.jsonl": batch_in,
+        "batch_output.jsonl": batch_out,
+        "litellm.jsonl": litellm,
+        "helicone.jsonl": helicone,
+        "openpipe.jsonl": openpipe,
+        "plain.jsonl": plain,
+    }
+    for name, rows in files.items():
+        (tmp / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with (tmp / "openai.jsonl").open("a") as f:  # broken lines, at known places
+        f.write('{"request": {"model": "m", "messages": [{"role": "user"\n')  # line 8, cut at 55
+        f.write(json.dumps({"request": {"messages": []}}) + "\n")  # line 9
+    unique = DISTINCT + TEMPLATED + [f"Note {n}: " for n in range(len(planted))]
+    return {"files": [tmp / n for n in files], "planted": planted, "unique": unique}
+
+
+def test_an_import_keeps_each_request_once_and_no_planted_secret(tmp_path: Path) -> None:
+    logs = write_logs(tmp_path)
+    out = tmp_path / "set" / "traffic.jsonl"
+    out.parent.mkdir()
+    done = in_process(
+        "traffic", "import", *map(str, logs["files"]), "--out", str(out),
+        "--baseline", str(DEMO), "--max-new-tokens", "16", "--max-bad-share", "0.1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    items = load_evalset([str(out)])  # a valid eval set
+    prompts = [m.content for i in items for m in i.messages or ()]
+    # every unique request once: none lost, none twice
+    for text in logs["unique"]:
+        assert sum(p.startswith(text) for p in prompts) == 1, text
+    assert len(items) == len(logs["unique"])
+    # nothing planted survives anywhere under the output folder
+    written = "\n".join(p.read_text() for p in out.parent.iterdir())
+    for value in logs["planted"]:
+        assert value not in written, value
+    assert "kid@example.com" not in written and "user_api_key_hash" not in written
+    table = json.loads((out.parent / "traffic.cleaning.json").read_text())
+    assert table["pii_replaced"] == {k: 2 * len(v) for k, v in PII.items()}  # prompt + answer
+    assert table["exact_duplicates"] == 2 and table["near_duplicates"] == 2
+    assert table["over_context"] == 1 and table["written"] == len(items)
+    assert table["set_aside"] == {"tool calls": 1, "multimodal (image_url)": 1}
+    assert table["formats"] == {
+        "openai": 7, "openai-batch": 4, "litellm": 1 + len(logs["planted"]),
+        "helicone": 2, "openpipe": 2, "messages": 3,
+    }  # fmt: skip
+    bad = f"{tmp_path / 'openai.jsonl'}"
+    assert table["bad_lines"] == [
+        f"{bad}:8: invalid JSON (Expecting ',' delimiter, column 56)",
+        f"{bad}:9: openai: request.messages: expected a non-empty list of messages",
+    ]
+    assert f"unreadable: {bad}:9: openai: request.messages" in done.stderr
+    by_text = {i.messages[-1].content: i for i in items if i.messages}
+    batch = by_text[DISTINCT[2]]
+    assert batch.logged_output == "answer 0"  # the batch output met its request
+    assert set(by_text[DISTINCT[4]].tags) == {"model=m", "user_api_key_team_alias=support", "prod"}
+    assert by_text[DISTINCT[4]].max_new_tokens == 8
+    # the same request gets the same id in every import
+    again = tmp_path / "again.jsonl"
+    in_process("traffic", "import", *map(str, logs["files"]), "--out", str(again),
+               "--max-bad-share", "0.1")  # fmt: skip
+    ids = {i.id for i in load_evalset([str(again)])}
+    assert {i.id for i in items} <= ids
+
+
+def test_too_many_unreadable_lines_exit_2_naming_them(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"messages": user("hi")}) + "\nnot json\n{}\n")
+    done = in_process("traffic", "import", str(log), "--out", str(tmp_path / "o.jsonl"))
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: 2 of 3 lines cannot be read (66.7%, more than max_bad_share 5%)")
+    assert f"{log}:2: invalid JSON" in line and f"{log}:3: no format reads it" in line
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_keep_pii_writes_what_was_logged_and_says_so(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"messages": user("mail jane@example.com")}) + "\n")
+    out = tmp_path / "o.jsonl"
+    done = in_process("traffic", "import", str(log), "--out", str(out), "--keep-pii")
+    assert done.returncode == 0 and "--keep-pii" in done.stderr
+    assert "jane@example.com" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "said"),
+    [
+        ("--near-duplicate", "1.5", "near_duplicate = 1.5 must be"),
+        ("--max-new-tokens", "x", "max_new_tokens must be"),
+    ],
+)
+def test_bad_flags_are_one_line(tmp_path: Path, flag: str, value: str, said: str) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"messages": user("hi")}) + "\n")
+    done = in_process("traffic", "import", str(log), "--out", str(tmp_path / "o"), flag, value)
+    assert done.returncode == 2 and said in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+# --- the pieces ---------------------------------------------------------------------------
+
+
+def test_luhn_by_hand() -> None:
+    assert luhn("4111111111111111") and luhn("79927398713")
+    assert not luhn("4111111111111112") and not luhn("1234567890123456")
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    s = Scrubber()
+    for text in [
+        "What is 12 + 345? In 2024 there were 366 days; call 911.",
+        "version 1.2.3.4.5, pi is 3.14159, order #1234567",
+        "def f(x):\n    return x * 2  # tokens and keys in a comment\n",
+        "The password to the wifi is on the fridge.",
+        "1234 5678 9012 3456 fails the Luhn check",
+    ]:
+        assert s.scrub(text) == text
+    assert sum(s.counts.values()) == 0
+
+
+def test_a_secret_keeps_its_name_and_loses_its_value() -> None:
+    s = Scrubber()
+    assert s.scrub('password = "hunter2hunter2"') == 'password = "<SECRET>"'
+    assert s.scrub("Authorization: Bearer abcdef0123456789xyz") == "Authorization: Bearer <SECRET>"
+    assert s.scrub('{"api_key": "abcdefgh12345678"}') == '{"api_key": "<SECRET>"}'
+
+
+def test_near_duplicates_need_the_same_numbers() -> None:
+    rest = ["What is 12 + 7?", "what is 12 + 7 ?", "What is 13 + 7?", "Tell me a joke"]
+    rest += ["Tell me a joke, please", "Tell me a joke"]
+    texts = [("", t) for t in rest] + [("Be terse.", "Tell me a joke")]
+    # the last: the same question under another system prompt, another request
+    assert near_duplicates(texts, 0.9) == {1: 0, 5: 3}
+    assert near_duplicates(texts, 0.6) == {1: 0, 4: 3, 5: 3}
+    assert near_duplicates(texts, 1.0) == {}
+
+
+def test_an_eval_set_line_may_carry_the_logged_output(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    row = {"id": "a", "messages": user("hi"), "scorer": "agreement", "logged_output": "hello"}
+    path.write_text(json.dumps(row) + "\n")
+    assert load_evalset([str(path)])[0].logged_output == "hello"
+    path.write_text(json.dumps(row | {"logged_output": 3}) + "\n")
+    with pytest.raises(Exception, match="logged_output must be a string"):
+        load_evalset([str(path)])
