@@ -16,7 +16,7 @@ from harness.inputs.importer import near_duplicates
 from harness.inputs.scrub import Scrubber, luhn
 
 from .support.helpers import in_process
-from .support.paths import DEMO
+from .support.paths import DEMO, REPO
 
 
 def completion(text: str) -> dict[str, Any]:
@@ -291,3 +291,19 @@ def test_an_eval_set_line_may_carry_the_logged_output(tmp_path: Path) -> None:
     path.write_text(json.dumps(row | {"logged_output": 3}) + "\n")
     with pytest.raises(Exception, match="logged_output must be a string"):
         load_evalset([str(path)])
+
+
+def test_the_default_threshold_merges_resends_and_no_other_request() -> None:
+    """The labelled pairs of evalsets/traffic (tools/near_duplicates prints the table): at the
+    default, no sibling (another number, word or object), reworded or unrelated pair merges,
+    and 20 of 25 resends do."""
+    from harness.inputs.importer import ImportSettings
+
+    path = REPO / "evalsets" / "traffic" / "near_duplicate_pairs.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    threshold = ImportSettings().near_duplicate
+    merged: dict[str, int] = {}
+    for r in rows:
+        pair = [("", f"user: {r['a']}"), ("", f"user: {r['b']}")]
+        merged[r["kind"]] = merged.get(r["kind"], 0) + bool(near_duplicates(pair, threshold))
+    assert merged == {"resend": 20, "reworded": 0, "sibling": 0, "unrelated": 0}

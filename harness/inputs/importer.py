@@ -38,7 +38,7 @@ class ImportSettings:
     """How `harness traffic import` cleans (its flags; `[traffic]` keys of the same names)."""
 
     near_duplicate: float = setting(
-        0.9,
+        0.85,
         doc="two requests whose texts are this similar (rapidfuzz ratio, 0-1) and name the "
         "same numbers are one request; 1 keeps all but exact duplicates",
         gt=0,
@@ -185,25 +185,73 @@ def request_text(r: Request) -> tuple[str, str]:
     return system, rest
 
 
-WORD = re.compile(r"[^\W_]+")
 NUMBER = re.compile(r"\d+")
+# Words a resend adds or drops without asking anything else.
+FILLER = frozenset(
+    [
+        "please",
+        "pls",
+        "plz",
+        "thanks",
+        "thank",
+        "you",
+        "thx",
+        "hi",
+        "hello",
+        "hey",
+        "ok",
+        "okay",
+        "kindly",
+        "can",
+        "could",
+        "would",
+        "the",
+        "a",
+        "an",
+        "me",
+        "just",
+        "quickly",
+    ]
+)
+EDGE = ".,!?;:'\"()[]`"
+HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W\d_])")  # "one-sentence" is "one sentence"
 
 
-def _normalized(text: str) -> str:
-    """Lower case, words and numbers only: what a repeat may change without being another
-    request."""
-    return " ".join(WORD.findall(text.lower()))
+def _words(text: str) -> list[str]:
+    """Lower case, split on white space, sentence punctuation and quotes trimmed off each
+    word (an operator or a symbol inside code stays: "a - b" is not "a + b")."""
+    text = HYPHEN.sub(" ", text.lower())
+    return [w for w in (t.strip(EDGE) for t in text.split()) if w]
+
+
+def _only_slips(a: list[str], b: list[str]) -> bool:
+    """Whether the words two texts do not share are filler or spelling slips of each other
+    ("begginer", "kilometres"): a word of content changed makes another request."""
+    from collections import Counter
+
+    from rapidfuzz import fuzz
+
+    left = list((Counter(a) - Counter(b)).elements())
+    right = list((Counter(b) - Counter(a)).elements())
+    for word in left:
+        match = next((w for w in right if fuzz.ratio(word, w) >= 80), None)
+        if match is not None:
+            right.remove(match)
+        elif word not in FILLER:
+            return False
+    return all(w in FILLER for w in right)
 
 
 def near_duplicates(
     texts: Sequence[tuple[str, str]], threshold: float, perms: int = 64
 ) -> dict[int, int]:
-    """Index -> the earlier index it nearly repeats. Two requests are near-duplicates when
-    their system prompts are equal and the rest, normalized, is equal or has rapidfuzz's
-    ratio >= `threshold` with the same numbers in both (two requests that differ only in a
-    number — "what is 12 + 7" and "what is 13 + 7" — are different requests). Candidates for
-    the ratio come from MinHash LSH over character 4-grams (datasketch), per system prompt:
-    no all-pairs comparison."""
+    """Index -> the earlier index it nearly repeats: a request sent again with other case,
+    spacing, punctuation, filler words or spelling slips. Two requests are near-duplicates
+    when their system prompts are equal and the rest has the same words, or rapidfuzz's
+    ratio >= `threshold`, the same numbers, and no word of content changed ("a haiku about
+    spring rain" is not "a haiku about autumn rain", nor "what is 13 + 7" "what is 12 + 7").
+    Candidates for the ratio come from MinHash LSH over character 4-grams (datasketch), per
+    system prompt: no all-pairs comparison."""
     if threshold >= 1 or len(texts) < 2:
         return {}
     from datasketch import MinHash, MinHashLSH
@@ -212,21 +260,26 @@ def near_duplicates(
     seen: dict[int, int] = {}
     first: dict[tuple[str, str], int] = {}
     groups: dict[str, Any] = {}
-    norm: dict[int, str] = {}
+    words: dict[int, list[str]] = {}
     for i, (system, rest) in enumerate(texts):
-        text = _normalized(rest)
+        words[i] = _words(rest)
+        text = " ".join(words[i])
         if (system, text) in first:
             seen[i] = first[(system, text)]
             continue
         first[(system, text)] = i
-        norm[i] = text
         # MinHash's band threshold sits well below the ratio's: it only proposes candidates.
         lsh = groups.setdefault(system, MinHashLSH(threshold=0.5, num_perm=perms))
         m = MinHash(num_perm=perms, seed=1)
         m.update_batch([text[j : j + 4].encode() for j in range(max(1, len(text) - 3))])
         numbers = NUMBER.findall(text)
         for j in sorted(lsh.query(m)):
-            if NUMBER.findall(norm[j]) == numbers and fuzz.ratio(text, norm[j]) >= threshold * 100:
+            other = " ".join(words[j])
+            if (
+                NUMBER.findall(other) == numbers
+                and fuzz.ratio(text, other) >= threshold * 100
+                and _only_slips(words[i], words[j])
+            ):
                 seen[i] = j
                 break
         else:
