@@ -103,6 +103,7 @@ check: $(STAMP)
 # Cost of the distribution metrics and memory growth, measured in one run (a few minutes).
 bench: $(STAMP)
 	$(PY) -m tools.bench
+	$(PY) -m tools.traffic_bench
 
 # The README's pictures of the demo report (after `make compare`).
 screenshot: $(STAMP) browser

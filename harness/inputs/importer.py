@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -164,11 +165,23 @@ def _keys(obj: dict[str, Any]) -> str:
 
 
 def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
+    """Every text scrubbed, each distinct text once (a system prompt repeats in most
+    requests); its finds are counted once per place it stands."""
+    memo: dict[str, tuple[str, Counter[str]]] = {}
+
+    def scrub(text: str) -> str:
+        if text not in memo:
+            before = Counter(scrubber.counts)
+            memo[text] = scrubber.scrub(text), scrubber.counts - before
+        else:
+            scrubber.counts.update(memo[text][1])
+        return memo[text][0]
+
     return [
         Request(
-            messages=tuple((role, scrubber.scrub(text)) for role, text in r.messages),
-            logged_output=None if r.logged_output is None else scrubber.scrub(r.logged_output),
-            tags=tuple(dict.fromkeys(scrubber.scrub(t) for t in r.tags)),
+            messages=tuple((role, scrub(text)) for role, text in r.messages),
+            logged_output=None if r.logged_output is None else scrub(r.logged_output),
+            tags=tuple(dict.fromkeys(scrub(t) for t in r.tags)),
             max_new_tokens=r.max_new_tokens,
             join=r.join,
         )
@@ -261,6 +274,10 @@ def near_duplicates(
     first: dict[tuple[str, str], int] = {}
     groups: dict[str, Any] = {}
     words: dict[int, list[str]] = {}
+    joined: dict[int, str] = {}
+    numbers: dict[int, list[str]] = {}
+    template = MinHash(num_perm=perms, seed=1)  # its permutations drawn once, shared
+    scheme = template.scheme
     for i, (system, rest) in enumerate(texts):
         words[i] = _words(rest)
         text = " ".join(words[i])
@@ -268,16 +285,18 @@ def near_duplicates(
             seen[i] = first[(system, text)]
             continue
         first[(system, text)] = i
-        # MinHash's band threshold sits well below the ratio's: it only proposes candidates.
-        lsh = groups.setdefault(system, MinHashLSH(threshold=0.5, num_perm=perms))
-        m = MinHash(num_perm=perms, seed=1)
-        m.update_batch([text[j : j + 4].encode() for j in range(max(1, len(text) - 3))])
-        numbers = NUMBER.findall(text)
+        joined[i], numbers[i] = text, NUMBER.findall(text)
+        if system not in groups:  # 16 bands of 4 rows: pairs near Jaccard 0.5 and above
+            groups[system] = MinHashLSH(num_perm=perms, params=(perms // 4, 4))
+        lsh = groups[system]
+        # crc32: a stable hash (the same candidates in every run), cheaper than sha1
+        m = MinHash(perms, hashfunc=zlib.crc32, permutations=template.permutations, scheme=scheme)
+        m.update_batch(list({text[j : j + 4].encode() for j in range(max(1, len(text) - 3))}))
+        # The bands' threshold sits well below the ratio's: they only propose candidates.
         for j in sorted(lsh.query(m)):
-            other = " ".join(words[j])
             if (
-                NUMBER.findall(other) == numbers
-                and fuzz.ratio(text, other) >= threshold * 100
+                numbers[j] == numbers[i]
+                and fuzz.ratio(text, joined[j]) >= threshold * 100
                 and _only_slips(words[i], words[j])
             ):
                 seen[i] = j

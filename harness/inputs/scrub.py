@@ -48,6 +48,8 @@ SECRET_SHAPES = re.compile(
 SECRET_HINT = re.compile(
     r"[A-Za-z0-9_+/=.-]{16,}|(?i:key|token|secret|passw|credential|auth)|-----BEGIN"
 )
+# Seven digits with only separators between: what any phone number has.
+PHONE_HINT = re.compile(r"\d(?:[\s().+/-]{0,3}\d){6}")
 TOKEN_CHARS = re.compile(r"[^\s\"'<>()\[\]{},;]+")
 
 
@@ -110,7 +112,7 @@ class Scrubber:
         yield from _checked(IPV4, text, _is_ip)
         if ":" in text:
             yield from _checked(IPV6, text, _is_ip)
-        if sum(c.isdigit() for c in text) >= 7:
+        if PHONE_HINT.search(text):
             yield from self._phones(text)
 
     def _phones(self, text: str) -> Iterator[Span]:
