@@ -198,8 +198,8 @@ def test_the_real_pool_regenerates_byte_for_byte_and_is_big_and_hard_enough(
 
 @pytest.mark.slow
 def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Path) -> None:
-    """A limit of 0 never passes, so W8A16 runs every round (200 items, 100 then 50 a
-    round, batches of 25). SIGKILL as the baseline's first batch of round 2 is made; the rerun
+    """A limit of 0 never passes, so W8A16 runs every round (100 items, 50 then 50, batches
+    of 25). SIGKILL as the baseline's first batch of round 2 is made; the rerun
     reads round 1 back from the run cache, resumes round 2 after its journalled batch, and
     ends with the results of a run never killed."""
     import os
@@ -211,13 +211,13 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
         folder.mkdir()
         return write_config(
             folder / "seq.toml",
-            [DEMO_SETS / "add.jsonl", DEMO_SETS / "count.jsonl"],
+            [DEMO_SETS / "count.jsonl"],
             DEMO,
             {"w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}}},
             {"max_weighted_accuracy_drop": 0.0},
             name="seq",
             generation={"max_new_tokens": 16, "batch_size": 25},
-            sequential={"step": 50, "min_items": 100, "seed": 2},
+            sequential={"step": 50, "min_items": 50, "seed": 2},
         )
 
     quantized = str(REPO / ".cache/harness/quantized")
@@ -245,7 +245,7 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
             command, cwd=REPO, capture_output=True, text=True, check=False, env=os.environ | env
         )
 
-    done = harness({"HARNESS_FAULT": "batch:base@5"})
+    done = harness({"HARNESS_FAULT": "batch:base@3"})
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert not (killed / "run").exists()
     rerun = harness({})
@@ -253,6 +253,6 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
     assert "base: resuming after 25 of 50 prompts (1 batches)" in rerun.stderr
     expected = json.loads((whole / "run" / "results.json").read_text())
     got = json.loads((killed / "run" / "results.json").read_text())
-    assert [c["items_used"] for c in got["candidates"]] == [200]
+    assert [c["items_used"] for c in got["candidates"]] == [100]
     got["config"]["path"] = expected["config"]["path"]  # two folders, the same config
     assert differences(stable(expected), stable(got)) == []

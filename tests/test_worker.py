@@ -28,9 +28,14 @@ def console(*args: str) -> list[str]:
 
 
 def config(path: Path, candidate: dict[str, Any]) -> Path:
+    """The demo model against `candidate` on the first 48 prompts of a demo set: three
+    batches of 16, as the fault points below count them."""
+    rows = (REPO / "evalsets" / "demo" / "add.jsonl").read_text().splitlines(keepends=True)
+    subset = path.parent / "add-48.jsonl"
+    subset.write_text("".join(rows[:48]))
     return write_config(
         path,
-        REPO / "evalsets" / "demo" / "add.jsonl",
+        subset,
         DEMO,
         {"cand": candidate},
         {"max_weighted_accuracy_drop": 0.02},
@@ -98,7 +103,7 @@ def crash_and_resume(
 
 @pytest.mark.slow
 def test_sigill_in_the_transformers_engine_is_one_line_and_resumes(tmp_path: Path) -> None:
-    # add.jsonl: 100 prompts, batches of 16; the fault fires as the third batch is made.
+    # 48 prompts, batches of 16; the fault fires as the third batch is made.
     crash_and_resume(
         tmp_path,
         {"path": DEMO, "dtype": "bfloat16"},
