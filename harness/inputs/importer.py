@@ -18,7 +18,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,17 +139,7 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
                 requests.append(got)
     joined = {r.join for r in requests if r.join is not None}
     cleaning.unanswered_batch = sum(1 for k in answers if k not in joined)
-    return [_with_answer(r, answers.get(r.join)) if r.join in answers else r for r in requests]
-
-
-def _with_answer(r: Request, answer: str | None) -> Request:
-    return Request(
-        messages=r.messages,
-        logged_output=answer,
-        tags=r.tags,
-        max_new_tokens=r.max_new_tokens,
-        join=r.join,
-    )
+    return [replace(r, logged_output=answers[r.join]) if r.join in answers else r for r in requests]
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -178,12 +168,11 @@ def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
         return memo[text][0]
 
     return [
-        Request(
+        replace(
+            r,
             messages=tuple((role, scrub(text)) for role, text in r.messages),
             logged_output=None if r.logged_output is None else scrub(r.logged_output),
             tags=tuple(dict.fromkeys(scrub(t) for t in r.tags)),
-            max_new_tokens=r.max_new_tokens,
-            join=r.join,
         )
         for r in requests
     ]
