@@ -36,7 +36,7 @@ class ImportFailed(HarnessError):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImportSettings:
-    """How `harness traffic import` cleans (its flags; `[traffic]` keys of the same names)."""
+    """How `harness traffic import` cleans: one flag per field (`--near-duplicate`, ...)."""
 
     near_duplicate: float = setting(
         0.85,
