@@ -489,6 +489,8 @@ def test_a_candidate_naming_another_eos_is_noted_not_refused(
     assert "It names other stop ids (2, 3) than the baseline&#39;s" in html
 
 
+# two console runs, each a harness and a worker importing torch: ~20 s
+@pytest.mark.slow
 def test_the_terminal_shows_the_harness_not_the_libraries(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:

@@ -167,6 +167,8 @@ def harness(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+# pip installs the plug-in from a local folder: ~15 s
+@pytest.mark.slow
 def test_an_installed_plugin_adds_an_engine_a_quantizer_a_scorer_and_a_metric(
     installed: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
