@@ -21,6 +21,7 @@ from examples.real.build_evalsets import (
     OPPOSITES_HARD,
     WORDS_HARD,
 )
+from harness.analysis.extract import UNITS
 
 OUT = Path(__file__).resolve().parents[2] / "evalsets" / "real-pool"
 SEED = 14
@@ -95,19 +96,7 @@ MONTHS = [
     "November",
     "December",
 ]
-NUMBER_WORDS = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-]
+NUMBER_WORDS = UNITS[:11]  # zero to ten, as the numeric scorer reads them
 # (unit asked for, unit given, how many of the first in one of the second)
 CONVERSIONS_COMMON = (
     ("minutes", "hours", 60),

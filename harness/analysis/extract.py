@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-_UNITS = [
+UNITS = [
     "zero",
     "one",
     "two",
@@ -37,7 +37,7 @@ _UNITS = [
     "nineteen",
 ]
 _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-WORD_VALUES = {w: i for i, w in enumerate(_UNITS)}
+WORD_VALUES = {w: i for i, w in enumerate(UNITS)}
 WORD_VALUES |= {w: 20 + 10 * i for i, w in enumerate(_TENS)}
 SCALES = {"hundred": 100, "thousand": 1000}
 _DIGITS = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+"

@@ -229,8 +229,6 @@ def _words(text: str) -> list[str]:
 def _only_slips(a: list[str], b: list[str]) -> bool:
     """Whether the words two texts do not share are filler or spelling slips of each other
     ("begginer", "kilometres"): a word of content changed makes another request."""
-    from collections import Counter
-
     from rapidfuzz import fuzz
 
     left = list((Counter(a) - Counter(b)).elements())

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -109,9 +109,9 @@ class Scrubber:
         for m in CARD.finditer(text):
             if luhn(re.sub(r"\D", "", m.group())):
                 yield Span(m.start(), m.end(), "card")
-        yield from _checked(IPV4, text, _is_ip)
+        yield from _ips(IPV4, text)
         if ":" in text:
-            yield from _checked(IPV6, text, _is_ip)
+            yield from _ips(IPV6, text)
         if PHONE_HINT.search(text):
             yield from self._phones(text)
 
@@ -152,15 +152,11 @@ def _whole_token(line: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def _checked(pattern: re.Pattern[str], text: str, ok: Callable[[str], bool]) -> Iterator[Span]:
+def _ips(pattern: re.Pattern[str], text: str) -> Iterator[Span]:
+    """The pattern's candidates that `ipaddress` accepts."""
     for m in pattern.finditer(text):
-        if ok(m.group()):
-            yield Span(m.start(), m.end(), "ip")
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+        try:
+            ipaddress.ip_address(m.group())
+        except ValueError:
+            continue
+        yield Span(m.start(), m.end(), "ip")
