@@ -195,6 +195,21 @@ def cmd_traffic_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_traffic_sample(args: argparse.Namespace) -> int:
+    from harness.inputs.config import load_config
+    from harness.pipeline import sample_traffic
+
+    summary = sample_traffic(load_config(args.config), args.force, args.run_cache)
+    print(f"pool {summary['pool']}: {summary['pool_items']:,} items, cut on {summary['signal']}")
+    for s in summary["strata"]:
+        weight = f"weight x{1 / s['inclusion']:.3g}" if s["inclusion"] else "none drawn"
+        print(f"  {s['name']:<5} {s['pool']:>7,} in the pool, {s['drawn']:>6,} drawn ({weight})")
+    if summary["calibration"]:
+        print(f"  calibration: {summary['calibration']:,} items from the rest of the pool")
+    print("wrote " + ", ".join(summary["files"].values()))
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.pipeline import rebuild
 
@@ -383,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _settings_flags(timp)
     timp.set_defaults(func=cmd_traffic_import)
+    tsample = traffic_sub.add_parser(
+        "sample",
+        help="run the baseline over a pool, draw a weighted eval set that oversamples the "
+        "items it is least sure of ([traffic] table; docs/traffic.md)",
+    )
+    tsample.add_argument("--config", type=Path, required=True, help="a config with [traffic]")
+    tsample.add_argument("--force", action="store_true", help="replace the files it writes")
+    tsample.add_argument("--run-cache", type=Path, default=None)
+    tsample.set_defaults(func=cmd_traffic_sample)
 
     report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
     report.add_argument("run_dir", type=Path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterator
@@ -65,6 +66,8 @@ from harness.store.rundir import (
     staging_for,
     write_atomic,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def now() -> str:
@@ -362,7 +365,7 @@ def analyze(
         )
         if lm_base is not None:
             paired[cand.name] += pair_samples(lm_base, folder.read_samples(cand.name))
-        metrics = summarize(paired[cand.name], stats)
+        metrics = summarize(paired[cand.name], stats, settings.slices)
         if run.header.sequential is not None:
             metrics = sequence_intervals(
                 metrics, paired[cand.name], gate_cfg, run.header.sequential.scales, stats
@@ -432,3 +435,97 @@ def evalset_info(items: list[EvalItem]) -> tuple[EvalsetInfo, ...]:
     for item in items:
         counts[item.source.path] = counts.get(item.source.path, 0) + 1
     return tuple(EvalsetInfo(path=p, sha256=sha256_file(p), items=n) for p, n in counts.items())
+
+
+def sample_traffic(
+    cfg: CompareConfig, force: bool = False, run_cache: Path | None = None
+) -> dict[str, Any]:
+    """`harness traffic sample`: mine the `[traffic]` pool with the baseline, draw the weighted
+    eval set (and a calibration set from the rest), write them and the signals beside; returns
+    the summary written as `<out>.sample.json`."""
+    from harness.analysis.sampling import HARD, draw, hard_items, weight
+    from harness.run.mining import mine, signal_rows
+    from harness.store.outputs import check_file
+    from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache
+    from harness.store.rundir import write_all
+
+    t = cfg.traffic
+    if t is None:
+        raise HarnessError(f"{cfg.path}: no [traffic] table: nothing to sample")
+    out = Path(t.out)
+    files = {
+        "sample": out,
+        "signals": t.beside("signals.jsonl"),
+        "summary": t.beside("sample.json"),
+    }
+    if t.calibration:
+        files["calibration"] = t.beside("calibration.jsonl")
+    for path in files.values():
+        check_file(path, force)
+    items = load_evalset([t.pool])
+    lines = {}  # each item's line as written in the pool (validated by load_evalset)
+    for text in Path(t.pool).read_text(encoding="utf-8").splitlines():
+        if text.strip():
+            obj = json.loads(text)
+            lines[obj["id"]] = obj
+    signals = mine(cfg.baseline, items, cfg.generation, RunCache(run_cache or DEFAULT_RUN_CACHE))
+    values = {s.id: s.value(t.signal) for s in signals}
+    hard = hard_items(values, t.signal, t.hard_share)
+    ids = [i.id for i in items]
+    drawn = draw(ids, hard, t.size, t.hard_fraction, t.seed, t.calibration)
+    chosen, calib = set(drawn.chosen), set(drawn.calibration)
+    sample_lines, rows = [], []
+    for s, row in zip(signals, signal_rows(signals), strict=True):
+        base = float(lines[s.id].get("weight", 1.0))
+        row |= {
+            "stratum": drawn.stratum_of[s.id],
+            "inclusion": drawn.inclusion(s.id),
+            "pool_weight": base,
+            "drawn": s.id in chosen,
+            "calibration": s.id in calib,
+        }
+        if s.id in chosen:
+            row["weight"] = weight(base, drawn.inclusion(s.id))
+            line = dict(lines[s.id])
+            line["weight"] = row["weight"]
+            line["difficulty"] = "hard" if s.id in hard else "common"
+            sample_lines.append(line)
+        rows.append(row)
+    cut = [v for i in hard if (v := values[i]) is not None]
+    summary: dict[str, Any] = {
+        "pool": t.pool,
+        "pool_items": len(items),
+        "pool_sha256": hashlib.sha256(Path(t.pool).read_bytes()).hexdigest(),
+        "baseline": cfg.baseline.name,
+        "signal": t.signal,
+        "hard_cut": (max(cut) if t.signal != "mean_entropy" else min(cut)) if cut else None,
+        "strata": [
+            {"name": s.name, "pool": s.pool, "drawn": s.drawn, "inclusion": s.inclusion}
+            for s in drawn.strata
+        ],
+        "size": len(drawn.chosen),
+        "calibration": len(drawn.calibration),
+        "seed": t.seed,
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    texts = {
+        files["sample"]: _jsonl(sample_lines),
+        files["signals"]: _jsonl(rows),
+        files["summary"]: dumps(summary),
+    }
+    if t.calibration:
+        texts[files["calibration"]] = _jsonl([lines[i] for i in ids if i in calib])
+    write_all(texts)
+    hard_drawn = next(s.drawn for s in drawn.strata if s.name == HARD)
+    logger.info(
+        "drew %d of %d items (%d hard), %d for calibration",
+        len(chosen),
+        len(ids),
+        hard_drawn,
+        len(calib),
+    )
+    return summary
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)

@@ -6,8 +6,18 @@ from dataclasses import replace
 
 import pytest
 
-from harness.analysis.candidate_metrics import NothingScored, summarize
-from harness.records import Difficulty, EvalItem, Outcome, PairedItem, Side, Source, StatsConfig
+from harness.analysis.candidate_metrics import NothingScored, length_bucket, summarize
+from harness.records import (
+    Difficulty,
+    EvalItem,
+    Outcome,
+    PairedItem,
+    Side,
+    SliceSettings,
+    Source,
+    StatsConfig,
+)
+from harness.records.errors import RecordError
 
 STATS = StatsConfig(bootstrap_samples=200, seed=0)
 
@@ -128,3 +138,56 @@ def test_the_reference_perplexity_ratio_is_the_exp_of_the_mean_nll_gap_capped_at
     # a broken model's NLLs (finite logits of 1e37): the ratio is the largest finite exp
     m = summarize([with_nll("a", 1.0, 4.0e36)], STATS)
     assert m.reference_ppl_ratio == pytest.approx(8.218407461554972e307)
+
+
+def test_length_buckets_by_hand() -> None:
+    edges = (128, 512, 2048)
+    assert [length_bucket("p", n, edges) for n in (0, 127, 128, 511, 512, 2047, 2048, 9000)] == [
+        "p=0-127",
+        "p=0-127",
+        "p=128-511",
+        "p=128-511",
+        "p=512-2047",
+        "p=512-2047",
+        "p=2048+",
+        "p=2048+",
+    ]
+    assert length_bucket("p", 5, ()) == "p=0+"
+    with pytest.raises(RecordError, match="increasing"):
+        SliceSettings(prompt_tokens=(512, 128))
+    with pytest.raises(RecordError, match="increasing"):
+        SliceSettings(output_tokens=(0, 16))
+
+
+def test_items_are_sliced_by_prompt_and_output_length_shortest_first() -> None:
+    def sized(id_: str, prompt: int | None, out: int, outcome: Outcome) -> PairedItem:
+        p = paired(id_, 1.0, 0.0 if outcome is Outcome.REGRESSION else 1.0, outcome, tags=("x",))
+        base = replace(p.baseline, prompt_tokens=prompt, output_ids=tuple(range(out)))
+        return replace(p, baseline=base)
+
+    rows = [
+        sized("long", 3000, 300, Outcome.REGRESSION),
+        sized("mid", 600, 20, Outcome.IDENTICAL),
+        sized("short", 10, 3, Outcome.IDENTICAL),
+        sized("short2", 100, 16, Outcome.REGRESSION),
+        sized("unknown", None, 5, Outcome.IDENTICAL),  # an lm-eval sample: no length slice
+    ]
+    m = summarize(rows, STATS, SliceSettings())
+    slices = {s.slice: s for s in m.slices}
+    assert list(slices) == [
+        "all",
+        "difficulty=common",
+        "prompt_tokens=0-127",
+        "prompt_tokens=512-2047",
+        "prompt_tokens=2048+",
+        "output_tokens=0-15",
+        "output_tokens=16-63",
+        "output_tokens=256+",
+        "tag=x",
+    ]
+    assert slices["prompt_tokens=0-127"].items == 2
+    assert slices["prompt_tokens=0-127"].regressions == 1
+    assert slices["prompt_tokens=2048+"].regressions == 1
+    assert slices["output_tokens=16-63"].items == 2
+    # without settings (a summary that asks for none) there are no length slices
+    assert not any("tokens=" in s.slice for s in summarize(rows, STATS).slices)

@@ -126,7 +126,27 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     for cand in old["candidates"]:
         for rule in cand["rules"]:
             rule["verdict"] = "pass" if rule.pop("passed") else "fail"
+    # Step 15: the [traffic] table (none here) and the length buckets of [slices] (defaults).
+    old["config"]["traffic"] = None
+    old["config"]["slices"] = {"prompt_tokens": [128, 512, 2048], "output_tokens": [16, 64, 256]}
     return old
+
+
+def pop_length_slices(new: dict[str, Any]) -> None:
+    """Step 15 slices by prompt and output length (rows the old file did not have): taken out
+    after checking that each kind of bucket holds every generated item once."""
+    generated = sum(1 for it in new["items"] if not it["id"].startswith("lm_eval/"))
+    for cand in new["candidates"]:
+        kept = []
+        counts = {"prompt_tokens": 0, "output_tokens": 0}
+        for row in cand["slices"]:
+            kind = row["slice"].partition("=")[0]
+            if kind in counts:
+                counts[kind] += row["items"]
+            else:
+                kept.append(row)
+        assert counts == {"prompt_tokens": generated, "output_tokens": generated}
+        cand["slices"] = kept
 
 
 def pop_evidence(new: dict[str, Any]) -> None:
@@ -243,6 +263,7 @@ def test_results_equal_the_pre_refactor_run(
             assert side.pop("meaning") is None
     pop_cut_off(new)
     pop_evidence(new)
+    pop_length_slices(new)
     assert new["candidates"][0]["name"] == "bf16"
     assert drop_consequences(old, new) <= 1
     assert differences(old, new) == []

@@ -39,6 +39,7 @@ from harness.records import (
     Outcome,
     PairedItem,
     SliceRow,
+    SliceSettings,
     StatsConfig,
 )
 from harness.records.errors import HarnessError
@@ -498,26 +499,58 @@ def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> Slice
     )
 
 
-def slice_keys(p: PairedItem) -> list[str]:
+def length_bucket(name: str, tokens: int, edges: Sequence[int]) -> str:
+    """The slice of a length: `name=LOW-HIGH` (both inclusive), the last one `name=LOW+`."""
+    low = 0
+    for edge in edges:
+        if tokens < edge:
+            return f"{name}={low}-{edge - 1}"
+        low = edge
+    return f"{name}={low}+"
+
+
+def slice_keys(p: PairedItem, lengths: SliceSettings | None = None) -> list[str]:
+    """The slices an item falls in: its difficulty, reference-free or not, its prompt's and
+    the baseline's output's length buckets (generated items of a run that kept prompt
+    lengths), its tags."""
     free = ["kind=reference-free"] if reference_free(p.item) else []
-    return [f"difficulty={p.item.difficulty.value}", *free] + [f"tag={t}" for t in p.item.tags]
+    size = []
+    if lengths is not None and p.baseline.prompt_tokens is not None:
+        size = [
+            length_bucket("prompt_tokens", p.baseline.prompt_tokens, lengths.prompt_tokens),
+            length_bucket("output_tokens", len(p.baseline.output_ids), lengths.output_tokens),
+        ]
+    tags = [f"tag={t}" for t in p.item.tags]
+    return [f"difficulty={p.item.difficulty.value}", *free, *size, *tags]
 
 
-def slices(paired: Sequence[PairedItem], stats: StatsConfig) -> tuple[SliceRow, ...]:
-    """ "all", then each difficulty, then each tag."""
+def _order(key: str) -> tuple[int, int, str]:
+    """Difficulty and kind, then length buckets shortest first, then tags."""
+    group, _, value = key.partition("=")
+    rank = {"prompt_tokens": 1, "output_tokens": 2, "tag": 3}.get(group, 0)
+    low = int(value.split("-")[0].rstrip("+")) if rank in (1, 2) else 0
+    return rank, low, key
+
+
+def slices(
+    paired: Sequence[PairedItem], stats: StatsConfig, lengths: SliceSettings | None = None
+) -> tuple[SliceRow, ...]:
+    """ "all", then each difficulty, each length bucket, each tag."""
     groups: dict[str, list[PairedItem]] = {}
     for p in paired:
-        for key in slice_keys(p):
+        for key in slice_keys(p, lengths):
             groups.setdefault(key, []).append(p)
-    order = sorted(groups, key=lambda k: (k.startswith("tag="), k))
+    order = sorted(groups, key=_order)
     return (_slice("all", paired, stats), *(_slice(k, groups[k], stats) for k in order))
 
 
-def summarize(paired: Sequence[PairedItem], stats: StatsConfig) -> CandidateMetrics:
+def summarize(
+    paired: Sequence[PairedItem], stats: StatsConfig, lengths: SliceSettings | None = None
+) -> CandidateMetrics:
     measured = Measured(paired, stats)
     if measured.interval(paired) is None and not measured.free:
         raise NothingScored("no item could be scored or judged for both models")
     values = {m.name: m.compute(measured) for m in METRICS}
     return CandidateMetrics(
-        values=values, distribution=measured.distribution, slices=slices(paired, stats)
+        values=values, distribution=measured.distribution, slices=slices(paired, stats, lengths)
     )

@@ -69,6 +69,7 @@ def _side(item: EvalItem, g: Generation, value: float | None) -> Side:
         reference_nll=g.reference_nll,
         extracted=_shown(item, g.output),
         cut_off=g.cut_off,
+        prompt_tokens=g.prompt_tokens,
     )
 
 

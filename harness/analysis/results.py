@@ -37,6 +37,7 @@ from harness.records import (
     Option,
     PairedItem,
     ReadyCandidate,
+    SliceSettings,
     Source,
     StatsConfig,
 )
@@ -186,6 +187,7 @@ class RunSettings:
     agreement: AgreementSettings
     lm_eval: LmEvalConfig | None
     ladder: LadderSettings | None
+    slices: SliceSettings
 
     @classmethod
     def of(cls, config: dict[str, Any]) -> RunSettings:
@@ -200,6 +202,8 @@ class RunSettings:
                 agreement=from_json(AgreementSettings, config["agreement"], "$.config.agreement"),
                 lm_eval=from_json(LmEvalConfig | None, config["lm_eval"], "$.config.lm_eval"),
                 ladder=from_json(LadderSettings | None, config.get("ladder"), "$.config.ladder"),
+                # a run folder from before length slices reads with the default buckets
+                slices=from_json(SliceSettings, config.get("slices", {}), "$.config.slices"),
             )
         except (KeyError, TypeError, RecordError) as exc:
             raise CodecError(f"$.config: not a resolved config ({exc})") from None

@@ -32,7 +32,9 @@ from harness.records import (
     ModelSpec,
     NoiseFloorSettings,
     SequentialSettings,
+    SliceSettings,
     StatsConfig,
+    TrafficSettings,
     noise_floor_name,
 )
 from harness.records.errors import RecordError
@@ -86,6 +88,10 @@ SIMPLE = {
     "sequential": _simple(
         SequentialSettings, "sequential", "evaluate round by round; stop once decided"
     ),
+    "slices": _simple(SliceSettings, "slices", "length buckets every report slices by"),
+    "traffic": _simple(
+        TrafficSettings, "traffic", "a weighted eval set drawn from traffic (`traffic sample`)"
+    ),
 }
 # The tables a config may hold, besides the top-level keys.
 TABLE_NAMES = tuple(
@@ -109,6 +115,8 @@ TABLES: tuple[Table, ...] = (
     SIMPLE["lm_eval"],
     SIMPLE["corpus"],
     SIMPLE["sequential"],
+    SIMPLE["slices"],
+    SIMPLE["traffic"],
     Table(
         "[ladder]",
         LADDER,
@@ -139,15 +147,24 @@ def _record(kind: Callable[..., Any], where: str, **values: Any) -> Any:
 class _Reader:
     """One config file being read: where its paths resolve, how its errors start."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
         self.path, self.base_dir = path, path.parent
+        # What `traffic sample` writes counts as there: a candidate may be calibrated on the
+        # calibration set the config's own [traffic] table draws.
+        self.written: set[str] = set()
+        traffic = data.get("traffic")
+        if isinstance(traffic, dict) and isinstance(traffic.get("out"), str):
+            out = Path(traffic["out"])
+            out = out if out.is_absolute() else self.base_dir / out
+            stem = out.name.removesuffix(".jsonl")
+            self.written = {str(out), str(out.with_name(f"{stem}.calibration.jsonl"))}
 
     def resolve(self, where: str) -> Callable[[Key, str], str]:
         def resolve(key: Key, value: str) -> str:
             if key.path == "model":
                 return _local_or_hub(value, self.base_dir, where)
             path = value if Path(value).is_absolute() else str(self.base_dir / value)
-            if key.path == "file" and not Path(path).is_file():
+            if key.path == "file" and not Path(path).is_file() and path not in self.written:
                 raise ConfigError(f"{where}: {key.name} {path}: no such file")
             return path
 
@@ -249,7 +266,7 @@ class _Reader:
 
 
 def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
-    reader = _Reader(path)
+    reader = _Reader(path, data)
     top = reader.table(TABLES[0], data, f"{path}")
     baseline = reader.model(_need(data, "baseline", path), f"{path}: [baseline]")
     raw_candidates = data.get("candidates", [])
@@ -275,6 +292,10 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
     if "sequential" in data:
         where = f"{path}: [sequential]"
         sequential = _record(SequentialSettings, where, **reader.simple("sequential", data))
+    traffic = None
+    if "traffic" in data:
+        where = f"{path}: [traffic]"
+        traffic = _record(TrafficSettings, where, **reader.simple("traffic", data))
     cfg = CompareConfig(
         name=top["name"],
         path=path,
@@ -292,6 +313,8 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         corpus=corpus,
         ladder=ladder,
         sequential=sequential,
+        traffic=traffic,
+        slices=_record(SliceSettings, f"{path}: [slices]", **reader.simple("slices", data)),
     )
     check_names(cfg)
     if sequential is not None:

@@ -39,7 +39,9 @@ from harness.records.settings import (
     QuantizeSpec,
     ReadyCandidate,
     SequentialSettings,
+    SliceSettings,
     StatsConfig,
+    TrafficSettings,
     noise_floor_name,
 )
 
@@ -81,8 +83,10 @@ __all__ = [
     "SequentialSettings",
     "Side",
     "SliceRow",
+    "SliceSettings",
     "Source",
     "StatsConfig",
     "TokenStats",
+    "TrafficSettings",
     "noise_floor_name",
 ]

@@ -15,6 +15,7 @@ class Generation:
     reference_nll: float | None = None  # mean NLL per token of the single reference, if any
     # Ended at max_new_tokens, on no stop id or stop string: no final answer yet.
     cut_off: bool = False
+    prompt_tokens: int | None = None  # the prompt's length in the ids the model was fed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,7 @@ class Side:
     reference_nll: float | None = None
     extracted: str | None = None  # the answer the scorer compared, when it differs from output
     cut_off: bool = False  # ended at its token limit: no final answer yet
+    prompt_tokens: int | None = None  # the prompt's length in tokens, where the run kept it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

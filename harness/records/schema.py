@@ -102,12 +102,17 @@ def _is_list(kind: Any) -> bool:
     return typing.get_origin(_base(kind)) is tuple
 
 
+def _of_ints(kind: Any) -> bool:
+    """A list of integers (`tuple[int, ...]`), not of strings."""
+    return _is_list(kind) and typing.get_args(_base(kind))[0] is int
+
+
 def _noun(key: Key) -> str:
     base = _base(key.kind)
     if (choices := _choices(key.kind)) is not None:
         return "one of " + ", ".join(str(c) for c in choices)
     plural = {"path": "paths", "file": "file paths", "model": "paths"}
-    things = plural.get(key.path or "", "strings")
+    things = "integers" if _of_ints(key.kind) else plural.get(key.path or "", "strings")
     if _is_list(key.kind):
         return f"a non-empty list of {things}" if key.nonempty else f"a list of {things}"
     if base is bool:
@@ -167,7 +172,10 @@ def _typed(key: Key, value: Any) -> Any | None:
     if (choices := _choices(key.kind)) is not None:
         return value if value in choices and type(value) is type(choices[0]) else None
     if _is_list(key.kind):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        item = int if _of_ints(key.kind) else str
+        if not isinstance(value, list) or not all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        ):
             return None
         return tuple(value)
     if isinstance(value, bool):
@@ -285,6 +293,8 @@ def json_type(key: Key) -> dict[str, Any]:
     base = _base(key.kind)
     if (choices := _choices(key.kind)) is not None:
         out["enum"] = list(choices)
+    elif _of_ints(key.kind):
+        out |= {"type": "array", "items": {"type": "integer"}}
     elif _is_list(key.kind):
         out |= {"type": "array", "items": {"type": "string"}}
         if key.nonempty:

@@ -354,6 +354,29 @@ class StatsConfig:
     confidence: float = setting(0.95, doc="the intervals' confidence level", gt=0, lt=1)
 
 
+def _edges(name: str, edges: tuple[int, ...]) -> None:
+    if any(e <= 0 for e in edges) or list(edges) != sorted(set(edges)):
+        raise RecordError(f"{name} must be increasing token counts > 0; got {list(edges)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceSettings:
+    """The `[slices]` table: every report slices its items by prompt length and by the
+    baseline's output length, in tokens, at these bucket edges (a bucket holds lengths from
+    its lower edge up to the next edge, exclusive)."""
+
+    prompt_tokens: tuple[int, ...] = setting(
+        (128, 512, 2048), doc="prompt-length bucket edges, in tokens"
+    )
+    output_tokens: tuple[int, ...] = setting(
+        (16, 64, 256), doc="bucket edges of the baseline's output length, in tokens"
+    )
+
+    def __post_init__(self) -> None:
+        _edges("prompt_tokens", self.prompt_tokens)
+        _edges("output_tokens", self.output_tokens)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoiseFloorSettings:
     """The `[noise_floor]` table."""
@@ -451,6 +474,44 @@ class SequentialSettings:
             raise RecordError(f"max_items {self.max_items} is below min_items {self.min_items}")
 
 
+# The signal the traffic pool's hard stratum is cut on (harness.run.mining).
+Signal = Literal["min_margin", "mean_margin", "mean_entropy"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrafficSettings:
+    """The `[traffic]` table: `harness traffic sample` runs the baseline once over an imported
+    pool, cuts it into a hard stratum (where the baseline was least sure) and the rest, and
+    draws a weighted eval set that oversamples the hard one (docs/traffic.md). Beside `out` it
+    writes `<out>.signals.jsonl`, `<out>.sample.json` and, with `calibration`,
+    `<out>.calibration.jsonl`."""
+
+    pool: str = setting(doc="the pool: an eval set, e.g. `harness traffic import`'s", path="file")
+    out: str = setting(doc="the weighted eval set to write (JSONL)", path="path")
+    size: int = setting(doc="items drawn into the eval set", ge=2)
+    signal: Signal = setting(
+        "mean_margin", doc="what the hard stratum is cut on (docs/traffic.md: why this one)"
+    )
+    hard_share: float = setting(
+        0.2,
+        doc="share of the pool in the hard stratum (lowest margin or highest entropy)",
+        gt=0,
+        lt=1,
+    )
+    hard_fraction: float = setting(
+        0.5, doc="share of the eval set drawn from the hard stratum", gt=0, lt=1
+    )
+    calibration: int = setting(
+        0, doc="calibration items drawn from the pool outside the eval set (GPTQ, imatrix)", ge=0
+    )
+    seed: int = setting(0, doc="the draw's seed", ge=0)
+
+    def beside(self, what: str) -> Path:
+        """A file written next to `out`: `<out without .jsonl>.<what>`."""
+        out = Path(self.out)
+        return out.with_name(out.name.removesuffix(".jsonl") + f".{what}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompareConfig:
     """The whole config file; its top-level keys are `name` and `evalsets`, the rest tables."""
@@ -473,6 +534,8 @@ class CompareConfig:
     corpus: CorpusSettings | None = None  # [corpus]: what `harness corpus` scores
     ladder: LadderSettings | None = None  # [ladder]: the candidates are its rungs
     sequential: SequentialSettings | None = None  # [sequential]: stop once decided
+    traffic: TrafficSettings | None = None  # [traffic]: what `harness traffic sample` draws
+    slices: SliceSettings = field(default_factory=SliceSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

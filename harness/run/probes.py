@@ -25,7 +25,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -387,4 +387,22 @@ class CandidateProbe:
         return [self.stats[i] for i in range(len(self.stats))]
 
 
-Probe = BaselineProbe | CandidateProbe
+class Probe(Protocol):
+    """What sees a model's generation batch by batch, with its log-probs: the baseline's and
+    a candidate's probes here, the mining probe of `harness.run.mining`."""
+
+    def start(self, backend: Backend) -> None: ...
+
+    def on_batch(self, batch: list[Generated]) -> None: ...
+
+    def state(self, batch: list[Generated]) -> dict[str, Any]: ...
+
+    def intact(self, states: Sequence[dict[str, Any]]) -> int: ...
+
+    def restore(
+        self, states: Sequence[dict[str, Any]], conts: dict[int, tuple[int, ...]]
+    ) -> None: ...
+
+    def finish(
+        self, backend: Backend, ids: list[list[int]], rows: list[tuple[int, ...]]
+    ) -> None: ...

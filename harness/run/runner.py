@@ -444,8 +444,8 @@ def _run_model(
         seconds = time.monotonic() - generating + sum(float(r["seconds"]) for r in earlier)
         speed = produced / max(seconds, 1e-9)
         gens = tuple(
-            _generation(backend, item, row, limit, settings.stop)
-            for item, row, limit in zip(items, rows, limits, strict=True)
+            _generation(backend, item, row, limit, settings.stop, prompt)
+            for item, row, limit, prompt in zip(items, rows, limits, ids, strict=True)
         )
         if probe is not None:
             probe.finish(backend, ids, rows)
@@ -466,7 +466,12 @@ def _run_model(
 
 
 def _generation(
-    backend: Backend, item: EvalItem, row: tuple[int, ...], limit: int, stop: Sequence[str]
+    backend: Backend,
+    item: EvalItem,
+    row: tuple[int, ...],
+    limit: int,
+    stop: Sequence[str],
+    prompt: Sequence[int],
 ) -> Generation:
     """A row as text; cut off when it ran to its limit without a stop id or stop string (a row
     that stopped on an id is shorter than its limit: the stop id is not in it)."""
@@ -479,6 +484,7 @@ def _generation(
         output_ids=row,
         output_tokens=tuple(backend.token_text(t) for t in row),
         cut_off=cut_off,
+        prompt_tokens=len(prompt),
     )
 
 
@@ -723,7 +729,8 @@ class _Runner:
         self, spec: ModelSpec, journal: Journal | None = None
     ) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
         probe = None
-        if self.base_probe is not None:
+        caps = engine_class(spec.backend).capabilities
+        if self.base_probe is not None and (caps.full_vocab_logprobs or caps.top_k):
             probe = CandidateProbe(self.items, self.base_probe, self.settings.batch_size)
         run, _ = run_model(spec, self.items, self.settings, self.fed, probe, self.lm_eval, journal)
         return run, probe.ordered() if probe else None, probe.reference_nll if probe else None

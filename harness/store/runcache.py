@@ -48,7 +48,7 @@ from harness.store.sealed import SUM, is_sealed, seal
 
 DEFAULT_RUN_CACHE = Path(".cache") / "harness" / "runs"
 logger = logging.getLogger(__name__)
-FORMAT = 3  # bumped when what an entry holds, or how outputs are made, changes
+FORMAT = 4  # bumped when what an entry holds, or how outputs are made, changes
 ENTRY = "entry.json"
 WORK = ".work-"  # a key's work folder: what a killed run finished, batch by batch
 JOURNAL = "journal.jsonl"
@@ -101,6 +101,23 @@ def baseline_key(
             "items": [item_to_json(i) for i in items],
             "generation": to_json(settings),
             "lm_eval": to_json(lm_eval),
+        }
+    )
+
+
+def signals_key(
+    spec: ModelSpec, fingerprint: str, items: Sequence[EvalItem], settings: GenerationSettings
+) -> str:
+    """The baseline's mining run over a traffic pool (`harness.run.mining`): its outputs and
+    per-item signals, no log-probs."""
+    return _digest(
+        {
+            "format": FORMAT,
+            "role": "signals",
+            "fingerprint": fingerprint,
+            "engine": engine_settings(spec),
+            "items": [item_to_json(i) for i in items],
+            "generation": to_json(settings),
         }
     )
 

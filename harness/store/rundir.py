@@ -181,6 +181,7 @@ class RunDir:
                     "output_tokens": list(g.output_tokens),
                     "cut_off": g.cut_off,
                 }
+                | ({} if g.prompt_tokens is None else {"prompt_tokens": g.prompt_tokens})
                 for g in run.generations
             ),
         )
@@ -268,6 +269,7 @@ class RunDir:
                 output_tokens=tuple(r["output_tokens"]),
                 reference_nll=nll.get(r["id"]),
                 cut_off=bool(r.get("cut_off", False)),
+                prompt_tokens=r.get("prompt_tokens"),
             )
             for r in rows
         ]

@@ -22,6 +22,7 @@ ENGINES: Registry[type[Backend]] = Registry(
         "hf": "harness.run.backends.hf:HFBackend",  # transformers, in process (the default)
         "llama.cpp": "harness.run.backends.llamacpp:LlamaCppBackend",  # a GGUF file, in process
         "openai": "harness.run.backends.openai:OpenAIBackend",  # any OpenAI-compatible server
+        "replay": "harness.run.backends.replay:ReplayBackend",  # the answers a log recorded
     },
     accept=lambda cls: isinstance(cls, type) and issubclass(cls, Backend),
     is_a="a harness.run.backends.Backend subclass",
