@@ -1,8 +1,8 @@
 """`backend = "replay"`: a candidate whose outputs are a log's answers. A log written from a
 model's own run replays to that run's outputs, id for id and cut-off for cut-off (the demo
-model here; SmolLM2's Q8_0 GGUF on llama.cpp, through `traffic import`, in the engine test);
-no log-probs, so its distribution metrics are n/a; a prompt the log does not hold is exit 2
-naming it."""
+model; SmolLM2's Q8_0 GGUF on llama.cpp, through `traffic import`, next to the GGUF run
+directly in the same compare); no log-probs, so its distribution metrics are n/a; a prompt
+the log does not hold is exit 2 naming it."""
 
 from __future__ import annotations
 
@@ -91,71 +91,72 @@ def test_a_log_of_a_run_replays_to_that_runs_outputs(tmp_path: Path) -> None:
 @NEEDS_REAL_MODEL
 @NEEDS_LLAMA_CPP
 def test_a_llama_cpp_q8_0_log_replays_to_the_ggufs_own_outputs(tmp_path: Path) -> None:
-    """SmolLM2's Q8_0 GGUF runs chat items directly; its answers, written as an OpenAI
-    chat-completions log and read by `traffic import`, replay to the same ids and stops."""
-    rows = [json.loads(x) for x in (REAL / "open-ended.jsonl").read_text().splitlines()][:12]
-    rows += [json.loads(x) for x in (REAL / "arithmetic.jsonl").read_text().splitlines()][:12]
-    rows = list({r["messages"][-1]["content"]: r for r in rows}.values())  # one "4 + 1" twice
+    """SmolLM2's Q8_0 GGUF answers 16 chat items on llama.cpp; the answers, written as an
+    OpenAI chat-completions log, go through `traffic import`; one compare then runs the GGUF
+    directly and replays the log, on the same prompts: the same ids and the same stops."""
+    from harness.inputs.evalset import load_evalset
+    from harness.records import GgufSpec, ModelSpec
+    from harness.run.backends import open_backend
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.quantize import quantize
+
+    rows = [json.loads(x) for name in ("open-ended", "instructions") for x in
+            (REAL / f"{name}.jsonl").read_text().splitlines()[:8]]  # fmt: skip
     for row in rows:
-        row.pop("max_new_tokens", None)
+        row["max_new_tokens"] = 32  # some answers end on their own, some are cut off
     evalset = write_jsonl(tmp_path / "items.jsonl", rows)
-    q8 = {"quantize": {"engine": "llama.cpp", "type": "Q8_0"}}
-    gen = {"max_new_tokens": 48, "batch_size": 24}
-    agreement = {"model": MINILM}
-    cfg = write_config(
-        tmp_path / "direct.toml",
-        evalset,
-        SMOLLM,
-        {"q8_0": q8},
-        {},
-        generation=gen,
-        agreement=agreement,
-    )
-    args = ["--cache", str(QUANTIZED), "--run-cache", str(tmp_path / "runs")]
-    direct = tmp_path / "direct"
-    done = in_process("compare", "--config", str(cfg), "--out", str(direct), *args)
-    assert done.returncode in (0, 1), done.stderr
-    served = generations(direct, "q8_0")
+    gguf = quantize(str(SMOLLM), checkpoint_fingerprint(str(SMOLLM)), GgufSpec(type="Q8_0")).path
+    gguf = gguf.resolve()
+    items = load_evalset([str(evalset)])
+    spec = ModelSpec(name="q8_0", path=str(gguf), backend="llama.cpp", threads=2)
+    with open_backend(spec) as engine:
+        ids = [engine.prompt_ids(i) for i in items]
+        done_rows = [
+            g for b in engine.generate(ids, [32] * len(ids), engine.stop_ids, 8) for g in b
+        ]
+        answers = {g.index: (engine.decode(g.ids), g.stop_id is None) for g in done_rows}
+    assert {cut for _, cut in answers.values()} == {True, False}
     log = tmp_path / "served.jsonl"
     write_jsonl(
         log,
         [
             {
-                "request": {"model": "smollm2-q8_0", "messages": r["messages"], "max_tokens": 48},
+                "request": {"model": "smollm2-q8_0", "messages": r["messages"], "max_tokens": 32},
                 "response": {
                     "object": "chat.completion",
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": g["output"]},
-                            "finish_reason": "length" if g["cut_off"] else "stop",
+                            "message": {"role": "assistant", "content": answers[k][0]},
+                            "finish_reason": "length" if answers[k][1] else "stop",
                         }
                     ],
                 },
             }
-            for r, g in zip(rows, served, strict=True)
+            for k, r in enumerate(rows)
         ],
     )
     imported = tmp_path / "traffic.jsonl"
     done = in_process("traffic", "import", str(log), "--out", str(imported))
     assert done.returncode == 0, done.stderr
-    items = [json.loads(x) for x in imported.read_text().splitlines()]
-    assert len(items) == len(rows)
+    assert len(imported.read_text().splitlines()) == len(rows)
     replay = {"backend": "replay", "path": SMOLLM, "log": imported}
     cfg = write_config(
         tmp_path / "replay.toml",
         imported,
         SMOLLM,
-        {"served": replay},
+        {"q8_0": {"path": gguf, "backend": "llama.cpp"}, "served": replay},
         {},
-        generation=gen,
-        agreement=agreement,
+        generation={"max_new_tokens": 32, "batch_size": 16},
+        agreement={"model": MINILM},
     )
-    out = tmp_path / "replayed"
+    out = tmp_path / "run"
+    args = ["--run-cache", str(tmp_path / "runs")]
     done = in_process("compare", "--config", str(cfg), "--out", str(out), *args)
     assert done.returncode in (0, 1), done.stderr
-    # the import wrote the items in the log's order, with ids of its own: match by conversation
-    by_prompt = {json.dumps(r["messages"]): g for r, g in zip(rows, served, strict=True)}
-    replayed = generations(out, "served")
-    direct_in_order = [by_prompt[json.dumps(it["messages"])] | {"id": it["id"]} for it in items]
-    replayed_equals_direct(direct_in_order, replayed)
+    replayed_equals_direct(generations(out, "q8_0"), generations(out, "served"))
+    results = json.loads((out / "results.json").read_text())
+    by_name = {c["name"]: c for c in results["candidates"]}
+    assert by_name["served"]["distribution"] is None and by_name["q8_0"]["distribution"]
+    for key in ("free_identical", "free_equivalent", "free_diverged"):
+        assert by_name["served"]["metrics"][key] == by_name["q8_0"]["metrics"][key]
