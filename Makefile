@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
 	ladder ladder-real test-fast docs
 
 setup: $(STAMP)
@@ -41,6 +41,18 @@ compare-real: real-model
 # The same candidates decided sequentially over the 1,690-item pool (examples/smollm2-sequential.toml).
 compare-sequential: real-model
 	$(VENV)/bin/harness compare --config examples/smollm2-sequential.toml
+
+# A request log served by SmolLM2's Q8_0 GGUF, imported, mined by the fp32 baseline, sampled
+# and compared (docs/traffic.md); `mining-evidence` measures whether the mining pays.
+traffic-real: real-model llama-cpp
+	$(PY) -m tools.traffic_log --out reports/traffic-real/log.jsonl
+	$(VENV)/bin/harness traffic import reports/traffic-real/log.jsonl --force \
+	  --out reports/traffic-real/traffic.jsonl --baseline .cache/harness/models/smollm2-135m-instruct
+	$(VENV)/bin/harness traffic sample --config examples/smollm2-traffic.toml --force
+	$(VENV)/bin/harness compare --config examples/smollm2-traffic.toml
+
+mining-evidence: real-model llama-cpp
+	$(PY) -m tools.mining_evidence
 
 # llama.cpp from the llama-cpp-python sdist on PyPI: llama-server, -quantize, -imatrix and
 # -perplexity plus the shared library the `llama_cpp` bindings load, built once into

@@ -1,6 +1,6 @@
 """Does mining pay? On SmolLM2 and a pool drawn from the real chat sets: the baseline mines
-the pool (`harness traffic sample`), W4A16 (g64 GPTQ, compare-real's) and Q4_K_M run on the whole pool
-(`harness compare`), and then, per candidate and per signal:
+the pool (`harness traffic sample`), W4A16 (g64 GPTQ, compare-real's) and Q4_K_M run on the
+whole pool (`harness compare`), and then, per candidate and per signal:
 
 - enrichment: the share of flips (an item scored right by one model and wrong by the other)
   and of changed outputs in the mined hard stratum against the rest of the pool;
@@ -38,7 +38,8 @@ path = "{repo}/.cache/harness/models/smollm2-135m-instruct"
 
 [[candidates]]
 name = "w4a16-g64-gptq"
-quantize = {{ scheme = "W4A16", method = "gptq", group_size = 64, calibration = "{repo}/evalsets/calibration/chat.jsonl", samples = 64 }}
+quantize = {{ scheme = "W4A16", method = "gptq", group_size = 64, samples = 64, \
+calibration = "{repo}/evalsets/calibration/chat.jsonl" }}
 
 [[candidates]]
 name = "q4_k_m"

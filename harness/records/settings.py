@@ -486,7 +486,8 @@ class TrafficSettings:
     writes `<out>.signals.jsonl`, `<out>.sample.json` and, with `calibration`,
     `<out>.calibration.jsonl`."""
 
-    pool: str = setting(doc="the pool: an eval set, e.g. `harness traffic import`'s", path="file")
+    # Read by `traffic sample` only: a compare on the drawn set does not need it to exist.
+    pool: str = setting(doc="the pool: an eval set, e.g. `harness traffic import`'s", path="path")
     out: str = setting(doc="the weighted eval set to write (JSONL)", path="path")
     size: int = setting(doc="items drawn into the eval set", ge=2)
     signal: Signal = setting(
