@@ -26,18 +26,19 @@ def rows(name: str) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def arithmetic() -> tuple[list[Any], list[str], list[str]]:
-    """The 50 arithmetic items, the fp32 model's outputs, and the same with special tokens."""
+    """The first 25 arithmetic items, the fp32 model's outputs, and the same with special
+    tokens."""
     from harness.inputs.evalset import load_evalset
     from harness.records import GenerationSettings, ModelSpec
     from harness.run.backends.hf import HFBackend
     from harness.run.runner import greedy_rows
 
-    items = load_evalset([str(REAL / "arithmetic.jsonl")])
+    items = load_evalset([str(REAL / "arithmetic.jsonl")])[:25]
     backend = HFBackend(ModelSpec(name="fp32", path=str(SMOLLM)))
     ids = [backend.prompt_ids(item) for item in items]
-    # 64 tokens of the 128 the items allow: 18 of 50 answers are then right (21 at 128),
-    # at half the time.
-    settings = GenerationSettings(max_new_tokens=64, batch_size=50)
+    # 64 tokens of the 128 the items allow: 18 of all 50 answers are then right (21 at 128),
+    # at half the time; 13 of these 25.
+    settings = GenerationSettings(max_new_tokens=64, batch_size=25)
     out = greedy_rows(backend, ids, [64] * len(ids), backend.stop_ids, settings)
     raw = [backend.tokenizer.decode(list(r), skip_special_tokens=False) for r in out]
     return items, [backend.decode(r) for r in out], raw
@@ -49,8 +50,8 @@ def test_outputs_end_with_the_turn(arithmetic: tuple[list[Any], list[str], list[
 
 
 def test_arithmetic_with_extraction(arithmetic: tuple[list[Any], list[str], list[str]]) -> None:
-    """Chat answers ("7 + 4 = 11") scored on their final answer: measured 18 of 50 right
-    at 64 new tokens (the first number would have given far fewer)."""
+    """Chat answers ("7 + 4 = 11") scored on their final answer: measured 13 of 25 right
+    at 64 new tokens; the first number would have given 3."""
     from harness.analysis.extract import numbers
     from harness.analysis.scorers import score_baseline
 
@@ -60,7 +61,7 @@ def test_arithmetic_with_extraction(arithmetic: tuple[list[Any], list[str], list
         bool(n := numbers(o)) and n[0] == float(i.reference[0])
         for i, o in zip(items, outputs, strict=True)
     ]
-    assert sum(s == 1.0 for s in scores) >= 15 > sum(first)
+    assert sum(s == 1.0 for s in scores) >= 10 > sum(first)
 
 
 def test_reference_free_items_are_judged_by_meaning_not_accuracy(tmp_path: Path) -> None:

@@ -203,6 +203,10 @@ def test_an_import_keeps_each_request_once_and_no_planted_secret(tmp_path: Path)
     assert batch.logged_output == "answer 0"  # the batch output met its request
     assert set(by_text[DISTINCT[4]].tags) == {"model=m", "user_api_key_team_alias=support", "prod"}
     assert by_text[DISTINCT[4]].max_new_tokens == 8
+    # each request weighs as often as it was logged: repeats and resends count for it
+    assert by_text[DISTINCT[0]].weight == by_text[DISTINCT[1]].weight == 3  # again, resent
+    assert by_text[DISTINCT[4]].weight == 1
+    assert sum(i.weight for i in items) == len(items) + 2 + 2
     # the same request gets the same id in every import
     again = tmp_path / "again.jsonl"
     in_process("traffic", "import", *map(str, logs["files"]), "--out", str(again),

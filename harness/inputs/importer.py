@@ -293,12 +293,16 @@ def near_duplicates(
     return seen
 
 
-def item_of(r: Request) -> dict[str, Any]:
+def item_of(r: Request, times: int = 1) -> dict[str, Any]:
     """The eval-set line of a request: reference-free, its id a digest of its conversation
-    (the same request gets the same id in every import)."""
+    (the same request gets the same id in every import), weighted by how often it was logged
+    (itself, its exact repeats and its near-duplicates), so that the set's weighted figures
+    stand for the traffic as it came."""
     messages = [{"role": role, "content": text} for role, text in r.messages]
     digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
     item: dict[str, Any] = {"id": f"traffic-{digest}", "messages": messages, "scorer": "agreement"}
+    if times > 1:
+        item["weight"] = times
     if r.tags:
         item["tags"] = list(r.tags)
     if r.max_new_tokens is not None:
@@ -332,8 +336,10 @@ def import_traffic(
     else:
         logger.warning("--keep-pii: personal data and secrets are written as logged")
     unique: dict[str, Request] = {}
+    times: Counter[str] = Counter()  # how often each request was logged
     for r in requests:
         key = json.dumps(r.messages)
+        times[key] += 1
         if key in unique:
             cleaning.exact_duplicates += 1
             first = unique[key]
@@ -342,14 +348,17 @@ def import_traffic(
         else:
             unique[key] = r
     kept = list(unique.values())
+    counts = [times[json.dumps(r.messages)] for r in kept]
     repeats = near_duplicates([request_text(r) for r in kept], settings.near_duplicate)
     cleaning.near_duplicates = len(repeats)
-    kept = [r for i, r in enumerate(kept) if i not in repeats]
+    for i, j in sorted(repeats.items(), reverse=True):  # a resend counts for what it resent
+        counts[j] += counts[i]
+    pairs = [(r, n) for i, (r, n) in enumerate(zip(kept, counts, strict=True)) if i not in repeats]
     if context is not None:
-        fits = [context(r.messages, r.max_new_tokens or settings.max_new_tokens) for r in kept]
+        fits = [context(r.messages, r.max_new_tokens or settings.max_new_tokens) for r, _ in pairs]
         cleaning.over_context = fits.count(False)
-        kept = [r for r, ok in zip(kept, fits, strict=True) if ok]
-    if not kept:
+        pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
+    if not pairs:
         raise ImportFailed(f"nothing left to write from {cleaning.lines:,} lines")
-    cleaning.written = len(kept)
-    return [item_of(r) for r in kept], cleaning
+    cleaning.written = len(pairs)
+    return [item_of(r, n) for r, n in pairs], cleaning
