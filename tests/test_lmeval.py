@@ -17,6 +17,7 @@ from harness.run.lmeval import (
     export_tasks,
     mc_task_yaml,
     run_tasks,
+    task_manager,
 )
 from harness.store.rundir import RunDir
 
@@ -116,11 +117,14 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
 
     evalset = REPO / "evalsets" / "demo" / "add.jsonl"
     export_tasks([str(evalset)], tmp_path)
+    manager = TaskManager(include_path=str(tmp_path))
+    # the harness indexes lm-eval's built-in tasks once a process: the same index
+    assert task_manager(str(tmp_path))._index == manager._index
     result: Any = simple_evaluate(
         model="hf",
         model_args=f"pretrained={REPO / 'harness' / 'demo' / 'model'},dtype=float32",
         tasks=["harness_add"],
-        task_manager=TaskManager(include_path=str(tmp_path)),
+        task_manager=manager,
         log_samples=True,
         batch_size=64,
         device="cpu",

@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +117,48 @@ def task_manager(include_path: str | None) -> Any:
 def _task_manager(include_path: str | None, stamp: tuple[tuple[str, int, int], ...]) -> Any:
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=include_path)
+    with _built_in_index_once():
+        return TaskManager(include_path=include_path)
+
+
+@contextlib.contextmanager
+def _built_in_index_once() -> Iterator[None]:
+    """lm-eval indexes root by root and merges the roots' indexes, later over earlier
+    (`lm_eval.tasks._index.TaskIndex.build`, 0.4.x): the built-in root, some 14,700 task
+    files and 7 s or more here, is indexed once a process and a copy merged with each include
+    path's own index, which is what `build` over both roots gives. Where lm-eval has no such
+    `build`, it indexes as it always does."""
+    try:
+        from lm_eval.tasks import _index
+    except ImportError:
+        yield
+        return
+    original = _index.TaskIndex.__dict__.get("build")
+    if not isinstance(original, staticmethod):
+        yield
+        return
+    built_in = Path(_index.__file__).parent
+
+    def build(paths: Any, *, resolve_includes: bool = True) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for root in paths:
+            if Path(root) == built_in:
+                part = copy.deepcopy(_built_in_index(original.__func__, built_in, resolve_includes))
+            else:
+                part = original.__func__([root], resolve_includes=resolve_includes)
+            merged.update(part)
+        return merged
+
+    _index.TaskIndex.build = staticmethod(build)
+    try:
+        yield
+    finally:
+        _index.TaskIndex.build = original
+
+
+@functools.cache
+def _built_in_index(build: Any, root: Path, resolve_includes: bool) -> dict[str, Any]:
+    return build([root], resolve_includes=resolve_includes)
 
 
 def run_tasks(backend: Backend, cfg: LmEvalConfig, batch_size: int) -> list[Sample]:
