@@ -191,7 +191,8 @@ def test_traffic_sample_on_the_demo_model_writes_a_weighted_set(tmp_path: Path) 
     summary = json.loads((tmp_path / "sample.sample.json").read_text())
     assert len(sample) == 40 and len(signals) == 200 and len(calib) == 20
     by_id = {s["id"]: s for s in signals}
-    hard = sorted(signals, key=lambda s: (s["mean_margin"], s["id"]))[:40]
+    assert summary["signal"] == "min_margin"  # the default
+    hard = sorted(signals, key=lambda s: (s["min_margin"], s["id"]))[:40]
     assert {s["id"] for s in hard} == {s["id"] for s in signals if s["stratum"] == "hard"}
     assert sum(r["difficulty"] == "hard" for r in sample) == 20
     weights = {r["id"]: r["weight"] for r in pool}

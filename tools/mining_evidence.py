@@ -84,20 +84,24 @@ def harness(*args: str) -> None:
         raise SystemExit(f"harness {args[0]} exited {done.returncode}")
 
 
-def outcomes(results: dict[str, Any], cand: str) -> dict[str, tuple[float, bool, bool]]:
-    """Item id -> (score drop, flipped, output changed) for one candidate."""
+Outcome = tuple[float, bool, bool, bool]
+
+
+def outcomes(results: dict[str, Any], cand: str) -> dict[str, Outcome]:
+    """Item id -> (score drop, flipped, output changed, baseline right) for one candidate."""
     out = {}
     for it in results["items"]:
         side = it["candidates"][cand]
         base, score = it["baseline"]["score"], side["score"]
         drop = 0.0 if base is None or score is None else base - score
         flipped = side["outcome"] in ("regression", "improvement")
-        out[it["id"]] = (drop, flipped, side["outcome"] != "identical")
+        out[it["id"]] = (drop, flipped, side["outcome"] != "identical", base == 1.0)
     return out
 
 
-def share(out: dict[str, tuple[float, bool, bool]], group: Any, k: int) -> float:
-    """The share of `group` whose k-th outcome (1: flipped, 2: changed) is true."""
+def share(out: dict[str, Outcome], group: Any, k: int) -> float:
+    """The share of `group` whose k-th outcome (1: flipped, 2: changed, 3: baseline right)
+    is true."""
     return sum(out[i][k] for i in group) / len(group)
 
 
@@ -113,8 +117,9 @@ def analyse(folder: Path, sizes: list[int], draws: int, hard_share: float) -> li
         f"pool: {len(ids)} items; hard stratum: the {hard_share:.0%} the baseline was least "
         "sure of; mined draws take half their items from it",
         "",
-        "| candidate | signal | flips hard / rest | changed hard / rest | enrichment (flips) |",
-        "|---|---|---|---|---|",
+        "| candidate | signal | baseline right hard / rest | flips hard / rest | "
+        "changed hard / rest | enrichment (flips) |",
+        "|---|---|---|---|---|---|",
     ]
     halfwidths = [
         "",
@@ -130,9 +135,11 @@ def analyse(folder: Path, sizes: list[int], draws: int, hard_share: float) -> li
             rest = [i for i in ids if i not in hard]
             fh, fr = share(out, hard, 1), share(out, rest, 1)
             ch, cr = share(out, hard, 2), share(out, rest, 2)
+            bh, br = share(out, hard, 3), share(out, rest, 3)
             ratio = f"{fh / fr:.2f}x" if fr else "n/a"
             lines.append(
-                f"| {cand} | {signal} | {fh:.1%} / {fr:.1%} | {ch:.1%} / {cr:.1%} | {ratio} |"
+                f"| {cand} | {signal} | {bh:.1%} / {br:.1%} | {fh:.1%} / {fr:.1%} | "
+                f"{ch:.1%} / {cr:.1%} | {ratio} |"
             )
             for n in sizes:
                 mined, uniform = [], []

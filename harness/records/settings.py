@@ -491,7 +491,7 @@ class TrafficSettings:
     out: str = setting(doc="the weighted eval set to write (JSONL)", path="path")
     size: int = setting(doc="items drawn into the eval set", ge=2)
     signal: Signal = setting(
-        "mean_margin", doc="what the hard stratum is cut on (docs/traffic.md: why this one)"
+        "min_margin", doc="what the hard stratum is cut on (docs/traffic.md: why this one)"
     )
     hard_share: float = setting(
         0.2,
