@@ -265,6 +265,11 @@ def test_ordinary_text_is_left_alone() -> None:
         "def f(x):\n    return x * 2  # tokens and keys in a comment\n",
         "The password to the wifi is on the fridge.",
         "1234 5678 9012 3456 fails the Luhn check",
+        # pass Luhn, but no card: a decimal's fraction (a real SmolLM2 answer), one digit
+        # repeated, a number no issuer starts with
+        "multiply 3 kilometers by 1.0000000000000000.",
+        "0000 0000 0000 0000 ends no form",
+        "79927398713 is Luhn's own example; so is 7992739871300",
     ]:
         assert s.scrub(text) == text
     assert sum(s.counts.values()) == 0

@@ -10,7 +10,10 @@ What finds what, and why (docs/traffic.md says the same):
   JWT, private keys, keyword assignments, ...) — its high-entropy plugins are left out: on
   free text they flag ordinary words — plus the shapes it does not know (OpenAI `sk-...`,
   Hugging Face `hf_...`, `Bearer ...` headers, `api_key=...` assignments);
-- card numbers: runs of 13-19 digits (spaces or dashes between) that pass the Luhn check;
+- card numbers: runs of 13-19 digits (spaces or dashes between) that pass the Luhn check,
+  start as an issuer's number does (2-6: Mastercard, Amex, Visa, Discover, UnionPay...) and
+  are not one digit repeated nor the fraction of a decimal ("1.0000000000000000" passes Luhn:
+  a model wrote it in a real answer);
 - IP addresses: candidates checked by the standard library's `ipaddress`;
 - e-mail addresses: a regex of the address's shape.
 presidio-analyzer's pattern recognizers do the same for cards, IPs and e-mail, but presidio
@@ -34,7 +37,7 @@ PLACEHOLDER = {k: f"<{k.upper()}>" for k in KINDS}
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})+")
 IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]*\d)")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
-CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+CARD = re.compile(r"(?<![\d.,-])[2-6](?:[ -]?\d){12,18}(?![\d-])")
 # What detect-secrets does not know: provider shapes and header/assignment forms.
 # The secret is group `v` (a header's or an assignment's name stays).
 SECRET_SHAPES = re.compile(
@@ -107,7 +110,8 @@ class Scrubber:
         for m in EMAIL.finditer(text):
             yield Span(m.start(), m.end(), "email")
         for m in CARD.finditer(text):
-            if luhn(re.sub(r"\D", "", m.group())):
+            digits = re.sub(r"\D", "", m.group())
+            if luhn(digits) and len(set(digits)) > 1:
                 yield Span(m.start(), m.end(), "card")
         yield from _ips(IPV4, text)
         if ":" in text:

@@ -25,7 +25,7 @@ from harness.records import EvalItem, GenerationSettings, ModelSpec
 from harness.records.errors import HarnessError
 from harness.run.backends import Backend, engine_class
 from harness.run.backends.base import Generated, TopK, checkpoint_fingerprint
-from harness.store.runcache import MODEL, RunCache, signals_key
+from harness.store.runcache import MODEL, RunCache, baseline_key
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def mine(
     if not caps.full_vocab_logprobs and not caps.top_k:
         raise MiningError(f"{spec.name}: the {spec.backend} engine returns no log-probs to mine")
     settings = replace(settings, distribution=False)
-    key = signals_key(spec, checkpoint_fingerprint(spec.path), items, settings)
+    key = baseline_key(spec, checkpoint_fingerprint(spec.path), items, settings, None, "signals")
     with cache.claim(key, f"{spec.name} (signals)") as claim:
         if claim.found is None:
             probe = SignalProbe()

@@ -91,33 +91,19 @@ def baseline_key(
     items: Sequence[EvalItem],
     settings: GenerationSettings,
     lm_eval: LmEvalConfig | None,
+    role: str = "baseline",
 ) -> str:
+    """`role`: "baseline", or "signals" (the baseline's mining run over a traffic pool,
+    `harness.run.mining`: its outputs and per-item signals, no log-probs)."""
     return _digest(
         {
             "format": FORMAT,
-            "role": "baseline",
+            "role": role,
             "fingerprint": fingerprint,
             "engine": engine_settings(spec),
             "items": [item_to_json(i) for i in items],
             "generation": to_json(settings),
             "lm_eval": to_json(lm_eval),
-        }
-    )
-
-
-def signals_key(
-    spec: ModelSpec, fingerprint: str, items: Sequence[EvalItem], settings: GenerationSettings
-) -> str:
-    """The baseline's mining run over a traffic pool (`harness.run.mining`): its outputs and
-    per-item signals, no log-probs."""
-    return _digest(
-        {
-            "format": FORMAT,
-            "role": "signals",
-            "fingerprint": fingerprint,
-            "engine": engine_settings(spec),
-            "items": [item_to_json(i) for i in items],
-            "generation": to_json(settings),
         }
     )
 
