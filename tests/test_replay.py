@@ -57,7 +57,7 @@ def test_a_log_of_a_run_replays_to_that_runs_outputs(tmp_path: Path) -> None:
         tmp_path / "log.jsonl",
         [r | {"logged_output": g["output"]} for r, g in zip(rows, served, strict=True)],
     )
-    replay = {"backend": "replay", "path": DEMO, "log": log}
+    replay = {"backend": "replay", "path": DEMO, "log": "log.jsonl"}  # beside the config
     cfg = write_config(
         tmp_path / "replay.toml",
         log,
@@ -80,7 +80,7 @@ def test_a_log_of_a_run_replays_to_that_runs_outputs(tmp_path: Path) -> None:
 
     # a prompt the log does not hold: exit 2, naming the log
     write_jsonl(evalset, [*rows, {**rows[0], "id": "other", "prompt": "add 1+1="}])
-    cfg.write_text(cfg.read_text().replace(str(log), str(evalset), 1))
+    cfg.write_text(cfg.read_text().replace(str(log), str(evalset), 1))  # the eval set only
     done = in_process("compare", "--config", str(cfg), "--out", str(tmp_path / "x"), *args)
     assert done.returncode == 2
     assert "no logged answer in" in done.stderr and str(log) in done.stderr

@@ -196,7 +196,9 @@ class _Reader:
         settings = None
         if engine.settings is not None:
             given = {k: v for k, v in data.items() if k in owned}
-            settings = _record(engine.settings, where, **read_table(own, given, where))
+            settings = _record(
+                engine.settings, where, **read_table(own, given, where, resolve=self.resolve(where))
+            )
         return _record(ModelSpec, where, settings=settings, **values)
 
     def candidate(self, data: Any, where: str, gated_key: bool = True) -> CandidateSpec:
