@@ -74,6 +74,7 @@ def test_a_log_of_a_run_replays_to_that_runs_outputs(tmp_path: Path) -> None:
     cand = results["candidates"][0]
     assert cand["backend"] == "replay" and cand["distribution"] is None
     assert cand["metrics"]["mean_kld"] is None
+    assert "served" not in results["durations"]["tokens_per_second"]  # a file read, no speed
     first = json.loads((direct / "results.json").read_text())["candidates"][0]["metrics"]
     for key in ("weighted_accuracy", "regressions", "improvements"):
         assert cand["metrics"][key] == first[key]

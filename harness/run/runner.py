@@ -457,7 +457,7 @@ def _run_model(
         generations=gens,
         seconds=seconds_all,
         samples=samples,
-        tokens_per_second=round(speed, 2),
+        tokens_per_second=round(speed, 2) if backend.generates else None,
         peak_memory_mb=memory,
         split_differently=fed.split_differently,
         own_stop_ids=fed.own_stop_ids,

@@ -84,6 +84,8 @@ class Backend(ABC):
     capabilities: ClassVar[Capabilities]
     # The model runs in this process, so its peak memory is ours to measure (not a server's).
     in_process: ClassVar[bool] = True
+    # Its tokens per second say how fast the model generates (a replayed log's do not).
+    generates: ClassVar[bool] = True
     # The engine's own settings record (declared with `harness.records.schema.setting`):
     # its keys sit in the model's config table, and the record reaches the engine as
     # `spec.settings`. None: the engine takes no settings of its own.

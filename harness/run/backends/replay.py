@@ -50,6 +50,7 @@ class ReplaySettings:
 class ReplayBackend(HFTokenizerMethods, Backend):
     capabilities = Capabilities(full_vocab_logprobs=False, top_k=None)
     in_process = False
+    generates = False
     settings = ReplaySettings
 
     @classmethod
