@@ -103,3 +103,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.engine)
             if "make real-model" in reason:
                 item.add_marker(pytest.mark.real)
+
+
+@pytest.fixture(scope="session")
+def smollm2_ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """F32, Q8_0 and an imatrix Q4_K_M of SmolLM2 in a fresh cache, made once a session (one
+    conversion serves the three) and asked for twice: `first` made them, `again` found them.
+    The engine tests run on these files rather than converting SmolLM2 again."""
+    from harness.records import GgufSpec
+    from harness.run.backends.base import checkpoint_fingerprint
+    from harness.run.quantize import quantize
+
+    from .support.paths import REPO, SMOLLM
+
+    calibration = REPO / "evalsets" / "calibration" / "generic.jsonl"
+    cache = tmp_path_factory.mktemp("gguf-cache")
+    fp = checkpoint_fingerprint(str(SMOLLM))
+    specs = {
+        "f32": GgufSpec(type="F32"),
+        "q8_0": GgufSpec(type="Q8_0"),
+        "q4_k_m": GgufSpec(
+            type="Q4_K_M", imatrix=str(calibration), imatrix_chunks=8, imatrix_context=128
+        ),
+    }
+    first = {k: quantize(str(SMOLLM), fp, s, cache) for k, s in specs.items()}
+    again = {k: quantize(str(SMOLLM), fp, s, cache) for k, s in specs.items()}
+    return {"cache": cache, "first": first, "again": again, "calibration": calibration}

@@ -39,24 +39,10 @@ def test_a_second_make_llama_cpp_does_nothing() -> None:
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def made(smollm2_ggufs: dict[str, Any]) -> dict[str, Any]:
     """F32, Q8_0 and an imatrix Q4_K_M of SmolLM2, in a fresh cache: made, then cached."""
-    from harness.records import GgufSpec
-    from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.quantize import quantize
-
-    cache = tmp_path_factory.mktemp("cache")
-    fp = checkpoint_fingerprint(str(SMOLLM))
-    specs = {
-        "f32": GgufSpec(type="F32"),
-        "q8_0": GgufSpec(type="Q8_0"),
-        "q4_k_m": GgufSpec(
-            type="Q4_K_M", imatrix=str(CALIBRATION), imatrix_chunks=8, imatrix_context=128
-        ),
-    }
-    first = {k: quantize(str(SMOLLM), fp, s, cache) for k, s in specs.items()}
-    again = {k: quantize(str(SMOLLM), fp, s, cache) for k, s in specs.items()}
-    return {"cache": cache, "first": first, "again": again}
+    assert smollm2_ggufs["calibration"] == CALIBRATION
+    return smollm2_ggufs
 
 
 def test_gguf_candidates_are_made_once_and_cached(made: dict[str, Any]) -> None:
@@ -208,7 +194,7 @@ def test_every_id_stands_for_the_same_bytes_on_both_engines(engines: Any) -> Non
     assert lc.decode([28, 3299, 28]) == hf.decode([28, 3299, 28])
 
 
-def test_code_prompts_are_fed_the_baselines_ids(tmp_path: Path) -> None:
+def test_code_prompts_are_fed_the_baselines_ids(made: dict[str, Any], tmp_path: Path) -> None:
     """Indented code, blank-line runs, tabs and license headers (evalsets/code, the set of
     examples/smollm2-code.toml, 8 new tokens here): llama.cpp's own tokenizer splits 6 of the
     14 prompts differently (a run of spaces after a blank line before a digit or a quote);
@@ -221,7 +207,7 @@ def test_code_prompts_are_fed_the_baselines_ids(tmp_path: Path) -> None:
         tmp_path / "code.toml",
         shortened(tmp_path / "code.jsonl", [REPO / "evalsets" / "code" / "code.jsonl"], 8),
         SMOLLM,
-        {"f32-gguf": {"quantize": {"engine": "llama.cpp", "type": "F32"}}},
+        {"f32-gguf": {"path": made["first"]["f32"].path.resolve(), "backend": "llama.cpp"}},
         {"max_mean_kld": 0.05},
         generation={"max_new_tokens": 8, "batch_size": 14},
         agreement={"model": MINILM},

@@ -26,13 +26,10 @@ pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 
 
 @pytest.fixture(scope="module")
-def gguf() -> Path:
-    """SmolLM2 as an F32 GGUF, made (and cached) the way a compare makes its candidates."""
-    from harness.records import GgufSpec
-    from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.quantize import quantize
-
-    return quantize(str(SMOLLM), checkpoint_fingerprint(str(SMOLLM)), GgufSpec(type="F32")).path
+def gguf(smollm2_ggufs: dict[str, Any]) -> Path:
+    """SmolLM2 as an F32 GGUF, made the way a compare makes its candidates (once a session)."""
+    path: Path = smollm2_ggufs["first"]["f32"].path.resolve()
+    return path
 
 
 @pytest.fixture(scope="module")

@@ -91,23 +91,22 @@ def test_a_log_of_a_run_replays_to_that_runs_outputs(tmp_path: Path) -> None:
 @pytest.mark.engine
 @NEEDS_REAL_MODEL
 @NEEDS_LLAMA_CPP
-def test_a_llama_cpp_q8_0_log_replays_to_the_ggufs_own_outputs(tmp_path: Path) -> None:
+def test_a_llama_cpp_q8_0_log_replays_to_the_ggufs_own_outputs(
+    smollm2_ggufs: dict[str, Any], tmp_path: Path
+) -> None:
     """SmolLM2's Q8_0 GGUF answers 16 chat items on llama.cpp; the answers, written as an
     OpenAI chat-completions log, go through `traffic import`; one compare then runs the GGUF
     directly and replays the log, on the same prompts: the same ids and the same stops."""
     from harness.inputs.evalset import load_evalset
-    from harness.records import GgufSpec, ModelSpec
+    from harness.records import ModelSpec
     from harness.run.backends import open_backend
-    from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.quantize import quantize
 
     rows = [json.loads(x) for name in ("open-ended", "instructions") for x in
             (REAL / f"{name}.jsonl").read_text().splitlines()[:8]]  # fmt: skip
     for row in rows:
         row["max_new_tokens"] = 32  # some answers end on their own, some are cut off
     evalset = write_jsonl(tmp_path / "items.jsonl", rows)
-    gguf = quantize(str(SMOLLM), checkpoint_fingerprint(str(SMOLLM)), GgufSpec(type="Q8_0")).path
-    gguf = gguf.resolve()
+    gguf = smollm2_ggufs["first"]["q8_0"].path.resolve()
     items = load_evalset([str(evalset)])
     spec = ModelSpec(name="q8_0", path=str(gguf), backend="llama.cpp", threads=2)
     with open_backend(spec) as engine:
