@@ -393,3 +393,29 @@ def test_a_signal_stops_a_run_stuck_on_a_dripping_server_within_5_s(
     assert took < 5.0, took
     assert "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_server_baseline_mines_a_pool_with_margins_and_no_entropy(
+    server: str, tmp_path: Path
+) -> None:
+    """`traffic sample` with the baseline behind llama-server: margins from its top-20
+    log-probs, no entropy (a top k cannot give one), and nothing kept in the run cache (a
+    server's answers can change behind the same name)."""
+    subset(tmp_path / "pool.jsonl", per_file=2)  # the pool, 12 items
+    served = f'backend = "openai"\npath = "{SMOLLM}"\nbase_url = "{server}"\nmodel = "smollm2"\n'
+    config = tmp_path / "mine.toml"
+    config.write_text(
+        'name = "mine"\nevalsets = ["sample.jsonl"]\n'
+        f'[baseline]\nname = "served"\n{served}'
+        f'[[candidates]]\nname = "again"\n{served}'
+        "[generation]\nmax_new_tokens = 8\nbatch_size = 4\n"
+        '[traffic]\npool = "pool.jsonl"\nout = "sample.jsonl"\nsize = 6\n'
+    )
+    runs = tmp_path / "runs"
+    done = run_cli("traffic", "sample", "--config", str(config), "--run-cache", str(runs))
+    assert done.returncode == 0, done.stderr[-2000:]
+    signals = [json.loads(x) for x in (tmp_path / "sample.signals.jsonl").read_text().splitlines()]
+    assert len(signals) == 12 and all(s["mean_entropy"] is None for s in signals)
+    assert all(0 <= s["min_margin"] <= s["mean_margin"] <= 1 for s in signals)
+    assert sum(s["stratum"] == "hard" for s in signals) == 2  # a fifth of 12, rounded
+    assert not any(runs.glob("*/entry.json"))

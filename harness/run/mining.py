@@ -108,34 +108,56 @@ def mine(
     cache: RunCache,
 ) -> list[ItemSignals]:
     """Every item's signals, from one baseline run over the pool (read back from the run cache
-    when the same baseline ran the same pool with the same settings)."""
-    from harness.run.runner import _meta, run_model, write_model
+    when the same baseline ran the same pool with the same settings; a server's answers can
+    change behind the same name, so a server baseline is mined afresh every time)."""
+    from harness.run.runner import _cacheable
 
-    caps = engine_class(spec.backend).capabilities
+    engine = engine_class(spec.backend)
+    caps = engine.capabilities
     if not caps.full_vocab_logprobs and not caps.top_k:
         raise MiningError(f"{spec.name}: the {spec.backend} engine returns no log-probs to mine")
     settings = replace(settings, distribution=False)
-    key = baseline_key(spec, checkpoint_fingerprint(spec.path), items, settings, None, "signals")
+    fingerprint = checkpoint_fingerprint(spec.path)
+    if not _cacheable(spec, fingerprint):
+        return _signals(items, _mined(spec, items, settings, None))
+    key = baseline_key(spec, fingerprint, items, settings, None, "signals")
     with cache.claim(key, f"{spec.name} (signals)") as claim:
         if claim.found is None:
-            probe = SignalProbe()
-            run, fed = run_model(spec, items, settings, probe=probe, journal=claim.journal)
-            write_model(claim.work, replace(run, name=MODEL), items, None, None, None)
-            rows = []
-            for i, gen in enumerate(run.generations):
-                mined = probe.found.get(i)
-                rows.append(
-                    {
-                        "prompt_tokens": len(fed.ids[i]),
-                        "output_tokens": len(gen.output_ids),
-                        "signals": None if mined is None else list(mined),
-                    }
-                )
-            claim.commit(_meta(run) | {"items": rows})
+            rows = _mined(spec, items, settings, claim)
+            claim.commit(rows)
         else:
             logger.info("%s: signals read back from the run cache (no generation)", spec.name)
         assert claim.found is not None
         _, meta = claim.found
+    return _signals(items, meta)
+
+
+def _mined(
+    spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings, claim: Any
+) -> dict[str, Any]:
+    """One run of the baseline with the signal probe: its meta and per-item rows (written
+    into `claim`'s work folder when there is one)."""
+    from harness.run.runner import _meta, run_model, write_model
+
+    probe = SignalProbe()
+    journal = claim.journal if claim is not None else None
+    run, fed = run_model(spec, items, settings, probe=probe, journal=journal)
+    if claim is not None:
+        write_model(claim.work, replace(run, name=MODEL), items, None, None, None)
+    rows = []
+    for i, gen in enumerate(run.generations):
+        mined = probe.found.get(i)
+        rows.append(
+            {
+                "prompt_tokens": len(fed.ids[i]),
+                "output_tokens": len(gen.output_ids),
+                "signals": None if mined is None else list(mined),
+            }
+        )
+    return _meta(run) | {"items": rows}
+
+
+def _signals(items: Sequence[EvalItem], meta: dict[str, Any]) -> list[ItemSignals]:
     out = []
     for item, row in zip(items, meta["items"], strict=True):
         found: list[float | None] = row["signals"] or [None, None, None]
