@@ -65,7 +65,7 @@ def test_arithmetic_with_extraction(arithmetic: tuple[list[Any], list[str], list
 
 
 def test_reference_free_items_are_judged_by_meaning_not_accuracy(tmp_path: Path) -> None:
-    subset = rows("arithmetic")[:6] + rows("arithmetic")[-6:] + rows("open-ended")[:10]
+    subset = rows("arithmetic")[:3] + rows("arithmetic")[-3:] + rows("open-ended")[:6]
     for row in subset:  # the arithmetic items allow 128 tokens; a few words tell enough here
         row["max_new_tokens"] = 24
     evalset = tmp_path / "subset.jsonl"
@@ -78,7 +78,7 @@ def test_reference_free_items_are_judged_by_meaning_not_accuracy(tmp_path: Path)
         {"w8a16-g64": w8},
         {"max_hard_regressions": 100},
         name="real-subset",
-        generation={"max_new_tokens": 24, "batch_size": 22},
+        generation={"max_new_tokens": 24, "batch_size": 12},
         stats={},
         baseline_name="fp32",
         agreement={"model": MINILM},
@@ -93,9 +93,9 @@ def test_reference_free_items_are_judged_by_meaning_not_accuracy(tmp_path: Path)
     m = results["candidates"][0]["metrics"]
     free = [it for it in results["items"] if it["scorer"] == "agreement"]
     outcomes = [it["candidates"]["w8a16-g64"]["outcome"] for it in free]
-    assert len(free) == 10 and set(outcomes) <= {"identical", "equivalent", "diverged"}
+    assert len(free) == 6 and set(outcomes) <= {"identical", "equivalent", "diverged"}
     assert all(it["baseline"]["score"] is None for it in free)
-    assert m["reference_free"] == 10 and m["scored"] == 12
+    assert m["reference_free"] == 6 and m["scored"] == 6
     weights = [3.0 if it["difficulty"] == "hard" else 1.0 for it in free]
     for outcome in ("equivalent", "diverged"):
         weight = sum(w for w, o in zip(weights, outcomes, strict=True) if o == outcome)
