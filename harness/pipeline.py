@@ -462,12 +462,16 @@ def sample_traffic(
         files["calibration"] = t.beside("calibration.jsonl")
     for path in files.values():
         check_file(path, force)
-    items = load_evalset([t.pool])
-    lines = {}  # each item's line as written in the pool (validated by load_evalset)
-    for text in Path(t.pool).read_text(encoding="utf-8").splitlines():
-        if text.strip():
-            obj = json.loads(text)
-            lines[obj["id"]] = obj
+    from harness.inputs.evalset import expand_paths
+
+    items = load_evalset([t.pool])  # validated: file, line and id named on a bad line
+    sources, _ = expand_paths([t.pool])  # a file, a glob or a folder, as an eval set may be
+    lines = {}  # each item's line as written in the pool
+    for path in sources:
+        for text in path.read_text(encoding="utf-8").splitlines():
+            if text.strip():
+                obj = json.loads(text)
+                lines[obj["id"]] = obj
     signals = mine(cfg.baseline, items, cfg.generation, RunCache(run_cache or DEFAULT_RUN_CACHE))
     values = {s.id: s.value(t.signal) for s in signals}
     hard = hard_items(values, t.signal, t.hard_share)
@@ -495,7 +499,7 @@ def sample_traffic(
     summary: dict[str, Any] = {
         "pool": t.pool,
         "pool_items": len(items),
-        "pool_sha256": hashlib.sha256(Path(t.pool).read_bytes()).hexdigest(),
+        "pool_sha256": hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest(),
         "baseline": cfg.baseline.name,
         "signal": t.signal,
         "hard_cut": (max(cut) if t.signal != "mean_entropy" else min(cut)) if cut else None,

@@ -213,6 +213,12 @@ def test_traffic_sample_on_the_demo_model_writes_a_weighted_set(tmp_path: Path) 
     assert again.returncode == 0, again.stderr
     assert "signals read back from the run cache" in again.stderr
     resample = [json.loads(x) for x in (tmp_path / "sample.jsonl").read_text().splitlines()]
+    # a sample larger than the pool: exit 2 in one line, nothing replaced
+    cfg.write_text(cfg.read_text().replace("size = 40", "size = 500"))
+    big = in_process("traffic", "sample", "--config", str(cfg), "--run-cache", rc, "--force")
+    assert big.returncode == 2 and "a sample of 500 items from a pool of 200" in big.stderr
+    assert "Traceback" not in big.stderr
+    cfg.write_text(cfg.read_text().replace("size = 500", "size = 40"))
     assert {r["id"] for r in resample} != {r["id"] for r in sample}
 
     # a compare on the sample (the gptq candidate swapped for the baseline itself: what is

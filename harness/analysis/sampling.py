@@ -25,14 +25,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from harness.records.errors import HarnessError
+
 # The signal a stratum is cut on, and which end of it is hard.
 Signal = Literal["min_margin", "mean_margin", "mean_entropy"]
 HARD_IS_LOW = {"min_margin": True, "mean_margin": True, "mean_entropy": False}
 HARD, REST = "hard", "rest"
 
 
-class SamplingError(ValueError):
-    """A draw that cannot be made as asked (a pool too small for the sample)."""
+class SamplingError(HarnessError):
+    """A draw that cannot be made as asked (a pool too small for the sample): exit 2."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
