@@ -25,7 +25,7 @@ from harness.records import EvalItem, GenerationSettings, ModelSpec
 from harness.records.errors import HarnessError
 from harness.run.backends import Backend, engine_class
 from harness.run.backends.base import Generated, TopK, checkpoint_fingerprint
-from harness.store.runcache import MODEL, RunCache, baseline_key
+from harness.store.runcache import MODEL, RunCache, baseline_key, cacheable
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +110,13 @@ def mine(
     """Every item's signals, from one baseline run over the pool (read back from the run cache
     when the same baseline ran the same pool with the same settings; a server's answers can
     change behind the same name, so a server baseline is mined afresh every time)."""
-    from harness.run.runner import _cacheable
-
     engine = engine_class(spec.backend)
     caps = engine.capabilities
     if not caps.full_vocab_logprobs and not caps.top_k:
         raise MiningError(f"{spec.name}: the {spec.backend} engine returns no log-probs to mine")
     settings = replace(settings, distribution=False)
     fingerprint = checkpoint_fingerprint(spec.path)
-    if not _cacheable(spec, fingerprint):
+    if not cacheable(fingerprint, engine.in_process):
         return _signals(items, _mined(spec, items, settings, None))
     key = baseline_key(spec, fingerprint, items, settings, None, "signals")
     with cache.claim(key, f"{spec.name} (signals)") as claim:
