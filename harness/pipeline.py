@@ -160,6 +160,7 @@ def _run_and_publish(
             cfg.agreement,
             runs_cache,
             baseline_fp,
+            distribution=cfg.distribution,
         )
     header = RunHeader(
         created_at=created_at,

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from harness.records import ModelSpec
+from harness.run.backends.base import TopK
 from harness.run.backends.hf import HFBackend
 from harness.run.probes import LogprobStore, pack, token_stats, unpack
 
@@ -38,7 +39,19 @@ def through_store(
     for i in reversed(range(len(logps))):  # any order: the store is addressed by item
         store.append(i, logps[i])
     store.close()
-    return [store.get(i) for i in range(len(logps))]
+    return [full(store, i) for i in range(len(logps))]
+
+
+def full(store: LogprobStore, item: int) -> torch.Tensor:
+    got = store.get(item)
+    assert isinstance(got, torch.Tensor)
+    return got
+
+
+def top(store: LogprobStore, item: int) -> TopK:
+    got = store.get(item)
+    assert isinstance(got, TopK)
+    return got
 
 
 def test_pack_round_trip_error() -> None:
@@ -111,7 +124,7 @@ def test_store_reads_items_through_memory_maps(tmp_path: Path) -> None:
     store.close()
     assert (tmp_path / "s.codes").stat().st_size == 2 * 64 * 11  # uint16 per entry
     for i, lp in enumerate(logps):
-        got = store.get(i)
+        got = full(store, i)
         assert got.shape == lp.shape and (got - lp.double()).abs().max() < 1e-3
 
 
@@ -191,3 +204,113 @@ def test_a_resume_keeps_only_the_store_segments_its_journal_recorded(tmp_path: P
     assert LogprobStore(tmp_path / "s").intact(states) == 0
     codes.unlink()
     assert LogprobStore(tmp_path / "s").intact(states) == 0
+
+
+# --- a top-k baseline store --------------------------------------------------------------------
+
+
+def test_a_top_k_baseline_gives_the_lumped_lower_bound_computed_by_hand() -> None:
+    """The baseline kept as its top 2 of 4: p = (.5, .3, .15, .05), the rest .2 summed from
+    the row. Candidate q = (.4, .4, .1, .1) in full: lumped KL = .5 ln(.5/.4) + .3 ln(.3/.4)
+    + .2 ln(.2/.2) = 0.025267; the full KL adds .15 ln(.15/.1) + .05 ln(.05/.1) = 0.026162,
+    for 0.051430."""
+    from harness.run.probes import top_k_rows
+
+    p = torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64).log()
+    q = torch.tensor([[0.4, 0.4, 0.1, 0.1]], dtype=torch.float64).log()
+    top = top_k_rows(p, 2)
+    assert top.ids.tolist() == [[0, 1]] and float(top.tail[0]) == pytest.approx(math.log(0.2))
+    lumped, full = token_stats(top, q, [0]), token_stats(p, q, [0])
+    assert lumped.kld[0] == pytest.approx(0.025267, abs=1e-6)
+    assert full.kld[0] == pytest.approx(0.051430, abs=1e-6)
+    assert lumped.kld_top_k == 2 and full.kld_top_k is None
+    # the baseline's token is its top 1: top-1 agreement, Δp and both NLLs stay exact
+    for name in ("top1_agree", "delta_p", "nll_base", "nll_cand"):
+        assert getattr(lumped, name) == pytest.approx(getattr(full, name)), name
+    assert lumped.top1_agree == (True,) and lumped.delta_p[0] == pytest.approx(-0.1)
+    # all 4 kept: nothing merged, the exact KL
+    assert token_stats(top_k_rows(p, 4), q, [0]).kld[0] == pytest.approx(full.kld[0], abs=1e-12)
+
+
+def test_both_sides_top_k_merge_what_either_side_does_not_name() -> None:
+    """Baseline top 2 of p = (.5, .3, .15, .05): tokens 0, 1, rest .2. A server's top 2 of
+    q = (.45, .1, .35, .1): tokens 0, 2, its rest .2. Known on both: token 0 alone; the
+    baseline's rest is .3 + .2 = .5, the candidate's .35 + .2 = .55. Lumped KL =
+    .5 ln(.5/.45) + .5 ln(.5/.55) = 0.005025."""
+    from harness.run.backends.base import TopK
+    from harness.run.probes import top_k_rows
+
+    p = torch.tensor([[0.5, 0.3, 0.15, 0.05]], dtype=torch.float64).log()
+    q = torch.tensor([[0.45, 0.1, 0.35, 0.1]], dtype=torch.float64)
+    server = TopK(torch.tensor([[0, 2]]), torch.tensor([[0.45, 0.35]], dtype=torch.float64).log())
+    s = token_stats(top_k_rows(p, 2), server, [0])
+    want = 0.5 * math.log(0.5 / 0.45) + 0.5 * math.log(0.5 / 0.55)
+    assert s.kld[0] == pytest.approx(want, abs=1e-12) and s.kld_top_k == 2
+    assert s.kld[0] <= token_stats(p, q.log(), [0]).kld[0]
+    assert s.top1_agree == (True,) and s.delta_p[0] == pytest.approx(-0.05)
+
+
+def test_the_top_k_bound_rises_with_k_to_the_exact_kld() -> None:
+    """Keeping one more token splits the merged rest: the bound never falls as k grows
+    (merging never increases a KL divergence) and at k = V it is the full KLD."""
+    from harness.run.probes import top_k_rows
+
+    gen = torch.Generator().manual_seed(0)
+    p = torch.log_softmax(torch.randn(40, 50, generator=gen, dtype=torch.float64) * 3, -1)
+    q = torch.log_softmax(p + torch.randn(40, 50, generator=gen, dtype=torch.float64), -1)
+    targets = p.argmax(-1).tolist()
+    exact = torch.tensor(token_stats(p, q, targets).kld)
+    last = torch.zeros(40, dtype=torch.float64)
+    for k in (1, 2, 5, 10, 25, 49):
+        bound = torch.tensor(token_stats(top_k_rows(p, k), q, targets).kld)
+        assert (bound >= last - 1e-12).all() and (bound <= exact + 1e-12).all(), k
+        last = bound
+    assert torch.allclose(torch.tensor(token_stats(top_k_rows(p, 50), q, targets).kld), exact)
+
+
+def test_a_top_k_store_keeps_8k_plus_4_bytes_a_row_and_resumes_by_its_journal(
+    tmp_path: Path,
+) -> None:
+    from harness.run.probes import StorePlan, top_k_rows
+
+    plan = StorePlan(store="top-k", top_k=5)
+    store = LogprobStore(tmp_path / "s", plan)
+    logps = [torch.log_softmax(torch.randn(n, 64, dtype=torch.float64) * 4, -1) for n in (3, 1, 2)]
+    states = []
+    for i, lp in enumerate(logps):
+        store.append(i, lp)
+        states.append(store.checkpoint())
+    store.close()
+    assert not (tmp_path / "s.codes").exists()
+    assert (tmp_path / "s.topk").stat().st_size == 6 * (8 * 5 + 4) == store.size()
+    back = LogprobStore.open(tmp_path / "s")
+    for i, lp in enumerate(logps):
+        got, want = top(back, i), top_k_rows(lp, 5)
+        assert torch.equal(got.ids, want.ids)
+        assert torch.allclose(got.logp, want.logp, atol=1e-6)
+        assert torch.allclose(got.tail, want.tail, atol=1e-6)
+    # a byte changed in the second item's row: the journal keeps the first item only
+    data = bytearray((tmp_path / "s.topk").read_bytes())
+    data[3 * 44 + 1] ^= 0xFF
+    (tmp_path / "s.topk").write_bytes(bytes(data))
+    assert LogprobStore(tmp_path / "s", plan).intact(states) == 1
+    resumed = LogprobStore(tmp_path / "s", plan)
+    resumed.resume(3, 64, {0: (0, 3)}, states[0]["top_k"])
+    for i, lp in enumerate(logps[1:], start=1):
+        resumed.append(i, lp)
+    resumed.close()
+    again = LogprobStore.open(tmp_path / "s")
+    assert [
+        torch.equal(top(again, i).ids, top_k_rows(lp, 5).ids) for i, lp in enumerate(logps)
+    ] == [True] * 3
+
+
+def test_auto_keeps_full_rows_unless_they_would_pass_the_limit() -> None:
+    from harness.run.probes import StorePlan
+
+    # 1,000 positions of a 49,152 vocabulary: 98,312 bytes a row, 98.3 MB in all
+    assert StorePlan(store="auto", top_k=64, max_bytes=1e8, positions=1000).decide(49152) is None
+    assert StorePlan(store="auto", top_k=64, max_bytes=9e7, positions=1000).decide(49152) == 64
+    assert StorePlan(store="full", top_k=64, max_bytes=1, positions=1000).decide(49152) is None
+    assert StorePlan(store="top-k", top_k=64).decide(49152) == 64
+    assert StorePlan(store="top-k", top_k=64).decide(32) == 32  # never more than the vocabulary

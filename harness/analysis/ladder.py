@@ -63,6 +63,7 @@ def _rung(c: CandidateResult, header: RunHeader) -> Rung:
         mean_kld=mean_kld if isinstance(mean_kld, float) else None,
         pareto=False,
         slices=slices,
+        kld_top_k=None if c.metrics.distribution is None else c.metrics.distribution.kld_top_k,
     )
 
 

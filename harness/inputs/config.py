@@ -25,6 +25,7 @@ from harness.records import (
     CandidateSpec,
     CompareConfig,
     CorpusSettings,
+    DistributionSettings,
     GateConfig,
     GenerationSettings,
     LadderSettings,
@@ -89,6 +90,9 @@ SIMPLE = {
         SequentialSettings, "sequential", "evaluate round by round; stop once decided"
     ),
     "slices": _simple(SliceSettings, "slices", "length buckets every report slices by"),
+    "distribution": _simple(
+        DistributionSettings, "distribution", "how the baseline's log-probs are kept"
+    ),
     "traffic": _simple(
         TrafficSettings, "traffic", "a weighted eval set drawn from traffic (`traffic sample`)"
     ),
@@ -108,6 +112,7 @@ TABLES: tuple[Table, ...] = (
         (QUANTIZE,),
     ),
     SIMPLE["generation"],
+    SIMPLE["distribution"],
     Table("[gate]", GATE_SETTINGS, "the release decision; a rule left out is off"),
     SIMPLE["stats"],
     SIMPLE["noise_floor"],
@@ -317,6 +322,11 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         sequential=sequential,
         traffic=traffic,
         slices=_record(SliceSettings, f"{path}: [slices]", **reader.simple("slices", data)),
+        distribution=_record(
+            DistributionSettings,
+            f"{path}: [distribution]",
+            **reader.simple("distribution", data),
+        ),
     )
     check_names(cfg)
     if sequential is not None:

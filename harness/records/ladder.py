@@ -30,6 +30,7 @@ class Rung:
     mean_kld: float | None
     pareto: bool  # no other rung is both smaller (or equal) and less damaged
     slices: tuple[RungSlice, ...] = ()
+    kld_top_k: int | None = None  # mean_kld is a lower bound from top-k log-probs
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

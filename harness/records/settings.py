@@ -377,6 +377,29 @@ class SliceSettings:
         _edges("output_tokens", self.output_tokens)
 
 
+StoreKind = Literal["auto", "full", "top-k"]
+# Chosen from the measurement in docs/metrics.md ("A bounded baseline store"): on SmolLM2's
+# chat items the smallest k whose KLD stays within 1% of the full store's for W8A16 and W4A16.
+DEFAULT_TOP_K = 128
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DistributionSettings:
+    """The `[distribution]` table: how the baseline's log-probs are kept for the candidates'
+    KLD, top-1 agreement and Δp (`[generation] distribution` turns them off)."""
+
+    store: StoreKind = setting(
+        "auto",
+        doc="`full`: every position's whole row, exact KLD; `top-k`: the k largest log-probs "
+        "and the exact rest mass, KLD a lower bound; `auto`: full unless its projected size "
+        "is over `max_store_gb`",
+    )
+    top_k: int = setting(DEFAULT_TOP_K, doc="log-probs kept per position by `top-k`", gt=0)
+    max_store_gb: float = setting(
+        2.0, doc="`auto` keeps top-k rows when full rows would take more (GB, 10^9 bytes)", gt=0
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoiseFloorSettings:
     """The `[noise_floor]` table."""
@@ -537,6 +560,7 @@ class CompareConfig:
     sequential: SequentialSettings | None = None  # [sequential]: stop once decided
     traffic: TrafficSettings | None = None  # [traffic]: what `harness traffic sample` draws
     slices: SliceSettings = field(default_factory=SliceSettings)
+    distribution: DistributionSettings = field(default_factory=DistributionSettings)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

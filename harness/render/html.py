@@ -206,6 +206,7 @@ def data_island(
             q = pairs[i]
             row["candidates"][name] |= {
                 "kld": None if q.tokens is None else [round(k, 6) for k in q.tokens.kld],
+                "kld_bound": None if q.tokens is None else q.tokens.kld_top_k,
                 "diff": diff_ops(q.baseline.output, q.candidate.output),
             }
         items.append(row)
@@ -317,6 +318,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters |= {"pct": pct, "pts": pts, "num": num}
+    env.globals["kld_text"] = _kld_cell
     return env
 
 

@@ -33,7 +33,7 @@ def ladder_table(ladder: Ladder) -> list[str]:
             "n/a" if r.smaller is None else f"{r.smaller:.1f}x",
             "n/a" if r.speedup is None else f"{r.speedup:.2f}x",
             drop,
-            num(r.mean_kld),
+            ("≥ " if r.kld_top_k else "") + num(r.mean_kld),
             f"**{r.verdict.upper()}**",
         ]
         lines.append("| " + " | ".join(cells) + " |")

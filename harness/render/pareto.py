@@ -168,10 +168,11 @@ def kld_chart(ladder: Ladder) -> Scatter | None:
             None,
             x,
             {"kld": _fmt(r.mean_kld or 0.0)},
-            f"mean KLD {r.mean_kld:.3g}",
+            f"mean KLD {'≥ ' if r.kld_top_k else ''}{r.mean_kld:.3g}",
         )
         for r, x in rows
     ]
+    bounded = any(r.kld_top_k for r, _ in rows)
     return Scatter(
         title="Mean KLD against size",
         kind="kld",
@@ -183,7 +184,7 @@ def kld_chart(ladder: Ladder) -> Scatter | None:
         x_ticks=x_ticks,
         y_ticks=tuple(Tick(sy(e), f"1e{e}") for e in range(lo, hi + 1)),
         x_label=_x_label(ladder),
-        y_label="mean KLD (nats, log)",
+        y_label="mean KLD (nats, log" + ("; top-k: lower bounds)" if bounded else ")"),
         limit_y=None,
         cliffs=(),
     )

@@ -16,14 +16,25 @@ the step as float32 — the scheme llama.cpp uses for its KL-divergence base fil
 step is at most LOGP_SPAN / 65535 ≈ 6.1e-4 nats, so each log-prob is off by at most ≈ 3.1e-4
 nats and the KLD by well under 1e-3 (a test checks it against float64). Probabilities below
 e^-LOGP_SPAN relative to the top token are clamped to the floor: they weigh less than 1e-17.
+
+That is 2 bytes times the vocabulary per position: for a 128k vocabulary, 1,000 items of
+256 tokens would take 65 GB. A top-k store (`[distribution] store`) keeps per position the k largest
+log-probs with their ids and the exact log of the rest's mass (8k + 4 bytes). A candidate's
+KLD from it is exact over the k ids and merges the rest into one outcome; merging never
+increases a KL divergence (log-sum inequality), so it is a lower bound, reported as one. Its
+upper side is not bounded: the baseline's rest could sit where the candidate puts almost
+nothing. Top-1 agreement, Δp and the baseline's NLL stay exact: under greedy decoding the
+baseline's token is its own top 1.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,6 +50,9 @@ from harness.run.backends.base import TopK
 
 LOGP_SPAN = 40.0
 CODES = 65535
+GB = 1e9
+
+log = logging.getLogger(__name__)
 
 
 def pack(logp: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,11 +79,76 @@ def unpack(codes: np.ndarray, floor: np.ndarray, step: np.ndarray) -> torch.Tens
     return logp - torch.logsumexp(logp, dim=-1, keepdim=True)
 
 
+def top_k_rows(logp: torch.Tensor, k: int) -> TopK:
+    """Full rows [n, V] -> their k largest log-probs (descending) with ids, and the log of
+    the mass outside them, summed from the rows themselves (not 1 minus the k: exact even
+    when the k hold all but 1e-20 of it)."""
+    logp = logp.double()
+    vals, ids = logp.topk(min(k, int(logp.shape[-1])), dim=-1)
+    tail = torch.logsumexp(logp.scatter(-1, ids, float("-inf")), dim=-1)
+    return TopK(ids=ids, logp=vals, tail=tail)
+
+
 def tail_logp(cand: TopK) -> torch.Tensor:
-    """log of the probability mass outside the top k, per position (floored at 1e-12: a
-    server's rounding can make the top k sum to a hair over 1)."""
+    """log of the probability mass outside the top k, per position: the stored one, else 1
+    minus the k's sum, floored at 1e-12 (a server's rounding can make the top k sum to a
+    hair over 1)."""
+    if cand.tail is not None:
+        return torch.as_tensor(cand.tail).double()
     inside = cand.logp.double().exp().sum(-1)
     return torch.log((1.0 - inside).clamp_min(1e-12))
+
+
+def _rest(known: torch.Tensor) -> torch.Tensor:
+    """log of 1 minus the summed probabilities of `known` log-probs [n, m], per row."""
+    return torch.log((1.0 - known.exp().sum(-1)).clamp_min(1e-300))
+
+
+def _kld(base: torch.Tensor | TopK, cand: torch.Tensor | TopK) -> tuple[torch.Tensor, int | None]:
+    """KL(P_base || Q) per position, and the k it was bounded at (None: exact). With top-k
+    rows on either side, outcomes known on both sides count one by one and the rest of the
+    vocabulary is merged into one outcome: a lower bound (log-sum inequality)."""
+    if not isinstance(base, TopK) and not isinstance(cand, TopK):
+        b, c = base.double(), cand.double()
+        return (b.exp() * (b - c)).sum(-1), None
+    if not isinstance(base, TopK):
+        assert isinstance(cand, TopK)
+        p_in, q_in = base.double().gather(1, cand.ids.long()), cand.logp.double()
+        p_rest, q_rest = _rest(p_in), tail_logp(cand)
+        k = cand.shape[1]
+    elif not isinstance(cand, TopK):
+        p_in, q_in = base.logp.double(), cand.double().gather(1, base.ids.long())
+        p_rest, q_rest = tail_logp(base), _rest(q_in)
+        k = base.shape[1]
+    else:
+        # Both top k: the known outcomes are the ids both name; each side's other ids join
+        # its rest.
+        same = base.ids.long()[:, :, None] == cand.ids.long()[:, None, :]  # [n, kb, kc]
+        hit = same.any(-1)
+        neg = torch.tensor(float("-inf"), dtype=torch.float64)
+        q_at = torch.where(same, cand.logp.double()[:, None, :], neg).logsumexp(-1)
+        p_all = base.logp.double()
+        p_in = torch.where(hit, p_all, neg)
+        q_in = torch.where(hit, q_at, neg)
+        p_out = torch.where(hit, neg, p_all)
+        q_out = torch.where(same.any(1), neg, cand.logp.double())
+        p_rest = torch.logaddexp(tail_logp(base), p_out.logsumexp(-1))
+        q_rest = torch.logaddexp(tail_logp(cand), q_out.logsumexp(-1))
+        inside = torch.where(hit, p_in.exp() * (p_in - q_in), torch.zeros_like(p_in))
+        return inside.sum(-1) + _rest_term(p_rest, q_rest), min(base.shape[1], cand.shape[1])
+    return (p_in.exp() * (p_in - q_in)).sum(-1) + _rest_term(p_rest, q_rest), k
+
+
+def _rest_term(p_rest: torch.Tensor, q_rest: torch.Tensor) -> torch.Tensor:
+    """The merged outcome's P log(P / Q); 0 where P is 0 (the k held the whole row)."""
+    term = p_rest.exp() * (p_rest - q_rest)
+    return torch.where(p_rest == float("-inf"), torch.zeros_like(term), term)
+
+
+def _top1(row: torch.Tensor | TopK) -> torch.Tensor:
+    if isinstance(row, TopK):
+        return row.ids.long().gather(1, row.logp.double().argmax(-1, keepdim=True))[:, 0]
+    return row.double().argmax(-1)
 
 
 def picked_nll(logp: torch.Tensor | TopK, targets: Sequence[int]) -> torch.Tensor:
@@ -88,31 +167,17 @@ def picked_nll(logp: torch.Tensor | TopK, targets: Sequence[int]) -> torch.Tenso
 
 
 def token_stats(
-    base_logp: torch.Tensor, cand_logp: torch.Tensor | TopK, targets: Sequence[int]
+    base_logp: torch.Tensor | TopK, cand_logp: torch.Tensor | TopK, targets: Sequence[int]
 ) -> TokenStats:
-    """Both models' log-probs at the n positions that predict `targets`: the baseline's full
-    [n, V] rows, the candidate's full rows or top-k (`TopK`). With top-k, KL(P_base || Q) is
-    taken over the k tokens plus one bucket for the rest of the vocabulary: merging outcomes
-    never increases a KL divergence, so this is a lower bound of the true KLD."""
-    b = base_logp.double()
-    nll_b = -b.gather(1, torch.tensor(list(targets), dtype=torch.long)[:, None])[:, 0]
+    """Both models' log-probs at the n positions that predict `targets`, each full [n, V]
+    rows or top-k (`TopK`: a top-k baseline store, a server's candidate). With top-k on
+    either side the KLD is a lower bound (`_kld`) and `kld_top_k` says at which k."""
+    nll_b = picked_nll(base_logp, targets)
     nll_c = picked_nll(cand_logp, targets)
-    top_k = None
-    if isinstance(cand_logp, TopK):
-        top_k = cand_logp.shape[1]
-        q_in, ids = cand_logp.logp.double(), cand_logp.ids.long()
-        p_in = b.gather(1, ids)
-        p_tail = torch.log((1.0 - p_in.exp().sum(-1)).clamp_min(1e-300))
-        q_tail = tail_logp(cand_logp)
-        kld = (p_in.exp() * (p_in - q_in)).sum(-1) + p_tail.exp() * (p_tail - q_tail)
-        cand_top = ids.gather(1, q_in.argmax(-1, keepdim=True))[:, 0]
-    else:
-        c = cand_logp.double()
-        kld = (b.exp() * (b - c)).sum(-1)
-        cand_top = c.argmax(-1)
+    kld, top_k = _kld(base_logp, cand_logp)
     return TokenStats(
         kld=tuple(kld.clamp_min(0.0).tolist()),
-        top1_agree=tuple((b.argmax(-1) == cand_top).tolist()),
+        top1_agree=tuple((_top1(base_logp) == _top1(cand_logp)).tolist()),
         delta_p=tuple((nll_c.neg().exp() - nll_b.neg().exp()).tolist()),
         nll_base=tuple(nll_b.tolist()),
         nll_cand=tuple(nll_c.tolist()),
@@ -120,21 +185,57 @@ def token_stats(
     )
 
 
-class LogprobStore:
-    """The baseline's packed log-probs on disk, addressed by item index: `<stem>.codes`
-    (uint16), `<stem>.rows` (float32 floor and step per row) and `<stem>.json` (vocab size,
-    item -> first row and row count). Appended batch by batch as generation goes, read back
-    through memory maps: memory stays flat as the eval set grows."""
+@dataclass(frozen=True, slots=True)
+class StorePlan:
+    """What a baseline store will keep (`[distribution]`), decided once the first rows show
+    the vocabulary: `positions` is how many rows the run can write at most (each item's
+    token limit, plus its stop id)."""
 
-    def __init__(self, stem: Path) -> None:
+    store: str = "full"  # "full", "top-k" or "auto"
+    top_k: int = 128
+    max_bytes: float = float("inf")
+    positions: int = 0
+
+    def decide(self, vocab: int) -> int | None:
+        """The k to keep, or None for full rows."""
+        if self.store == "top-k" or (
+            self.store == "auto" and self.positions * full_row_bytes(vocab) > self.max_bytes
+        ):
+            return min(self.top_k, vocab)
+        return None
+
+
+def full_row_bytes(vocab: int) -> int:
+    return 2 * vocab + 8
+
+
+def top_k_row_bytes(k: int) -> int:
+    return 8 * k + 4
+
+
+def _top_k_dtype(k: int) -> np.dtype:
+    return np.dtype([("ids", "<i4", (k,)), ("logp", "<f4", (k,)), ("tail", "<f4")])
+
+
+class LogprobStore:
+    """The baseline's log-probs on disk, addressed by item index: full packed rows
+    (`<stem>.codes`, uint16, and `<stem>.rows`, float32 floor and step per row) or top-k rows
+    (`<stem>.topk`: per row k int32 ids, k float32 log-probs, the float32 log of the rest),
+    and `<stem>.json` (vocab size, k, item -> first row and row count). Appended batch by batch
+    as generation goes, read back through memory maps: memory stays flat as the eval set
+    grows."""
+
+    def __init__(self, stem: Path, plan: StorePlan | None = None) -> None:
         self.stem = stem
+        self.plan = plan or StorePlan()
         self.index: dict[int, tuple[int, int]] = {}
         self.vocab = 0
+        self.top_k: int | None = None  # decided by the plan at the first rows
         self._rows = 0
-        self._files: tuple[Any, Any] | None = None
-        self._maps: tuple[np.ndarray, np.ndarray] | None = None
-        self._segment = (hashlib.sha256(), hashlib.sha256())  # what was appended since the
-        # last checkpoint: a journal line records it, and a resume checks it
+        self._files: list[Any] | None = None
+        self._maps: list[np.ndarray] | None = None
+        self._segment: list[Any] = []  # sha256 of what was appended since the last
+        # checkpoint, per file: a journal line records it, and a resume checks it
 
     @classmethod
     def open(cls, stem: Path) -> LogprobStore:
@@ -142,96 +243,183 @@ class LogprobStore:
         meta = json.loads(Path(f"{stem}.json").read_text())
         store = cls(stem)
         store.vocab = int(meta["vocab"])
+        store.top_k = None if meta.get("top_k") is None else int(meta["top_k"])
         store.index = {int(k): (int(v[0]), int(v[1])) for k, v in meta["index"].items()}
         store._rows = max((a + n for a, n in store.index.values()), default=0)
         return store
 
+    def _layout(self, vocab: int, top_k: int | None) -> list[tuple[Path, int]]:
+        """Its files with their bytes per row."""
+        if top_k is None:
+            return [
+                (Path(f"{self.stem}.codes"), 2 * vocab),
+                (Path(f"{self.stem}.rows"), 8),
+            ]
+        return [(Path(f"{self.stem}.topk"), top_k_row_bytes(top_k))]
+
+    def _open(self, mode: str) -> None:
+        self.stem.parent.mkdir(parents=True, exist_ok=True)
+        self._files = [open(f, mode) for f, _ in self._layout(self.vocab, self.top_k)]  # noqa: SIM115
+        self._segment = [hashlib.sha256() for _ in self._files]
+
+    def _encode(self, logp: torch.Tensor) -> list[bytes]:
+        if self.top_k is None:
+            codes, floor, step = pack(logp)
+            return [codes.tobytes(), np.stack([floor, step], axis=1).astype(np.float32).tobytes()]
+        top = top_k_rows(logp, self.top_k)
+        rows = np.zeros(int(logp.shape[0]), dtype=_top_k_dtype(self.top_k))
+        rows["ids"], rows["logp"], rows["tail"] = top.ids, top.logp, top.tail
+        return [rows.tobytes()]
+
     def append(self, item: int, logp: torch.Tensor) -> None:
         if self._files is None:
-            self.stem.parent.mkdir(parents=True, exist_ok=True)
-            self._files = (open(f"{self.stem}.codes", "wb"), open(f"{self.stem}.rows", "wb"))  # noqa: SIM115
-        codes, floor, step = pack(logp)
-        data = (codes.tobytes(), np.stack([floor, step], axis=1).astype(np.float32).tobytes())
-        for f, h, chunk in zip(self._files, self._segment, data, strict=True):
+            self.vocab = int(logp.shape[-1])
+            self.top_k = self.plan.decide(self.vocab)
+            self._announce()
+            self._open("wb")
+        assert self._files is not None
+        for f, h, chunk in zip(self._files, self._segment, self._encode(logp), strict=True):
             with writing(f.name):
                 f.write(chunk)
             h.update(chunk)
-        self.vocab = int(logp.shape[-1])
         self.index[item] = (self._rows, int(logp.shape[0]))
         self._rows += int(logp.shape[0])
+
+    def _announce(self) -> None:
+        n, full = self.plan.positions, full_row_bytes(self.vocab)
+        if not n:
+            return
+        if self.top_k is None:
+            log.info(
+                "baseline log-probs: full rows of %d, at most %.2f GB for %d positions",
+                self.vocab,
+                n * full / GB,
+                n,
+            )
+        else:
+            log.info(
+                "baseline log-probs: top-%d rows, at most %.3f GB for %d positions "
+                "(full rows would take %.2f GB); KLDs are lower bounds",
+                self.top_k,
+                n * top_k_row_bytes(self.top_k) / GB,
+                n,
+                n * full / GB,
+            )
 
     def checkpoint(self) -> dict[str, Any]:
         """Flush and fsync what was appended: the rows a journal line may then count on, with
         the sha256 of the bytes appended since the last checkpoint."""
-        if self._files is not None:
-            for f in self._files:
-                with writing(f.name):
-                    f.flush()
-                    os.fsync(f.fileno())
+        for f in self._files or []:
+            with writing(f.name):
+                f.flush()
+                os.fsync(f.fileno())
         sums = [h.hexdigest() for h in self._segment]
-        self._segment = (hashlib.sha256(), hashlib.sha256())
-        return {"rows": self._rows, "vocab": self.vocab, "sha256": sums}
+        self._segment = [hashlib.sha256() for _ in self._segment]
+        return {"rows": self._rows, "vocab": self.vocab, "top_k": self.top_k, "sha256": sums}
 
     def intact(self, states: Sequence[dict[str, Any]]) -> int:
         """How many of a journal's checkpoints (`states`, in order) the files on disk still
         hold byte for byte: a resume keeps those batches and makes the rest again."""
-        codes, meta = Path(f"{self.stem}.codes"), Path(f"{self.stem}.rows")
-        if not (codes.is_file() and meta.is_file()):
+        if not states:
+            return 0
+        top_k = states[0].get("top_k")
+        layout = self._layout(int(states[0]["vocab"]), top_k)
+        if not all(f.is_file() for f, _ in layout):
             return 0
         start = 0
-        with open(codes, "rb") as fc, open(meta, "rb") as fm:
+        handles = [open(f, "rb") for f, _ in layout]  # noqa: SIM115
+        try:
             for k, state in enumerate(states):
-                rows, vocab = int(state["rows"]), int(state["vocab"])
-                n = rows - start
-                if n < 0:
+                n = int(state["rows"]) - start
+                if n < 0 or state.get("top_k") != top_k:
                     return k
                 got = [
-                    hashlib.sha256(fc.read(n * vocab * 2)).hexdigest(),
-                    hashlib.sha256(fm.read(n * 8)).hexdigest(),
+                    hashlib.sha256(h.read(n * size)).hexdigest()
+                    for h, (_, size) in zip(handles, layout, strict=True)
                 ]
                 if got != state.get("sha256"):
                     return k
-                start = rows
+                start = int(state["rows"])
+        finally:
+            for h in handles:
+                h.close()
         return len(states)
 
-    def resume(self, rows: int, vocab: int, index: dict[int, tuple[int, int]]) -> None:
+    def resume(
+        self, rows: int, vocab: int, index: dict[int, tuple[int, int]], top_k: int | None = None
+    ) -> None:
         """Continue a store a killed run left: keep its first `rows` rows (what its journal
         counted), cut whatever it wrote after, and append from there."""
         if rows == 0:
             return
-        self.vocab, self.index, self._rows = vocab, dict(index), rows
-        codes, meta = Path(f"{self.stem}.codes"), Path(f"{self.stem}.rows")
-        if codes.stat().st_size < rows * vocab * 2 or meta.stat().st_size < rows * 8:
+        self.vocab, self.top_k, self.index, self._rows = vocab, top_k, dict(index), rows
+        layout = self._layout(vocab, top_k)
+        if any(f.stat().st_size < rows * size for f, size in layout):
             raise OSError(f"{self.stem}: shorter than its journal says")
-        self._files = (open(codes, "r+b"), open(meta, "r+b"))  # noqa: SIM115
-        for f, size in zip(self._files, (rows * vocab * 2, rows * 8), strict=True):
-            f.truncate(size)
-            f.seek(size)
+        self._open("r+b")
+        assert self._files is not None
+        for f, (_, size) in zip(self._files, layout, strict=True):
+            f.truncate(rows * size)
+            f.seek(rows * size)
 
     def close(self) -> None:
-        if self._files is not None:
-            for f in self._files:
-                with writing(f.name):
-                    f.close()
-            self._files = None
-        meta = {"vocab": self.vocab, "index": {str(k): v for k, v in self.index.items()}}
+        for f in self._files or []:
+            with writing(f.name):
+                f.close()
+        self._files = None
+        meta = {
+            "vocab": self.vocab,
+            "top_k": self.top_k,
+            "index": {str(k): v for k, v in self.index.items()},
+        }
         with writing(f"{self.stem}.json"):
             Path(f"{self.stem}.json").write_text(json.dumps(meta) + "\n")
+        if self.plan.positions:
+            log.info(
+                "baseline log-probs: %.3f GB on disk for %d positions", self.size() / GB, self._rows
+            )
 
-    def get(self, item: int) -> torch.Tensor:
-        """One item's log-probs (float64, renormalised)."""
+    def size(self) -> int:
+        """Bytes its row files take."""
+        return sum(f.stat().st_size for f, _ in self._layout(self.vocab, self.top_k) if f.is_file())
+
+    def get(self, item: int) -> torch.Tensor | TopK:
+        """One item's log-probs: full rows (float64, renormalised) or top-k rows."""
         start, n = self.index[item]
         if self._maps is None:
-            shape = (self._rows, self.vocab)
-            self._maps = (
-                np.memmap(f"{self.stem}.codes", dtype=np.uint16, mode="r", shape=shape),
-                np.memmap(f"{self.stem}.rows", dtype=np.float32, mode="r", shape=(self._rows, 2)),
+            if self.top_k is None:
+                self._maps = [
+                    np.memmap(
+                        f"{self.stem}.codes",
+                        dtype=np.uint16,
+                        mode="r",
+                        shape=(self._rows, self.vocab),
+                    ),
+                    np.memmap(
+                        f"{self.stem}.rows", dtype=np.float32, mode="r", shape=(self._rows, 2)
+                    ),
+                ]
+            else:
+                kind = _top_k_dtype(self.top_k)
+                self._maps = [
+                    np.memmap(f"{self.stem}.topk", dtype=kind, mode="r", shape=(self._rows,))
+                ]
+        if self.top_k is not None:
+            rows = np.asarray(self._maps[0][start : start + n])
+            raw = rows["ids"]
+            if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= self.vocab):
+                raise OSError(f"{self.stem}.topk: a token id outside the vocabulary")
+            ids = torch.from_numpy(raw.astype(np.int64))
+            return TopK(
+                ids=ids,
+                logp=torch.from_numpy(rows["logp"].astype(np.float64)),
+                tail=torch.from_numpy(rows["tail"].astype(np.float64)),
             )
-        codes, rows = self._maps
+        codes, meta = self._maps
         return unpack(
             np.asarray(codes[start : start + n]),
-            np.asarray(rows[start : start + n, 0]),
-            np.asarray(rows[start : start + n, 1]),
+            np.asarray(meta[start : start + n, 0]),
+            np.asarray(meta[start : start + n, 1]),
         )
 
 
@@ -326,7 +514,8 @@ class BaselineProbe:
             self.reference.restore(state["own"])
             index |= {int(i): (int(a), int(n)) for i, (a, n) in state["index"].items()}
         if states:
-            self.store.resume(int(states[-1]["rows"]), int(states[-1]["vocab"]), index)
+            last = states[-1]
+            self.store.resume(int(last["rows"]), int(last["vocab"]), index, last.get("top_k"))
 
     def finish(self, backend: Backend, ids: list[list[int]], rows: list[tuple[int, ...]]) -> None:
         self.store.close()

@@ -17,6 +17,7 @@ from harness.analysis.scorers import reference_free
 from harness.records import (
     AgreementSettings,
     CandidateSpec,
+    DistributionSettings,
     EvalItem,
     Generation,
     GenerationSettings,
@@ -43,7 +44,14 @@ from harness.run.backends.base import (
 )
 from harness.run.backends.hf import BOOKKEEPING, SentenceEmbedder
 from harness.run.lmeval import run_tasks
-from harness.run.probes import BaselineProbe, CandidateProbe, LogprobStore, Probe
+from harness.run.probes import (
+    GB,
+    BaselineProbe,
+    CandidateProbe,
+    LogprobStore,
+    Probe,
+    StorePlan,
+)
 from harness.run.quantize import quantize, quantizer_of
 from harness.run.quantize.quantizers import QuantizeRecipe
 from harness.store import faults
@@ -632,9 +640,10 @@ class _Runner:
         folder: RunDir,
         lm_eval: LmEvalConfig | None,
         cache: RunCache | None,
+        distribution: DistributionSettings,
     ) -> None:
         self.items, self.settings, self.folder = items, settings, folder
-        self.lm_eval, self.cache = lm_eval, cache
+        self.lm_eval, self.cache, self.distribution = lm_eval, cache, distribution
         self.base_key = ""
         self.fed = Fed([], ())
         self.base_probe: BaselineProbe | None = None
@@ -650,13 +659,15 @@ class _Runner:
         if cache is None:  # a server or a hub id: run into the run folder, no resuming
             probe = None
             if settings.distribution:
-                store = LogprobStore(self.folder.logprob_stem)
+                store = LogprobStore(self.folder.logprob_stem, self._plan())
                 probe = BaselineProbe(items, store, batch_size=settings.batch_size)
             run, self.fed = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval)
             self.base_probe = probe
             self._save(run, None, probe.reference_nll if probe else None)
             return run
-        self.base_key = baseline_key(spec, fingerprint, items, settings, self.lm_eval)
+        self.base_key = baseline_key(
+            spec, fingerprint, items, settings, self.lm_eval, store=self.distribution
+        )
         with cache.claim(self.base_key, spec.name) as claim:
             if claim.found is None:
                 self._make_baseline(spec, claim)
@@ -679,11 +690,24 @@ class _Runner:
         self._save(run, None, nll)
         return run
 
+    def _plan(self) -> StorePlan:
+        """The baseline store's plan: as many rows as every item's token limit plus its stop
+        id could fill."""
+        d = self.distribution
+        limits = [item.max_new_tokens or self.settings.max_new_tokens for item in self.items]
+        return StorePlan(
+            store=d.store,
+            top_k=d.top_k,
+            max_bytes=d.max_store_gb * GB,
+            positions=sum(n + 1 for n in limits),
+        )
+
     def _make_baseline(self, spec: ModelSpec, claim: Claim) -> None:
         items, settings, tmp = self.items, self.settings, claim.work
         probe = None
         if settings.distribution:
-            probe = BaselineProbe(items, LogprobStore(tmp.logprob_stem), settings.batch_size)
+            store = LogprobStore(tmp.logprob_stem, self._plan())
+            probe = BaselineProbe(items, store, settings.batch_size)
         run, fed = run_model(
             spec, items, settings, probe=probe, lm_eval=self.lm_eval, journal=claim.journal
         )
@@ -746,6 +770,7 @@ def run_all(
     agreement: AgreementSettings | None = None,
     cache: RunCache | None = None,
     baseline_fp: str = "",
+    distribution: DistributionSettings | None = None,
 ) -> dict[str, ModelRun]:
     """Generate with the baseline, then each candidate on the baseline's token ids; write
     each model's generations as soon as it is done, and (with `settings.distribution`)
@@ -766,7 +791,9 @@ def run_all(
             baseline.backend,
         )
         settings = replace(settings, distribution=False)
-    runner = _Runner(items, settings, folder, lm_eval, cache)
+    runner = _Runner(
+        items, settings, folder, lm_eval, cache, distribution or DistributionSettings()
+    )
     runs = {baseline.name: runner.baseline(baseline, baseline_fp)}
     for cand in candidates:
         runs[cand.spec.name] = runner.candidate(cand)

@@ -106,7 +106,7 @@ def measure(
         raise HarnessError(f"unknown scheme {keep_scheme!r}")
     items = load_evalset(cfg.evalsets)
     fp = checkpoint_fingerprint(cfg.baseline.path)
-    key = baseline_key(cfg.baseline, fp, items, cfg.generation, cfg.lm_eval)
+    key = baseline_key(cfg.baseline, fp, items, cfg.generation, cfg.lm_eval, store=cfg.distribution)
     found = RunCache(run_cache).lookup(key, heal=False)
     if found is None or "continuations" not in found[1]:
         raise HarnessError(

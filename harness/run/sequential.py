@@ -128,6 +128,7 @@ def run_sequential(
                 cfg.agreement,
                 cache,
                 baseline_fp,
+                distribution=cfg.distribution,
             )
             for name, run in runs.items():
                 gathered.setdefault(name, _Gathered()).add(run, folder, chunk)

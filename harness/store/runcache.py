@@ -38,7 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.results import item_to_json
-from harness.records import EvalItem, GenerationSettings, LmEvalConfig, ModelSpec
+from harness.records import (
+    DistributionSettings,
+    EvalItem,
+    GenerationSettings,
+    LmEvalConfig,
+    ModelSpec,
+)
 from harness.records.codec import to_json
 from harness.records.errors import HarnessError, writing
 from harness.store import entry
@@ -92,20 +98,24 @@ def baseline_key(
     settings: GenerationSettings,
     lm_eval: LmEvalConfig | None,
     role: str = "baseline",
+    store: DistributionSettings | None = None,
 ) -> str:
     """`role`: "baseline", or "signals" (the baseline's mining run over a traffic pool,
-    `harness.run.mining`: its outputs and per-item signals, no log-probs)."""
-    return _digest(
-        {
-            "format": FORMAT,
-            "role": role,
-            "fingerprint": fingerprint,
-            "engine": engine_settings(spec),
-            "items": [item_to_json(i) for i in items],
-            "generation": to_json(settings),
-            "lm_eval": to_json(lm_eval),
-        }
-    )
+    `harness.run.mining`: its outputs and per-item signals, no log-probs). `store`: how its
+    log-probs are kept, when `settings.distribution` keeps them (a full store keys as none
+    named, as it always has)."""
+    key = {
+        "format": FORMAT,
+        "role": role,
+        "fingerprint": fingerprint,
+        "engine": engine_settings(spec),
+        "items": [item_to_json(i) for i in items],
+        "generation": to_json(settings),
+        "lm_eval": to_json(lm_eval),
+    }
+    if settings.distribution and store is not None and store.store != "full":
+        key["store"] = to_json(store)
+    return _digest(key)
 
 
 def candidate_key(spec: ModelSpec, fingerprint: str, base_key: str, role: str = "candidate") -> str:

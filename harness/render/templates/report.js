@@ -119,11 +119,13 @@
     });
     return pre;
   }
+  // KLDs from top-k log-probs (a server's, a top-k baseline store) are lower bounds.
+  function bound(e) { return e.kld_bound ? "≥ " : ""; }
   function tokensPre(item, e) {
     const pre = el("pre", "tokens");
     item.baseline.tokens.forEach((t, i) => {
       const span = el("span", i === e.first_top1_divergence ? "tok diverge" : "tok", t);
-      if (e.kld && e.kld[i] !== undefined) span.title = "KLD " + fmt(e.kld[i]);
+      if (e.kld && e.kld[i] !== undefined) span.title = "KLD " + bound(e) + fmt(e.kld[i]);
       pre.appendChild(span);
     });
     return pre;
@@ -170,7 +172,8 @@
     const foot = "word similarity " + fmt(e.similarity) +
       (e.meaning !== null && e.meaning !== undefined ? " · meaning similarity " + fmt(e.meaning) : "") +
       (e.first_divergence !== null ? " · first divergent output token at " + e.first_divergence : "") +
-      (e.kld_mean !== null ? " · KLD mean " + fmt(e.kld_mean) + ", max " + fmt(e.kld_max) : "") +
+      (e.kld_mean !== null ? " · KLD mean " + bound(e) + fmt(e.kld_mean) + ", max " + bound(e) + fmt(e.kld_max) +
+        (e.kld_bound ? " (lower bounds: top-" + e.kld_bound + " + tail)" : "") : "") +
       (e.first_top1_divergence !== null ? " · top-1 tokens first differ at " + e.first_top1_divergence : "");
     art.appendChild(el("div", "card-foot", foot));
     art.appendChild(verdictBox(item));

@@ -38,14 +38,17 @@ class Capabilities:
 
 @dataclass(frozen=True, slots=True)
 class TopK:
-    """Log-probs of the k most likely tokens at each of n positions (what a server returns),
-    in place of a full-vocabulary [n, V] row: `ids` and `logp` are [n, k] tensors; `target`
-    [n] holds the log-prob of the token that followed where the engine reported it even
-    outside the top k (vLLM's prompt log-probs), else None."""
+    """Log-probs of the k most likely tokens at each of n positions (what a server returns,
+    what a top-k baseline store keeps), in place of a full-vocabulary [n, V] row: `ids` and
+    `logp` are [n, k] tensors; `target` [n] holds the log-prob of the token that followed
+    where the engine reported it even outside the top k (vLLM's prompt log-probs), else None;
+    `tail` [n] the log of the probability outside the k where it was computed from the whole
+    row (a store), else None (it is then 1 minus the k's sum)."""
 
     ids: Any
     logp: Any
     target: Any = None
+    tail: Any = None
 
     @property
     def shape(self) -> tuple[int, int]:
