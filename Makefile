@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential traffic-real mining-evidence llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
 	ladder ladder-real test-fast docs
 
 setup: $(STAMP)
@@ -53,6 +53,10 @@ traffic-real: real-model llama-cpp
 
 mining-evidence: real-model llama-cpp
 	$(PY) -m tools.mining_evidence
+
+# k against the error of the top-k store's KLD, its size and time (docs/metrics.md).
+topk-evidence: real-model
+	$(PY) -m tools.topk_evidence
 
 # llama.cpp from the llama-cpp-python sdist on PyPI: llama-server, -quantize, -imatrix and
 # -perplexity plus the shared library the `llama_cpp` bindings load, built once into

@@ -375,8 +375,12 @@ class LogprobStore:
         with writing(f"{self.stem}.json"):
             Path(f"{self.stem}.json").write_text(json.dumps(meta) + "\n")
         if self.plan.positions:
+            size = self.size()
             log.info(
-                "baseline log-probs: %.3f GB on disk for %d positions", self.size() / GB, self._rows
+                "baseline log-probs: %.3f GB on disk (%d bytes) for %d positions",
+                size / GB,
+                size,
+                self._rows,
             )
 
     def size(self) -> int:
