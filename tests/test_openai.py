@@ -119,13 +119,23 @@ def test_teacher_forcing_through_the_server(
     assert rows.ids[:, 0].tolist() == cont
 
 
-def compare_config(tmp: Path, url: str, evalset: Path, tokens: int = 48, **server: Any) -> Path:
-    """SmolLM2 against itself behind the server at `url` (`server`: more openai keys)."""
+def compare_config(
+    tmp: Path,
+    url: str,
+    evalset: Path,
+    tokens: int = 48,
+    baseline_url: str | None = None,
+    **server: Any,
+) -> Path:
+    """SmolLM2 against itself behind the server at `url` (`server`: more openai keys); the
+    baseline in process, or served at `baseline_url` (no model loaded here: the run reaches
+    the candidate in seconds)."""
     served = {"backend": "openai", "path": SMOLLM, "base_url": url, "model": "smollm2"}
+    baseline = SMOLLM if baseline_url is None else served | {"base_url": baseline_url}
     return write_config(
         tmp / "served.toml",
         evalset,
-        SMOLLM,
+        baseline,
         {"served-f32": served | {"concurrency": 2} | server},
         {"max_weighted_accuracy_drop": 0.05},
         name="served",
@@ -358,11 +368,14 @@ def test_a_signal_stops_a_run_stuck_on_a_dripping_server_within_5_s(
     server: str, tmp_path: Path, signum: int, code: int
 ) -> None:
     """The console script (worker and all), a generous 60 s timeout, a server that drips: the
-    signal lands while requests are in flight and the run is gone within 5 s."""
+    signal lands while requests are in flight and the run is gone within 5 s. The baseline
+    is the server too, reached directly: only the candidate's requests drip."""
     evalset = subset(tmp_path / "s.jsonl", per_file=2)
     faults = Faults(drip=0.5)
     with fault_proxy(server, faults) as url:
-        config = compare_config(tmp_path, url, evalset, tokens=16, timeout=60, retries=1)
+        config = compare_config(
+            tmp_path, url, evalset, tokens=16, baseline_url=server, timeout=60, retries=1
+        )
         cmd = [
             sys.executable,
             "-m",

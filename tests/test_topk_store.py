@@ -1,7 +1,8 @@
-"""A baseline kept as top-k rows (`[distribution] store = "top-k"`), end to end on the demo
-model: a compare killed in the baseline's generation resumes to what an uninterrupted run
-gives, its KLDs are lower bounds of the full store's and say so wherever they are shown, and
-top-1 agreement stays exact."""
+"""How the baseline's log-probs are kept (`[distribution]`), end to end on the demo model.
+Top-k rows (`store = "top-k"`): a compare killed in the baseline's generation resumes to what
+an uninterrupted run gives, its KLDs are lower bounds of the full store's and say so wherever
+they are shown, top-1 agreement stays exact. No store (`mode = "lockstep"`): the same KLDs
+as the full store's, to its packing."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ K = 8  # of the demo model's 128 tokens
 BATCH = 13
 
 
-def config(path: Path, store: str) -> Path:
+def config(path: Path, store: str, mode: str = "stored") -> Path:
     return helpers.write_config(
         path,
         [REPO / "evalsets" / "demo" / "add.jsonl"],
@@ -34,7 +35,7 @@ def config(path: Path, store: str) -> Path:
         name="topk",
         generation={"max_new_tokens": 24, "batch_size": BATCH},
         baseline_name="fp32",
-        distribution={"store": store, "top_k": K},
+        distribution={"store": store, "top_k": K, "mode": mode},
     )
 
 
@@ -56,16 +57,22 @@ def results(out: Path) -> dict[str, Any]:
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The full store's run: its folder and exit code."""
+    tmp = tmp_path_factory.mktemp("full")
+    done = helpers.in_process(*args(config(tmp / "full.toml", "full"), tmp / "run", tmp, "runs"))
+    assert done.returncode in (0, 1), done.stderr
+    return tmp / "run", done.returncode
+
+
 @pytest.mark.slow
 def test_a_top_k_store_resumes_after_sigkill_and_every_kld_is_a_marked_lower_bound(
-    tmp_path: Path,
+    full: tuple[Path, int], tmp_path: Path
 ) -> None:
-    full_cfg, top_cfg = (
-        config(tmp_path / "full.toml", "full"),
-        config(tmp_path / "top.toml", "top-k"),
-    )
-    done = helpers.in_process(*args(full_cfg, tmp_path / "full", tmp_path, "runs-full"))
-    assert done.returncode in (0, 1), done.stderr
+    top_cfg = config(tmp_path / "top.toml", "top-k")
+    full_out, code = full
+    done = subprocess.CompletedProcess([], code)
     whole = helpers.in_process(*args(top_cfg, tmp_path / "whole", tmp_path, "runs-whole"))
     assert whole.returncode == done.returncode, whole.stderr
     assert f"top-{K} rows, at most" in whole.stderr and "GB on disk" in whole.stderr
@@ -91,7 +98,7 @@ def test_a_top_k_store_resumes_after_sigkill_and_every_kld_is_a_marked_lower_bou
     said = re.search(r"GB on disk \((\d+) bytes\) for (\d+) positions", whole.stderr)
     assert said is not None and int(said[1]) == int(said[2]) * (8 * K + 4)
 
-    exact = results(tmp_path / "full")
+    exact = results(full_out)
     [c_top], [c_full] = top["candidates"], exact["candidates"]
     d_top, d_full = c_top["distribution"], c_full["distribution"]
     assert d_top["kld_top_k"] == K and d_full["kld_top_k"] is None
@@ -111,5 +118,41 @@ def test_a_top_k_store_resumes_after_sigkill_and_every_kld_is_a_marked_lower_bou
     assert f"(KLDs are lower bounds: top-{K} + tail)" in html
     assert f'"kld_bound": {K}' in html
     assert "≥ " in (tmp_path / "run" / "summary.md").read_text()
-    plain = (tmp_path / "full" / "report.html").read_text()
+    plain = (full_out / "report.html").read_text()
     assert "lower bound: top-" not in plain and "(KLDs are lower bounds" not in plain
+
+
+@pytest.mark.slow
+def test_lockstep_gives_the_full_stores_klds_with_nothing_stored(
+    full: tuple[Path, int], tmp_path: Path
+) -> None:
+    full_out, code = full
+    cfg = config(tmp_path / "lock.toml", "full", mode="lockstep")
+    done = helpers.in_process(*args(cfg, tmp_path / "run", tmp_path, "runs"))
+    assert done.returncode == code, done.stderr
+    assert "lockstep: needs at most" in done.stderr and "baseline log-probs:" not in done.stderr
+    assert not list(tmp_path.rglob("baseline-logprobs.*"))
+    got, want = results(tmp_path / "run"), results(full_out)
+    [c_got], [c_want] = got["candidates"], want["candidates"]
+    d_got, d_want = c_got["distribution"], c_want["distribution"]
+    assert d_got["kld_top_k"] is None and d_got["tokens"] == d_want["tokens"]
+    assert d_got["top1_agreement"] == d_want["top1_agreement"]
+    # the full store's packing moves each log-prob by up to 3e-4 nats: its KLDs are exact to
+    # well under 1e-3; lockstep's to float rounding
+    assert d_got["mean_kld"] == pytest.approx(d_want["mean_kld"], abs=1e-4)
+    for a, b in zip(got["items"], want["items"], strict=True):
+        x, y = a["candidates"]["w8a16"]["kld_mean"], b["candidates"]["w8a16"]["kld_mean"]
+        assert (x is None) == (y is None) and (x is None or abs(x - y) < 1e-3)
+
+
+def test_lockstep_is_refused_with_the_numbers_when_it_cannot_fit() -> None:
+    from harness.run.lockstep import GIB, LockstepRefused, Need, check_fits
+
+    n = Need(baseline=GIB, candidate=GIB, rows=GIB // 2)
+    check_fits(n, 3 * GIB)
+    with pytest.raises(LockstepRefused) as got:
+        check_fits(n, 2 * GIB)
+    assert (
+        "needs baseline 1.00 GiB + candidate 1.00 GiB + a batch's rows 0.50 GiB = 2.50 GiB, "
+        "and 2.00 GiB is available"
+    ) in str(got.value)

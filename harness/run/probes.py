@@ -45,6 +45,7 @@ from harness.analysis.scorers import entry
 from harness.records import EvalItem, TokenStats
 from harness.records.codec import from_json, to_json
 from harness.records.errors import writing
+from harness.records.settings import DEFAULT_TOP_K
 from harness.run.backends import Backend, Generated
 from harness.run.backends.base import TopK
 
@@ -185,6 +186,27 @@ def token_stats(
     )
 
 
+class RowStore(Protocol):
+    """Where a candidate's probe gets the baseline's rows: a `LogprobStore` on disk, or the
+    baseline itself loaded beside the candidate (`harness.run.lockstep`)."""
+
+    index: dict[int, tuple[int, int]]
+
+    def append(self, item: int, logp: torch.Tensor) -> None: ...
+
+    def checkpoint(self) -> dict[str, Any]: ...
+
+    def intact(self, states: Sequence[dict[str, Any]]) -> int: ...
+
+    def resume(
+        self, rows: int, vocab: int, index: dict[int, tuple[int, int]], top_k: int | None = None
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+    def get(self, item: int) -> torch.Tensor | TopK: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StorePlan:
     """What a baseline store will keep (`[distribution]`), decided once the first rows show
@@ -192,7 +214,7 @@ class StorePlan:
     token limit, plus its stop id)."""
 
     store: str = "full"  # "full", "top-k" or "auto"
-    top_k: int = 128
+    top_k: int = DEFAULT_TOP_K
     max_bytes: float = float("inf")
     positions: int = 0
 
@@ -470,7 +492,7 @@ class _ReferenceNll:
 class BaselineProbe:
     """Packs the baseline's generation log-probs to disk; keeps its rows for the candidates."""
 
-    def __init__(self, items: Sequence[EvalItem], store: LogprobStore, batch_size: int) -> None:
+    def __init__(self, items: Sequence[EvalItem], store: RowStore, batch_size: int) -> None:
         self.store = store
         self.stop_ids: tuple[int, ...] = ()  # set by `start`, once the model is loaded
         self.reference = _ReferenceNll(items, batch_size)
@@ -481,7 +503,7 @@ class BaselineProbe:
     def restored(
         cls,
         items: Sequence[EvalItem],
-        store: LogprobStore,
+        store: RowStore,
         batch_size: int,
         stop_ids: Sequence[int],
         conts: Sequence[Sequence[int]],

@@ -44,6 +44,7 @@ from harness.run.backends.base import (
 )
 from harness.run.backends.hf import BOOKKEEPING, SentenceEmbedder
 from harness.run.lmeval import run_tasks
+from harness.run.lockstep import LockstepRows, available_bytes, check_fits, need
 from harness.run.probes import (
     GB,
     BaselineProbe,
@@ -644,6 +645,8 @@ class _Runner:
     ) -> None:
         self.items, self.settings, self.folder = items, settings, folder
         self.lm_eval, self.cache, self.distribution = lm_eval, cache, distribution
+        self.lockstep = settings.distribution and distribution.mode == "lockstep"
+        self.base_spec: ModelSpec | None = None
         self.base_key = ""
         self.fed = Fed([], ())
         self.base_probe: BaselineProbe | None = None
@@ -655,12 +658,12 @@ class _Runner:
 
     def baseline(self, spec: ModelSpec, fingerprint: str) -> ModelRun:
         items, settings = self.items, self.settings
+        self.base_spec = spec
         cache = self.cache if self.cache and _cacheable(spec, fingerprint) else None
         if cache is None:  # a server or a hub id: run into the run folder, no resuming
             probe = None
             if settings.distribution:
-                store = LogprobStore(self.folder.logprob_stem, self._plan())
-                probe = BaselineProbe(items, store, batch_size=settings.batch_size)
+                probe = BaselineProbe(items, self._store(self.folder), settings.batch_size)
             run, self.fed = run_model(spec, items, settings, probe=probe, lm_eval=self.lm_eval)
             self.base_probe = probe
             self._save(run, None, probe.reference_nll if probe else None)
@@ -682,13 +685,22 @@ class _Runner:
         )
         self.fed = Fed(meta["prompt_ids"], tuple(meta["stop_ids"]), pieces)
         if settings.distribution:
-            store = LogprobStore.open(entry.logprob_stem)
+            store = (
+                LockstepRows(settings.batch_size)
+                if self.lockstep
+                else LogprobStore.open(entry.logprob_stem)
+            )
             conts = meta["continuations"]
             self.base_probe = BaselineProbe.restored(
                 items, store, settings.batch_size, self.fed.stop_ids, conts
             )
         self._save(run, None, nll)
         return run
+
+    def _store(self, folder: RunDir) -> LogprobStore | LockstepRows:
+        if self.lockstep:
+            return LockstepRows(self.settings.batch_size)
+        return LogprobStore(folder.logprob_stem, self._plan())
 
     def _plan(self) -> StorePlan:
         """The baseline store's plan: as many rows as every item's token limit plus its stop
@@ -706,8 +718,7 @@ class _Runner:
         items, settings, tmp = self.items, self.settings, claim.work
         probe = None
         if settings.distribution:
-            store = LogprobStore(tmp.logprob_stem, self._plan())
-            probe = BaselineProbe(items, store, settings.batch_size)
+            probe = BaselineProbe(items, self._store(tmp), settings.batch_size)
         run, fed = run_model(
             spec, items, settings, probe=probe, lm_eval=self.lm_eval, journal=claim.journal
         )
@@ -756,8 +767,25 @@ class _Runner:
         caps = engine_class(spec.backend).capabilities
         if self.base_probe is not None and (caps.full_vocab_logprobs or caps.top_k):
             probe = CandidateProbe(self.items, self.base_probe, self.settings.batch_size)
-        run, _ = run_model(spec, self.items, self.settings, self.fed, probe, self.lm_eval, journal)
+        with self._beside(probe):
+            run, _ = run_model(
+                spec, self.items, self.settings, self.fed, probe, self.lm_eval, journal
+            )
         return run, probe.ordered() if probe else None, probe.reference_nll if probe else None
+
+    @contextlib.contextmanager
+    def _beside(self, probe: CandidateProbe | None) -> Iterator[None]:
+        """In lockstep, the baseline loaded while the candidate runs, scoring its own rows."""
+        store = None if probe is None else probe.base.store
+        if probe is None or not isinstance(store, LockstepRows) or self.base_spec is None:
+            yield
+            return
+        with open_backend(self.base_spec) as backend:
+            store.attach(backend, self.fed.ids, probe.base.conts)
+            try:
+                yield
+            finally:
+                store.detach()
 
 
 def run_all(
@@ -791,9 +819,12 @@ def run_all(
             baseline.backend,
         )
         settings = replace(settings, distribution=False)
-    runner = _Runner(
-        items, settings, folder, lm_eval, cache, distribution or DistributionSettings()
-    )
+    distribution = distribution or DistributionSettings()
+    if settings.distribution and distribution.mode == "lockstep":
+        specs = [c.spec for c in candidates]
+        limit = settings.max_new_tokens
+        check_fits(need(baseline, specs, items, settings.batch_size, limit), available_bytes())
+    runner = _Runner(items, settings, folder, lm_eval, cache, distribution)
     runs = {baseline.name: runner.baseline(baseline, baseline_fp)}
     for cand in candidates:
         runs[cand.spec.name] = runner.candidate(cand)

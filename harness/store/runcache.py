@@ -103,7 +103,7 @@ def baseline_key(
     """`role`: "baseline", or "signals" (the baseline's mining run over a traffic pool,
     `harness.run.mining`: its outputs and per-item signals, no log-probs). `store`: how its
     log-probs are kept, when `settings.distribution` keeps them (a full store keys as none
-    named, as it always has)."""
+    named, as it always has; a lockstep run's entry keeps none)."""
     key = {
         "format": FORMAT,
         "role": role,
@@ -113,7 +113,11 @@ def baseline_key(
         "generation": to_json(settings),
         "lm_eval": to_json(lm_eval),
     }
-    if settings.distribution and store is not None and store.store != "full":
+    if (
+        settings.distribution
+        and store is not None
+        and (store.store, store.mode) != ("full", "stored")
+    ):
         key["store"] = to_json(store)
     return _digest(key)
 

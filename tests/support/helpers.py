@@ -137,7 +137,7 @@ def _table(value: Any) -> bool:
 def write_config(
     path: Path,
     evalset: Path | str | list[Path | str],
-    baseline: Path,
+    baseline: Path | Mapping[str, Any],
     candidates: Mapping[str, Path | Mapping[str, Any]],
     gate: str | Mapping[str, Any] = "",
     name: str = "t",
@@ -149,9 +149,10 @@ def write_config(
     **tables: Mapping[str, Any],
 ) -> Path:
     """The one writer of compare configs in the tests. By default over tiny models: 6 new
-    tokens, batches of 4, 300 resamples. A candidate is a path, or the keys of its table
-    (`{"quantize": {...}}`, `{"backend": "openai", ...}`); `gate` is a mapping, or TOML
-    lines; `tables` are more tables (`agreement={"model": ...}`); `extra` is appended."""
+    tokens, batches of 4, 300 resamples. The baseline and each candidate are a path, or the
+    keys of their table (`{"quantize": {...}}`, `{"backend": "openai", ...}`); `gate` is a
+    mapping, or TOML lines; `tables` are more tables (`agreement={"model": ...}`); `extra` is
+    appended."""
     cands = [
         {"name": n, **({"path": c} if isinstance(c, Path | str) else dict(c)), "gated": gated}
         for n, c in candidates.items()
@@ -159,7 +160,10 @@ def write_config(
     data: dict[str, Any] = {
         "name": name,
         "evalsets": [str(e) for e in (evalset if isinstance(evalset, list) else [evalset])],
-        "baseline": {"name": baseline_name, "path": baseline},
+        "baseline": {
+            "name": baseline_name,
+            **({"path": baseline} if isinstance(baseline, Path | str) else dict(baseline)),
+        },
         "candidates": cands,
         "generation": generation or {"max_new_tokens": 6, "batch_size": 4},
         "stats": {"bootstrap_samples": 300} if stats is None else stats,
