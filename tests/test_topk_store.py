@@ -72,9 +72,8 @@ def test_a_top_k_store_resumes_after_sigkill_and_every_kld_is_a_marked_lower_bou
 ) -> None:
     top_cfg = config(tmp_path / "top.toml", "top-k")
     full_out, code = full
-    done = subprocess.CompletedProcess([], code)
     whole = helpers.in_process(*args(top_cfg, tmp_path / "whole", tmp_path, "runs-whole"))
-    assert whole.returncode == done.returncode, whole.stderr
+    assert whole.returncode == code, whole.stderr
     assert f"top-{K} rows, at most" in whole.stderr and "GB on disk" in whole.stderr
 
     # killed (SIGKILL) after 3 of the baseline's 8 batches, then run again
@@ -88,7 +87,7 @@ def test_a_top_k_store_resumes_after_sigkill_and_every_kld_is_a_marked_lower_bou
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     again = helpers.in_process(*args(top_cfg, tmp_path / "run", tmp_path, "runs"))
-    assert again.returncode == done.returncode, again.stderr
+    assert again.returncode == code, again.stderr
     assert f"fp32: resuming after {3 * BATCH} of 100 prompts (3 batches)" in again.stderr
     top = results(tmp_path / "run")
     assert differences(stable(results(tmp_path / "whole")), stable(top)) == []
