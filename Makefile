@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence long-context llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
 	ladder ladder-real test-fast docs
 
 setup: $(STAMP)
@@ -53,6 +53,14 @@ traffic-real: real-model llama-cpp
 
 mining-evidence: real-model llama-cpp
 	$(PY) -m tools.mining_evidence
+
+# The long-context families (written once from a seed; tools/long_context.py), then SmolLM2
+# against three candidates on them, sliced by prompt length (docs/results.md).
+evalsets/long-context/needle.jsonl: | real-model
+	$(PY) -m tools.long_context
+
+long-context: real-model llama-cpp evalsets/long-context/needle.jsonl
+	$(VENV)/bin/harness compare --config examples/smollm2-long-context.toml
 
 # k against the error of the top-k store's KLD, its size and time (docs/metrics.md).
 topk-evidence: real-model

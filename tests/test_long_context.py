@@ -1,0 +1,68 @@
+"""The long-context families (evalsets/long-context/, written by tools/long_context.py from a
+seed): four prompt lengths, 50 items each; every reference re-derived here from its prompt
+text, independently of the generator; the lengths measured with SmolLM2's own tokenizer."""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from typing import Any
+
+import pytest
+
+from .support.paths import NEEDS_REAL_MODEL, REPO, SMOLLM
+
+SETS = REPO / "evalsets" / "long-context"
+LENGTHS = (512, 2048, 4096, 7168)
+
+
+def rows() -> list[dict[str, Any]]:
+    return [json.loads(x) for p in sorted(SETS.glob("*.jsonl")) for x in p.read_text().splitlines()]
+
+
+def answer(family: str, text: str) -> str:
+    """What the prompt says the answer is, read by code."""
+    if family == "needle":
+        m = re.search(r"What is the access code for the (\w+) (\w+)\?", text)
+        assert m is not None
+        [code] = re.findall(rf"The access code for the {m[1]} {m[2]} is (\d+)\.", text)
+        return code
+    if family == "variables":
+        m = re.search(r"What is the value of VAR (\w+)\?", text)
+        assert m is not None
+        assign = dict(re.findall(r"VAR (\w+) = ((?:VAR )?\w+)\.", text))
+        name, hops = m[1], 0
+        while assign[name].startswith("VAR "):
+            name, hops = assign[name][4:], hops + 1
+        assert hops >= 3  # the answer needs every hop
+        return assign[name]
+    listed = text.split("\n\n")[1].rstrip(".").split(", ")
+    (word, n), (_, runner_up) = collections.Counter(listed).most_common(2)
+    assert n >= 1.2 * runner_up  # a clear mode
+    return word
+
+
+def test_four_lengths_of_fifty_items_whose_references_the_prompts_give() -> None:
+    data = rows()
+    per = collections.Counter(next(t for t in r["tags"] if t.startswith("length=")) for r in data)
+    assert per == {f"length={n}": 50 for n in LENGTHS}
+    families = collections.Counter(r["tags"][1] for r in data)
+    assert families == {"needle": 68, "variables": 68, "frequent": 64}
+    for r in data:
+        assert answer(r["tags"][1], r["messages"][0]["content"]) == r["reference"], r["id"]
+
+
+@pytest.mark.real
+@NEEDS_REAL_MODEL
+def test_each_prompt_is_within_a_fifth_under_its_length_in_smollm2_tokens() -> None:
+    from harness.inputs.evalset import load_evalset
+    from harness.records import ModelSpec
+    from harness.run.backends.hf import HFBackend
+
+    items = load_evalset([str(p) for p in sorted(SETS.glob("*.jsonl"))])
+    backend = HFBackend(ModelSpec(name="fp32", path=str(SMOLLM)))
+    for item in items:
+        target = int(next(t for t in item.tags if t.startswith("length="))[7:])
+        n = len(backend.prompt_ids(item))
+        assert 0.8 * target <= n <= target, (item.id, n)
