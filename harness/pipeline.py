@@ -85,7 +85,12 @@ def compare(
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.runner import noise_floor_candidate, preflight, ready_candidate
+    from harness.run.runner import (
+        batched_floor_candidate,
+        noise_floor_candidate,
+        preflight,
+        ready_candidate,
+    )
 
     check_out(out)
     items = load_evalset(cfg.evalsets)
@@ -101,6 +106,9 @@ def compare(
         ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
         if cfg.noise_floor:
             ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
+        if cfg.noise_floor_batched:
+            n = cfg.noise_floor_batched
+            ready.append(batched_floor_candidate(cfg.baseline, baseline_fp, n))
         created_at = now()
         staging = staging_for(out)
         with removed_on_failure(staging):

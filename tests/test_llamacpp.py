@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.run.llamacpp_home import home
-from tests.support.helpers import shortened, write_config
+from tests.support.helpers import in_process, shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
 CALIBRATION = REPO / "evalsets" / "calibration" / "generic.jsonl"
@@ -225,3 +225,57 @@ def test_code_prompts_are_fed_the_baselines_ids(made: dict[str, Any], tmp_path: 
     assert by["f32-gguf"]["metrics"]["identical_share"] >= 13 / 14
     html = (out / "report.html").read_text()
     assert "splits 6 prompt(s) into other ids than the baseline" in html
+
+
+def test_batched_decoding_and_the_batching_noise_floor(
+    made: dict[str, Any], tmp_path: Path
+) -> None:
+    """llama.cpp decoding three sequences per batch (`parallel = 3`): the same prompt in
+    every slot comes out the same, log-probs and all; every item comes back in order with its
+    own limit and stop. Then the Q4_K_M GGUF as a compare's baseline with `[noise_floor]
+    batched = 3`: a row for the baseline run again in batches, labelled as such."""
+    from harness.inputs.evalset import load_evalset
+    from harness.records import ModelSpec
+    from harness.run.backends import open_backend
+    from harness.run.backends.llamacpp import LlamaCppSettings
+
+    gguf = made["first"]["q4_k_m"].path.resolve()
+    items = load_evalset([str(REPO / "evalsets" / "real" / "open-ended.jsonl")])[:6]
+    spec = ModelSpec(
+        name="q4", path=str(gguf), backend="llama.cpp", settings=LlamaCppSettings(parallel=3)
+    )
+    with open_backend(spec) as engine:
+        ids = [engine.prompt_ids(items[0])] * 6 + [engine.prompt_ids(i) for i in items]
+        limits = [24] * 6 + [5] * 6
+        stops = engine.stop_ids
+        gens = [g for b in engine.generate(ids, limits, stops, 6, True) for g in b]
+    assert [g.index for g in gens] == list(range(12))
+    assert all(g.ids == gens[0].ids and g.stop_id == gens[0].stop_id for g in gens[:6])
+    assert all(bool((g.logprobs == gens[0].logprobs).all()) for g in gens[:6])
+    for g, limit in zip(gens, limits, strict=True):
+        assert len(g.ids) == limit or g.stop_id in stops
+        assert g.logprobs.shape[0] == len(g.continuation)
+
+    evalset = shortened(
+        tmp_path / "s.jsonl", [REPO / "evalsets" / "real" / "facts.jsonl"], 12, per_file=8
+    )
+    cfg = write_config(
+        tmp_path / "c.toml",
+        evalset,
+        {"path": gguf, "backend": "llama.cpp"},
+        {"q8_0": {"path": made["first"]["q8_0"].path.resolve(), "backend": "llama.cpp"}},
+        {},
+        generation={"max_new_tokens": 12, "batch_size": 8},
+        baseline_name="q4_k_m",
+        noise_floor={"batched": 3},
+    )
+    out = tmp_path / "run"
+    done = in_process("compare", "--config", str(cfg), "--out", str(out))
+    assert done.returncode in (0, 1), done.stderr
+    results = json.loads((out / "results.json").read_text())
+    by = {c["name"]: c for c in results["candidates"]}
+    floor = by["q4_k_m-batched3"]
+    assert floor["noise_floor"] and floor["batched"] == 3 and not floor["gated"]
+    assert floor["distribution"]["tokens"] > 0
+    html = (out / "report.html").read_text()
+    assert "batching noise floor: the baseline again, 3 sequences per batch" in html

@@ -87,6 +87,7 @@ class CandidateInfo:
     calibration_sha256: str | None
     noise_floor: bool
     backend: str = "hf"  # the engine the candidate ran on
+    batched: int | None = None  # a noise floor run in batches of this many sequences
     size_bytes: int | None = None  # weight files on disk
     # Prompts the candidate's own tokenizer splits into other ids than the baseline's (it is
     # fed the baseline's ids; a server tokenizing text itself would see the others).
@@ -116,6 +117,7 @@ class CandidateInfo:
             quantize=c.quantize,
             calibration_sha256=c.calibration_sha256,
             noise_floor=c.noise_floor,
+            batched=c.batched,
             backend=c.spec.backend,
             size_bytes=weights_bytes(c.spec.path),
             split_differently=run.split_differently if run else 0,

@@ -36,6 +36,7 @@ from harness.records import (
     SliceSettings,
     StatsConfig,
     TrafficSettings,
+    batched_floor_name,
     noise_floor_name,
 )
 from harness.records.errors import RecordError
@@ -303,6 +304,14 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
     if "traffic" in data:
         where = f"{path}: [traffic]"
         traffic = _record(TrafficSettings, where, **reader.simple("traffic", data))
+    floor = _record(
+        NoiseFloorSettings, f"{path}: [noise_floor]", **reader.simple("noise_floor", data)
+    )
+    if floor.batched is not None and baseline.backend != "llama.cpp":
+        raise ConfigError(
+            f"{path}: [noise_floor]: batched runs a llama.cpp baseline in batches; this "
+            f"baseline's backend is {baseline.backend!r}"
+        )
     cfg = CompareConfig(
         name=top["name"],
         path=path,
@@ -312,7 +321,8 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         generation=GenerationSettings(**reader.simple("generation", data)),
         gate=reader.gate(data.get("gate", {})),
         stats=StatsConfig(**reader.simple("stats", data)),
-        noise_floor=NoiseFloorSettings(**reader.simple("noise_floor", data)).enabled,
+        noise_floor=floor.enabled,
+        noise_floor_batched=floor.batched,
         lm_eval=lm_eval,
         agreement=_record(
             AgreementSettings, f"{path}: [agreement]", **reader.simple("agreement", data)
@@ -421,6 +431,8 @@ def check_names(cfg: CompareConfig) -> None:
     names = [cfg.baseline.name] + [c.name for c in cfg.candidates]
     if cfg.noise_floor:
         names.append(noise_floor_name(cfg.baseline.name))
+    if cfg.noise_floor_batched:
+        names.append(batched_floor_name(cfg.baseline.name, cfg.noise_floor_batched))
     for n in names:
         if names.count(n) > 1:
             raise ConfigError(f"{cfg.path}: model name {n!r} is used twice")

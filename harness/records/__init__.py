@@ -43,6 +43,7 @@ from harness.records.settings import (
     SliceSettings,
     StatsConfig,
     TrafficSettings,
+    batched_floor_name,
     noise_floor_name,
 )
 
@@ -90,5 +91,6 @@ __all__ = [
     "StatsConfig",
     "TokenStats",
     "TrafficSettings",
+    "batched_floor_name",
     "noise_floor_name",
 ]

@@ -416,6 +416,12 @@ class NoiseFloorSettings:
     enabled: bool = setting(
         False, doc="run the baseline a second time and show the self-comparison"
     )
+    batched: int | None = setting(
+        None,
+        doc="the batching noise floor: a llama.cpp baseline run again with this many sequences "
+        "per batch (its `parallel`), against itself one at a time",
+        gt=1,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -562,6 +568,7 @@ class CompareConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     stats: StatsConfig = field(default_factory=StatsConfig)
     noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
+    noise_floor_batched: int | None = None  # [noise_floor] batched: the baseline in batches of N
     lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
     agreement: AgreementSettings = field(default_factory=AgreementSettings)
     corpus: CorpusSettings | None = None  # [corpus]: what `harness corpus` scores
@@ -584,7 +591,12 @@ class ReadyCandidate:
     quantize_seconds: float = 0.0
     quantize_cached: bool = False
     noise_floor: bool = False  # the baseline itself, run a second time
+    batched: int | None = None  # ... in batches of this many sequences (the batching floor)
 
 
 def noise_floor_name(baseline: str) -> str:
     return f"{baseline}-rerun"
+
+
+def batched_floor_name(baseline: str, n: int) -> str:
+    return f"{baseline}-batched{n}"

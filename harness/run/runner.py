@@ -29,6 +29,7 @@ from harness.records import (
     QuantizeSpec,
     ReadyCandidate,
     TokenStats,
+    batched_floor_name,
     noise_floor_name,
 )
 from harness.records.codec import from_json, to_json
@@ -43,6 +44,7 @@ from harness.run.backends.base import (
     checkpoint_fingerprint,
 )
 from harness.run.backends.hf import BOOKKEEPING, SentenceEmbedder
+from harness.run.backends.llamacpp import LlamaCppSettings
 from harness.run.lmeval import run_tasks
 from harness.run.lockstep import LockstepRows, available_bytes, check_fits, need
 from harness.run.probes import (
@@ -501,6 +503,18 @@ def noise_floor_candidate(baseline: ModelSpec, baseline_fp: str) -> ReadyCandida
     """The baseline again, same settings: what "identical" can mean on this machine."""
     spec = replace(baseline, name=noise_floor_name(baseline.name))
     return ReadyCandidate(spec=spec, gated=False, fingerprint=baseline_fp, noise_floor=True)
+
+
+def batched_floor_candidate(baseline: ModelSpec, baseline_fp: str, n: int) -> ReadyCandidate:
+    """The llama.cpp baseline again, `n` sequences per batch: what batching alone moves."""
+    spec = replace(
+        baseline,
+        name=batched_floor_name(baseline.name, n),
+        settings=replace(baseline.settings or LlamaCppSettings(), parallel=n),
+    )
+    return ReadyCandidate(
+        spec=spec, gated=False, fingerprint=baseline_fp, noise_floor=True, batched=n
+    )
 
 
 def ready_candidate(

@@ -6,19 +6,28 @@ engine and the llama.cpp tools run the same code. We drive the model below the b
 high-level sampling API: one `llama_decode` per step, greedy as the argmax of the raw logits
 (llama.cpp's own greedy sampler), and every position's full-vocabulary logits read back when
 the run wants log-probs, so KLD, top-1, Δp and perplexity are exact as for transformers.
-Prompts are decoded one at a time in a single sequence; `threads` and `context` come from
-the model's config table.
+Prompts are decoded one at a time in a single sequence, unless the model's table sets
+`parallel`: then up to that many sequences share each decode, as llama-server's slots do
+(continuous batching: a finished sequence's slot takes the next prompt), in a context whose
+KV cache they share. `threads` and `context` come from the model's config table.
+
+Why batching is a setting and not a speed-up applied always: the kernels run at another
+batch shape, and that moves greedy outputs (Q4_K_M served with two slots changed 53 of 203
+outputs). The batching noise floor (`[noise_floor] batched`) measures how much.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.records import EvalItem, ModelSpec
+from harness.records.schema import setting
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -29,6 +38,29 @@ from harness.run.backends.base import (
     checkpoint_fingerprint,
 )
 from harness.store import faults
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LlamaCppSettings:
+    """The llama.cpp engine's own keys, in the model's table."""
+
+    parallel: int = setting(
+        1,
+        doc="sequences decoded together in each batch (llama-server's --parallel slots); 1: "
+        "one prompt at a time",
+        gt=0,
+    )
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One sequence being generated in a batched run."""
+
+    item: int
+    prompt: list[int]
+    logits: Any  # the next token's logits
+    ids: list[int]
+    rows: list[Any]
 
 
 def render_template(
@@ -98,6 +130,7 @@ def gguf_metadata(path: str, wanted: set[str]) -> dict[str, Any]:
 
 class LlamaCppBackend(Backend):
     capabilities = Capabilities(full_vocab_logprobs=True)
+    settings = LlamaCppSettings
 
     @classmethod
     def preflight(cls, spec: ModelSpec) -> Preflight:
@@ -147,6 +180,9 @@ class LlamaCppBackend(Backend):
         self._vocab = self._llm.n_vocab()
         self._meta: dict[str, str] = dict(self._llm.metadata)
         self._turn = self._end_of_turn()
+        own = spec.settings if isinstance(spec.settings, LlamaCppSettings) else None
+        self.parallel = own.parallel if own is not None else 1
+        self._multi: Any = None  # the context of batched generation, made when first used
 
     # --- tokenizer --------------------------------------------------------------------------
 
@@ -299,6 +335,11 @@ class LlamaCppBackend(Backend):
         import torch
         from tqdm import tqdm
 
+        if self.parallel > 1:
+            yield from self._generate_batched(
+                prompts, limits, stop_ids, batch_size, want_logprobs, desc
+            )
+            return
         stops = set(stop_ids)
         batch: list[Generated] = []
         for i in tqdm(
@@ -334,6 +375,131 @@ class LlamaCppBackend(Backend):
         if batch:
             yield batch
 
+    # --- batched generation ----------------------------------------------------------------
+
+    def _multi_context(self) -> Any:
+        """A context for `parallel` sequences sharing one KV cache of the model's context."""
+        if self._multi is None:
+            from llama_cpp import _internals
+
+            lib, llm = self._lib, self._llm
+            params = lib.llama_context_params.from_buffer_copy(llm.context_params)
+            params.n_seq_max = self.parallel
+            params.kv_unified = True
+            ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+            n_tokens = max(llm.n_batch, self.parallel)
+            self._multi = (ctx, lib.llama_batch_init(n_tokens, 0, self.parallel), n_tokens)
+        return self._multi
+
+    def _decode(self, entries: Sequence[tuple[int, int, int, bool]]) -> list[Any]:
+        """One `llama_decode` of (token, position, sequence, wants logits) entries; the
+        logits of those that want them, in order, as float32 copies."""
+        import numpy as np
+
+        ctx, batch, _ = self._multi
+        batch.n_tokens = len(entries)
+        for k, (token, pos, seq, want) in enumerate(entries):
+            batch.token[k], batch.pos[k] = token, pos
+            batch.n_seq_id[k], batch.seq_id[k][0] = 1, seq
+            batch.logits[k] = want
+        status = self._lib.llama_decode(ctx.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"model {self.spec.name!r}: llama_decode returned {status}")
+        return [
+            np.ctypeslib.as_array(
+                self._lib.llama_get_logits_ith(ctx.ctx, k), shape=(self._vocab,)
+            ).copy()
+            for k, (*_, want) in enumerate(entries)
+            if want
+        ]
+
+    def _prefill(self, seq: int, prompt: Sequence[int]) -> Any:
+        """The prompt into sequence `seq`'s cells (emptied first), in chunks of the batch
+        size; the logits after its last token."""
+        ctx, _, n_tokens = self._multi
+        self._lib.llama_memory_seq_rm(self._lib.llama_get_memory(ctx.ctx), seq, -1, -1)
+        last = None
+        for start in range(0, len(prompt), n_tokens):
+            chunk = prompt[start : start + n_tokens]
+            end = start + len(chunk) == len(prompt)
+            entries = [
+                (t, start + k, seq, end and k == len(chunk) - 1) for k, t in enumerate(chunk)
+            ]
+            got = self._decode(entries)
+            last = got[-1] if got else last
+        return last
+
+    def _generate_batched(
+        self,
+        prompts: Sequence[Sequence[int]],
+        limits: Sequence[int],
+        stop_ids: Sequence[int],
+        batch_size: int,
+        want_logprobs: bool,
+        desc: str | None,
+    ) -> Iterator[list[Generated]]:
+        """Greedy, `parallel` sequences at a time: each step decodes the next token of every
+        running sequence in one batch; a sequence that ends frees its slot for the next
+        prompt, prefilled on its own. The runner's batches (`batch_size` items) are yielded
+        in order once all their items are done; the cache is emptied between them, so a
+        batch's outputs depend on its own prompts only."""
+        import sys
+
+        import numpy as np
+        import torch
+        from tqdm import tqdm
+
+        ctx, _, _ = self._multi_context()
+        n_ctx = int(self._lib.llama_n_ctx(ctx.ctx))
+        stops = set(stop_ids)
+        bar = tqdm(
+            total=len(prompts), desc=desc, unit="item", disable=desc is None, file=sys.stderr
+        )
+        for first in range(0, len(prompts), batch_size):
+            self._lib.llama_memory_clear(self._lib.llama_get_memory(ctx.ctx), True)
+            todo = deque(range(first, min(first + batch_size, len(prompts))))
+            slots: dict[int, _Slot] = {}
+            done: dict[int, Generated] = {}
+            while todo or slots:
+                # admit prompts while a slot is free and the shared cache holds them
+                used = sum(len(s.prompt) + limits[s.item] + 1 for s in slots.values())
+                while todo and len(slots) < self.parallel:
+                    i = todo[0]
+                    if slots and used + len(prompts[i]) + limits[i] + 1 > n_ctx:
+                        break
+                    todo.popleft()
+                    seq = next(k for k in range(self.parallel) if k not in slots)
+                    prompt = list(prompts[i])
+                    slots[seq] = _Slot(i, prompt, self._prefill(seq, prompt), [], [])
+                    used += len(prompt) + limits[i] + 1
+                step: list[tuple[int, int, int, bool]] = []
+                for seq, slot in list(slots.items()):
+                    i = slot.item
+                    if not np.isfinite(slot.logits).all():
+                        raise NonFiniteLogits(self.spec.name, [i], len(slot.ids))
+                    if want_logprobs:
+                        slot.rows.append(slot.logits)
+                    token = int(slot.logits.argmax())
+                    stop = token if token in stops else None
+                    if stop is None:
+                        slot.ids.append(token)
+                    if stop is not None or len(slot.ids) == limits[i]:
+                        logp = None
+                        if want_logprobs:
+                            logp = torch.log_softmax(torch.from_numpy(np.stack(slot.rows)), -1)
+                        done[i] = Generated(i, tuple(slot.ids), stop, logp)
+                        del slots[seq]
+                        faults.point(f"engine:{self.spec.name}")
+                        bar.update(1)
+                        continue
+                    step.append((token, len(slot.prompt) + len(slot.ids) - 1, seq, True))
+                if step:
+                    rows = self._decode(step)
+                    for (_, _, seq, _), row in zip(step, rows, strict=True):
+                        slots[seq].logits = row
+            yield [done[i] for i in sorted(done)]
+        bar.close()
+
     def score(
         self,
         prompts: Sequence[Sequence[int]],
@@ -356,6 +522,10 @@ class LlamaCppBackend(Backend):
         return checkpoint_fingerprint(self.spec.path)
 
     def close(self) -> None:
+        multi, self._multi = getattr(self, "_multi", None), None
+        if multi is not None:
+            self._lib.llama_batch_free(multi[1])
+            multi[0].close()
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:
             llm.close()
