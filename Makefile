@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence long-context llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench long-context llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
 	ladder ladder-real test-fast docs
 
 setup: $(STAMP)
@@ -61,6 +61,10 @@ evalsets/long-context/needle.jsonl: | real-model
 
 long-context: real-model llama-cpp evalsets/long-context/needle.jsonl
 	$(VENV)/bin/harness compare --config examples/smollm2-long-context.toml
+
+# Batched llama.cpp against one at a time and llama-server (docs/engines.md).
+batch-bench: real-model llama-cpp
+	$(PY) -m tools.batch_bench
 
 # k against the error of the top-k store's KLD, its size and time (docs/metrics.md).
 topk-evidence: real-model

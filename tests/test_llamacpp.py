@@ -230,10 +230,12 @@ def test_code_prompts_are_fed_the_baselines_ids(made: dict[str, Any], tmp_path: 
 def test_batched_decoding_and_the_batching_noise_floor(
     made: dict[str, Any], tmp_path: Path
 ) -> None:
-    """llama.cpp decoding three sequences per batch (`parallel = 3`): the same prompt in
-    every slot comes out the same, log-probs and all; every item comes back in order with its
-    own limit and stop. Then the Q4_K_M GGUF as a compare's baseline with `[noise_floor]
-    batched = 3`: a row for the baseline run again in batches, labelled as such."""
+    """llama.cpp decoding three sequences per batch (`parallel = 3`). Fed one sequence at
+    a time (runner batches of one), the batched path is the one-at-a-time engine bit for bit:
+    positions, logits and stops are read back right. Three at a time, every item comes back
+    in order with its own limit and stop, each log-prob row's top token the one generated
+    (rows stay with their sequences). Then the Q4_K_M GGUF as a compare's baseline with
+    `[noise_floor] batched = 3`: a row for the baseline run again in batches, so labelled."""
     from harness.inputs.evalset import load_evalset
     from harness.records import ModelSpec
     from harness.run.backends import open_backend
@@ -241,20 +243,24 @@ def test_batched_decoding_and_the_batching_noise_floor(
 
     gguf = made["first"]["q4_k_m"].path.resolve()
     items = load_evalset([str(REPO / "evalsets" / "real" / "open-ended.jsonl")])[:6]
-    spec = ModelSpec(
-        name="q4", path=str(gguf), backend="llama.cpp", settings=LlamaCppSettings(parallel=3)
-    )
-    with open_backend(spec) as engine:
-        ids = [engine.prompt_ids(items[0])] * 6 + [engine.prompt_ids(i) for i in items]
-        limits = [24] * 6 + [5] * 6
-        stops = engine.stop_ids
-        gens = [g for b in engine.generate(ids, limits, stops, 6, True) for g in b]
-    assert [g.index for g in gens] == list(range(12))
-    assert all(g.ids == gens[0].ids and g.stop_id == gens[0].stop_id for g in gens[:6])
-    assert all(bool((g.logprobs == gens[0].logprobs).all()) for g in gens[:6])
+    limits = [24, 5, 24, 5, 24, 5]
+    runs = {}
+    for parallel, batch in ((1, 6), (3, 1), (3, 6)):
+        settings = LlamaCppSettings(parallel=parallel)
+        spec = ModelSpec(name="q4", path=str(gguf), backend="llama.cpp", settings=settings)
+        with open_backend(spec) as engine:
+            ids = [engine.prompt_ids(i) for i in items]
+            stops = engine.stop_ids
+            got = engine.generate(ids, limits, stops, batch, want_logprobs=True)
+            runs[parallel, batch] = [g for b in got for g in b]
+    for a, b in zip(runs[1, 6], runs[3, 1], strict=True):
+        assert (a.ids, a.stop_id) == (b.ids, b.stop_id)
+        assert bool((a.logprobs == b.logprobs).all())
+    gens = runs[3, 6]
+    assert [g.index for g in gens] == list(range(6))
     for g, limit in zip(gens, limits, strict=True):
         assert len(g.ids) == limit or g.stop_id in stops
-        assert g.logprobs.shape[0] == len(g.continuation)
+        assert g.logprobs.argmax(-1).tolist() == list(g.continuation)
 
     evalset = shortened(
         tmp_path / "s.jsonl", [REPO / "evalsets" / "real" / "facts.jsonl"], 12, per_file=8

@@ -52,13 +52,24 @@ class LlamaCppSettings:
     )
 
 
+def _common(held: Sequence[int], prompt: Sequence[int]) -> int:
+    """How many of `prompt`'s first tokens `held` starts with, leaving the last to decode
+    (its logits start the generation)."""
+    n = 0
+    for a, b in zip(held, prompt[:-1], strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
 @dataclass(slots=True)
 class _Slot:
     """One sequence being generated in a batched run."""
 
     item: int
     prompt: list[int]
-    logits: Any  # the next token's logits
+    logits: Any  # the next token's logits; None until the next decode gives them
     ids: list[int]
     rows: list[Any]
 
@@ -413,18 +424,16 @@ class LlamaCppBackend(Backend):
             if want
         ]
 
-    def _prefill(self, seq: int, prompt: Sequence[int]) -> Any:
-        """The prompt into sequence `seq`'s cells (emptied first), in chunks of the batch
-        size; the logits after its last token."""
-        ctx, _, n_tokens = self._multi
-        self._lib.llama_memory_seq_rm(self._lib.llama_get_memory(ctx.ctx), seq, -1, -1)
+    def _prefill(self, seq: int, prompt: Sequence[int], start: int) -> Any:
+        """A prompt too long to share a batch, from position `start` on, into sequence
+        `seq`'s cells on its own, in chunks of the batch size; the logits after its last
+        token."""
+        _, _, n_tokens = self._multi
         last = None
-        for start in range(0, len(prompt), n_tokens):
-            chunk = prompt[start : start + n_tokens]
-            end = start + len(chunk) == len(prompt)
-            entries = [
-                (t, start + k, seq, end and k == len(chunk) - 1) for k, t in enumerate(chunk)
-            ]
+        for at in range(start, len(prompt), n_tokens):
+            chunk = prompt[at : at + n_tokens]
+            end = at + len(chunk) == len(prompt)
+            entries = [(t, at + k, seq, end and k == len(chunk) - 1) for k, t in enumerate(chunk)]
             got = self._decode(entries)
             last = got[-1] if got else last
         return last
@@ -438,48 +447,44 @@ class LlamaCppBackend(Backend):
         want_logprobs: bool,
         desc: str | None,
     ) -> Iterator[list[Generated]]:
-        """Greedy, `parallel` sequences at a time: each step decodes the next token of every
-        running sequence in one batch; a sequence that ends frees its slot for the next
-        prompt, prefilled on its own. The runner's batches (`batch_size` items) are yielded
-        in order once all their items are done; the cache is emptied between them, so a
-        batch's outputs depend on its own prompts only."""
+        """Greedy, `parallel` sequences at a time, as llama-server schedules its slots: each
+        step decodes, in one batch, the next token of every running sequence and the whole
+        prompt of each sequence starting in a free slot (one longer than the batch is
+        prefilled on its own first). Like llama-server, a prompt goes to the free slot whose
+        cells already hold the longest prefix of it (a chat template's opening, say) and
+        only the rest is decoded. The runner's batches (`batch_size` items) are yielded in
+        order once all their items are done; the cache is emptied between them, so a batch's
+        outputs depend on its own prompts only."""
         import sys
 
         import numpy as np
         import torch
         from tqdm import tqdm
 
-        ctx, _, _ = self._multi_context()
+        ctx, _, n_tokens = self._multi_context()
+        memory = self._lib.llama_get_memory(ctx.ctx)
         n_ctx = int(self._lib.llama_n_ctx(ctx.ctx))
         stops = set(stop_ids)
         bar = tqdm(
             total=len(prompts), desc=desc, unit="item", disable=desc is None, file=sys.stderr
         )
         for first in range(0, len(prompts), batch_size):
-            self._lib.llama_memory_clear(self._lib.llama_get_memory(ctx.ctx), True)
+            self._lib.llama_memory_clear(memory, True)
+            held: dict[int, list[int]] = {}  # per sequence, the tokens its cells hold
             todo = deque(range(first, min(first + batch_size, len(prompts))))
             slots: dict[int, _Slot] = {}
             done: dict[int, Generated] = {}
             while todo or slots:
-                # admit prompts while a slot is free and the shared cache holds them
-                used = sum(len(s.prompt) + limits[s.item] + 1 for s in slots.values())
-                while todo and len(slots) < self.parallel:
-                    i = todo[0]
-                    if slots and used + len(prompts[i]) + limits[i] + 1 > n_ctx:
-                        break
-                    todo.popleft()
-                    seq = next(k for k in range(self.parallel) if k not in slots)
-                    prompt = list(prompts[i])
-                    slots[seq] = _Slot(i, prompt, self._prefill(seq, prompt), [], [])
-                    used += len(prompt) + limits[i] + 1
                 step: list[tuple[int, int, int, bool]] = []
                 for seq, slot in list(slots.items()):
+                    if slot.logits is None:
+                        continue
                     i = slot.item
                     if not np.isfinite(slot.logits).all():
                         raise NonFiniteLogits(self.spec.name, [i], len(slot.ids))
                     if want_logprobs:
                         slot.rows.append(slot.logits)
-                    token = int(slot.logits.argmax())
+                    token, slot.logits = int(slot.logits.argmax()), None
                     stop = token if token in stops else None
                     if stop is None:
                         slot.ids.append(token)
@@ -493,9 +498,35 @@ class LlamaCppBackend(Backend):
                         bar.update(1)
                         continue
                     step.append((token, len(slot.prompt) + len(slot.ids) - 1, seq, True))
+                    held[seq].append(token)
+                # start prompts in free slots while the shared cache holds them
+                used = sum(len(x.prompt) + limits[x.item] + 1 for x in slots.values())
+                while todo and len(slots) < self.parallel:
+                    i = todo[0]
+                    prompt = list(prompts[i])
+                    if slots and used + len(prompt) + limits[i] + 1 > n_ctx:
+                        break
+                    if step and len(step) + len(prompt) > n_tokens:
+                        break  # next step, or on its own
+                    todo.popleft()
+                    free = [k for k in range(self.parallel) if k not in slots]
+                    keep = {k: _common(held.get(k, []), prompt) for k in free}
+                    seq = max(free, key=lambda k: (keep[k], -k))
+                    start = keep[seq]
+                    self._lib.llama_memory_seq_rm(memory, seq, start, -1)
+                    held[seq] = list(prompt)
+                    slot = _Slot(i, prompt, None, [], [])
+                    slots[seq] = slot
+                    used += len(prompt) + limits[i] + 1
+                    if len(prompt) - start > n_tokens:
+                        slot.logits = self._prefill(seq, prompt, start)
+                        continue
+                    last = len(prompt) - 1
+                    step += [(prompt[k], k, seq, k == last) for k in range(start, len(prompt))]
                 if step:
                     rows = self._decode(step)
-                    for (_, _, seq, _), row in zip(step, rows, strict=True):
+                    wanted = [seq for (_, _, seq, want) in step if want]
+                    for seq, row in zip(wanted, rows, strict=True):
                         slots[seq].logits = row
             yield [done[i] for i in sorted(done)]
         bar.close()
