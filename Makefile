@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench long-context llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
 	ladder ladder-real test-fast docs
 
 setup: $(STAMP)
@@ -65,6 +65,12 @@ long-context: real-model llama-cpp evalsets/long-context/needle.jsonl
 # Batched llama.cpp against one at a time and llama-server (docs/engines.md).
 batch-bench: real-model llama-cpp
 	$(PY) -m tools.batch_bench
+
+# SmolLM2's F32 GGUF as the baseline, with the engine and batching noise floors (docs/engines.md).
+batching-floor: real-model llama-cpp
+	$(VENV)/bin/harness quantize --baseline .cache/harness/models/smollm2-135m-instruct \
+		--gguf F32 --out .cache/harness/models/smollm2-f32.gguf --force
+	$(VENV)/bin/harness compare --config examples/smollm2-batched.toml
 
 # k against the error of the top-k store's KLD, its size and time (docs/metrics.md).
 topk-evidence: real-model

@@ -221,7 +221,15 @@ def report_verdicts(results: Results, out: Path) -> int:
     for note in results.determinism:
         print(note)
     for c in results.candidates:
-        label = "noise floor" if c.noise_floor else "gated" if c.gated else "not gated"
+        label = (
+            "batching noise floor"
+            if c.info.batched
+            else "noise floor"
+            if c.noise_floor
+            else "gated"
+            if c.gated
+            else "not gated"
+        )
         print(f"{c.verdict.upper():4}  {c.name} ({label})")
         for reason in c.reasons:
             print(f"      - {reason}")

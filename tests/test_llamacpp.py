@@ -285,3 +285,5 @@ def test_batched_decoding_and_the_batching_noise_floor(
     assert floor["distribution"]["tokens"] > 0
     html = (out / "report.html").read_text()
     assert "batching noise floor: the baseline again, 3 sequences per batch" in html
+    assert "Batching alone: the baseline run again 3 sequences per batch changed" in html
+    assert "(batching noise floor)" in done.stdout

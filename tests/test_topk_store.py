@@ -155,3 +155,36 @@ def test_lockstep_is_refused_with_the_numbers_when_it_cannot_fit() -> None:
         "needs baseline 1.00 GiB + candidate 1.00 GiB + a batch's rows 0.50 GiB = 2.50 GiB, "
         "and 2.00 GiB is available"
     ) in str(got.value)
+
+
+@pytest.mark.slow
+def test_a_ladder_on_a_top_k_store_marks_each_rungs_kld_a_bound(tmp_path: Path) -> None:
+    """Two rungs on the demo model with the baseline kept as top-8 rows: each rung's mean
+    KLD is a bound in ladder.json, and the ladder's tables say so."""
+    cfg = helpers.write_config(
+        tmp_path / "ladder.toml",
+        [REPO / "evalsets" / "demo" / "add.jsonl"],
+        DEMO,
+        {},
+        {"max_weighted_accuracy_drop": 0.02},
+        name="ladder",
+        generation={"max_new_tokens": 12, "batch_size": 50},
+        baseline_name="fp32",
+        distribution={"store": "top-k", "top_k": K},
+        ladder={
+            "rungs": [
+                {"name": "w8a16", "quantize": {"scheme": "W8A16", "method": "rtn"}},
+                {"name": "w4a16", "quantize": {"scheme": "W4A16", "method": "rtn"}},
+            ]
+        },
+    )
+    out = tmp_path / "run"
+    done = helpers.in_process("ladder", *args(cfg, out, tmp_path, "runs")[1:])
+    assert done.returncode in (0, 1), done.stderr
+    rungs = results(out)["ladder"]["rungs"]
+    assert [r["kld_top_k"] for r in rungs] == [K, K]
+    assert all(r["mean_kld"] > 0 for r in rungs)
+    summary = (out / "summary.md").read_text()
+    assert summary.count("| ≥ ") >= 2  # the ladder's mean KLD column, once per rung
+    html = (out / "report.html").read_text()
+    assert html.count(f"lower bound: top-{K} + tail") >= 2

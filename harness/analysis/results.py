@@ -501,6 +501,10 @@ class Results:
 NOISE_KLD = 1e-6
 
 
+def _g(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2g}"
+
+
 def determinism(candidates: tuple[CandidateResult, ...]) -> tuple[str, ...]:
     """Sentences about the noise floor run, if there is one, for the top of the report."""
     notes = []
@@ -510,7 +514,14 @@ def determinism(candidates: tuple[CandidateResult, ...]) -> tuple[str, ...]:
         m = c.metrics
         changed = round((1 - m.identical_share) * m.items)
         max_kld = None if m.distribution is None else m.distribution.max_kld
-        if changed or (max_kld is not None and max_kld > NOISE_KLD):
+        if c.info.batched:
+            notes.append(
+                f"Batching alone: the baseline run again {c.info.batched} sequences per batch "
+                f"changed {changed} of {m.items} outputs (max per-token KLD {_g(max_kld)}; "
+                f"{m.regressions} regressions, {m.improvements} improvements): read a candidate "
+                "served in batches against what batching alone does."
+            )
+        elif changed or (max_kld is not None and max_kld > NOISE_KLD):
             notes.append(
                 "The baseline is NOT deterministic: a second run with the same settings changed "
                 f"{changed} of {m.items} outputs (max per-token KLD {max_kld}; "
