@@ -465,17 +465,7 @@ def stage_config(path: Path) -> Path:
 
 
 def stage_args(cfg: Path, out: Path, tmp: Path) -> tuple[str, ...]:
-    return (
-        "compare",
-        "--config",
-        str(cfg),
-        "--out",
-        str(out),
-        "--cache",
-        str(tmp / "quantized"),
-        "--run-cache",
-        str(tmp / "runs"),
-    )
+    return helpers.run_args(cfg, out, tmp / "quantized", tmp / "runs")
 
 
 @pytest.fixture(scope="module")

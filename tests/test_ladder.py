@@ -26,7 +26,7 @@ from harness.records.ladder import Rung, RungSlice
 from harness.records.settings import GateVerdict
 from harness.run.sensitivity import LayerCost, propose
 
-from .support.helpers import write_config
+from .support.helpers import run_args, write_config
 from .support.paths import NEEDS_LLAMA_CPP, REPO
 from .test_browser import CHROMIUM, Page, browser  # noqa: F401  (browser: a fixture)
 
@@ -277,17 +277,7 @@ def write_ladder(path: Path, rungs: list[str], **decision: Any) -> Path:
 
 
 def ladder_args(cfg: Path, out: Path, quantized: Path, runs: Path) -> list[str]:
-    return [
-        "ladder",
-        "--config",
-        str(cfg),
-        "--out",
-        str(out),
-        "--cache",
-        str(quantized),
-        "--run-cache",
-        str(runs),
-    ]
+    return list(run_args(cfg, out, quantized, runs, "ladder"))
 
 
 def stable(results: dict[str, Any]) -> dict[str, Any]:

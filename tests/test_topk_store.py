@@ -40,17 +40,7 @@ def config(path: Path, store: str, mode: str = "stored") -> Path:
 
 
 def args(cfg: Path, out: Path, tmp: Path, runs: str) -> tuple[str, ...]:
-    return (
-        "compare",
-        "--config",
-        str(cfg),
-        "--out",
-        str(out),
-        "--cache",
-        str(tmp / "quantized"),
-        "--run-cache",
-        str(tmp / runs),
-    )
+    return helpers.run_args(cfg, out, tmp / "quantized", tmp / runs)
 
 
 def results(out: Path) -> dict[str, Any]:
@@ -179,7 +169,9 @@ def test_a_ladder_on_a_top_k_store_marks_each_rungs_kld_a_bound(tmp_path: Path) 
         },
     )
     out = tmp_path / "run"
-    done = helpers.in_process("ladder", *args(cfg, out, tmp_path, "runs")[1:])
+    done = helpers.in_process(
+        *helpers.run_args(cfg, out, tmp_path / "quantized", tmp_path / "runs", "ladder")
+    )
     assert done.returncode in (0, 1), done.stderr
     rungs = results(out)["ladder"]["rungs"]
     assert [r["kld_top_k"] for r in rungs] == [K, K]

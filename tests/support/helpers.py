@@ -175,6 +175,24 @@ def write_config(
     return path
 
 
+def run_args(
+    cfg: Path, out: Path, quantized: Path, runs: Path, command: str = "compare"
+) -> tuple[str, ...]:
+    """`harness compare` (or `ladder`) of `cfg` into `out`, with its own quantization and
+    run caches."""
+    return (
+        command,
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--cache",
+        str(quantized),
+        "--run-cache",
+        str(runs),
+    )
+
+
 def in_process(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI run in this process, from the repository's root: its exit code, stdout and
     stderr, as a subprocess would give them, without a second interpreter's imports (seconds
