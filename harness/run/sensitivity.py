@@ -114,6 +114,11 @@ def measure(
             "distribution): run the ladder first"
         )
     entry, meta = found
+    if cfg.distribution.mode == "lockstep":
+        raise HarnessError(
+            f"{config}: [distribution] mode = \"lockstep\" keeps no baseline log-probs to "
+            "score layers against: run the ladder in the stored mode"
+        )
     store = LogprobStore.open(entry.logprob_stem)
     ids, conts = meta["prompt_ids"], [tuple(c) for c in meta["continuations"]]
     costs = []
