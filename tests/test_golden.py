@@ -129,6 +129,17 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     # Step 15: the [traffic] table (none here) and the length buckets of [slices] (defaults).
     old["config"]["traffic"] = None
     old["config"]["slices"] = {"prompt_tokens": [128, 512, 2048], "output_tokens": [16, 64, 256]}
+    # Step 16: how the baseline's log-probs are kept ([distribution], defaults: a vocabulary
+    # this small stays in full rows) and the batching noise floor (none here).
+    old["config"]["distribution"] = {
+        "store": "auto",
+        "top_k": 512,
+        "max_store_gb": 2.0,
+        "mode": "stored",
+    }
+    old["config"]["noise_floor_batched"] = None
+    for cand in old["candidates"]:
+        cand["batched"] = None
     return old
 
 
