@@ -124,7 +124,6 @@ class LockstepRows:
         self.batch_size = batch_size
         self.index: dict[int, tuple[int, int]] = {}
         self.vocab = 0
-        self.top_k: int | None = None
         self._backend: Backend | None = None
         self._ids: Sequence[Sequence[int]] = ()
         self._conts: dict[int, tuple[int, ...]] = {}
@@ -148,9 +147,6 @@ class LockstepRows:
 
     def close(self) -> None:
         """Nothing to close."""
-
-    def size(self) -> int:
-        return 0
 
     def attach(
         self, backend: Backend, ids: Sequence[Sequence[int]], conts: dict[int, tuple[int, ...]]

@@ -45,7 +45,7 @@ from harness.analysis.scorers import entry
 from harness.records import EvalItem, TokenStats
 from harness.records.codec import from_json, to_json
 from harness.records.errors import writing
-from harness.records.settings import DEFAULT_TOP_K
+from harness.records.settings import DEFAULT_TOP_K, StoreKind
 from harness.run.backends import Backend, Generated
 from harness.run.backends.base import TopK
 
@@ -213,7 +213,7 @@ class StorePlan:
     the vocabulary: `positions` is how many rows the run can write at most (each item's
     token limit, plus its stop id)."""
 
-    store: str = "full"  # "full", "top-k" or "auto"
+    store: StoreKind = "full"
     top_k: int = DEFAULT_TOP_K
     max_bytes: float = float("inf")
     positions: int = 0

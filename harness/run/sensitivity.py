@@ -116,7 +116,7 @@ def measure(
     entry, meta = found
     if cfg.distribution.mode == "lockstep":
         raise HarnessError(
-            f"{config}: [distribution] mode = \"lockstep\" keeps no baseline log-probs to "
+            f'{config}: [distribution] mode = "lockstep" keeps no baseline log-probs to '
             "score layers against: run the ladder in the stored mode"
         )
     store = LogprobStore.open(entry.logprob_stem)
