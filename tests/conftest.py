@@ -92,11 +92,22 @@ def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
     return tiny_llama("shuffled-llama", tokenizer=tok)
 
 
+# The files that use the `smollm2_ggufs` session fixture: under `pytest -n`, one worker runs
+# them all so that SmolLM2 is converted and quantized once, not once per worker.
+GGUF_FILES = frozenset({"test_llamacpp.py", "test_openai.py", "test_replay.py"})
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that skips without the llama.cpp build is an `engine` test, one that skips
     without the fetched models a `real` one, whichever way it says so: `make test-fast`
-    deselects both by marker, and no test needs to remember two marks."""
+    deselects both by marker, and no test needs to remember two marks.
+
+    Each test also joins its file's `xdist_group` (`make test` runs `pytest -n 2 --dist
+    loadgroup`): a module's fixtures are then built by one worker, once."""
     for item in items:
+        name = item.path.name
+        item.add_marker(pytest.mark.xdist_group("smollm2-ggufs" if name in GGUF_FILES else name))
         for mark in item.iter_markers("skipif"):
             reason = str(mark.kwargs.get("reason", ""))
             if "llama.cpp is not built" in reason:
