@@ -68,3 +68,48 @@ def test_each_prompt_is_within_a_fifth_under_its_length_in_smollm2_tokens() -> N
         target = int(next(t for t in item.tags if t.startswith("length="))[7:])
         n = len(backend.prompt_ids(item))
         assert 0.8 * target <= n <= target, (item.id, n)
+
+
+def test_the_docs_tables_read_the_runs_slices_and_items(tmp_path: Any) -> None:
+    """`--table` on a hand-made results.json: per length the slice's own interval, lost and
+    won items; per family and length each model's correct answers."""
+    import subprocess
+    import sys
+
+    def band(n: int, drop: float) -> dict[str, Any]:
+        acc = {"baseline": 0.5, "candidate": 0.5 - drop, "drop": drop, "ci_low": drop - 0.1}
+        acc["ci_high"] = drop + 0.1
+        return {
+            "slice": f"tag=length={n}",
+            "items": 2,
+            "accuracy": acc,
+            "regressions": 1,
+            "improvements": 0,
+        }
+
+    items = [
+        {
+            "tags": ["long-context", family, f"length={n}"],
+            "baseline": {"score": 1.0},
+            "candidates": {"q": {"score": float(family == "needle")}},
+        }
+        for family in ("needle", "frequent")
+        for n in LENGTHS
+    ]
+    slices = [band(n, 0.25 if n == 7168 else 0.0) for n in LENGTHS]
+    results = {"baseline": {"name": "fp32"}, "candidates": [{"name": "q", "slices": slices}]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({**results, "items": items}))
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.long_context", "--table", str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[2] == "| 512 (2) | 50.0% | 50.0%, +0.0 [-10.0, +10.0] pts, 1 / 0 |"
+    assert lines[5] == "| 7,168 (2) | 50.0% | 25.0%, +25.0 [+15.0, +35.0] pts, 1 / 0 |"
+    assert "| needle | q | 1/1 | 1/1 | 1/1 | 1/1 |" in lines
+    assert "| frequent | q | 0/1 | 0/1 | 0/1 | 0/1 |" in lines
+    assert "| variables | fp32 | 0/0 | 0/0 | 0/0 | 0/0 |" in lines

@@ -17,7 +17,8 @@ The filler is prose from this repository's docs, read from a pinned commit
 checked by code before an item is written (`check`): the code is in the prompt once, the
 chain resolves to the reference, the word is the strict mode of the list.
 
-`python -m tools.long_context` (`make long-context`) writes evalsets/long-context/*.jsonl.
+`python -m tools.long_context` (`make long-context`) writes evalsets/long-context/*.jsonl;
+`--table reports/smollm2-long-context/results.json` prints the tables docs/results.md shows.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import logging
 import random
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -277,13 +279,65 @@ def make(out: Path, seed: int, rev: str) -> None:
         log.info("%s: %d items", path, len(rows))
 
 
+def tables(results: dict[str, Any]) -> str:
+    """Markdown for docs from a compare's results.json on these sets: per length, the
+    baseline's accuracy and each candidate's with its paired drop (the harness's own interval,
+    from the `tag=length=N` slices); then accuracy per family and length for every model."""
+    names = [c["name"] for c in results["candidates"]]
+    head = f"| prompt tokens | {results['baseline']['name']} |"
+    head += "".join(f" {n}: accuracy, drop [95% CI], lost / won |" for n in names)
+    lines = [head, "|---" * (2 + len(names)) + "|"]
+    for length in LENGTHS:
+        rows = {
+            c["name"]: next(s for s in c["slices"] if s["slice"] == f"tag=length={length}")
+            for c in results["candidates"]
+        }
+        first = rows[names[0]]
+        cells = [f"{length:,} ({first['items']})", pct(first["accuracy"]["baseline"])]
+        for n in names:
+            a = rows[n]["accuracy"]
+            cells.append(
+                f"{pct(a['candidate'])}, {100 * a['drop']:+.1f} "
+                f"[{100 * a['ci_low']:+.1f}, {100 * a['ci_high']:+.1f}] pts, "
+                f"{rows[n]['regressions']} / {rows[n]['improvements']}"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    models = [results["baseline"]["name"], *names]
+    score: dict[tuple[str, str, int], list[float]] = collections.defaultdict(list)
+    for item in results["items"]:
+        family = next(t for t in item["tags"] if t in PER_BUCKET)
+        length = int(next(t for t in item["tags"] if t.startswith("length=")).split("=")[1])
+        score[(models[0], family, length)].append(item["baseline"]["score"])
+        for n in names:
+            score[(n, family, length)].append(item["candidates"][n]["score"])
+    lines += ["", "| family | model | " + " | ".join(f"{x:,}" for x in LENGTHS) + " |"]
+    lines.append("|---|---|" + "---|" * len(LENGTHS))
+    for family in PER_BUCKET:
+        for m in models:
+            got = [score[(m, family, n)] for n in LENGTHS]
+            lines.append(
+                f"| {family} | {m} | " + " | ".join(f"{sum(x):g}/{len(x)}" for x in got) + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "evalsets" / "long-context")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rev", default=FILLER_REV, help="the commit the filler is read from")
+    parser.add_argument(
+        "--table", type=Path, help="print docs' tables from this compare's results.json instead"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.table:
+        sys.stdout.write(tables(json.loads(args.table.read_text())))
+        return
     make(args.out, args.seed, args.rev)
 
 
