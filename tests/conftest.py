@@ -97,17 +97,27 @@ def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
 GGUF_FILES = frozenset({"test_llamacpp.py", "test_openai.py", "test_replay.py"})
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile` (`make test`), with the GGUF files as one unit: each worker takes a
+    whole file at a time, so a module's fixtures are built once."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByFile(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return "smollm2-ggufs" if Path(path).name in GGUF_FILES else path
+
+    return ByFile(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that skips without the llama.cpp build is an `engine` test, one that skips
     without the fetched models a `real` one, whichever way it says so: `make test-fast`
-    deselects both by marker, and no test needs to remember two marks.
-
-    Each test also joins its file's `xdist_group` (`make test` runs `pytest -n 2 --dist
-    loadgroup`): a module's fixtures are then built by one worker, once."""
+    deselects both by marker, and no test needs to remember two marks."""
     for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("smollm2-ggufs" if name in GGUF_FILES else name))
         for mark in item.iter_markers("skipif"):
             reason = str(mark.kwargs.get("reason", ""))
             if "llama.cpp is not built" in reason:
