@@ -113,16 +113,13 @@ ladder-real: real-model llama-cpp
 docs: $(STAMP)
 	$(PY) -m harness.render.configuration docs
 
-# Two pytest workers (pytest-xdist): much of the suite waits on subprocesses, servers and
-# imports, so two share the 2 cores well. Each file's tests stay on one worker (its module
-# fixtures are built once; tests/conftest.py keeps the GGUF files together).
 test: $(STAMP) browser real-model llama-cpp
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=25
+	$(VENV)/bin/pytest -q --durations=25
 
 # Everything that needs no fetched model, no llama.cpp build and no browser, and is not slow:
 # the lane to run before every commit.
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile -m "not slow and not real and not engine and not browser"
+	$(VENV)/bin/pytest -q -m "not slow and not real and not engine and not browser"
 
 # Debian's chromium for the browser tests (playwright's own browser download cannot work
 # offline). Installed when missing and possible; otherwise those tests skip and say why.

@@ -92,27 +92,6 @@ def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
     return tiny_llama("shuffled-llama", tokenizer=tok)
 
 
-# The files that use the `smollm2_ggufs` session fixture: under `pytest -n`, one worker runs
-# them all so that SmolLM2 is converted and quantized once, not once per worker.
-GGUF_FILES = frozenset({"test_llamacpp.py", "test_openai.py", "test_replay.py"})
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`--dist loadfile` (`make test`), with the GGUF files as one unit: each worker takes a
-    whole file at a time, so a module's fixtures are built once."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from xdist.scheduler import LoadFileScheduling
-
-    class ByFile(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return "smollm2-ggufs" if Path(path).name in GGUF_FILES else path
-
-    return ByFile(config, log)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that skips without the llama.cpp build is an `engine` test, one that skips
     without the fetched models a `real` one, whichever way it says so: `make test-fast`
