@@ -55,11 +55,13 @@ mining-evidence: real-model llama-cpp
 	$(PY) -m tools.mining_evidence
 
 # The long-context families (written once from a seed; tools/long_context.py), then SmolLM2
-# against three candidates on them, sliced by prompt length (docs/results.md).
+# against three candidates on the first half of each family and length, sliced by prompt
+# length (docs/results.md).
 evalsets/long-context/needle.jsonl: | real-model
 	$(PY) -m tools.long_context
 
 long-context: real-model llama-cpp evalsets/long-context/needle.jsonl
+	$(PY) -m tools.long_context --half .cache/harness/long-context-half
 	$(VENV)/bin/harness compare --config examples/smollm2-long-context.toml
 
 # Batched llama.cpp against one at a time and llama-server (docs/engines.md).

@@ -279,6 +279,18 @@ def make(out: Path, seed: int, rev: str) -> None:
         log.info("%s: %d items", path, len(rows))
 
 
+def half(sets: Path, out: Path) -> None:
+    """The first half (rounded up) of each family's items at each length, copied from `sets`
+    to `out`: 26 per length, the set `examples/smollm2-long-context.toml` measures (the
+    whole 200 items cost four models some four hours of prefill on 2 cores)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for family, n in PER_BUCKET.items():
+        rows = [json.loads(x) for x in (sets / f"{family}.jsonl").read_text().splitlines()]
+        kept = [r for r in rows if int(r["id"].rsplit("-", 1)[1]) < (n + 1) // 2]
+        (out / f"{family}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+        log.info("%s: %d of %d items", out / f"{family}.jsonl", len(kept), len(rows))
+
+
 def tables(results: dict[str, Any]) -> str:
     """Markdown for docs from a compare's results.json on these sets: per length, the
     baseline's accuracy and each candidate's with its paired drop (the harness's own interval,
@@ -333,10 +345,16 @@ def main() -> None:
     parser.add_argument(
         "--table", type=Path, help="print docs' tables from this compare's results.json instead"
     )
+    parser.add_argument(
+        "--half", type=Path, help="copy the first half of each family and length here instead"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.table:
         sys.stdout.write(tables(json.loads(args.table.read_text())))
+        return
+    if args.half:
+        half(args.out, args.half)
         return
     make(args.out, args.seed, args.rev)
 
