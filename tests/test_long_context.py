@@ -91,7 +91,7 @@ def test_the_docs_tables_read_the_runs_slices_and_items(tmp_path: Any) -> None:
         {
             "tags": ["long-context", family, f"length={n}"],
             "baseline": {"score": 1.0},
-            "candidates": {"q": {"score": float(family == "needle")}},
+            "candidates": {"q": {"score": float(family == "needle"), "outcome": "identical"}},
         }
         for family in ("needle", "frequent")
         for n in LENGTHS
@@ -108,8 +108,8 @@ def test_the_docs_tables_read_the_runs_slices_and_items(tmp_path: Any) -> None:
         check=True,
     )
     lines = done.stdout.splitlines()
-    assert lines[2] == "| 512 (2) | 50.0% | 50.0%, +0.0 [-10.0, +10.0] pts, 1 / 0 |"
-    assert lines[5] == "| 7,168 (2) | 50.0% | 25.0%, +25.0 [+15.0, +35.0] pts, 1 / 0 |"
+    assert lines[2] == "| 512 (2) | 50.0% | 50.0%, +0.0 [-10.0, +10.0] pts, 1 / 0, 2 of 2 |"
+    assert lines[5] == "| 7,168 (2) | 50.0% | 25.0%, +25.0 [+15.0, +35.0] pts, 1 / 0, 2 of 2 |"
     assert "| needle | q | 1/1 | 1/1 | 1/1 | 1/1 |" in lines
     assert "| frequent | q | 0/1 | 0/1 | 0/1 | 0/1 |" in lines
     assert "| variables | fp32 | 0/0 | 0/0 | 0/0 | 0/0 |" in lines

@@ -294,11 +294,17 @@ def half(sets: Path, out: Path) -> None:
 def tables(results: dict[str, Any]) -> str:
     """Markdown for docs from a compare's results.json on these sets: per length, the
     baseline's accuracy and each candidate's with its paired drop (the harness's own interval,
-    from the `tag=length=N` slices); then accuracy per family and length for every model."""
+    from the `tag=length=N` slices) and its outputs identical to the baseline's; then correct
+    answers per family and length for every model."""
     names = [c["name"] for c in results["candidates"]]
     head = f"| prompt tokens | {results['baseline']['name']} |"
-    head += "".join(f" {n}: accuracy, drop [95% CI], lost / won |" for n in names)
+    head += "".join(f" {n}: accuracy, drop [95% CI], lost / won, same output |" for n in names)
     lines = [head, "|---" * (2 + len(names)) + "|"]
+    same: dict[tuple[str, int], int] = collections.Counter()
+    for item in results["items"]:
+        length = int(next(t for t in item["tags"] if t.startswith("length=")).split("=")[1])
+        for n in names:
+            same[(n, length)] += item["candidates"][n]["outcome"] == "identical"
     for length in LENGTHS:
         rows = {
             c["name"]: next(s for s in c["slices"] if s["slice"] == f"tag=length={length}")
@@ -311,7 +317,8 @@ def tables(results: dict[str, Any]) -> str:
             cells.append(
                 f"{pct(a['candidate'])}, {100 * a['drop']:+.1f} "
                 f"[{100 * a['ci_low']:+.1f}, {100 * a['ci_high']:+.1f}] pts, "
-                f"{rows[n]['regressions']} / {rows[n]['improvements']}"
+                f"{rows[n]['regressions']} / {rows[n]['improvements']}, "
+                f"{same[(n, length)]} of {rows[n]['items']}"
             )
         lines.append("| " + " | ".join(cells) + " |")
     models = [results["baseline"]["name"], *names]
