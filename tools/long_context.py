@@ -36,6 +36,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.formats import pct
+
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
 LENGTHS = (512, 2048, 4096, 7168)
@@ -300,11 +302,16 @@ def tables(results: dict[str, Any]) -> str:
     head = f"| prompt tokens | {results['baseline']['name']} |"
     head += "".join(f" {n}: accuracy, drop [95% CI], lost / won, same output |" for n in names)
     lines = [head, "|---" * (2 + len(names)) + "|"]
+    models = [results["baseline"]["name"], *names]
     same: dict[tuple[str, int], int] = collections.Counter()
+    score: dict[tuple[str, str, int], list[float]] = collections.defaultdict(list)
     for item in results["items"]:
+        family = next(t for t in item["tags"] if t in PER_BUCKET)
         length = int(next(t for t in item["tags"] if t.startswith("length=")).split("=")[1])
+        score[(models[0], family, length)].append(item["baseline"]["score"])
         for n in names:
             same[(n, length)] += item["candidates"][n]["outcome"] == "identical"
+            score[(n, family, length)].append(item["candidates"][n]["score"])
     for length in LENGTHS:
         rows = {
             c["name"]: next(s for s in c["slices"] if s["slice"] == f"tag=length={length}")
@@ -321,14 +328,6 @@ def tables(results: dict[str, Any]) -> str:
                 f"{same[(n, length)]} of {rows[n]['items']}"
             )
         lines.append("| " + " | ".join(cells) + " |")
-    models = [results["baseline"]["name"], *names]
-    score: dict[tuple[str, str, int], list[float]] = collections.defaultdict(list)
-    for item in results["items"]:
-        family = next(t for t in item["tags"] if t in PER_BUCKET)
-        length = int(next(t for t in item["tags"] if t.startswith("length=")).split("=")[1])
-        score[(models[0], family, length)].append(item["baseline"]["score"])
-        for n in names:
-            score[(n, family, length)].append(item["candidates"][n]["score"])
     lines += ["", "| family | model | " + " | ".join(f"{x:,}" for x in LENGTHS) + " |"]
     lines.append("|---|---|" + "---|" * len(LENGTHS))
     for family in PER_BUCKET:
@@ -338,10 +337,6 @@ def tables(results: dict[str, Any]) -> str:
                 f"| {family} | {m} | " + " | ".join(f"{sum(x):g}/{len(x)}" for x in got) + " |"
             )
     return "\n".join(lines) + "\n"
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 def main() -> None:
