@@ -353,7 +353,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.table:
-        sys.stdout.write(tables(json.loads(args.table.read_text())))
+        try:
+            text = tables(json.loads(args.table.read_text()))
+        except (OSError, ValueError, KeyError, StopIteration, TypeError) as e:
+            parser.exit(
+                2, f"error: {args.table}: not a long-context compare's results.json ({e!r})\n"
+            )
+        sys.stdout.write(text)
         return
     if args.half:
         half(args.out, args.half)
