@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
 	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
-	ladder ladder-real test-fast docs
+	ladder ladder-real test-fast docs calibration
 
 setup: $(STAMP)
 
@@ -159,3 +159,9 @@ measure-demo: $(STAMP)
 
 clean:
 	rm -rf reports/*/ .pytest_cache .mypy_cache .ruff_cache
+
+# Do the gate's verdicts keep their promise? The simulated grid of docs/metrics.md (wrong-pass
+# rates, power, ladders, slices, items needed, the sequential pool, traffic samples), written
+# to reports/calibration/calibration.md; exits 1 if a cell's wrong-pass rate is over α + 2 s.e.
+calibration: $(STAMP)
+	$(PY) -m tools.calibration

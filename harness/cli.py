@@ -255,7 +255,7 @@ def report_ladder(results: Results) -> int:
     print(ladder.answer)
     for cliff in ladder.cliffs:
         print(
-            f"cliff ({cliff.slice}): {cliff.heavier} -> {cliff.lighter}: drop "
+            f"cliff ({cliff.slice}; exploratory): {cliff.heavier} -> {cliff.lighter}: drop "
             f"{100 * cliff.before:.1f} -> {100 * cliff.after:.1f} points"
         )
     print(f"ladder: {ladder.decision.upper()}: {ladder.decision_reason}")

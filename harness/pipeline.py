@@ -43,7 +43,7 @@ from harness.analysis.scorers import reference_free
 from harness.analysis.sequential import sequence_intervals
 from harness.inputs.config import check_pool
 from harness.inputs.evalset import load_evalset
-from harness.inputs.pool import stratified_order
+from harness.inputs.pool import pool_order
 from harness.records import (
     CompareConfig,
     EvalItem,
@@ -96,7 +96,7 @@ def compare(
     items = load_evalset(cfg.evalsets)
     if cfg.sequential is not None:
         check_pool(cfg, len(items))
-        items = stratified_order(items, cfg.sequential.seed)
+        items = pool_order(items, cfg.sequential.seed)
     check_computable(cfg.gate, items, cfg.generation.distribution, cfg.lm_eval is not None)
     check_embedder(cfg, items)
     preflight(cfg.baseline, cfg.candidates, items, cfg.generation)
@@ -147,14 +147,14 @@ def _run_and_publish(
     runs_cache = RunCache(run_cache or DEFAULT_RUN_CACHE, keep=cfg.ladder is not None)
     sequential, pool = None, None
     if cfg.sequential is not None:
-        from harness.analysis.sequential import scales
+        from harness.analysis.sequential import pools
         from harness.run.sequential import round_ends, run_sequential
 
         sequential = run_sequential(cfg, ready, items, staging, runs_cache, baseline_fp)
         runs = sequential.runs
         drawn = round_ends(len(items), cfg.sequential)[-1]
         pool = SequentialPool(
-            items=drawn, rounds=sequential.rounds, scales=scales(items[:drawn], cfg.gate)
+            items=drawn, rounds=sequential.rounds, slices=pools(items[:drawn], cfg.gate)
         )
         items = list(sequential.items)
     else:
@@ -377,10 +377,13 @@ def analyze(
         metrics = summarize(paired[cand.name], stats, settings.slices)
         if run.header.sequential is not None:
             metrics = sequence_intervals(
-                metrics, paired[cand.name], gate_cfg, run.header.sequential.scales, stats
+                metrics, paired[cand.name], gate_cfg, run.header.sequential.slices, stats
             )
         review = review_status(paired[cand.name], reviews.verdicts.get(cand.name, {}))
-        verdict = gate(metrics, gate_cfg, review, paired[cand.name], stats.confidence)
+        pools = run.header.sequential.slices if run.header.sequential is not None else None
+        verdict = gate(
+            metrics, gate_cfg, review, paired[cand.name], stats.confidence, pools, stats.seed
+        )
         candidates.append(
             CandidateResult(
                 info=cand,

@@ -19,7 +19,7 @@ from harness.records import (
 )
 from harness.records.errors import RecordError
 
-STATS = StatsConfig(bootstrap_samples=200, seed=0)
+STATS = StatsConfig(seed=0)
 
 
 def paired(

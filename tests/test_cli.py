@@ -27,6 +27,11 @@ from .support.helpers import (
     write_jsonl,
 )
 
+# These tests are about what a run writes, on 20 items: judged at the point estimate, a model
+# against itself passes and another model fails. On its interval no 20-item run could pass
+# (it cannot rule out a drop of a few points: test_betting.py).
+POINT_GATE = 'max_weighted_accuracy_drop = 0.0\nbound = "point"'
+
 
 def evalset(tmp_path: Path, base: Path) -> Path:
     rows: list[dict[str, Any]] = [
@@ -67,7 +72,7 @@ def results(run: Path) -> Any:
 @pytest.fixture(scope="module")
 def self_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("self")
-    cfg = config(tmp, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp, tiny_model_dir, tiny_model_dir, POINT_GATE)
     assert compare(cfg, tmp / "run") == 0
     return tmp / "run"
 
@@ -187,7 +192,7 @@ class _Tables(HTMLParser):
 def test_report_headline_numbers_agree_with_results(
     tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path
 ) -> None:
-    cfg = config(tmp_path, tiny_model_dir, other_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, other_model_dir, POINT_GATE)
     compare(cfg, tmp_path / "run")
     r = results(tmp_path / "run")
     parser = _Tables()
@@ -206,7 +211,7 @@ def test_report_headline_numbers_agree_with_results(
 
 def test_gated_failure_exits_1(tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path) -> None:
     # Agreement items: the baseline agrees with itself (1.0); another random model does not.
-    cfg = config(tmp_path, tiny_model_dir, other_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, other_model_dir, POINT_GATE)
     assert compare(cfg, tmp_path / "run") == 1
     r = results(tmp_path / "run")
     assert r["candidates"][0]["verdict"] == "fail"
@@ -222,7 +227,7 @@ def test_an_interval_across_the_limit_is_undecided_with_the_items_that_decide_it
     items that would decide it by the formula of docs/metrics.md, computed here by hand
     from the items in results.json."""
     (tmp_path / "a").mkdir()
-    gate = "max_weighted_accuracy_drop = 0.0"
+    gate = "max_weighted_accuracy_drop = 0.0"  # interval-judged: fails or is undecided
     first = config(tmp_path / "a", tiny_model_dir, other_model_dir, gate)
     assert compare(first, tmp_path / "a" / "run") == 1
     drop = results(tmp_path / "a" / "run")["candidates"][0]["metrics"]["weighted_accuracy"]
@@ -242,10 +247,14 @@ def test_an_interval_across_the_limit_is_undecided_with_the_items_that_decide_it
     d = [it["baseline"]["score"] - it["candidates"]["cand"]["score"] for it in scored]
     w = [it["weight"] for it in scored]
     mean = sum(a * b for a, b in zip(d, w, strict=True)) / sum(w)
-    spread = sum(a * a * b for a, b in zip(d, w, strict=True)) / sum(w) - mean**2
-    deff = len(w) * sum(b * b for b in w) / sum(w) ** 2
-    z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
-    by_hand = math.ceil(z**2 * spread / (limit - mean) ** 2 * deff) * len(r["items"]) / len(d)
+    # the sandwich variance, the betting interval's width and its slack, and the bets' floor
+    v = len(w) * sum(b * b * (a - mean) ** 2 for a, b in zip(d, w, strict=True)) / sum(w) ** 2
+    z = math.sqrt(2 * math.log(40)) + 0.25 + NormalDist().inv_cdf(0.8)
+    gap = abs(limit - mean)
+    room = 1 - limit if mean < limit else limit + 1
+    least = math.ceil(math.log(40) / math.log1p(0.9 * gap / room))
+    need = max(least, math.ceil(z**2 * v / gap**2 - 1e-9))
+    by_hand = need * len(r["items"]) / len(d)
     evidence = rule["evidence"]
     assert evidence["items_needed"] == math.ceil(by_hand)
     assert evidence["items"] == len(r["items"]) and evidence["limit"] == limit
@@ -260,9 +269,7 @@ def test_an_interval_across_the_limit_is_undecided_with_the_items_that_decide_it
 def test_ungated_failure_exits_0(
     tiny_model_dir: Path, other_model_dir: Path, tmp_path: Path
 ) -> None:
-    cfg = config(
-        tmp_path, tiny_model_dir, other_model_dir, "max_weighted_accuracy_drop = 0.0", gated=False
-    )
+    cfg = config(tmp_path, tiny_model_dir, other_model_dir, POINT_GATE, gated=False)
     assert compare(cfg, tmp_path / "run") == 0
     assert results(tmp_path / "run")["candidates"][0]["verdict"] == "fail"
     assert "<skipped" in (tmp_path / "run" / "junit.xml").read_text()
@@ -280,7 +287,7 @@ def test_unknown_gate_key_exits_2(
 def test_missing_model_exits_2(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = config(tmp_path, tiny_model_dir, tmp_path / "nowhere", "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, tmp_path / "nowhere", POINT_GATE)
     assert compare(cfg, tmp_path / "run") == 2
     assert "no checkpoint directory at" in capsys.readouterr().err
 
@@ -288,7 +295,7 @@ def test_missing_model_exits_2(
 def test_bad_evalset_exits_2(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, POINT_GATE)
     (tmp_path / "set.jsonl").write_text('{"id": "a", "prompt": "x", "refrence": "y"}\n')
     assert compare(cfg, tmp_path / "run") == 2
     assert "set.jsonl:1: id 'a': unknown field 'refrence'" in capsys.readouterr().err
@@ -297,7 +304,7 @@ def test_bad_evalset_exits_2(
 def test_report_of_a_broken_run_folder_exits_2(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, POINT_GATE)
     assert compare(cfg, tmp_path / "run") == 0
     gen = tmp_path / "run" / "generations" / "base.jsonl"
     gen.unlink()
@@ -311,9 +318,7 @@ def test_tokenizer_mismatch_exits_2(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    cfg = config(
-        tmp_path, tiny_model_dir, shuffled_tokenizer_model_dir, "max_weighted_accuracy_drop = 0.0"
-    )
+    cfg = config(tmp_path, tiny_model_dir, shuffled_tokenizer_model_dir, POINT_GATE)
     assert compare(cfg, tmp_path / "run") == 2
     err = capsys.readouterr().err
     # Another vocabulary (the same pieces under shuffled ids): the first id whose bytes differ
@@ -351,7 +356,7 @@ def test_payloads_appear_escaped(self_run: Path, tmp_path: Path) -> None:
 
 
 def test_noise_floor_row_and_determinism_note(tiny_model_dir: Path, tmp_path: Path) -> None:
-    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, POINT_GATE)
     cfg.write_text(cfg.read_text() + "[noise_floor]\nenabled = true\n")
     run = tmp_path / "run"
     assert compare(cfg, run) == 0
@@ -480,7 +485,7 @@ def test_a_candidate_naming_another_eos_is_noted_not_refused(
     gen = cand / "generation_config.json"
     data = json.loads(gen.read_text()) if gen.is_file() else {}
     gen.write_text(json.dumps(data | {"eos_token_id": [2, 3]}))
-    cfg = config(tmp_path, tiny_model_dir, cand, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, cand, POINT_GATE)
     assert compare(cfg, tmp_path / "run") == 0
     [info] = results(tmp_path / "run")["candidates"]
     assert info["own_stop_ids"] == [2, 3] and info["split_differently"] == 0
@@ -496,7 +501,7 @@ def test_the_terminal_shows_the_harness_not_the_libraries(
 ) -> None:
     """transformers' loading bars and notices stay out of a run's output; --verbose lets them
     through."""
-    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, "max_weighted_accuracy_drop = 0.0")
+    cfg = config(tmp_path, tiny_model_dir, tiny_model_dir, POINT_GATE)
     args = [
         sys.executable,
         "-m",

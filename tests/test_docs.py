@@ -38,7 +38,7 @@ def test_the_reference_lists_every_gate_key_and_engine_setting() -> None:
     text = markdown()
     for rule in GATE_RULES:
         assert f"| `{rule.key}` |" in text and rule.doc
-    for key in ("base_url", "api_key_env", "imatrix_chunks", "bootstrap_samples"):
+    for key in ("base_url", "api_key_env", "imatrix_chunks", "orders"):
         assert f"| `{key}` |" in text
 
 

@@ -36,7 +36,8 @@ def metrics(**changes: object) -> CandidateMetrics:
 @pytest.mark.parametrize(
     ("limit", "bound", "verdict"),
     [
-        (0.03, "upper_ci", "pass"),  # exactly at the upper end: passes
+        (0.0301, "upper_ci", "pass"),
+        (0.03, "upper_ci", "undecided"),  # a tie at the upper end is not a pass
         (0.0299, "upper_ci", "undecided"),
         (0.01, "upper_ci", "undecided"),  # exactly at the lower end: no loss is shown
         (0.0099, "upper_ci", "fail"),
@@ -50,7 +51,8 @@ def test_weighted_drop_at_threshold(limit: float, bound: str, verdict: str) -> N
 
 
 def test_hard_drop_uses_the_hard_interval() -> None:
-    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.08)).verdict == "pass"
+    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.0801)).verdict == "pass"
+    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.08)).verdict == "undecided"
     assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.07)).verdict == "undecided"
     assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.0199)).verdict == "fail"
 
@@ -61,7 +63,8 @@ def test_hard_regressions_at_threshold() -> None:
 
 
 def test_regression_share_at_threshold() -> None:
-    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.06)).verdict == "pass"
+    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.0601)).verdict == "pass"
+    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.06)).verdict == "undecided"
     share = GateConfig.of(max_weighted_regression_share=0.05)
     assert gate(metrics(), share).verdict == "undecided"
     assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.0199)).verdict == "fail"

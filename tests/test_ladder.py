@@ -177,21 +177,44 @@ def test_release_decisions() -> None:
         rung("mid", 2000, iv(0, 0, 0), "pass"),
         rung("small", 1000, iv(0.1, 0.05, 0.15), "fail"),
     ]
-    assert decide(rungs, None, None) == ("pass", "2 of 3 rung(s) pass the gate")
+    assert decide(rungs, None, None) == (
+        "pass",
+        "2 of 3 rung(s) pass in sequence from the heaviest",
+    )
     assert decide(rungs, "small", None)[0] == "fail"
     assert decide(rungs, "mid", None) == ("pass", "the target rung mid passes the gate")
     # sizes in MB of 10^6 bytes: 2000 bytes = 0.002 MB
     assert decide(rungs, None, 0.002) == ("pass", "passing rungs of at most 0.002 MB: mid")
     assert decide(rungs, None, 0.0019)[0] == "fail"
     assert decide(rungs, "mid", 0.0019)[0] == "fail"  # both must hold
-    assert decide([rungs[2]], None, None) == ("fail", "0 of 1 rung(s) pass the gate")
+    assert decide([rungs[2]], None, None) == (
+        "fail",
+        "0 of 1 rung(s) pass in sequence from the heaviest",
+    )
+
+
+def test_the_release_sequence_stops_at_the_first_rung_that_does_not_pass() -> None:
+    """Fixed-sequence testing: a lighter rung that passes on its own is not reached past a
+    heavier one that does not pass, so K rungs give one chance at a wrong pass, not K."""
+    rungs = [
+        rung("big", 4000, iv(0, 0, 0), "pass"),
+        rung("mid", 2000, iv(0.01, -0.01, 0.03), "undecided"),
+        rung("small", 1000, iv(0, 0, 0), "pass"),
+    ]
+    verdict, reason = decide(rungs, None, 0.001)
+    assert verdict == "undecided"
+    assert "the sequence stopped at mid (undecided): small pass on their own" in reason
+    assert decide(rungs, None, None)[0] == "pass"  # big is reached
+    failing = [rungs[0], replace(rungs[1], verdict="fail"), rungs[2]]
+    assert decide(failing, None, 0.001)[0] == "fail"  # nothing lighter is tested
 
 
 def test_the_answer_names_the_lightest_passing_rung_with_its_figures() -> None:
     rungs = [rung("big", 4000, iv(0, 0, 0), "pass"), rung("mid", 2000, iv(0, 0, 0), "pass")]
     text = answer(rungs, "mid", {})
     assert text == (
-        "The lightest rung that passes the gate is mid (recipe): 16.00 bits per "
+        "The lightest rung that passes the gate, tested in sequence from the heaviest, is "
+        "mid (recipe): 16.00 bits per "
         "weight, 2.0x smaller than the baseline, 1.50x its tokens per second here"
     )
     assert answer(rungs, None, {"big": ["it lost 9 points"]}) == (

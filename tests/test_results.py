@@ -64,12 +64,12 @@ def test_a_field_of_the_wrong_type_names_its_path(run_dir: Path) -> None:
 
 def test_another_schema_version_is_refused(run_dir: Path, tmp_path: Path) -> None:
     data = read(run_dir / "results.json") | {"schema_version": 1}
-    with pytest.raises(RecordError, match="schema_version 1 is not 4"):
+    with pytest.raises(RecordError, match="schema_version 1 is not 5"):
         Results.from_json(data)
     (tmp_path / "run.json").write_text(
         json.dumps(read(run_dir / "run.json") | {"schema_version": 1})
     )
-    with pytest.raises(RunFolderError, match="schema_version 1 is not 4"):
+    with pytest.raises(RunFolderError, match="schema_version 1 is not 5"):
         RunDir(tmp_path).read_run()
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+from harness.analysis.betting import SHARE
 from harness.analysis.formats import Cell, Column, column, interval_columns, num, pct
 from harness.analysis.gate_rules import (
     GateRule,
@@ -89,13 +90,12 @@ class Measured:
 
     @cached_property
     def regression_share(self) -> tuple[float, float, float]:
-        return weighted_share(
+        share = weighted_share(
             [p.outcome is Outcome.REGRESSION for p in self.scored],
             [p.item.weight for p in self.scored],
-            self.stats.bootstrap_samples,
-            self.stats.seed,
-            self.stats.confidence,
+            self.stats,
         )
+        return share if share is not None else (0.0, 0.0, 0.0)
 
     @cached_property
     def distribution(self) -> DistributionMetrics | None:
@@ -240,6 +240,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             needs="reference",
             doc="fails when regressions carry more than this share of the scored weight",
             interval=regression_share_ends,
+            range=SHARE,
             per_item=lambda paired: (
                 [float(p.outcome is Outcome.REGRESSION) for p in _scored(paired)],
                 [p.item.weight for p in _scored(paired)],
@@ -427,9 +428,7 @@ def _interval(paired: Sequence[PairedItem], stats: StatsConfig) -> Interval | No
         [p.baseline.score or 0.0 for p in scored],
         [p.candidate.score or 0.0 for p in scored],
         [p.item.weight for p in scored],
-        stats.bootstrap_samples,
-        stats.seed,
-        stats.confidence,
+        stats,
     )
 
 

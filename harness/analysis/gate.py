@@ -2,26 +2,30 @@
 and a verdict per rule: `pass`, `fail` or `undecided`.
 
 The rules are the `GateRule`s declared in `candidate_metrics` (in declaration order). A rule on
-a paired interval passes when the interval's pessimistic end is within its limit (a gate must
-be convinced, not merely unsurprised), fails when even the optimistic end is beyond it (the
-loss is shown), and is undecided in between; with `bound = "point"` the point estimate alone
-decides. A value exactly at its limit passes. A rule that cannot be evaluated (no hard item
-scored) fails: an error is never a pass. A candidate passes when every rule passes, fails
-when any fails, and is undecided otherwise.
+a paired interval passes when the interval's pessimistic end is below its limit (a gate must
+be convinced, not merely unsurprised), fails when even the optimistic end is above it (the
+loss is shown), and is undecided in between, a tie at the limit included; with
+`bound = "point"` the point estimate alone decides. A rule that cannot be evaluated (no hard
+item scored) fails: an error is never a pass. A candidate passes when every rule passes,
+fails when any fails, and is undecided otherwise; requiring every rule (and every gated
+candidate) to pass is an intersection-union test, so the error of a wrong pass stays at
+each interval's one-sided level without a correction (docs/metrics.md).
 
 Every rule on an interval also says what the run could resolve (`Evidence`): the interval's
-half-width, the smallest limit it would pass, and the items of the same mix that would decide
-it (`harness.analysis.evidence.items_needed`).
+half-width, the smallest limit it would pass, and the items that would decide it: of the
+same mix for a fixed-size run (`harness.analysis.evidence.items_needed`, with the range the
+run's own uncertainty spans), of the pool for a sequential one (`sequence_needed`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
+from harness.analysis.betting import Pool
 from harness.analysis.candidate_metrics import GATE_RULES
-from harness.analysis.evidence import items_needed
+from harness.analysis.evidence import items_needed, sequence_needed
 from harness.analysis.gate_rules import GateRule
 from harness.analysis.review import ReviewStatus
 from harness.analysis.scorers import reference_free
@@ -43,6 +47,10 @@ class Evidence:
     provable: float  # the smallest limit this run would pass: drops above it are ruled out
     items: int  # eval-set items behind the interval now
     items_needed: int | None  # items of the same mix that decide the rule (None: none can)
+    # the range of items_needed over the run's own uncertainty about its discordance
+    needed_low: int | None = None
+    needed_high: int | None = None
+    sequential: bool = False  # items_needed is the pool's, simulated from the sequence
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,9 +122,12 @@ def gate(
     review: ReviewStatus | None = None,
     paired: Sequence[PairedItem] = (),
     confidence: float = 0.95,
+    pools: Mapping[str, Pool] | None = None,
+    seed: int = 0,
 ) -> GateResult:
     """The gate's verdict on one candidate; `paired` (its paired items) and the interval's
-    `confidence` size the evidence of the rules on intervals."""
+    `confidence` size the evidence of the rules on intervals; `pools`, a sequential run's
+    slices of its pool, make that evidence the sequence's."""
     known = {r.key for r in GATE_RULES}
     unknown = sorted(set(cfg.limits) - known)
     if unknown:
@@ -128,7 +139,7 @@ def gate(
             limit = cfg.limits.get(rule.key, rule.default)
             verdict, message = rule.judge(m, seen, limit, cfg.bound)
             evidence = (
-                _evidence(rule, m, paired, float(limit), confidence)
+                _evidence(rule, m, paired, float(limit), confidence, pools or {}, seed)
                 if isinstance(limit, int | float)
                 else None
             )
@@ -149,6 +160,8 @@ def _evidence(
     paired: Sequence[PairedItem],
     limit: float,
     confidence: float,
+    pools: Mapping[str, Pool],
+    seed: int,
 ) -> Evidence | None:
     if rule.interval is None or rule.per_item is None or not paired:
         return None
@@ -157,17 +170,30 @@ def _evidence(
         return None
     low, high = ends
     x, w = rule.per_item(paired)
-    need = items_needed(x, w, limit, confidence)
-    if need is not None and x:
-        # The rule reads a slice (the scored items, the hard ones): the eval set of the same
-        # mix that holds that many of them.
-        need = math.ceil(need * len(paired) / len(x))
-    return Evidence(
+    said = Evidence(
         limit=limit,
         resolution=(high - low) / 2,
         provable=high,
         items=len(paired),
-        items_needed=need,
+        items_needed=None,
+    )
+    if rule.key in pools:
+        pool = pools[rule.key]
+        more = sequence_needed(x, w, pool, limit, confidence, seed)
+        # the rule reads a slice of the pool: the pool items that hold that many of them
+        scaled = None if more is None or not x else math.ceil(more * len(paired) / len(x))
+        return replace(said, items_needed=scaled, sequential=True)
+    need = items_needed(x, w, limit, confidence, rule.range)
+    if need is None or not x:
+        return said
+    # The rule reads a slice (the scored items, the hard ones): the eval set of the same
+    # mix that holds that many of them.
+    share = len(paired) / len(x)
+    return replace(
+        said,
+        items_needed=math.ceil(need.items * share),
+        needed_low=math.ceil(need.low * share),
+        needed_high=None if need.high is None else math.ceil(need.high * share),
     )
 
 
@@ -181,9 +207,34 @@ def evidence_sentence(rule: RuleResult) -> str:
     said = f"this run resolves ±{100 * e.resolution:.2f} pts ({e.items:,} items)"
     if rule.verdict == "pass":
         return f"{said} and rules out anything above {100 * e.provable:.2f} pts"
-    if e.items_needed is None:
-        return f"{said}; the estimate sits at the limit: no number of items decides it"
     if rule.verdict == "fail":
         return said
+    if e.sequential:
+        if e.items_needed is None:
+            return f"{said}; continued on the rest of the pool, the sequence would not decide it"
+        return (
+            f"{said}; continued on the rest of the pool (simulated from the items run), the "
+            f"sequence would decide it by ≈ {e.items_needed:,} items in 4 of 5 continuations"
+        )
+    if e.items_needed is None:
+        return f"{said}; the estimate sits at the limit: no number of items decides it"
     deciding = f"deciding the {100 * e.limit:.2f}-pt limit needs ≈ {e.items_needed:,} items"
-    return f"{said}; {deciding} of the same mix"
+    spread = ""
+    if e.needed_low is not None:
+        top = f"{e.needed_high:,}" if e.needed_high is not None else "no upper bound"
+        spread = f" ({e.needed_low:,} to {top} over this run's own uncertainty)"
+    return f"{said}; {deciding} of the same mix{spread}"
+
+
+def interval_used(sequential: bool, confidence: float) -> str:
+    """Which interval the gate judged, in one sentence for a verdict card."""
+    level = f"{100 * confidence:g}%"
+    if sequential:
+        return (
+            f"Intervals judged: {level} confidence sequences over the pool, drawn without "
+            "replacement in a seeded random order (betting; valid at every round looked at)."
+        )
+    return (
+        f"Intervals judged: {level} paired betting intervals (valid at any number of items, "
+        "weights and flip rate; a tie at the limit is not a pass)."
+    )

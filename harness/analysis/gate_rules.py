@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from harness.analysis.betting import DROP, Range
 from harness.analysis.review import ReviewStatus
 from harness.records import CandidateMetrics, GateConfig, Interval
 from harness.records.schema import Key
@@ -46,6 +47,7 @@ class GateRule:
     # (what `items_needed` sizes).
     interval: Callable[[CandidateMetrics], tuple[float, float] | None] | None = None
     per_item: Callable[[Any], tuple[list[float], list[float]]] | None = None
+    range: Range = DROP  # the known range of the per-item value x
 
     def setting(self) -> Key:
         """The rule's `[gate]` key, declared for the config reader and the reference."""
@@ -84,17 +86,19 @@ def verdict_of(ok: bool) -> GateVerdict:
 
 def three_way(low: float, point: float, high: float, limit: float, bound: Bound) -> GateVerdict:
     """An interval against a limit on how large it may be: `pass` when its pessimistic end
-    (`high`) is within it, `fail` when even its optimistic end (`low`) is beyond it, else
-    `undecided`. Judged at the point estimate (`bound = "point"`) there are two outcomes."""
+    (`high`) is below it, `fail` when even its optimistic end (`low`) is above it, else
+    `undecided`: an end exactly at the limit does not rule the limit out, so a tie is never a
+    pass (nor a fail). Judged at the point estimate (`bound = "point"`) there are two
+    outcomes."""
     if bound == "point":
         return verdict_of(point <= limit)
-    return "pass" if high <= limit else "fail" if low > limit else "undecided"
+    return "pass" if high < limit else "fail" if low > limit else "undecided"
 
 
 _BEYOND: dict[GateVerdict, Callable[[Interval, float], str]] = {
     "pass": lambda v, limit: (
-        f"judged at the upper end of its interval, {_pts(v.ci_high)} is within the limit of "
-        f"{_pts(limit)}"
+        f"judged at the upper end of its interval, {_pts(v.ci_high)} is below the limit of "
+        f"{_pts(limit)}: a loss as large as the limit is ruled out"
     ),
     "fail": lambda v, limit: (
         f"even its lower end, {_pts(v.ci_low)}, is over the limit of {_pts(limit)}: "

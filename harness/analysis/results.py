@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.analysis.betting import Pool
 from harness.analysis.candidate_metrics import (
     METRICS,
     CandidateMetrics,
@@ -21,7 +22,6 @@ from harness.analysis.candidate_metrics import (
     Unit,
     gate_table,
 )
-from harness.analysis.evidence import Scale
 from harness.analysis.gate import RuleResult
 from harness.analysis.review import ReviewStatus, Verdict
 from harness.records import (
@@ -46,7 +46,7 @@ from harness.records.errors import RecordError
 from harness.records.ladder import Ladder
 from harness.records.settings import GateVerdict, Recipe
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def check_schema(data: Any, where: str) -> None:
@@ -214,11 +214,11 @@ class RunSettings:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SequentialPool:
     """What a sequential run drew from: the pool's size (after max_items), the rounds run,
-    and per gated rule how its per-item values map into [0, 1] over the pool."""
+    and per gated rule its slice of the pool (size, total and largest weight)."""
 
     items: int
     rounds: int
-    scales: dict[str, Scale]
+    slices: dict[str, Pool]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,22 +1,20 @@
 """Pure statistics over paired, scored items. Definitions shared with the report and tests:
 
 - weighted accuracy `sum(w_i * s_i) / sum(w_i)` over scored items;
-- drop = baseline minus candidate, with a paired bootstrap interval (items resampled with
-  their pairs kept, fixed seed);
+- drop = baseline minus candidate, with a paired betting interval (harness.analysis.betting);
 - regressions (baseline right, candidate wrong) and improvements, "right" meaning score
   >= 0.5; McNemar's exact test on those discordant pairs.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.stats import binomtest
 
-from harness.records import Interval
-
-BOOTSTRAP_CHUNK = 256
+from harness.analysis.betting import DROP, SHARE, Prepared, Range, bisect
+from harness.records import Interval, StatsConfig
 
 
 def weighted_accuracy(scores: Sequence[float | None], weights: Sequence[float]) -> float | None:
@@ -30,62 +28,49 @@ def weighted_accuracy(scores: Sequence[float | None], weights: Sequence[float]) 
 
 
 def paired_drop(
-    base: Sequence[float],
-    cand: Sequence[float],
-    weights: Sequence[float],
-    samples: int,
-    seed: int,
-    confidence: float = 0.95,
+    base: Sequence[float] | np.ndarray,
+    cand: Sequence[float] | np.ndarray,
+    weights: Sequence[float] | np.ndarray,
+    stats: StatsConfig,
 ) -> Interval | None:
-    """Weighted accuracy of both models, the drop, and its paired bootstrap interval
-    (percentile method). None for an empty slice."""
-    if not base:
+    """Weighted accuracy of both models, the drop, and its paired betting interval
+    (harness.analysis.betting: valid at any n, weights and flip rate). None for an empty
+    slice."""
+    if not len(base):
         return None
     b, c, w = (np.asarray(x, dtype=np.float64) for x in (base, cand, weights))
     point_b, point_c = float(w @ b / w.sum()), float(w @ c / w.sum())
-    drops = _bootstrap(
-        lambda idx: (w[idx] * (b[idx] - c[idx])).sum(1) / w[idx].sum(1), len(b), samples, seed
-    )
-    alpha = 1 - confidence
-    low, high = np.quantile(drops, [alpha / 2, 1 - alpha / 2])
-    return Interval(point_b, point_c, point_b - point_c, float(low), float(high))
+    low, high = _interval(b - c, w, DROP, stats)
+    return Interval(point_b, point_c, point_b - point_c, low, high)
 
 
 def weighted_share(
-    flags: Sequence[bool],
-    weights: Sequence[float],
-    samples: int,
-    seed: int,
-    confidence: float = 0.95,
-) -> tuple[float, float, float]:
-    """Weighted share of flagged items (e.g. regressions), with its bootstrap interval."""
+    flags: Sequence[bool], weights: Sequence[float], stats: StatsConfig
+) -> tuple[float, float, float] | None:
+    """Weighted share of flagged items (e.g. regressions), with its betting interval; None
+    without items."""
     f, w = np.asarray(flags, dtype=np.float64), np.asarray(weights, dtype=np.float64)
     if not len(f):
-        return 0.0, 0.0, 0.0
-    shares = _bootstrap(lambda idx: (w[idx] * f[idx]).sum(1) / w[idx].sum(1), len(f), samples, seed)
-    alpha = 1 - confidence
-    low, high = np.quantile(shares, [alpha / 2, 1 - alpha / 2])
-    return float(w @ f / w.sum()), float(low), float(high)
+        return None
+    low, high = _interval(f, w, SHARE, stats)
+    return float(w @ f / w.sum()), low, high
 
 
-def _bootstrap(stat: object, n: int, samples: int, seed: int) -> np.ndarray:
-    """`stat(idx)` over `samples` resamples of n items; chunked to keep memory flat."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, samples, BOOTSTRAP_CHUNK):
-        idx = rng.integers(0, n, size=(min(BOOTSTRAP_CHUNK, samples - start), n))
-        out.append(stat(idx))  # type: ignore[operator]
-    return np.concatenate(out)
+def _interval(x: np.ndarray, w: np.ndarray, rng: Range, stats: StatsConfig) -> tuple[float, float]:
+    p = Prepared.of(x, w, rng, stats.seed, stats.orders)
+    alpha = (1 - stats.confidence) / 2
+    return bisect(lambda t, side: p.rejects(t, side, alpha), rng)
 
 
 def mcnemar_exact(regressions: int, improvements: int) -> float:
-    """Two-sided exact McNemar p: binomial test of the discordant pairs at p = 1/2."""
+    """Two-sided exact McNemar p: binomial test of the discordant pairs at p = 1/2 (scipy's
+    binomtest, linear in the pairs). It tests whether the candidate changed answers at all
+    in one direction more than the other, not whether the loss is within a limit: it is
+    reported, never gated."""
     n = regressions + improvements
     if n == 0:
         return 1.0
-    k = min(regressions, improvements)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return float(binomtest(regressions, n, 0.5).pvalue)
 
 
 def quantile(values: Sequence[float], q: float) -> float | None:

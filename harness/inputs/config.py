@@ -82,7 +82,7 @@ def _simple(record: type, name: str, doc: str) -> Table:
 
 SIMPLE = {
     "generation": _simple(GenerationSettings, "generation", "one greedy decoding for every model"),
-    "stats": _simple(StatsConfig, "stats", "the paired bootstrap"),
+    "stats": _simple(StatsConfig, "stats", "the paired betting intervals"),
     "noise_floor": _simple(NoiseFloorSettings, "noise_floor", "the baseline run twice"),
     "lm_eval": _simple(LmEvalConfig, "lm_eval", "lm-evaluation-harness tasks on every model"),
     "agreement": _simple(AgreementSettings, "agreement", "how reference-free items are judged"),

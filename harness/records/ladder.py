@@ -55,9 +55,17 @@ class CalibrationPair:
     calibrations: tuple[str, ...]
 
 
+EXPLORATORY = (
+    "exploratory: searched over every slice and step with no correction for how many were "
+    "looked at; a lead to read by hand, not a verdict"
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ladder:
     rungs: tuple[Rung, ...]  # heaviest first (by size on disk, then as listed)
+    # the lightest rung the fixed sequence reaches: rungs tested heaviest first, each only
+    # once every heavier one passed (the family-wise error stays at one test's)
     lightest_passing: str | None
     answer: str  # the first-screen sentence
     cliffs: tuple[Cliff, ...]
@@ -67,3 +75,5 @@ class Ladder:
     breaks_first: tuple[tuple[str, str | None], ...] = ()  # slice -> first rung that breaks it
     target: str | None = None
     max_size_mb: float | None = None
+    # what cliffs and breaks_first are: said in results.json as in every other artifact
+    exploratory: str = EXPLORATORY

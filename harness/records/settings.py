@@ -330,27 +330,18 @@ class AgreementSettings:
             raise RecordError("agreement threshold must be in (0, 1]")
 
 
-# Each interval keeps every resampled value (8 bytes) and costs samples x items work per
-# slice and candidate: 10^9 resamples took 10 minutes and 23.7 GB before this bound. Past
-# 100,000 resamples an interval's third digit no longer moves.
-MAX_BOOTSTRAP = 100_000
-
-
-def _bootstrap_cost(samples: int) -> str:
-    return (
-        f"each interval would hold {samples * 8 / 1e9:.1f} GB of resampled values and take "
-        f"{samples / 2000:,.0f} times as long as the default 2,000"
-    )
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatsConfig:
-    """The `[stats]` table: the paired bootstrap."""
+    """The `[stats]` table: the betting intervals every paired drop and share is given
+    (harness.analysis.betting; docs/metrics.md)."""
 
-    bootstrap_samples: int = setting(
-        2000, doc="paired bootstrap resamples", gt=0, le=MAX_BOOTSTRAP, hint=_bootstrap_cost
+    orders: int = setting(
+        8,
+        doc="seeded item orders whose betting capitals are averaged (more: steadier, slower)",
+        gt=0,
+        le=64,
     )
-    seed: int = setting(0, doc="the resampling seed (numpy takes no negative seed)", ge=0)
+    seed: int = setting(0, doc="the seed of those orders (numpy takes no negative seed)", ge=0)
     confidence: float = setting(0.95, doc="the intervals' confidence level", gt=0, lt=1)
 
 

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from harness.analysis.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
 from harness.analysis.formats import num, pct, pts
-from harness.analysis.gate import evidence_sentence
+from harness.analysis.gate import evidence_sentence, interval_used
 from harness.analysis.pairing import diff_ops
 from harness.analysis.results import CandidateInfo, CandidateResult, Results
 from harness.records import (
@@ -344,6 +344,9 @@ def render_html(
         made_by=made_by,
         input_notes=input_notes,
         evidence_lines=evidence_lines,
+        interval_used=interval_used(
+            results.header.sequential is not None, results.header.settings.stats.confidence
+        ),
         hists=hists,
         charts=charts,
         columns=TABLE_COLUMNS,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.analysis.candidate_metrics import SUMMARY_COLUMNS
 from harness.analysis.formats import num
-from harness.analysis.gate import evidence_sentence
+from harness.analysis.gate import evidence_sentence, interval_used
 from harness.analysis.results import Results
 from harness.records.ladder import Ladder
 from harness.render.junit import review_text
@@ -43,8 +43,8 @@ def ladder_table(ladder: Ladder) -> list[str]:
 def ladder_section(ladder: Ladder) -> list[str]:
     lines = ["## Ladder", "", *ladder_table(ladder), "", ladder.answer + ".", ""]
     lines += [
-        f"- Cliff ({c.slice}): {c.heavier} → {c.lighter}, drop {100 * c.before:.1f} → "
-        f"{100 * c.after:.1f} points"
+        f"- Cliff ({c.slice}; {ladder.exploratory}): {c.heavier} → {c.lighter}, drop "
+        f"{100 * c.before:.1f} → {100 * c.after:.1f} points"
         for c in ladder.cliffs
     ]
     for p in ladder.pairs:
@@ -73,6 +73,10 @@ def render_markdown(results: Results) -> str:
         cells = [c.name, "yes" if c.gated else "no", f"**{c.verdict.upper()}**"]
         cells += [col.cell(c.metrics).plain() for col in SUMMARY_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
+    used = interval_used(
+        results.header.sequential is not None, results.header.settings.stats.confidence
+    )
+    lines += ["", used]
     for c in results.candidates:
         lines += ["", f"**{c.name}**: {c.verdict}"] + [f"- {r}" for r in c.reasons]
         lines += [f"- {r.rule}: {evidence_sentence(r)}" for r in c.rules if r.evidence]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from harness.analysis.pairing import pair
-from harness.analysis.sequential import decide, scales
+from harness.analysis.sequential import decide, pools
 from harness.records import (
     CompareConfig,
     EvalItem,
@@ -100,11 +100,11 @@ def run_sequential(
     cache: RunCache,
     baseline_fp: str,
 ) -> SequentialOutcome:
-    """Run the pool (already in its stratified order) round by round into `staging`."""
+    """Run the pool (already in its seeded random order) round by round into `staging`."""
     seq = cfg.sequential
     assert seq is not None
     base = cfg.baseline.name
-    pool_scales = scales(pool, cfg.gate)
+    pool_slices = pools(pool, cfg.gate)
     running = list(ready)
     gathered: dict[str, _Gathered] = {}
     used: dict[str, int] = {}
@@ -145,7 +145,7 @@ def run_sequential(
                     got.meaning,
                     cfg.agreement.threshold,
                 )
-                decisions = decide(paired, cfg.gate, pool_scales, cfg.stats.confidence)
+                decisions = decide(paired, cfg.gate, pool_slices, cfg.stats.confidence)
                 for d in decisions:
                     if d.verdict != "undecided":
                         decided[name].setdefault(d.rule, number)

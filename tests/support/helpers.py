@@ -166,7 +166,7 @@ def write_config(
         },
         "candidates": cands,
         "generation": generation or {"max_new_tokens": 6, "batch_size": 4},
-        "stats": {"bootstrap_samples": 300} if stats is None else stats,
+        "stats": {"orders": 4} if stats is None else stats,
         **tables,
     }
     text = toml_text(data)
