@@ -972,3 +972,15 @@ def test_two_runs_quantize_one_key_once_and_a_damaged_entry_is_made_again(
     assert weights.read_bytes() == good  # round to nearest: the same checkpoint again
     again = run_harness(*args[3:])
     assert again.stdout.startswith("cached: ")
+
+
+@pytest.mark.slow
+def test_the_demo_model_against_itself_passes_on_all_500_items(tmp_path: Path) -> None:
+    """Issue 34's acceptance, the other half: 100 flip-free items are undecided (`previous`
+    above), all 500 demo items rule out a 2-point drop: pass, exit 0."""
+    cfg = write_config(tmp_path / "c.toml", sets=[f"{REPO}/evalsets/demo/*.jsonl"])
+    done = helpers.in_process("compare", "--config", str(cfg), "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    [cand] = json.loads((tmp_path / "run" / "results.json").read_text())["candidates"]
+    assert cand["verdict"] == "pass" and cand["metrics"]["items"] == 500
+    assert cand["metrics"]["weighted_accuracy"]["ci_high"] < 0.02

@@ -5,8 +5,20 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis.gate import gate
-from harness.records import CandidateMetrics, GateConfig, Interval
+from harness.analysis.betting import DROP, Pool
+from harness.analysis.candidate_metrics import summarize
+from harness.analysis.gate import evidence_sentence, gate, interval_used
+from harness.records import (
+    CandidateMetrics,
+    GateConfig,
+    Interval,
+    Outcome,
+    PairedItem,
+    SliceSettings,
+    StatsConfig,
+)
+
+from .test_candidate_metrics import paired
 
 
 def metrics(**changes: object) -> CandidateMetrics:
@@ -144,3 +156,35 @@ def test_diverged_share_of_reference_free_items() -> None:
     assert gate(moved, GateConfig.of(max_diverged_share=0.3)).verdict == "pass"
     none = gate(metrics(), GateConfig.of(max_diverged_share=0.3))
     assert none.verdict == "fail" and "no reference-free item was judged" in none.reasons[0]
+
+
+def _paired(n: int, regressions: int) -> list[PairedItem]:
+    out = [paired(f"r{i}", 1.0, 0.0, Outcome.REGRESSION) for i in range(regressions)]
+    return out + [paired(f"s{i}", 1.0, 1.0, Outcome.IDENTICAL) for i in range(n - regressions)]
+
+
+def test_evidence_of_a_fixed_run_and_of_a_sequential_one() -> None:
+    """A fixed-size run sizes the same mix with a range; a sequential run's undecided rule
+    says what its sequence would need on the pool's rest (simulated)."""
+    items = _paired(200, 2)
+    m = summarize(items, StatsConfig(seed=0), SliceSettings())
+    cfg = GateConfig.of(max_weighted_accuracy_drop=0.02)
+    [rule] = gate(m, cfg, None, items).rules
+    assert rule.verdict == "undecided" and rule.evidence is not None
+    e = rule.evidence
+    assert not e.sequential and e.items_needed is not None and e.needed_low is not None
+    assert e.needed_low <= e.items_needed
+    assert "of the same mix (" in evidence_sentence(rule)
+    pools = {
+        "max_weighted_accuracy_drop": Pool(
+            size=2_000, total_weight=2_000.0, max_weight=1.0, range=DROP
+        )
+    }
+    [seq] = gate(m, cfg, None, items, 0.95, pools).rules
+    assert seq.evidence is not None and seq.evidence.sequential
+    assert "continued on the rest of the pool" in evidence_sentence(seq)
+
+
+def test_the_card_says_which_interval_was_judged() -> None:
+    assert "paired betting intervals" in interval_used(False, 0.95)
+    assert "without replacement" in interval_used(True, 0.9)

@@ -38,8 +38,11 @@ from typing import Any
 
 import pytest
 
+from harness.analysis.gate_rules import three_way
 from harness.analysis.sizes import parameter_count, weights_bytes
+from harness.analysis.stats import paired_drop
 from harness.cli import main
+from harness.records import StatsConfig
 
 from .support.paths import REPO
 
@@ -52,7 +55,6 @@ BF16_LOGLIKELIHOOD = re.compile(
 
 def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     """A schema-1 results.json in today's shape (no value recomputed)."""
-    old["schema_version"] = 4
     old["config"]["generation"] = old["config"].pop("run")
     for model in (
         old["baseline"],
@@ -140,7 +142,58 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     old["config"]["noise_floor_batched"] = None
     for cand in old["candidates"]:
         cand["batched"] = None
+    # Step 17: betting intervals (`pop_intervals` takes the intervals out of both sides),
+    # averaged over seeded orders instead of bootstrap resamples; a sequential pool is
+    # described by its slices (none here).
+    old["schema_version"] = 5
+    old["config"]["stats"] = {"orders": 8, "seed": 0, "confidence": 0.95}
     return old
+
+
+def pop_intervals(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Step 17 gives every paired drop and share a betting interval (valid at any n) where
+    the bootstrap gave a percentile interval: the intervals, and the verdicts, reasons and
+    rules that follow from them, leave both sides, after checking the new ones: each
+    interval is `paired_drop`'s over the scored items results.json holds, and each rule on
+    an interval is `three_way` of it."""
+    stats = StatsConfig()
+    scored = [
+        it
+        for it in new["items"]
+        if it["baseline"]["score"] is not None
+        and all(s["score"] is not None for s in it["candidates"].values())
+    ]
+    for cand in new["candidates"]:
+        name, m = cand["name"], cand["metrics"]
+        for key, items in (
+            ("weighted_accuracy", scored),
+            ("hard_accuracy", [it for it in scored if it["difficulty"] == "hard"]),
+        ):
+            got = paired_drop(
+                [it["baseline"]["score"] for it in items],
+                [it["candidates"][name]["score"] for it in items],
+                [it["weight"] for it in items],
+                stats,
+            )
+            assert got is not None
+            assert (m[key]["ci_low"], m[key]["ci_high"]) == pytest.approx((got.ci_low, got.ci_high))
+        for rule in cand["rules"]:
+            if rule["rule"] in ("max_weighted_accuracy_drop", "max_hard_accuracy_drop"):
+                ends = m["weighted_accuracy" if "weighted" in rule["rule"] else "hard_accuracy"]
+                limit = new["config"]["gate"][rule["rule"]]
+                judged = three_way(ends["ci_low"], ends["drop"], ends["ci_high"], limit, "upper_ci")
+                assert rule["verdict"] == judged
+    for r in (old, new):
+        for cand in r["candidates"]:
+            m = cand["metrics"]
+            for key in ("weighted_accuracy", "hard_accuracy"):
+                del m[key]["ci_low"], m[key]["ci_high"]
+            del m["regression_share_ci_low"], m["regression_share_ci_high"]
+            for row in cand["slices"]:
+                if row["accuracy"] is not None:
+                    del row["accuracy"]["ci_low"], row["accuracy"]["ci_high"]
+            for key in ("verdict", "reasons", "rules"):
+                cand.pop(key)
 
 
 def pop_length_slices(new: dict[str, Any]) -> None:
@@ -247,7 +300,7 @@ def drop_consequences(old: dict[str, Any], new: dict[str, Any]) -> int:
                 "rules",
                 "review",
             ):
-                r["candidates"][0].pop(key)
+                r["candidates"][0].pop(key, None)
             for i in differ:
                 r["items"][i]["candidates"].pop("bf16")
     return len(differ)
@@ -259,7 +312,8 @@ def test_results_equal_the_pre_refactor_run(
 ) -> None:
     monkeypatch.chdir(REPO)
     out = tmp_path / "run"
-    assert main(["compare", "--config", str(GOLDEN / "golden.toml"), "--out", str(out)]) == 0
+    # the exit code follows the verdicts, which follow the intervals (checked below)
+    assert main(["compare", "--config", str(GOLDEN / "golden.toml"), "--out", str(out)]) in (0, 1)
     new = json.loads((out / "results.json").read_text())
     old = migrate_v1(json.loads((GOLDEN / "results-v1.json").read_text()))
     for r in (old, new):
@@ -275,6 +329,7 @@ def test_results_equal_the_pre_refactor_run(
     pop_cut_off(new)
     pop_evidence(new)
     pop_length_slices(new)
+    pop_intervals(old, new)
     assert new["candidates"][0]["name"] == "bf16"
     assert drop_consequences(old, new) <= 1
     assert differences(old, new) == []
