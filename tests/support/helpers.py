@@ -149,8 +149,8 @@ def write_config(
     **tables: Mapping[str, Any],
 ) -> Path:
     """The one writer of compare configs in the tests. By default over tiny models: 6 new
-    tokens, batches of 4, 4 seeded orders for the intervals. The baseline and each candidate are a path, or the
-    keys of their table (`{"quantize": {...}}`, `{"backend": "openai", ...}`); `gate` is a
+    tokens, batches of 4, 4 seeded orders for the intervals. The baseline and each candidate
+    are a path, or the keys of their table (`{"quantize": {...}}`, `{"backend": "openai", ...}`); `gate` is a
     mapping, or TOML lines; `tables` are more tables (`agreement={"model": ...}`); `extra` is
     appended."""
     cands = [
