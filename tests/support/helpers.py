@@ -150,9 +150,9 @@ def write_config(
 ) -> Path:
     """The one writer of compare configs in the tests. By default over tiny models: 6 new
     tokens, batches of 4, 4 seeded orders for the intervals. The baseline and each candidate
-    are a path, or the keys of their table (`{"quantize": {...}}`, `{"backend": "openai", ...}`); `gate` is a
-    mapping, or TOML lines; `tables` are more tables (`agreement={"model": ...}`); `extra` is
-    appended."""
+    are a path, or the keys of their table (`{"quantize": {...}}`, `{"backend": "openai",
+    ...}`); `gate` is a mapping, or TOML lines; `tables` are more tables
+    (`agreement={"model": ...}`); `extra` is appended."""
     cands = [
         {"name": n, **({"path": c} if isinstance(c, Path | str) else dict(c)), "gated": gated}
         for n, c in candidates.items()
