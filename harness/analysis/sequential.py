@@ -126,7 +126,7 @@ def sequence_intervals(
     stats: StatsConfig,
 ) -> CandidateMetrics:
     """The metrics of a sequential run's candidate with the intervals the gate judges made
-    the confidence sequences its run stopped on (a bootstrap interval after a data-dependent
+    the confidence sequences its run stopped on (a fixed-n interval after a data-dependent
     stop does not hold its level)."""
     values = dict(m.values)
     for d in decide(paired, gate, pool_slices, stats.confidence, SEQUENTIAL_RULES):
