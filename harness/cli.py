@@ -23,6 +23,7 @@ from harness.analysis.gate import evidence_sentence
 from harness.analysis.results import Results
 from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
 from harness.records.errors import HarnessError
+from harness.records.neutral import terminal_text
 from harness.run import console, worker
 from harness.run.quantize import DEFAULT_CACHE
 from harness.store.outputs import check_file, check_folder, copy_file, output_folder, owned_folder
@@ -533,7 +534,7 @@ def _failed(exc: BaseException, debug: bool) -> int:
     """A failure as its exit code and one line (a crash: its traceback in a log)."""
     if isinstance(exc, HarnessError):
         for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
+            print(f"error: {terminal_text(line)}", file=sys.stderr)
         return EXIT_ERROR
     if isinstance(exc, KeyboardInterrupt):
         print("harness: interrupted (SIGINT); nothing half-written was kept", file=sys.stderr)

@@ -247,3 +247,25 @@ def test_concurrent_imports_keep_every_reviewers_verdicts(run: Path) -> None:
         kept = reviews["verdicts"]["cand"]
         assert kept[flagged[0]]["reviewer"] == f"a{t}" and kept[flagged[1]]["reviewer"] == f"b{t}"
         assert len(reviews["imports"]) == 2 * (t + 1)
+
+
+def test_a_hostile_comment_stays_text_in_every_artifact(run: Path) -> None:
+    """A review comment with Markdown (a forged heading, an image that would fetch a pixel),
+    control characters and a right-to-left override: junit.xml still parses, summary.md
+    shows the comment as text, the report shows the override as a marker."""
+    import xml.etree.ElementTree as ET
+
+    hard = hard_regressions(run)
+    comment = "## broken: PASS ![x](http://198.51.100.1/p.png) \x01\x1b[31mred\x1b[0m \u202eabc"
+    verdicts = [{"candidate": "cand", "item": hard[0], "verdict": "harmless", "comment": comment}]
+    main(["review", "import", str(run), str(review_file(run, verdicts))])
+    tree = ET.parse(run / "junit.xml")  # well-formed: control characters escaped
+    text = "".join(tree.getroot().itertext())
+    assert "\\u0001" in text and "\x01" not in text
+    summary = (run / "summary.md").read_text()
+    assert "## broken" not in summary and "![x](" not in summary
+    assert r"\#\# broken: PASS \!\[x\]\(http://198\.51\.100\.1/p\.png\)" in summary
+    html = (run / "report.html").read_text()
+    # the data island is JSON with non-ASCII escaped: neither the character nor its escape
+    assert "\u202e" not in html.lower() and "\\u202e" not in html.lower()
+    assert "\\u27e6U+202E\\u27e7abc" in html

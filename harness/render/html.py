@@ -30,6 +30,7 @@ from harness.records import (
     SliceRow,
 )
 from harness.records.codec import to_json
+from harness.records.neutral import visible_bidi
 from harness.render.pareto import ladder_charts
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -227,6 +228,18 @@ def data_island(
     }
 
 
+def _visible(value: Any) -> Any:
+    """Bidirectional controls in every string of the data island shown as markers (the island
+    is JSON with non-ASCII escaped, so the page's own pass does not see them)."""
+    if isinstance(value, str):
+        return visible_bidi(value)
+    if isinstance(value, list):
+        return [_visible(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _visible(v) for k, v in value.items()}
+    return value
+
+
 def made_by(info: CandidateInfo) -> str:
     q = info.quantize
     if q is None:
@@ -339,21 +352,25 @@ def render_html(
     limit = results.header.settings.gate.limits.get("max_weighted_accuracy_drop")
     scatter = [] if results.ladder is None else ladder_charts(results.ladder, limit)
     template = environment().get_template("report.html.j2")
-    return template.render(
-        r=results,
-        made_by=made_by,
-        input_notes=input_notes,
-        evidence_lines=evidence_lines,
-        interval_used=interval_used(
-            results.header.sequential is not None, results.header.settings.stats.confidence
-        ),
-        hists=hists,
-        charts=charts,
-        columns=TABLE_COLUMNS,
-        speed=speed_rows(results),
-        ladder_charts=scatter,
-        by_name={c.name: c for c in results.candidates},
-        script=script,
-        script_hash=f"sha256-{digest}",
-        data=data_island(results, paired, identity),
+    # bidirectional controls anywhere in the page (a tag, an output, a comment) are shown as
+    # markers: a reviewer sees the characters that are there, not a reordered line
+    return visible_bidi(
+        template.render(
+            r=results,
+            made_by=made_by,
+            input_notes=input_notes,
+            evidence_lines=evidence_lines,
+            interval_used=interval_used(
+                results.header.sequential is not None, results.header.settings.stats.confidence
+            ),
+            hists=hists,
+            charts=charts,
+            columns=TABLE_COLUMNS,
+            speed=speed_rows(results),
+            ladder_charts=scatter,
+            by_name={c.name: c for c in results.candidates},
+            script=script,
+            script_hash=f"sha256-{digest}",
+            data=_visible(data_island(results, paired, identity)),
+        )
     )

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 from harness.analysis.gate import evidence_sentence
 from harness.analysis.results import CandidateResult, Results
+from harness.records.neutral import xml_text
 
 REVIEW_ORDER = {"regression": 0, "unsure": 1, "harmless": 2}
 
@@ -61,6 +62,16 @@ def _ladder_cases(
     return cases, failures, skipped
 
 
+def _neutral(element: ET.Element) -> None:
+    """Every text and attribute value made well-formed XML: an output, an id or a review
+    comment may hold characters XML forbids."""
+    for e in element.iter():
+        if e.text is not None:
+            e.text = xml_text(e.text)
+        for key, value in e.attrib.items():
+            e.set(key, xml_text(value))
+
+
 def render_junit(results: Results) -> str:
     suite = ET.Element("testsuite", name=f"harness.gate.{results.header.name}")
     cases = failures = skipped = 0
@@ -85,6 +96,7 @@ def render_junit(results: Results) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"gate.{cand.name}", name="hand-review")
         cases += 1
         ET.SubElement(case, "system-out").text = review_text(results, cand)
+    _neutral(suite)
     suite.set("tests", str(cases))
     suite.set("failures", str(failures))
     suite.set("skipped", str(skipped))

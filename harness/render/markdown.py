@@ -8,6 +8,7 @@ from harness.analysis.formats import num
 from harness.analysis.gate import evidence_sentence, interval_used
 from harness.analysis.results import Results
 from harness.records.ladder import Ladder
+from harness.records.neutral import markdown_text
 from harness.render.junit import review_text
 
 
@@ -80,6 +81,7 @@ def render_markdown(results: Results) -> str:
     for c in results.candidates:
         lines += ["", f"**{c.name}**: {c.verdict}"] + [f"- {r}" for r in c.reasons]
         lines += [f"- {r.rule}: {evidence_sentence(r)}" for r in c.rules if r.evidence]
-        review = review_text(results, c).split("\n")
+        # review comments, reviewers and item ids are untrusted: shown as text, never markup
+        review = [markdown_text(line) for line in review_text(results, c).split("\n")]
         lines += [f"- Hand review: {review[0]}"] + [f"  - {line}" for line in review[1:]]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,8 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from harness.records.neutral import terminal_text
+
 LIBRARIES = (
     "transformers",
     "torch",
@@ -58,6 +60,10 @@ class _Stderr(logging.StreamHandler):
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        # a message may quote a server's body or a file's line: it must not drive the terminal
+        return terminal_text(super().format(record))
 
 
 def _harness_logger() -> None:
