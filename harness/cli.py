@@ -26,7 +26,14 @@ from harness.records.errors import HarnessError
 from harness.records.neutral import terminal_text
 from harness.run import console, worker
 from harness.run.quantize import DEFAULT_CACHE
-from harness.store.outputs import check_file, check_folder, copy_file, output_folder, owned_folder
+from harness.store.outputs import (
+    check_file,
+    check_folder,
+    check_not_input,
+    copy_file,
+    output_folder,
+    owned_folder,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells report them
@@ -171,9 +178,10 @@ def cmd_traffic_import(args: argparse.Namespace) -> int:
     from harness.inputs.importer import import_traffic
     from harness.store.rundir import write_all
 
-    check_file(args.out, args.force)
     report = args.out.with_name(args.out.name.removesuffix(".jsonl") + ".cleaning.json")
-    check_file(report, args.force)
+    for path in (args.out, report):
+        check_not_input(path, args.logs)
+        check_file(path, args.force)
     settings = _import_settings(args)
     context = None
     if args.baseline:

@@ -457,7 +457,7 @@ def sample_traffic(
     the summary written as `<out>.sample.json`."""
     from harness.analysis.sampling import HARD, draw, hard_items, weight
     from harness.run.mining import mine, signal_rows
-    from harness.store.outputs import check_file
+    from harness.store.outputs import check_file, check_not_input
     from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache
     from harness.store.rundir import write_all
 
@@ -472,12 +472,13 @@ def sample_traffic(
     }
     if t.calibration:
         files["calibration"] = t.beside("calibration.jsonl")
-    for path in files.values():
-        check_file(path, force)
     from harness.inputs.evalset import expand_paths
 
-    items = load_evalset([t.pool])  # validated: file, line and id named on a bad line
     sources, _ = expand_paths([t.pool])  # a file, a glob or a folder, as an eval set may be
+    for path in files.values():
+        check_not_input(path, sources)
+        check_file(path, force)
+    items = load_evalset([t.pool])  # validated: file, line and id named on a bad line
     lines = {}  # each item's line as written in the pool
     for path in sources:
         for text in path.read_text(encoding="utf-8").splitlines():

@@ -205,6 +205,14 @@ def test_traffic_sample_on_the_demo_model_writes_a_weighted_set(tmp_path: Path) 
     assert [s["pool"] for s in summary["strata"]] == [40, 160]
     assert all(s["prompt_tokens"] > 0 for s in signals)
 
+    # the pool itself is never an output, --force or not
+    same = tmp_path / "same.toml"
+    same.write_text(cfg.read_text().replace('out = "sample.jsonl"', 'out = "pool.jsonl"'))
+    before = (tmp_path / "pool.jsonl").read_bytes()
+    refused = in_process("traffic", "sample", "--config", str(same), "--run-cache", rc, "--force")
+    assert refused.returncode == 2 and "never replaces what it reads" in refused.stderr
+    assert (tmp_path / "pool.jsonl").read_bytes() == before
+
     # the files are not replaced without --force; another seed reads the signals back
     again = in_process("traffic", "sample", "--config", str(cfg), "--run-cache", rc)
     assert again.returncode == 2 and "sample.jsonl" in again.stderr

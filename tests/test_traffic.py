@@ -316,3 +316,17 @@ def test_the_default_threshold_merges_resends_and_no_other_request() -> None:
         pair = [("", f"user: {r['a']}"), ("", f"user: {r['b']}")]
         merged[r["kind"]] = merged.get(r["kind"], 0) + bool(near_duplicates(pair, threshold))
     assert merged == {"resend": 20, "reworded": 0, "sibling": 0, "unrelated": 0}
+
+
+def test_the_log_read_is_never_replaced_force_or_not(tmp_path: Path) -> None:
+    """`--out` naming the log itself, or a link to it: exit 2, the log untouched."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"messages": user("hi"), "response": completion("ok")}) + "\n")
+    before = log.read_bytes()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(log)
+    for out in (log, link, tmp_path / "." / "log.jsonl"):
+        done = in_process("traffic", "import", str(log), "--out", str(out), "--force")
+        assert done.returncode == 2, done.stderr
+        assert "the harness never replaces what it reads" in done.stderr
+    assert log.read_bytes() == before

@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness.records.errors import HarnessError, writing
@@ -92,6 +92,21 @@ def check_file(out: Path, force: bool) -> None:
             f"--out {out}: the file exists (the harness cannot tell whether it "
             "wrote it); --force replaces it"
         )
+
+
+def check_not_input(out: Path, inputs: Sequence[Path]) -> None:
+    """An output that is one of the command's inputs (the same path, or the same file through
+    a link) would replace what it reads: refused, `--force` or not."""
+    target = out.resolve()
+    for src in inputs:
+        same = src.resolve() == target or (
+            out.exists() and src.exists() and os.path.samefile(out, src)
+        )
+        if same:
+            raise OutputError(
+                f"--out {out} is the input {src}: the harness never replaces what it reads; "
+                "give another --out"
+            )
 
 
 @contextlib.contextmanager
