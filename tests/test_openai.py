@@ -20,7 +20,14 @@ import pytest
 from tests.support.helpers import in_process as run_cli
 from tests.support.helpers import shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
-from tests.support.servers import Faults, child_servers, fault_proxy, llama_server, witness
+from tests.support.servers import (
+    Faults,
+    child_servers,
+    echo_401,
+    fault_proxy,
+    llama_server,
+    witness,
+)
 
 pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
 
@@ -272,6 +279,30 @@ def test_a_redirect_to_another_origin_is_refused_and_nothing_reaches_it(
     assert last.startswith("error: model 'served-f32': ") and f"answered {code} redirecting" in last
     assert "redirects are not followed" in last and "Traceback" not in done.stderr
     assert seen.requests == []
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_server_echoing_the_key_never_gets_it_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 401 whose body repeats the Authorization header (and holds an escape sequence):
+    exit 2 in one line, the key replaced, nothing that drives the terminal."""
+    monkeypatch.setenv("HARNESS_TEST_KEY", "sk-proj-planted0123456789abcdef")
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
+    with echo_401() as url:
+        config = compare_config(tmp_path, url, evalset, tokens=16, api_key_env="HARNESS_TEST_KEY")
+        done = run_compare(config, tmp_path / "run")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "sk-proj-planted" not in done.stderr + done.stdout
+    assert "Bearer <API KEY>" in done.stderr and "\x1b" not in done.stderr
+
+
+def test_credentials_in_base_url_are_refused_and_never_echoed(tmp_path: Path) -> None:
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
+    config = compare_config(tmp_path, "https://ada:hunter2pw@127.0.0.1:9", evalset, tokens=16)
+    done = run_compare(config, tmp_path / "run")
+    assert done.returncode == 2
+    assert "holds credentials" in done.stderr and "hunter2pw" not in done.stderr
     assert not (tmp_path / "run").exists()
 
 

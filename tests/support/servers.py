@@ -17,7 +17,16 @@ from typing import Any
 
 from harness.run.llama_server import child_servers, free_port, llama_server
 
-__all__ = ["Faults", "Seen", "child_servers", "fault_proxy", "free_port", "llama_server", "witness"]
+__all__ = [
+    "Faults",
+    "Seen",
+    "child_servers",
+    "echo_401",
+    "fault_proxy",
+    "free_port",
+    "llama_server",
+    "witness",
+]
 
 
 @dataclass
@@ -70,6 +79,36 @@ def witness() -> Iterator[tuple[str, Seen]]:
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def echo_401() -> Iterator[str]:
+    """A server on 127.0.0.1 that refuses every request with 401 and a body that echoes the
+    request's Authorization header (what some gateways do), with an ANSI escape in it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _refuse(self) -> None:
+            said = self.headers.get("Authorization", "")
+            data = json.dumps({"error": f"\x1b[31mbad credentials: {said}\x1b[0m"}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _refuse
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()

@@ -87,6 +87,16 @@ class ServerSettings:
     )
 
     def __post_init__(self) -> None:
+        parts = urllib.parse.urlsplit(self.base_url)
+        if parts.username is not None or parts.password is not None:
+            # refused, not stripped: the file holds a secret the user should rotate, and the
+            # message never repeats it
+            host = parts.hostname or "?"
+            raise RecordError(
+                f"base_url for {host} holds credentials (user:password@): they would be "
+                "recorded in run.json and results.json; put the key in an environment "
+                "variable and name it in api_key_env"
+            )
         if not self.base_url.startswith(("http://", "https://")):
             raise RecordError(f"base_url {self.base_url!r} must start with http:// or https://")
         object.__setattr__(self, "base_url", self.base_url.rstrip("/").removesuffix("/v1"))
@@ -179,6 +189,7 @@ class Client:
                     "is not set"
                 )
             self.headers["Authorization"] = f"Bearer {key}"
+        self._key = key if server.api_key_env is not None else None
         self.retried = 0  # retries made, all threads together (what the tests look at)
         self._lock = threading.Lock()
         self._live: set[_Request] = set()
@@ -209,6 +220,9 @@ class Client:
             with self._lock:
                 self._live.discard(request)
 
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "<API KEY>") if self._key else text
+
     def call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         url = f"{self.server.base_url}{path}"
         data = None if body is None else json.dumps(body).encode()
@@ -237,7 +251,8 @@ class Client:
                     "redirects are not followed (set base_url to where the server really is)"
                 )
             if status >= 400:
-                detail = raw[:300].decode("utf-8", "replace")
+                # a server may echo the request's headers back: the key never reaches a message
+                detail = self._redact(raw[:65536].decode("utf-8", "replace"))[:300]
                 if status not in RETRYABLE:
                     raise ServerError(f"model {self.name!r}: {url} answered {status}: {detail}")
                 last = f"HTTP {status}: {detail}"
