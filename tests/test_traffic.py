@@ -14,6 +14,7 @@ import pytest
 from harness.inputs.evalset import load_evalset
 from harness.inputs.importer import near_duplicates
 from harness.inputs.scrub import Scrubber, luhn
+from harness.inputs.traffic import tags_of
 
 from .support.helpers import in_process
 from .support.paths import DEMO, REPO
@@ -201,7 +202,8 @@ def test_an_import_keeps_each_request_once_and_no_planted_secret(tmp_path: Path)
     by_text = {i.messages[-1].content: i for i in items if i.messages}
     batch = by_text[DISTINCT[2]]
     assert batch.logged_output == "answer 0"  # the batch output met its request
-    assert set(by_text[DISTINCT[4]].tags) == {"model=m", "user_api_key_team_alias=support", "prod"}
+    # the team alias of an API key is named like a credential: by pattern, never a tag
+    assert set(by_text[DISTINCT[4]].tags) == {"model=m", "prod"}
     assert by_text[DISTINCT[4]].max_new_tokens == 8
     # each request weighs as often as it was logged: repeats and resends count for it
     assert by_text[DISTINCT[0]].weight == by_text[DISTINCT[1]].weight == 3  # again, resent
@@ -330,3 +332,19 @@ def test_the_log_read_is_never_replaced_force_or_not(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr
         assert "the harness never replaces what it reads" in done.stderr
     assert log.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["userId", "customerId", "sessionId", "api_token", "authorization", "x-api-key", "trace_id"],
+)
+def test_identifying_metadata_never_becomes_a_tag(key: str) -> None:
+    """By pattern, however a vendor spells it (issue 39's list): a key ending in "id", or
+    naming a user, session, token, key, secret, auth, password, e-mail, phone or IP."""
+    assert tags_of({key: "tok_123", "route": "chat"}) == ["route=chat"]
+    assert tags_of([f"{key}=tok_123", "beta"]) == ["beta"]
+
+
+def test_ordinary_metadata_keys_stay_tags() -> None:
+    keys = ("route", "feature", "env", "tenant", "team", "version", "zip", "description")
+    assert tags_of(dict.fromkeys(keys, "x")) == [f"{k}=x" for k in keys]

@@ -11,6 +11,7 @@ silently: the importer counts and names them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,25 +20,42 @@ from harness.records.errors import HarnessError
 from harness.records.registry import Registry
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
-# Keys of metadata that identify a person or a credential: never made into tags.
-NOT_TAGS = frozenset(
-    {
-        "user",
-        "user_id",
-        "end_user",
-        "request_user_id",
-        "user_api_key",
-        "user_api_key_hash",
-        "user_api_key_user_id",
-        "user_api_key_user_email",
-        "user_email",
-        "email",
-        "requester_ip_address",
-        "ip",
-        "api_key",
-        "session_id",
-    }
+# Keys of metadata that identify a person, a session or a credential: never made into tags,
+# by pattern (case and separators ignored), since every vendor spells them its own way
+# (`user_id`, `userId`, `customerId`, `sessionId`, `api_token`, `authorization`...): a key
+# that ends in "id", or holds any of these words, or names an IP address.
+NOT_TAG_WORDS = (
+    "user",
+    "session",
+    "token",
+    "key",
+    "secret",
+    "auth",
+    "passw",
+    "credential",
+    "cookie",
+    "email",
+    "mail",
+    "phone",
+    "address",
+    "account",
+    "customer",
+    "owner",
 )
+NOT_TAG_IP = re.compile(r"(?:^|_)ip(?:_|$)|ip_?addr")
+
+
+def private_key(key: str) -> bool:
+    """A metadata key that identifies a person, a session or a credential."""
+    flat = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).lower().replace("-", "_")
+    bare = flat.replace("_", "")
+    return (
+        bare.endswith("id")
+        or any(w in bare for w in NOT_TAG_WORDS)
+        or bool(NOT_TAG_IP.search(flat))
+    )
+
+
 MAX_TAG = 80
 
 
@@ -184,18 +202,26 @@ def completion_text(value: Any, field: str) -> str | None:
 
 def tags_of(*sources: Any) -> list[str]:
     """`key=value` tags from metadata objects, a list's strings as they are. Identifiers of
-    people and credentials (NOT_TAGS) are left out; so are long or nested values."""
+    people, sessions and credentials (`private_key`, also for a list's `key=value` strings)
+    are left out; so are long or nested values."""
     out = []
     for source in sources:
         if isinstance(source, dict):
             for key, value in source.items():
-                if str(key).lower() in NOT_TAGS or isinstance(value, dict | list) or value is None:
+                if private_key(str(key)) or isinstance(value, dict | list) or value is None:
                     continue
                 tag = f"{key}={value}"
                 if len(tag) <= MAX_TAG:
                     out.append(tag)
         elif isinstance(source, list):
-            out += [s for s in source if isinstance(s, str) and 0 < len(s) <= MAX_TAG]
+            out += [
+                s
+                for s in source
+                if isinstance(s, str)
+                and 0 < len(s) <= MAX_TAG
+                and not ("=" in s and private_key(s.partition("=")[0]))
+                and not (":" in s and private_key(s.partition(":")[0]))
+            ]
     return out
 
 
@@ -256,12 +282,7 @@ def _read_litellm(line: Mapping[str, Any]) -> Request:
     answer = None
     if line.get("status") != "failure":
         answer = completion_text(line.get("response"), "response")
-    meta = _dict(line.get("metadata"))
-    keep = {
-        k: meta[k]
-        for k in ("user_api_key_team_alias", "user_api_key_alias", "user_api_key_org_id")
-        if isinstance(meta.get(k), str)
-    }
+    # LiteLLM's metadata is about the key and its user (`user_api_key_*`): no tags from it
     tags = [
         *_model(line.get("model")),
         *(
@@ -269,7 +290,7 @@ def _read_litellm(line: Mapping[str, Any]) -> Request:
             if isinstance(line.get("model_group"), str)
             else []
         ),
-        *tags_of(keep, line.get("request_tags")),
+        *tags_of(line.get("request_tags")),
     ]
     params = _dict(line.get("model_parameters"))
     if params.get("tools") or params.get("functions"):
