@@ -36,10 +36,12 @@ def user(text: str) -> list[dict[str, str]]:
 
 # Personal data and secrets, one of each kind and shape, each in a request of its own.
 PII: dict[str, list[str]] = {
-    "email": ["jane.doe+work@example.co.uk", "ops@mail.example.org"],
+    "email": ["jane.doe+work@example.co.uk", "ops@mail.example.org", "jörg.müller@bücher.de"],
     "phone": ["(415) 555-2671", "+44 20 7946 0958", "+49 30 901820"],
     "ip": ["192.168.10.27", "2001:db8::8a2e:370:7334"],
     "card": ["4111 1111 1111 1111", "5500-0000-0000-0004", "340000000000009"],
+    "ssn": ["123-45-6789"],
+    "iban": ["DE89 3704 0044 0532 0130 00", "GB82WEST12345698765432"],
     "secret": [
         "sk-proj-Zx8Kq2Lm4Np6Rt8Vw0Yb2Dc4Fg6Hj8Kl",
         "AKIAIOSFODNN7EXAMPLE",
@@ -48,6 +50,17 @@ PII: dict[str, list[str]] = {
         "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
         "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ012345",
         "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dBjftJeZ4CVPmB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        # issue 39's kinds: a PEM key whole, an AWS secret access key, a fine-grained GitHub
+        # token, a Google API key, a Basic header, credentials in a URL, an Azure account key
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA1x2y3z4abcdefghijklmnopQRSTUVWXyz012345"
+        "6789+/abcd\nq1w2e3r4t5y6u7i8o9p0asdfghjklzxcvbnmQWERTYUIOPASDFGHJKLZXCVBNM12\n"
+        "-----END RSA PRIVATE KEY-----",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL",
+        "AIzaSyDaGmWKa4JsXZ-HjGw7ISLn_3namBGewQe",
+        "Basic dXNlcjpwYXNzd29yZA==",
+        "https://ada:hunter2pw@example.com/feed",
+        "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     ],
 }
 # Questions that differ only in a number are different requests, however alike.
@@ -348,3 +361,40 @@ def test_identifying_metadata_never_becomes_a_tag(key: str) -> None:
 def test_ordinary_metadata_keys_stay_tags() -> None:
     keys = ("route", "feature", "env", "tenant", "team", "version", "zip", "description")
     assert tags_of(dict.fromkeys(keys, "x")) == [f"{k}=x" for k in keys]
+
+
+def test_a_bad_line_is_named_never_quoted_raw(tmp_path: Path) -> None:
+    """Unreadable lines holding an e-mail and a key (in a field's value, in a key's name):
+    named by file:line and reason, with nothing planted on stderr or in .cleaning.json."""
+    log = tmp_path / "log.jsonl"
+    key, mail = "sk-proj-Zx8Kq2Lm4Np6Rt8Vw0Yb2Dc4Fg6Hj8Kl", "jane.doe@example.com"
+    rows = [{"messages": user(f"hello {i}")} for i in range(40)]
+    rows.append({f"{mail}": key, "note": f"{mail} {key}"})
+    rows.append({"messages": [{"role": f"{mail} {key}", "content": "x"}]})
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "o.jsonl"
+    done = in_process("traffic", "import", str(log), "--out", str(out), "--max-bad-share", "0.1")
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "o.cleaning.json").read_text()
+    for said in (done.stderr, done.stdout, report, out.read_text()):
+        assert key not in said and mail not in said
+    assert f"{log}:41: no format reads it" in done.stderr
+
+
+def test_an_unknown_phone_region_is_refused(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"messages": user("hi")}) + "\n")
+    done = in_process(
+        "traffic", "import", str(log), "--out", str(tmp_path / "o.jsonl"), "--phone-region", "usa"
+    )
+    assert done.returncode == 2 and "--phone-region 'usa' is not a region" in done.stderr
+
+
+def test_versions_slices_hashes_and_identifiers_are_not_personal_data() -> None:
+    """Issue 39's false positives, and what the entropy rule must leave alone."""
+    text = (
+        "print(arr[1:2]); python 3.12.1.0; v1.2.3.4; sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
+        "2b0b822cd15d6c15b0f00a08; uuid 123e4567-e89b-12d3-a456-426614174000; ResNet50V2Backbone"
+        "Model; SmolLM2-135M-Instruct; torch_dtype_bfloat16_Config2; ISBN 978-3-16-148410-0"
+    )
+    assert Scrubber().scrub(text) == text

@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.inputs.scrub import KINDS, Scrubber
 from harness.inputs.traffic import TRAFFIC_FORMATS, Answer, BadLine, Request, SetAside, detect
-from harness.records.errors import HarnessError
+from harness.records.errors import HarnessError, RecordError
 from harness.records.schema import setting
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,16 @@ class ImportSettings:
     )
     phone_region: str = setting("US", doc="where numbers without a country code are read")
     keep_pii: bool = setting(False, doc="write personal data and secrets as logged (loudly)")
+
+    def __post_init__(self) -> None:
+        import phonenumbers
+
+        # an unknown region would read no national number at all, silently
+        if self.phone_region not in phonenumbers.SUPPORTED_REGIONS:
+            raise RecordError(
+                f"--phone-region {self.phone_region!r} is not a region phonenumbers knows "
+                "(an ISO 3166 code in capitals: US, GB, DE, IN, ...)"
+            )
 
 
 @dataclass
@@ -106,6 +116,11 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
     fmt = TRAFFIC_FORMATS.get(forced) if forced else None
     requests: list[Request] = []
     answers: dict[str, str | None] = {}
+    note = Scrubber()  # what a bad line's message quotes of it is scrubbed too
+
+    def bad(where: str, why: str) -> None:
+        cleaning.bad.append(f"{where}: {note.scrub(why)}")
+
     for path in paths:
         for number, text in _lines(path):
             cleaning.lines += 1
@@ -113,14 +128,14 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                cleaning.bad.append(f"{where}: invalid JSON ({exc.msg}, column {exc.pos + 1})")
+                bad(where, f"invalid JSON ({exc.msg}, column {exc.pos + 1})")
                 continue
             if not isinstance(obj, dict):
-                cleaning.bad.append(f"{where}: expected a JSON object")
+                bad(where, "expected a JSON object")
                 continue
             kind = fmt or detect(obj)
             if kind is None:
-                cleaning.bad.append(f"{where}: no format reads it ({_keys(obj)})")
+                bad(where, f"no format reads it ({_keys(obj)})")
                 continue
             try:
                 got = kind.read(obj)
@@ -130,7 +145,7 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
                 continue
             except (BadLine, KeyError) as exc:
                 why = str(exc) if isinstance(exc, BadLine) else f"{exc.args[0]}: missing"
-                cleaning.bad.append(f"{where}: {kind.name}: {why}")
+                bad(where, f"{kind.name}: {why}")
                 continue
             cleaning.formats[kind.name] += 1
             if isinstance(got, Answer):
