@@ -368,7 +368,7 @@ def test_a_bad_line_is_named_never_quoted_raw(tmp_path: Path) -> None:
     named by file:line and reason, with nothing planted on stderr or in .cleaning.json."""
     log = tmp_path / "log.jsonl"
     key, mail = "sk-proj-Zx8Kq2Lm4Np6Rt8Vw0Yb2Dc4Fg6Hj8Kl", "jane.doe@example.com"
-    rows = [{"messages": user(f"hello {i}")} for i in range(40)]
+    rows: list[dict[str, Any]] = [{"messages": user(f"hello {i}")} for i in range(40)]
     rows.append({f"{mail}": key, "note": f"{mail} {key}"})
     rows.append({"messages": [{"role": f"{mail} {key}", "content": "x"}]})
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -393,8 +393,8 @@ def test_an_unknown_phone_region_is_refused(tmp_path: Path) -> None:
 def test_versions_slices_hashes_and_identifiers_are_not_personal_data() -> None:
     """Issue 39's false positives, and what the entropy rule must leave alone."""
     text = (
-        "print(arr[1:2]); python 3.12.1.0; v1.2.3.4; sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
-        "2b0b822cd15d6c15b0f00a08; uuid 123e4567-e89b-12d3-a456-426614174000; ResNet50V2Backbone"
+        "print(arr[1:2]); python 3.12.1.0; v1.2.3.4; sha256 9f86d081884c7d659a2feaa0c55ad015a3b"
+        "f4f1b2b0b822cd15d6c15b0f00a08; uuid 123e4567-e89b-12d3-a456-426614174000; ResNet50V2Backbone"
         "Model; SmolLM2-135M-Instruct; torch_dtype_bfloat16_Config2; ISBN 978-3-16-148410-0"
     )
     assert Scrubber().scrub(text) == text
