@@ -395,6 +395,7 @@ def test_versions_slices_hashes_and_identifiers_are_not_personal_data() -> None:
     text = (
         "print(arr[1:2]); python 3.12.1.0; v1.2.3.4; sha256 9f86d081884c7d659a2feaa0c55ad015a3b"
         "f4f1b2b0b822cd15d6c15b0f00a08; uuid 123e4567-e89b-12d3-a456-426614174000; "
-        "ResNet50V2BackboneModel; SmolLM2-135M-Instruct; torch_dtype_bfloat16_Config2; ISBN 978-3-16-148410-0"
+        "ResNet50V2BackboneModel; SmolLM2-135M-Instruct; torch_dtype_bfloat16_Config2; "
+        "ISBN 978-3-16-148410-0"
     )
     assert Scrubber().scrub(text) == text
