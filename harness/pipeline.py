@@ -455,7 +455,7 @@ def sample_traffic(
     """`harness traffic sample`: mine the `[traffic]` pool with the baseline, draw the weighted
     eval set (and a calibration set from the rest), write them and the signals beside; returns
     the summary written as `<out>.sample.json`."""
-    from harness.analysis.sampling import HARD, draw, hard_items, weight
+    from harness.analysis.sampling import HARD, check_pool, draw, hard_items, weight
     from harness.run.mining import mine, signal_rows
     from harness.store.outputs import check_file, check_not_input
     from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache
@@ -485,6 +485,7 @@ def sample_traffic(
             if text.strip():
                 obj = json.loads(text)
                 lines[obj["id"]] = obj
+    check_pool(lines, t.size, t.calibration)  # before the baseline mines anything
     signals = mine(cfg.baseline, items, cfg.generation, RunCache(run_cache or DEFAULT_RUN_CACHE))
     values = {s.id: s.value(t.signal) for s in signals}
     hard = hard_items(values, t.signal, t.hard_share)

@@ -224,8 +224,9 @@ def test_traffic_sample_on_the_demo_model_writes_a_weighted_set(tmp_path: Path) 
     # a sample larger than the pool: exit 2 in one line, nothing replaced
     cfg.write_text(cfg.read_text().replace("size = 40", "size = 500"))
     big = in_process("traffic", "sample", "--config", str(cfg), "--run-cache", rc, "--force")
-    assert big.returncode == 2 and "a sample of 500 items from a pool of 200" in big.stderr
-    assert "Traceback" not in big.stderr
+    said = "a sample of 500 items and 20 calibration items from a pool of 200"
+    assert big.returncode == 2 and said in big.stderr
+    assert "Traceback" not in big.stderr and "signals read back" not in big.stderr  # no mining
     cfg.write_text(cfg.read_text().replace("size = 500", "size = 40"))
     assert {r["id"] for r in resample} != {r["id"] for r in sample}
 
@@ -247,3 +248,15 @@ def test_traffic_sample_on_the_demo_model_writes_a_weighted_set(tmp_path: Path) 
     names = [s["slice"] for s in results["candidates"][0]["slices"]]
     assert "prompt_tokens=0-127" in names and "output_tokens=0-15" in names
     assert "prompt_tokens=0-127" in (out / "report.html").read_text()
+
+
+def test_a_pool_too_small_or_with_unbounded_weights_is_refused_before_mining() -> None:
+    from harness.analysis.sampling import check_pool
+
+    rows = {f"r{i}": {"weight": 1.0} for i in range(10)}
+    check_pool(rows, 8, 2)
+    with pytest.raises(SamplingError, match="a sample of 9 items and 2 calibration items"):
+        check_pool(rows, 9, 2)
+    rows["r0"]["weight"] = 1e308
+    with pytest.raises(SamplingError, match="weight 1e\\+308 would not stay a finite number"):
+        check_pool(rows, 5, 0)

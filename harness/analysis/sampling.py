@@ -49,6 +49,26 @@ class Stratum:
         return self.drawn / self.pool if self.pool else 0.0
 
 
+def check_pool(rows: Mapping[str, Mapping[str, object]], size: int, calibration: int) -> None:
+    """What the draw needs of the pool, checked before any model mines it: enough items for
+    the sample and the calibration set, and pool weights whose inverse-probability weights
+    stay finite (an item's weight is divided by an inclusion of at least 1 / the pool)."""
+    if size + calibration > len(rows):
+        raise SamplingError(
+            f"a sample of {size:,} items and {calibration:,} calibration items from a pool of "
+            f"{len(rows):,}"
+        )
+    for item, row in rows.items():
+        w = row.get("weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, int | float):
+            raise SamplingError(f"pool item {item!r}: weight {w!r} is not a number")
+        if not math.isfinite(float(w) * len(rows)) or w <= 0:
+            raise SamplingError(
+                f"pool item {item!r}: weight {w!r} would not stay a finite number once divided "
+                f"by its inclusion probability (at least 1 / {len(rows):,})"
+            )
+
+
 def hard_items(values: Mapping[str, float | None], signal: Signal, hard_share: float) -> set[str]:
     """The ids of the `hard_share` of the pool where the baseline was least sure (ties at the
     cut broken by id, so the cut is the same on every machine); items with no value (nothing
