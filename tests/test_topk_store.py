@@ -180,3 +180,21 @@ def test_a_ladder_on_a_top_k_store_marks_each_rungs_kld_a_bound(tmp_path: Path) 
     assert summary.count("| ≥ ") >= 2  # the ladder's mean KLD column, once per rung
     html = (out / "report.html").read_text()
     assert html.count(f"lower bound: top-{K} + tail") >= 2
+
+
+def test_lockstep_sizes_chat_items_too() -> None:
+    """Chat items (messages, not a prompt) were not JSON-serialisable in the estimate."""
+    from harness.records import EvalItem, Message, ModelSpec, Role, Source
+    from harness.run.lockstep import TEMPLATE_PER_MESSAGE, need
+
+    chat = EvalItem(
+        id="c",
+        source=Source("t.jsonl", 1),
+        messages=(Message(role=Role.USER, content="x" * 100),),
+        reference=("r",),
+    )
+    spec = ModelSpec(name="base", path=str(DEMO))
+    got = need(spec, [spec], [chat], batch_size=2, max_new_tokens=8)
+    vocab = json.loads((DEMO / "config.json").read_text())["vocab_size"]
+    longest = len("user") + 100 + TEMPLATE_PER_MESSAGE
+    assert got.rows == 2 * (longest + 8) * vocab * 4 * 2 + 2 * 8 * vocab * 8 * 2

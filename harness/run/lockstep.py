@@ -65,6 +65,21 @@ def vocab_size(path: str) -> int:
         return VOCAB_BOUND
 
 
+# What a chat template adds around each message, in characters, at most (role markers and
+# turn separators: SmolLM2's `<|im_start|>user\n` ... `<|im_end|>\n` is 23).
+TEMPLATE_PER_MESSAGE = 64
+
+
+def _characters(item: EvalItem) -> int:
+    """An upper bound on the prompt's tokens: its characters (a token holds one at least),
+    a chat item's messages with what the template adds around each."""
+    if item.prompt is not None:
+        return len(item.prompt)
+    return sum(
+        len(m.role.value) + len(m.content) + TEMPLATE_PER_MESSAGE for m in item.messages or ()
+    )
+
+
 def need(
     baseline: ModelSpec,
     candidates: Sequence[ModelSpec],
@@ -78,7 +93,7 @@ def need(
     the vocabulary, in float32, for both models, plus the float64 rows the probes compare."""
     base = weights_bytes(baseline.path)
     cand = max((max(weights_bytes(c.path), base) for c in candidates), default=0)
-    longest = max((len(json.dumps(i.prompt or i.messages)) for i in items), default=0)
+    longest = max((_characters(i) for i in items), default=0)
     limit = max((i.max_new_tokens or max_new_tokens for i in items), default=max_new_tokens)
     vocab = vocab_size(baseline.path)
     rows = batch_size * (longest + limit) * vocab * 4 * 2 + batch_size * limit * vocab * 8 * 2
