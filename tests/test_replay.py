@@ -160,3 +160,32 @@ def test_a_llama_cpp_q8_0_log_replays_to_the_ggufs_own_outputs(
     assert by_name["served"]["distribution"] is None and by_name["q8_0"]["distribution"]
     for key in ("free_identical", "free_equivalent", "free_diverged"):
         assert by_name["served"]["metrics"][key] == by_name["q8_0"]["metrics"][key]
+
+
+@NEEDS_REAL_MODEL
+@pytest.mark.real
+def test_a_logged_answer_holding_the_end_of_turn_ends_there(tmp_path: Path) -> None:
+    """SmolLM2's `<|im_end|>` written mid-answer (a served model that ran on past its turn,
+    logged whole): what counts is what was served up to the stop, as for a generation."""
+    from harness.records import ModelSpec
+    from harness.run.backends.replay import ReplayBackend, ReplaySettings
+
+    row = {
+        "id": "q",
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+        "reference": "Paris",
+        "logged_output": "Paris.<|im_end|>\n<|im_start|>user\nAnd Spain?",
+    }
+    log = write_jsonl(tmp_path / "log.jsonl", [row])
+    spec = ModelSpec(
+        name="served", path=str(SMOLLM), backend="replay", settings=ReplaySettings(log=str(log))
+    )
+    with ReplayBackend(spec) as replay:
+        from harness.inputs.evalset import load_evalset
+
+        [item] = load_evalset([str(log)])
+        stop = replay._turn
+        assert stop is not None
+        [[got]] = list(replay.generate([replay.prompt_ids(item)], [32], [stop], 1))
+    assert got.stop_id == stop
+    assert replay.decode(list(got.ids)) == "Paris."

@@ -11,7 +11,8 @@ its logged answer, so the seam stays token ids. The answer is tokenized with the
 (the ids an engine generates are the ones its text tokenizes to, except where a model chose a
 non-canonical split: docs/traffic.md says how often that happened on llama.cpp's Q8_0). An
 answer longer than the item's token limit is cut there and counts as cut off, as a generation
-would; a shorter one ended on the turn's stop id.
+would; a shorter one ended on the turn's stop id; one that holds a stop id (its end-of-turn
+text written mid-answer) ends there, as a generation would have.
 
 There are no log-probs (`Capabilities.top_k` None): the distribution metrics of a replayed
 candidate are n/a; reference scorers and reference-free meaning classes apply as to any
@@ -105,7 +106,13 @@ class ReplayBackend(HFTokenizerMethods, Backend):
                     f"answer in {self.log} (a replayed candidate runs only on logged requests)"
                 )
             ids = tuple(self.encode(answer))
-            if len(ids) > limit:
+            # a logged answer that holds a stop (its end-of-turn text mid-answer, which the
+            # tokenizer reads as the stop id) was served up to there, as a generation stops
+            stops = set(stop_ids)
+            cut = next((k for k, t in enumerate(ids) if t in stops), None)
+            if cut is not None and cut < limit:
+                batch.append(Generated(index=i, ids=ids[:cut], stop_id=ids[cut]))
+            elif len(ids) > limit:
                 batch.append(Generated(index=i, ids=ids[:limit], stop_id=None))
             else:
                 stop = stop_ids[-1] if stop_ids else None  # the turn's end, where there is one
