@@ -79,12 +79,14 @@ def test_a_log_of_a_run_replays_to_that_runs_outputs(tmp_path: Path) -> None:
     for key in ("weighted_accuracy", "regressions", "improvements"):
         assert cand["metrics"][key] == first[key]
 
-    # a prompt the log does not hold: exit 2, naming the log
+    # a prompt the log does not hold: exit 2 before any model runs, naming file, line and id
     write_jsonl(evalset, [*rows, {**rows[0], "id": "other", "prompt": "add 1+1="}])
     cfg.write_text(cfg.read_text().replace(str(log), str(evalset), 1))  # the eval set only
     done = in_process("compare", "--config", str(cfg), "--out", str(tmp_path / "x"), *args)
     assert done.returncode == 2
-    assert "no logged answer in" in done.stderr and str(log) in done.stderr
+    assert f"{evalset}:25: id 'other': model 'served' has no logged answer" in done.stderr
+    assert "1 of 25 items have none" in done.stderr
+    assert "batch" not in done.stderr  # nothing generated: the baseline never ran
 
 
 @pytest.mark.real

@@ -79,6 +79,9 @@ class Preflight:
 
     context: int | None
     prompt_ids: Callable[[EvalItem], list[int]] | None = None
+    # Whether the engine can answer an item at all (a replayed log holds its answer): every
+    # item is checked before any model runs; None: any item
+    answers: Callable[[EvalItem], bool] | None = None
 
 
 class Backend(ABC):

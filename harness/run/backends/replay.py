@@ -56,8 +56,13 @@ class ReplayBackend(HFTokenizerMethods, Backend):
 
     @classmethod
     def preflight(cls, spec: ModelSpec) -> Preflight:
-        with cls(spec) as backend:
-            return Preflight(None, backend.prompt_ids)
+        replay = cls(spec)
+        with replay:
+            return Preflight(
+                None,
+                replay.prompt_ids,
+                lambda item: tuple(replay.prompt_ids(item)) in replay.answers,
+            )
 
     def __init__(self, spec: ModelSpec) -> None:
         from harness.inputs.evalset import load_evalset
