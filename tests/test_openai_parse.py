@@ -5,6 +5,8 @@ exercised live in test_openai.py)."""
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import pytest
 
@@ -68,10 +70,43 @@ def test_vllm_prompt_logprobs_give_exact_target_logprobs() -> None:
             },
         ]
     }
-    rows = _prompt_rows(choice, start=1, targets=[11, 40])
+    rows = _prompt_rows(choice, start=1, targets=[11, 40], vocab=100)
     assert rows.shape == (2, 2)
     assert rows.ids.tolist() == [[11, 12], [13, 14]]
     assert rows.target.tolist() == [-0.5, -6.0]
     assert math.isclose(float(rows.logp[1, 0]), -0.1)
     with pytest.raises(ServerError, match="lack the log-prob of token 99"):
-        _prompt_rows(choice, start=1, targets=[99])
+        _prompt_rows(choice, start=1, targets=[99, 40], vocab=100)
+
+
+@pytest.mark.parametrize(
+    ("choice", "said"),
+    [
+        ({"tokens": ["abc", 2]}, "'abc' is not a token id"),
+        ({"tokens": [3.0, 2]}, "'3.0' is not a token id"),
+        ({"tokens": [True]}, "'True' is not a token id"),
+        ({"logprobs": {"content": ["x", "y"]}}, "not objects with an id"),
+        ({"logprobs": {"content": [{"id": "7"}]}}, "'7' is not a token id"),
+        ({"logprobs": "nothing"}, "logprobs is not an object"),
+    ],
+)
+def test_ids_that_are_not_ids_are_refused(choice: dict[str, Any], said: str) -> None:
+    """Issue 39: a token id given as "abc" or 3.0, content that is not objects."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        _ids(choice, {})
+
+
+@pytest.mark.parametrize(
+    ("entries", "said"),
+    [
+        ([None, {"11": {"logprob": float("nan")}}], "nan (a log-prob is finite and <= 0)"),
+        ([None, {"11": {"logprob": 0.5}}], "0.5 (a log-prob is finite and <= 0)"),
+        ([None, {"11": {"logprob": -0.1}, "500": {"logprob": -1.0}}], "outside the vocabulary"),
+        ([None, {"11": {"logprob": -0.1}}, {"12": {"logprob": -0.1}}], "3 prompt_logprobs entries"),
+        ([None, ["11"]], "position 1: not an object"),
+    ],
+)
+def test_prompt_logprobs_are_checked(entries: list[Any], said: str) -> None:
+    """Prompt log-probs NaN, positive, out of the vocabulary, at the wrong positions."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        _prompt_rows({"prompt_logprobs": entries}, start=1, targets=[11], vocab=100)

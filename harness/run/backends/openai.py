@@ -276,19 +276,43 @@ class Client:
         )
 
 
+def as_id(value: Any) -> int:
+    """A token id as a server wrote it: an integer (not a bool, not 3.0, not "3"), or vLLM's
+    "token_id:3"; anything else is a ValueError saying what it was."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.startswith("token_id:") and value[9:].isdigit():
+        return int(value[9:])
+    raise ValueError(f"{str(value)[:40]!r} is not a token id (an integer)")
+
+
+def as_logprob(value: Any) -> float:
+    """A log-prob as a server wrote it: a finite number <= 0 (1e-6 of rounding above 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{str(value)[:40]!r} is not a number")
+    if not math.isfinite(value) or value > 1e-6:
+        raise ValueError(f"{value} (a log-prob is finite and <= 0)")
+    return float(value)
+
+
 def _ids(choice: dict[str, Any], response: dict[str, Any]) -> list[int] | None:
-    """Generated token ids, from wherever this server put them."""
+    """Generated token ids, from wherever this server put them (ValueError: not ids)."""
     for holder in (choice, response):
         for key in ("token_ids", "tokens"):  # vLLM return_token_ids; llama-server return_tokens
             value = holder.get(key)
-            if isinstance(value, list) and all(isinstance(t, int) for t in value):
-                return [int(t) for t in value]
-    content = (choice.get("logprobs") or {}).get("content")
-    if isinstance(content, list) and all("id" in c for c in content):
-        return [int(c["id"]) for c in content]
-    tokens = (choice.get("logprobs") or {}).get("tokens")
-    if isinstance(tokens, list) and all(str(t).startswith("token_id:") for t in tokens):
-        return [int(str(t).split(":", 1)[1]) for t in tokens]  # vLLM return_tokens_as_token_ids
+            if isinstance(value, list):
+                return [as_id(t) for t in value]
+    logprobs = choice.get("logprobs") or {}
+    if not isinstance(logprobs, dict):
+        raise ValueError("logprobs is not an object")
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        if not all(isinstance(c, dict) and "id" in c for c in content):
+            raise ValueError("logprobs.content holds entries that are not objects with an id")
+        return [as_id(c["id"]) for c in content]
+    tokens = logprobs.get("tokens")
+    if isinstance(tokens, list) and tokens and all(str(t).startswith("token_id:") for t in tokens):
+        return [as_id(t) for t in tokens]  # vLLM return_tokens_as_token_ids
     return None
 
 
@@ -298,7 +322,7 @@ def _positions(choice: dict[str, Any]) -> list[list[tuple[int, float]]]:
     content = logprobs.get("content")
     if isinstance(content, list):  # llama-server: OpenAI's chat-style entries with ids
         return [
-            [(int(t["id"]), float(t["logprob"])) for t in c.get("top_logprobs", [])]
+            [(as_id(t["id"]), float(t["logprob"])) for t in c.get("top_logprobs", [])]
             for c in content
         ]
     tops = logprobs.get("top_logprobs")
@@ -312,26 +336,37 @@ def _positions(choice: dict[str, Any]) -> list[list[tuple[int, float]]]:
                         "the server names top log-prob tokens by text, not id: serve with "
                         "--return-tokens-as-token-ids (vLLM) or use llama-server"
                     )
-                row.append((int(str(token).split(":", 1)[1]), float(lp)))
+                row.append((as_id(token), float(lp)))
             rows.append(sorted(row, key=lambda r: -r[1]))
         return rows
     return []
 
 
-def _prompt_rows(choice: dict[str, Any], start: int, targets: Sequence[int]) -> TopK:
+def _prompt_rows(choice: dict[str, Any], start: int, targets: Sequence[int], vocab: int) -> TopK:
     """vLLM's `prompt_logprobs`: per prompt position a {token id: {logprob}} map holding the
-    top k and the actual token."""
+    top k and the actual token; one entry per position of prompt and continuation, every id
+    in the vocabulary, every log-prob finite and <= 0 (ValueError: what is wrong)."""
     import torch
 
     entries = choice.get("prompt_logprobs")
     if not isinstance(entries, list):
         raise ServerError("prompt_logprobs = true, but the server returned no prompt_logprobs")
+    if len(entries) != start + len(targets):
+        raise ValueError(
+            f"{len(entries)} prompt_logprobs entries for {start + len(targets)} positions"
+        )
     ids, logp, target = [], [], []
     for j, token in enumerate(targets):
         entry = entries[start + j] or {}
+        if not isinstance(entry, dict):
+            raise ValueError(f"position {start + j}: not an object")
         pairs = [
-            (int(k), float(v["logprob"] if isinstance(v, dict) else v)) for k, v in entry.items()
-        ]
+            (as_id(int(k) if isinstance(k, str) and k.isdigit() else k),
+             as_logprob(v["logprob"] if isinstance(v, dict) else v))
+            for k, v in entry.items()
+        ]  # fmt: skip
+        if any(not 0 <= i < vocab for i, _ in pairs):
+            raise ValueError(f"position {start + j}: a token id outside the vocabulary")
         own = dict(pairs).get(int(token))
         if own is None:
             raise ServerError(f"prompt_logprobs lack the log-prob of token {token}")
@@ -467,7 +502,10 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
             body["stop_token_ids"] = stops  # vLLM and SGLang; llama-server stops on its EOG
             response = self.client.call("/v1/completions", body)
             choice = self._choice(response, i)
-            raw = _ids(choice, response)
+            try:
+                raw = _ids(choice, response)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise self._invalid(i, "token id", str(exc)) from None
             if raw is None:
                 raise ServerError(
                     f"model {self.spec.name!r}: the server returned no token ids (it must "
@@ -562,7 +600,10 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
                 body["prompt_logprobs"] = self.server.top_logprobs
                 response = self.client.call("/v1/completions", body)
                 choice = (response.get("choices") or [{}])[0]
-                return _prompt_rows(choice, len(prompt), cont)
+                try:
+                    return _prompt_rows(choice, len(prompt), cont, len(self._tok))
+                except (ValueError, TypeError, KeyError) as exc:
+                    raise self._invalid(None, "prompt_logprobs", str(exc)) from None
 
             yield from self._pool(pairs, whole)
             return
