@@ -4,6 +4,7 @@ in-process backend on the real SmolLM2 weights next to transformers on the same 
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -287,3 +288,37 @@ def test_batched_decoding_and_the_batching_noise_floor(
     assert "batching noise floor: the baseline again, 3 sequences per batch" in html
     assert "Batching alone: the baseline run again 3 sequences per batch changed" in html
     assert "(batching noise floor)" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # one key whose name claims 2^63 bytes
+        struct.pack("<Q", 1) + struct.pack("<Q", 2**63),
+        # a key "k" holding a string of 2^40 bytes
+        struct.pack("<Q", 1)
+        + struct.pack("<Q", 1)
+        + b"k"
+        + struct.pack("<I", 8)
+        + struct.pack("<Q", 2**40),
+        # an array of 2^62 u64 values
+        struct.pack("<Q", 1)
+        + struct.pack("<Q", 1)
+        + b"k"
+        + struct.pack("<I", 9)
+        + struct.pack("<I", 10)
+        + struct.pack("<Q", 2**62),
+        # 2^60 keys
+        struct.pack("<Q", 2**60),
+    ],
+    ids=["key-length", "string-length", "array-length", "key-count"],
+)
+def test_a_hostile_gguf_header_is_one_line_never_a_crash(tmp_path: Path, body: bytes) -> None:
+    """Issue 39: lengths past the file's end were allocated (MemoryError) or sought
+    (OverflowError)."""
+    from harness.run.backends.llamacpp import gguf_metadata
+
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(b"GGUF" + struct.pack("<I", 3) + struct.pack("<Q", 0) + body)
+    with pytest.raises(ValueError, match="runs past the file's end"):
+        gguf_metadata(str(path), {"*.context_length"})

@@ -25,6 +25,8 @@ def _safetensors_params(file: Path) -> int:
     """Elements of every tensor in a safetensors file, from its JSON header."""
     with open(file, "rb") as f:
         (size,) = struct.unpack("<Q", f.read(8))
+        if size > file.stat().st_size - 8:  # a hostile length is never allocated
+            raise ValueError(f"{file}: a header of {size:,} bytes runs past the file's end")
         header = json.loads(f.read(size))
     count = 0
     for name, entry in header.items():

@@ -110,29 +110,39 @@ def gguf_metadata(path: str, wanted: set[str]) -> dict[str, Any]:
         size = struct.calcsize("<" + fmt)
         return struct.unpack("<" + fmt, f.read(size))[0]
 
+    def length(f: Any, each: int = 1) -> int:
+        # a count read from the file, bounded by what is left of it: a hostile header's
+        # 2^64 would otherwise be allocated (MemoryError) or sought (OverflowError)
+        n = int(read(f, "Q"))
+        if n * each > end - f.tell():
+            raise ValueError(f"a length of {n:,} at byte {f.tell() - 8:,} runs past the file's end")
+        return n
+
     def value(f: Any, kind: int) -> Any:
         if kind in _FIXED:
             return read(f, _FIXED[kind])
         if kind == _STRING:
-            return f.read(read(f, "Q")).decode("utf-8", "replace")
+            return f.read(length(f)).decode("utf-8", "replace")
         if kind == _ARRAY:
-            item, n = read(f, "I"), read(f, "Q")
+            item = read(f, "I")
             if item in _FIXED:  # skipped whole
+                n = length(f, struct.calcsize(_FIXED[item]))
                 f.seek(n * struct.calcsize(_FIXED[item]), os.SEEK_CUR)
             else:
-                for _ in range(n):
+                for _ in range(length(f)):
                     value(f, item)
             return None
         raise ValueError(f"unknown GGUF value type {kind}")
 
     out: dict[str, Any] = {}
+    end = os.path.getsize(path)
     with open(path, "rb") as f:
         if f.read(4) != b"GGUF":
             raise ValueError("not a GGUF file")
         read(f, "I")  # version
         read(f, "Q")  # tensor count
-        for _ in range(read(f, "Q")):
-            key = f.read(read(f, "Q")).decode("utf-8", "replace")
+        for _ in range(length(f)):
+            key = f.read(length(f)).decode("utf-8", "replace")
             found = value(f, read(f, "I"))
             if key in wanted or ("*.context_length" in wanted and key.endswith(".context_length")):
                 out[key] = found
@@ -153,7 +163,7 @@ class LlamaCppBackend(Backend):
             return Preflight(spec.context)
         try:
             meta = gguf_metadata(spec.path, {"*.context_length"})
-        except (OSError, ValueError, struct.error) as exc:
+        except (OSError, ValueError, struct.error, RecursionError) as exc:
             raise ModelLoadError(
                 f"model {spec.name!r}: {spec.path}: cannot read its GGUF header: {exc}"
             ) from None
