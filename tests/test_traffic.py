@@ -399,3 +399,39 @@ def test_versions_slices_hashes_and_identifiers_are_not_personal_data() -> None:
         "ISBN 978-3-16-148410-0"
     )
     assert Scrubber().scrub(text) == text
+
+
+def test_hostile_lines_are_unreadable_lines_never_crashes(tmp_path: Path) -> None:
+    """Deep nesting, a lone surrogate, invalid UTF-8 and an over-long line: each named by
+    file:line and counted as unreadable, the rest imported."""
+    log = tmp_path / "log.jsonl"
+    good = "".join(json.dumps({"messages": user(f"q {i}")}) + "\n" for i in range(100))
+    deep = "[" * 100_000 + "]" * 100_000 + "\n"
+    lone = '{"messages": [{"role": "user", "content": "x\\ud800y"}]}\n'
+    log.write_bytes(
+        good.encode()
+        + deep.encode()
+        + lone.encode()
+        + b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n'
+        + b'{"pad": "' + b"x" * (9 * 2**20) + b'"}\n'
+    )
+    out = tmp_path / "o.jsonl"
+    done = in_process("traffic", "import", str(log), "--out", str(out), "--max-bad-share", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    for line, why in [
+        (101, "JSON nested too deep"),
+        (102, "a lone surrogate"),
+        (103, "not UTF-8 (byte"),
+        (104, "longer than 8 MiB"),
+    ]:
+        assert f"{log}:{line}: {why}" in done.stderr
+    assert len(out.read_text().splitlines()) == 100
+
+
+@pytest.mark.parametrize("where", ["dir", "/dev/zero"])
+def test_a_log_that_is_not_a_file_is_refused_in_one_line(tmp_path: Path, where: str) -> None:
+    path = tmp_path if where == "dir" else Path(where)
+    done = in_process("traffic", "import", str(path), "--out", str(tmp_path / "o.jsonl"))
+    assert done.returncode == 2 and "not a regular file" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -122,13 +122,22 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
         cleaning.bad.append(f"{where}: {note.scrub(why)}")
 
     for path in paths:
-        for number, text in _lines(path):
+        for number, text, why in _lines(path):
             cleaning.lines += 1
             where = f"{path}:{number}"
+            if why is not None:
+                bad(where, why)
+                continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 bad(where, f"invalid JSON ({exc.msg}, column {exc.pos + 1})")
+                continue
+            except RecursionError:
+                bad(where, "JSON nested too deep")
+                continue
+            if _surrogates(obj):
+                bad(where, "a lone surrogate (\\ud800-\\udfff): not writable as UTF-8")
                 continue
             if not isinstance(obj, dict):
                 bad(where, "expected a JSON object")
@@ -157,11 +166,47 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
     return [replace(r, logged_output=answers[r.join]) if r.join in answers else r for r in requests]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                yield number, line.rstrip("\r\n")
+# A log line longer than this is unreadable (a 100 MB request was read, parsed and kept in
+# memory whole before): 8 MiB holds a 128k-token conversation several times over.
+MAX_LINE_BYTES = 8 * 2**20
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, text, why it cannot be read or None), non-empty lines only. A path that
+    is not a regular file (a directory, /dev/zero, a pipe) is refused whole; a line that is
+    too long or not UTF-8 is named, never turned into U+FFFD text."""
+    if not path.is_file():
+        raise ImportFailed(f"{path}: not a regular file (a directory, a device, a pipe?)")
+    with path.open("rb") as f:
+        number = 0
+        while True:
+            raw = f.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (more := f.readline(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
+                    pass  # the rest of the line, read and dropped
+                yield number, "", f"longer than {MAX_LINE_BYTES // 2**20} MiB"
+                continue
+            if not raw.strip():
+                continue
+            try:
+                yield number, raw.decode("utf-8").rstrip("\r\n"), None
+            except UnicodeDecodeError as exc:
+                yield number, "", f"not UTF-8 (byte {exc.start + 1})"
+
+
+def _surrogates(value: Any) -> bool:
+    """Whether a parsed line holds a lone surrogate (`\\ud800` escaped in JSON): it cannot be
+    written as UTF-8."""
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_surrogates(k) or _surrogates(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_surrogates(v) for v in value)
+    return False
 
 
 def _keys(obj: dict[str, Any]) -> str:
