@@ -413,7 +413,9 @@ def test_hostile_lines_are_unreadable_lines_never_crashes(tmp_path: Path) -> Non
         + deep.encode()
         + lone.encode()
         + b'{"messages": [{"role": "user", "content": "caf\xe9"}]}\n'
-        + b'{"pad": "' + b"x" * (9 * 2**20) + b'"}\n'
+        + b'{"pad": "'
+        + b"x" * (9 * 2**20)
+        + b'"}\n'
     )
     out = tmp_path / "o.jsonl"
     done = in_process("traffic", "import", str(log), "--out", str(out), "--max-bad-share", "0.1")
