@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +94,7 @@ def compare(
 
     check_out(out)
     items = load_evalset(cfg.evalsets)
+    at_start = evalset_info(items)  # what was read: checked again before anything is written
     if cfg.sequential is not None:
         check_pool(cfg, len(items))
         items = pool_order(items, cfg.sequential.seed)
@@ -113,7 +114,7 @@ def compare(
         staging = staging_for(out)
         with removed_on_failure(staging):
             return _run_and_publish(
-                cfg, out, ready, items, baseline_fp, staging, run_cache, created_at
+                cfg, out, ready, items, baseline_fp, staging, run_cache, created_at, at_start
             )
 
 
@@ -136,6 +137,7 @@ def _run_and_publish(
     staging: RunDir,
     run_cache: Path | None,
     created_at: str,
+    at_start: tuple[EvalsetInfo, ...] = (),
 ) -> Results:
     """Run every model into `staging`, analyze, write the artifacts and publish at `out`."""
     from harness.run.runner import run_all
@@ -150,7 +152,9 @@ def _run_and_publish(
         from harness.analysis.sequential import pools
         from harness.run.sequential import round_ends, run_sequential
 
-        sequential = run_sequential(cfg, ready, items, staging, runs_cache, baseline_fp)
+        sequential = run_sequential(
+            cfg, ready, items, staging, runs_cache, baseline_fp, lambda: unchanged(at_start)
+        )
         runs = sequential.runs
         drawn = round_ends(len(items), cfg.sequential)[-1]
         pool = SequentialPool(
@@ -170,6 +174,7 @@ def _run_and_publish(
             baseline_fp,
             distribution=cfg.distribution,
         )
+    unchanged(at_start)
     header = RunHeader(
         created_at=created_at,
         name=cfg.name,
@@ -438,6 +443,24 @@ def library_versions() -> dict[str, str | None]:
         except PackageNotFoundError:
             out[package] = None
     return out
+
+
+class EvalsetChanged(HarnessError):
+    """An eval-set file changed while the run read it: the items run are not the file's."""
+
+
+def unchanged(at_start: Sequence[EvalsetInfo]) -> None:
+    """Every eval-set file still holds what was read at the start."""
+    from harness.store.sealed import sha256_file
+
+    for info in at_start:
+        now = sha256_file(info.path) if Path(info.path).is_file() else "gone"
+        if now != info.sha256:
+            raise EvalsetChanged(
+                f"{info.path}: changed while the run read it (sha256 {info.sha256[:12]}... at "
+                f"the start, {now[:12]}... now): the items run are the start's, so nothing is "
+                "published; rerun on the file as it is"
+            )
 
 
 def evalset_info(items: list[EvalItem]) -> tuple[EvalsetInfo, ...]:

@@ -257,3 +257,36 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
     assert [c["items_used"] for c in got["candidates"]] == [100]
     got["config"]["path"] = expected["config"]["path"]  # two folders, the same config
     assert differences(stable(expected), stable(got)) == []
+
+
+def test_a_pool_file_edited_between_rounds_is_exit_2_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 39: a pool file changed mid-run had results.json name the new file's sha256 while
+    the run scored the old items. The pool is hashed at the start and checked each round."""
+    import harness.run.sequential as seq
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text((DEMO_SETS / "add.jsonl").read_text())
+    cfg = write_config(
+        tmp_path / "seq.toml",
+        [pool],
+        DEMO,
+        {"w8a16": {"quantize": {"scheme": "W8A16", "method": "rtn"}}},
+        {"max_weighted_accuracy_drop": 0.0001},
+        name="seq",
+        generation={"max_new_tokens": 8, "batch_size": 50},
+        sequential={"min_items": 50, "step": 25},
+    )
+    real = seq.run_all
+
+    def edited_after_the_first_round(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        pool.write_text(pool.read_text().replace('"add', '"edited', 1))
+        return out
+
+    monkeypatch.setattr(seq, "run_all", edited_after_the_first_round)
+    code = main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{pool}: changed while the run read it" in err
+    assert not (tmp_path / "run").exists()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from harness.analysis.pairing import pair
@@ -99,8 +99,10 @@ def run_sequential(
     staging: RunDir,
     cache: RunCache,
     baseline_fp: str,
+    unchanged: Callable[[], None] = lambda: None,
 ) -> SequentialOutcome:
-    """Run the pool (already in its seeded random order) round by round into `staging`."""
+    """Run the pool (already in its seeded random order) round by round into `staging`;
+    `unchanged` checks before each round that the pool's files are the ones read."""
     seq = cfg.sequential
     assert seq is not None
     base = cfg.baseline.name
@@ -115,6 +117,7 @@ def run_sequential(
         for number, end in enumerate(round_ends(len(pool), seq), 1):
             if not running:
                 break
+            unchanged()
             rounds = number
             chunk = pool[start:end]
             folder = RunDir(rounds_dir / f"{number:04d}")
