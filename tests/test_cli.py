@@ -443,6 +443,27 @@ def test_a_prompt_longer_than_the_context_exits_2(
     )
 
 
+def test_a_reference_past_the_context_has_no_perplexity(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 39: a reference of 8,000 tokens past a 128-token context was given a perplexity
+    over positions the model cannot attend to (and a 1 MB one took hours): left out, said."""
+    rows = [
+        {"id": "short", "prompt": "add 1+2=", "reference": "3"},
+        {"id": "long", "prompt": "add 1+2=", "reference": "3" * 5_000},
+    ]
+    evalset = write_jsonl(tmp_path / "s.jsonl", rows)
+    cfg = write_config(
+        tmp_path / "c.toml", evalset, tiny_model_dir, {"c": tiny_model_dir}, POINT_GATE
+    )
+    assert main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert "1 reference(s) do not fit the model's 128-token context" in err
+    by_id = {it["id"]: it for it in results(tmp_path / "run")["items"]}
+    assert by_id["long"]["baseline"]["reference_ppl"] is None
+    assert by_id["short"]["baseline"]["reference_ppl"] is not None
+
+
 def test_formula_like_cells_are_inert_in_items_csv(tiny_model_dir: Path, tmp_path: Path) -> None:
     import csv
 

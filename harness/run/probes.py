@@ -471,11 +471,18 @@ class _ReferenceNll:
     ) -> dict[str, float]:
         out: dict[str, float] = {}
         pending: list[tuple[int, list[int]]] = []
+        context = backend.context_length
+        beyond = 0
         for i, item in enumerate(self.items):
             if len(item.reference) != 1 or not entry(item).literal_reference:
                 continue
             ref = backend.encode(item.reference[0])
             if not ref:
+                continue
+            if context is not None and len(ids[i]) + len(ref) > context:
+                # a perplexity over positions the model cannot attend to measures nothing,
+                # and teacher-forcing it costs quadratic time: left out, and counted
+                beyond += 1
                 continue
             if list(rows[i][: len(ref)]) == ref and i in self.own:
                 out[item.id] = float(self.own[i][: len(ref)].mean())
@@ -486,6 +493,13 @@ class _ReferenceNll:
         )
         for (i, ref), logp in zip(pending, forced, strict=True):
             out[self.items[i].id] = float(picked_nll(logp, ref).mean())
+        if beyond:
+            log.warning(
+                "%d reference(s) do not fit the model's %d-token context after their prompt: "
+                "their reference perplexity is left out",
+                beyond,
+                context,
+            )
         return out
 
 
