@@ -54,6 +54,19 @@ class Seen:
 
 
 @contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` on 127.0.0.1:<a free port> in a thread; yields its base URL, shuts down."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def witness() -> Iterator[tuple[str, Seen]]:
     """A server on 127.0.0.1 that records every request and answers 200 with a JSON body
     shaped like an OpenAI completion: another origin a redirect could point at."""
@@ -74,14 +87,8 @@ def witness() -> Iterator[tuple[str, Seen]]:
 
         do_GET = do_POST = _record
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url, seen
 
 
 @contextmanager
@@ -104,14 +111,8 @@ def echo_401() -> Iterator[str]:
 
         do_GET = do_POST = _refuse
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 @contextmanager
@@ -193,11 +194,5 @@ def fault_proxy(upstream: str, faults: Faults) -> Iterator[str]:
                 time.sleep(faults.hang_seconds)
             self._forward(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
