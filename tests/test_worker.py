@@ -210,3 +210,30 @@ def test_the_worker_does_not_outlive_a_killed_console_script(tmp_path: Path) -> 
         time.sleep(0.2)
     assert gone()
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.*"))
+
+
+def test_the_worker_ends_when_its_lifeline_closes() -> None:
+    """The pipe only the `harness` process writes to: at its EOF the worker gets SIGTERM,
+    even where PR_SET_PDEATHSIG would not fire (here the parent, this test, lives on)."""
+    from harness.run.worker import LIFELINE_ENV, PARENT_ENV, WORKER_ENV
+
+    read, write = os.pipe()
+    script = (
+        "import time\n"
+        "from harness.run.worker import follow_parent\n"
+        "follow_parent()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = os.environ | {
+        WORKER_ENV: os.devnull,
+        PARENT_ENV: str(os.getpid()),
+        LIFELINE_ENV: str(read),
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, pass_fds=(read,), stdout=subprocess.PIPE, text=True
+    )
+    os.close(read)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    os.close(write)
+    assert child.wait(timeout=20) == -signal.SIGTERM

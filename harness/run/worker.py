@@ -31,6 +31,11 @@ from types import FrameType
 
 WORKER_ENV = "HARNESS_WORKER"
 PARENT_ENV = "HARNESS_WORKER_PARENT"
+# The read end of a pipe whose write end only the `harness` process holds: it reads EOF the
+# moment that process dies, however it dies and whichever of its threads started the worker
+LIFELINE_ENV = "HARNESS_WORKER_LIFELINE"
+# After the SIGTERM the parent's death sends, the worker has this long to clean up
+GRACE_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Commands that load a model into the process (everything else reads files only).
 ENGINE_COMMANDS = frozenset({"compare", "ladder", "sweep", "corpus", "sensitivity", "quantize"})
@@ -78,8 +83,26 @@ def follow_parent() -> None:
 
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    lifeline = os.environ.get(LIFELINE_ENV)
+    if lifeline and lifeline.isdigit():
+        import threading
+
+        threading.Thread(target=_watch, args=(int(lifeline),), daemon=True).start()
     if os.getppid() != int(parent):  # it died before the line above
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch(fd: int) -> None:
+    """Block on the lifeline; at its EOF (the parent is gone) SIGTERM this process, and if
+    its clean-up has not ended it within GRACE_SECONDS, SIGKILL."""
+    with contextlib.suppress(OSError):
+        while os.read(fd, 1):
+            pass
+    os.kill(os.getpid(), signal.SIGTERM)
+    import time
+
+    time.sleep(GRACE_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def supervised(words: Sequence[str]) -> bool:
@@ -93,10 +116,23 @@ def run(words: Sequence[str]) -> tuple[int, str | None]:
     when run alone."""
     fd, status = tempfile.mkstemp(prefix="harness-worker-", suffix=".json")
     os.close(fd)
-    env = os.environ | {WORKER_ENV: status, PARENT_ENV: str(os.getpid())}
+    read, write = os.pipe()
+    env = os.environ | {
+        WORKER_ENV: status,
+        PARENT_ENV: str(os.getpid()),
+        LIFELINE_ENV: str(read),
+    }
     # The worker in a process group of its own: a terminal's Ctrl-C reaches this process
     # alone, which passes it on once (a second SIGINT would cut the worker's clean-up short).
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *words], env=env, process_group=0)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.cli", *words],
+            env=env,
+            process_group=0,
+            pass_fds=(read,),
+        )
+    finally:
+        os.close(read)  # the worker holds it now; this process keeps only the write end
 
     def forward(signum: int, frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -106,6 +142,7 @@ def run(words: Sequence[str]) -> tuple[int, str | None]:
     try:
         code = proc.wait()
     finally:
+        os.close(write)
         for s, handler in previous.items():
             signal.signal(s, handler)
         doing = _read(status)
