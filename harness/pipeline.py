@@ -331,6 +331,8 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
 
 
 def _read_review(review_path: Path) -> Any:
+    if not review_path.is_file():  # a directory, a device (/dev/zero reads forever), a pipe
+        raise ReviewError(f"{review_path}: not a regular file")
     try:
         size = review_path.stat().st_size
         if size > MAX_REVIEW_BYTES:

@@ -331,3 +331,9 @@ def test_a_megabyte_prompt_is_refused_when_read(tmp_path: Path) -> None:
         f"{path}:1: id 'huge': the prompt is 1,048,576 characters; at most 524,288 (about 128k "
         "tokens, more than any context here)"
     ]
+
+
+def test_a_device_as_an_eval_set_is_refused_not_read(tmp_path: Path) -> None:
+    """/dev/zero would be read until memory is gone."""
+    with pytest.raises(EvalsetError, match="/dev/zero:1: not a regular file"):
+        load_evalset(["/dev/zero"])

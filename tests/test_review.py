@@ -269,3 +269,13 @@ def test_a_hostile_comment_stays_text_in_every_artifact(run: Path) -> None:
     # the data island is JSON with non-ASCII escaped: neither the character nor its escape
     assert "\u202e" not in html.lower() and "\\u202e" not in html.lower()
     assert "\\u27e6U+202E\\u27e7abc" in html
+
+
+@pytest.mark.parametrize("where", ["dir", "/dev/zero"])
+def test_a_review_that_is_not_a_file_is_refused_in_one_line(
+    run: Path, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = run if where == "dir" else Path(where)
+    assert main(["review", "import", str(run), str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not a regular file" in err and "Traceback" not in err

@@ -111,6 +111,9 @@ def _folded(item_id: str) -> str:
 
 def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]:
     """(source, parsed JSON) per non-blank line; unreadable lines become problems."""
+    if not path.is_file():  # a device (/dev/zero reads forever), a pipe, a socket
+        problems.append(f"{path}:1: not a regular file")
+        return
     try:
         data = path.read_bytes()
     except OSError as exc:
