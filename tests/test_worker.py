@@ -27,12 +27,12 @@ def console(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness", *args]
 
 
-def config(path: Path, candidate: dict[str, Any]) -> Path:
+def config(path: Path, candidate: dict[str, Any], items: int = 48, batch: int = 16) -> Path:
     """The demo model against `candidate` on the first 48 prompts of a demo set: three
-    batches of 16, as the fault points below count them."""
+    batches of 16, as the fault points below count them (or `items` in batches of `batch`)."""
     rows = (REPO / "evalsets" / "demo" / "add.jsonl").read_text().splitlines(keepends=True)
-    subset = path.parent / "add-48.jsonl"
-    subset.write_text("".join(rows[:48]))
+    subset = path.parent / f"add-{items}.jsonl"
+    subset.write_text("".join(rows[:items]))
     return write_config(
         path,
         subset,
@@ -40,7 +40,7 @@ def config(path: Path, candidate: dict[str, Any]) -> Path:
         {"cand": candidate},
         {"max_weighted_accuracy_drop": 0.02},
         name="crash",
-        generation={"max_new_tokens": 24, "batch_size": 16},
+        generation={"max_new_tokens": 24, "batch_size": batch},
         stats={},
         baseline_name="fp32",
     )
@@ -151,8 +151,10 @@ def test_commands_that_load_no_model_run_in_process() -> None:
 
 def generating(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
     """`harness compare` started on the demo against its bf16 copy, returned once its baseline
-    is generating (an event, not a sleep), with what it has written to stderr so far."""
-    cfg = config(tmp_path / "c.toml", {"path": DEMO, "dtype": "bfloat16"})
+    is generating (an event, not a sleep), with what it has written to stderr so far. One
+    item a batch over 100 items: generation lasts seconds, not the tenth of a second in
+    which a whole run of the three batches above ends (the signal must land mid-run)."""
+    cfg = config(tmp_path / "c.toml", {"path": DEMO, "dtype": "bfloat16"}, items=100, batch=1)
     args = console(
         "compare",
         "--config",

@@ -95,6 +95,9 @@ def follow_parent() -> None:
 def _watch(fd: int) -> None:
     """Block on the lifeline; at its EOF (the parent is gone) SIGTERM this process, and if
     its clean-up has not ended it within GRACE_SECONDS, SIGKILL."""
+    # the kernel may hand a process's SIGINT or SIGTERM to any thread that does not block
+    # it; this one, asleep in read(), must not take them from the main thread
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     with contextlib.suppress(OSError):
         while os.read(fd, 1):
             pass
