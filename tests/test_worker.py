@@ -149,7 +149,7 @@ def test_commands_that_load_no_model_run_in_process() -> None:
     assert not supervised([])
 
 
-def generating(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
+def generating(tmp_path: Path, ignored: bool = False) -> tuple[subprocess.Popen[str], str]:
     """`harness compare` started on the demo against its bf16 copy, returned once its baseline
     is generating (an event, not a sleep), with what it has written to stderr so far. One
     item a batch over 100 items: generation lasts seconds, not the tenth of a second in
@@ -164,7 +164,10 @@ def generating(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
         "--run-cache",
         str(tmp_path / "r"),
     )
-    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    # `ignored`: started with SIGINT ignored, as a shell's background job (or a library in
+    # the starting process) leaves it; the worker inherits that disposition
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignored else None
+    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
     assert proc.stderr is not None
     seen = ""
     while "fp32:" not in seen:
@@ -175,11 +178,15 @@ def generating(tmp_path: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 @pytest.mark.slow
-def test_sigint_to_the_console_script_reaches_the_worker_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ignored", [False, True], ids=["default", "inherited-ignored"])
+def test_sigint_to_the_console_script_reaches_the_worker_once(
+    tmp_path: Path, ignored: bool
+) -> None:
     """Ctrl-C (here SIGINT to the `harness` process, as a terminal sends it to its foreground
     group, which the worker is not in): the worker cleans up and exits 130, and so does
-    `harness`, with the worker's one line."""
-    proc, seen = generating(tmp_path)
+    `harness`, with the worker's one line; also when `harness` was started with SIGINT
+    ignored (the worker inherited that and ran on)."""
+    proc, seen = generating(tmp_path, ignored)
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read() if proc.stderr else ""
     assert proc.wait(timeout=120) == 130, seen + rest

@@ -77,7 +77,13 @@ def follow_parent() -> None:
     """In the worker: SIGTERM when the `harness` process dies (it is in another process
     group, so a kill of that group or of that process alone would leave it running)."""
     parent = os.environ.get(PARENT_ENV)
-    if not os.environ.get(WORKER_ENV) or not parent or not sys.platform.startswith("linux"):
+    if not os.environ.get(WORKER_ENV) or not parent:
+        return
+    # The parent passes SIGINT on (`run`); a worker started from a shell's background job
+    # inherits SIGINT ignored, and would run on after it: it takes it as a Ctrl-C instead.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if not sys.platform.startswith("linux"):
         return
     import ctypes
 
