@@ -337,3 +337,19 @@ def test_a_device_as_an_eval_set_is_refused_not_read(tmp_path: Path) -> None:
     """/dev/zero would be read until memory is gone."""
     with pytest.raises(EvalsetError, match="/dev/zero:1: not a regular file"):
         load_evalset(["/dev/zero"])
+
+
+def test_a_line_nested_too_deep_and_an_oversized_file_are_problems_not_crashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.inputs.evalset as evalset
+
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text("[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(EvalsetError, match=r"deep\.jsonl:1: JSON nested too deep to read"):
+        load_evalset([str(deep)])
+    big = tmp_path / "big.jsonl"
+    big.write_text('{"id": "a", "prompt": "p"}\n' * 10)
+    monkeypatch.setattr(evalset, "MAX_FILE_BYTES", 100)
+    with pytest.raises(EvalsetError, match=r"big\.jsonl:1: 270 bytes; an eval-set file"):
+        load_evalset([str(big)])

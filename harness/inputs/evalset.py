@@ -30,6 +30,9 @@ from harness.records.schema import keys_of
 FIELDS = tuple(k.name for k in keys_of(EvalItem))
 MESSAGE_FIELDS = ("role", "content")
 BOM = b"\xef\xbb\xbf"
+# An eval-set file is read whole: one larger than this is refused before it is read (split
+# it); 1 GiB holds some 40,000 prompts of 7,000 tokens.
+MAX_FILE_BYTES = 2**30
 
 
 class EvalsetError(HarnessError):
@@ -114,6 +117,12 @@ def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]
     if not path.is_file():  # a device (/dev/zero reads forever), a pipe, a socket
         problems.append(f"{path}:1: not a regular file")
         return
+    if (size := path.stat().st_size) > MAX_FILE_BYTES:
+        problems.append(
+            f"{path}:1: {size:,} bytes; an eval-set file is read whole and may hold at most "
+            f"{MAX_FILE_BYTES:,}: split it"
+        )
+        return
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -140,6 +149,8 @@ def _json_lines(path: Path, problems: list[str]) -> Iterator[tuple[Source, Any]]
             yield source, json.loads(text, object_pairs_hook=_no_duplicate_keys)
         except (json.JSONDecodeError, InvalidItem) as exc:
             problems.append(f"{source}: {_id_hint(text)}{_json_problem(exc)}")
+        except RecursionError:
+            problems.append(f"{source}: JSON nested too deep to read")
 
 
 _BOMS = (
