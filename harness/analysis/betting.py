@@ -54,7 +54,7 @@ ORDERS = 8
 # psi = 0.02: 76 / 70 / 66%. 0.9 rules out a 2-pt drop with 243 flip-free items (0.75: 300;
 # the exact binomial bound: 183) and never stakes everything on one item.
 TRUNCATE = 0.9
-BISECT = 40  # halvings of the range: below 1e-11 of a 2-point-wide range
+BISECT = 40  # halvings of the range: an end within 2e-12 on a range of width 2
 
 
 @dataclass(frozen=True, slots=True)
