@@ -313,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Side-by-side quality evaluation of quantized LLMs."
     )
+    from harness import __version__
+    from harness.analysis.results import SCHEMA_VERSION
+
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"harness {__version__} (results schema {SCHEMA_VERSION})",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     validate = sub.add_parser(

@@ -555,3 +555,12 @@ def test_the_terminal_shows_the_harness_not_the_libraries(
     assert "Loading weights" not in quiet, quiet
     assert "Loading weights" in loud, loud
     assert "base:" in quiet or "cand:" in quiet  # the harness's own bars
+
+
+def test_the_version_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"harness {__version__} (results schema 5)"
