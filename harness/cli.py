@@ -197,7 +197,7 @@ def cmd_traffic_import(args: argparse.Namespace) -> int:
     for key, value in cleaning.rows():
         print(f"{key:<{width}}  {value:>9,}")
     for line in cleaning.bad[:20]:
-        print(f"unreadable: {line}", file=sys.stderr)
+        print(f"unreadable: {terminal_text(line)}", file=sys.stderr)
     if len(cleaning.bad) > 20:
         print(f"unreadable: ... {len(cleaning.bad) - 20:,} more in {report}", file=sys.stderr)
     print(f"wrote {args.out} ({len(items):,} items) and {report}")

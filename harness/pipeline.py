@@ -174,12 +174,12 @@ def _run_and_publish(
             baseline_fp,
             distribution=cfg.distribution,
         )
-    unchanged(at_start)
+    hashes = unchanged(at_start)
     header = RunHeader(
         created_at=created_at,
         name=cfg.name,
         config=config_json(cfg),
-        evalsets=evalset_info(items),
+        evalsets=evalset_info(items, hashes),
         libraries=library_versions(),
         durations=Durations(
             quantize_seconds={c.spec.name: round(c.quantize_seconds, 1) for c in ready},
@@ -451,8 +451,8 @@ class EvalsetChanged(HarnessError):
     """An eval-set file changed while the run read it: the items run are not the file's."""
 
 
-def unchanged(at_start: Sequence[EvalsetInfo]) -> None:
-    """Every eval-set file still holds what was read at the start."""
+def unchanged(at_start: Sequence[EvalsetInfo]) -> dict[str, str]:
+    """Every eval-set file still holds what was read at the start: its sha256 per path."""
     from harness.store.sealed import sha256_file
 
     for info in at_start:
@@ -463,15 +463,23 @@ def unchanged(at_start: Sequence[EvalsetInfo]) -> None:
                 f"the start, {now[:12]}... now): the items run are the start's, so nothing is "
                 "published; rerun on the file as it is"
             )
+    return {info.path: info.sha256 for info in at_start}
 
 
-def evalset_info(items: list[EvalItem]) -> tuple[EvalsetInfo, ...]:
+def evalset_info(
+    items: list[EvalItem], hashes: dict[str, str] | None = None
+) -> tuple[EvalsetInfo, ...]:
+    """Per eval-set file, its sha256 (from `hashes` when already taken) and the items run."""
     from harness.store.sealed import sha256_file
 
+    known = hashes or {}
     counts: dict[str, int] = {}
     for item in items:
         counts[item.source.path] = counts.get(item.source.path, 0) + 1
-    return tuple(EvalsetInfo(path=p, sha256=sha256_file(p), items=n) for p, n in counts.items())
+    return tuple(
+        EvalsetInfo(path=p, sha256=known.get(p) or sha256_file(p), items=n)
+        for p, n in counts.items()
+    )
 
 
 def sample_traffic(

@@ -132,22 +132,14 @@ class Prepared:
         return out
 
 
-def test(
-    x: Values, w: Values, limit: float, alpha: float, rng: Range, seed: int
-) -> tuple[bool, bool]:
-    """(shown below `limit`, shown above it), each one-sided at level alpha."""
-    p = Prepared.of(x, w, rng, seed)
-    return bool(p.rejects(limit, "below", alpha)[0]), bool(p.rejects(limit, "above", alpha)[0])
-
-
 def interval(
-    x: Values, w: Values, confidence: float, rng: Range, seed: int
+    x: Values, w: Values, confidence: float, rng: Range, seed: int, count: int = ORDERS
 ) -> tuple[float, float] | None:
     """The two-sided betting interval for the weighted mean at `confidence` (each end one-
-    sided at (1 - confidence) / 2); None without items."""
+    sided at (1 - confidence) / 2), over `count` seeded orders; None without items."""
     if not len(x):
         return None
-    p = Prepared.of(x, w, rng, seed)
+    p = Prepared.of(x, w, rng, seed, count)
     alpha = (1 - confidence) / 2
     return bisect(lambda t, s: p.rejects(t, s, alpha), rng)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import binomtest
 
-from harness.analysis.betting import DROP, SHARE, Prepared, Range, bisect
+from harness.analysis.betting import DROP, SHARE, Range, interval
 from harness.records import Interval, StatsConfig
 
 
@@ -57,9 +57,8 @@ def weighted_share(
 
 
 def _interval(x: np.ndarray, w: np.ndarray, rng: Range, stats: StatsConfig) -> tuple[float, float]:
-    p = Prepared.of(x, w, rng, stats.seed, stats.orders)
-    alpha = (1 - stats.confidence) / 2
-    return bisect(lambda t, side: p.rejects(t, side, alpha), rng)
+    # callers return early on an empty slice; with no item nothing is ruled out
+    return interval(x, w, stats.confidence, rng, stats.seed, stats.orders) or (rng.low, rng.high)
 
 
 def mcnemar_exact(regressions: int, improvements: int) -> float:

@@ -99,7 +99,7 @@ def run_sequential(
     staging: RunDir,
     cache: RunCache,
     baseline_fp: str,
-    unchanged: Callable[[], None] = lambda: None,
+    unchanged: Callable[[], object] = lambda: None,
 ) -> SequentialOutcome:
     """Run the pool (already in its seeded random order) round by round into `staging`;
     `unchanged` checks before each round that the pool's files are the ones read."""

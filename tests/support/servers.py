@@ -53,6 +53,16 @@ class Seen:
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
 
 
+def answer(handler: BaseHTTPRequestHandler, status: int, data: bytes | str) -> None:
+    """One JSON answer, whole."""
+    body = data.encode() if isinstance(data, str) else data
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 @contextmanager
 def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """`handler` on 127.0.0.1:<a free port> in a thread; yields its base URL, shuts down."""
@@ -78,12 +88,7 @@ def witness() -> Iterator[tuple[str, Seen]]:
 
         def _record(self) -> None:
             seen.requests.append((self.command, self.path, self.headers.get("Authorization")))
-            data = b'{"data": [{"id": "smollm2"}], "choices": [{"text": "pwned"}]}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            answer(self, 200, b'{"data": [{"id": "smollm2"}], "choices": [{"text": "pwned"}]}')
 
         do_GET = do_POST = _record
 
@@ -102,12 +107,7 @@ def echo_401() -> Iterator[str]:
 
         def _refuse(self) -> None:
             said = self.headers.get("Authorization", "")
-            data = json.dumps({"error": f"\x1b[31mbad credentials: {said}\x1b[0m"}).encode()
-            self.send_response(401)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            answer(self, 401, json.dumps({"error": f"\x1b[31mbad credentials: {said}\x1b[0m"}))
 
         do_GET = do_POST = _refuse
 
