@@ -6,6 +6,7 @@ cleaning table counts what was planted."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -437,3 +438,43 @@ def test_a_log_that_is_not_a_file_is_refused_in_one_line(tmp_path: Path, where: 
     done = in_process("traffic", "import", str(path), "--out", str(tmp_path / "o.jsonl"))
     assert done.returncode == 2 and "not a regular file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_logs_over_the_byte_budget_are_refused_before_any_is_parsed(tmp_path: Path) -> None:
+    """The logs together are sized first: one over `--max-log-bytes` is exit 2 naming the
+    sizes, with nothing parsed (the bad line below would otherwise be named)."""
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("".join(json.dumps({"messages": user(f"q {i}")}) + "\n" for i in range(20)))
+    second.write_text("not json\n" + json.dumps({"messages": user("last")}) + "\n")
+    out = tmp_path / "o.jsonl"
+    size = first.stat().st_size + second.stat().st_size
+    args = ("traffic", "import", str(first), str(second), "--out", str(out))
+    done = in_process(*args, "--max-log-bytes", str(size - 1))
+    assert done.returncode == 2 and f"the logs hold {size:,} bytes" in done.stderr
+    assert "invalid JSON" not in done.stderr and not out.exists()
+    done = in_process(*args, "--max-log-bytes", str(size), "--max-bad-share", "0.1")
+    assert done.returncode == 0, done.stderr
+    assert len(out.read_text().splitlines()) == 21
+
+
+def test_a_log_that_grows_past_the_budget_while_read_is_cut_off(tmp_path: Path) -> None:
+    """Sized at the start, counted as read: a log still being written stops at the budget."""
+    from harness.inputs.importer import Cleaning, ImportFailed, read_logs
+
+    log = tmp_path / "log.jsonl"
+    line = json.dumps({"messages": user("q")}) + "\n"
+    log.write_text(line * 10)
+    budget = len(line) * 10
+    requests = read_logs([log], None, Cleaning(), budget)
+    assert len(requests) == 10
+
+    class Growing(type(log)):  # type: ignore[misc]
+        """Its size as it was when sized; its content as it is when read."""
+
+        def stat(self, **kwargs: object) -> os.stat_result:
+            real = super().stat(**kwargs)
+            return os.stat_result((*real[:6], budget, *real[7:]))
+
+    log.write_text(line * 11)
+    with pytest.raises(ImportFailed, match=r"log.jsonl:11: over --max-log-bytes .* \(it grew\)"):
+        read_logs([Growing(log)], None, Cleaning(), budget)

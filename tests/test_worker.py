@@ -20,7 +20,7 @@ import pytest
 from harness.run.worker import crash_line
 
 from .support.helpers import in_process, write_config
-from .support.paths import DEMO, NEEDS_LLAMA_CPP, REPO
+from .support.paths import DEMO, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REPO, SMOLLM
 
 
 def console(*args: str) -> list[str]:
@@ -219,6 +219,46 @@ def test_the_worker_does_not_outlive_a_killed_console_script(tmp_path: Path) -> 
         time.sleep(0.2)
     assert gone()
     assert not (tmp_path / "run").exists() and not list(tmp_path.glob(".run.*"))
+
+
+@pytest.mark.slow
+@NEEDS_REAL_MODEL
+def test_sigterm_acts_within_5_s_during_a_long_teacher_forced_pass(tmp_path: Path) -> None:
+    """Issue 39: SIGTERM took 18 s to act during a long reference's teacher-forced pass. Here
+    SmolLM2 teacher-forces a reference of some 6,700 tokens (inside its 8,192-token context:
+    one pass of ~45 s on 2 cores); SIGTERM 3 s into it ends the run, cleaned up, within 5 s."""
+    import time
+
+    text = "the quick brown fox jumps over the lazy dog while rivers run and " * 480
+    sets = tmp_path / "long.jsonl"
+    sets.write_text(json.dumps({"id": "long", "prompt": "Repeat:", "reference": text}) + "\n")
+    cfg = write_config(
+        tmp_path / "c.toml",
+        sets,
+        SMOLLM,
+        {"cand": SMOLLM},
+        {"max_weighted_accuracy_drop": 0.02},
+        generation={"max_new_tokens": 2, "batch_size": 1},
+        stats={},
+    )
+    out = tmp_path / "run"
+    args = console("compare", "--config", str(cfg), "--out", str(out), "--verbose")
+    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = ""
+    while "on disk" not in seen:  # the baseline's generation is stored; its reference is next
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    time.sleep(3)
+    assert proc.poll() is None, seen
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 143, seen + rest
+    assert time.monotonic() - start < 5, seen + rest
+    assert "harness: terminated (SIGTERM); nothing half-written was kept" in rest
+    assert not out.exists() and not list(tmp_path.glob(".run.*"))
 
 
 def test_the_worker_ends_when_its_lifeline_closes() -> None:

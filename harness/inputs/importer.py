@@ -51,6 +51,12 @@ class ImportSettings:
     max_new_tokens: int = setting(
         256, doc="tokens an answer may take, for the context check (a request's own wins)", gt=0
     )
+    max_log_bytes: int = setting(
+        2**30,
+        doc="the logs together may hold this many bytes, checked before any is parsed (an "
+        "import holds its requests in memory: ~7 bytes for each byte of log)",
+        gt=0,
+    )
     phone_region: str = setting("US", doc="where numbers without a country code are read")
     keep_pii: bool = setting(False, doc="write personal data and secrets as logged (loudly)")
 
@@ -111,8 +117,19 @@ class Cleaning:
         }
 
 
-def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> list[Request]:
-    """Every request of every file, batch answers joined to their requests."""
+def read_logs(
+    paths: Sequence[Path], forced: str | None, cleaning: Cleaning, budget: int = 2**30
+) -> list[Request]:
+    """Every request of every file, batch answers joined to their requests. The files hold at
+    most `budget` bytes together: sized before any is parsed, and counted as they are read (a
+    log still being written grows)."""
+    sizes = [_size(path) for path in paths]
+    if sum(sizes) > budget:
+        raise ImportFailed(
+            f"the logs hold {sum(sizes):,} bytes, over --max-log-bytes {budget:,}: import "
+            "them in parts, or raise the budget where memory allows (~7 bytes a byte of log)"
+        )
+    left = budget
     fmt = TRAFFIC_FORMATS.get(forced) if forced else None
     requests: list[Request] = []
     answers: dict[str, str | None] = {}
@@ -122,7 +139,10 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
         cleaning.bad.append(f"{where}: {note.scrub(why)}")
 
     for path in paths:
-        for number, text, why in _lines(path):
+        for number, text, why, size in _lines(path):
+            left -= size
+            if left < 0:
+                raise ImportFailed(f"{path}:{number}: over --max-log-bytes {budget:,} (it grew)")
             cleaning.lines += 1
             where = f"{path}:{number}"
             if why is not None:
@@ -171,30 +191,41 @@ def read_logs(paths: Sequence[Path], forced: str | None, cleaning: Cleaning) -> 
 MAX_LINE_BYTES = 8 * 2**20
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
-    """(line number, text, why it cannot be read or None), non-empty lines only. A path that
-    is not a regular file (a directory, /dev/zero, a pipe) is refused whole; a line that is
-    too long or not UTF-8 is named, never turned into U+FFFD text."""
+def _size(path: Path) -> int:
+    """A log's size in bytes; a path that is not a regular file (a directory, /dev/zero, a
+    pipe) is refused whole."""
     if not path.is_file():
         raise ImportFailed(f"{path}: not a regular file (a directory, a device, a pipe?)")
+    return path.stat().st_size
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str, str | None, int]]:
+    """(line number, text, why it cannot be read or None, bytes read since the last line
+    yielded), non-empty lines only. A line that is too long or not UTF-8 is named, never
+    turned into U+FFFD text."""
+    _size(path)
     with path.open("rb") as f:
-        number = 0
+        number = read = 0
         while True:
             raw = f.readline(MAX_LINE_BYTES + 1)
             if not raw:
                 return
             number += 1
+            read += len(raw)
             if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
                 while (more := f.readline(MAX_LINE_BYTES)) and not more.endswith(b"\n"):
-                    pass  # the rest of the line, read and dropped
-                yield number, "", f"longer than {MAX_LINE_BYTES // 2**20} MiB"
+                    read += len(more)  # the rest of the line, read and dropped
+                yield number, "", f"longer than {MAX_LINE_BYTES // 2**20} MiB", read + len(more)
+                read = 0
                 continue
             if not raw.strip():
                 continue
             try:
-                yield number, raw.decode("utf-8").rstrip("\r\n"), None
+                text, why = raw.decode("utf-8").rstrip("\r\n"), None
             except UnicodeDecodeError as exc:
-                yield number, "", f"not UTF-8 (byte {exc.start + 1})"
+                text, why = "", f"not UTF-8 (byte {exc.start + 1})"
+            yield number, text, why, read
+            read = 0
 
 
 def _surrogates(value: Any) -> bool:
@@ -381,7 +412,7 @@ def import_traffic(
     """The eval-set lines and the cleaning table. `context`: a callable (messages, new
     tokens) -> whether it fits the baseline's context, or None for no check."""
     cleaning = Cleaning()
-    requests = read_logs(paths, forced, cleaning)
+    requests = read_logs(paths, forced, cleaning, settings.max_log_bytes)
     share = len(cleaning.bad) / cleaning.lines if cleaning.lines else 0.0
     if share > settings.max_bad_share:
         shown = "; ".join(cleaning.bad[:3])
