@@ -397,9 +397,32 @@ def test_versions_slices_hashes_and_identifiers_are_not_personal_data() -> None:
         "print(arr[1:2]); python 3.12.1.0; v1.2.3.4; sha256 9f86d081884c7d659a2feaa0c55ad015a3b"
         "f4f1b2b0b822cd15d6c15b0f00a08; uuid 123e4567-e89b-12d3-a456-426614174000; "
         "ResNet50V2BackboneModel; SmolLM2-135M-Instruct; torch_dtype_bfloat16_Config2; "
-        "ISBN 978-3-16-148410-0"
+        "ISBN 978-3-16-148410-0; "
+        # measured false positives of the random-looking rule and the header shapes
+        # (`python -m tools.secret_rules`): model ids, identifiers, a commit in a URL, prose
+        "HuggingFaceTB/SmolLM2-135M-Instruct; HuggingFaceTB/SmolLM3-3B; Base64HighEntropyString; "
+        "https://github.com/python/cpython/blob/0e46c0499413bc5f9f8336fe76e2e67cf93f64d8/Include; "
+        "using basic logarithm properties; the token to use as HTTP bearer authorization"
     )
     assert Scrubber().scrub(text) == text
+
+
+def test_an_aws_secret_is_taken_by_its_shape_and_a_random_one_by_the_rule() -> None:
+    """AWS's documented example secret holds words (EXAMPLEKEY): its shape, 40 base64
+    characters, takes it; a random secret of any length from 32 on is taken too."""
+    import random
+    import string
+
+    rng = random.Random(0)
+    alphabet = string.ascii_letters + string.digits + "+/"
+    keys = ["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]
+    keys += ["".join(rng.choice(alphabet) for _ in range(40)) for _ in range(50)]
+    for key in keys:
+        assert Scrubber().scrub(f"secret is {key} ok") == "secret is <SECRET> ok", key
+    assert Scrubber().scrub("Authorization: Basic dXNlcjpwYXNzd29yZA==") == (
+        "Authorization: Basic <SECRET>"
+    )
+    assert Scrubber().scrub("Bearer eyJhbGciOi.x1") == "Bearer <SECRET>"
 
 
 def test_hostile_lines_are_unreadable_lines_never_crashes(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ What finds what, and why (docs/traffic.md says the same):
   region), not a regex: it knows every country's numbering plan, so "+44 20 7946 0958" is one
   and "12 apples, 34 pears" is not;
 - API keys and tokens: `detect-secrets`' pattern plugins (AWS, GitHub, GitLab, Slack, Stripe,
-  JWT, private keys, keyword assignments, ...) — its high-entropy plugins are left out: on
-  free text they flag ordinary words — plus the shapes it does not know (OpenAI `sk-...`,
-  Hugging Face `hf_...`, `Bearer ...` headers, `api_key=...` assignments);
+  JWT, private keys, keyword assignments, ...) plus the shapes it does not know (OpenAI
+  `sk-...`, Hugging Face `hf_...`, `Bearer ...` headers, `api_key=...` assignments) and a rule
+  for random-looking runs; its high-entropy plugins are left out: quoted-only they miss bare
+  keys, unquoted they take links holding commit hashes (`tools/secret_rules.py` measures);
 - card numbers: runs of 13-19 digits (spaces or dashes between) that pass the Luhn check,
   start as an issuer's number does (2-6: Mastercard, Amex, Visa, Discover, UnionPay...) and
   are not one digit repeated nor the fraction of a decimal ("1.0000000000000000" passes Luhn:
@@ -23,6 +24,7 @@ not used.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import math
 import re
@@ -46,14 +48,20 @@ SECRET_SHAPES = re.compile(
     r"(?P<v>\bsk-[A-Za-z0-9_-]{20,}|\bhf_[A-Za-z0-9]{30,}"
     r"|\bgithub_pat_[A-Za-z0-9_]{22,}|\bgh[pousr]_[A-Za-z0-9]{30,}|\bglpat-[A-Za-z0-9_-]{20,}"
     r"|\bAIza[0-9A-Za-z_-]{35}|\bxox[abposr]-[A-Za-z0-9-]{10,}"
-    r"|\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}|\bAKIA[0-9A-Z]{16})"
-    r"|(?i:\b(?:bearer|basic)\s+)(?P<b>[A-Za-z0-9._~+/=-]{8,})"
+    r"|\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}|\bAKIA[0-9A-Z]{16}"
+    # an AWS secret access key: exactly 40 base64 characters, upper and lower case and digits
+    r"|(?<![A-Za-z0-9+/=_.-])(?=[A-Za-z0-9+/]{0,39}[A-Z])(?=[A-Za-z0-9+/]{0,39}[a-z])"
+    r"(?=[A-Za-z0-9+/]{0,39}[0-9])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=_.-]))"
+    # a header's credentials, not prose ("basic logarithm properties", "bearer authorization"):
+    # Basic's is base64 (checked below: it decodes to user:password), Bearer's holds a digit
+    r"|(?i:\bbasic\s+)(?P<c>[A-Za-z0-9+/]{6,}={0,2})(?![A-Za-z0-9+/=])"
+    r"|(?i:\bbearer\s+)(?P<b>(?=[A-Za-z._~+/=-]{0,200}[0-9])[A-Za-z0-9._~+/=-]{8,})"
     r"|(?i:\b(?:account|shared[_-]?access)key=)(?P<k>[A-Za-z0-9+/=]{20,})"
     r"|(?i:\b[a-z][a-z0-9+.-]*://)(?P<u>[^\s/@:]+:[^\s/@]+)@"
     r"|(?i:\b(?:api[_-]?key|access[_-]?token|auth[_-]?token|secret|password|passwd)"
     r"[\"']?\s*[:=]\s*[\"']?)(?P<a>[^\s\"']{8,})"
 )
-GROUPS = ("v", "b", "k", "u", "a")
+GROUPS = ("v", "c", "b", "k", "u", "a")
 # A PEM private key, whole: header, body and footer
 PEM = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----.*?-----END (?:[A-Z0-9]+ )*PRIVATE "
@@ -62,15 +70,19 @@ PEM = re.compile(
 )
 # A long run of key characters (an AWS secret access key, a token no plugin knows): a piece of
 # it between `-`, `_` and `.` of 20 characters or more, mixing upper case, lower case and
-# digits, with Shannon entropy >= 4 bits a character and few vowels among its letters
-# (random base64: 19%; identifiers built of words such as `ResNet50V2BackboneModel`: 30-40%).
-# Measured: of 6,360 such runs in this repository's code, docs and eval sets and in
-# transformers' and torch's sources, it flagged only the 4 planted test secrets; of random
-# base64 keys it takes 57% at 20 characters, 92% at 32 and 94% at 40 (the provider shapes
-# above take the rest of the known kinds whole).
+# digits, with Shannon entropy >= 4 bits a character, few vowels among its letters (random
+# base64: 19%; identifiers built of words such as `ResNet50V2BackboneModel`: 30-40%) and
+# short runs of one kind (a capitalised word, a run of capitals, of lower case, of digits):
+# under 3 characters on average. Random base64 averages 1.8 (99th percentile 2.9 at 20
+# characters, 2.6 at 40); words make longer runs: `HuggingFaceTB/SmolLM2` 3.3, a GitHub path
+# holding a commit hash 3.1, `Base64HighEntropyString` 4.6. `python -m tools.secret_rules`
+# measures it against detect-secrets' entropy plugins (docs/traffic.md has the table).
 HIGH_ENTROPY = re.compile(r"(?<![A-Za-z0-9+/=_.-])[A-Za-z0-9+/=_.-]{20,}(?![A-Za-z0-9+/=_.-])")
 ENTROPY_BITS = 4.0
 MAX_VOWELS = 0.3
+WORD_RUNS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+MAX_MEAN_RUN = 3.0
+HEX_SEGMENT = re.compile(r"(?:^|/)[0-9a-f]{7,}(?:/|$)")
 # US social security numbers (never 000, 666 or 9xx areas, nor a 00 group or 0000 serial)
 SSN = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 # IBAN: country, check digits, then up to 30 letters and digits, grouped by 4 or not
@@ -102,6 +114,23 @@ def iban_ok(text: str) -> bool:
     return 15 <= len(flat) <= 34 and int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
+def _pieces(run: str) -> list[str]:
+    """A run's pieces between `-`, `_` and `.`; and between `/` too where a piece holds a hex
+    hash between slashes (a URL or path with a commit: random base64 has 7 hex characters
+    running in 1 of 16,000 places)."""
+    pieces = re.split(r"[-_.]", run)
+    return [
+        part
+        for piece in pieces
+        for part in (piece.split("/") if HEX_SEGMENT.search(piece) else [piece])
+    ]
+
+
+def random_run(run: str) -> bool:
+    """Whether a run of key characters (`HIGH_ENTROPY`) has a random-looking piece."""
+    return any(_random_looking(p) for p in _pieces(run))
+
+
 def _random_looking(piece: str) -> bool:
     if len(piece) < 20 or not (
         any(c.isupper() for c in piece)
@@ -111,7 +140,18 @@ def _random_looking(piece: str) -> bool:
         return False
     letters = [c for c in piece if c.isalpha()]
     vowels = sum(c in "aeiouAEIOU" for c in letters) / len(letters)
-    return vowels <= MAX_VOWELS and entropy(piece) >= ENTROPY_BITS
+    runs = WORD_RUNS.findall(piece)
+    short = sum(map(len, runs)) / len(runs) < MAX_MEAN_RUN
+    return vowels <= MAX_VOWELS and short and entropy(piece) >= ENTROPY_BITS
+
+
+def _basic_credentials(value: str) -> bool:
+    """Whether a `Basic` header's value is what the scheme sends: base64 of `user:password`."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+        return ":" in decoded.decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def luhn(digits: str) -> bool:
@@ -193,9 +233,10 @@ class Scrubber:
             yield Span(m.start(), m.end(), "secret")
         for m in SECRET_SHAPES.finditer(text):
             group = next(g for g in GROUPS if m.group(g) is not None)
-            yield Span(m.start(group), m.end(group), "secret")
+            if group != "c" or _basic_credentials(m.group(group)):
+                yield Span(m.start(group), m.end(group), "secret")
         for m in HIGH_ENTROPY.finditer(text):
-            if any(_random_looking(p) for p in re.split(r"[-_.]", m.group())):
+            if random_run(m.group()):
                 yield Span(m.start(), m.end(), "secret")
         at = 0
         for line in text.splitlines(keepends=True):
