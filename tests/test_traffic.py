@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,11 @@ PII: dict[str, list[str]] = {
         "Basic dXNlcjpwYXNzd29yZA==",
         "https://ada:hunter2pw@example.com/feed",
         "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        "glpat-Ab3dE6gH9jK2mN5pQ8sT",
+        "Bearer 7fQ2xLp9ZrT4vW8yB1nC5dK3",
+        # a GCP service account's key as pasted (JSON: the PEM's newlines escaped)
+        '"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC'
+        'BKcwggSjAgEAAoIBAQC7\\n-----END PRIVATE KEY-----\\n"',
     ],
 }
 # Questions that differ only in a number are different requests, however alike.
@@ -195,8 +201,13 @@ def test_an_import_keeps_each_request_once_and_no_planted_secret(tmp_path: Path)
     assert len(items) == len(logs["unique"])
     # nothing planted survives anywhere under the output folder
     written = "\n".join(p.read_text() for p in out.parent.iterdir())
+    shown = done.stdout + done.stderr
     for value in logs["planted"]:
-        assert value not in written, value
+        # the value whole, and each key-like piece of it (a header's or a PEM's body, a URL's
+        # password), absent from every file written and from the terminal
+        pieces = [p for p in re.findall(r"[A-Za-z0-9+/_-]{8,}", value) if re.search(r"\d", p)]
+        for piece in [value, *pieces]:
+            assert piece not in written and piece not in shown, (value, piece)
     assert "kid@example.com" not in written and "user_api_key_hash" not in written
     table = json.loads((out.parent / "traffic.cleaning.json").read_text())
     assert table["pii_replaced"] == {k: 2 * len(v) for k, v in PII.items()}  # prompt + answer
