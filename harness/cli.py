@@ -25,7 +25,6 @@ from harness.records import GGUF_TYPES, METHODS, SCHEMES, GgufSpec, QuantizeSpec
 from harness.records.errors import HarnessError
 from harness.records.neutral import terminal_text
 from harness.run import console, worker
-from harness.run.quantize import DEFAULT_CACHE
 from harness.store.outputs import (
     check_file,
     check_folder,
@@ -37,6 +36,7 @@ from harness.store.outputs import (
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells report them
+CACHE_HELP = "quantized checkpoints (default: quantized/ in the harness home, ~/.cache/harness)"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -124,7 +124,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from harness.run.sensitivity import measure
-    from harness.store.runcache import DEFAULT_RUN_CACHE
     from harness.store.rundir import dumps, write_atomic
 
     out = owned_folder(
@@ -137,7 +136,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         args.keep,
         args.keep_scheme,
         args.cache,
-        args.run_cache or DEFAULT_RUN_CACHE,
+        args.run_cache,
     )
     for row in sorted(found["layers"], key=lambda r: -r["mean_kld"]):
         print(f"{row['layer']:>24}  mean KLD {row['mean_kld']:.4g}")
@@ -298,13 +297,17 @@ def _compare_parser(sub: Any, command: str) -> None:
         help="a checkpoint for candidate NAME",
     )
     compare.add_argument(
-        "--cache", type=Path, default=DEFAULT_CACHE, help="quantized checkpoint cache"
+        "--cache",
+        type=Path,
+        default=None,
+        help=CACHE_HELP,
     )
     compare.add_argument(
         "--run-cache",
         type=Path,
         default=None,
-        help="model runs: a ladder's, and what a killed run resumes from (.cache/harness/runs)",
+        help="model runs: the baseline's, a ladder's, what a killed run resumes from "
+        "(default: runs/ in the harness home)",
     )
     compare.set_defaults(func=cmd_compare)
 
@@ -358,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     quant.add_argument(
         "--out", type=Path, help="copy the checkpoint here (default: print the cache dir)"
     )
-    quant.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    quant.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
     quant.add_argument(
         "--force", action="store_true", help="replace an existing --out file (a GGUF)"
     )
@@ -379,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="folder for the recipe and sensitivity.json (default reports/<config>-sensitivity)",
     )
-    sens.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    sens.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
     sens.add_argument("--run-cache", type=Path, default=None)
     sens.set_defaults(func=cmd_sensitivity)
 
@@ -398,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="folder for corpus.json and corpus.md (default reports/<name>-corpus)",
     )
-    corpus.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    corpus.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
     corpus.set_defaults(func=cmd_corpus)
 
     review = sub.add_parser("review", help="hand review verdicts")

@@ -54,7 +54,6 @@ from harness.records import (
 )
 from harness.records.errors import HarnessError
 from harness.render.report import render_all
-from harness.run.quantize import DEFAULT_CACHE
 from harness.store.outputs import owned_folder
 from harness.store.rundir import (
     RunDir,
@@ -75,7 +74,7 @@ def now() -> str:
 
 
 def compare(
-    cfg: CompareConfig, out: Path, cache: Path = DEFAULT_CACHE, run_cache: Path | None = None
+    cfg: CompareConfig, out: Path, cache: Path | None = None, run_cache: Path | None = None
 ) -> Results:
     """Quantize what the config asks for (cached), run every model, analyze, write the run
     folder at `out` (built aside and renamed into place when complete). Models run through
@@ -141,12 +140,12 @@ def _run_and_publish(
 ) -> Results:
     """Run every model into `staging`, analyze, write the artifacts and publish at `out`."""
     from harness.run.runner import run_all
-    from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache
+    from harness.store.runcache import RunCache
 
     # Every model runs through the run cache, so that a killed run resumes batch by batch; a
     # ladder keeps the entries (rungs are added and rerun), a plain compare drops those it
     # used once its report is published.
-    runs_cache = RunCache(run_cache or DEFAULT_RUN_CACHE, keep=cfg.ladder is not None)
+    runs_cache = RunCache(run_cache, keep=cfg.ladder is not None)
     sequential, pool = None, None
     if cfg.sequential is not None:
         from harness.analysis.sequential import pools
@@ -217,7 +216,7 @@ def _run_and_publish(
     return results
 
 
-def corpus_models(cfg: CompareConfig, cache: Path = DEFAULT_CACHE) -> list[ModelSpec]:
+def corpus_models(cfg: CompareConfig, cache: Path | None = None) -> list[ModelSpec]:
     """The baseline and every candidate (quantized when missing, cached)."""
     from harness.run.backends.base import checkpoint_fingerprint
     from harness.run.runner import ready_candidate
@@ -227,7 +226,7 @@ def corpus_models(cfg: CompareConfig, cache: Path = DEFAULT_CACHE) -> list[Model
     return [cfg.baseline, *(c.spec for c in ready)]
 
 
-def corpus(config: Path, out: Path | None, cache: Path = DEFAULT_CACHE) -> tuple[Any, str]:
+def corpus(config: Path, out: Path | None, cache: Path | None = None) -> tuple[Any, str]:
     """`harness corpus`: every model of the config (candidates quantized as for compare) on
     the `[corpus]` text; writes corpus.json and corpus.md to `out`."""
     from harness.inputs.config import load_config
@@ -491,7 +490,7 @@ def sample_traffic(
     from harness.analysis.sampling import HARD, check_pool, draw, hard_items, weight
     from harness.run.mining import mine, signal_rows
     from harness.store.outputs import check_file, check_not_input
-    from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache
+    from harness.store.runcache import RunCache
     from harness.store.rundir import write_all
 
     t = cfg.traffic
@@ -519,7 +518,7 @@ def sample_traffic(
                 obj = json.loads(text)
                 lines[obj["id"]] = obj
     check_pool(lines, t.size, t.calibration)  # before the baseline mines anything
-    signals = mine(cfg.baseline, items, cfg.generation, RunCache(run_cache or DEFAULT_RUN_CACHE))
+    signals = mine(cfg.baseline, items, cfg.generation, RunCache(run_cache))
     values = {s.id: s.value(t.signal) for s in signals}
     hard = hard_items(values, t.signal, t.hard_share)
     ids = [i.id for i in items]

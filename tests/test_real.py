@@ -13,7 +13,7 @@ import pytest
 
 from harness.cli import main
 from tests.support.helpers import write_config
-from tests.support.paths import MINILM, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
+from tests.support.paths import MINILM, NEEDS_REAL_MODEL, QUANTIZED, REAL, SMOLLM
 
 pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL]
 # What would show that an output ran on into the next turn of the chat template.
@@ -39,7 +39,7 @@ def arithmetic() -> tuple[list[Any], list[str], list[str]]:
     # 64 tokens of the 128 the items allow: 18 of all 50 answers are then right (21 at 128),
     # at half the time; 13 of these 25.
     settings = GenerationSettings(max_new_tokens=64, batch_size=25)
-    out = greedy_rows(backend, ids, [64] * len(ids), backend.stop_ids, settings)
+    out = [g.ids for g in greedy_rows(backend, ids, [64] * len(ids), backend.stop_ids, settings)]
     raw = [backend.tokenizer.decode(list(r), skip_special_tokens=False) for r in out]
     return items, [backend.decode(r) for r in out], raw
 
@@ -84,7 +84,7 @@ def test_reference_free_items_are_judged_by_meaning_not_accuracy(tmp_path: Path)
         agreement={"model": MINILM},
     )
     out = tmp_path / "run"
-    cache = REPO / ".cache" / "harness" / "quantized"
+    cache = QUANTIZED
     assert main(["compare", "--config", str(cfg), "--out", str(out), "--cache", str(cache)]) in (
         0,
         1,

@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 
 from .support.helpers import in_process, write_config, write_jsonl
-from .support.paths import DEMO, MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
-
-QUANTIZED = REPO / ".cache" / "harness" / "quantized"
+from .support.paths import (
+    DEMO,
+    MINILM,
+    NEEDS_LLAMA_CPP,
+    NEEDS_REAL_MODEL,
+    QUANTIZED,
+    REAL,
+    REPO,
+    SMOLLM,
+)
 
 
 def generations(run: Path, model: str) -> list[dict[str, Any]]:

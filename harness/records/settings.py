@@ -299,8 +299,9 @@ class GateConfig:
         return cls(limits={k: v for k, v in limits.items() if v is not None}, bound=bound)
 
 
-# Where `make real-model` puts the sentence-embedding model (relative to the working dir).
-DEFAULT_EMBEDDER = ".cache/harness/models/all-MiniLM-L6-v2"
+# Where `make real-model` puts the sentence-embedding model: under the harness home's models/
+# (`harness.records.home`), whatever folder the harness runs from.
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 # Measured on hand-written pairs (tests/data/meaning_pairs.jsonl; docs/metrics.md): paraphrases
 # score 0.75-0.99, other meanings 0.00-0.77. At 0.8 no pair of other meanings passes as
 # equivalent; the paraphrases it misses go to a reviewer as diverged.
@@ -313,8 +314,8 @@ class AgreementSettings:
 
     model: str = setting(
         DEFAULT_EMBEDDER,
-        doc="a sentence-transformers checkpoint folder (default: where `make real-model` "
-        "puts all-MiniLM-L6-v2, from the working directory)",
+        doc="a sentence-transformers checkpoint folder (default: all-MiniLM-L6-v2 in the "
+        "harness home's models/, where `make real-model` puts it)",
         path="path",
     )
     threshold: float = setting(
@@ -328,6 +329,10 @@ class AgreementSettings:
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
             raise RecordError("agreement threshold must be in (0, 1]")
+        if self.model == DEFAULT_EMBEDDER:  # a default resolves against the harness home
+            from harness.records.home import models
+
+            object.__setattr__(self, "model", str(models() / DEFAULT_EMBEDDER))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,10 +1,10 @@
 """Where the llama.cpp build lives, and how to reach its tools and library.
 
 `make llama-cpp` (tools/llama_cpp.py) builds llama.cpp from the vendored tree of the
-`llama-cpp-python` sdist, once per machine, into the user's cache
-(`~/.cache/harness/llama.cpp/<version>/`), linked from the repository's
-`.cache/harness/llama.cpp/<version>/`; the `llama_cpp` Python bindings are installed without a
-compile of their own and load that build's `libllama.so` (`LLAMA_CPP_LIB_PATH`).
+`llama-cpp-python` sdist, once per machine, into the harness home
+(`~/.cache/harness/llama.cpp/<version>/`, `harness.records.home`), found from any folder; the
+`llama_cpp` Python bindings are installed without a compile of their own and load that
+build's `libllama.so` (`LLAMA_CPP_LIB_PATH`).
 `HARNESS_LLAMA_CPP` points elsewhere (a build of your own: a folder holding `bin/` with the
 tools and the shared libraries, and `src/` with `convert_hf_to_gguf.py`). No torch here: the
 report side reads nothing of this.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.records import home as harness_home
 from harness.records.errors import HarnessError
 
 # The bindings and the tree they vendor are one release; pinned so that the ctypes signatures
@@ -22,7 +23,6 @@ from harness.records.errors import HarnessError
 VERSION = "0.3.36"
 SDIST = f"llama-cpp-python=={VERSION}"
 TOOLS = ("llama-server", "llama-quantize", "llama-imatrix", "llama-perplexity")
-DEFAULT_HOME = Path(".cache") / "harness" / "llama.cpp" / VERSION
 
 
 class LlamaCppMissing(HarnessError):
@@ -30,14 +30,10 @@ class LlamaCppMissing(HarnessError):
 
 
 def home() -> Path:
-    return Path(os.environ.get("HARNESS_LLAMA_CPP", DEFAULT_HOME)).resolve()
-
-
-def machine_home() -> Path:
-    """Where `make llama-cpp` builds, once per machine (the user's cache), so that a fresh
-    clone on the same machine links it instead of compiling again."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "harness" / "llama.cpp" / VERSION
+    """`HARNESS_LLAMA_CPP`, else the harness home's `llama.cpp/<version>/`: where `make
+    llama-cpp` builds, once per machine, so that a fresh clone finds it without compiling."""
+    given = os.environ.get("HARNESS_LLAMA_CPP")
+    return Path(given).resolve() if given else harness_home.home() / "llama.cpp" / VERSION
 
 
 def bin_dir() -> Path:

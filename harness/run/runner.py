@@ -42,6 +42,7 @@ from harness.run.backends.base import (
     NonFiniteLogits,
     TokenizerMismatch,
     checkpoint_fingerprint,
+    stopped_at_strings,
 )
 from harness.run.backends.hf import BOOKKEEPING, SentenceEmbedder
 from harness.run.backends.llamacpp import LlamaCppSettings
@@ -307,14 +308,15 @@ def greedy_rows(
     probe: Probe | None = None,
     desc: str | None = None,
     journal: Journal | None = None,
-) -> list[tuple[int, ...]]:
-    """Every prompt's greedy output ids, in prompt order; a probe sees each batch. With a
+) -> list[Generated]:
+    """Every prompt's greedy output (its ids and the stop id that ended it, no log-probs), in
+    prompt order, ended at the first stop string; a probe sees each batch. With a
     `journal`, the batches a killed run finished are taken from it (the probe restored to
     where they end) and every batch generated now is journalled as it finishes. The rest are
     generated as one request, so an engine forms the same batches it would have formed for
     them in the first run (hf batches prompts in sorted order, and a journal holds a prefix
     of that order)."""
-    rows: dict[int, tuple[int, ...]] = {}
+    rows: dict[int, Generated] = {}
     if journal is not None and journal.batches and probe is not None:
         journal.keep(
             probe.intact([r["probe"] for r in journal.batches]),
@@ -324,8 +326,8 @@ def greedy_rows(
         conts: dict[int, tuple[int, ...]] = {}
         for record in journal.batches:
             for i, out, stop in record["rows"]:
-                rows[i] = tuple(out)
-                conts[i] = (*out, stop) if stop is not None else tuple(out)
+                rows[i] = Generated(i, tuple(out), stop)
+                conts[i] = rows[i].continuation
         if probe is not None:
             probe.restore([r["probe"] for r in journal.batches], conts)
         logger.info(
@@ -339,10 +341,17 @@ def greedy_rows(
     want = probe is not None
     last = time.monotonic()
     batches = backend.generate(
-        [ids[i] for i in todo], [limits[i] for i in todo], stop_ids, settings.batch_size, want, desc
+        [ids[i] for i in todo],
+        [limits[i] for i in todo],
+        stop_ids,
+        settings.batch_size,
+        want,
+        desc,
+        settings.stop,
     )
-    for batch in _mapped(batches, todo):
-        rows.update((g.index, g.ids) for g in batch)
+    for raw in _mapped(batches, todo):
+        batch = [stopped_at_strings(g, settings.stop, backend.decode) for g in raw]
+        rows.update((g.index, replace(g, logprobs=None)) for g in batch)
         if probe is not None:
             probe.on_batch(batch)
         if journal is not None:
@@ -379,7 +388,7 @@ def generate_texts(
     ids = [backend.prompt_ids(item) for item in items]
     limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
     rows = greedy_rows(backend, ids, limits, backend.stop_ids, settings)
-    return [cut_at_stop(backend.decode(row), settings.stop) for row in rows]
+    return [cut_at_stop(backend.decode(row.ids), settings.stop) for row in rows]
 
 
 def reset_peak_memory() -> None:
@@ -467,10 +476,11 @@ def _run_model(
         if probe is not None:
             probe.start(backend)
         generating = time.monotonic()
-        rows = greedy_rows(backend, ids, limits, stop_ids, settings, probe, spec.name, journal)
-        # Each row's tokens plus the stop token that ended it, where one did; batches an
-        # earlier run finished count with the time it took for them.
-        produced = sum(len(r) + (len(r) < limit) for r, limit in zip(rows, limits, strict=True))
+        outs = greedy_rows(backend, ids, limits, stop_ids, settings, probe, spec.name, journal)
+        rows = [g.ids for g in outs]
+        # The tokens served: each row's, plus the stop id that ended it, where one did;
+        # batches an earlier run finished count with the time it took for them.
+        produced = sum(len(g.continuation) for g in outs)
         seconds = time.monotonic() - generating + sum(float(r["seconds"]) for r in earlier)
         speed = produced / max(seconds, 1e-9)
         gens = tuple(
@@ -537,7 +547,7 @@ def batched_floor_candidate(baseline: ModelSpec, baseline_fp: str, n: int) -> Re
 
 
 def ready_candidate(
-    cand: CandidateSpec, baseline: ModelSpec, baseline_fp: str, cache: Path
+    cand: CandidateSpec, baseline: ModelSpec, baseline_fp: str, cache: Path | None
 ) -> ReadyCandidate:
     """A candidate with a checkpoint: as configured, or quantized (cached) from the baseline."""
     if cand.model is not None:

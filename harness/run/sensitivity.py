@@ -27,8 +27,8 @@ from harness.inputs.evalset import load_evalset
 from harness.records import SCHEMES, CompareConfig, QuantizeSpec
 from harness.records.errors import HarnessError
 from harness.run import worker
-from harness.run.quantize import DEFAULT_CACHE, quantizer_of
-from harness.store.runcache import DEFAULT_RUN_CACHE, RunCache, baseline_key
+from harness.run.quantize import quantizer_of
+from harness.store.runcache import RunCache, baseline_key
 
 LAYER = re.compile(r"^(model\.layers\.(\d+))\.")
 
@@ -90,8 +90,8 @@ def measure(
     out: Path,
     keep: int | None = None,
     keep_scheme: str = "W8A16",
-    cache: Path = DEFAULT_CACHE,
-    run_cache: Path = DEFAULT_RUN_CACHE,
+    cache: Path | None = None,
+    run_cache: Path | None = None,
 ) -> dict[str, Any]:
     """Per-layer cost of `rung` from the ladder's cached baseline, and the proposed rung:
     its recipe written to `out`/<name>.yaml, its `[[ladder.rungs]]` entry returned."""

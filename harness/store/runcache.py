@@ -44,6 +44,7 @@ from harness.records import (
     GenerationSettings,
     LmEvalConfig,
     ModelSpec,
+    home,
 )
 from harness.records.codec import to_json
 from harness.records.errors import HarnessError, writing
@@ -52,9 +53,8 @@ from harness.store.filelock import hold, is_held
 from harness.store.rundir import RunDir, dumps, write_atomic
 from harness.store.sealed import SUM, is_sealed, seal
 
-DEFAULT_RUN_CACHE = Path(".cache") / "harness" / "runs"
 logger = logging.getLogger(__name__)
-FORMAT = 4  # bumped when what an entry holds, or how outputs are made, changes
+FORMAT = 5  # bumped when what an entry holds, or how outputs are made, changes
 ENTRY = "entry.json"
 WORK = ".work-"  # a key's work folder: what a killed run finished, batch by batch
 JOURNAL = "journal.jsonl"
@@ -281,8 +281,8 @@ class RunCache:
     an explicit --run-cache); else the entries a run made only to resume from are dropped
     once its report is published (`drop_transient`)."""
 
-    def __init__(self, root: Path = DEFAULT_RUN_CACHE, keep: bool = True) -> None:
-        self.root, self.keep = root, keep
+    def __init__(self, root: Path | None = None, keep: bool = True) -> None:
+        self.root, self.keep = root or home.runs(), keep
         self.transient: list[str] = []
         # A shared flock on the entry.json of every entry this run reads, held until it ends:
         # another run's `drop_transient` leaves an entry alone while anyone reads it.

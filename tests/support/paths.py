@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.home import quantized
 from harness.run.llamacpp_home import bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -14,6 +15,8 @@ DEMO = REPO / "harness" / "demo" / "model"
 SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
 MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
 REAL = REPO / "evalsets" / "real"
+# the quantized checkpoints every run on this machine shares (the harness home's)
+QUANTIZED = quantized()
 
 NEEDS_REAL_MODEL = pytest.mark.skipif(
     not (SMOLLM / "harness_fetch.json").is_file() or not MINILM.is_dir(),

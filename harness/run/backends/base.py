@@ -15,7 +15,7 @@ import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
@@ -70,6 +70,58 @@ class Generated:
     def continuation(self) -> tuple[int, ...]:
         """The generated ids plus the stop id that ended them: what the log-probs predict."""
         return self.ids if self.stop_id is None else (*self.ids, self.stop_id)
+
+    def first(self, k: int) -> Generated:
+        """The first k generated ids, ended by none of the stop ids, with their log-probs."""
+        logp = self.logprobs
+        if isinstance(logp, TopK):
+            logp = TopK(
+                *(
+                    None if x is None else x[:k]
+                    for x in (logp.ids, logp.logp, logp.target, logp.tail)
+                )
+            )
+        elif logp is not None:
+            logp = logp[:k]
+        return replace(self, ids=self.ids[:k], stop_id=None, logprobs=logp)
+
+
+def ends_on_string(
+    ids: Sequence[int], stop: Sequence[str], decode: Callable[[Sequence[int]], str]
+) -> bool:
+    """Whether the last id completes a stop string: an engine's early stop (the runner cuts
+    exactly, `stopped_at_strings`). Only the last few ids are decoded: a token gives at least
+    one character, so a stop string completed by the last id lies within its length of ids."""
+    if not stop or not ids:
+        return False
+    window = list(ids[-(max(map(len, stop)) + 1) :])
+    if not any(s in decode(window) for s in stop):
+        return False
+    return not any(s in decode(window[:-1]) for s in stop)
+
+
+def stopped_at_strings(
+    generated: Generated, stop: Sequence[str], decode: Callable[[Sequence[int]], str]
+) -> Generated:
+    """`generated` ended at the token that completes its first stop string, as a server ends
+    on `stop`: the ids after it were never served, so nothing may measure them (KLD positions,
+    lengths, first divergence, tokens counted). Greedy decoding is causal, so cutting after
+    the fact gives what stopping early gives; an engine that stopped early is unchanged. The
+    shortest such prefix is found by bisection (a prefix that holds a stop string keeps it)."""
+    if not stop or not any(s in decode(generated.ids) for s in stop):
+        return generated
+    low, high = 1, len(generated.ids)  # the shortest prefix holding a stop string: in (low-1, high]
+    while low < high:
+        mid = (low + high) // 2
+        if any(s in decode(generated.ids[:mid]) for s in stop):
+            high = mid
+        else:
+            low = mid + 1
+    return (
+        generated
+        if high == len(generated.ids) and generated.stop_id is None
+        else generated.first(high)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +222,14 @@ class Backend(ABC):
         batch_size: int,
         want_logprobs: bool = False,
         desc: str | None = None,
+        stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
         """Greedy continuations of every prompt, each up to its own limit, ending at the
         first of `stop_ids`; yielded batch by batch (in any order: `Generated.index` says
-        which prompt) so log-probs can be streamed to disk and memory stays flat."""
+        which prompt) so log-probs can be streamed to disk and memory stays flat. An engine
+        may also end a row once it completes one of the `stop_strings` (it must not end it
+        earlier): the runner cuts every row at its first stop string whatever the engine
+        did."""
 
     @abstractmethod
     def score(

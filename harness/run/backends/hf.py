@@ -422,6 +422,7 @@ class HFBackend(HFTokenizerMethods, Backend):
         batch_size: int,
         want_logprobs: bool = False,
         desc: str | None = None,
+        stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
         """Batches are formed over the prompts sorted by (length, limit), the same way for
         every model, so little is padded and a batch stops when its similar rows are done."""
@@ -435,7 +436,7 @@ class HFBackend(HFTokenizerMethods, Backend):
                 starts, desc=desc, unit="batch", disable=desc is None, file=sys.stderr
             ):
                 chosen = order[start : start + batch_size]
-                batch = self._batch(chosen, prompts, limits, stop_ids, want_logprobs)
+                batch = self._batch(chosen, prompts, limits, stop_ids, want_logprobs, stop_strings)
                 faults.point(f"engine:{self.spec.name}")
                 yield batch
 
@@ -446,6 +447,7 @@ class HFBackend(HFTokenizerMethods, Backend):
         limits: Sequence[int],
         stop_ids: Sequence[int],
         want_logprobs: bool,
+        stop_strings: Sequence[str] = (),
     ) -> list[Generated]:
         import torch
         import transformers
@@ -466,11 +468,15 @@ class HFBackend(HFTokenizerMethods, Backend):
             eos_token_id=stop_ids[0] if len(stop_ids) == 1 else list(stop_ids),
             output_logits=want_logprobs,
             return_dict_in_generate=True,
+            # rows end once their text holds a stop string (transformers matches it on the
+            # tokens' strings, across token boundaries); the runner cuts exactly
+            stop_strings=list(stop_strings) or None,
         )
         result = self.model.generate(
             input_ids=input_ids,
             attention_mask=mask,
             generation_config=decoding,
+            tokenizer=self._tok if stop_strings else None,
             logits_processor=transformers.LogitsProcessorList([_Finite(self.spec.name, chosen)]),
         )
         generated = result.sequences[:, width:].tolist()

@@ -36,6 +36,7 @@ from harness.run.backends.base import (
     NonFiniteLogits,
     Preflight,
     checkpoint_fingerprint,
+    ends_on_string,
 )
 from harness.store import faults
 
@@ -349,6 +350,7 @@ class LlamaCppBackend(Backend):
         batch_size: int,
         want_logprobs: bool = False,
         desc: str | None = None,
+        stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
         import sys
 
@@ -358,7 +360,7 @@ class LlamaCppBackend(Backend):
 
         if self.parallel > 1:
             yield from self._generate_batched(
-                prompts, limits, stop_ids, batch_size, want_logprobs, desc
+                prompts, limits, stop_ids, batch_size, want_logprobs, desc, stop_strings
             )
             return
         stops = set(stop_ids)
@@ -382,7 +384,7 @@ class LlamaCppBackend(Backend):
                     stop = token
                     break
                 ids.append(token)
-                if len(ids) == limits[i]:
+                if len(ids) == limits[i] or ends_on_string(ids, stop_strings, self.decode):
                     break
                 logits = self._forward([token], len(prompt) + len(ids) - 1, every=False)[-1]
             logp = None
@@ -456,6 +458,7 @@ class LlamaCppBackend(Backend):
         batch_size: int,
         want_logprobs: bool,
         desc: str | None,
+        stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
         """Greedy, `parallel` sequences at a time, as llama-server schedules its slots: each
         step decodes, in one batch, the next token of every running sequence and the whole
@@ -498,7 +501,11 @@ class LlamaCppBackend(Backend):
                     stop = token if token in stops else None
                     if stop is None:
                         slot.ids.append(token)
-                    if stop is not None or len(slot.ids) == limits[i]:
+                    if (
+                        stop is not None
+                        or len(slot.ids) == limits[i]
+                        or ends_on_string(slot.ids, stop_strings, self.decode)
+                    ):
                         logp = None
                         if want_logprobs:
                             logp = torch.log_softmax(torch.from_numpy(np.stack(slot.rows)), -1)

@@ -48,6 +48,7 @@ from harness.run.backends.base import (
     Preflight,
     TopK,
     checkpoint_fingerprint,
+    ends_on_string,
 )
 from harness.run.backends.hf import HFTokenizerMethods, end_of_turn, eos_list, load_tokenizer
 
@@ -488,18 +489,21 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         batch_size: int,
         want_logprobs: bool = False,
         desc: str | None = None,
+        stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
         from tqdm import tqdm
 
         stops = list(stop_ids)
 
-        def one(i: int) -> Generated:
+        def ask(i: int, limit: int, strings: Sequence[str]) -> tuple[list[int], list[Any]]:
             # Log-probs are always asked for (one alternative at least): they say which token
             # a server stopped on when it leaves that token out of the ids it returns.
             body = self._body(
-                prompts[i], limits[i], top=self.server.top_logprobs if want_logprobs else 1
+                prompts[i], limit, top=self.server.top_logprobs if want_logprobs else 1
             )
             body["stop_token_ids"] = stops  # vLLM and SGLang; llama-server stops on its EOG
+            if strings:
+                body["stop"] = list(strings)
             response = self.client.call("/v1/completions", body)
             choice = self._choice(response, i)
             try:
@@ -512,8 +516,20 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
                     "support llama-server's return_tokens or vLLM's return_token_ids)"
                 )
             self._check_ids(raw, i, "token id")
-            rows = self._rows(choice, i)
-            ids, stop = self._cut(raw, rows, stops, limits[i])
+            return raw, self._rows(choice, i)
+
+        def one(i: int) -> Generated:
+            raw, rows = ask(i, limits[i], stop_strings)
+            try:
+                ids, stop = self._cut(raw, rows, stops, limits[i], stop_strings)
+            except ServerError:
+                if not stop_strings:
+                    raise
+                # llama-server leaves out the token that completed a stop string, and its
+                # log-probs: asked again for one token more without `stop`, greedy decoding
+                # gives the same tokens and that one (its prompt cache makes it cheap)
+                raw, rows = ask(i, min(len(raw) + 1, limits[i]), ())
+                ids, stop = self._cut(raw, rows, stops, limits[i], stop_strings)
             logp = None
             if want_logprobs:
                 n = len(ids) + (0 if stop is None else 1)
@@ -565,20 +581,30 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         return rows
 
     def _cut(
-        self, raw: list[int], rows: list[list[tuple[int, float]]], stops: list[int], limit: int
+        self,
+        raw: list[int],
+        rows: list[list[tuple[int, float]]],
+        stops: list[int],
+        limit: int,
+        stop_strings: Sequence[str] = (),
     ) -> tuple[list[int], int | None]:
-        """(ids, the stop id that ended them or None at the limit). Greedy decoding is causal:
-        whatever the server did, the output ends at our first stop id. A server that stopped
-        before the limit without returning its stop token (llama-server leaves it out)
-        stopped on the top token of the next position, which must be one of ours."""
+        """(ids, the stop id that ended them or None at the limit or a stop string). Greedy
+        decoding is causal: whatever the server did, the output ends at our first stop id. A
+        server that stopped before the limit without returning its stop token (llama-server
+        leaves it out) stopped on the top token of the next position, which must be one of
+        ours, or complete one of the stop strings (the runner cuts at the string)."""
         end = next((k for k, t in enumerate(raw) if t in stops), None)
         if end is not None:
             return raw[:end], raw[end]
         if len(raw) >= limit:
             return raw[:limit], None
+        if any(s in self.decode(raw) for s in stop_strings):
+            return raw, None
         top = rows[len(raw)][0][0] if len(rows) > len(raw) and rows[len(raw)] else None
         if top in stops:
             return raw, top
+        if top is not None and ends_on_string([*raw, top], stop_strings, self.decode):
+            return [*raw, top], None
         raise ServerError(
             f"model {self.spec.name!r}: the server stopped after {len(raw)} of {limit} tokens "
             f"on token {top}, which is not one of the run's stop ids {stops}: serve the model "

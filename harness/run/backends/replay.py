@@ -101,6 +101,7 @@ class ReplayBackend(HFTokenizerMethods, Backend):
         batch_size: int,
         want_logprobs: bool = False,
         desc: str | None = None,
+        stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
         batch: list[Generated] = []
         for i, (prompt, limit) in enumerate(zip(prompts, limits, strict=True)):

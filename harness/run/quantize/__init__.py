@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.records import QuantizeSpec
+from harness.records import QuantizeSpec, home
 from harness.records.codec import to_json
 from harness.records.errors import FULL, DiskFull, HarnessError
 from harness.run.llamacpp_home import VERSION
@@ -31,7 +31,6 @@ MARKER = "harness_quantize.json"
 # Part of every cache key: bump it when the way a recipe runs changes its result.
 RECIPE_VERSION = 2  # 2: calibration samples taken deterministically (no shuffling)
 SEED = 0
-DEFAULT_CACHE = Path(".cache") / "harness" / "quantized"
 
 logger = logging.getLogger(__name__)
 __all__ = ["QUANTIZERS", "QuantizeError", "Quantized", "Quantizer", "quantize", "quantizer_of"]
@@ -93,10 +92,11 @@ def quantize(
     baseline: str,
     baseline_fingerprint: str,
     spec: QuantizeRecipe,
-    cache_root: Path = DEFAULT_CACHE,
+    cache_root: Path | None = None,
 ) -> Quantized:
     """The cached candidate for (baseline, spec, calibration), made when missing by the
     spec's quantizer: a checkpoint dir (llm-compressor) or a GGUF file (llama.cpp)."""
+    cache_root = cache_root or home.quantized()
     quantizer = quantizer_of(spec)
     calib_sha = _input_sha(spec.calibration, "calibration set")
     inputs = {k: _input_sha(v, k) for k, v in quantizer.inputs(spec).items()}
