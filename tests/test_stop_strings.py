@@ -183,7 +183,7 @@ def test_compare_measures_only_the_served_tokens(tmp_path: Path) -> None:
     out = tmp_path / "run"
     done = in_process("compare", "--config", str(cfg), "--out", str(out))
     assert done.returncode == 0, done.stderr[-2000:]
-    base = [json.loads(x) for x in (out / "generations" / "fp32.jsonl").read_text().splitlines()]
+    base = [json.loads(x) for x in (out / "generations" / "base.jsonl").read_text().splitlines()]
     dist = [json.loads(x) for x in (out / "distribution" / "q8.jsonl").read_text().splitlines()]
     positions = {d["id"]: len(d["kld"]) for d in dist}
     ended = 0
