@@ -180,3 +180,29 @@ def test_a_sealed_record_reads_back_sealed_whatever_its_keys_and_sequences() -> 
     changed = json.loads(json.dumps(seal(record)))
     changed["ids"] = [1, 3]
     assert not is_sealed(changed)
+
+
+def test_adding_a_candidate_reads_the_baseline_back(tmp_path: Path) -> None:
+    """A finished compare keeps its baseline's entry (not its candidates'): the same config
+    with one candidate more runs that candidate and the added one only."""
+    import json
+
+    from harness.cli import main
+
+    from .support.helpers import write_config
+    from .support.paths import DEMO, REPO
+
+    sets = REPO / "evalsets" / "demo" / "add.jsonl"
+    bf16 = {"path": DEMO, "dtype": "bfloat16"}
+    one = write_config(tmp_path / "one.toml", sets, DEMO, {"bf16": bf16}, "max_mean_kld = 0.5")
+    two = write_config(
+        tmp_path / "two.toml", sets, DEMO, {"bf16": bf16, "same": DEMO}, "max_mean_kld = 0.5"
+    )
+    runs = tmp_path / "runs"
+    flags = ["--run-cache", str(runs)]
+    assert main(["compare", "--config", str(one), "--out", str(tmp_path / "a"), *flags]) == 0
+    kept = [p.name for p in runs.iterdir() if not p.name.startswith(".")]
+    assert len(kept) == 1  # the baseline's; the candidate's was dropped once published
+    assert main(["compare", "--config", str(two), "--out", str(tmp_path / "b"), *flags]) == 0
+    reused = json.loads((tmp_path / "b" / "run.json").read_text())["durations"]["reused"]
+    assert reused == {"base": True, "bf16": False, "same": False}

@@ -18,8 +18,9 @@ each finished batch (its output ids, and its probe results: per-token distances,
 baseline's packed log-probs flushed to disk) is appended to the folder's journal; a rerun
 after a kill reuses every journalled batch and generates only the rest, in the same batches.
 When the model is done, `entry.json` is written last and the folder renamed into place whole.
-A plain compare drops the entries it made once its report is published (they were there to
-resume from); a ladder keeps them. Models that cannot be fingerprinted by content (a
+A plain compare keeps its baseline's entry (adding a candidate, or running the same items
+again, reads the baseline back) and drops its candidates' once its report is published (they
+were there to resume from); a ladder keeps them all. Models that cannot be fingerprinted by content (a
 server, a hub id) are never cached, and not resumed.
 """
 
@@ -229,10 +230,11 @@ class Claim:
     """One key of the cache, held by this process: its complete entry when there is one
     (`found`), else a work folder (`work`, kept across kills) to build it in."""
 
-    def __init__(self, cache: RunCache, key: str) -> None:
+    def __init__(self, cache: RunCache, key: str, keep: bool = False) -> None:
         self.cache, self.key = cache, key
+        self.keep = cache.keep or keep
         self.found = cache.lookup(key)
-        if self.found is not None and not cache.reading(self.found):
+        if self.found is not None and not cache.reading(self.found, self.keep):
             self.found = None  # dropped by another run just now: made again
         self.reused = self.found is not None
         self._work: RunDir | None = None
@@ -260,7 +262,7 @@ class Claim:
         rename the work folder into place."""
         tmp = self.work.root
         (tmp / JOURNAL).unlink(missing_ok=True)
-        meta = {"format": FORMAT, "key": self.key, "keep": self.cache.keep} | meta
+        meta = {"format": FORMAT, "key": self.key, "keep": self.keep} | meta
         meta = entry.write_seal(tmp, ENTRY, meta)
         final = self.cache.root / self.key
         if final.exists() and self.cache.lookup(self.key) is not None:
@@ -312,27 +314,29 @@ class RunCache:
         return None
 
     @contextlib.contextmanager
-    def claim(self, key: str, what: str) -> Iterator[Claim]:
+    def claim(self, key: str, what: str, keep: bool = False) -> Iterator[Claim]:
         """Hold `key` for the body: a second process asking for it waits (`what`: the model),
-        then finds the entry the first made, or resumes from where it was killed."""
+        then finds the entry the first made, or resumes from where it was killed. `keep`:
+        the entry stays after this run whatever the cache's own `keep` (a baseline's)."""
         self.clean()
         lock = self.root / f"{WORK}{key}.lock"
         with hold(lock, wait=True, what=f"which is running {what} on the same items", remove=True):
-            claim = Claim(self, key)
+            claim = Claim(self, key, keep)
             try:
                 yield claim
             except BaseException:
                 claim.discard_if_empty()
                 raise
             if claim.found is not None and not claim.reused:  # made now
-                self.reading(claim.found)
+                self.reading(claim.found, claim.keep)
 
-    def reading(self, found: tuple[RunDir, dict[str, Any]]) -> bool:
+    def reading(self, found: tuple[RunDir, dict[str, Any]], keep: bool | None = None) -> bool:
         """Mark an entry as read by this run until it ends (False: it is gone). A ladder
-        keeps it from now on; a plain compare drops it once done, unless kept."""
+        (or `keep`) keeps it from now on; a plain compare drops it once done, unless kept."""
         entry, meta = found
         path = entry.root / ENTRY
-        if self.keep and not meta.get("keep", True):
+        keep = self.keep if keep is None else keep
+        if keep and not meta.get("keep", True):
             write_atomic(path, dumps(seal(meta | {"keep": True})))
         elif not meta.get("keep", True):
             self.transient.append(str(meta["key"]))
