@@ -20,8 +20,8 @@ after a kill reuses every journalled batch and generates only the rest, in the s
 When the model is done, `entry.json` is written last and the folder renamed into place whole.
 A plain compare keeps its baseline's entry (adding a candidate, or running the same items
 again, reads the baseline back) and drops its candidates' once its report is published (they
-were there to resume from); a ladder keeps them all. Models that cannot be fingerprinted by content (a
-server, a hub id) are never cached, and not resumed.
+were there to resume from); a ladder keeps them all. Models that cannot be fingerprinted
+by content (a server, a hub id) are never cached, and not resumed.
 """
 
 from __future__ import annotations
