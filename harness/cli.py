@@ -39,6 +39,17 @@ EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells rep
 CACHE_HELP = "quantized checkpoints (default: quantized/ in the harness home, ~/.cache/harness)"
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     """Eval sets, and compare configs (*.toml) with the eval sets they name."""
     from harness.analysis.candidate_metrics import gate_table
@@ -119,7 +130,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.command in ("ladder", "sweep") and cfg.ladder is None:
         raise HarnessError(f"{args.config}: no [ladder] table: list the rungs as [[ladder.rungs]]")
     out = args.out or Path("reports") / cfg.name
-    return report_verdicts(compare(cfg, out, args.cache, args.run_cache), out)
+    return report_verdicts(compare(cfg, out, args.cache, args.run_cache, args.limit), out)
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -308,6 +319,14 @@ def _compare_parser(sub: Any, command: str) -> None:
         default=None,
         help="model runs: the baseline's, a ladder's, what a killed run resumes from "
         "(default: runs/ in the harness home)",
+    )
+    compare.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="a smoke run: only the first N items of the pool's seeded order; it never "
+        "passes the gate (undecided, exit 1, unless a rule fails)",
     )
     compare.set_defaults(func=cmd_compare)
 

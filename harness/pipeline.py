@@ -29,6 +29,7 @@ from harness.analysis.results import (
     CandidateResult,
     Durations,
     EvalsetInfo,
+    Partial,
     Results,
     RunHeader,
     RunRecord,
@@ -74,13 +75,18 @@ def now() -> str:
 
 
 def compare(
-    cfg: CompareConfig, out: Path, cache: Path | None = None, run_cache: Path | None = None
+    cfg: CompareConfig,
+    out: Path,
+    cache: Path | None = None,
+    run_cache: Path | None = None,
+    limit: int | None = None,
 ) -> Results:
     """Quantize what the config asks for (cached), run every model, analyze, write the run
     folder at `out` (built aside and renamed into place when complete). Models run through
-    the run cache (`run_cache`, default .cache/harness/runs): a run killed midway resumes from
-    its finished batches. A ladder (`[ladder]`) keeps every model's run there and reads back
-    what is there: the baseline generates once across rungs and reruns."""
+    the run cache (`run_cache`, default the harness home's runs/): a run killed midway
+    resumes from its finished batches. A ladder (`[ladder]`) keeps every model's run there
+    and reads back what is there: the baseline generates once across rungs and reruns.
+    `limit`: only the first items of the pool's seeded order (a smoke run; never a pass)."""
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.run.backends.base import checkpoint_fingerprint
@@ -94,6 +100,12 @@ def compare(
     check_out(out)
     items = load_evalset(cfg.evalsets)
     at_start = evalset_info(items)  # what was read: checked again before anything is written
+    partial = None
+    if limit is not None and limit < len(items):
+        seed = cfg.sequential.seed if cfg.sequential is not None else cfg.stats.seed
+        partial = Partial(limit=limit, items=limit, pool=len(items))
+        items = pool_order(items, seed)[:limit]
+        logger.warning("%s", partial.sentence())
     if cfg.sequential is not None:
         check_pool(cfg, len(items))
         items = pool_order(items, cfg.sequential.seed)
@@ -113,7 +125,16 @@ def compare(
         staging = staging_for(out)
         with removed_on_failure(staging):
             return _run_and_publish(
-                cfg, out, ready, items, baseline_fp, staging, run_cache, created_at, at_start
+                cfg,
+                out,
+                ready,
+                items,
+                baseline_fp,
+                staging,
+                run_cache,
+                created_at,
+                at_start,
+                partial,
             )
 
 
@@ -137,6 +158,7 @@ def _run_and_publish(
     run_cache: Path | None,
     created_at: str,
     at_start: tuple[EvalsetInfo, ...] = (),
+    partial: Partial | None = None,
 ) -> Results:
     """Run every model into `staging`, analyze, write the artifacts and publish at `out`."""
     from harness.run.runner import run_all
@@ -196,6 +218,7 @@ def _run_and_publish(
         ),
         baseline=model_info(cfg.baseline, baseline_fp),
         sequential=pool,
+        partial=partial,
     )
     base_stops = runs[cfg.baseline.name].own_stop_ids
     infos = tuple(CandidateInfo.of(c, runs[c.spec.name], base_stops) for c in ready)
@@ -387,8 +410,16 @@ def analyze(
             )
         review = review_status(paired[cand.name], reviews.verdicts.get(cand.name, {}))
         pools = run.header.sequential.slices if run.header.sequential is not None else None
+        partial = run.header.partial
         verdict = gate(
-            metrics, gate_cfg, review, paired[cand.name], stats.confidence, pools, stats.seed
+            metrics,
+            gate_cfg,
+            review,
+            paired[cand.name],
+            stats.confidence,
+            pools,
+            stats.seed,
+            partial.sentence() if partial is not None else None,
         )
         candidates.append(
             CandidateResult(

@@ -26,6 +26,7 @@ from .support.helpers import (
     write_config,
     write_jsonl,
 )
+from .support.paths import DEMO, REPO
 
 # These tests are about what a run writes, on 20 items: judged at the point estimate, a model
 # against itself passes and another model fails. On its interval no 20-item run could pass
@@ -564,3 +565,47 @@ def test_the_version_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip() == f"harness {__version__} (results schema 5)"
+
+
+def test_a_limited_run_is_a_smoke_run_that_never_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`compare --limit N`: the first N items of the pool's seeded order (from every file,
+    not the first file's first lines), said at the start and on every verdict; a gate that
+    all 500 items pass is undecided (exit 1) on 60 of them, and a rule that fails still fails."""
+    from harness.inputs.evalset import load_evalset
+    from harness.inputs.pool import pool_order
+
+    sets = REPO / "evalsets" / "demo"
+    cfg = write_config(tmp_path / "c.toml", sets, DEMO, {"same": DEMO}, "max_mean_kld = 0.5")
+    out = tmp_path / "run"
+    assert main(["compare", "--config", str(cfg), "--out", str(out), "--limit", "60"]) == 1
+    said = capsys.readouterr()
+    sentence = "A partial run (--limit 60: 60 of 500 items"
+    assert sentence in said.err and sentence in said.out
+    data = results(out)
+    assert data["partial"] == {"limit": 60, "items": 60, "pool": 500}
+    ids = [it["id"] for it in data["items"]]
+    drawn = pool_order(load_evalset([str(sets)]), 0)[:60]
+    assert sorted(ids) == sorted(i.id for i in drawn)
+    assert len({i.split("-")[0] for i in ids}) > 1  # drawn across the files
+    [cand] = data["candidates"]
+    assert cand["verdict"] == "undecided"
+    assert [r["rule"] for r in cand["rules"]] == ["max_mean_kld", "complete"]
+    assert sentence in (out / "summary.md").read_text()
+    # a failing rule fails on the smoke run too
+    bad = write_config(
+        tmp_path / "b.toml",
+        sets,
+        DEMO,
+        {"bf16": {"path": DEMO, "dtype": "bfloat16"}},
+        "max_mean_kld = 0.0",
+    )
+    again = ["compare", "--config", str(bad), "--out", str(tmp_path / "b"), "--limit", "60"]
+    assert main(again) == 1
+    assert results(tmp_path / "b")["candidates"][0]["verdict"] == "fail"
+    # --limit at or over the pool is the whole pool: no partial run
+    whole = ["compare", "--config", str(cfg), "--out", str(tmp_path / "w"), "--limit", "500"]
+    assert main(whole) == 0 and results(tmp_path / "w")["partial"] is None
+    with pytest.raises(SystemExit):
+        main(["compare", "--config", str(cfg), "--limit", "0"])

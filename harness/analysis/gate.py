@@ -124,10 +124,14 @@ def gate(
     confidence: float = 0.95,
     pools: Mapping[str, Pool] | None = None,
     seed: int = 0,
+    partial: str | None = None,
 ) -> GateResult:
     """The gate's verdict on one candidate; `paired` (its paired items) and the interval's
     `confidence` size the evidence of the rules on intervals; `pools`, a sequential run's
-    slices of its pool, make that evidence the sequence's."""
+    slices of its pool, make that evidence the sequence's. `partial` (a run on part of its
+    eval set, said in a sentence) is a rule that is never met: such a run fails where a rule
+    fails (its items are a uniform draw of the pool, so its intervals hold) and is
+    undecided otherwise, never a pass."""
     known = {r.key for r in GATE_RULES}
     unknown = sorted(set(cfg.limits) - known)
     if unknown:
@@ -151,6 +155,8 @@ def gate(
             rule="gate", verdict="fail", message="No gate rule is set: nothing can pass."
         )
         return GateResult("fail", (none,))
+    if partial is not None:
+        rules.append(RuleResult(rule="complete", verdict="undecided", message=partial))
     return GateResult(combine([r.verdict for r in rules]), tuple(rules))
 
 

@@ -66,6 +66,23 @@ class EvalsetInfo:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Partial:
+    """A run on part of its eval set (`compare --limit`): the first `items` of the pool's
+    seeded order, of `pool`. It never passes a gate."""
+
+    limit: int
+    items: int
+    pool: int
+
+    def sentence(self) -> str:
+        return (
+            f"A partial run (--limit {self.limit}: {self.items} of {self.pool} items, the first "
+            "of the pool's seeded order) never passes the gate: run without --limit for a "
+            "verdict."
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ModelInfo:
     name: str
     path: str
@@ -233,6 +250,7 @@ class RunHeader:
     durations: Durations
     baseline: ModelInfo
     sequential: SequentialPool | None = None  # a run with [sequential]
+    partial: Partial | None = None  # a run on part of its eval set (--limit)
 
     @property
     def run_id(self) -> str:
