@@ -169,6 +169,7 @@ class _Reader:
         def resolve(key: Key, value: str) -> str:
             if key.path == "model":
                 return _local_or_hub(value, self.base_dir, where)
+            value = os.path.expanduser(value)  # `~/.cache/harness/...`, as a shell would
             path = value if Path(value).is_absolute() else str(self.base_dir / value)
             if key.path == "file" and not Path(path).is_file() and path not in self.written:
                 raise ConfigError(f"{where}: {key.name} {path}: no such file")
