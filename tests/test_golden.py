@@ -43,11 +43,13 @@ from harness.analysis.sizes import parameter_count, weights_bytes
 from harness.analysis.stats import paired_drop
 from harness.cli import main
 from harness.records import StatsConfig
+from harness.records.home import models
 
 from .support.paths import REPO
 
 GOLDEN = Path("tests/data/golden")  # relative: results.json records paths as given
-AGREEMENT = {"model": ".cache/harness/models/all-MiniLM-L6-v2", "threshold": 0.8}
+# the default [agreement] model, which resolves against the harness home (issue 35)
+AGREEMENT = {"model": str(models() / "all-MiniLM-L6-v2"), "threshold": 0.8}
 BF16_LOGLIKELIHOOD = re.compile(
     r"^\$\.items\[\d+\]\.candidates\.bf16\.options\[\d+\]\.candidate_loglikelihood$"
 )
@@ -123,6 +125,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     # the [sequential] table (none here).
     old["config"]["sequential"] = None
     old["sequential"] = None
+    old["partial"] = None  # issue 35: a run on part of its eval set (--limit); none here
     for cand in old["candidates"]:
         cand |= {"items_used": None, "decided_round": {}}
     for cand in old["candidates"]:
