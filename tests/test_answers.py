@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis.answers import changed, final_answer, kind
+from harness.analysis.answers import changed, detect, final_answer, judged, kind
 from harness.analysis.candidate_metrics import summarize
 from harness.analysis.pairing import pair
 from harness.analysis.scorers import Scorer
@@ -74,7 +74,9 @@ def test_changed_only_when_both_ended() -> None:
     assert changed(item, "First 7 then", "The sum is 11.", True, False) is None
     # One answer, one none: changed.
     assert changed(item, "The sum is 10.", "I cannot say.", False, False) == ("10", None)
-    assert changed(free(None), "10", "11", False, False) is None
+    # untagged: the kind is detected on the baseline's output (below)
+    assert changed(free(None), "10", "11", False, False) == ("10", "11")
+    assert changed(free(None), "Paris is lovely.", "Rome is lovely.", False, False) is None
 
 
 def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
@@ -115,3 +117,73 @@ def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
         1,
     )
     assert m["diverged_share"] == pytest.approx(0.25)
+
+
+def ask(prompt: str) -> EvalItem:
+    return EvalItem(id="x", source=Source("t.jsonl", 1), prompt=prompt, scorer=Scorer.AGREEMENT)
+
+
+OPTIONS = "Which is a prime?\nA) 4\nB) 6\nC) 7\nD) 9"
+CODE = "```python\ndef add(a, b):\n    return a + b\n```"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "base", "cand", "kind_", "change"),
+    [
+        # the peer check's two "equivalent" items (issue 35): numbers that differ
+        (
+            "What is 1,234,567 times 2,463?",
+            "The answer is 3,041,621,621.",
+            "The answer is 3,041,623,680.",
+            "number",
+            ("3041621621", "3041623680"),
+        ),
+        (
+            "What is 5 divided by 8?",
+            "The result is 20.",
+            "The result is 0.625",
+            "number",
+            ("20", "0.625"),
+        ),
+        # the same number in other words: no change
+        ("How many legs?", "A spider has 8 legs. So 8.", "It has 8.", "number", None),
+        ("Is 7 prime?", "Yes, 7 is prime.", "No. It is not.", "boolean", ("yes", "no")),
+        ("Is 7 prime?", "**Yes** - only 1 and 7 divide it", "Yes.", "boolean", None),
+        (OPTIONS, "The answer is C) 7.", "(D) 9", "choice", ("C", "D")),
+        (
+            "Write add.",
+            CODE,
+            CODE.replace("a + b", "a - b"),
+            "code",
+            ("def add(a, b):\n    return a + b", "def add(a, b):\n    return a - b"),
+        ),
+        ('Give {"x": 1} back.', '{"x": 1}', '{ "x" : 1 }', "json", None),
+        ('Give {"x": 1} back.', '{"x": 1}', '{"x": 2}', "json", ('{"x":1}', '{"x":2}')),
+        # a detected kind compares only when the candidate answers in it too
+        ("Is 7 prime?", "Yes, it is.", "It is prime, yes.", "boolean", None),
+        ("What is 6 times 7?", "6 times 7 is 42.", "I am not sure.", "number", None),
+    ],
+)
+def test_an_untagged_item_has_its_answer_kind_detected(
+    prompt: str, base: str, cand: str, kind_: str, change: tuple[str, str] | None
+) -> None:
+    item = ask(prompt)
+    assert detect(item, base) == kind_
+    got = judged(item, base, cand, False, False)
+    assert got.kind == f"detected:{kind_}" and got.change == change
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "Paris is the capital of France.",
+        "Here are three tips: sleep well, eat well, walk daily.",
+        "A is the first letter.",  # a letter, but the prompt lists no options
+        "Noted, I will do that.",  # "No" is not the opening word
+        "Version 3 of the tool added plots, and much more besides",  # a number, not at the end
+    ],
+)
+def test_outputs_without_a_final_answer_are_judged_by_meaning(base: str) -> None:
+    item = ask("Tell me something.")
+    assert detect(item, base) is None
+    assert judged(item, base, base + " Indeed.", False, False) == judged(item, "", "", True, True)

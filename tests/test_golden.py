@@ -121,6 +121,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     for it in old["items"]:
         for side in it["candidates"].values():
             side["answer_change"] = None
+            side["answer_kind"] = None  # issue 35: the answer kind compared (free items only)
     # Step 14: three verdicts (a rule that passed is `pass`; this run's rules all pass), and
     # the [sequential] table (none here).
     old["config"]["sequential"] = None

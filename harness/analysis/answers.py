@@ -15,6 +15,15 @@ kind of answer its output ends with by a tag `answer:KIND`, or by its own `extra
   (key order and spacing do not matter);
 - an `extract` regex: its first group.
 
+An item with neither has its answer kind **detected** on the baseline's output (users' own
+prompts and traffic carry no tags), in this order: a fenced code block (`code`); an output that
+is a JSON object or array (`json`); an option label, where the prompt lists options `A)`,
+`(B)`, `C.` (`choice`); an output that opens with yes/no/true/false (`boolean`, that opening
+word compared); a number after an answer cue (`answer is`, `####`, `\boxed{}`) or ending
+the output (`number`). A detected kind compares only when both outputs give an answer of it
+(a candidate that answers in another form goes on to the embedding); a tag or a regex
+compares strictly (no answer where the baseline gave one is a change).
+
 Two outputs whose answers differ are "diverged" whatever their cosine; outputs whose answers
 agree, or items with no answer kind, go on to the embedding. An output cut off at its token
 limit has no final answer yet (its last number is an intermediate one): answers are compared
@@ -26,12 +35,23 @@ from __future__ import annotations
 import json
 import re
 
-from harness.analysis.extract import by_regex, choice_label, final_number, show_number
+from dataclasses import dataclass
+
+from harness.analysis.extract import NUMBER, by_regex, choice_label, final_number, show_number
 from harness.records import EvalItem
 
 KINDS = ("number", "boolean", "choice", "code", "json")
 TAG = "answer:"
+DETECTED = "detected:"  # the prefix of a detected kind as recorded (`detected:number`)
 _BOOLEAN = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
+# an output opening with its verdict: "Yes, ...", "**No.**", "True"
+_OPENING_BOOLEAN = re.compile(r"^[\s*_\"'`>#-]*(yes|no|true|false)\b", re.IGNORECASE)
+# an answer cue before a number (the scorers' explicit final answer)
+_CUE = re.compile(r"####|\\boxed\{|answer\s+is\b", re.IGNORECASE)
+# a number ending the output: "... is 42.", "**3,041,621,621**"
+_ENDING_NUMBER = re.compile(rf"(?:{NUMBER.pattern})[\s*_%)]*[.!]?[\s*_]*$", re.IGNORECASE)
+# a prompt listing options, one a line: "A) ...", "(B) ...", "C. ...", "D: ..."
+_OPTION_LINE = re.compile(r"^\s*\(?([A-H])[).:]\s+\S", re.MULTILINE)
 
 
 def kind(item: EvalItem) -> str | None:
@@ -41,6 +61,11 @@ def kind(item: EvalItem) -> str | None:
         if tag.startswith(TAG) and tag[len(TAG) :] in KINDS:
             return tag[len(TAG) :]
     return "regex" if item.extract is not None else None
+
+
+def _opening_boolean(text: str) -> str | None:
+    m = _OPENING_BOOLEAN.match(text)
+    return None if m is None else ("yes" if m.group(1).lower() in ("yes", "true") else "no")
 
 
 def _boolean(text: str) -> str | None:
@@ -115,12 +140,68 @@ def final_answer(item: EvalItem, output: str) -> str | None:
     return _EXTRACT[k](output)
 
 
+def _options(prompt: str) -> set[str]:
+    """The option labels a prompt lists (A, B, ... in order from A), or none."""
+    labels = [m.group(1) for m in _OPTION_LINE.finditer(prompt)]
+    run = "".join(sorted(set(labels)))
+    return set(run) if len(run) >= 2 and "ABCDEFGH".startswith(run) else set()
+
+
+def _prompt_text(item: EvalItem) -> str:
+    if item.prompt is not None:
+        return item.prompt
+    return "\n".join(m.content for m in item.messages or ())
+
+
+def detect(item: EvalItem, base: str) -> str | None:
+    """The answer kind the baseline's output shows (module docstring), or None."""
+    text = base.strip()
+    if "```" in text:
+        return "code"
+    if text[:1] in "{[" and _json(text) is not None:
+        return "json"
+    options = _options(_prompt_text(item))
+    if options and choice_label(text) in options:
+        return "choice"
+    if _opening_boolean(text) is not None:
+        return "boolean"
+    if (_CUE.search(text) and final_number(text) is not None) or _ENDING_NUMBER.search(text):
+        return "number"
+    return None
+
+
+_DETECTED_EXTRACT = _EXTRACT | {"boolean": _opening_boolean}
+
+
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """How an item's two outputs were compared by their final answers: the kind used (`KIND`,
+    `regex`, or `detected:KIND`), and (baseline's answer, candidate's) where they differ."""
+
+    kind: str | None
+    change: tuple[str | None, str | None] | None
+
+
+def judged(item: EvalItem, base: str, cand: str, base_cut: bool, cand_cut: bool) -> Answers:
+    """The answers of a reference-free item's two outputs: compared when both ended on a
+    stop, by the item's own kind, else by the kind detected on the baseline's output."""
+    if base_cut or cand_cut:
+        return Answers(None, None)
+    own = kind(item)
+    if own is not None:
+        a, b = final_answer(item, base), final_answer(item, cand)
+        return Answers(own, None if a == b else (a, b))
+    found = detect(item, base)
+    if found is None:
+        return Answers(None, None)
+    read = _DETECTED_EXTRACT[found]
+    a, b = read(base), read(cand)
+    differ = a is not None and b is not None and a != b
+    return Answers(f"{DETECTED}{found}", (a, b) if differ else None)
+
+
 def changed(
     item: EvalItem, base: str, cand: str, base_cut: bool, cand_cut: bool
 ) -> tuple[str | None, str | None] | None:
-    """(baseline's answer, candidate's) when the item has an answer kind, both outputs ended
-    on a stop, and their answers differ (one may have none); else None."""
-    if kind(item) is None or base_cut or cand_cut:
-        return None
-    a, b = final_answer(item, base), final_answer(item, cand)
-    return None if a == b else (a, b)
+    """(baseline's answer, candidate's) where `judged` finds they differ; else None."""
+    return judged(item, base, cand, base_cut, cand_cut).change

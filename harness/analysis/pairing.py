@@ -91,14 +91,11 @@ def pair(
             raise PairingError(f"generations out of order at item {item.id!r}")
         identical = b.output == c.output
         similar: float | None = None
-        change = None
+        change = answer_kind = None
         if reference_free(item):
             b_score = c_score = None
-            change = (
-                None
-                if identical
-                else answers.changed(item, b.output, c.output, b.cut_off, c.cut_off)
-            )
+            judged = answers.judged(item, b.output, c.output, b.cut_off, c.cut_off)
+            change, answer_kind = (None if identical else judged.change), judged.kind
             similar = 1.0 if identical else (meaning or {}).get(item.id)
             result = Outcome.DIVERGED if change else by_meaning(identical, similar, threshold)
         else:
@@ -115,6 +112,7 @@ def pair(
                 tokens=None if tokens is None else tokens[i],
                 meaning=similar,
                 answer_change=change,
+                answer_kind=answer_kind,
             )
         )
     return out

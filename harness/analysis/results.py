@@ -417,8 +417,10 @@ class CandidateOutput:
     extracted: str | None = None  # what the scorer compared, when extraction changed it
     meaning: float | None = None  # reference-free items: embedding similarity to the baseline
     cut_off: bool = False  # ended at max_new_tokens: no final answer yet
-    # Reference-free items: (baseline's final answer, candidate's) where they differ.
+    # Reference-free items: (baseline's final answer, candidate's) where they differ, and
+    # the answer kind compared (`detected:KIND` when no tag or regex named it).
     answer_change: tuple[str | None, str | None] | None = None
+    answer_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -466,6 +468,7 @@ def item_results(
                 meaning=q[i].meaning,
                 cut_off=q[i].candidate.cut_off,
                 answer_change=q[i].answer_change,
+                answer_kind=q[i].answer_kind,
             )
             for name, q in paired.items()
             if i < len(q)

@@ -56,6 +56,9 @@ class PairedItem:
     # Reference-free items with an answer kind: (baseline's answer, candidate's) where they
     # differ; the item is then diverged whatever the cosine (`harness.analysis.answers`).
     answer_change: tuple[str | None, str | None] | None = None
+    # ...and the answer kind they were compared by: an item's own (`number`, `regex`, ...),
+    # or one detected on the baseline's output (`detected:number`); None: by meaning alone
+    answer_kind: str | None = None
 
     @property
     def kld_mean(self) -> float | None:
