@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import re
-
 from dataclasses import dataclass
 
 from harness.analysis.extract import NUMBER, by_regex, choice_label, final_number, show_number
