@@ -548,6 +548,20 @@ def sample_traffic(
             if text.strip():
                 obj = json.loads(text)
                 lines[obj["id"]] = obj
+    if any(item.logged_output for item in items):
+        # A pool with production's answers is for replaying them: an item without one (a
+        # request that failed, a log line without its answer) cannot be replayed, so it is
+        # never drawn, and the weights then speak for the answered traffic.
+        unanswered = {item.id for item in items if not item.logged_output}
+        if unanswered:
+            logger.warning(
+                "%d of %d pool items have no logged answer and are not drawn (a replay needs "
+                "the answer production served)",
+                len(unanswered),
+                len(items),
+            )
+            items = [item for item in items if item.id not in unanswered]
+            lines = {k: v for k, v in lines.items() if k not in unanswered}
     check_pool(lines, t.size, t.calibration)  # before the baseline mines anything
     signals = mine(cfg.baseline, items, cfg.generation, RunCache(run_cache))
     values = {s.id: s.value(t.signal) for s in signals}

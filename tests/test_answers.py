@@ -186,4 +186,16 @@ def test_an_untagged_item_has_its_answer_kind_detected(
 def test_outputs_without_a_final_answer_are_judged_by_meaning(base: str) -> None:
     item = ask("Tell me something.")
     assert detect(item, base) is None
-    assert judged(item, base, base + " Indeed.", False, False) == judged(item, "", "", True, True)
+    assert judged(item, base, base + " Indeed.", False, False).change is None
+
+
+def test_final_numbers_are_compared_whatever_the_kind_but_code_and_json() -> None:
+    """Both outputs hold numbers and their final numbers differ: changed, even where the
+    detected kind (here the opening yes) agrees; code and JSON compare their numbers within."""
+    item = ask("Is it prime?")
+    got = judged(item, "Yes, 7 is prime.", "Yes, 9 is prime.", False, False)
+    assert got.kind == "detected:number" and got.change == ("7", "9")
+    same = judged(item, "Yes, 7 is prime.", "Yes: 7 is a prime.", False, False)
+    assert same.kind == "detected:boolean" and same.change is None
+    code = judged(ask("Write it."), CODE, CODE + "\nprint(add(1, 2))", False, False)
+    assert code.kind == "detected:code" and code.change is None

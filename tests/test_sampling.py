@@ -260,3 +260,34 @@ def test_a_pool_too_small_or_with_unbounded_weights_is_refused_before_mining() -
     rows["r0"]["weight"] = 1e308
     with pytest.raises(SamplingError, match="weight 1e\\+308 would not stay a finite number"):
         check_pool(rows, 5, 0)
+
+
+def test_a_pool_with_logged_answers_never_draws_an_unanswered_request(tmp_path: Path) -> None:
+    """Issue 35: a sampled set held a request that failed in production (no logged answer),
+    and its replay failed after the whole baseline ran. A pool holding answers draws only
+    answered items (said, with the count); the rest are not mined either."""
+    pool = [json.loads(line) for line in demo_set("add")[:60]]
+    for k, row in enumerate(pool):
+        row.pop("difficulty")
+        row.pop("reference")
+        row["scorer"] = "agreement"
+        if k % 4:
+            row["logged_output"] = f"answer {k}"
+    write_jsonl(tmp_path / "pool.jsonl", pool)
+    traffic = {"pool": "pool.jsonl", "out": "sample.jsonl", "size": 20, "calibration": 10}
+    cfg = write_config(
+        tmp_path / "c.toml",
+        "sample.jsonl",
+        DEMO,
+        {"same": DEMO},
+        {"max_mean_kld": 0.5},
+        traffic=traffic,
+    )
+    rc = str(tmp_path / "runs")
+    done = in_process("traffic", "sample", "--config", str(cfg), "--run-cache", rc)
+    assert done.returncode == 0, done.stderr
+    assert "15 of 60 pool items have no logged answer and are not drawn" in done.stderr
+    sample = [json.loads(x) for x in (tmp_path / "sample.jsonl").read_text().splitlines()]
+    signals = (tmp_path / "sample.signals.jsonl").read_text().splitlines()
+    assert len(sample) == 20 and all(row.get("logged_output") for row in sample)
+    assert len(signals) == 45

@@ -512,3 +512,49 @@ def test_a_log_that_grows_past_the_budget_while_read_is_cut_off(tmp_path: Path) 
     log.write_text(line * 11)
     with pytest.raises(ImportFailed, match=r"log.jsonl:11: over --max-log-bytes .* \(it grew\)"):
         read_logs([Growing(log)], None, Cleaning(), budget)
+
+
+def test_requests_that_failed_in_production_are_set_aside_by_their_own_reason(
+    tmp_path: Path,
+) -> None:
+    """A 429/500 or an error body leaves no answer to replay: in every format that logs one,
+    the request is set aside as failed, counted, and never written."""
+    from harness.inputs.traffic import FAILED
+
+    ok = {"choices": [{"message": {"role": "assistant", "content": "fine"}}]}
+    error = {"error": {"message": "rate limited", "type": "rate_limit"}}
+    logs = {
+        "openai.jsonl": [
+            {"request": {"messages": user("served")}, "response": ok},
+            {"request": {"messages": user("failed openai")}, "response": error},
+        ],
+        "batch.jsonl": [
+            {"custom_id": "a", "body": {"messages": user("failed batch")}},
+            {"custom_id": "a", "response": {"status_code": 429, "body": error}},
+        ],
+        "litellm.jsonl": [
+            {
+                "messages": user("failed litellm"),
+                "call_type": "acompletion",
+                "status": "failure",
+                "response": None,
+            },
+        ],
+        "helicone.jsonl": [
+            {"request_body": {"messages": user("failed helicone")}, "response_status": 500},
+        ],
+    }
+    paths = []
+    for name, rows in logs.items():
+        paths.append(tmp_path / name)
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "set.jsonl"
+    done = in_process("traffic", "import", *map(str, paths), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(x)["messages"][0]["content"] for x in out.read_text().splitlines()]
+    assert written == ["served"]
+    table = json.loads((tmp_path / "set.cleaning.json").read_text())
+    assert table["set_aside"] == {FAILED: 4}
+    # a log of failed requests only: nothing to write, and the message says why
+    done = in_process("traffic", "import", str(paths[2]), "--out", str(tmp_path / "o.jsonl"))
+    assert done.returncode == 2 and f"set aside: {FAILED} 1" in done.stderr, done.stderr

@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.inputs.scrub import KINDS, Scrubber
-from harness.inputs.traffic import TRAFFIC_FORMATS, Answer, BadLine, Request, SetAside, detect
+from harness.inputs.traffic import (
+    FAILED,
+    TRAFFIC_FORMATS,
+    Answer,
+    BadLine,
+    Request,
+    SetAside,
+    detect,
+)
 from harness.records.errors import HarnessError, RecordError
 from harness.records.schema import setting
 
@@ -133,6 +141,7 @@ def read_logs(
     fmt = TRAFFIC_FORMATS.get(forced) if forced else None
     requests: list[Request] = []
     answers: dict[str, str | None] = {}
+    failed: set[str] = set()  # batch requests whose output line is an error
     note = Scrubber()  # what a bad line's message quotes of it is scrubbed too
 
     def bad(where: str, why: str) -> None:
@@ -179,11 +188,17 @@ def read_logs(
             cleaning.formats[kind.name] += 1
             if isinstance(got, Answer):
                 answers[got.join] = got.logged_output
+                if got.failed:
+                    failed.add(got.join)
             else:
                 requests.append(got)
     joined = {r.join for r in requests if r.join is not None}
     cleaning.unanswered_batch = sum(1 for k in answers if k not in joined)
-    return [replace(r, logged_output=answers[r.join]) if r.join in answers else r for r in requests]
+    dropped = [r for r in requests if r.join in failed]
+    if dropped:  # a batch request whose output line is an error: as a failed request is
+        cleaning.set_aside[FAILED] += len(dropped)
+    kept = [r for r in requests if r.join not in failed]
+    return [replace(r, logged_output=answers[r.join]) if r.join in answers else r for r in kept]
 
 
 # A log line longer than this is unreadable (a 100 MB request was read, parsed and kept in
@@ -450,6 +465,10 @@ def import_traffic(
         cleaning.over_context = fits.count(False)
         pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
     if not pairs:
-        raise ImportFailed(f"nothing left to write from {cleaning.lines:,} lines")
+        aside = "; ".join(f"{why} {n:,}" for why, n in cleaning.set_aside.most_common())
+        raise ImportFailed(
+            f"nothing left to write from {cleaning.lines:,} lines"
+            + (f" (set aside: {aside})" if aside else "")
+        )
     cleaning.written = len(pairs)
     return [item_of(r, n) for r, n in pairs], cleaning

@@ -71,6 +71,11 @@ class SetAside(HarnessError):
     """A request read whole but not evaluated here; the message is the reason counted."""
 
 
+# A request production did not answer (an error status or body): set aside, so that no eval
+# set (nor a replay of it) holds a request whose served answer is unknown.
+FAILED = "failed in production (an error status, no answer)"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     messages: tuple[tuple[str, str], ...]  # (role, content), ending with the user's turn
@@ -86,6 +91,7 @@ class Answer:
 
     join: str
     logged_output: str | None
+    failed: bool = False  # an error status: its request is set aside (FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +189,7 @@ def completion_text(value: Any, field: str) -> str | None:
         return value
     body = _object(value, field)
     if "error" in body and "choices" not in body:
-        return None
+        raise SetAside(FAILED)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices:
         raise BadLine(f"{field}.choices", "missing or empty")
@@ -267,21 +273,26 @@ def _read_openai_batch(line: Mapping[str, Any]) -> Request | Answer:
         return _request(msgs, None, tags, _max_tokens(body), join)
     response = line.get("response")
     if line.get("error") or response is None:
-        return Answer(join=join, logged_output=None)
+        return Answer(join=join, logged_output=None, failed=True)
     response = _object(response, "response")
     status = response.get("status_code", 200)
     if status != 200:
-        return Answer(join=join, logged_output=None)
-    return Answer(join=join, logged_output=completion_text(response.get("body"), "response.body"))
+        return Answer(join=join, logged_output=None, failed=True)
+    try:
+        return Answer(
+            join=join, logged_output=completion_text(response.get("body"), "response.body")
+        )
+    except SetAside:
+        return Answer(join=join, logged_output=None, failed=True)
 
 
 def _read_litellm(line: Mapping[str, Any]) -> Request:
     msgs = line.get("messages")
     if isinstance(msgs, str):  # a text-completion call logs its prompt as a string
         msgs = [{"role": "user", "content": msgs}]
-    answer = None
-    if line.get("status") != "failure":
-        answer = completion_text(line.get("response"), "response")
+    if line.get("status") == "failure":
+        raise SetAside(FAILED)
+    answer = completion_text(line.get("response"), "response")
     # LiteLLM's metadata is about the key and its user (`user_api_key_*`): no tags from it
     tags = [
         *_model(line.get("model")),
@@ -301,9 +312,9 @@ def _read_litellm(line: Mapping[str, Any]) -> Request:
 def _read_helicone(line: Mapping[str, Any]) -> Request:
     request = _object(line["request_body"], "request_body")
     _tools_declared(request)
-    answer = None
-    if line.get("response_status", 200) in (200, None) and line.get("response_body") is not None:
-        answer = completion_text(line.get("response_body"), "response_body")
+    if line.get("response_status", 200) not in (200, None):
+        raise SetAside(FAILED)
+    answer = completion_text(line.get("response_body"), "response_body")
     tags = [
         *_model(line.get("model") or request.get("model")),
         *tags_of(line.get("request_properties")),
