@@ -523,7 +523,7 @@ def test_requests_that_failed_in_production_are_set_aside_by_their_own_reason(
 
     ok = {"choices": [{"message": {"role": "assistant", "content": "fine"}}]}
     error = {"error": {"message": "rate limited", "type": "rate_limit"}}
-    logs = {
+    logs: dict[str, list[dict[str, Any]]] = {
         "openai.jsonl": [
             {"request": {"messages": user("served")}, "response": ok},
             {"request": {"messages": user("failed openai")}, "response": error},
