@@ -6,6 +6,7 @@ import pytest
 
 from harness.analysis.answers import changed, detect, final_answer, judged, kind
 from harness.analysis.candidate_metrics import summarize
+from harness.analysis.extract import final_number
 from harness.analysis.pairing import pair
 from harness.analysis.scorers import Scorer
 from harness.records import EvalItem, Generation, Outcome, Source, StatsConfig
@@ -189,13 +190,56 @@ def test_outputs_without_a_final_answer_are_judged_by_meaning(base: str) -> None
     assert judged(item, base, base + " Indeed.", False, False).change is None
 
 
-def test_final_numbers_are_compared_whatever_the_kind_but_code_and_json() -> None:
+def test_final_numbers_are_compared_whatever_the_kind() -> None:
     """Both outputs hold numbers and their final numbers differ: changed, even where the
-    detected kind (here the opening yes) agrees; code and JSON compare their numbers within."""
+    detected answer (the opening yes, the code block) agrees."""
     item = ask("Is it prime?")
     got = judged(item, "Yes, 7 is prime.", "Yes, 9 is prime.", False, False)
     assert got.kind == "detected:number" and got.change == ("7", "9")
     same = judged(item, "Yes, 7 is prime.", "Yes: 7 is a prime.", False, False)
     assert same.kind == "detected:boolean" and same.change is None
-    code = judged(ask("Write it."), CODE, CODE + "\nprint(add(1, 2))", False, False)
-    assert code.kind == "detected:code" and code.change is None
+    code = judged(ask("Write it."), CODE + " It returns 5.", CODE + " It returns 6.", False, False)
+    assert code.kind == "detected:number" and code.change == ("5", "6")
+    same = judged(
+        ask("Write it."), CODE + " Try add(1, 2).", CODE + " E.g. add(1, 2)", False, False
+    )
+    assert same.kind == "detected:code" and same.change is None
+
+
+OUTPUTS = [
+    "The answer is 3,041,621,621.",
+    "The answer is 3,041,623,680.",
+    "1,234,567 times 2,463 is 3,041,621,621",
+    "Yes, 7 is prime.",
+    "Yes, 9 is prime.",
+    "No.",
+    "The result is 20.",
+    "The result is 0.625",
+    "Twenty.",
+    CODE + " It returns 5.",
+    CODE + " It returns 6.",
+    '{"total": 12}',
+    '{"total": 13}',
+    "Paris is the capital.",
+    "It is Paris, the capital of France.",
+]
+
+
+def test_no_pair_with_different_final_numbers_is_equivalent_or_identical() -> None:
+    """Issue 35's acceptance, as an invariant over every ordered pair of outputs above (the
+    embedding says "equivalent" to all of them): where both ended on a stop and their final
+    numbers differ, the item is diverged."""
+    src = Source("t.jsonl", 1)
+    for i, a in enumerate(OUTPUTS):
+        for j, b in enumerate(OUTPUTS):
+            item = EvalItem(id="x", source=src, prompt="Compute it.", scorer=Scorer.AGREEMENT)
+            [p] = pair(
+                [item],
+                [Generation(item_id="x", output=a, output_ids=(i,))],
+                [Generation(item_id="x", output=b, output_ids=(j,))],
+                meaning={"x": 0.99},
+                threshold=0.8,
+            )
+            x, y = final_number(a), final_number(b)
+            if x is not None and y is not None and x != y:
+                assert p.outcome == Outcome.DIVERGED, (a, b)

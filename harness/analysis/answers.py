@@ -22,9 +22,10 @@ is a JSON object or array (`json`); an option label, where the prompt lists opti
 word compared); a number after an answer cue (`answer is`, `####`, `\boxed{}`) or ending
 the output (`number`). A detected kind compares only when both outputs give an answer of it
 (a candidate that answers in another form goes on to the embedding); a tag or a regex
-compares strictly (no answer where the baseline gave one is a change). Outside code and JSON,
-two outputs that both hold numbers are also compared by their final numbers (the scorers'
-`final_number`): "Yes, 7 is prime" and "Yes, 9 is prime" differ there.
+compares strictly (no answer where the baseline gave one is a change). Two outputs whose
+detected answers agree, or that show no kind, are also compared by their final numbers when
+both hold one (the scorers' `final_number`): "Yes, 7 is prime" and "Yes, 9 is prime" differ
+there, and so do equal code blocks followed by "it returns 5" and "it returns 6".
 
 Two outputs whose answers differ are "diverged" whatever their cosine; outputs whose answers
 agree, or items with no answer kind, go on to the embedding. An output cut off at its token
@@ -198,12 +199,11 @@ def judged(item: EvalItem, base: str, cand: str, base_cut: bool, cand_cut: bool)
         a, b = read(base), read(cand)
         if a is not None and b is not None and a != b:
             return Answers(f"{DETECTED}{found}", (a, b))
-    if found not in ("code", "json"):  # their numbers were compared as part of them
-        a, b = _number(base), _number(cand)
-        if a is not None and b is not None:
-            if a != b:  # "Yes, 7 is prime" / "Yes, 9 is prime": the final numbers differ
-                return Answers(f"{DETECTED}number", (a, b))
-            found = found or "number"
+    a, b = _number(base), _number(cand)
+    if a is not None and b is not None:
+        if a != b:  # "Yes, 7 is prime" / "Yes, 9 is prime": the final numbers differ
+            return Answers(f"{DETECTED}number", (a, b))
+        found = found or "number"
     return Answers(None if found is None else f"{DETECTED}{found}", None)
 
 
