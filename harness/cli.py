@@ -237,6 +237,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def report_verdicts(results: Results, out: Path) -> int:
     print(f"report: {out / 'report.html'}")
+    if results.baseline_note is not None:
+        print(f"NOTE  {results.baseline_note}")
     for note in results.determinism:
         print(note)
     for c in results.candidates:

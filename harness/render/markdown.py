@@ -70,6 +70,8 @@ def render_markdown(results: Results) -> str:
     ]
     if results.ladder is not None:
         lines[4:4] = ladder_section(results.ladder)
+    if results.baseline_note is not None:
+        lines[2:2] = [f"> **{results.baseline_note}**", ""]
     for c in results.candidates:
         cells = [c.name, "yes" if c.gated else "no", f"**{c.verdict.upper()}**"]
         cells += [col.cell(c.metrics).plain() for col in SUMMARY_COLUMNS]

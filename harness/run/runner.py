@@ -197,6 +197,63 @@ class PromptTooLong(HarnessError):
     """A prompt and its token limit do not fit the model's context."""
 
 
+# A tokenizer whose vocabulary holds long pieces but which splits the eval set's own text into
+# fewer than this many characters a token is not the model's (transformers' GGUF loader gave
+# Gemma 3 a character-level tokenizer: 24 ids for "The capital of France is"). Measured:
+# SmolLM2's BPE gives 3.5-3.7 characters a token on the prose, code and long-context sets and
+# 2.05 on the demo's sums; a character-level tokenizer gives 1.0.
+MIN_CHARS_PER_TOKEN = 1.5
+LONG_PIECES = 3  # median characters of a vocabulary piece from which it is not character-level
+
+
+def check_tokenizer(backend: Backend, items: Sequence[EvalItem], sample: int = 200) -> None:
+    """The baseline's tokenizer on the eval set's own text, before any generation: text
+    that decodes to other text, or a vocabulary of long pieces used one character at a time,
+    is a warning naming the model (its answers would say little); ids that cannot be decoded
+    at all are an error."""
+    texts: list[tuple[EvalItem, str]] = []
+    for item in items[:sample]:
+        said = (
+            [item.prompt] if item.prompt is not None else [m.content for m in item.messages or ()]
+        )
+        texts += [(item, text) for text in said]
+    chars = tokens = 0
+    changed: list[str] = []
+    for item, text in texts:
+        ids = backend.encode(text)
+        try:
+            back = backend.decode(ids)
+        except Exception as exc:  # noqa: BLE001 - any engine's failure is the same finding
+            raise TokenizerMismatch(
+                f"model {backend.spec.name!r}: its tokenizer cannot decode the ids it gives "
+                f"{item.source} (id {item.id!r}): {type(exc).__name__}: {exc}"
+            ) from None
+        chars, tokens = chars + len(text), tokens + len(ids)
+        if back.strip() != text.strip():
+            changed.append(item.id)
+    if changed:
+        logger.warning(
+            "model %r: its tokenizer does not give back the text of %d of %d prompts (first: "
+            "id %r): check the tokenizer the checkpoint ships",
+            backend.spec.name,
+            len(changed),
+            len(texts),
+            changed[0],
+        )
+    step = max(1, backend.vocab_size // 2000)
+    pieces = sorted(len(backend.token_text(t)) for t in range(0, backend.vocab_size, step))
+    median = pieces[len(pieces) // 2] if pieces else 0
+    if tokens and chars / tokens < MIN_CHARS_PER_TOKEN and median >= LONG_PIECES:
+        logger.warning(
+            "model %r: its tokenizer splits the eval set into %.2f characters a token although "
+            "its vocabulary's pieces are %d characters long (median): a character-level "
+            "tokenizer, not the model's? Its answers would say little about quantization",
+            backend.spec.name,
+            chars / tokens,
+            median,
+        )
+
+
 def check_context(
     name: str,
     context: int | None,
@@ -461,6 +518,7 @@ def _run_model(
 ) -> tuple[ModelRun, Fed]:
     with worker.running(spec.name, spec.backend, "generating"), open_backend(spec) as backend:
         if baseline is None:
+            check_tokenizer(backend, items)
             ids = encode_prompts(backend, items)
             fed = Fed(
                 ids,

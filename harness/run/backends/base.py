@@ -176,6 +176,11 @@ class Backend(ABC):
         """Text as ids: bare (references), or with the special tokens the tokenizer adds by
         default, such as <bos> (a plain prompt; lm-eval requests)."""
 
+    @property
+    def vocab_size(self) -> int:
+        """How many token ids the tokenizer knows (0: unknown)."""
+        return 0
+
     @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
         """Ids as text, special tokens left out."""

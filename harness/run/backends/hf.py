@@ -190,6 +190,10 @@ class HFTokenizerMethods:
     def encode(self, text: str, add_special: bool = False) -> list[int]:
         return list(self._tok(text, add_special_tokens=add_special).input_ids)
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tok)
+
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._tok.decode(list(ids), skip_special_tokens=True))
 

@@ -314,6 +314,10 @@ class LlamaCppBackend(Backend):
     def context_length(self) -> int | None:
         return int(self._llm.n_ctx())
 
+    @property
+    def vocab_size(self) -> int:
+        return int(self._vocab)
+
     # --- model ------------------------------------------------------------------------------
 
     def _forward(self, tokens: Sequence[int], n_past: int, every: bool) -> Any:
