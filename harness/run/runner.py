@@ -223,7 +223,7 @@ def check_tokenizer(backend: Backend, items: Sequence[EvalItem], sample: int = 2
         ids = backend.encode(text)
         try:
             back = backend.decode(ids)
-        except Exception as exc:  # noqa: BLE001 - any engine's failure is the same finding
+        except Exception as exc:
             raise TokenizerMismatch(
                 f"model {backend.spec.name!r}: its tokenizer cannot decode the ids it gives "
                 f"{item.source} (id {item.id!r}): {type(exc).__name__}: {exc}"
