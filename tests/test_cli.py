@@ -26,7 +26,7 @@ from .support.helpers import (
     write_config,
     write_jsonl,
 )
-from .support.paths import DEMO, REPO
+from .support.paths import DEMO, NEEDS_LLAMA_CPP, REPO
 
 # These tests are about what a run writes, on 20 items: judged at the point estimate, a model
 # against itself passes and another model fails. On its interval no 20-item run could pass
@@ -609,3 +609,57 @@ def test_a_limited_run_is_a_smoke_run_that_never_passes(
     assert main(whole) == 0 and results(tmp_path / "w")["partial"] is None
     with pytest.raises(SystemExit):
         main(["compare", "--config", str(cfg), "--limit", "0"])
+
+
+@pytest.mark.real
+@NEEDS_LLAMA_CPP
+def test_a_quiet_run_shows_no_library_bar_and_no_message_inside_a_bar(tmp_path: Path) -> None:
+    """The whole terminal output of a compare of the demo model against a compressed-tensors
+    checkpoint (whose loading draws "Applying quantization config" and "Dispatching model"
+    bars of its own) and a llama.cpp GGUF (whose native code logs as it loads): the
+    harness's bars and lines only, and every message on a line of its own."""
+    import re
+
+    sets = REPO / "evalsets" / "demo" / "add.jsonl"
+    candidates = {
+        "w8": {"quantize": {"scheme": "W8A16", "method": "rtn"}},
+        "q8": {"quantize": {"engine": "llama.cpp", "type": "Q8_0"}},
+    }
+    cfg = write_config(tmp_path / "c.toml", sets, DEMO, candidates, "max_mean_kld = 0.5")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "compare",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "run"),
+            "--cache",
+            str(tmp_path / "q"),
+            "--run-cache",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shown = done.stdout + done.stderr
+    for library in (
+        "Applying quantization config",
+        "Dispatching model",
+        "Loading weights",
+        "llama_model_load",
+        "load_tensors",
+        "print_info",
+        "ggml_",
+        "Compressing",
+    ):
+        assert library not in shown, library
+    for segment in re.split(r"[\r\n]", done.stderr):
+        bar = re.search(r"\|\s*\d+/\d+ \[[^\]]*\]", segment)
+        if bar:  # a bar's line ends with the bar: no message written into it
+            assert segment[bar.end() :].strip() == "", segment
+    assert "base: 100%" in done.stderr and "q8: 100%" in done.stderr

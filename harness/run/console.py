@@ -12,6 +12,7 @@ levels otherwise. The harness's messages go through the `harness` logger to stde
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -49,6 +50,44 @@ QUIET_ENV = {
 _quiet = False  # inside a quiet `session`: a library caller outside one sees everything
 
 
+@functools.cache
+def _bar_class() -> Any:
+    from tqdm import tqdm
+
+    class HarnessBar(tqdm):
+        """The harness's own: `_quiet_bars` leaves it on."""
+
+    return HarnessBar
+
+
+def bar(**kwargs: Any) -> Any:
+    """One of the harness's own progress bars (to stderr; off without a `desc`): the only
+    bars a quiet session draws. Libraries' bars that pass `disable` themselves (compressed-
+    tensors' "Applying quantization config", "Dispatching model"), which `TQDM_DISABLE` does
+    not reach, are switched off by `_quiet_bars`."""
+    kwargs.setdefault("disable", kwargs.get("desc") is None)
+    return _bar_class()(file=sys.stderr, **kwargs)
+
+
+@contextlib.contextmanager
+def _quiet_bars() -> Iterator[None]:
+    """Every tqdm bar but the harness's own (`bar`) is created disabled meanwhile."""
+    from tqdm import std
+
+    original = std.tqdm.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(self, _bar_class()):
+            kwargs["disable"] = True
+        original(self, *args, **kwargs)
+
+    std.tqdm.__init__ = init
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = original
+
+
 class _Stderr(logging.StreamHandler):
     """To whatever sys.stderr is when a record is emitted (a test's capture, a redirect made
     after the first command), not the stream of the first command."""
@@ -64,6 +103,16 @@ class _Stderr(logging.StreamHandler):
     def format(self, record: logging.LogRecord) -> str:
         # a message may quote a server's body or a file's line: it must not drive the terminal
         return terminal_text(super().format(record))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """On a line of its own: a progress bar being drawn is cleared first and drawn
+        again below (else the message lands inside the bar's line)."""
+        tqdm = sys.modules.get("tqdm")
+        if tqdm is None or not getattr(tqdm.tqdm, "_instances", None):
+            super().emit(record)
+            return
+        with tqdm.tqdm.external_write_mode(file=sys.stderr):
+            super().emit(record)
 
 
 def _harness_logger() -> None:
@@ -101,7 +150,7 @@ def session(verbose: bool) -> Iterator[None]:
         logging.getLogger(name).setLevel(logging.ERROR)
     _quiet = True
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_bars():
             for name in LIBRARIES:
                 warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
             yield

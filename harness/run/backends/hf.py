@@ -12,13 +12,13 @@ import functools
 import json
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.records import EvalItem, ModelSpec
 from harness.records.items import Message, Role, Source
+from harness.run import console
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -431,14 +431,11 @@ class HFBackend(HFTokenizerMethods, Backend):
         """Batches are formed over the prompts sorted by (length, limit), the same way for
         every model, so little is padded and a batch stops when its similar rows are done."""
         import torch
-        from tqdm import tqdm
 
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), limits[i]))
         starts = range(0, len(prompts), batch_size)
         with torch.inference_mode():
-            for start in tqdm(
-                starts, desc=desc, unit="batch", disable=desc is None, file=sys.stderr
-            ):
+            for start in console.bar(iterable=starts, desc=desc, unit="batch"):
                 chosen = order[start : start + batch_size]
                 batch = self._batch(chosen, prompts, limits, stop_ids, want_logprobs, stop_strings)
                 faults.point(f"engine:{self.spec.name}")

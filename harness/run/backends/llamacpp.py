@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.records import EvalItem, ModelSpec
 from harness.records.schema import setting
+from harness.run import console
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -356,11 +357,9 @@ class LlamaCppBackend(Backend):
         desc: str | None = None,
         stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
-        import sys
 
         import numpy as np
         import torch
-        from tqdm import tqdm
 
         if self.parallel > 1:
             yield from self._generate_batched(
@@ -369,9 +368,7 @@ class LlamaCppBackend(Backend):
             return
         stops = set(stop_ids)
         batch: list[Generated] = []
-        for i in tqdm(
-            range(len(prompts)), desc=desc, unit="item", disable=desc is None, file=sys.stderr
-        ):
+        for i in console.bar(iterable=range(len(prompts)), desc=desc, unit="item"):
             self._clear()
             prompt = list(prompts[i])
             logits = self._forward(prompt, 0, every=False)[-1]
@@ -472,19 +469,15 @@ class LlamaCppBackend(Backend):
         only the rest is decoded. The runner's batches (`batch_size` items) are yielded in
         order once all their items are done; the cache is emptied between them, so a batch's
         outputs depend on its own prompts only."""
-        import sys
 
         import numpy as np
         import torch
-        from tqdm import tqdm
 
         ctx, _, n_tokens = self._multi_context()
         memory = self._lib.llama_get_memory(ctx.ctx)
         n_ctx = int(self._lib.llama_n_ctx(ctx.ctx))
         stops = set(stop_ids)
-        bar = tqdm(
-            total=len(prompts), desc=desc, unit="item", disable=desc is None, file=sys.stderr
-        )
+        bar = console.bar(total=len(prompts), desc=desc, unit="item")
         for first in range(0, len(prompts), batch_size):
             self._lib.llama_memory_clear(memory, True)
             held: dict[int, list[int]] = {}  # per sequence, the tokens its cells hold

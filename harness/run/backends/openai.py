@@ -28,7 +28,6 @@ import json
 import math
 import os
 import socket
-import sys
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +38,7 @@ from typing import Any, TypeVar
 from harness.records import ModelSpec
 from harness.records.errors import HarnessError, RecordError
 from harness.records.schema import setting
+from harness.run import console
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -491,8 +491,6 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         desc: str | None = None,
         stop_strings: Sequence[str] = (),
     ) -> Iterator[list[Generated]]:
-        from tqdm import tqdm
-
         stops = list(stop_ids)
 
         def ask(i: int, limit: int, strings: Sequence[str]) -> tuple[list[int], list[Any]]:
@@ -541,7 +539,7 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
             return Generated(i, tuple(ids), stop, logp)
 
         order = list(range(len(prompts)))
-        bar = tqdm(total=len(order), desc=desc, unit="item", disable=desc is None, file=sys.stderr)
+        bar = console.bar(total=len(order), desc=desc, unit="item")
         with bar:
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
