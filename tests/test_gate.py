@@ -147,15 +147,19 @@ def test_unmeasured_distribution_fails_closed() -> None:
 
 
 def test_diverged_share_of_reference_free_items() -> None:
-    moved = metrics(diverged_share=0.3, equivalent_share=0.5)
+    """Judged on its interval, said as every share rule is (issue 35: it printed 0.7692)."""
+    moved = metrics(diverged_share=0.3, diverged_share_ci_low=0.26, diverged_share_ci_high=0.34)
     result = gate(moved, GateConfig.of(max_diverged_share=0.25))
     assert result.verdict == "fail"
     assert result.reasons == [
-        "The diverged share of reference-free items is 0.3; it must be at most 0.25"
+        "Reference-free items diverged in meaning or answer: a weighted share of 30.00% "
+        "(interval 26.00% to 34.00%); judged at 34.00% against the limit of 25.00%: even the "
+        "lower end is over it"
     ]
-    assert gate(moved, GateConfig.of(max_diverged_share=0.3)).verdict == "pass"
+    assert gate(moved, GateConfig.of(max_diverged_share=0.3)).verdict == "undecided"
+    assert gate(moved, GateConfig.of(max_diverged_share=0.35)).verdict == "pass"
     none = gate(metrics(), GateConfig.of(max_diverged_share=0.3))
-    assert none.verdict == "fail" and "no reference-free item was judged" in none.reasons[0]
+    assert none.verdict == "fail" and "No reference-free item was judged" in none.reasons[0]
 
 
 def _paired(n: int, regressions: int) -> list[PairedItem]:

@@ -72,6 +72,8 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
             "reference_free": 0,
             "equivalent_share": None,
             "diverged_share": None,
+            "diverged_share_ci_low": None,  # issue 35: the rule judges its interval
+            "diverged_share_ci_high": None,
             "free_identical": 0,
             "free_equivalent": 0,
             "free_diverged": 0,

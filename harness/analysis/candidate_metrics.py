@@ -25,9 +25,9 @@ from harness.analysis.gate_rules import (
     drop_gate,
     hard_regressions_rule,
     point_gate,
-    regression_share_ends,
-    regression_share_rule,
     require_review_rule,
+    share_ends,
+    share_rule,
 )
 from harness.analysis.scorers import reference_free
 from harness.analysis.stats import mcnemar_exact, paired_drop, quantile, weighted_share
@@ -87,6 +87,15 @@ class Measured:
         total = sum(p.item.weight for p in self.free)
         chosen = sum(p.item.weight for p in self.free if p.outcome is outcome)
         return chosen / total if self.free else None
+
+    @cached_property
+    def diverged_share(self) -> tuple[float, float, float]:
+        share = weighted_share(
+            [p.outcome is Outcome.DIVERGED for p in self.free],
+            [p.item.weight for p in self.free],
+            self.stats,
+        )
+        return share if share is not None else (0.0, 0.0, 0.0)
 
     @cached_property
     def regression_share(self) -> tuple[float, float, float]:
@@ -236,10 +245,15 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             "max_weighted_regression_share",
             "max",
             Limit.SHARE,
-            regression_share_rule,
+            share_rule(
+                "weighted_regression_share",
+                "regression_share",
+                "Regressions carry a weighted share of",
+                "No item was scored against a reference",
+            ),
             needs="reference",
             doc="fails when regressions carry more than this share of the scored weight",
-            interval=regression_share_ends,
+            interval=share_ends("regression_share"),
             range=SHARE,
             per_item=lambda paired: (
                 [float(p.outcome is Outcome.REGRESSION) for p in _scored(paired)],
@@ -293,17 +307,30 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "diverged_share",
         lambda x: x.share(Outcome.DIVERGED),
         "share",
-        point_gate(
+        GateRule(
             "max_diverged_share",
-            "diverged_share",
-            "The diverged share of reference-free items",
-            "",
-            missing="was not measured (no reference-free item was judged)",
+            "max",
+            Limit.SHARE,
+            share_rule(
+                "diverged_share",
+                "diverged_share",
+                "Reference-free items diverged in meaning or answer: a weighted share of",
+                "No reference-free item was judged",
+            ),
             needs="free",
-            doc="fails when more than this share of reference-free items diverged in meaning",
+            doc="fails when more than this weighted share of reference-free items diverged "
+            "(in meaning or final answer), judged on its interval",
+            interval=share_ends("diverged_share"),
+            range=SHARE,
+            per_item=lambda paired: (
+                [float(p.outcome is Outcome.DIVERGED) for p in _free(paired)],
+                [p.item.weight for p in _free(paired)],
+            ),
         ),
         (column("reference-free diverged", "diverged_share", pct),),
     ),
+    Metric("diverged_share_ci_low", lambda x: x.diverged_share[1] if x.free else None, "share"),
+    Metric("diverged_share_ci_high", lambda x: x.diverged_share[2] if x.free else None, "share"),
     Metric(
         "mean_kld",
         lambda x: x.dist("mean_kld"),
@@ -553,3 +580,8 @@ def summarize(
     return CandidateMetrics(
         values=values, distribution=measured.distribution, slices=slices(paired, stats, lengths)
     )
+
+
+def _free(paired: Sequence[PairedItem]) -> list[PairedItem]:
+    """The judged reference-free items (as `Measured.free`)."""
+    return [p for p in paired if reference_free(p.item) and p.outcome in MEANING]

@@ -196,31 +196,42 @@ def hard_regressions_rule(
     )
 
 
-def regression_share_rule(
-    m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound
-) -> tuple[GateVerdict, str]:
-    share, high = m["weighted_regression_share"], m["regression_share_ci_high"]
-    low = m["regression_share_ci_low"]
-    if not isinstance(share, float) or not isinstance(high, float) or not isinstance(low, float):
-        return "fail", (
-            f"No item was scored against a reference; the limit {limit:.2%} cannot be checked"
-        )
-    verdict = three_way(low, share, high, limit, bound)
-    judged = high if bound == "upper_ci" else share
-    said = {
-        "pass": f"judged at {judged:.2%} against the limit of {limit:.2%}",
-        "fail": f"judged at {judged:.2%} against the limit of {limit:.2%}"
-        + (": even the lower end is over it" if bound == "upper_ci" else ""),
-        "undecided": f"undecided: the interval straddles the limit of {limit:.2%}",
-    }[verdict]
-    return verdict, (
-        f"Regressions carry {share:.2%} of the weight (interval {low:.2%} to {high:.2%}); {said}"
-    )
+def share_rule(
+    name: str, ends: str, label: str, missing: str
+) -> Callable[[CandidateMetrics, ReviewStatus, float, Bound], tuple[GateVerdict, str]]:
+    """A limit on the weighted share `name` judged on its interval (metrics `{ends}_ci_low`,
+    `{ends}_ci_high`), said in one format for every share: "<label> 12.50% (interval 4.10%
+    to 27.00%); judged ...". `missing`: why there is no share to judge."""
+
+    def judge(
+        m: CandidateMetrics, _: ReviewStatus, limit: float, bound: Bound
+    ) -> tuple[GateVerdict, str]:
+        share, low, high = m[name], m[f"{ends}_ci_low"], m[f"{ends}_ci_high"]
+        if (
+            not isinstance(share, float)
+            or not isinstance(high, float)
+            or not isinstance(low, float)
+        ):
+            return "fail", f"{missing}; the limit {limit:.2%} cannot be checked"
+        verdict = three_way(low, share, high, limit, bound)
+        judged = high if bound == "upper_ci" else share
+        said = {
+            "pass": f"judged at {judged:.2%} against the limit of {limit:.2%}",
+            "fail": f"judged at {judged:.2%} against the limit of {limit:.2%}"
+            + (": even the lower end is over it" if bound == "upper_ci" else ""),
+            "undecided": f"undecided: the interval straddles the limit of {limit:.2%}",
+        }[verdict]
+        return verdict, f"{label} {share:.2%} (interval {low:.2%} to {high:.2%}); {said}"
+
+    return judge
 
 
-def regression_share_ends(m: CandidateMetrics) -> tuple[float, float] | None:
-    low, high = m["regression_share_ci_low"], m["regression_share_ci_high"]
-    return (low, high) if isinstance(low, float) and isinstance(high, float) else None
+def share_ends(name: str) -> Callable[[CandidateMetrics], tuple[float, float] | None]:
+    def ends(m: CandidateMetrics) -> tuple[float, float] | None:
+        low, high = m[f"{name}_ci_low"], m[f"{name}_ci_high"]
+        return (low, high) if isinstance(low, float) and isinstance(high, float) else None
+
+    return ends
 
 
 def require_review_rule(
