@@ -42,7 +42,8 @@ def run(
     tmp = tmp_path_factory.mktemp("browser")
     rows = flipping_rows(tiny_model_dir, 12, ("flip",)) + agreement_rows(3) + payload_rows()
     evalset = write_jsonl(tmp / "set.jsonl", rows)
-    cands = {"cand": other_model_dir, "same": tiny_model_dir}
+    # listed first: the candidate with nothing to review (the queue opens on the other)
+    cands = {"same": tiny_model_dir, "cand": other_model_dir}
     config = write_config(
         tmp / "c.toml", evalset, tiny_model_dir, cands, "require_review = true", name="browser"
     )
@@ -134,6 +135,15 @@ def test_filters_change_what_is_shown_and_live_in_the_fragment(run: Path, browse
     assert r.cards() == [] and "identical item(s) collapsed" in r.page.inner_text("#count")
     r.page.click("#show-identical")
     assert len(r.cards()) == 20 and set(r.outcomes()) == {"identical"}
+
+
+def test_the_queue_opens_on_the_candidate_with_the_most_to_review(
+    run: Path, browser: Any
+) -> None:
+    """Issue 35: it opened on the first candidate listed, one with 0 regressions."""
+    page = Page(browser, url(run))
+    assert page.page.locator("#f-cand").input_value() == "cand"
+    assert "regression" in page.outcomes()
 
 
 def test_deep_link_to_a_card(run: Path, browser: Any) -> None:

@@ -222,10 +222,23 @@ def data_island(
     tags = sorted({t for it in results.items for t in it.tags})
     return identity | {
         "candidates": [{"name": c.name, "gated": c.gated} for c in results.candidates],
+        "first": first_to_review(results),
         "tags": tags,
         "items": items,
         "imported": imported,
     }
+
+
+def first_to_review(results: Results) -> str | None:
+    """The candidate the review queue opens on: the one with the most to review (regressions
+    and diverged reference-free items), the first listed among equals; None without any."""
+    best, most = None, -1
+    for c in results.candidates:
+        counts = [c.metrics[k] for k in ("regressions", "free_diverged")]
+        count = sum(n for n in counts if isinstance(n, int))
+        if count > most:
+            best, most = c.name, count
+    return best
 
 
 def _visible(value: Any) -> Any:

@@ -15,7 +15,7 @@
   let focus = -1;
 
   function defaults() {
-    return { cand: DATA.candidates[0].name, outcome: "flagged", difficulty: "", tag: "", q: "", sort: "severity" };
+    return { cand: DATA.first || DATA.candidates[0].name, outcome: "flagged", difficulty: "", tag: "", q: "", sort: "severity" };
   }
 
   // --- verdicts in localStorage -------------------------------------------------------
@@ -50,7 +50,7 @@
       const [k, v] = part.split("=");
       if (k in next && v !== undefined) next[k] = decodeURIComponent(v);
     }
-    if (!DATA.candidates.some((c) => c.name === next.cand)) next.cand = DATA.candidates[0].name;
+    if (!DATA.candidates.some((c) => c.name === next.cand)) next.cand = DATA.first || DATA.candidates[0].name;
     state = next;
     return null;
   }
