@@ -137,9 +137,7 @@ def test_filters_change_what_is_shown_and_live_in_the_fragment(run: Path, browse
     assert len(r.cards()) == 20 and set(r.outcomes()) == {"identical"}
 
 
-def test_the_queue_opens_on_the_candidate_with_the_most_to_review(
-    run: Path, browser: Any
-) -> None:
+def test_the_queue_opens_on_the_candidate_with_the_most_to_review(run: Path, browser: Any) -> None:
     """Issue 35: it opened on the first candidate listed, one with 0 regressions."""
     page = Page(browser, url(run))
     assert page.page.locator("#f-cand").input_value() == "cand"
