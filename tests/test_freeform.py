@@ -127,3 +127,8 @@ def test_a_reference_free_set_alone_gets_a_full_report_and_a_verdict(tmp_path: P
     assert m["answer_changes"] == sum(c is not None for c in changes)
     html = (tmp_path / "run" / "report.html").read_text()
     assert "identical / equivalent / diverged" in html
+    # the metrics table shows the columns a reference-free set has, not a row of n/a
+    table = html[html.index('<table class="metrics">') :]
+    table = table[: table.index("</table>")]
+    assert ">n/a" not in table and "weighted acc." not in table and "mean KLD" in table
+    assert "Weight of regressions by tag" not in html and "Flips per slice" not in html

@@ -158,29 +158,39 @@ def slice_charts(cand: CandidateResult) -> list[Chart]:
         if s.slice.startswith("tag=")
     ]
     top_weight = max([bars[0][0] for _, bars in weight], default=0.0) or 1.0
-    return [
-        _hbars(
-            "Weighted accuracy per slice",
-            acc,
-            1.0,
-            (("base", "baseline"), ("cand", cand.name)),
-            "{:.0%}",
-        ),
-        _hbars(
-            "Flips per slice",
-            flips,
-            top_flips,
-            (("reg", "regressions"), ("imp", "improvements")),
-            "{:g}",
-        ),
-        _hbars(
-            "Weight of regressions by tag",
-            weight,
-            top_weight,
-            (("reg", "regressed weight"),),
-            "{:g}",
-        ),
-    ]
+    # a chart with nothing to show (no scored slice, no flip, no regressed weight) is left out
+    charts = []
+    if acc:
+        charts.append(
+            _hbars(
+                "Weighted accuracy per slice",
+                acc,
+                1.0,
+                (("base", "baseline"), ("cand", cand.name)),
+                "{:.0%}",
+            )
+        )
+    if any(v for _, bars in flips for v, _, _ in bars):
+        charts.append(
+            _hbars(
+                "Flips per slice",
+                flips,
+                top_flips,
+                (("reg", "regressions"), ("imp", "improvements")),
+                "{:g}",
+            )
+        )
+    if any(bars[0][0] for _, bars in weight):
+        charts.append(
+            _hbars(
+                "Weight of regressions by tag",
+                weight,
+                top_weight,
+                (("reg", "regressed weight"),),
+                "{:g}",
+            )
+        )
+    return charts
 
 
 def prompt_text(row: dict[str, Any]) -> str:
@@ -227,6 +237,16 @@ def data_island(
         "items": items,
         "imported": imported,
     }
+
+
+def shown_columns(results: Results) -> list[Any]:
+    """The metrics table's columns that have something to show for some candidate: a
+    reference-free set shows its shares and distribution columns, not a row of "n/a"."""
+    return [
+        col
+        for col in TABLE_COLUMNS
+        if any(col.cell(c.metrics).text not in ("n/a", "") for c in results.candidates)
+    ]
 
 
 def first_to_review(results: Results) -> str | None:
@@ -378,7 +398,7 @@ def render_html(
             ),
             hists=hists,
             charts=charts,
-            columns=TABLE_COLUMNS,
+            columns=shown_columns(results),
             speed=speed_rows(results),
             ladder_charts=scatter,
             by_name={c.name: c for c in results.candidates},
