@@ -290,10 +290,35 @@ HELP = {
 }
 
 
+EXAMPLES = {
+    "compare": """examples:
+  harness compare --config demo.toml                      # the demo: reports/demo/
+  harness compare --config my.toml --limit 20             # a smoke run: never a pass
+  harness compare --config my.toml --evalset hard.jsonl   # another eval set, same models
+  harness compare --config my.toml --candidate q4=/models/q4   # another checkpoint for q4
+exit codes: 0 every gated candidate passes · 1 one fails or is undecided · 2 an error""",
+    "ladder": """examples:
+  harness ladder --config ladder.toml      # the lightest rung that passes the gate
+exit codes: 0 the release decision is pass · 1 it is not · 2 an error""",
+}
+EXAMPLES["sweep"] = EXAMPLES["ladder"].replace("harness ladder", "harness sweep")
+
+
 def _compare_parser(sub: Any, command: str) -> None:
     """compare, ladder and sweep take the same flags (a ladder is a compare of its rungs)."""
-    compare = sub.add_parser(command, help=HELP[command])
-    compare.add_argument("--config", required=True, type=Path)
+    compare = sub.add_parser(
+        command,
+        help=HELP[command],
+        description=HELP[command],
+        epilog=EXAMPLES[command],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help="the compare config (TOML; docs/configuration.md); its paths resolve from its folder",
+    )
     compare.add_argument("--out", type=Path, help="run folder (default reports/<name>)")
     compare.add_argument(
         "--evalset",
@@ -367,8 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
         "quantize", help="baseline + recipe + calibration set -> checkpoint dir or GGUF file"
     )
     quant.add_argument("--baseline", required=True, help="baseline checkpoint dir")
-    quant.add_argument("--scheme", choices=SCHEMES)
-    quant.add_argument("--method", choices=METHODS)
+    quant.add_argument("--scheme", choices=SCHEMES, help="llm-compressor: the weight scheme")
+    quant.add_argument(
+        "--method", choices=METHODS, help="llm-compressor: rtn (round to nearest) or gptq"
+    )
     quant.add_argument(
         "--gguf",
         choices=GGUF_TYPES,
@@ -377,8 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     quant.add_argument("--imatrix", help="calibration JSONL for llama-imatrix (with --gguf)")
     quant.add_argument("--calibration", help="calibration JSONL (required by gptq)")
-    quant.add_argument("--samples", type=int, default=128)
-    quant.add_argument("--max-seq-length", type=int, default=512)
+    quant.add_argument(
+        "--samples", type=int, default=128, help="gptq: calibration samples used (128)"
+    )
+    quant.add_argument(
+        "--max-seq-length", type=int, default=512, help="gptq: tokens a sample is cut to (512)"
+    )
     quant.add_argument(
         "--out", type=Path, help="copy the checkpoint here (default: print the cache dir)"
     )
@@ -404,13 +435,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the recipe and sensitivity.json (default reports/<config>-sensitivity)",
     )
     sens.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
-    sens.add_argument("--run-cache", type=Path, default=None)
+    sens.add_argument("--run-cache", type=Path, default=None, help="model runs kept and resumed from (default: runs/ in the harness home)")
     sens.set_defaults(func=cmd_sensitivity)
 
     export = sub.add_parser("export-lm-eval", help="write eval sets as lm-eval task YAMLs + data")
-    export.add_argument("paths", nargs="+", metavar="EVALSET")
-    export.add_argument("--out", type=Path, required=True)
-    export.add_argument("--max-gen-toks", type=int, default=32)
+    export.add_argument("paths", nargs="+", metavar="EVALSET", help="eval-set files or globs")
+    export.add_argument("--out", type=Path, required=True, help="the task folder to write")
+    export.add_argument(
+        "--max-gen-toks", type=int, default=32, help="tokens a generation may take (32)"
+    )
     export.set_defaults(func=cmd_export_lm_eval)
 
     corpus = sub.add_parser(
@@ -428,8 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     review = sub.add_parser("review", help="hand review verdicts")
     review_sub = review.add_subparsers(dest="review_command", required=True)
     imp = review_sub.add_parser("import", help="merge a review.json exported from report.html")
-    imp.add_argument("run_dir", type=Path)
-    imp.add_argument("review", type=Path)
+    imp.add_argument("run_dir", type=Path, help="the run folder the review is of")
+    imp.add_argument("review", type=Path, help="the review file the report exported")
     imp.set_defaults(func=cmd_review_import)
 
     traffic = sub.add_parser("traffic", help="eval sets from production request logs")
@@ -438,7 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         help="request logs -> a cleaned, reference-free eval set (docs/traffic.md)",
     )
-    timp.add_argument("logs", type=Path, nargs="+", metavar="LOG")
+    timp.add_argument(
+        "logs", type=Path, nargs="+", metavar="LOG", help="request logs (JSONL), any format"
+    )
     timp.add_argument("--out", type=Path, required=True, help="the eval set (JSONL) to write")
     timp.add_argument("--force", action="store_true", help="replace --out if it exists")
     timp.add_argument("--format", choices=_traffic_formats(), help="skip detection")
@@ -454,11 +489,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tsample.add_argument("--config", type=Path, required=True, help="a config with [traffic]")
     tsample.add_argument("--force", action="store_true", help="replace the files it writes")
-    tsample.add_argument("--run-cache", type=Path, default=None)
+    tsample.add_argument("--run-cache", type=Path, default=None, help="model runs kept and resumed from (default: runs/ in the harness home)")
     tsample.set_defaults(func=cmd_traffic_sample)
 
     report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
-    report.add_argument("run_dir", type=Path)
+    report.add_argument("run_dir", type=Path, help="a run folder `compare` wrote")
     report.set_defaults(func=cmd_report)
     return parser
 

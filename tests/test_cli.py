@@ -663,3 +663,29 @@ def test_a_quiet_run_shows_no_library_bar_and_no_message_inside_a_bar(tmp_path: 
         if bar:  # a bar's line ends with the bar: no message written into it
             assert segment[bar.end() :].strip() == "", segment
     assert "base: 100%" in done.stderr and "q8: 100%" in done.stderr
+
+
+def test_every_option_is_described_and_compare_ends_with_examples(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    from harness.cli import build_parser
+
+    def undescribed(parser: argparse.ArgumentParser, name: str) -> list[str]:
+        out = []
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, p in action.choices.items():
+                    out += undescribed(p, f"{name} {sub}")
+            elif not action.help and action.dest != "help":
+                out.append(f"{name} {action.option_strings or action.dest}")
+        return out
+
+    assert undescribed(build_parser(), "harness") == []
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    shown = capsys.readouterr().out
+    assert "the compare config" in shown
+    assert shown.rstrip().splitlines()[-1].startswith("exit codes: 0")
+    assert "harness compare --config my.toml --limit 20" in shown
