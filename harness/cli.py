@@ -36,6 +36,7 @@ from harness.store.outputs import (
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # 128 + the signal's number, as shells report them
+RUNS_HELP = "model runs kept and resumed from (default: runs/ in the harness home)"
 CACHE_HELP = "quantized checkpoints (default: quantized/ in the harness home, ~/.cache/harness)"
 
 
@@ -435,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the recipe and sensitivity.json (default reports/<config>-sensitivity)",
     )
     sens.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
-    sens.add_argument("--run-cache", type=Path, default=None, help="model runs kept and resumed from (default: runs/ in the harness home)")
+    sens.add_argument("--run-cache", type=Path, default=None, help=RUNS_HELP)
     sens.set_defaults(func=cmd_sensitivity)
 
     export = sub.add_parser("export-lm-eval", help="write eval sets as lm-eval task YAMLs + data")
@@ -489,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tsample.add_argument("--config", type=Path, required=True, help="a config with [traffic]")
     tsample.add_argument("--force", action="store_true", help="replace the files it writes")
-    tsample.add_argument("--run-cache", type=Path, default=None, help="model runs kept and resumed from (default: runs/ in the harness home)")
+    tsample.add_argument("--run-cache", type=Path, default=None, help=RUNS_HELP)
     tsample.set_defaults(func=cmd_traffic_sample)
 
     report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
