@@ -689,3 +689,22 @@ def test_every_option_is_described_and_compare_ends_with_examples(
     assert "the compare config" in shown
     assert shown.rstrip().splitlines()[-1].startswith("exit codes: 0")
     assert "harness compare --config my.toml --limit 20" in shown
+
+
+@pytest.mark.real
+@NEEDS_LLAMA_CPP
+def test_harness_init_writes_a_starter_that_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`harness init MODEL`: a commented config that loads, validates and runs (a smoke run
+    here), and is never written over without --force."""
+    monkeypatch.chdir(tmp_path)
+    sets = str(REPO / "evalsets" / "demo" / "add.jsonl")
+    assert main(["init", str(DEMO), "--evalset", sets]) == 0
+    text = (tmp_path / "harness.toml").read_text()
+    assert text.startswith("# A compare config written by `harness init`")
+    assert main(["validate", "harness.toml"]) == 0
+    assert main(["compare", "--config", "harness.toml", "--limit", "6"]) == 1  # partial
+    assert "A partial run (--limit 6: 6 of 100 items" in capsys.readouterr().out
+    assert main(["init", str(DEMO)]) == 2  # exists: --force replaces it
+    assert main(["init", str(tmp_path)]) == 2  # not a model folder
