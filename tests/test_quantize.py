@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -160,3 +161,35 @@ def test_group_size_and_ignore_reach_the_checkpoint_and_the_cache_key(
     )
     assert q.cache_key("f", spec, None) != q.cache_key("f", other, None)
     assert spec.describe() == "W8A16 g32 RTN, keeping lm_head, re:.*down_proj"
+
+
+def test_a_long_quantization_says_how_far_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """GPTQ on the demo model with the heartbeat every 0.2 s (30 s in use): lines on the
+    terminal with the time so far and llm-compressor's layer group, its own bars kept off."""
+    from .support.helpers import in_process
+    from .support.paths import DEMO, REPO
+
+    monkeypatch.setattr(llmcompressor, "HEARTBEAT_S", 0.2)
+    done = in_process(
+        "quantize",
+        "--baseline",
+        str(DEMO),
+        "--scheme",
+        "W4A16",
+        "--method",
+        "gptq",
+        "--calibration",
+        str(REPO / "evalsets" / "calibration" / "traffic.jsonl"),
+        "--out",
+        str(tmp_path / "w4"),
+        "--cache",
+        str(tmp_path / "cache"),
+    )
+    assert done.returncode == 0, done.stderr
+    shown = capfd.readouterr().err
+    beats = [line for line in shown.splitlines() if line.startswith("quantizing W4A16")]
+    assert beats, shown
+    assert any(re.search(r": \d+ s, layer group \d+ of \d+$", b) for b in beats), beats
+    assert "Calibrating" not in shown

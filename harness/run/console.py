@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness.records.neutral import terminal_text
@@ -69,9 +69,15 @@ def bar(**kwargs: Any) -> Any:
     return _bar_class()(file=sys.stderr, **kwargs)
 
 
+# The description of the last bar a library opened while quiet (llm-compressor's
+# "(12/31): Calibrating"): what a long step's heartbeat can say of its progress.
+last_library_bar: list[str] = [""]
+
+
 @contextlib.contextmanager
 def _quiet_bars() -> Iterator[None]:
-    """Every tqdm bar but the harness's own (`bar`) is created disabled meanwhile."""
+    """Every tqdm bar but the harness's own (`bar`) is created disabled meanwhile (its
+    description kept in `last_library_bar`)."""
     from tqdm import std
 
     original = std.tqdm.__init__
@@ -79,6 +85,7 @@ def _quiet_bars() -> Iterator[None]:
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         if not isinstance(self, _bar_class()):
             kwargs["disable"] = True
+            last_library_bar[0] = str(kwargs.get("desc") or "")
         original(self, *args, **kwargs)
 
     std.tqdm.__init__ = init
@@ -170,21 +177,58 @@ def session(verbose: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def into_log(what: str) -> Iterator[None]:
+def heartbeat(what: str, every: float, terminal: Callable[[str], None]) -> Iterator[None]:
+    """A line on the terminal every `every` seconds while the block runs (a GPTQ of a 270M
+    model said nothing for 816 s): `what`, the time so far, and the step a library's last
+    bar named ("(12/31): Calibrating" -> "layer group 12 of 31")."""
+    import re
+    import threading
+    import time
+
+    done = threading.Event()
+    start = time.monotonic()
+
+    def beat() -> None:
+        while not done.wait(every):
+            m = re.match(r"\((\d+)/(\d+)\)", last_library_bar[0])
+            step = f", layer group {m.group(1)} of {m.group(2)}" if m else ""
+            terminal(f"{what}: {time.monotonic() - start:.0f} s{step}")
+
+    last_library_bar[0] = ""
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def into_log(what: str) -> Iterator[Callable[[str], None]]:
     """Whatever a library writes to stderr meanwhile (bars it draws whatever it is told, such
     as llm-compressor's "Calibrating" and compressed-tensors' "Applying quantization
     config") goes to a log file: removed when the block succeeds, named when it fails. Off
-    with `--verbose`. Redirects file descriptor 2, so native code's output goes there too."""
+    with `--verbose`. Redirects file descriptor 2, so native code's output goes there too.
+    Yields a way to write a line to the terminal meanwhile (a heartbeat's)."""
     if not _quiet:
-        yield
+        yield _to_stderr
         return
     fd, path = tempfile.mkstemp(prefix=f"harness-{what}-", suffix=".log")
     sys.stderr.flush()
     saved = os.dup(2)
     os.dup2(fd, 2)
     ok = False
+
+    def terminal(text: str) -> None:
+        os.write(saved, (terminal_text(text) + "\n").encode("utf-8", "replace"))
+
     try:
-        yield
+        yield terminal
         ok = True
     finally:
         sys.stderr.flush()

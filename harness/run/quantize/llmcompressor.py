@@ -28,6 +28,10 @@ def _modifier(spec: QuantizeSpec) -> Any:
     return kind(config_groups=groups, ignore=list(spec.ignore))
 
 
+# How often a quantization running for minutes says it is alive, and how far it is.
+HEARTBEAT_S = 30.0
+
+
 def run_oneshot(
     baseline: str, spec: QuantizeSpec, out: Path, texts: Callable[[str], list[str]], seed: int
 ) -> None:
@@ -130,7 +134,8 @@ class LlmCompressor:
 
         with (
             worker.running(baseline, "llm-compressor", f"quantizing ({spec.describe()})"),
-            console.into_log("llm-compressor"),
+            console.into_log("llm-compressor") as terminal,
+            console.heartbeat(f"quantizing {spec.describe()}", HEARTBEAT_S, terminal),
         ):
             run_oneshot(baseline, spec, out, texts, SEED)
         return {
