@@ -97,3 +97,40 @@ def test_a_baseline_that_cannot_do_the_set_is_said_first(
     assert note in (out / "summary.md").read_text().splitlines()[2]
     html = (out / "report.html").read_text()
     assert html.index(note) < html.index('id="verdicts"')
+
+
+def test_a_base_model_takes_a_chat_template_file(tmp_path: Path) -> None:
+    """The demo model without its chat template (as a base model ships): chat items are
+    refused naming both ways out; `chat_template = "file.jinja"` in its table renders them."""
+    from .support.helpers import in_process, write_config
+
+    base = tmp_path / "base-model"
+    base.mkdir()
+    for f in DEMO.iterdir():
+        if f.name != "chat_template.jinja":
+            (base / f.name).symlink_to(f)
+
+    rows = [
+        {
+            "id": f"c{i}",
+            "messages": [{"role": "user", "content": f"add {i}+1="}],
+            "reference": str(i + 1),
+        }
+        for i in range(6)
+    ]
+    sets = tmp_path / "chat.jsonl"
+    sets.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = write_config(tmp_path / "c.toml", sets, base, {"same": base}, "max_mean_kld = 0.5")
+    done = in_process("compare", "--config", str(cfg), "--out", str(tmp_path / "a"))
+    assert done.returncode == 2, done.stderr
+    assert 'chat_template = "template.jinja"' in done.stderr and "plain `prompt`" in done.stderr
+    (tmp_path / "t.jinja").write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    text = cfg.read_text().replace(
+        f'path = "{base}"', f'path = "{base}"\nchat_template = "t.jinja"', 1
+    )
+    cfg.write_text(text)
+    done = in_process("compare", "--config", str(cfg), "--out", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stderr
+    gens = (tmp_path / "b" / "generations" / "base.jsonl").read_text().splitlines()
+    # the template renders the content alone, one id a character on the demo's vocabulary
+    assert [json.loads(x)["prompt_tokens"] for x in gens] == [len(f"add {i}+1=") for i in range(6)]

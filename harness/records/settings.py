@@ -100,6 +100,12 @@ class ModelSpec:
     context: int | None = setting(
         None, doc="context length to allocate (llama.cpp); left out: the model's", gt=0
     )
+    chat_template: str | None = setting(
+        None,
+        doc="a Jinja chat-template file for chat (`messages`) items, in place of the model's "
+        "own (a base model ships none)",
+        path="file",
+    )
     settings: Any = None
 
     def __post_init__(self) -> None:

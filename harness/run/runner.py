@@ -80,11 +80,24 @@ def encode_prompts(backend: Backend, items: Sequence[EvalItem]) -> list[list[int
         try:
             out.append(backend.prompt_ids(item))
         except ValueError as exc:  # e.g. a tokenizer without a chat template
-            first = (str(exc).strip().splitlines() or [""])[0]
             raise TokenizerMismatch(
-                f"{item.source}: id {item.id!r}: model {backend.spec.name!r}: {first}"
+                f"{item.source}: id {item.id!r}: model {backend.spec.name!r}: "
+                f"{prompt_problem(item, exc)}"
             ) from exc
     return out
+
+
+def prompt_problem(item: EvalItem, exc: ValueError) -> str:
+    """Why a prompt cannot be tokenized, in one line; for a chat item on a model without a
+    chat template (a base model), both ways out."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if item.messages is not None and "chat template" in first.replace("_", " ").lower():
+        return (
+            "the model has no chat template for this chat (`messages`) item: give it one in "
+            'its table (`chat_template = "template.jinja"`), or write the items as plain '
+            "`prompt` text (a base model reads text)"
+        )
+    return first
 
 
 def token_pieces(
@@ -304,9 +317,9 @@ def preflight(
         try:
             lengths.append(len(base.prompt_ids(item)))
         except ValueError as exc:  # e.g. a tokenizer without a chat template
-            first = (str(exc).strip().splitlines() or [""])[0]
             raise TokenizerMismatch(
-                f"{item.source}: id {item.id!r}: model {baseline.name!r}: {first}"
+                f"{item.source}: id {item.id!r}: model {baseline.name!r}: "
+                f"{prompt_problem(item, exc)}"
             ) from exc
     limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
     for name, context in contexts:

@@ -87,6 +87,8 @@ def engine_settings(spec: ModelSpec) -> dict[str, Any]:
         "threads": spec.threads,
         "context": spec.context,
     }
+    if spec.chat_template is not None:  # the prompt ids change with the template's text
+        out["chat_template"] = hashlib.sha256(Path(spec.chat_template).read_bytes()).hexdigest()
     if spec.settings is not None:
         out["settings"] = to_json(spec.settings)
     return out

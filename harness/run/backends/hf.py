@@ -52,7 +52,7 @@ def load(spec: ModelSpec) -> tuple[Any, Any]:
             f"model {spec.name!r}: {spec.path!r} is not a local directory and HF_HUB_OFFLINE=1"
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(spec.path)
+        tokenizer = with_template(AutoTokenizer.from_pretrained(spec.path), spec)
         loaded: Any = AutoModelForCausalLM.from_pretrained(
             spec.path, dtype=getattr(torch, spec.dtype), output_loading_info=True
         )
@@ -101,10 +101,17 @@ def load_tokenizer(spec: ModelSpec, what: str) -> Any:
     if not Path(spec.path).is_dir():
         raise ModelLoadError(f"model {spec.name!r}: {what}: no directory at {spec.path}")
     try:
-        return AutoTokenizer.from_pretrained(spec.path)
+        return with_template(AutoTokenizer.from_pretrained(spec.path), spec)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"model {spec.name!r}: {what}: {spec.path}: {first}") from exc
+
+
+def with_template(tok: Any, spec: ModelSpec) -> Any:
+    """The tokenizer with the spec's `chat_template` file in place of its own, if one is set."""
+    if spec.chat_template is not None:
+        tok.chat_template = Path(spec.chat_template).read_text(encoding="utf-8")
+    return tok
 
 
 def end_of_turn(tok: Any) -> int | None:

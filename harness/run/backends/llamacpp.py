@@ -294,6 +294,8 @@ class LlamaCppBackend(Backend):
 
     @property
     def chat_template(self) -> str | None:
+        if self.spec.chat_template is not None:  # the config's file wins over the GGUF's
+            return Path(self.spec.chat_template).read_text(encoding="utf-8")
         return self._meta.get("tokenizer.chat_template")
 
     def render_chat(
