@@ -84,10 +84,10 @@ def rows_of(spec: Any, stop: Sequence[str]) -> list[Generated]:
     from harness.run.runner import greedy_rows
 
     items = load_evalset([str(write_items(Path(spec.name + ".jsonl")))])
-    settings = GenerationSettings(max_new_tokens=40, batch_size=2, stop=tuple(stop))
+    settings = GenerationSettings(max_new_tokens=24, batch_size=2, stop=tuple(stop))
     with open_backend(spec) as backend:
         ids = [backend.prompt_ids(i) for i in items]
-        limits = [40] * len(items)
+        limits = [24] * len(items)
 
         def engine(strings: Sequence[str]) -> list[Generated]:
             batches = backend.generate(ids, limits, backend.stop_ids, 2, stop_strings=strings)
