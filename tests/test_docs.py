@@ -51,9 +51,12 @@ def validator() -> Any:
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_the_schema_accepts_every_config_of_the_repository(validator: Any, path: Path) -> None:
+def test_the_schema_accepts_every_config_of_the_repository(
+    validator: Any, path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tomllib.loads(path.read_text())
     assert [e.message for e in validator.iter_errors(data)] == []
+    monkeypatch.chdir(tmp_path)  # from an empty folder: every path resolves from the config's
     parse_config(data, path)  # and so does the reader
 
 
