@@ -88,23 +88,20 @@ class Measured:
         chosen = sum(p.item.weight for p in self.free if p.outcome is outcome)
         return chosen / total if self.free else None
 
-    @cached_property
-    def diverged_share(self) -> tuple[float, float, float]:
+    def _share(self, outcome: Outcome, items: Sequence[PairedItem]) -> tuple[float, ...]:
+        """(weighted share of `items` with `outcome`, its interval's low and high ends)."""
         share = weighted_share(
-            [p.outcome is Outcome.DIVERGED for p in self.free],
-            [p.item.weight for p in self.free],
-            self.stats,
+            [p.outcome is outcome for p in items], [p.item.weight for p in items], self.stats
         )
         return share if share is not None else (0.0, 0.0, 0.0)
 
     @cached_property
-    def regression_share(self) -> tuple[float, float, float]:
-        share = weighted_share(
-            [p.outcome is Outcome.REGRESSION for p in self.scored],
-            [p.item.weight for p in self.scored],
-            self.stats,
-        )
-        return share if share is not None else (0.0, 0.0, 0.0)
+    def diverged_share(self) -> tuple[float, ...]:
+        return self._share(Outcome.DIVERGED, self.free)
+
+    @cached_property
+    def regression_share(self) -> tuple[float, ...]:
+        return self._share(Outcome.REGRESSION, self.scored)
 
     @cached_property
     def distribution(self) -> DistributionMetrics | None:
