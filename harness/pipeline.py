@@ -87,6 +87,9 @@ def compare(
     resumes from its finished batches. A ladder (`[ladder]`) keeps every model's run there
     and reads back what is there: the baseline generates once across rungs and reruns.
     `limit`: only the first items of the pool's seeded order (a smoke run; never a pass)."""
+    check_out(out)
+    items = load_evalset(cfg.evalsets)
+    check_logged(cfg, items)  # before the run stage's imports: a replay's gap in seconds
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.run.backends.base import checkpoint_fingerprint
@@ -97,8 +100,6 @@ def compare(
         ready_candidate,
     )
 
-    check_out(out)
-    items = load_evalset(cfg.evalsets)
     at_start = evalset_info(items)  # what was read: checked again before anything is written
     partial = None
     if limit is not None and limit < len(items):
@@ -135,6 +136,32 @@ def compare(
                 created_at,
                 at_start,
                 partial,
+            )
+
+
+class Unlogged(HarnessError):
+    """A replayed candidate's log holds an item of the eval set without its answer."""
+
+
+def check_logged(cfg: CompareConfig, items: list[EvalItem]) -> None:
+    """A replayed candidate's log read as an eval set, before any tokenizer or model loads:
+    an item it holds without a logged answer (a request that failed in production) is exit 2
+    naming file, line and id. (Items the log holds under other ids are matched by their
+    prompt ids once the tokenizer is loaded: `harness.run.runner.check_answered`.)"""
+    for cand in cfg.candidates:
+        spec = cand.model
+        log = getattr(getattr(spec, "settings", None), "log", None)
+        if spec is None or spec.backend != "replay" or not isinstance(log, str):
+            continue
+        logged = {item.id: item.logged_output for item in load_evalset([log])}
+        missing = [i for i in items if i.id in logged and not logged[i.id]]
+        if missing:
+            first = missing[0]
+            raise Unlogged(
+                f"{first.source}: id {first.id!r}: model {spec.name!r} has no logged answer "
+                f"for it ({len(missing):,} of {len(items):,} items have none: a request that "
+                "failed in production was logged without one; leave such items out of the "
+                "eval set)"
             )
 
 
