@@ -550,10 +550,10 @@ def test_sigkill_at_each_stage_keeps_the_report_and_the_rerun_resumes_to_the_sam
         assert resumed in done.stderr
     got = stable(json.loads((out / "results.json").read_text()))
     assert differences(stable(expected), got) == []
-    # nothing left behind: beside the report, in the run cache (a plain compare keeps its
-    # baseline's entry alone), in the quantization cache (the checkpoint alone)
+    # nothing left behind: beside the report, in the run cache (its two models' entries,
+    # kept), in the quantization cache (the checkpoint alone)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["quantized", "run", "runs"]
-    assert kept_entries(tmp_path / "runs") == ["baseline"]
+    assert kept_entries(tmp_path / "runs") == ["baseline", "candidate"]
     assert [p.name.startswith(".") for p in (tmp_path / "quantized").iterdir()] == [False]
 
 
@@ -605,7 +605,7 @@ def kept_entries(runs: Path) -> list[str]:
         assert not folder.name.startswith("."), folder
         meta = json.loads((folder / "entry.json").read_text())
         kinds.append("baseline" if "prompt_ids" in meta else "candidate")
-    return kinds
+    return sorted(kinds)
 
 
 def _half(path: Path) -> None:
@@ -695,8 +695,8 @@ def test_each_damaged_part_of_the_run_cache_is_said_and_made_again_to_the_same_r
     assert "Traceback" not in done.stderr
     got = stable(json.loads((out / "results.json").read_text()))
     assert differences(stable(expected), got) == []
-    # healed, used, and the candidate's dropped: the baseline's entry alone, nothing aside
-    assert kept_entries(tmp_path / "runs") == ["baseline"]
+    # healed and used: the two models' entries, nothing aside
+    assert kept_entries(tmp_path / "runs") == ["baseline", "candidate"]
 
 
 # --- checked before any model runs ----------------------------------------------------------

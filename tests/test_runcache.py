@@ -183,8 +183,8 @@ def test_a_sealed_record_reads_back_sealed_whatever_its_keys_and_sequences() -> 
 
 
 def test_adding_a_candidate_reads_the_baseline_back(tmp_path: Path) -> None:
-    """A finished compare keeps its baseline's entry (not its candidates'): the same config
-    with one candidate more runs that candidate and the added one only."""
+    """A finished compare keeps its models' entries: the same config with one candidate more
+    runs the added one alone (the baseline and the first candidate are read back)."""
     import json
 
     from harness.cli import main
@@ -202,7 +202,7 @@ def test_adding_a_candidate_reads_the_baseline_back(tmp_path: Path) -> None:
     flags = ["--run-cache", str(runs)]
     assert main(["compare", "--config", str(one), "--out", str(tmp_path / "a"), *flags]) == 0
     kept = [p.name for p in runs.iterdir() if not p.name.startswith(".")]
-    assert len(kept) == 1  # the baseline's; the candidate's was dropped once published
+    assert len(kept) == 2  # the baseline's and the candidate's
     assert main(["compare", "--config", str(two), "--out", str(tmp_path / "b"), *flags]) == 0
     reused = json.loads((tmp_path / "b" / "run.json").read_text())["durations"]["reused"]
-    assert reused == {"base": True, "bf16": False, "same": False}
+    assert reused == {"base": True, "bf16": True, "same": False}

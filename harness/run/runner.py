@@ -864,7 +864,9 @@ class _Runner:
             return run
         role = "noise-floor" if cand.noise_floor else "candidate"
         key = candidate_key(spec, cand.fingerprint, self.base_key, role)
-        with self.cache.claim(key, spec.name) as claim:
+        # Kept after the run, so that a config with one candidate more runs that one alone;
+        # a noise floor is measured afresh each time (its point is a second run).
+        with self.cache.claim(key, spec.name, keep=not cand.noise_floor) as claim:
             if claim.found is None:
                 run, stats, nll = self._run_candidate(spec, claim.journal)
                 write_model(claim.work, replace(run, name=MODEL), items, stats, nll, self.lm_eval)

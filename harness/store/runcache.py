@@ -18,9 +18,9 @@ each finished batch (its output ids, and its probe results: per-token distances,
 baseline's packed log-probs flushed to disk) is appended to the folder's journal; a rerun
 after a kill reuses every journalled batch and generates only the rest, in the same batches.
 When the model is done, `entry.json` is written last and the folder renamed into place whole.
-A plain compare keeps its baseline's entry (adding a candidate, or running the same items
-again, reads the baseline back) and drops its candidates' once its report is published (they
-were there to resume from); a ladder keeps them all. Models that cannot be fingerprinted
+A compare keeps every model's entry (a config with one candidate more runs that one alone)
+but the noise floor's, dropped once its report is published (it is there to be measured
+again); a ladder keeps them all. Models that cannot be fingerprinted
 by content (a server, a hub id) are never cached, and not resumed.
 """
 
