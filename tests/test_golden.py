@@ -99,6 +99,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         if "dtype" in model and model is not old["baseline"]:
             # Step 13: an engine's own settings are `settings` (schema 3).
             model |= {"threads": None, "context": None, "settings": None}
+            model["chat_template"] = None  # issue 35: a chat-template file of one's own
     for cand in old["candidates"]:
         cand["backend"] = "hf"
         if cand["distribution"] is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,8 +77,9 @@ def crash_and_resume(
     assert first.returncode in (0, 1), first.stderr[-2000:]
     before = digest(out)
     expected = json.loads((out / "results.json").read_text())
-    # A plain compare drops its run-cache entries once published: the second run generates
-    # both models again and dies in the candidate's generation.
+    # A compare keeps its models' entries: with them gone, the second run generates both
+    # models again and dies in the candidate's generation.
+    shutil.rmtree(tmp_path / "r")
     killed = run(console("compare", "--config", str(cfg), *flags), fault)
     assert killed.returncode == 2, killed.stderr[-2000:]
     last = killed.stderr.strip().splitlines()[-1]
