@@ -14,6 +14,33 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+
+def _session_home() -> None:
+    """A harness home of this test session's own, so that no test reads a model run an
+    earlier session (or the user) left in the run cache: its `runs/` is fresh; its models,
+    quantized checkpoints and llama.cpp build are the machine's (fetched and built once,
+    verified on use, keyed by content), linked in. Subprocesses inherit it."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from harness.records import home
+    from harness.run import llamacpp_home
+
+    machine = home.home()
+    os.environ.setdefault(
+        "HARNESS_LLAMA_CPP", str(machine / "llama.cpp" / llamacpp_home.VERSION)
+    )
+    session = Path(tempfile.mkdtemp(prefix="harness-home-"))
+    for shared in ("models", "quantized", "downloads"):
+        (machine / shared).mkdir(parents=True, exist_ok=True)
+        (session / shared).symlink_to(machine / shared, target_is_directory=True)
+    os.environ[home.HOME_ENV] = str(session)
+    atexit.register(shutil.rmtree, session, True)
+
+
+_session_home()
+
 TinyFactory = Callable[..., Path]
 
 
