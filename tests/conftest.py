@@ -28,9 +28,7 @@ def _session_home() -> None:
     from harness.run import llamacpp_home
 
     machine = home.home()
-    os.environ.setdefault(
-        "HARNESS_LLAMA_CPP", str(machine / "llama.cpp" / llamacpp_home.VERSION)
-    )
+    os.environ.setdefault("HARNESS_LLAMA_CPP", str(machine / "llama.cpp" / llamacpp_home.VERSION))
     session = Path(tempfile.mkdtemp(prefix="harness-home-"))
     for shared in ("models", "quantized", "downloads"):
         (machine / shared).mkdir(parents=True, exist_ok=True)
