@@ -21,6 +21,7 @@ from harness.cli import main
 from .support.helpers import (
     PAYLOADS,
     agreement_rows,
+    console_script,
     flipping_rows,
     payload_rows,
     write_config,
@@ -626,25 +627,10 @@ def test_a_quiet_run_shows_no_library_bar_and_no_message_inside_a_bar(tmp_path: 
         "q8": {"quantize": {"engine": "llama.cpp", "type": "Q8_0"}},
     }
     cfg = write_config(tmp_path / "c.toml", sets, DEMO, candidates, "max_mean_kld = 0.5")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "compare",
-            "--config",
-            str(cfg),
-            "--out",
-            str(tmp_path / "run"),
-            "--cache",
-            str(tmp_path / "q"),
-            "--run-cache",
-            str(tmp_path / "r"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = console_script(
+        "compare", "--config", str(cfg), "--out", str(tmp_path / "run"),
+        "--cache", str(tmp_path / "q"), "--run-cache", str(tmp_path / "r"),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     shown = done.stdout + done.stderr
     for library in (

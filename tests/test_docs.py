@@ -129,17 +129,10 @@ def test_an_example_config_runs_from_an_empty_folder(tmp_path: Path) -> None:
     folder (its llama.cpp candidates quantize in seconds): no path error; the llama.cpp
     build, the quantized files and the run cache are the harness home's, and the folder
     holds the report only. Partial: exit 1."""
-    import subprocess
-    import sys
+    from .support.helpers import console_script
 
     config = REPO / "examples" / "smollm2-code.toml"
-    done = subprocess.run(
-        [sys.executable, "-m", "harness", "compare", "--config", str(config), "--limit", "4"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = console_script("compare", "--config", str(config), "--limit", "4", cwd=tmp_path)
     assert done.returncode == 1, done.stderr[-3000:]
     assert "A partial run (--limit 4: 4 of 14 items" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]

@@ -203,9 +203,9 @@ def test_an_unanswered_item_is_refused_in_seconds_before_any_tokenizer(tmp_path:
     """Issue 35's acceptance: a replayed set holding a request without its logged answer is
     exit 2 in under 5 s (1.8 s measured on 2 cores), naming the id, before any model or
     tokenizer loads (the check reads the log as an eval set)."""
-    import subprocess
-    import sys
     import time
+
+    from .support.helpers import console_script
 
     rows = [
         json.loads(x) for x in (REPO / "evalsets" / "demo" / "add.jsonl").read_text().splitlines()
@@ -218,21 +218,7 @@ def test_an_unanswered_item_is_refused_in_seconds_before_any_tokenizer(tmp_path:
     served = {"backend": "replay", "path": str(DEMO), "log": str(sets)}
     cfg = write_config(tmp_path / "c.toml", sets, DEMO, {"served": served}, "max_mean_kld = 0.5")
     started = time.monotonic()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "harness",
-            "compare",
-            "--config",
-            str(cfg),
-            "--out",
-            str(tmp_path / "o"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    done = console_script("compare", "--config", str(cfg), "--out", str(tmp_path / "o"))
     seconds = time.monotonic() - started
     assert done.returncode == 2, done.stderr
     assert f"{sets}:18: id 'add-common-017': model 'served' has no logged answer" in done.stderr

@@ -203,3 +203,17 @@ def in_process(*args: str) -> subprocess.CompletedProcess[str]:
     with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def console_script(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The `harness` console script in a process of its own (a worker, signals, fd-level
+    output: what `in_process` cannot show), from `cwd` (default: the repository's root)."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
