@@ -558,3 +558,31 @@ def test_requests_that_failed_in_production_are_set_aside_by_their_own_reason(
     # a log of failed requests only: nothing to write, and the message says why
     done = in_process("traffic", "import", str(paths[2]), "--out", str(tmp_path / "o.jsonl"))
     assert done.returncode == 2 and f"set aside: {FAILED} 1" in done.stderr, done.stderr
+
+
+def test_a_json_array_export_is_read_as_its_lines(tmp_path: Path) -> None:
+    """Helicone's `--format json` (and Langfuse's UI download) is one JSON array: its
+    elements are read as JSON Lines would be (`file:N` names the Nth), the same items; an
+    array that does not parse is refused whole, saying so."""
+    rows = [
+        {
+            "request_body": {"messages": user(f"question {i}")},
+            "response_status": 200,
+            "response_body": {"choices": [{"message": {"role": "assistant", "content": "ok"}}]},
+        }
+        for i in range(5)
+    ]
+    lines, array = tmp_path / "h.jsonl", tmp_path / "h.json"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    array.write_text("\ufeff" + json.dumps(rows, indent=2))  # a BOM, pretty-printed
+    outs = []
+    for path in (lines, array):
+        out = tmp_path / f"{path.suffix[1:]}-set.jsonl"
+        done = in_process("traffic", "import", str(path), "--out", str(out))
+        assert done.returncode == 0, done.stderr
+        outs.append([json.loads(x)["messages"] for x in out.read_text().splitlines()])
+    assert outs[0] == outs[1] and len(outs[0]) == 5
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(rows)[:-20])
+    done = in_process("traffic", "import", str(broken), "--out", str(tmp_path / "b.jsonl"))
+    assert done.returncode == 2 and f"{broken}: a JSON array that does not parse" in done.stderr

@@ -214,11 +214,46 @@ def _size(path: Path) -> int:
     return path.stat().st_size
 
 
+def _is_array(path: Path) -> bool:
+    """Whether the file is one JSON array (Helicone's `--format json` export, Langfuse's UI
+    download) rather than JSON Lines: its first character, past a BOM and blanks, is `[`."""
+    with path.open("rb") as f:
+        head = f.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(b"[")
+
+
+def _elements(path: Path) -> Iterator[tuple[int, str, str | None, int]]:
+    """A JSON-array file's elements as lines (numbered from 1: `file:3` is the third), read
+    whole (the byte budget bounds it); an array that does not parse is refused whole."""
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ImportFailed(
+            f"{path}: a JSON array that is not UTF-8 (byte {exc.start + 1})"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ImportFailed(
+            f"{path}: a JSON array that does not parse ({exc.msg}, line {exc.lineno}, "
+            f"column {exc.colno}): export it whole, or as JSON Lines"
+        ) from None
+    except RecursionError:
+        raise ImportFailed(f"{path}: a JSON array nested too deep for the parser") from None
+    if not isinstance(data, list):
+        raise ImportFailed(f"{path}: starts as a JSON array but is not one")
+    share = len(raw) // max(len(data), 1)
+    for number, element in enumerate(data, 1):
+        yield number, json.dumps(element, ensure_ascii=False), None, share
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str, str | None, int]]:
     """(line number, text, why it cannot be read or None, bytes read since the last line
     yielded), non-empty lines only. A line that is too long or not UTF-8 is named, never
-    turned into U+FFFD text."""
+    turned into U+FFFD text. A file that is one JSON array gives its elements instead."""
     _size(path)
+    if _is_array(path):
+        yield from _elements(path)
+        return
     with path.open("rb") as f:
         number = read = 0
         while True:
