@@ -18,7 +18,7 @@ from harness.inputs.importer import near_duplicates
 from harness.inputs.scrub import Scrubber, luhn
 from harness.inputs.traffic import tags_of
 
-from .support.helpers import in_process
+from .support.helpers import in_process, write_jsonl
 from .support.paths import DEMO, REPO
 
 
@@ -586,3 +586,15 @@ def test_a_json_array_export_is_read_as_its_lines(tmp_path: Path) -> None:
     broken.write_text(json.dumps(rows)[:-20])
     done = in_process("traffic", "import", str(broken), "--out", str(tmp_path / "b.jsonl"))
     assert done.returncode == 2 and f"{broken}: a JSON array that does not parse" in done.stderr
+
+
+def test_a_batch_output_file_alone_asks_for_its_input_file(tmp_path: Path) -> None:
+    ok = {"choices": [{"message": {"role": "assistant", "content": "fine"}}]}
+    rows = [
+        {"id": f"b{i}", "custom_id": f"r{i}", "response": {"status_code": 200, "body": ok}}
+        for i in range(3)
+    ]
+    log = write_jsonl(tmp_path / "out.jsonl", rows)
+    done = in_process("traffic", "import", str(log), "--out", str(tmp_path / "s.jsonl"))
+    assert done.returncode == 2
+    assert "3 batch output lines meet no request: give the batch's input file too" in done.stderr

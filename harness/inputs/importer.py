@@ -501,9 +501,16 @@ def import_traffic(
         pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
     if not pairs:
         aside = "; ".join(f"{why} {n:,}" for why, n in cleaning.set_aside.most_common())
+        batch = (
+            f"; {cleaning.unanswered_batch:,} batch output lines meet no request: give the "
+            "batch's input file too (they meet on custom_id)"
+            if cleaning.unanswered_batch
+            else ""
+        )
         raise ImportFailed(
             f"nothing left to write from {cleaning.lines:,} lines"
             + (f" (set aside: {aside})" if aside else "")
+            + batch
         )
     cleaning.written = len(pairs)
     return [item_of(r, n) for r, n in pairs], cleaning
