@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,30 +139,25 @@ def compare(
             )
 
 
-class Unlogged(HarnessError):
-    """A replayed candidate's log holds an item of the eval set without its answer."""
+def _logged(gaps: set[str]) -> Callable[[EvalItem], bool]:
+    """Whether an item has its answer in a log whose unanswered ids are `gaps`."""
+    return lambda item: item.id not in gaps
 
 
 def check_logged(cfg: CompareConfig, items: list[EvalItem]) -> None:
     """A replayed candidate's log read as an eval set, before any tokenizer or model loads:
     an item it holds without a logged answer (a request that failed in production) is exit 2
     naming file, line and id. (Items the log holds under other ids are matched by their
-    prompt ids once the tokenizer is loaded: `harness.run.runner.check_answered`.)"""
+    prompt ids once the tokenizer is loaded, by the same `check_answered`.)"""
+    from harness.run.backends.base import check_answered  # light: no engine is imported
+
     for cand in cfg.candidates:
         spec = cand.model
         log = getattr(getattr(spec, "settings", None), "log", None)
         if spec is None or spec.backend != "replay" or not isinstance(log, str):
             continue
-        logged = {item.id: item.logged_output for item in load_evalset([log])}
-        missing = [i for i in items if i.id in logged and not logged[i.id]]
-        if missing:
-            first = missing[0]
-            raise Unlogged(
-                f"{first.source}: id {first.id!r}: model {spec.name!r} has no logged answer "
-                f"for it ({len(missing):,} of {len(items):,} items have none: a request that "
-                "failed in production was logged without one; leave such items out of the "
-                "eval set)"
-            )
+        gaps = {item.id for item in load_evalset([log]) if not item.logged_output}
+        check_answered(spec.name, items, _logged(gaps))
 
 
 @contextlib.contextmanager

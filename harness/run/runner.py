@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from harness.run.backends.base import (
     InvalidAnswer,
     NonFiniteLogits,
     TokenizerMismatch,
+    check_answered,
     checkpoint_fingerprint,
     stopped_at_strings,
 )
@@ -324,24 +325,6 @@ def preflight(
     limits = [item.max_new_tokens or settings.max_new_tokens for item in items]
     for name, context in contexts:
         check_context(name, context, items, lengths, limits)
-
-
-class Unanswered(HarnessError):
-    """Items a candidate cannot answer (a replayed log without their answers)."""
-
-
-def check_answered(
-    name: str, items: Sequence[EvalItem], answers: Callable[[EvalItem], bool]
-) -> None:
-    """Every item has an answer in a replayed log, before the baseline runs a batch."""
-    missing = [item for item in items if not answers(item)]
-    if missing:
-        first = missing[0]
-        raise Unanswered(
-            f"{first.source}: id {first.id!r}: model {name!r} has no logged answer for it "
-            f"({len(missing):,} of {len(items):,} items have none: a request that failed in "
-            "production was logged without one; leave such items out of the eval set)"
-        )
 
 
 def check_recipe(baseline: ModelSpec, name: str, spec: QuantizeRecipe) -> None:

@@ -124,6 +124,24 @@ def stopped_at_strings(
     )
 
 
+class Unanswered(HarnessError):
+    """Items a candidate cannot answer (a replayed log without their answers)."""
+
+
+def check_answered(
+    name: str, items: Sequence[EvalItem], answers: Callable[[EvalItem], bool]
+) -> None:
+    """Every item has an answer in a replayed log, before the baseline runs a batch."""
+    missing = [item for item in items if not answers(item)]
+    if missing:
+        first = missing[0]
+        raise Unanswered(
+            f"{first.source}: id {first.id!r}: model {name!r} has no logged answer for it "
+            f"({len(missing):,} of {len(items):,} items have none: a request that failed in "
+            "production was logged without one; leave such items out of the eval set)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Preflight:
     """What is known of a model before its weights load: how many tokens it attends to
