@@ -27,6 +27,12 @@ detected answers agree, or that show no kind, are also compared by their final n
 both hold one (the scorers' `final_number`): "Yes, 7 is prime" and "Yes, 9 is prime" differ
 there, and so do equal code blocks followed by "it returns 5" and "it returns 6".
 
+An item that declares `tools` compares its outputs' calls first (`tool`: names, arguments by
+value, number and order, `harness.analysis.toolcalls`) when either output makes one; an item
+asking for a structured output (`response_format`) compares the JSON values field by field
+(`fields`: only the fields that changed are shown). Neither kind is a tag: the item's
+declarations say it.
+
 Two outputs whose answers differ are "diverged" whatever their cosine; outputs whose answers
 agree, or items with no answer kind, go on to the embedding. An output cut off at its token
 limit has no final answer yet (its last number is an intermediate one): answers are compared
@@ -39,6 +45,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from harness.analysis import toolcalls
 from harness.analysis.extract import NUMBER, by_regex, choice_label, final_number, show_number
 from harness.records import EvalItem
 
@@ -189,6 +196,9 @@ def judged(item: EvalItem, base: str, cand: str, base_cut: bool, cand_cut: bool)
     stop, by the item's own kind, else by the kind detected on the baseline's output."""
     if base_cut or cand_cut:
         return Answers(None, None)
+    declared = _declared(item, base, cand)
+    if declared is not None:
+        return declared
     own = kind(item)
     if own is not None:
         a, b = final_answer(item, base), final_answer(item, cand)
@@ -205,6 +215,44 @@ def judged(item: EvalItem, base: str, cand: str, base_cut: bool, cand_cut: bool)
             return Answers(f"{DETECTED}number", (a, b))
         found = found or "number"
     return Answers(None if found is None else f"{DETECTED}{found}", None)
+
+
+def _declared(item: EvalItem, base: str, cand: str) -> Answers | None:
+    """Calls (an item with tools, when either output calls), else the structured output's
+    fields (an item with a response_format); None: neither applies."""
+    if item.tools:
+        a, b = toolcalls.read_calls(base), toolcalls.read_calls(cand)
+        if a.calls or b.calls or a.malformed or b.malformed:
+            same = (a.calls, a.malformed) == (b.calls, b.malformed)
+            return Answers(
+                "tool", None if same else (toolcalls.show_calls(a), toolcalls.show_calls(b))
+            )
+    if item.response_format is not None:
+        (x, x_ok), (y, y_ok) = toolcalls.structured_value(base), toolcalls.structured_value(cand)
+        if not (x_ok and y_ok):
+            same = x_ok == y_ok
+            show = lambda v, ok: toolcalls.canonical(v) if ok else None  # noqa: E731
+            return Answers("fields", None if same else (show(x, x_ok), show(y, y_ok)))
+        moved = toolcalls.field_changes(x, y)
+        if not moved:
+            return Answers("fields", None)
+        return Answers("fields", (_side_of(moved, 0), _side_of(moved, 1)))
+    return None
+
+
+def _side_of(changes: list[str], side: int) -> str:
+    """One side of `field_changes`' lines: `.city: "Paris" → "Pari"` gives `.city="Paris"`
+    (side 0) or `.city="Pari"` (side 1); an added or dropped field shows on its side."""
+    out = []
+    for line in changes:
+        where, _, what = line.partition(": ")
+        if toolcalls.ARROW in what:
+            out.append(f"{where}={what.split(toolcalls.ARROW)[side]}")
+        elif what == "dropped":
+            out.append(f"{where} dropped" if side else f"{where} present")
+        else:  # "added VALUE"
+            out.append(f"{where}={what.removeprefix('added ')}" if side else f"{where} absent")
+    return "; ".join(out)
 
 
 def changed(

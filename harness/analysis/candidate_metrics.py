@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+from harness.analysis import toolcalls
 from harness.analysis.betting import SHARE
 from harness.analysis.formats import Cell, Column, column, interval_columns, num, pct
 from harness.analysis.gate_rules import (
@@ -96,6 +97,23 @@ class Measured:
         return share if share is not None else (0.0, 0.0, 0.0)
 
     @cached_property
+    def structured(self) -> list[PairedItem]:
+        """Items declaring tools or a response_format (their outputs are checked)."""
+        return _structured(self.paired)
+
+    @cached_property
+    def schema_invalid_share(self) -> tuple[float, ...]:
+        """(weighted share of structured items whose candidate output breaks its declaration,
+        its interval's low and high ends)."""
+        items = self.structured
+        share = weighted_share(
+            [p.candidate.broken is not None for p in items],
+            [p.item.weight for p in items],
+            self.stats,
+        )
+        return share if share is not None else (0.0, 0.0, 0.0)
+
+    @cached_property
     def diverged_share(self) -> tuple[float, ...]:
         return self._share(Outcome.DIVERGED, self.free)
 
@@ -132,6 +150,29 @@ class Metric:
     unit: Unit
     gate: GateRule | None = None
     columns: tuple[Column, ...] = ()
+
+
+def _structured(paired: Sequence[PairedItem]) -> list[PairedItem]:
+    return [p for p in paired if toolcalls.structured(p.item)]
+
+
+def _broken_share(side: str) -> Callable[[Measured], MetricValue]:
+    """The weighted share of structured items whose `side` output breaks its declaration."""
+
+    def compute(x: Measured) -> MetricValue:
+        items = x.structured
+        if not items:
+            return None
+        total = sum(p.item.weight for p in items)
+        return sum(p.item.weight for p in items if getattr(p, side).broken) / total
+
+    return compute
+
+
+def _calls_changed(x: Measured) -> MetricValue:
+    if not any(p.item.tools for p in x.paired):
+        return None
+    return sum(p.answer_kind == "tool" and p.answer_change is not None for p in x.paired)
 
 
 def _scored_only(fn: Callable[[Measured], MetricValue]) -> Callable[[Measured], MetricValue]:
@@ -326,6 +367,46 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         ),
         (column("reference-free diverged", "diverged_share", pct),),
     ),
+    Metric("structured", lambda x: len(x.structured), "count"),
+    Metric("calls_changed", _calls_changed, "count"),
+    Metric(
+        "schema_invalid_share",
+        _broken_share("candidate"),
+        "share",
+        GateRule(
+            "max_schema_invalid_share",
+            "max",
+            Limit.SHARE,
+            share_rule(
+                "schema_invalid_share",
+                "schema_invalid_share",
+                "Outputs breaking their declared tools or response_format: a weighted share of",
+                "No item declares tools or a response_format",
+            ),
+            needs="structured",
+            doc="fails when more than this weighted share of the items that declare tools or "
+            "a response_format get an output that breaks the declaration (a malformed call, an "
+            "undeclared function, arguments or JSON outside the schema), judged on its interval",
+            interval=share_ends("schema_invalid_share"),
+            range=SHARE,
+            per_item=lambda paired: (
+                [float(p.candidate.broken is not None) for p in _structured(paired)],
+                [p.item.weight for p in _structured(paired)],
+            ),
+        ),
+        (column("schema-invalid outputs", "schema_invalid_share", pct),),
+    ),
+    Metric(
+        "schema_invalid_share_ci_low",
+        lambda x: x.schema_invalid_share[1] if x.structured else None,
+        "share",
+    ),
+    Metric(
+        "schema_invalid_share_ci_high",
+        lambda x: x.schema_invalid_share[2] if x.structured else None,
+        "share",
+    ),
+    Metric("baseline_schema_invalid_share", _broken_share("baseline"), "share"),
     Metric("diverged_share_ci_low", lambda x: x.diverged_share[1] if x.free else None, "share"),
     Metric("diverged_share_ci_high", lambda x: x.diverged_share[2] if x.free else None, "share"),
     Metric(
@@ -519,6 +600,8 @@ def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> Slice
         regression_weight=regressed,
         mean_kld=_mean_kld(paired),
         diverged=sum(p.outcome is Outcome.DIVERGED for p in paired),
+        structured=len(_structured(paired)),
+        schema_invalid=sum(p.candidate.broken is not None for p in _structured(paired)),
     )
 
 

@@ -93,6 +93,7 @@ _NEEDS = {
     "reference": "no item is scored against a reference (every item is reference-free)",
     "hard": "no hard item is scored against a reference",
     "free": "no item is reference-free",
+    "structured": "no item declares tools or a response_format",
     "distribution": "[generation] distribution is off",
 }
 
@@ -106,6 +107,7 @@ def check_computable(
         "reference": bool(scored) or lm_eval,
         "hard": any(i.hard for i in scored) or lm_eval,
         "free": len(scored) < len(items),
+        "structured": any(i.tools or i.response_format is not None for i in items),
         "distribution": distribution,
     }
     for rule in GATE_RULES:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from rapidfuzz.distance import Levenshtein
 
-from harness.analysis import answers
+from harness.analysis import answers, toolcalls
 from harness.analysis.scorers import (
     extracted,
     is_right,
@@ -70,6 +70,7 @@ def _side(item: EvalItem, g: Generation, value: float | None) -> Side:
         extracted=_shown(item, g.output),
         cut_off=g.cut_off,
         prompt_tokens=g.prompt_tokens,
+        broken=toolcalls.problem(item, g.output) if toolcalls.structured(item) else None,
     )
 
 

@@ -181,13 +181,15 @@ def item_to_json(item: EvalItem) -> dict[str, Any]:
         row["max_new_tokens"] = item.max_new_tokens
     if item.extract is not None:
         row["extract"] = item.extract
+    if item.tools:
+        row["tools"] = item.tool_schemas()
+    if item.response_format is not None:
+        row["response_format"] = item.response_format_json()
     return row
 
 
-def messages_json(item: EvalItem) -> list[dict[str, str]] | None:
-    if item.messages is None:
-        return None
-    return [{"role": m.role.value, "content": m.content} for m in item.messages]
+def messages_json(item: EvalItem) -> list[dict[str, Any]] | None:
+    return item.conversation()
 
 
 def _fields(kind: Any, data: Any, names: list[str]) -> dict[str, Any]:
@@ -399,6 +401,7 @@ class BaselineOutput:
     reference_ppl: float | None
     extracted: str | None = None  # what the scorer compared, when extraction changed it
     cut_off: bool = False  # ended at max_new_tokens: no final answer yet
+    broken: str | None = None  # why it breaks the item's tools or response_format
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -421,6 +424,7 @@ class CandidateOutput:
     # the answer kind compared (`detected:KIND` when no tag or regex named it).
     answer_change: tuple[str | None, str | None] | None = None
     answer_kind: str | None = None
+    broken: str | None = None  # why it breaks the item's tools or response_format
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -432,10 +436,22 @@ class ItemResult:
     tags: tuple[str, ...]
     scorer: str
     prompt: str | None
-    messages: list[dict[str, str]] | None
+    messages: list[dict[str, Any]] | None
     reference: tuple[str, ...]
     baseline: BaselineOutput
     candidates: dict[str, CandidateOutput]
+    # What the item declares its outputs must keep: "tools: get_weather, ..." and/or
+    # "response_format: json_schema person"; None: nothing
+    declared: str | None = None
+
+
+def _declared(item: EvalItem) -> str | None:
+    parts = []
+    if item.tools:
+        parts.append("tools: " + ", ".join(t.name for t in item.tools))
+    if (fmt := item.response_format) is not None:
+        parts.append(f"response_format: {fmt.type}" + (f" {fmt.name}" if fmt.name else ""))
+    return "; ".join(parts) or None
 
 
 def _ppl(nll: float | None) -> float | None:
@@ -469,6 +485,7 @@ def item_results(
                 cut_off=q[i].candidate.cut_off,
                 answer_change=q[i].answer_change,
                 answer_kind=q[i].answer_kind,
+                broken=q[i].candidate.broken,
             )
             for name, q in paired.items()
             if i < len(q)
@@ -490,8 +507,10 @@ def item_results(
                     reference_ppl=_ppl(p.baseline.reference_nll),
                     extracted=p.baseline.extracted,
                     cut_off=p.baseline.cut_off,
+                    broken=p.baseline.broken,
                 ),
                 candidates=cands,
+                declared=_declared(item),
             )
         )
     return tuple(rows)

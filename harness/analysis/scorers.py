@@ -24,6 +24,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import Indel
 
 from harness.analysis.extract import by_regex, choice_label, final_number, show_number
+from harness.analysis.toolcalls import read_calls, reference_calls, show_call
 from harness.records import EvalItem
 from harness.records.registry import Registry
 
@@ -42,6 +43,7 @@ class Scorer(StrEnum):
     CHOICE = "choice"
     FUZZY = "fuzzy"
     AGREEMENT = "agreement"  # reference-free: the candidate against the baseline's output
+    TOOL_CALL = "tool_call"  # the calls made: names, arguments by value, count and order
 
 
 def normalize(text: str) -> str:
@@ -96,6 +98,21 @@ def _number_of(text: str) -> str | None:
     return None if value is None else show_number(value)
 
 
+def _calls_shown(out: str) -> str | None:
+    """The calls an output makes, shown (`get_weather(city="Paris")`); None: no call, or one
+    that cannot be read."""
+    found = read_calls(out)
+    if not found.calls or found.malformed:
+        return None
+    return "; ".join(show_call(c) for c in found.calls)
+
+
+def _tool_call(refs: tuple[str, ...], answer: str) -> float:
+    """`answer`: the calls shown; right when they are one reference's calls exactly."""
+    wanted = {"; ".join(show_call(c) for c in reference_calls(r) or ()) for r in refs}
+    return float(answer in wanted)
+
+
 def _fuzzy(refs: tuple[str, ...], out: str) -> float:
     return max(fuzz.ratio(normalize(out), normalize(r)) for r in refs) / 100.0
 
@@ -127,6 +144,15 @@ def _option_label(ref: str) -> str | None:
     if CHOICE_PATTERN.match(ref):
         return None
     return f"choice scorer needs an option label such as 'B' or '(B)'; got {ref!r}"
+
+
+def _call_reference(ref: str) -> str | None:
+    if reference_calls(ref) is not None:
+        return None
+    return (
+        'tool_call scorer needs a call as JSON text: {"name": "get_weather", "arguments": '
+        f'{{"city": "Paris"}}}} or a list of them; got {ref!r}'
+    )
 
 
 ScoreFn = Callable[[tuple[str, ...], str], float]
@@ -163,6 +189,9 @@ SCORERS: Registry[ScorerEntry] = Registry(
         Scorer.CHOICE: ScorerEntry(_choice, _option_label, extract=choice_label),
         Scorer.FUZZY: ScorerEntry(_fuzzy),
         Scorer.AGREEMENT: ScorerEntry(None, literal_reference=False),
+        Scorer.TOOL_CALL: ScorerEntry(
+            _tool_call, _call_reference, extract=_calls_shown, literal_reference=False
+        ),
     },
     accept=lambda e: isinstance(e, ScorerEntry),
     is_a="a harness.analysis.scorers.ScorerEntry",

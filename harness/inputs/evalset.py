@@ -22,13 +22,15 @@ from typing import Any
 from harness.analysis.answers import KINDS as ANSWER_KINDS
 from harness.analysis.answers import TAG as ANSWER_TAG
 from harness.analysis.scorers import SCORERS, Scorer
+from harness.analysis.toolcalls import canonical, schema_check
 from harness.records import DEFAULT_WEIGHT, Difficulty, EvalItem, Message, Role, Source
 from harness.records.errors import HarnessError
+from harness.records.items import ResponseFormat, Tool, ToolCall
 from harness.records.schema import keys_of
 
 # An eval-set line's fields: `EvalItem`'s declared ones.
 FIELDS = tuple(k.name for k in keys_of(EvalItem))
-MESSAGE_FIELDS = ("role", "content")
+MESSAGE_FIELDS = ("role", "content", "tool_calls", "tool_call_id", "name")
 BOM = b"\xef\xbb\xbf"
 # An eval-set file is read whole: one larger than this is refused before it is read (split
 # it); 1 GiB holds some 40,000 prompts of 7,000 tokens.
@@ -257,6 +259,8 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
             f"the prompt is {size:,} characters; at most {MAX_PROMPT_CHARS:,} "
             "(about 128k tokens, more than any context here)"
         )
+    if "tools" in obj and messages is None:
+        raise InvalidItem("tools need a conversation: give messages, not prompt")
     scorer = _scorer(obj.get("scorer", Scorer.EXACT.value))
     difficulty = _enum(Difficulty, obj.get("difficulty", Difficulty.COMMON.value), "difficulty")
     return EvalItem(
@@ -272,7 +276,86 @@ def parse_item(obj: Any, source: Source) -> EvalItem:
         max_new_tokens=_max_new_tokens(obj.get("max_new_tokens")),
         extract=_extract(obj.get("extract")),
         logged_output=_logged_output(obj.get("logged_output")),
+        tools=_tools(obj.get("tools")),
+        response_format=_response_format(obj.get("response_format")),
     )
+
+
+def _tools(value: Any) -> tuple[Tool, ...]:
+    """OpenAI's tool list: [{"type": "function", "function": {name, description?,
+    parameters?}}] (a bare {name, ...} function object is taken too)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        raise InvalidItem("tools must be a non-empty list of function objects")
+    out: list[Tool] = []
+    for i, tool in enumerate(value):
+        fn = tool.get("function", tool) if isinstance(tool, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise InvalidItem(
+                f'tools[{i}] must be {{"type": "function", "function": {{"name": ...}}}}'
+            )
+        if isinstance(tool, dict) and tool.get("type", "function") != "function":
+            raise InvalidItem(f"tools[{i}].type: only function tools are called here")
+        params = fn.get("parameters", {"type": "object", "properties": {}})
+        if not isinstance(params, dict) or (why := schema_check(canonical(params))) is not None:
+            shown = "an object" if not isinstance(params, dict) else why
+            raise InvalidItem(f"tools[{i}].function.parameters: not a JSON Schema ({shown})")
+        if fn["name"] in {t.name for t in out}:
+            raise InvalidItem(f"tools[{i}]: {fn['name']!r} is declared twice")
+        description = fn.get("description", "")
+        if not isinstance(description, str):
+            raise InvalidItem(f"tools[{i}].function.description must be a string")
+        out.append(Tool(fn["name"], description, canonical(params)))
+    return tuple(out)
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        spec = value.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if not isinstance(schema, dict):
+            raise InvalidItem("response_format.json_schema.schema must be a JSON Schema object")
+        if (why := schema_check(canonical(schema))) is not None:
+            raise InvalidItem(f"response_format.json_schema.schema: not a JSON Schema ({why})")
+        name = spec.get("name") if isinstance(spec, dict) else None
+        return ResponseFormat(
+            "json_schema", name if isinstance(name, str) else None, canonical(schema)
+        )
+    raise InvalidItem(
+        'response_format must be {"type": "json_object"} or {"type": "json_schema", '
+        '"json_schema": {"name": ..., "schema": {...}}}'
+    )
+
+
+def _tool_calls(value: Any, where: str) -> tuple[ToolCall, ...]:
+    if not isinstance(value, list):
+        raise InvalidItem(f"{where} must be a list of calls")
+    out = []
+    for i, call in enumerate(value):
+        fn = call.get("function", call) if isinstance(call, dict) else None
+        args = fn.get("arguments", {}) if isinstance(fn, dict) else None
+        if isinstance(args, str):
+            try:
+                args = json.loads(args)
+            except ValueError:
+                args = None
+        if (
+            not isinstance(fn, dict)
+            or not isinstance(fn.get("name"), str)
+            or not isinstance(args, dict)
+        ):
+            raise InvalidItem(
+                f'{where}[{i}] must be {{"function": {{"name": ..., "arguments": {{...}}}}}} '
+                "(arguments an object or its JSON text)"
+            )
+        out.append(ToolCall(fn["name"], canonical(args)))
+    return tuple(out)
 
 
 def _logged_output(value: Any) -> str | None:
@@ -336,12 +419,23 @@ def _messages(value: Any) -> tuple[Message, ...]:
         if msg.get("role") not in roles:
             got = json.dumps(msg.get("role"))
             raise InvalidItem(f"messages[{i}].role must be one of {', '.join(roles)}; got {got}")
-        if not isinstance(msg.get("content"), str):
+        calls: tuple[ToolCall, ...] = ()
+        if "tool_calls" in msg:
+            if msg["role"] != "assistant":
+                raise InvalidItem(f"messages[{i}].tool_calls: only an assistant turn calls tools")
+            calls = _tool_calls(msg["tool_calls"], f"messages[{i}].tool_calls")
+        content = msg.get("content")
+        if content is None and calls:
+            content = ""  # a turn that only calls
+        if not isinstance(content, str):
             raise InvalidItem(
                 f"messages[{i}].content must be a string"
                 + ("" if "content" in msg else " (missing)")
             )
-        out.append(Message(Role(msg["role"]), msg["content"]))
+        call_id = msg.get("tool_call_id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise InvalidItem(f"messages[{i}].tool_call_id must be a string")
+        out.append(Message(Role(msg["role"]), content, calls, call_id))
     return tuple(out)
 
 

@@ -3,9 +3,11 @@ table of `scorers.py`); `__post_init__` guards the invariants of items built in 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from harness.records.errors import RecordError
 from harness.records.schema import setting
@@ -20,6 +22,7 @@ class Role(Enum):
     SYSTEM = "system"
     USER = "user"
     ASSISTANT = "assistant"
+    TOOL = "tool"  # a tool's result, answering an assistant's call
 
 
 # Weights when an item gives none: a loss on a hard case hurts three times as much.
@@ -27,9 +30,40 @@ DEFAULT_WEIGHT = {Difficulty.COMMON: 1.0, Difficulty.HARD: 3.0}
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call: its name and its arguments as canonical JSON text (keys sorted, no
+    spaces), so that equal calls are equal records."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()  # an assistant turn's calls
+    tool_call_id: str | None = None  # a tool turn: the call it answers
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call (the OpenAI function schema): `parameters` is its JSON
+    Schema as canonical JSON text."""
+
+    name: str
+    description: str
+    parameters: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """A structured-output request: `json_object` (any JSON object) or `json_schema` (one
+    that meets `schema`, canonical JSON text)."""
+
+    type: str
+    name: str | None = None
+    schema: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +92,23 @@ class EvalItem:
     )
     messages: tuple[Message, ...] | None = setting(
         None,
-        doc="rendered with the tokenizer's chat template, identically for both models",
-        means='a non-empty list of {"role": system/user/assistant, "content": "..."}',
+        doc="rendered with the tokenizer's chat template, identically for both models; an "
+        "assistant turn may carry `tool_calls` and a `tool` turn answers one (`tool_call_id`)",
+        means='a non-empty list of {"role": system/user/assistant/tool, "content": "..."}',
+    )
+    tools: tuple[Tool, ...] = setting(
+        (),
+        doc="functions the model may call (OpenAI's shape): rendered by the chat template's "
+        "tool support, and the outputs' calls judged (docs/tools.md)",
+        means='a non-empty list of {"type": "function", "function": {"name", "description", '
+        '"parameters"}}',
+    )
+    response_format: ResponseFormat | None = setting(
+        None,
+        doc="a structured output asked for (OpenAI's shape): outputs are parsed as JSON and "
+        "checked against the schema (docs/tools.md)",
+        means='{"type": "json_object"} or {"type": "json_schema", "json_schema": {"name", '
+        '"schema"}}',
     )
     reference: tuple[str, ...] = setting(
         (),
@@ -113,3 +162,52 @@ class EvalItem:
     @property
     def hard(self) -> bool:
         return self.difficulty is Difficulty.HARD
+
+    def conversation(self) -> list[dict[str, Any]] | None:
+        """The messages in OpenAI's (and chat templates') shape: an assistant's calls as
+        `tool_calls` [{type, function: {name, arguments}}], arguments an object."""
+        if self.messages is None:
+            return None
+        out: list[dict[str, Any]] = []
+        for m in self.messages:
+            row: dict[str, Any] = {"role": m.role.value, "content": m.content}
+            if m.tool_calls:
+                row["tool_calls"] = [
+                    {
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": json.loads(c.arguments)},
+                    }
+                    for c in m.tool_calls
+                ]
+            if m.tool_call_id is not None:
+                row["tool_call_id"] = m.tool_call_id
+            out.append(row)
+        return out
+
+    def tool_schemas(self) -> list[dict[str, Any]] | None:
+        """The declared tools in OpenAI's shape, or None."""
+        if not self.tools:
+            return None
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": json.loads(t.parameters),
+                },
+            }
+            for t in self.tools
+        ]
+
+    def response_format_json(self) -> dict[str, Any] | None:
+        """The structured output asked for, in OpenAI's shape, or None."""
+        fmt = self.response_format
+        if fmt is None:
+            return None
+        if fmt.schema is None:
+            return {"type": fmt.type}
+        spec: dict[str, Any] = {"schema": json.loads(fmt.schema)}
+        if fmt.name is not None:
+            spec["name"] = fmt.name
+        return {"type": fmt.type, "json_schema": spec}

@@ -43,6 +43,9 @@ class SliceRow:
     regression_weight: float  # the summed weight of the slice's regressions
     mean_kld: float | None
     diverged: int = 0  # reference-free items whose meaning moved
+    # items declaring tools or a response_format, and those whose candidate output breaks it
+    structured: int = 0
+    schema_invalid: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,6 +30,10 @@ class Side:
     extracted: str | None = None  # the answer the scorer compared, when it differs from output
     cut_off: bool = False  # ended at its token limit: no final answer yet
     prompt_tokens: int | None = None  # the prompt's length in tokens, where the run kept it
+    # An item declaring tools or a response_format: why the output breaks the declaration (a
+    # malformed call, an undeclared function, arguments or a JSON value outside the schema);
+    # None where it keeps it or the item declares nothing
+    broken: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

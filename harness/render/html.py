@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +197,14 @@ def slice_charts(cand: CandidateResult) -> list[Chart]:
 def prompt_text(row: dict[str, Any]) -> str:
     if row["prompt"] is not None:
         return str(row["prompt"])
-    return "\n".join(f"[{m['role']}] {m['content']}" for m in row["messages"] or ())
+    lines = [f"[declared] {row['declared']}"] if row.get("declared") else []
+    for m in row["messages"] or ():
+        calls = [
+            f"{c['function']['name']}({json.dumps(c['function']['arguments'], ensure_ascii=False)})"
+            for c in m.get("tool_calls") or ()
+        ]
+        lines.append(f"[{m['role']}] {m['content']}" + "".join(f"\n  call {c}" for c in calls))
+    return "\n".join(lines)
 
 
 def data_island(

@@ -64,12 +64,14 @@
   // What the scorer compared, when extraction changed it ("extracted: 11").
   function extractedNote(side) {
     return (side.extracted == null ? "" : " · extracted: " + side.extracted) +
-      (side.cut_off ? " · cut off (no final answer yet)" : "");
+      (side.cut_off ? " · cut off (no final answer yet)" : "") +
+      (side.broken ? " · breaks its declaration: " + side.broken : "");
   }
   function answerNote(e) {
     if (!e.answer_change) return null;
     const show = (a) => (a === null ? "none" : a);
-    return "answer changed: " + show(e.answer_change[0]) + " \u2192 " + show(e.answer_change[1]);
+    const what = { tool: "call changed: ", fields: "fields changed: " }[e.answer_kind] || "answer changed: ";
+    return what + show(e.answer_change[0]) + " \u2192 " + show(e.answer_change[1]);
   }
   function entry(item) { return item.candidates[state.cand]; }
   function outcomeOf(item) {

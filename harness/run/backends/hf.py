@@ -28,6 +28,7 @@ from harness.run.backends.base import (
     Preflight,
     checkpoint_fingerprint,
 )
+from harness.run.backends.chat import chat_input
 from harness.store import faults
 
 if TYPE_CHECKING:
@@ -187,9 +188,9 @@ class HFTokenizerMethods:
 
     def prompt_ids(self, item: EvalItem) -> list[int]:
         if item.messages is not None:
-            conversation = [{"role": m.role.value, "content": m.content} for m in item.messages]
+            conversation, tools = chat_input(item, self.chat_template)
             text = self._tok.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
+                conversation, tools=tools, tokenize=False, add_generation_prompt=True
             )
             return list(self._tok(text, add_special_tokens=False).input_ids)
         return self.encode(str(item.prompt), add_special=True)

@@ -18,6 +18,7 @@ outputs). The batching noise floor (`[noise_floor] batched`) measures how much.
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from collections import deque
@@ -39,6 +40,7 @@ from harness.run.backends.base import (
     checkpoint_fingerprint,
     ends_on_string,
 )
+from harness.run.backends.chat import chat_input
 from harness.store import faults
 
 
@@ -77,7 +79,12 @@ class _Slot:
 
 
 def render_template(
-    template: str, messages: list[dict[str, str]], bos: str, eos: str, add_generation_prompt: bool
+    template: str,
+    messages: list[dict[str, Any]],
+    bos: str,
+    eos: str,
+    add_generation_prompt: bool,
+    tools: list[dict[str, Any]] | None = None,
 ) -> str:
     """A GGUF's chat template rendered as transformers renders it (sandboxed jinja2,
     trim_blocks and lstrip_blocks, `raise_exception`), so both engines get the same text."""
@@ -91,11 +98,17 @@ def render_template(
         trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
     )
     env.globals["raise_exception"] = raise_exception
+    # transformers' `tojson` (tool templates write the tools with it): JSON as json.dumps
+    # writes it, not jinja2's HTML-escaped form
+    env.filters["tojson"] = lambda x, indent=None, separators=None, sort_keys=False: json.dumps(
+        x, ensure_ascii=False, indent=indent, separators=separators, sort_keys=sort_keys
+    )
     return env.from_string(template).render(
         messages=messages,
         bos_token=bos,
         eos_token=eos,
         add_generation_prompt=add_generation_prompt,
+        tools=tools,
     )
 
 
@@ -246,8 +259,8 @@ class LlamaCppBackend(Backend):
 
     def prompt_ids(self, item: EvalItem) -> list[int]:
         if item.messages is not None:
-            conversation = [{"role": m.role.value, "content": m.content} for m in item.messages]
-            return self.encode(self.render_chat(conversation, True))
+            conversation, tools = chat_input(item, self.chat_template)
+            return self.encode(self.render_chat(conversation, True, tools))
         return self.encode(str(item.prompt), add_special=True)
 
     def encode(self, text: str, add_special: bool = False) -> list[int]:
@@ -299,7 +312,10 @@ class LlamaCppBackend(Backend):
         return self._meta.get("tokenizer.chat_template")
 
     def render_chat(
-        self, messages: list[dict[str, str]], add_generation_prompt: bool = True
+        self,
+        messages: list[dict[str, Any]],
+        add_generation_prompt: bool = True,
+        tools: list[dict[str, Any]] | None = None,
     ) -> str:
         template = self.chat_template
         if template is None:
@@ -311,6 +327,7 @@ class LlamaCppBackend(Backend):
             self._piece(bos) if bos >= 0 else "",
             self._piece(eos) if eos >= 0 else "",
             add_generation_prompt,
+            tools,
         )
 
     @property
