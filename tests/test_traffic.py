@@ -5,6 +5,7 @@ cleaning table counts what was planted."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -22,9 +23,13 @@ from .support.helpers import in_process, write_jsonl
 from .support.paths import DEMO, REPO
 
 
+_IDS = itertools.count(1)
+
+
 def completion(text: str) -> dict[str, Any]:
+    """A chat completion as a provider returns it: every response its own id."""
     return {
-        "id": "chatcmpl-1",
+        "id": f"chatcmpl-{next(_IDS)}",
         "object": "chat.completion",
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
@@ -162,7 +167,8 @@ def write_logs(tmp: Path) -> dict[str, Any]:
     helicone.append(  # too long for the demo model's 128 positions
         {"request_body": {"model": "m", "messages": user(LONG)}, "response_body": completion("k")}
     )
-    plain.append({"messages": user("uses a tool"), "tools": [{"type": "function"}]})
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    plain.append({"messages": user("Look up order 7."), "tools": [tool]})  # kept, tools and all
     plain.append(
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}
     )
@@ -180,7 +186,8 @@ def write_logs(tmp: Path) -> dict[str, Any]:
     with (tmp / "openai.jsonl").open("a") as f:  # broken lines, at known places
         f.write('{"request": {"model": "m", "messages": [{"role": "user"\n')  # line 8, cut at 55
         f.write(json.dumps({"request": {"messages": []}}) + "\n")  # line 9
-    unique = DISTINCT + TEMPLATED + [f"Note {n}: " for n in range(len(planted))]
+    unique = [*DISTINCT, *TEMPLATED, "Look up order 7."]
+    unique += [f"Note {n}: " for n in range(len(planted))]
     return {"files": [tmp / n for n in files], "planted": planted, "unique": unique}
 
 
@@ -213,7 +220,8 @@ def test_an_import_keeps_each_request_once_and_no_planted_secret(tmp_path: Path)
     assert table["pii_replaced"] == {k: 2 * len(v) for k, v in PII.items()}  # prompt + answer
     assert table["exact_duplicates"] == 2 and table["near_duplicates"] == 2
     assert table["over_context"] == 1 and table["written"] == len(items)
-    assert table["set_aside"] == {"tool calls": 1, "multimodal (image_url)": 1}
+    assert table["set_aside"] == {"multimodal (image_url)": 1}
+    assert [i.tools[0].name for i in items if i.tools] == ["lookup"]
     assert table["formats"] == {
         "openai": 7, "openai-batch": 4, "litellm": 1 + len(logs["planted"]),
         "helicone": 2, "openpipe": 2, "messages": 3,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.inputs.evalset import parse_item
 from harness.inputs.scrub import KINDS, Scrubber
 from harness.inputs.traffic import (
     FAILED,
@@ -30,9 +31,13 @@ from harness.inputs.traffic import (
     BadLine,
     Request,
     SetAside,
+    Turn,
+    canonical,
     detect,
+    read_text,
 )
 from harness.records.errors import HarnessError, RecordError
+from harness.records.items import Source
 from harness.records.schema import setting
 
 logger = logging.getLogger(__name__)
@@ -88,6 +93,8 @@ class Cleaning:
     bad: list[str] = field(default_factory=list)  # "file:line: field: why"
     set_aside: Counter[str] = field(default_factory=Counter)
     unanswered_batch: int = 0  # batch answers whose request is in no file given
+    noise: int = 0  # lines of a server's text log that hold no request (its other logging)
+    sightings_merged: int = 0  # the same request logged again (another tool, same id or time)
     pii: Counter[str] = field(default_factory=Counter)
     exact_duplicates: int = 0
     near_duplicates: int = 0
@@ -97,12 +104,15 @@ class Cleaning:
     def rows(self) -> list[tuple[str, int]]:
         out = [("lines read", self.lines)]
         out += [(f"  format {k}", v) for k, v in sorted(self.formats.items())]
+        if self.noise:
+            out.append(("text-log lines holding no request", self.noise))
         out += [("unreadable lines", len(self.bad))]
         out += [(f"set aside: {k}", v) for k, v in sorted(self.set_aside.items())]
         if self.unanswered_batch:
             out.append(("batch answers without their request", self.unanswered_batch))
         out += [(f"{k} replaced", self.pii[k]) for k in KINDS]
         out += [
+            ("logged again by another tool (counted once)", self.sightings_merged),
             ("exact duplicates dropped", self.exact_duplicates),
             ("near-duplicates dropped", self.near_duplicates),
         ]
@@ -117,6 +127,8 @@ class Cleaning:
             "bad_lines": self.bad,
             "set_aside": dict(self.set_aside),
             "unanswered_batch": self.unanswered_batch,
+            "noise": self.noise,
+            "sightings_merged": self.sightings_merged,
             "pii_replaced": {k: self.pii[k] for k in KINDS},
             "exact_duplicates": self.exact_duplicates,
             "near_duplicates": self.near_duplicates,
@@ -148,6 +160,8 @@ def read_logs(
         cleaning.bad.append(f"{where}: {note.scrub(why)}")
 
     for path in paths:
+        unclaimed: list[str] = []  # plain-text lines no format reads: noise of a server's log
+        texts = 0  # plain-text lines a format read
         for number, text, why, size in _lines(path):
             left -= size
             if left < 0:
@@ -156,6 +170,18 @@ def read_logs(
             where = f"{path}:{number}"
             if why is not None:
                 bad(where, why)
+                continue
+            if not text.lstrip().startswith(("{", "[")):
+                found = read_text(text, fmt)
+                if found is None:
+                    unclaimed.append(where)
+                    continue
+                texts += 1
+                cleaning.formats[found[0].name] += 1
+                if isinstance(found[1], Answer):
+                    answers[found[1].join] = found[1].logged_output
+                else:
+                    requests.append(replace(found[1], log=str(path)))
                 continue
             try:
                 obj = json.loads(text)
@@ -191,7 +217,12 @@ def read_logs(
                 if got.failed:
                     failed.add(got.join)
             else:
-                requests.append(got)
+                requests.append(replace(got, log=str(path)))
+        if texts:  # a server's log: its other lines are not requests
+            cleaning.noise += len(unclaimed)
+        else:
+            for where in unclaimed:
+                bad(where, "invalid JSON (not a JSON object, nor a line of a text log format)")
     joined = {r.join for r in requests if r.join is not None}
     cleaning.unanswered_batch = sum(1 for k in answers if k not in joined)
     dropped = [r for r in requests if r.join in failed]
@@ -296,8 +327,9 @@ def _keys(obj: dict[str, Any]) -> str:
 
 
 def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
-    """Every text scrubbed, each distinct text once (a system prompt repeats in most
-    requests); its finds are counted once per place it stands."""
+    """Every text scrubbed (turns, calls' argument values, prompts, answers, tags), each
+    distinct text once (a system prompt repeats in most requests); its finds are counted once
+    per place it stands."""
     memo: dict[str, tuple[str, Counter[str]]] = {}
 
     def scrub(text: str) -> str:
@@ -308,10 +340,26 @@ def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
             scrubber.counts.update(memo[text][1])
         return memo[text][0]
 
+    def leaves(value: Any) -> Any:
+        if isinstance(value, str):
+            return scrub(value)
+        if isinstance(value, dict):
+            return {k: leaves(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [leaves(v) for v in value]
+        return value
+
+    def call(name: str, args: str) -> tuple[str, str]:
+        return name, canonical(leaves(json.loads(args)))
+
     return [
         replace(
             r,
-            messages=tuple((role, scrub(text)) for role, text in r.messages),
+            messages=tuple(
+                replace(t, content=scrub(t.content), calls=tuple(call(*c) for c in t.calls))
+                for t in r.messages
+            ),
+            prompt=None if r.prompt is None else scrub(r.prompt),
             logged_output=None if r.logged_output is None else scrub(r.logged_output),
             tags=tuple(dict.fromkeys(scrub(t) for t in r.tags)),
         )
@@ -319,13 +367,20 @@ def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
     ]
 
 
+def _turn_text(t: Turn) -> str:
+    calls = "".join(f" call {name}({args})" for name, args in t.calls)
+    return f"{t.role}: {t.content}{calls}"
+
+
 def request_text(r: Request) -> tuple[str, str]:
-    """A request as (its system prompt, the rest of the conversation): near-duplicates share
-    the first exactly and the second nearly (a long shared system prompt would make any two
-    requests look alike)."""
-    system = "\n".join(text for role, text in r.messages if role == "system")
-    rest = "\n".join(f"{role}: {text}" for role, text in r.messages if role != "system")
-    return system, rest
+    """A request as (its system prompt and declarations, the rest of the conversation):
+    near-duplicates share the first exactly and the second nearly (a long shared system
+    prompt would make any two requests look alike)."""
+    system = "\n".join(t.content for t in r.messages if t.role == "system")
+    system += f"\n{r.tools}\n{r.response_format}" if r.tools or r.response_format else ""
+    if r.prompt is not None:
+        return system, r.prompt
+    return system, "\n".join(_turn_text(t) for t in r.messages if t.role != "system")
 
 
 NUMBER = re.compile(r"\d+")
@@ -434,14 +489,46 @@ def near_duplicates(
     return seen
 
 
+def body_of(r: Request) -> dict[str, Any]:
+    """A request as its eval-set line's fields that say what was asked (no id, weight, tags
+    or answer): `messages` (tool calls and tool turns in OpenAI's shape) or `prompt`, and
+    `tools` and `response_format` where declared."""
+    body: dict[str, Any] = {}
+    if r.prompt is not None:
+        body["prompt"] = r.prompt
+    else:
+        body["messages"] = [_message(t) for t in r.messages]
+    if r.tools is not None:
+        body["tools"] = json.loads(r.tools)
+    if r.response_format is not None:
+        body["response_format"] = json.loads(r.response_format)
+    return body
+
+
+def _message(t: Turn) -> dict[str, Any]:
+    row: dict[str, Any] = {"role": t.role, "content": t.content}
+    if t.calls:
+        row["tool_calls"] = [
+            {"type": "function", "function": {"name": name, "arguments": json.loads(args)}}
+            for name, args in t.calls
+        ]
+    if t.role == "tool" and t.call_id is not None:
+        row["tool_call_id"] = t.call_id
+    return row
+
+
 def item_of(r: Request, times: int = 1) -> dict[str, Any]:
-    """The eval-set line of a request: reference-free, its id a digest of its conversation
-    (the same request gets the same id in every import), weighted by how often it was logged
+    """The eval-set line of a request: reference-free, its id a digest of what was asked
+    (the same request gets the same id in every import), weighted by how often it came in
     (itself, its exact repeats and its near-duplicates), so that the set's weighted figures
     stand for the traffic as it came."""
-    messages = [{"role": role, "content": text} for role, text in r.messages]
-    digest = hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
-    item: dict[str, Any] = {"id": f"traffic-{digest}", "messages": messages, "scorer": "agreement"}
+    body = body_of(r)
+    if list(body) == ["messages"]:  # the digest of a plain conversation, as before tools
+        digest_of: Any = body["messages"]
+    else:
+        digest_of = body
+    digest = hashlib.sha256(json.dumps(digest_of, sort_keys=True).encode()).hexdigest()[:16]
+    item: dict[str, Any] = {"id": f"traffic-{digest}", **body, "scorer": "agreement"}
     if times > 1:
         item["weight"] = times
     if r.tags:
@@ -453,14 +540,58 @@ def item_of(r: Request, times: int = 1) -> dict[str, Any]:
     return item
 
 
+# Two sightings of one body from different logs, without a shared request id, are one request
+# when their times lie within this many seconds: tools stamp a request at its start or its end,
+# and an answer takes up to tens of seconds (docs/traffic.md).
+SAME_REQUEST_S = 120.0
+
+
+def occurrences(
+    sightings: Sequence[Request], window: float = SAME_REQUEST_S
+) -> list[list[Request]]:
+    """The production requests behind one body's sightings, each a list of its sightings.
+    Two sightings are one request when they carry the same request id, or come from
+    different logs, carry no conflicting ids, and were stamped within `window` seconds. Two
+    sightings in one log are always two requests (a tool logs a request once); sightings
+    without a time and an id are requests of their own."""
+    found: list[list[Request]] = []
+    ordered = sorted(sightings, key=lambda r: (r.time is None, r.time or 0.0))
+    for r in ordered:
+        home = None
+        for group in found:
+            ids = {g.request_id for g in group if g.request_id is not None}
+            if r.request_id is not None and r.request_id in ids:
+                home = group
+                break
+            if (
+                r.time is not None
+                and all(g.log != r.log for g in group)
+                and not (r.request_id is not None and ids)
+                and any(g.time is not None and abs(g.time - r.time) <= window for g in group)
+            ):
+                home = home or group
+        if home is None:
+            found.append([r])
+        else:
+            home.append(r)
+    return found
+
+
+def _merged(group: list[Request]) -> Request:
+    """One request of its sightings: the first with an answer, every sighting's tags."""
+    first = next((r for r in group if r.logged_output is not None), group[0])
+    tags = tuple(dict.fromkeys(t for r in group for t in r.tags))
+    return replace(first, tags=tags)
+
+
 def import_traffic(
     paths: Sequence[Path],
     settings: ImportSettings,
     forced: str | None = None,
     context: Any = None,
 ) -> tuple[list[dict[str, Any]], Cleaning]:
-    """The eval-set lines and the cleaning table. `context`: a callable (messages, new
-    tokens) -> whether it fits the baseline's context, or None for no check."""
+    """The eval-set lines and the cleaning table. `context`: a callable (item, new tokens)
+    -> whether it fits the baseline's context, or None for no check."""
     cleaning = Cleaning()
     requests = read_logs(paths, forced, cleaning, settings.max_log_bytes)
     share = len(cleaning.bad) / cleaning.lines if cleaning.lines else 0.0
@@ -476,27 +607,31 @@ def import_traffic(
         cleaning.pii = scrubber.counts
     else:
         logger.warning("--keep-pii: personal data and secrets are written as logged")
-    unique: dict[str, Request] = {}
-    times: Counter[str] = Counter()  # how often each request was logged
+    groups: dict[str, list[Request]] = {}  # the sightings of each body, in log order
     for r in requests:
-        key = json.dumps(r.messages)
-        times[key] += 1
-        if key in unique:
-            cleaning.exact_duplicates += 1
-            first = unique[key]
-            if first.logged_output is None and r.logged_output is not None:
-                unique[key] = r
-        else:
-            unique[key] = r
-    kept = list(unique.values())
-    counts = [times[json.dumps(r.messages)] for r in kept]
+        groups.setdefault(canonical(body_of(r)), []).append(r)
+    kept: list[Request] = []
+    counts: list[int] = []  # how often each came in production
+    for sightings in groups.values():
+        found = occurrences(sightings)
+        cleaning.sightings_merged += len(sightings) - len(found)
+        cleaning.exact_duplicates += len(found) - 1
+        kept.append(_merged(sightings))
+        counts.append(len(found))
     repeats = near_duplicates([request_text(r) for r in kept], settings.near_duplicate)
     cleaning.near_duplicates = len(repeats)
     for i, j in sorted(repeats.items(), reverse=True):  # a resend counts for what it resent
         counts[j] += counts[i]
+        kept[j] = _merged([kept[j], kept[i]])
     pairs = [(r, n) for i, (r, n) in enumerate(zip(kept, counts, strict=True)) if i not in repeats]
     if context is not None:
-        fits = [context(r.messages, r.max_new_tokens or settings.max_new_tokens) for r, _ in pairs]
+        fits = [
+            context(
+                parse_item(item_of(r), Source("traffic", 0)),
+                r.max_new_tokens or settings.max_new_tokens,
+            )
+            for r, _ in pairs
+        ]
         cleaning.over_context = fits.count(False)
         pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
     if not pairs:

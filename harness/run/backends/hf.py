@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.records import EvalItem, ModelSpec
-from harness.records.items import Message, Role, Source
 from harness.run import console
 from harness.run.backends.base import (
     Backend,
@@ -323,10 +322,10 @@ class TokenizerOnly(HFTokenizerMethods):
         self._tok, self._turn = tok, end_of_turn(tok)
 
 
-def context_fits(path: str) -> Callable[[Sequence[tuple[str, str]], int], bool]:
-    """Whether a conversation ((role, text) pairs) plus its new tokens fits the context of
-    the model at `path`, its prompt counted through the model's own chat template (the
-    tokenizer and config only: no weights load)."""
+def context_fits(path: str) -> Callable[[EvalItem, int], bool]:
+    """Whether an item's prompt plus its new tokens fits the context of the model at `path`,
+    the prompt counted through the model's own chat template (the tokenizer and config only:
+    no weights load)."""
     from transformers import AutoTokenizer
 
     limit = config_context(path)
@@ -334,12 +333,7 @@ def context_fits(path: str) -> Callable[[Sequence[tuple[str, str]], int], bool]:
         raise ModelLoadError(f"{path}: its config.json names no context length")
     tok = TokenizerOnly(AutoTokenizer.from_pretrained(path))
 
-    def fits(messages: Sequence[tuple[str, str]], new_tokens: int) -> bool:
-        item = EvalItem(
-            id="traffic",
-            source=Source("traffic", 0),
-            messages=tuple(Message(Role(r), c) for r, c in messages),
-        )
+    def fits(item: EvalItem, new_tokens: int) -> bool:
         return len(tok.prompt_ids(item)) + new_tokens <= limit
 
     return fits
