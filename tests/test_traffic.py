@@ -22,7 +22,6 @@ from harness.inputs.traffic import tags_of
 from .support.helpers import in_process, write_jsonl
 from .support.paths import DEMO, REPO
 
-
 _IDS = itertools.count(1)
 
 

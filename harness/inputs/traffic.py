@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from harness.records.errors import HarnessError
@@ -469,6 +469,8 @@ def when(value: Any) -> float | None:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
+        if parsed.tzinfo is None:  # exports without an offset write UTC
+            parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
     return None
 
@@ -623,16 +625,24 @@ def _read_messages(line: Mapping[str, Any]) -> Request:
 
 
 def _read_langfuse(line: Mapping[str, Any]) -> Request:
-    """A Langfuse observation (the observations/generations export, or the UI's download):
-    a GENERATION's `input` (messages, {messages, tools}, or a prompt string) and `output`."""
-    kind = line.get("type")
+    """A Langfuse observation: the public API's and the UI's export (camelCase: `traceId`,
+    `startTime`, `modelParameters`) or the blob-storage export (snake_case); a GENERATION's
+    `input` (messages, {messages, tools}, or a prompt string) and `output`."""
+
+    def get(camel: str) -> Any:
+        snake = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", camel).lower()
+        return line.get(camel, line.get(snake))
+
+    kind = get("type")
     if kind not in (None, "GENERATION"):
         raise SetAside(f"not a generation (a Langfuse {kind})")
-    if line.get("level") == "ERROR":
+    if get("level") == "ERROR":
         raise SetAside(FAILED)
-    params = _dict(line.get("modelParameters"))
-    tags = [*_model(line.get("model")), *tags_of(line.get("tags"), _dict(line.get("metadata")))]
-    output = line.get("output")
+    params = _object(get("modelParameters") or {}, "modelParameters")
+    tags = [*_model(get("model")), *tags_of(get("tags"), _dict(get("metadata")))]
+    output = get("output")
+    if isinstance(output, str) and output[:1] in "{[":  # the blob export writes JSON as text
+        output = json.loads(output)
     answer: str | None
     if isinstance(output, dict) and "choices" in output:
         answer = completion_text(output, "output")
@@ -645,15 +655,17 @@ def _read_langfuse(line: Mapping[str, Any]) -> Request:
         answer = output
     else:
         answer = None
-    seen: dict[str, Any] = {"request_id": _response_id(output), "time": when(line.get("startTime"))}
-    given = line.get("input")
+    seen: dict[str, Any] = {"request_id": _response_id(output), "time": when(get("startTime"))}
+    given = get("input")
+    if isinstance(given, str) and given[:1] in "{[":
+        given = json.loads(given)
     if isinstance(given, str):
         return _prompt_request(given, answer, tags, _max_tokens(params), **seen)
     body = _dict(given) if isinstance(given, dict) else {"messages": given}
-    msgs = messages_of(body.get("messages"), "input")
     declared = _declared(
         body | {k: v for k, v in params.items() if k in ("tools", "response_format")}, "input"
     )
+    msgs = messages_of(body.get("messages"), "input")
     return _request(msgs, answer, tags, _max_tokens(params), **seen, **declared)
 
 
@@ -742,7 +754,7 @@ def _is_anthropic(o: Mapping[str, Any]) -> bool:
     request, response = o.get("request"), o.get("response")
     if not isinstance(request, dict) or "messages" not in request:
         return False
-    if isinstance(response, dict) and response.get("type") == "message":
+    if isinstance(response, dict) and response.get("type") in ("message", "error"):
         return True
     tools = request.get("tools") or []
     return "system" in request or any(isinstance(t, dict) and "input_schema" in t for t in tools)
@@ -910,7 +922,7 @@ TRAFFIC_FORMATS: Registry[TrafficFormat] = Registry(
             "langfuse",
             "Langfuse observations (generations export, JSONL or the UI's JSON array): "
             "{id, traceId, type: GENERATION, input, output, ...}",
-            lambda o: "traceId" in o and "input" in o,
+            lambda o: ("traceId" in o or "trace_id" in o) and "input" in o,
             _read_langfuse,
         ),
         "litellm": TrafficFormat(
@@ -928,7 +940,7 @@ TRAFFIC_FORMATS: Registry[TrafficFormat] = Registry(
         "openpipe": TrafficFormat(
             "openpipe",
             "OpenPipe's request-log export: {input, output, tags}",
-            lambda o: "input" in o and "output" in o and "traceId" not in o,
+            lambda o: "input" in o and "output" in o and not ("traceId" in o or "trace_id" in o),
             _read_openpipe,
         ),
         "messages": TrafficFormat(
