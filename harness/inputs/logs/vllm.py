@@ -32,8 +32,6 @@ _VLLM_OUT = re.compile(
 _VLLM_MAX = re.compile(r"\bmax_tokens=(\d+)")
 
 
-
-
 def vllm_text(line: str) -> Request | Answer | None:
     if (m := _VLLM_IN.search(line)) is not None:
         prompt = ast.literal_eval(m.group(2))  # Python's repr of the prompt: a literal
