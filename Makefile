@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform compare-tools traffic-tools corpus-gguf \
 	ladder ladder-real test-fast docs calibration
 
 setup: $(STAMP)
@@ -50,6 +50,16 @@ traffic-real: real-model llama-cpp
 	  --out reports/traffic-real/traffic.jsonl --baseline .cache/harness/models/smollm2-135m-instruct
 	$(VENV)/bin/harness traffic sample --config examples/smollm2-traffic.toml --force
 	$(VENV)/bin/harness compare --config examples/smollm2-traffic.toml
+
+# Agent traffic (tool calls, structured outputs) logged by two tools, imported once, sampled,
+# and what was served replayed against fp32 (docs/tools.md).
+traffic-tools: real-model llama-cpp
+	$(PY) -m tools.traffic_tools_log --out reports/traffic-tools
+	$(VENV)/bin/harness traffic import reports/traffic-tools/proxy.jsonl \
+	  reports/traffic-tools/litellm.jsonl --force --out reports/traffic-tools/traffic.jsonl \
+	  --baseline .cache/harness/models/smollm2-135m-instruct
+	$(VENV)/bin/harness traffic sample --config examples/smollm2-traffic-tools.toml --force
+	$(VENV)/bin/harness compare --config examples/smollm2-traffic-tools.toml
 
 mining-evidence: real-model llama-cpp
 	$(PY) -m tools.mining_evidence
@@ -95,6 +105,10 @@ compare-code: real-model llama-cpp
 # Reference-free prompts only (numbers, yes/no, code, JSON, prose), judged by their answers.
 compare-freeform: real-model llama-cpp
 	$(VENV)/bin/harness compare --config examples/smollm2-freeform.toml
+
+# Tool calls and structured outputs (evalsets/tools) on the same engines, plus W4A16.
+compare-tools: real-model llama-cpp
+	$(VENV)/bin/harness compare --config examples/smollm2-tools.toml
 
 # Corpus mode on the same models, next to llama-perplexity --kl-divergence's own figures.
 corpus-gguf: real-model llama-cpp

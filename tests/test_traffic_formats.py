@@ -808,3 +808,90 @@ def test_a_line_no_format_reads_is_named_with_every_format_tried(tmp_path: Path)
     )
     with pytest.raises(Exception, match="1 of 2 lines cannot be read"):
         import_([tmp_path / "x.jsonl"], max_bad_share=0.1)
+
+
+def test_personal_data_is_scrubbed_in_every_format_calls_and_tool_turns_included(
+    tmp_path: Path,
+) -> None:
+    """An email, a phone number and a key planted in a request's text, in a call's arguments,
+    in a tool's result and in the served answer, in each format: none is written."""
+    planted = ["ada.l@example.org", "+44 20 7946 0958", "sk-proj-Zx8Kq2Lm4Np6Rt8Vw0Yb2Dc4Fg6Hj8Kl"]
+    email, phone, key = planted
+    asked = f"Mail {email} the report; call {phone}."
+    r = Logged(
+        99,
+        [
+            {"role": "user", "content": asked},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "send", "arguments": json.dumps({"to": email})},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": f"sent with key {key}"},
+        ],
+        tools=[WEATHER],
+        calls=[("send", {"to": email, "phone": phone})],
+        tags={"feature": "agent"},
+    )
+    write_openai([r], tmp_path / "openai.jsonl", stream_every=1)
+    write_litellm([r], tmp_path / "litellm.jsonl")
+    write_langfuse([r], tmp_path / "langfuse.jsonl")
+    anthropic = {
+        "request": {
+            "model": "claude",
+            "max_tokens": 9,
+            "system": f"Key: {key}",
+            "messages": [{"role": "user", "content": asked}],
+        },
+        "response": {
+            "id": "msg_9",
+            "type": "message",
+            "content": [{"type": "tool_use", "id": "t", "name": "send", "input": {"to": email}}],
+        },
+    }
+    responses = {
+        "request": {
+            "model": "gpt-4.1",
+            "input": [
+                {"role": "user", "content": asked},
+                {"type": "function_call_output", "call_id": "c", "output": phone},
+            ],
+        },
+        "response": {
+            "id": "resp_9",
+            "object": "response",
+            "status": "completed",
+            "output": [
+                {
+                    "type": "function_call",
+                    "name": "send",
+                    "arguments": json.dumps({"to": email}),
+                    "call_id": "c",
+                }
+            ],
+        },
+    }
+    (tmp_path / "anthropic.jsonl").write_text(json.dumps(anthropic) + "\n")
+    (tmp_path / "responses.jsonl").write_text(json.dumps(responses) + "\n")
+    vllm = f"INFO 11-24 10:00:01 [logger.py:43] Received request r9: prompt: {asked!r}, params: SamplingParams(max_tokens=9), prompt_token_ids: [1]\nINFO 11-24 10:00:02 [logger.py:71] Generated response r9: output: {('Done, ' + key)!r}, output_token_ids: [2], finish_reason: stop\n"
+    (tmp_path / "vllm.log").write_text(vllm)
+    paths = [*sorted(tmp_path.glob("*.json*")), tmp_path / "vllm.log"]
+    items, cleaning = import_(paths, max_bad_share=0.5)
+    assert set(cleaning.formats) == {
+        "openai",
+        "litellm",
+        "langfuse",
+        "anthropic",
+        "openai-responses",
+        "vllm",
+    }
+    written = json.dumps(items, ensure_ascii=False)
+    for value in planted:
+        assert value not in written, value
+    assert "<EMAIL>" in written and "<PHONE>" in written
