@@ -18,6 +18,9 @@ from harness.inputs.evalset import EvalsetError, load_evalset, parse_item
 from harness.records import EvalItem, Generation, Outcome, Source, StatsConfig
 from harness.run.backends.chat import chat_input, supports_tools
 
+from .support.helpers import in_process, write_config
+from .support.paths import MINILM, NEEDS_REAL_MODEL, REPO, SMOLLM
+
 WEATHER = {
     "type": "function",
     "function": {
@@ -331,3 +334,64 @@ def test_a_conversation_with_calls_renders_for_both_kinds_of_template() -> None:
     messages, _ = chat_input(item(response_format=PERSON), None)
     assert messages[0]["role"] == "system"
     assert messages[0]["content"].endswith('"required":["name","age"],"type":"object"}')
+
+
+@pytest.mark.real
+@pytest.mark.browser
+@NEEDS_REAL_MODEL
+def test_a_logged_tool_call_replayed_shows_its_changed_call_on_the_card(tmp_path: Path) -> None:
+    """Two tool requests of evalsets/tools in a proxy's log, one served with a changed call:
+    imported as items with their tools, replayed against SmolLM2
+    fp32 on transformers, the calls judged, and the report's card says which call changed."""
+    from .test_browser import CHROMIUM
+
+    items = [json.loads(x) for x in (REPO / "evalsets/tools/calls.jsonl").read_text().splitlines()]
+    chosen = [i for i in items if i["id"] in ("tool-00-get_weather", "tool-21-get_time")]
+    served = [("get_weather", {"city": "Pari"}), ("get_time", {"city": "Tokyo"})]
+    lines = []
+    for n, (item, (name, args)) in enumerate(zip(chosen, served, strict=True)):
+        call = {
+            "id": "c",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
+        request = {"model": "m", "messages": item["messages"], "tools": item["tools"]}
+        choice = {"index": 0, "message": message, "finish_reason": "tool_calls"}
+        response = {"id": f"chatcmpl-{n}", "object": "chat.completion", "choices": [choice]}
+        lines.append(json.dumps({"request": request, "response": response}))
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    pool = tmp_path / "traffic.jsonl"
+    done = in_process("traffic", "import", str(log), "--out", str(pool))
+    assert done.returncode == 0, done.stderr
+    imported = [json.loads(x) for x in pool.read_text().splitlines()]
+    assert all(i["tools"] == chosen[0]["tools"] for i in imported)
+    replay = {"backend": "replay", "path": str(SMOLLM), "log": str(pool)}
+    cfg = write_config(
+        tmp_path / "c.toml", pool, SMOLLM, {"served": replay},
+        {"max_schema_invalid_share": 0.5}, generation={"max_new_tokens": 48, "batch_size": 2},
+        agreement={"model": str(MINILM)},
+    )  # fmt: skip
+    out = tmp_path / "run"
+    done = in_process("compare", "--config", str(cfg), "--out", str(out))
+    assert done.returncode in (0, 1), done.stderr
+    results = json.loads((out / "results.json").read_text())
+    changed = [r for r in results["items"] if r["candidates"]["served"]["answer_change"]]
+    rows = {r["candidates"]["served"]["answer_change"][0]: r for r in changed}
+    assert list(rows) == ['get_weather(city="Paris")']  # Tokyo was served as fp32 calls it
+    side = rows['get_weather(city="Paris")']["candidates"]["served"]
+    assert side["answer_change"] == ['get_weather(city="Paris")', 'get_weather(city="Pari")']
+    assert (side["answer_kind"], side["outcome"]) == ("tool", "diverged")
+    metrics = results["candidates"][0]["metrics"]
+    assert metrics["calls_changed"] == 1 and metrics["structured"] == 2
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_selector("body[data-ready='1']")
+        notes = page.locator("#cards .answer-change").all_text_contents()
+        browser.close()
+    assert notes == ['call changed: get_weather(city="Paris") \u2192 get_weather(city="Pari")']
