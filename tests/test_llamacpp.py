@@ -87,6 +87,65 @@ def test_same_prompt_ids_and_stop_ids_as_transformers(engines: Any) -> None:
     assert lc.encode("Hello world", add_special=True) == hf.encode("Hello world", True)
 
 
+# A template with tool support, in the style of Qwen 2.5's: the tools written with `tojson`,
+# each earlier call from its data, tool results as their own turns.
+TOOL_TEMPLATE = """{%- if tools %}<|im_start|>system
+{{ messages[0]['content'] if messages[0]['role'] == 'system' else 'You are helpful.' }}
+# Tools
+<tools>
+{%- for tool in tools %}
+{{ tool | tojson }}
+{%- endfor %}
+</tools><|im_end|>
+{% endif %}
+{%- for m in messages %}{% if not (tools and loop.first and m['role'] == 'system') %}
+{%- if m.tool_calls %}<|im_start|>assistant
+{% for c in m.tool_calls %}<tool_call>
+{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}}
+</tool_call>{% endfor %}<|im_end|>
+{% elif m['role'] == 'tool' %}<|im_start|>user
+<tool_response>
+{{ m['content'] }}
+</tool_response><|im_end|>
+{% else %}<|im_start|>{{ m['role'] }}
+{{ m['content'] }}<|im_end|>
+{% endif %}{% endif %}{%- endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+
+def test_tool_prompts_get_the_same_ids_on_both_engines(
+    engines: Any, made: dict[str, Any], tmp_path: Path
+) -> None:
+    """The tool and structured-output items, rendered by SmolLM2's template (no tool support:
+    the harness's tool prompt) and by a template file with tool support (tools and calls as
+    data, written with transformers' `tojson`): the same ids on transformers and llama.cpp."""
+    from harness.inputs.evalset import load_evalset
+    from harness.records import ModelSpec
+    from harness.run.backends import open_backend
+
+    hf, lc = engines
+    items = load_evalset([str(p) for p in sorted((REPO / "evalsets" / "tools").glob("*.jsonl"))])
+    assert [lc.prompt_ids(i) for i in items] == [hf.prompt_ids(i) for i in items]
+    template = tmp_path / "tools.jinja"
+    template.write_text(TOOL_TEMPLATE)
+    gguf = str(made["first"]["f32"].path)
+    with (
+        open_backend(ModelSpec(name="t", path=str(SMOLLM), chat_template=str(template))) as hf_t,
+        open_backend(
+            ModelSpec(
+                name="t2", path=gguf, backend="llama.cpp", threads=2, chat_template=str(template)
+            )
+        ) as lc_t,
+    ):
+        ids = [hf_t.prompt_ids(i) for i in items]
+        assert [lc_t.prompt_ids(i) for i in items] == ids
+        text = hf_t.decode(ids[0])
+    assert '{"type": "function", "function": {"name": "get_weather"' in text  # tojson, not HTML
+    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Berlin"}}' in text
+    assert "You may call functions" not in text  # the template's own tool support, not ours
+
+
 def test_same_weights_same_greedy_outputs_and_exact_logprobs(engines: Any) -> None:
     """F32 GGUF on llama.cpp vs fp32 on transformers, fed the same ids: measured 38 of the
     first 40 outputs identical, mean KLD 7.5e-7 where they are."""
