@@ -250,6 +250,7 @@ def test_schema_invalid_share_is_a_metric_with_an_interval() -> None:
     assert m["structured"] == 3
     assert m["schema_invalid_share"] == pytest.approx(0.5)
     assert m["baseline_schema_invalid_share"] == 0.0
+    assert (m["unparsed"], m["baseline_unparsed"]) == (0, 0)  # it parsed: outside its schema
     low, high = m["schema_invalid_share_ci_low"], m["schema_invalid_share_ci_high"]
     assert isinstance(low, float) and isinstance(high, float)
     assert 0.0 <= low < 0.5 < high <= 1.0  # never a zero-width interval at n = 3

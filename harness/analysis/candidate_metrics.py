@@ -169,6 +169,15 @@ def _broken_share(side: str) -> Callable[[Measured], MetricValue]:
     return compute
 
 
+def _unparsed(side: str) -> Callable[[Measured], MetricValue]:
+    def compute(x: Measured) -> MetricValue:
+        if not x.structured:
+            return None
+        return sum(toolcalls.unparsed(getattr(p, side).broken) for p in x.structured)
+
+    return compute
+
+
 def _calls_changed(x: Measured) -> MetricValue:
     if not any(p.item.tools for p in x.paired):
         return None
@@ -407,6 +416,9 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "share",
     ),
     Metric("baseline_schema_invalid_share", _broken_share("baseline"), "share"),
+    # ...of which the output held nothing to check (no JSON value, a call that cannot be read)
+    Metric("unparsed", _unparsed("candidate"), "count"),
+    Metric("baseline_unparsed", _unparsed("baseline"), "count"),
     Metric("diverged_share_ci_low", lambda x: x.diverged_share[1] if x.free else None, "share"),
     Metric("diverged_share_ci_high", lambda x: x.diverged_share[2] if x.free else None, "share"),
     Metric(

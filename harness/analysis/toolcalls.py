@@ -34,6 +34,9 @@ from typing import Any
 from harness.records import EvalItem
 from harness.records.items import ToolCall
 
+# Why an output holds nothing to check: counted apart from outputs that parse but break a schema
+MALFORMED = "a call that cannot be read"
+NO_JSON = "no JSON value in the output"
 ARROW = " \u2192 "  # between a field's two values in `field_changes`
 _HERMES = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```\s*$", re.DOTALL)
@@ -193,7 +196,7 @@ def call_problem(item: EvalItem, found: Calls) -> str | None:
     """Why the output's calls break the item's declarations, or None: a malformed call, an
     undeclared function, arguments outside its parameters' schema."""
     if found.malformed:
-        return "a call that cannot be read"
+        return MALFORMED
     declared = {t.name: t for t in item.tools}
     for call in found.calls:
         tool = declared.get(call.name)
@@ -227,10 +230,16 @@ def format_problem(item: EvalItem, output: str) -> str | None:
         return None
     value, ok = structured_value(output)
     if not ok:
-        return "no JSON value in the output"
+        return NO_JSON
     if not isinstance(value, dict):
         return "the JSON value is not an object"
     return None if fmt.schema is None else _schema_problem(fmt.schema, value)
+
+
+def unparsed(broken: str | None) -> bool:
+    """Whether a `problem` says the output could not be parsed at all (no JSON value, a call
+    that cannot be read), rather than parsed and outside its schema."""
+    return broken in (MALFORMED, NO_JSON)
 
 
 def structured(item: EvalItem) -> bool:
