@@ -396,3 +396,23 @@ def test_a_logged_tool_call_replayed_shows_its_changed_call_on_the_card(tmp_path
         notes = page.locator("#cards .answer-change").all_text_contents()
         browser.close()
     assert notes == ['call changed: get_weather(city="Paris") \u2192 get_weather(city="Pari")']
+
+
+def test_a_scored_tool_item_shows_its_changed_call_and_keeps_its_scored_outcome() -> None:
+    """The currency direction swapped (what SmolLM2's Q8_0 did to tool-16): a regression by
+    the reference, and its card says which call changed. A call cut at the token limit is
+    judged as served: malformed."""
+    ref = json.dumps({"name": "get_weather", "arguments": {"city": "Paris"}})
+    it = item(tools=[WEATHER], scorer="tool_call", reference=ref)
+    base, cand = call("get_weather", city="Paris"), call("get_weather", city="Lyon")
+    b_gen = Generation(item_id="x", output=base, output_ids=(1,))
+    c_gen = Generation(item_id="x", output=cand, output_ids=(2,))
+    p = pair([it], [b_gen], [c_gen])[0]
+    assert p.outcome is Outcome.REGRESSION
+    assert (p.answer_kind, p.answer_change) == (
+        "tool",
+        ('get_weather(city="Paris")', 'get_weather(city="Lyon")'),
+    )
+    cut = '<tool_call>{"name": "get_weather", "arguments": {"ci'
+    got = judged(it, base, cut, False, True)
+    assert got.change == ('get_weather(city="Paris")', "a malformed call")

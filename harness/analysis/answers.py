@@ -194,11 +194,11 @@ class Answers:
 def judged(item: EvalItem, base: str, cand: str, base_cut: bool, cand_cut: bool) -> Answers:
     """The answers of a reference-free item's two outputs: compared when both ended on a
     stop, by the item's own kind, else by the kind detected on the baseline's output."""
+    declared = _declared(item, base, cand)
+    if declared is not None:  # calls and JSON are judged as served, cut or not
+        return declared
     if base_cut or cand_cut:
         return Answers(None, None)
-    declared = _declared(item, base, cand)
-    if declared is not None:
-        return declared
     own = kind(item)
     if own is not None:
         a, b = final_answer(item, base), final_answer(item, cand)

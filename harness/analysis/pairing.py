@@ -102,6 +102,10 @@ def pair(
         else:
             b_score, c_score = score_baseline(item, b.output), score(item, c.output)
             result = outcome(b_score, c_score, identical)
+            if toolcalls.structured(item) and not identical:  # scored, and its calls shown
+                judged = answers.judged(item, b.output, c.output, b.cut_off, c.cut_off)
+                if judged.kind in ("tool", "fields"):
+                    change, answer_kind = judged.change, judged.kind
         out.append(
             PairedItem(
                 item=item,

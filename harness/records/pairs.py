@@ -57,8 +57,9 @@ class PairedItem:
     tokens: TokenStats | None = None  # teacher-forced on the baseline's output; None if off
     options: tuple[Option, ...] = ()  # multiple-choice lm-eval samples only
     meaning: float | None = None  # reference-free items: embedding cosine to the baseline's
-    # Reference-free items with an answer kind: (baseline's answer, candidate's) where they
-    # differ; the item is then diverged whatever the cosine (`harness.analysis.answers`).
+    # Reference-free items with an answer kind, and items declaring tools or a format:
+    # (baseline's answer, candidate's) where they differ; a reference-free item is then
+    # diverged whatever the cosine (`harness.analysis.answers`).
     answer_change: tuple[str | None, str | None] | None = None
     # ...and the answer kind they were compared by: an item's own (`number`, `regex`, ...),
     # or one detected on the baseline's output (`detected:number`); None: by meaning alone
