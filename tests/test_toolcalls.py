@@ -81,6 +81,7 @@ def call(name: str, **args: Any) -> str:
         # no call: words, a JSON object that is not a call, a call object without a name
         ("It is sunny in Paris.", "json", "no call", False),
         ('{"city": "Paris"}', "json", "no call", False),
+        ('{"name": "Kenji", "age": 51}', "json", "no call", False),  # a person, not a call
         ('{"name": "", "arguments": {}}', "json", "a malformed call", True),
     ],
 )

@@ -45,11 +45,11 @@ def served(items: list[EvalItem], max_tokens: int) -> list[str]:
         return [engine.decode(rows[k].ids) for k in range(len(items))]
 
 
-def message(text: str) -> dict[str, Any]:
-    """The assistant message a server with a Hermes tool parser returns: calls as `tool_calls`,
-    the words outside them as content."""
+def message(item: EvalItem, text: str) -> dict[str, Any]:
+    """The assistant message a server with a Hermes tool parser returns for a request that
+    declared tools: calls as `tool_calls`, the words outside them as content."""
     found = read_calls(text)
-    if not found.calls or found.malformed:
+    if not item.tools or not found.calls or found.malformed:
         return {"role": "assistant", "content": text}
     words = re.sub(r"<tool_call>.*?(?:</tool_call>|$)", "", text, flags=re.DOTALL).strip()
     calls = [
@@ -119,7 +119,7 @@ def main() -> None:
         route = "agent" if item.tools else "extract"
         for k in range(2 if n % 9 == 0 else 1):  # every ninth request came in twice
             rid, when = f"chatcmpl-{n}-{k}", T0 + 90 * n + 30 * k
-            msg = message(text)
+            msg = message(item, text)
             reason = "tool_calls" if msg.get("tool_calls") else "stop"
             response: Any = {
                 "id": rid,

@@ -88,6 +88,16 @@ def _call(value: Any) -> ToolCall | None:
     return ToolCall(name, canonical(args))
 
 
+def _looks_like_call(value: Any) -> bool:
+    """A call object in some family's shape: a name with arguments or parameters, or
+    OpenAI's {function: {...}}."""
+    if not isinstance(value, dict):
+        return False
+    if isinstance(value.get("function"), dict):
+        return True
+    return "name" in value and ("arguments" in value or "parameters" in value)
+
+
 def _first_json(text: str) -> Any:
     """The JSON value the output opens with (a fenced ```json block counts), else None."""
     body = text.strip()
@@ -121,10 +131,8 @@ def read_calls(output: str) -> Calls:
         return Calls(tuple(calls), "hermes", bad)
     value = _first_json(output)
     values = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
-    looks_like_calls = bool(values) and all(
-        isinstance(v, dict) and ("name" in v or "function" in v) for v in values
-    )
-    if not looks_like_calls:
+    if not values or not _looks_like_call(values[0]):
+        # an object that merely has a "name" field (a structured output's person) is no call
         return Calls((), "json")
     read = [_call(v) for v in values]
     return Calls(tuple(c for c in read if c is not None), "json", None in read)

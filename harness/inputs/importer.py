@@ -350,7 +350,8 @@ def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
         return value
 
     def call(name: str, args: str) -> tuple[str, str]:
-        return name, canonical(leaves(json.loads(args)))
+        scrubbed = leaves(json.loads(args))  # its keys in the order logged
+        return name, json.dumps(scrubbed, separators=(",", ":"), ensure_ascii=False)
 
     return [
         replace(

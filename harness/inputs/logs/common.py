@@ -173,7 +173,9 @@ def content_text(content: Any, field: str) -> str:
 
 
 def arguments_json(value: Any, field: str) -> str:
-    """A call's arguments (an object, or its JSON text as OpenAI sends it), canonical."""
+    """A call's arguments (an object, or its JSON text as OpenAI sends it) as compact JSON
+    text, its keys in the order logged (a replay serves them as they came; comparisons read
+    them as data)."""
     if isinstance(value, str):
         try:
             value = json.loads(value) if value.strip() else {}
@@ -181,7 +183,7 @@ def arguments_json(value: Any, field: str) -> str:
             raise BadLine(field, "arguments that are not JSON") from None
     if not isinstance(value, dict):
         raise BadLine(field, "arguments must be an object")
-    return canonical(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def calls_of(value: Any, field: str) -> tuple[tuple[str, str], ...]:
