@@ -64,8 +64,9 @@ def call(name: str, **args: Any) -> dict[str, Any]:
 
 def exchange(n: int, question: str, made: dict[str, Any]) -> list[Any]:
     """One earlier turn of the conversation: asked, answered with a call. (With the tool's
-    result and a reply in words after it, SmolLM2 writes a `<tool_response>` itself instead
-    of a call: measured on 16 items, 0 calls against 14 of 16 without.)"""
+    result and a reply in words after each call, SmolLM2 wrote a `<tool_response>` itself
+    instead of a call on 10 of 10 sampled tool requests; with the calls alone it called on
+    16 of 16 sampled items.)"""
     return [
         {"role": "user", "content": question},
         {

@@ -52,13 +52,18 @@ def message(item: EvalItem, text: str) -> dict[str, Any]:
     if not item.tools or not found.calls or found.malformed:
         return {"role": "assistant", "content": text}
     words = re.sub(r"<tool_call>.*?(?:</tool_call>|$)", "", text, flags=re.DOTALL).strip()
+    # the arguments as the model wrote them, key order kept (as vLLM's Hermes parser returns
+    # them): read from each tag again (the parsed calls hold them canonical)
+    written = []
+    for body in re.findall(r"<tool_call>(.*?)(?:</tool_call>|$)", text, re.S):
+        value = json.loads(body)
+        for one in value if isinstance(value, list) else [value]:
+            fn = one.get("function", one)
+            args = fn.get("arguments", fn.get("parameters", {}))
+            written.append((fn["name"], args if isinstance(args, str) else json.dumps(args)))
     calls = [
-        {
-            "id": f"call_{k}",
-            "type": "function",
-            "function": {"name": c.name, "arguments": c.arguments},
-        }
-        for k, c in enumerate(found.calls)
+        {"id": f"call_{k}", "type": "function", "function": {"name": name, "arguments": args}}
+        for k, (name, args) in enumerate(written)
     ]
     return {"role": "assistant", "content": words or None, "tool_calls": calls}
 
