@@ -476,3 +476,9 @@ def response_id_of(value: Any) -> str | None:
         value = value[0]
     found = value.get("id") if isinstance(value, dict) else None
     return found if isinstance(found, str) and found else None
+
+
+def sighting(response: Any, stamp: Any) -> dict[str, Any]:
+    """Where a request was seen, as `request_of`'s keywords: the response's provider id and
+    the line's time."""
+    return {"request_id": response_id_of(response), "time": when(stamp)}

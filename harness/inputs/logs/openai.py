@@ -27,11 +27,10 @@ from harness.inputs.logs.common import (
     prompt_request_of,
     request_of,
     response_format_of,
-    response_id_of,
     served_text,
+    sighting,
     tags_of,
     tools_of,
-    when,
 )
 
 
@@ -43,10 +42,7 @@ def read_openai(line: Mapping[str, Any]) -> Request:
         *model_tag(request.get("model")),
         *tags_of(request.get("metadata"), line.get("metadata")),
     ]
-    seen: dict[str, Any] = {
-        "request_id": response_id_of(response),
-        "time": when(line.get("timestamp", as_dict(response).get("created"))),
-    }
+    seen = sighting(response, line.get("timestamp", as_dict(response).get("created")))
     if isinstance(request.get("prompt"), str):  # the completions API
         return prompt_request_of(request["prompt"], answer, tags, max_tokens_of(request), **seen)
     msgs = messages_of(request.get("messages"), "request.messages")
@@ -164,10 +160,7 @@ def read_responses(line: Mapping[str, Any]) -> Request:
         *model_tag(request.get("model")),
         *tags_of(request.get("metadata"), line.get("metadata")),
     ]
-    seen: dict[str, Any] = {
-        "request_id": response_id_of(response),
-        "time": when(line.get("timestamp", as_dict(response).get("created_at"))),
-    }
+    seen = sighting(response, line.get("timestamp", as_dict(response).get("created_at")))
     return _responses_request(request, answer, tags, **seen)
 
 

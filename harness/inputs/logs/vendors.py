@@ -26,11 +26,10 @@ from harness.inputs.logs.common import (
     model_tag,
     prompt_request_of,
     request_of,
-    response_id_of,
     served_text,
+    sighting,
     tags_of,
     tools_of,
-    when,
 )
 
 
@@ -55,10 +54,7 @@ def read_litellm(line: Mapping[str, Any]) -> Request:
         ),
     ]
     params = as_dict(line.get("model_parameters"))
-    seen: dict[str, Any] = {
-        "request_id": response_id_of(line.get("response")),
-        "time": when(line.get("startTime")),
-    }
+    seen = sighting(line.get("response"), line.get("startTime"))
     msgs = line.get("messages")
     if isinstance(msgs, str):  # a text-completion call logs its prompt as a string
         return prompt_request_of(msgs, answer, tags, max_tokens_of(params), **seen)
@@ -82,10 +78,7 @@ def read_helicone(line: Mapping[str, Any]) -> Request:
         *model_tag(line.get("model") or request.get("model")),
         *tags_of(line.get("request_properties")),
     ]
-    seen: dict[str, Any] = {
-        "request_id": response_id_of(response),
-        "time": when(line.get("request_created_at")),
-    }
+    seen = sighting(response, line.get("request_created_at"))
     msgs = messages_of(request.get("messages"), "request_body.messages")
     return request_of(
         msgs, answer, tags, max_tokens_of(request), **seen, **declared_of(request, "request_body")
@@ -106,10 +99,7 @@ def read_openpipe(line: Mapping[str, Any]) -> Request:
     if line.get("statusCode", 200) not in (200, None) or line.get("errorMessage"):
         raise SetAside(FAILED)
     tags = [*model_tag(request.get("model")), *tags_of(line.get("tags"))]
-    seen: dict[str, Any] = {
-        "request_id": response_id_of(output),
-        "time": when(line.get("reqSentAt")),
-    }
+    seen = sighting(output, line.get("reqSentAt"))
     msgs = messages_of(request.get("messages"), "input.messages")
     return request_of(
         msgs, answer, tags, max_tokens_of(request), **seen, **declared_of(request, "input")
@@ -154,7 +144,7 @@ def read_langfuse(line: Mapping[str, Any]) -> Request:
         answer = output
     else:
         answer = None
-    seen: dict[str, Any] = {"request_id": response_id_of(output), "time": when(get("startTime"))}
+    seen = sighting(output, get("startTime"))
     given = get("input")
     if isinstance(given, str) and given[:1] in "{[":
         given = json.loads(given)
@@ -238,10 +228,7 @@ def read_anthropic(line: Mapping[str, Any]) -> Request:
         *model_tag(request.get("model")),
         *tags_of(as_dict(request.get("metadata")), line.get("metadata")),
     ]
-    seen: dict[str, Any] = {
-        "request_id": response_id_of(response),
-        "time": when(line.get("timestamp")),
-    }
+    seen = sighting(response, line.get("timestamp"))
     tools = tools_of({"tools": request.get("tools")}, "request.tools")
     return request_of(msgs, answer, tags, request.get("max_tokens"), tools=tools, **seen)
 
