@@ -895,3 +895,38 @@ def test_personal_data_is_scrubbed_in_every_format_calls_and_tool_turns_included
     for value in planted:
         assert value not in written, value
     assert "<EMAIL>" in written and "<PHONE>" in written
+
+
+def test_langfuse_blob_storage_export_lines(tmp_path: Path) -> None:
+    """The blob-storage export's snake_case fields, JSON written as text, UTC times without
+    an offset (its field reference)."""
+    rows = [
+        {
+            "id": "obs-1",
+            "trace_id": "tr-1",
+            "type": "GENERATION",
+            "start_time": "2024-05-29 13:46:19.963000",
+            "model": "gpt-4o-mini",
+            "model_parameters": json.dumps({"max_tokens": 40}),
+            "input": json.dumps([{"role": "user", "content": "Name a prime."}]),
+            "output": json.dumps({"role": "assistant", "content": "7"}),
+            "level": "DEFAULT",
+            "metadata": {"feature": "quiz"},
+        },
+        {"id": "obs-2", "trace_id": "tr-1", "type": "EVENT", "input": "{}", "output": None},
+    ]
+    (tmp_path / "observations.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items, cleaning = import_([tmp_path / "observations.jsonl"])
+    assert cleaning.formats == {"langfuse": 2} and cleaning.set_aside == {
+        "not a generation (a Langfuse EVENT)": 1
+    }
+    assert items == [
+        {
+            "id": items[0]["id"],
+            "messages": [{"role": "user", "content": "Name a prime."}],
+            "scorer": "agreement",
+            "tags": ["model=gpt-4o-mini", "feature=quiz"],
+            "max_new_tokens": 40,
+            "logged_output": "7",
+        }
+    ]
