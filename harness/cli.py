@@ -271,6 +271,37 @@ max_mean_kld = 0.05                 # nats per token, teacher-forced on the base
 """
 
 
+def cmd_canary(args: argparse.Namespace) -> int:
+    """Watch a live split and decide (docs/canary.md): cycles until SIGTERM, or one with
+    --once (exit 0 promote, 1 roll back, 3 continue)."""
+    import time
+
+    from harness.inputs.canary_config import load_canary_config
+    from harness.run.canary import EXIT, Canary
+    from harness.run.canary_http import Board, serve
+
+    cfg = load_canary_config(args.config)
+    watch = Canary(cfg)
+    server = None
+    try:
+        status = watch.cycle()
+        print(f"{cfg.name}: {status['decision']} ({status['shadowed']} shadowed)")
+        if args.once:
+            return EXIT[status["decision"]]
+        board = Board(status)
+        if cfg.canary.listen is not None:
+            host, _, port = cfg.canary.listen.rpartition(":")
+            server = serve(board, host or "127.0.0.1", int(port))
+        while True:
+            time.sleep(cfg.canary.interval_s)
+            status = watch.cycle()
+            board.set(status)
+    finally:
+        if server is not None:
+            server.shutdown()
+        watch.close()
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     """A commented starter config for a model folder, checked by the config reader."""
     from harness.inputs.config import load_config
@@ -567,6 +598,20 @@ def build_parser() -> argparse.ArgumentParser:
     tsample.add_argument("--force", action="store_true", help="replace the files it writes")
     tsample.add_argument("--run-cache", type=Path, default=None, help=RUNS_HELP)
     tsample.set_defaults(func=cmd_traffic_sample)
+
+    canary = sub.add_parser(
+        "canary",
+        help="watch a live split between the full-precision and the quantized arm; decide",
+        description="Follow the gateway's request logs, shadow a share of the canary arm's "
+        "requests to the baseline, and say promote / continue / roll back with an error rate "
+        "that holds however often it is asked (docs/canary.md). Serves the decision to Argo "
+        "Rollouts and Flagger when [canary] listen is set.",
+    )
+    canary.add_argument("--config", type=Path, required=True, help="a canary config (TOML)")
+    canary.add_argument(
+        "--once", action="store_true", help="one cycle: exit 0 promote, 1 roll back, 3 continue"
+    )
+    canary.set_defaults(func=cmd_canary)
 
     init = sub.add_parser("init", help="write a commented starter config for a model folder")
     init.add_argument("model", help="the baseline: a model folder (or a GGUF file)")

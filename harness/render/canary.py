@@ -1,0 +1,84 @@
+"""A canary's dashboard (`dashboard.html`: the decision first, each guardrail's sequence over
+time, the shadowed requests whose answer diverged as cards) and its Prometheus metrics, from
+the status and state `harness.run.canary` writes. Markup only from the template file."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.render.html import TEMPLATES, environment
+
+WIDTH, HEIGHT = 560, 140  # a guardrail chart's drawing area, in SVG units
+DECISION = {"rollback": -1, "continue": 0, "promote": 1}
+
+
+def charts(status: dict[str, Any], state: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per guardrail: its sequence's mean and ends at each cycle, as SVG polyline points
+    (numbers only), the limit's height, and the range drawn."""
+    out = []
+    history = state["history"]
+    for g in status["guardrails"]:
+        rows = [(k, h["guardrails"].get(g["name"])) for k, h in enumerate(history)]
+        rows = [(k, r) for k, r in rows if r is not None and r[1] is not None]
+        values = [v for _, r in rows for v in (r[2], r[3])] + [g["limit"]]
+        lo, hi = (min(values), max(values)) if rows else (0.0, 1.0)
+        hi = hi if hi > lo else lo + 1.0
+        span = max(len(history) - 1, 1)
+
+        def xy(k: int, v: float, lo: float = lo, hi: float = hi, span: int = span) -> str:
+            return f"{WIDTH * k / span:.1f},{HEIGHT * (1 - (v - lo) / (hi - lo)):.1f}"
+
+        out.append(
+            {
+                "name": g["name"],
+                "mean": " ".join(xy(k, r[1]) for k, r in rows),
+                "low": " ".join(xy(k, r[2]) for k, r in rows),
+                "high": " ".join(xy(k, r[3]) for k, r in rows),
+                "limit_y": f"{HEIGHT * (1 - (g['limit'] - lo) / (hi - lo)):.1f}",
+                "lo": lo,
+                "hi": hi,
+            }
+        )
+    return out
+
+
+def dashboard(status: dict[str, Any], state: dict[str, Any]) -> str:
+    diverged = [s for s in state["shadowed"] if s["diverged"]]
+    counts: dict[str, int] = {}
+    for s in state["shadowed"]:
+        counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
+    template = environment().get_template("canary.html.j2")
+    return template.render(
+        s=status,
+        charts=charts(status, state),
+        cards=diverged[-200:][::-1],
+        counts=sorted(counts.items()),
+        width=WIDTH,
+        height=HEIGHT,
+        css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+    )
+
+
+def metrics_text(status: dict[str, Any]) -> str:
+    """The status in Prometheus' text format (prometheus-client's exposition): the decision
+    (-1 rollback, 0 continue, 1 promote), requests per arm, shadowed requests, and each
+    guardrail's mean, ends and limit."""
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    name = status["name"]
+    Gauge("harness_canary_decision", "-1 rollback, 0 continue, 1 promote", ["canary"],
+          registry=registry).labels(name).set(DECISION[status["decision"]])  # fmt: skip
+    requests = Gauge("harness_canary_requests", "requests read, per arm", ["canary", "arm"],
+                     registry=registry)  # fmt: skip
+    for arm, n in status["requests"].items():
+        requests.labels(name, arm).set(n)
+    Gauge("harness_canary_shadowed", "requests shadowed to the baseline", ["canary"],
+          registry=registry).labels(name).set(status["shadowed"])  # fmt: skip
+    for field in ("mean", "low", "high", "limit"):
+        gauge = Gauge(f"harness_canary_guardrail_{field}", f"each guardrail's {field}",
+                      ["canary", "guardrail"], registry=registry)  # fmt: skip
+        for g in status["guardrails"]:
+            if g[field] is not None:
+                gauge.labels(name, g["name"]).set(g[field])
+    return generate_latest(registry).decode()
