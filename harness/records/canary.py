@@ -62,7 +62,8 @@ class CanarySettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GuardrailLimits:
-    """Each guardrail's limit; a guardrail left out (None) is not watched."""
+    """Each guardrail's limit; one left out is not watched (only the diverged share is on by
+    default: every other guardrail needs a limit chosen for the traffic it watches)."""
 
     max_diverged_share: float | None = setting(
         0.2,
@@ -72,13 +73,13 @@ class GuardrailLimits:
         le=1,
     )
     max_error_rate_increase: float | None = setting(
-        0.02, doc="failed requests (an error status or body), canary minus stable", ge=0, le=1
+        None, doc="failed requests (an error status or body), canary minus stable", ge=0, le=1
     )
     max_refusal_rate_increase: float | None = setting(
-        0.02, doc='answers that refuse ("I can\'t help with that"), canary minus stable', ge=0, le=1
+        None, doc='answers that refuse ("I can\'t help with that"), canary minus stable', ge=0, le=1
     )
     max_retry_rate_increase: float | None = setting(
-        0.05,
+        None,
         doc="requests sent again on their arm within retry_window_s, canary minus stable",
         ge=0,
         le=1,

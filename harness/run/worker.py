@@ -38,7 +38,9 @@ LIFELINE_ENV = "HARNESS_WORKER_LIFELINE"
 GRACE_SECONDS = 5.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Commands that load a model into the process (everything else reads files only).
-ENGINE_COMMANDS = frozenset({"compare", "ladder", "sweep", "corpus", "sensitivity", "quantize", "canary"})
+ENGINE_COMMANDS = frozenset(
+    {"compare", "ladder", "sweep", "corpus", "sensitivity", "quantize", "canary"}
+)
 EXIT_ERROR = 2
 _SIGNUMS = {int(s) for s in signal.Signals}
 _WHAT = {
