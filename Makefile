@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform compare-tools traffic-tools corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform compare-tools traffic-tools canary-demo corpus-gguf \
 	ladder ladder-real test-fast docs calibration
 
 setup: $(STAMP)
@@ -60,6 +60,11 @@ traffic-tools: real-model llama-cpp
 	  --baseline .cache/harness/models/smollm2-135m-instruct
 	$(VENV)/bin/harness traffic sample --config examples/smollm2-traffic-tools.toml --force
 	$(VENV)/bin/harness compare --config examples/smollm2-traffic-tools.toml
+
+# A live canary end to end: two llama-servers behind a 10% router, traffic replayed, `harness
+# canary` deciding (docs/canary.md); Q4_K_M, Q8_0 and an A/A run.
+canary-demo: real-model llama-cpp
+	$(PY) -m tools.canary_demo
 
 mining-evidence: real-model llama-cpp
 	$(PY) -m tools.mining_evidence

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.inputs.canary_config import CANARY_TABLES
 from harness.inputs.config import DEFAULT_QUANTIZER, TABLES, Table
 from harness.inputs.config import engine_settings as _engines
 from harness.inputs.config import quantizer_settings as _quantizers
@@ -79,6 +80,12 @@ def markdown() -> str:
                 )
         if table.name == "[gate]":
             parts.append(GATE_NOTES)
+    parts.append(
+        "## A canary config (`harness canary`)\n\nIts own file: `name`, `[baseline]` (where "
+        "shadowed requests go, any engine), `[generation]` and `[agreement]` as above, and "
+        "these two tables (docs/canary.md)."
+    )
+    parts += [_section(table) for table in CANARY_TABLES[1:]]
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
 
 
