@@ -149,6 +149,26 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     old["config"]["noise_floor_batched"] = None
     for cand in old["candidates"]:
         cand["batched"] = None
+    # Issue 36: tool calls and structured outputs (none here): the gate key, the metrics,
+    # each slice's counts, each side's `broken`, each item's `declared`.
+    old["config"]["gate"]["max_schema_invalid_share"] = None
+    for cand in old["candidates"]:
+        cand["metrics"] |= {
+            "structured": 0,
+            "calls_changed": None,
+            "schema_invalid_share": None,
+            "schema_invalid_share_ci_low": None,
+            "schema_invalid_share_ci_high": None,
+            "baseline_schema_invalid_share": None,
+            "unparsed": None,
+            "baseline_unparsed": None,
+        }
+        for s in cand["slices"]:
+            s |= {"structured": 0, "schema_invalid": 0}
+    for it in old["items"]:
+        it["declared"] = None
+        for side in (it["baseline"], *it["candidates"].values()):
+            side["broken"] = None
     # Step 17: betting intervals (`pop_intervals` takes the intervals out of both sides),
     # averaged over seeded orders instead of bootstrap resamples; a sequential pool is
     # described by its slices (none here).
