@@ -116,9 +116,10 @@ def generate(
                 url + "/v1/chat/completions", data=json.dumps(body).encode(),
                 headers={"Content-Type": "application/json"},
             )  # fmt: skip
+            sent = time.time()
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(req, timeout=180).read()
-            time.sleep(max(0.0, 2 / rate - 0.0))
+            time.sleep(max(0.0, 2 / rate - (time.time() - sent)))  # two workers: `rate` a second
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(2)]
     for t in threads:
@@ -183,7 +184,7 @@ def run(name: str, canary_type: str, budget: int, prompts: list[Any]) -> dict[st
         )  # fmt: skip
         stack.callback(watch.terminate)
         start = time.time()
-        generate(router.url, prompts, stop, rate=2.0)
+        generate(router.url, prompts, stop, rate=4.0)
         status: dict[str, Any] = {}
         while True:
             time.sleep(5)

@@ -1,14 +1,16 @@
 """Request logs followed as they grow (`harness canary`): complete lines only, each once.
 
-A `Follower` keeps, per log path, the file it read (device and inode) and the byte offset
-after the last complete line it gave out. A line still being written (no newline yet) waits
-for the next poll. Rotation is handled by inode: when a path names another file than the one
-being read (`gateway.jsonl` moved to `gateway.jsonl.1` and a new one created), the rest of the
-old file is read first, found by its inode among the path's siblings, then the new file from
-its start; a file cut shorter than the offset (truncated in place) is read again from its
-start. The positions are plain data (`positions()`), saved by the caller in the same atomic
-write as what it made of the lines, so that a restart after SIGKILL resumes exactly there:
-no line is counted twice, none is skipped.
+A `Follower` keeps, per file (device and inode), the byte offset after the last complete
+line it gave out, and which file each path named. A line still being written (no newline
+yet) waits for the next poll. Rotation is handled by identity: when a path names another file
+than before (`gateway.jsonl` moved to `gateway.jsonl.1` and a new one created), the rest of
+the old file is read first, found by its identity beside the path (or under its new name, if
+the glob matches it: its offset went with it), then the new file from its start. A file cut
+shorter than its offset (truncated in place, as logrotate's copytruncate does) is read again
+from its start; one rewritten past the offset before the next poll cannot be told from one
+that grew: rotate by renaming. The positions are plain data (`positions()`), saved by the
+caller in the same atomic write as what it made of the lines, so that a restart after SIGKILL
+resumes exactly there: no line is counted twice, none is skipped.
 """
 
 from __future__ import annotations
@@ -27,26 +29,28 @@ from harness.inputs.traffic import TRAFFIC_FORMATS, detect, read_text
 MAX_LINE = 8 * 2**20  # as the importer: a longer line is skipped whole, and counted
 
 
-@dataclass
-class Position:
-    device: int
-    inode: int
-    offset: int
+def _identity(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}"
 
 
 class Follower:
+    """Positions are kept per file (device and inode), not per name: a rotated file keeps
+    its offset under its new name (matched by the glob or found beside its old name), so
+    no line is read twice however the files are renamed."""
+
     def __init__(self, patterns: Sequence[str], positions: Mapping[str, Any] | None = None):
         self.patterns = list(patterns)
-        self._at: dict[str, Position] = {
-            path: Position(int(p["device"]), int(p["inode"]), int(p["offset"]))
-            for path, p in (positions or {}).items()
-        }
+        saved = positions or {}
+        self._offsets: dict[str, int] = {k: int(v) for k, v in saved.get("files", {}).items()}
+        self._names: dict[str, str] = dict(saved.get("paths", {}))
         self.too_long = 0
 
-    def positions(self) -> dict[str, dict[str, int]]:
+    def positions(self) -> dict[str, Any]:
+        live = set(self._names.values())
+        # a file no name points to any more has been read to its end and left behind
         return {
-            path: {"device": p.device, "inode": p.inode, "offset": p.offset}
-            for path, p in sorted(self._at.items())
+            "files": {k: v for k, v in sorted(self._offsets.items()) if k in live},
+            "paths": dict(sorted(self._names.items())),
         }
 
     def paths(self) -> list[str]:
@@ -66,21 +70,20 @@ class Follower:
                 st = os.stat(path)
             except OSError:
                 continue  # rotated away this instant: the next poll sees the new file
-            at = self._at.get(path)
-            if at is not None and (at.device, at.inode) != (st.st_dev, st.st_ino):
-                old = _sibling(path, at)
-                if old is not None:  # the rotated file's rest, then the new one
-                    yield from self._read(path, old, at)
-                at = None
-            if at is None:
-                at = self._at[path] = Position(st.st_dev, st.st_ino, 0)
-            elif st.st_size < at.offset:  # truncated in place
-                at.offset = 0
-            yield from self._read(path, path, at)
+            ident = _identity(st)
+            before = self._names.get(path)
+            if before is not None and before != ident:  # rotated: the old file's rest first
+                old = _sibling(path, before)
+                if old is not None:
+                    yield from self._read(path, old, before)
+            self._names[path] = ident
+            if st.st_size < self._offsets.get(ident, 0):  # truncated in place
+                self._offsets[ident] = 0
+            yield from self._read(path, path, ident)
 
-    def _read(self, path: str, real: str, at: Position) -> Iterator[tuple[str, str]]:
+    def _read(self, path: str, real: str, ident: str) -> Iterator[tuple[str, str]]:
         with open(real, "rb") as f:
-            f.seek(at.offset)
+            f.seek(self._offsets.get(ident, 0))
             while True:
                 raw = f.readline(MAX_LINE + 1)
                 if not raw.endswith(b"\n"):
@@ -89,17 +92,17 @@ class Follower:
                             raw = f.readline(MAX_LINE)
                         if raw:
                             self.too_long += 1
-                            at.offset = f.tell()
+                            self._offsets[ident] = f.tell()
                             continue
                     return  # nothing more, or a line still being written
-                at.offset = f.tell()
+                self._offsets[ident] = f.tell()
                 text = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if text.strip():
                     yield path, text
 
 
-def _sibling(path: str, at: Position) -> str | None:
-    """The file a path named before it was rotated: the sibling with that inode."""
+def _sibling(path: str, ident: str) -> str | None:
+    """The file a path named before it was rotated: the sibling with that identity."""
     folder = os.path.dirname(path) or "."
     for name in os.listdir(folder):
         full = os.path.join(folder, name)
@@ -107,7 +110,7 @@ def _sibling(path: str, at: Position) -> str | None:
             st = os.stat(full)
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) == (at.device, at.inode) and full != path:
+        if _identity(st) == ident and full != path:
             return full
     return None
 
