@@ -4,7 +4,6 @@ requests go: any engine), `[canary]`, `[guardrails]`, and the compare config's
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,7 @@ TOP = {"name", "baseline", "canary", "guardrails", "generation", "agreement"}
 
 
 def load_canary_config(path: Path) -> CanaryConfig:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_canary_config(data, path)
+    return parse_canary_config(read_toml(path), path)
 
 
 def parse_canary_config(data: dict[str, Any], path: Path) -> CanaryConfig:

@@ -132,14 +132,18 @@ TABLES: tuple[Table, ...] = (
 )
 
 
-def load_config(path: Path) -> CompareConfig:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A config file's TOML, or a ConfigError naming the file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_config(data, path)
+
+
+def load_config(path: Path) -> CompareConfig:
+    return parse_config(read_toml(path), path)
 
 
 def _record(kind: Callable[..., Any], where: str, **values: Any) -> Any:
