@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.inputs.config import SIMPLE, Table, _need, _Reader, _record
+from harness.inputs.config import SIMPLE, Table, _need, _Reader, _record, read_toml
 from harness.records import AgreementSettings, GenerationSettings
 from harness.records.canary import CanaryConfig, CanarySettings, GuardrailLimits
 from harness.records.schema import ConfigError, keys_of
