@@ -32,6 +32,7 @@ from harness.inputs.logs.common import BadLine, Request, canonical
 from harness.inputs.scrub import Scrubber
 from harness.records import EvalItem, Generation, Outcome, Source
 from harness.records.canary import CanaryConfig
+from harness.records.errors import HarnessError
 from harness.store.rundir import write_all
 
 logger = logging.getLogger(__name__)
@@ -185,10 +186,14 @@ class Canary:
         if not take:
             return
         items = [parse_item(line, Source("canary", k + 1)) for k, line in enumerate(take)]
-        outputs = self._baseline(items)
-        judged = self._judge(items, outputs)
         self.state["queue"] = self.state["queue"][len(take) :]
-        for line, item, (text, cut), p in zip(take, items, outputs, judged, strict=True):
+        outputs = self._baseline_each(items)
+        kept = [k for k, o in enumerate(outputs) if o is not None]
+        self.state["shadow_failed"] = self.state.get("shadow_failed", 0) + len(items) - len(kept)
+        take, items = [take[k] for k in kept], [items[k] for k in kept]
+        answered = [o for o in outputs if o is not None]
+        judged = self._judge(items, answered) if items else []
+        for line, item, (text, cut), p in zip(take, items, answered, judged, strict=True):
             self.state["shadowed"].append(
                 {
                     "id": item.id,
@@ -205,6 +210,31 @@ class Canary:
                 }
             )
         cycle.shadowed += len(take)
+
+    def _baseline_each(self, items: list[EvalItem]) -> list[tuple[str, bool] | None]:
+        """The baseline's answers; when the batch fails (a server error, a stop the run does
+        not know), each item alone, and an item that still fails is dropped and counted
+        (`shadow_failed`): a shadow is off the serving path and never stops the canary."""
+        try:
+            return list(self._baseline(items))
+        except HarnessError as exc:
+            logger.warning("shadowing %d requests failed (%s): trying each alone", len(items), exc)
+            self._reopen()
+        out: list[tuple[str, bool] | None] = []
+        for item in items:
+            try:
+                out.append(self._baseline([item])[0])
+            except HarnessError as exc:
+                logger.warning("shadowing %s failed: %s", item.id, exc)
+                self._reopen()
+                out.append(None)
+        return out
+
+    def _reopen(self) -> None:
+        """An engine that failed mid-request is not reused (a server client stops its run)."""
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
 
     def _baseline(self, items: list[EvalItem]) -> list[tuple[str, bool]]:
         from harness.run.backends import open_backend
@@ -287,6 +317,7 @@ class Canary:
             "requests": self.state["requests"],
             "shadowed": len(self.state["shadowed"]),
             "queued": len(self.state["queue"]),
+            "shadow_failed": self.state.get("shadow_failed", 0),
             "min_shadowed": self.cfg.canary.min_shadowed,
             "alpha": self.cfg.canary.alpha,
             "guardrails": [
