@@ -3,13 +3,15 @@
 A canary is looked at again and again while traffic flows (every cycle, every minute, each
 time Argo Rollouts asks), so a fixed-n interval recomputed at each look would cross any limit
 by chance sooner or later. Every guardrail here is a **betting test over a stream** (Waudby-
-Smith & Ramdas 2024, predictable plug-in bets): the observations x_1, x_2, ... arrive in order,
+Smith & Ramdas 2024): the observations x_1, x_2, ... arrive in order,
 each in a known range [lo, hi]; to show their mean is above a threshold t a gambler with
 capital 1 bets K_n = prod(1 + lambda_i (x_i - t)), lambda_i >= 0 sized from x_1..x_{i-1} only;
 while the mean is t or less, K is a nonnegative supermartingale and, by Ville's inequality,
 reaches 1/a **at any look, ever** with chance at most a. The mirror bet shows it below t. A
-threshold once rejected stays rejected (the test may stop there), so the confidence sequence
-(the thresholds never rejected) only narrows.
+threshold once rejected stays rejected (the test may stop there). The decision tests at each
+limit with aGRAPA bets (`test_log_capital`: fast against one threshold); the confidence
+sequence the dashboard draws (the thresholds never rejected) uses predictable plug-in bets
+(`log_capital`: tuned for every threshold at once) and only narrows.
 
 - **Paired evidence** (a shadowed request judged against the baseline's answer): x = 1 when
   the candidate's answer diverged (or regressed), else 0; the guardrail is the share.
@@ -74,6 +76,29 @@ def log_capital(u: np.ndarray, tau: np.ndarray | float, above: bool, alpha: floa
     return out
 
 
+def test_log_capital(u: np.ndarray, tau: float, above: bool) -> np.ndarray:
+    """The running log capital of the test that the mean of u (in [0, 1], last axis time) is
+    above `tau` (`above`) or below it, with aGRAPA bets (Waudby-Smith & Ramdas §B): each
+    lambda = (m - tau) / (v + (m - tau)^2), the predictable mean m and variance v seeded with
+    one pseudo-value of mean 1/2 and variance 1/4, zero when the past points the other way.
+    They grow the capital near the fastest rate the data allow against one threshold (the
+    plug-in bets of `log_capital` are tuned to cover every threshold at once, a sequence's
+    width), so a decision at the limit comes sooner; any predictable lambda >= 0 keeps the
+    capital a supermartingale under the null, so validity is the same."""
+    steps = u.shape[-1]
+    t = np.arange(1, steps + 1, dtype=np.float64)
+    mean_incl = (0.5 + np.cumsum(u, axis=-1)) / (t + 1)
+    mean = np.concatenate([np.full((*u.shape[:-1], 1), 0.5), mean_incl[..., :-1]], axis=-1)
+    sq = np.cumsum((u - mean_incl) ** 2, axis=-1)
+    var = (0.25 + np.concatenate([np.zeros((*u.shape[:-1], 1)), sq[..., :-1]], axis=-1)) / t
+    gap = mean - tau if above else tau - mean
+    cap = TRUNCATE / max(tau if above else 1 - tau, 1e-12)
+    lam = np.clip(gap / (var + gap**2), 0.0, cap)
+    z = u - tau if above else tau - u
+    out: np.ndarray = np.cumsum(np.log1p(lam * z), axis=-1)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Guardrail:
     """One limit a canary must keep: its name, the largest mean allowed (a share, or the
@@ -129,8 +154,8 @@ def state(g: Guardrail, x: np.ndarray, alpha: float) -> State:
     u = (x - lo) / width
     tau = (g.limit - lo) / width
     bar = math.log(1 / alpha)
-    beyond = bool(log_capital(u, tau, True, alpha).max() >= bar)
-    within = bool(log_capital(u, tau, False, alpha).max() >= bar)
+    beyond = bool(test_log_capital(u, tau, True).max() >= bar)
+    within = bool(test_log_capital(u, tau, False).max() >= bar)
     low, high = sequence_ends(u, alpha)
     return State(
         g.name, n, float(x.mean()), lo + low * width, lo + high * width, g.limit, beyond, within
@@ -176,7 +201,7 @@ def first_crossing(x: np.ndarray, g: Guardrail, alpha: float) -> tuple[np.ndarra
     n = x.shape[-1]
     out = []
     for above in (True, False):
-        hit = log_capital(u, tau, above, alpha)[0] >= bar
+        hit = test_log_capital(u, tau, above) >= bar
         first = np.where(hit.any(axis=-1), hit.argmax(axis=-1) + 1, n + 1)
         out.append(first)
     return out[0], out[1]
