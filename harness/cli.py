@@ -277,6 +277,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
     import time
 
     from harness.inputs.canary_config import load_canary_config
+    from harness.render.canary import views
     from harness.run.canary import EXIT, Canary
     from harness.run.canary_http import Board, serve
 
@@ -284,18 +285,18 @@ def cmd_canary(args: argparse.Namespace) -> int:
     watch = Canary(cfg)
     server = None
     try:
-        status = watch.cycle()
+        status = watch.cycle(views)
         print(f"{cfg.name}: {status['decision']} ({status['shadowed']} shadowed)")
         if args.once:
             return EXIT[status["decision"]]
-        board = Board(status)
+        board = Board(status, views(status, watch.state)["metrics.prom"])
         if cfg.canary.listen is not None:
             host, _, port = cfg.canary.listen.rpartition(":")
             server = serve(board, host or "127.0.0.1", int(port))
         while True:
             time.sleep(cfg.canary.interval_s)
-            status = watch.cycle()
-            board.set(status)
+            status = watch.cycle(views)
+            board.set(status, views(status, watch.state)["metrics.prom"])
     finally:
         if server is not None:
             server.shutdown()

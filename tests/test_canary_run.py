@@ -185,13 +185,14 @@ def test_argo_and_flagger_get_their_documented_answers(
 ) -> None:
     """Argo Rollouts' web provider GETs JSON; Flagger POSTs its webhook payload (the docs'
     example, recorded) and reads the status code."""
+    from harness.render.canary import metrics_text
     from harness.run.canary_http import Board, serve
 
     cfg = config(tmp_path)
     (tmp_path / "logs" / "gateway.jsonl").write_text("\n".join(traffic(served, 200, True)) + "\n")
     _, status = once(cfg)
     assert status["decision"] == "rollback"
-    server = serve(Board(status), "127.0.0.1", 0)
+    server = serve(Board(status, metrics_text(status)), "127.0.0.1", 0)
     port = server.server_address[1]
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/argo", timeout=5) as r:

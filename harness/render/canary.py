@@ -82,3 +82,8 @@ def metrics_text(status: dict[str, Any]) -> str:
             if g[field] is not None:
                 gauge.labels(name, g["name"]).set(g[field])
     return generate_latest(registry).decode()
+
+
+def views(status: dict[str, Any], state: dict[str, Any]) -> dict[str, str]:
+    """The files a canary cycle writes beside its state: the dashboard and the metrics."""
+    return {"dashboard.html": dashboard(status, state), "metrics.prom": metrics_text(status)}

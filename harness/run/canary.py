@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ GUARDRAILS = (
     ("latency_s", "max_latency_increase_s", (0.0, MAX_LATENCY), False),
 )
 EXIT = {"promote": 0, "rollback": 1, "continue": 3}
+# (status, state) -> {file name: text}: what the render stage makes of a cycle
+Views = Callable[[dict[str, Any], dict[str, Any]], dict[str, str]]
 
 
 def new_state(cfg: CanaryConfig) -> dict[str, Any]:
@@ -335,10 +338,10 @@ class Canary:
             ],
         }
 
-    def cycle(self) -> dict[str, Any]:
-        """One cycle: read, shadow, decide, write; returns the status written."""
-        from harness.render.canary import dashboard, metrics_text
-
+    def cycle(self, views: Views | None = None) -> dict[str, Any]:
+        """One cycle: read, shadow, decide, write (the state, status.json, and the files
+        `views` renders from them: the dashboard and metrics, from the render stage); returns
+        the status written."""
         now = time.time()
         cycle = Cycle()
         self.read(cycle, now)
@@ -348,12 +351,12 @@ class Canary:
         self.state["positions"] = self.follower.positions()
         self._prune(now)
         status = self.status(states, now)
+        rendered = {} if views is None else views(status, self.state)
         write_all(
             {
                 self.folder / "state.json": json.dumps(self.state) + "\n",
                 self.folder / "status.json": json.dumps(status, indent=2) + "\n",
-                self.folder / "dashboard.html": dashboard(status, self.state),
-                self.folder / "metrics.prom": metrics_text(status),
+                **{self.folder / name: text for name, text in rendered.items()},
             }
         )
         for line in cycle.bad[:5]:

@@ -22,8 +22,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from harness.render.canary import metrics_text
-
 logger = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # a webhook payload is a few hundred bytes
 # Flagger hook type -> the decisions it answers 200 to
@@ -38,19 +36,24 @@ FLAGGER = {
 
 
 class Board:
-    """The latest status, shared between the cycle loop and the handler threads."""
+    """The latest status and its metrics text, shared between the cycle loop and the handler
+    threads."""
 
-    def __init__(self, status: dict[str, Any]) -> None:
+    def __init__(self, status: dict[str, Any], metrics: str) -> None:
         self._lock = threading.Lock()
-        self._status = status
+        self._status, self._metrics = status, metrics
 
-    def set(self, status: dict[str, Any]) -> None:
+    def set(self, status: dict[str, Any], metrics: str) -> None:
         with self._lock:
-            self._status = status
+            self._status, self._metrics = status, metrics
 
     def get(self) -> dict[str, Any]:
         with self._lock:
             return self._status
+
+    def metrics(self) -> str:
+        with self._lock:
+            return self._metrics
 
 
 def argo(status: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def serve(board: Board, host: str, port: int) -> ThreadingHTTPServer:
             elif self.path == "/argo":
                 self._send(200, json.dumps(argo(status)))
             elif self.path == "/metrics":
-                self._send(200, metrics_text(status), "text/plain; version=0.0.4")
+                self._send(200, board.metrics(), "text/plain; version=0.0.4")
             else:
                 self._send(404, json.dumps({"error": "GET /status, /argo or /metrics"}))
 
