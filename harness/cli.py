@@ -277,7 +277,7 @@ def cmd_canary(args: argparse.Namespace) -> int:
     import time
 
     from harness.inputs.canary_config import load_canary_config
-    from harness.render.canary import views
+    from harness.render.canary import metrics_text, views
     from harness.run.canary import EXIT, Canary
     from harness.run.canary_http import Board, serve
 
@@ -289,14 +289,14 @@ def cmd_canary(args: argparse.Namespace) -> int:
         print(f"{cfg.name}: {status['decision']} ({status['shadowed']} shadowed)")
         if args.once:
             return EXIT[status["decision"]]
-        board = Board(status, views(status, watch.state)["metrics.prom"])
+        board = Board(status, metrics_text(status))
         if cfg.canary.listen is not None:
             host, _, port = cfg.canary.listen.rpartition(":")
             server = serve(board, host or "127.0.0.1", int(port))
         while True:
             time.sleep(cfg.canary.interval_s)
             status = watch.cycle(views)
-            board.set(status, views(status, watch.state)["metrics.prom"])
+            board.set(status, metrics_text(status))
     finally:
         if server is not None:
             server.shutdown()

@@ -217,3 +217,21 @@ def test_argo_and_flagger_get_their_documented_answers(
         assert codes == {"rollout": 403, "confirm-promotion": 403, "rollback": 200}
     finally:
         server.shutdown()
+
+
+def test_an_unreadable_line_is_named_scrubbed_and_never_counted(tmp_path: Path) -> None:
+    """A log line whose bad field holds a key: the line is counted as unreadable, and what
+    the canary says of it names the field with the key replaced and no control character."""
+    from harness.inputs.canary_config import load_canary_config
+    from harness.run.canary import Canary, Cycle
+
+    cfg = config(tmp_path)
+    key = "sk-proj-Zx8Kq2Lm4Np6Rt8Vw0Yb2Dc4Fg6Hj8Kl"
+    bad = {"request": {"model": "demo-w4", "messages": [{"role": f"{key}\x1b[2J"}]}}
+    (tmp_path / "logs" / "gateway.jsonl").write_text(json.dumps(bad) + "\n")
+    watch = Canary(load_canary_config(cfg))
+    cycle = Cycle()
+    watch.read(cycle, 0.0)
+    assert watch.state["requests"]["unreadable"] == 1 and watch.state["requests"]["canary"] == 0
+    assert len(cycle.bad) == 1 and "role" in cycle.bad[0]
+    assert key not in cycle.bad[0] and "\x1b" not in cycle.bad[0]

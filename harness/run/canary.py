@@ -34,6 +34,7 @@ from harness.inputs.scrub import Scrubber
 from harness.records import EvalItem, Generation, Outcome, Source
 from harness.records.canary import CanaryConfig
 from harness.records.errors import HarnessError
+from harness.records.neutral import terminal_text
 from harness.store.rundir import write_all
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ class Canary:
                 record = read_record(text, c.arm_field, c.latency_field, c.format)
             except BadLine as exc:
                 self.state["requests"]["unreadable"] += 1
-                cycle.bad.append(f"{path}: {exc}")
+                # a log's text is untrusted: scrubbed, and shown without control characters
+                cycle.bad.append(terminal_text(f"{path}: {self.scrubber.scrub(str(exc))}"))
                 continue
             if record is None:
                 continue
