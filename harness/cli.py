@@ -282,6 +282,12 @@ def cmd_canary(args: argparse.Namespace) -> int:
     from harness.run.canary_http import Board, serve
 
     cfg = load_canary_config(args.config)
+    if args.import_review is not None:
+        from harness.run.canary import import_review
+
+        count = import_review(cfg, args.import_review)
+        print(f"imported {count} verdict(s) from {args.import_review}")
+        return 0
     watch = Canary(cfg)
     server = None
     try:
@@ -611,6 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
     canary.add_argument("--config", type=Path, required=True, help="a canary config (TOML)")
     canary.add_argument(
         "--once", action="store_true", help="one cycle: exit 0 promote, 1 roll back, 3 continue"
+    )
+    canary.add_argument(
+        "--import-review",
+        type=Path,
+        metavar="REVIEW",
+        help="merge a review.json exported from the dashboard, then exit (the running canary "
+        "counts it on its next cycle)",
     )
     canary.set_defaults(func=cmd_canary)
 

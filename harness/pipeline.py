@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -45,6 +44,7 @@ from harness.analysis.sequential import sequence_intervals
 from harness.inputs.config import check_pool
 from harness.inputs.evalset import load_evalset
 from harness.inputs.pool import pool_order
+from harness.inputs.review import read_review
 from harness.records import (
     CompareConfig,
     EvalItem,
@@ -326,31 +326,11 @@ def _rebuild(run_dir: Path, reviews: Reviews | None = None) -> Results:
     return results
 
 
-# A verdict is ~100 bytes: 16 MiB holds every item of a 100,000-item run for a candidate.
-MAX_REVIEW_BYTES = 16 << 20
-# A review nests four deep (verdicts > candidate > item > verdict); json's own limit is the
-# interpreter's recursion limit, a crash rather than an answer.
-MAX_REVIEW_DEPTH = 16
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-
-
-def json_depth(text: str) -> int:
-    """How deep the arrays and objects of a JSON text nest (strings do not count)."""
-    depth = deepest = 0
-    for c in _STRING.sub("", text):
-        if c in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif c in "]}":
-            depth -= 1
-    return deepest
-
-
 def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
     """Merge a reviewer's verdicts into the run, then rebuild every artifact (and the gate).
     Returns how many verdicts the review brought, and the new results. Imports into one
     folder take its lock in turn: each merges into what the one before wrote."""
-    review = _read_review(review_path)
+    review = read_review(review_path)
     with _writing(run_dir, "which is writing the same run folder (a review import?)"):
         folder = RunDir(run_dir)
         run = folder.read_run()
@@ -372,29 +352,6 @@ def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
             raise ReviewError(f"{review_path}: {exc}") from None
         merged = merge(folder.read_reviews(), review, verdicts, now())
         return len(verdicts), _rebuild(run_dir, merged)
-
-
-def _read_review(review_path: Path) -> Any:
-    if not review_path.is_file():  # a directory, a device (/dev/zero reads forever), a pipe
-        raise ReviewError(f"{review_path}: not a regular file")
-    try:
-        size = review_path.stat().st_size
-        if size > MAX_REVIEW_BYTES:
-            raise ReviewError(
-                f"{review_path}: {size:,} bytes; a review is at most {MAX_REVIEW_BYTES:,}"
-            )
-        text = review_path.read_text(encoding="utf-8")
-        if (depth := json_depth(text)) > MAX_REVIEW_DEPTH:
-            raise ReviewError(
-                f"{review_path}: nested {depth:,} deep; a review nests at most {MAX_REVIEW_DEPTH}"
-            )
-        return json.loads(text)
-    except UnicodeDecodeError as exc:
-        raise ReviewError(f"{review_path}: not UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise ReviewError(f"{review_path}: cannot read: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise ReviewError(f"{review_path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
 
 
 def analyze(

@@ -4,6 +4,7 @@ decision promises, simulated over a day of traffic (the fast lane's share of
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -97,3 +98,37 @@ def test_an_a_a_canary_is_rarely_rolled_back_and_one_at_its_limit_rarely_promote
     assert (promoted <= n).mean() <= bound
     rolled, _ = simulate(GUARDRAILS, day(rng, runs, 0.45, (0.02, 0.02)), alpha, 100)
     assert (rolled <= n).all() and np.median(rolled) < 300
+
+
+def test_served_logprobs_are_read_in_both_openai_shapes_and_refused_when_malformed() -> None:
+    """Chat `content` positions (bytes preferred to the token text) and the completions
+    API's parallel lists give the same tokens; a positive, infinite or non-numeric log-prob,
+    a ragged list or a byte out of range makes the whole set unused (None), never a crash."""
+    from harness.inputs.logs.common import ServedToken, served_logprobs
+
+    chat = {"choices": [{"message": {"content": "Hi!"}, "logprobs": {"content": [
+        {"token": "Hi", "bytes": [72, 105], "logprob": -0.25,
+         "top_logprobs": [{"token": "Hi", "logprob": -0.25}, {"token": "Hey", "logprob": -1.5}]},
+        {"token": "!", "logprob": 0.00002, "top_logprobs": []},
+    ]}}]}  # fmt: skip
+    legacy = {"choices": [{"text": "Hi!", "logprobs": {
+        "tokens": ["Hi", "!"], "token_logprobs": [-0.25, 0.00002],
+        "top_logprobs": [{"Hi": -0.25, "Hey": -1.5}, {}],
+    }}]}  # fmt: skip
+    want = (
+        ServedToken(b"Hi", -0.25, ((b"Hi", -0.25), (b"Hey", -1.5))),
+        ServedToken(b"!", 0.0, ()),  # a rounding hair above 0 is 0
+    )
+    assert served_logprobs(chat) == want
+    assert served_logprobs(legacy) == want
+    assert served_logprobs({"choices": [{"message": {"content": "x"}}]}) is None
+    for bad in (0.5, float("inf"), "-1", True, None):
+        broken = json.loads(json.dumps(chat))
+        broken["choices"][0]["logprobs"]["content"][1]["logprob"] = bad
+        assert served_logprobs(broken) is None, bad
+    ragged = json.loads(json.dumps(legacy))
+    ragged["choices"][0]["logprobs"]["token_logprobs"].pop()
+    assert served_logprobs(ragged) is None
+    wide = json.loads(json.dumps(chat))
+    wide["choices"][0]["logprobs"]["content"][0]["bytes"] = [72, 300]
+    assert served_logprobs(wide) is None

@@ -54,19 +54,26 @@ def line(k: int, arm: str, prompt: str, answer: str | None) -> str:
     return json.dumps({"timestamp": 1_764_000_000 + k, "request": request, "response": response})
 
 
-def traffic(served: list[tuple[str, str]], n: int, wrong: bool) -> list[str]:
-    """n requests, every fourth to the canary; a wrong canary ends every sum with 999."""
+def traffic(served: list[tuple[str, str]], n: int, wrong: bool, every: int = 1) -> list[str]:
+    """n requests, every fourth to the canary; a wrong canary ends a sum with 999 (every
+    `every`-th canary request)."""
     out = []
     for k in range(n):
         prompt, answer = served[k % len(served)]
         arm = "demo-w4" if k % 4 == 0 else "demo-f32"
-        if arm == "demo-w4" and wrong:
+        if arm == "demo-w4" and wrong and (k // 4) % every == 0:
             answer = answer.strip().rstrip("0123456789") + "999"
         out.append(line(k, arm, prompt, answer))
     return out
 
 
-def config(tmp: Path, min_shadowed: int = 12, listen: str | None = None) -> Path:
+def config(
+    tmp: Path,
+    min_shadowed: int = 12,
+    listen: str | None = None,
+    diverged: float = 0.3,
+    rules: str = "",
+) -> Path:
     cfg = tmp / "canary.toml"
     extra = f'listen = "{listen}"\n' if listen else ""
     cfg.write_text(
@@ -89,9 +96,9 @@ min_shadowed = {min_shadowed}
 shadow_per_cycle = 8
 interval_s = 0.2
 {extra}[guardrails]
-max_diverged_share = 0.3
+max_diverged_share = {diverged}
 max_error_rate_increase = 0.3
-"""
+{rules}"""
     )
     (tmp / "logs").mkdir(exist_ok=True)
     return cfg
@@ -235,3 +242,146 @@ def test_an_unreadable_line_is_named_scrubbed_and_never_counted(tmp_path: Path) 
     assert watch.state["requests"]["unreadable"] == 1 and watch.state["requests"]["canary"] == 0
     assert len(cycle.bad) == 1 and "role" in cycle.bad[0]
     assert key not in cycle.bad[0] and "\x1b" not in cycle.bad[0]
+
+
+def review_of(state: Path, verdicts: dict[str, str], reviewer: str = "ada") -> Path:
+    """A review as the dashboard exports it, of the canary whose state is in `state`."""
+    run_id = json.loads((state / "status.json").read_text())["run_id"]
+    review = {
+        "schema": "harness-review/1", "run_id": run_id, "results_sha256": None,
+        "reviewer": reviewer, "exported_at": "2026-12-06T10:00:00.000Z",
+        "verdicts": [{"candidate": "demo-w4", "item": i, "verdict": v, "comment": "",
+                      "at": "2026-12-06T09:59:00.000Z"} for i, v in verdicts.items()],
+    }  # fmt: skip
+    path = state.parent / f"review-{reviewer}.json"
+    path.write_text(json.dumps(review))
+    return path
+
+
+def diverged_ids(folder: Path) -> list[str]:
+    state = json.loads((folder / "state" / "state.json").read_text())
+    return [s["id"] for s in state["shadowed"] if s["diverged"]]
+
+
+def test_review_rules_hold_a_promote_and_roll_back_on_confirmed_regressions(
+    served: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """One canary answer in eight is wrong: within a diverged share of 0.5, so the guardrails
+    promote; `require_review` holds it until every diverged request has a verdict, imported
+    from a review file; with `max_confirmed_regressions = 0`, one verdict `regression`
+    rolls the canary back. Reviews of another canary, or of a request that did not diverge,
+    are refused in one line."""
+    lines = traffic(served, 240, True, every=8)
+    held = tmp_path / "held"
+    held.mkdir()
+    cfg = config(held, diverged=0.5, rules="require_review = true")
+    (held / "logs" / "gateway.jsonl").write_text("\n".join(lines) + "\n")
+    for _ in range(8):  # eight requests shadowed a cycle
+        code, status = once(cfg)
+    assert (code, status["decision"]) == (3, "continue"), status
+    flagged = diverged_ids(held)
+    assert flagged and status["review"]["flagged"] == len(flagged)
+    assert status["held"] == f"promote waits for verdicts on {len(flagged)} diverged request(s)"
+    # a review that judges a request whose answer did not diverge: refused, nothing merged
+    state = json.loads((held / "state" / "state.json").read_text())
+    same = next(s["id"] for s in state["shadowed"] if not s["diverged"])
+    done = in_process("canary", "--config", str(cfg), "--import-review",
+                      str(review_of(held / "state", {same: "harmless"})))  # fmt: skip
+    assert done.returncode == 2 and "was not flagged" in done.stderr, done.stderr
+    assert not (held / "state" / "reviews.json").exists()
+    path = review_of(held / "state", dict.fromkeys(flagged, "harmless"))
+    done = in_process("canary", "--config", str(cfg), "--import-review", str(path))
+    assert done.returncode == 0 and f"imported {len(flagged)} verdict(s)" in done.stdout
+    code, status = once(cfg)
+    assert (code, status["decision"]) == (0, "promote"), status
+    assert status["review"] | {"reviewers": None} == {
+        "flagged": len(flagged), "reviewed": len(flagged), "regression": 0,
+        "harmless": len(flagged), "unsure": 0, "reviewers": None,
+    }  # fmt: skip
+    assert (
+        f"Reviewed: {len(flagged)} of {len(flagged)} diverged"
+        in (held / "state" / "dashboard.html").read_text()
+    )
+
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    cfg2 = config(strict, diverged=0.5, min_shadowed=1000, rules="max_confirmed_regressions = 0")
+    (strict / "logs" / "gateway.jsonl").write_text("\n".join(lines) + "\n")
+    code, status = once(cfg2)
+    assert code == 3
+    # the first canary's review names its own run: refused here
+    done = in_process("canary", "--config", str(cfg2), "--import-review", str(path))
+    assert done.returncode == 2 and "the review is for run" in done.stderr
+    first = diverged_ids(strict)[0]
+    in_process("canary", "--config", str(cfg2), "--import-review",
+               str(review_of(strict / "state", {first: "regression"}, "bo")))  # fmt: skip
+    code, status = once(cfg2)
+    assert (code, status["decision"]) == (1, "rollback")
+    assert status["reason"] == "reviewers confirmed 1 regression(s); the limit is 0"
+    assert (
+        'harness_canary_review{canary="demo-canary",count="regression"} 1.0'
+        in (strict / "state" / "metrics.prom").read_text()
+    )
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+def test_a_reviewer_judges_cards_on_the_dashboard_and_the_import_counts_them(
+    served: list[tuple[str, str]], tmp_path: Path
+) -> None:
+    """In Chromium: the dashboard's cards take verdicts (kept across a reload), the export
+    is a review the canary imports, and the next cycle's page counts it and shows each
+    imported verdict on its card; nothing is fetched, no script error."""
+    from playwright.sync_api import sync_playwright
+
+    cfg = config(tmp_path, min_shadowed=1000)
+    (tmp_path / "logs" / "gateway.jsonl").write_text(
+        "\n".join(traffic(served, 120, True, every=2)) + "\n"
+    )
+    once(cfg)
+    page_url = (tmp_path / "state" / "dashboard.html").as_uri()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(accept_downloads=True)
+        page = context.new_page()
+        errors: list[str] = []
+        fetched: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: fetched.append(r.url))
+        page.goto(page_url)
+        page.wait_for_selector("body[data-ready='1']")
+        cards = page.locator("article.card[data-id]")
+        assert cards.count() >= 2
+        first, second = (cards.nth(k).get_attribute("data-id") for k in (0, 1))
+        cards.nth(0).locator("button[data-verdict='regression']").click()
+        cards.nth(0).locator(".comment").fill("the sum is wrong")
+        cards.nth(0).locator(".comment").press("Tab")
+        cards.nth(1).locator("button[data-verdict='harmless']").click()
+        assert page.inner_text("#progress").startswith("2 of ")
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        assert cards.nth(0).locator(".verdict-btn.on").inner_text() == "2 regression"
+        page.fill("#reviewer", "grace")
+        with page.expect_download() as download:
+            page.click("#export")
+        review = tmp_path / "review.json"
+        download.value.save_as(review)
+        done = in_process("canary", "--config", str(cfg), "--import-review", str(review))
+        assert done.returncode == 0 and "imported 2 verdict(s)" in done.stdout, done.stderr
+        _, status = once(cfg)
+        assert status["review"]["reviewed"] == 2 and status["review"]["regression"] == 1
+        assert status["review"]["reviewers"] == ["grace"]
+        fresh = browser.new_context().new_page()  # another browser profile: imported only
+        fresh.goto(page_url)
+        fresh.wait_for_selector("body[data-ready='1']")
+        shown = fresh.locator(f"article.card[data-id='{first}']")
+        assert shown.locator(".verdict-btn.on").inner_text() == "2 regression"
+        assert "imported from grace" in shown.inner_text()
+        assert fresh.locator(f"article.card[data-id='{second}'] .verdict-btn.on").count() == 1
+        assert "Reviewed: 2 of" in fresh.inner_text("#review-counts")
+        browser.close()
+    assert errors == []
+    assert all(u.startswith("file://") or u.startswith("blob:") for u in fetched), fetched

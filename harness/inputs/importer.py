@@ -353,8 +353,8 @@ def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
         scrubbed = leaves(json.loads(args))  # its keys in the order logged
         return name, json.dumps(scrubbed, separators=(",", ":"), ensure_ascii=False)
 
-    return [
-        replace(
+    def one(r: Request) -> Request:
+        clean = replace(
             r,
             messages=tuple(
                 replace(t, content=scrub(t.content), calls=tuple(call(*c) for c in t.calls))
@@ -364,8 +364,13 @@ def scrubbed(requests: list[Request], scrubber: Scrubber) -> list[Request]:
             logged_output=None if r.logged_output is None else scrub(r.logged_output),
             tags=tuple(dict.fromkeys(scrub(t) for t in r.tags)),
         )
-        for r in requests
-    ]
+        if clean.logged_logprobs is not None and clean != r:
+            # The served tokens' pieces would carry what was scrubbed, and a scrubbed prompt
+            # is not what those log-probs answered: kept only where scrubbing found nothing.
+            clean = replace(clean, logged_logprobs=None)
+        return clean
+
+    return [one(r) for r in requests]
 
 
 def _turn_text(t: Turn) -> str:

@@ -99,6 +99,16 @@ class GuardrailLimits:
         doc="latency in seconds (clipped to 0-60; needs latency_field), canary minus stable",
         ge=0,
     )
+    max_confirmed_regressions: int | None = setting(
+        None,
+        doc="rolled back once reviewers marked more shadowed requests `regression` than this "
+        "(verdicts from the dashboard, imported with `harness canary --import-review`)",
+        ge=0,
+    )
+    require_review: bool = setting(
+        False,
+        doc="`true`: promote waits until every diverged shadowed request has a reviewer's verdict",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

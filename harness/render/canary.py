@@ -4,12 +4,15 @@ the status and state `harness.run.canary` writes. Markup only from the template 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 from harness.render.html import TEMPLATES, environment
 
 WIDTH, HEIGHT = 560, 140  # a guardrail chart's drawing area, in SVG units
 DECISION = {"rollback": -1, "continue": 0, "promote": 1}
+MAX_CARDS = 200  # the newest diverged requests shown as cards
 
 
 def charts(status: dict[str, Any], state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -42,20 +45,35 @@ def charts(status: dict[str, Any], state: dict[str, Any]) -> list[dict[str, Any]
     return out
 
 
-def dashboard(status: dict[str, Any], state: dict[str, Any]) -> str:
+def dashboard(status: dict[str, Any], state: dict[str, Any], verdicts: dict[str, Any]) -> str:
+    """The page: markup from the template, the review script inlined with its sha256 in the
+    Content-Security-Policy (no other script runs, nothing is fetched), the cards' imported
+    verdicts in a JSON data island (`tojson` escapes <, >, & and quotes)."""
     diverged = [s for s in state["shadowed"] if s["diverged"]]
     counts: dict[str, int] = {}
     for s in state["shadowed"]:
         counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
+    cards = diverged[-MAX_CARDS:][::-1]
+    shown = {c["id"] for c in cards}
+    script = (TEMPLATES / "canary.js").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    data = {
+        "run_id": status["run_id"],
+        "arm": status["arms"]["canary"],
+        "imported": {i: v for i, v in verdicts.items() if i in shown},
+    }
     template = environment().get_template("canary.html.j2")
     return template.render(
         s=status,
         charts=charts(status, state),
-        cards=diverged[-200:][::-1],
+        cards=cards,
         counts=sorted(counts.items()),
         width=WIDTH,
         height=HEIGHT,
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+        data=data,
+        script=script,
+        script_hash=f"sha256-{digest}",
     )
 
 
@@ -75,6 +93,14 @@ def metrics_text(status: dict[str, Any]) -> str:
         requests.labels(name, arm).set(n)
     Gauge("harness_canary_shadowed", "requests shadowed to the baseline", ["canary"],
           registry=registry).labels(name).set(status["shadowed"])  # fmt: skip
+    review = Gauge("harness_canary_review", "diverged shadowed requests: flagged, reviewed, "
+                   "and each verdict imported", ["canary", "count"], registry=registry)  # fmt: skip
+    for key in ("flagged", "reviewed", "regression", "harmless", "unsure"):
+        review.labels(name, key).set(status["review"][key])
+    if status.get("logprobs"):
+        Gauge("harness_canary_kld_mean", "mean KLD(baseline || canary) per served token, a "
+              "lower bound", ["canary"], registry=registry).labels(name).set(
+            status["logprobs"]["kld_mean"])  # fmt: skip
     for field in ("mean", "low", "high", "limit"):
         gauge = Gauge(f"harness_canary_guardrail_{field}", f"each guardrail's {field}",
                       ["canary", "guardrail"], registry=registry)  # fmt: skip
@@ -84,6 +110,11 @@ def metrics_text(status: dict[str, Any]) -> str:
     return generate_latest(registry).decode()
 
 
-def views(status: dict[str, Any], state: dict[str, Any]) -> dict[str, str]:
+def views(
+    status: dict[str, Any], state: dict[str, Any], verdicts: dict[str, Any]
+) -> dict[str, str]:
     """The files a canary cycle writes beside its state: the dashboard and the metrics."""
-    return {"dashboard.html": dashboard(status, state), "metrics.prom": metrics_text(status)}
+    return {
+        "dashboard.html": dashboard(status, state, verdicts),
+        "metrics.prom": metrics_text(status),
+    }

@@ -5,6 +5,7 @@ structured-output requests, tags and timestamps."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -97,6 +98,18 @@ class Turn:
     call_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ServedToken:
+    """One served token as a response's `logprobs` give it: its bytes (not an id: ids are
+    the server's, bytes are what any engine with the same vocabulary can map), its log-prob,
+    and the most likely alternatives at that position (the top log-probs the client asked
+    for, the token itself usually among them)."""
+
+    token: bytes
+    logprob: float
+    top: tuple[tuple[bytes, float], ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
     messages: tuple[Turn, ...] = ()  # ending with the turn the model answers
@@ -104,6 +117,8 @@ class Request:
     tools: str | None = None  # the declared tools, OpenAI's shape, as canonical JSON text
     response_format: str | None = None  # OpenAI's shape, as canonical JSON text
     logged_output: str | None = None  # what was served, when the log has it
+    # the served tokens' log-probs, where the client asked for them (`served_logprobs`)
+    logged_logprobs: tuple[ServedToken, ...] | None = None
     tags: tuple[str, ...] = ()
     max_new_tokens: int | None = None  # the request's own max_tokens
     join: str | None = (
@@ -480,5 +495,106 @@ def response_id_of(value: Any) -> str | None:
 
 def sighting(response: Any, stamp: Any) -> dict[str, Any]:
     """Where a request was seen, as `request_of`'s keywords: the response's provider id and
-    the line's time."""
-    return {"request_id": response_id_of(response), "time": when(stamp)}
+    the line's time; and the served log-probs where the response carries them."""
+    if isinstance(response, str) and response.lstrip().startswith("{"):
+        try:
+            response = json.loads(response)
+        except (json.JSONDecodeError, RecursionError):
+            response = None
+    return {
+        "request_id": response_id_of(response),
+        "time": when(stamp),
+        "logged_logprobs": served_logprobs(response),
+    }
+
+
+# A response's log-probs are untrusted like the rest of it: at most this many positions and
+# alternatives (OpenAI allows 20), each token at most this many bytes.
+MAX_SERVED_TOKENS, MAX_TOP_LOGPROBS, MAX_TOKEN_BYTES = 8192, 20, 256
+
+
+class _Malformed(ValueError):
+    pass
+
+
+def _logprob(value: Any) -> float:
+    # A log-prob is a finite number at most 0; a server's rounding may put the top token a
+    # hair above 0.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Malformed("a log-prob that is not a number")
+    lp = float(value)
+    if not math.isfinite(lp) or lp > 1e-4:
+        raise _Malformed(f"a log-prob of {lp}")
+    return min(lp, 0.0)
+
+
+def _token(entry: Mapping[str, Any]) -> bytes:
+    raw = entry.get("bytes")
+    if isinstance(raw, list):
+        if len(raw) > MAX_TOKEN_BYTES or not all(
+            isinstance(b, int) and not isinstance(b, bool) and 0 <= b < 256 for b in raw
+        ):
+            raise _Malformed("token bytes that are not bytes")
+        return bytes(raw)
+    token = entry.get("token")
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        raise _Malformed("a token that is not a string")
+    return token.encode("utf-8", "surrogatepass")
+
+
+def _chat_logprobs(content: list[Any]) -> tuple[ServedToken, ...]:
+    out = []
+    for entry in content:
+        if not isinstance(entry, dict):
+            raise _Malformed("a position that is not an object")
+        top = entry.get("top_logprobs") or []
+        if not isinstance(top, list) or len(top) > MAX_TOP_LOGPROBS:
+            raise _Malformed("top_logprobs that is not a short list")
+        alts = []
+        for alt in top:
+            if not isinstance(alt, dict):
+                raise _Malformed("an alternative that is not an object")
+            alts.append((_token(alt), _logprob(alt.get("logprob"))))
+        out.append(ServedToken(_token(entry), _logprob(entry.get("logprob")), tuple(alts)))
+    return tuple(out)
+
+
+def _legacy_logprobs(body: Mapping[str, Any]) -> tuple[ServedToken, ...]:
+    """The completions API's older shape: parallel `tokens`, `token_logprobs` and
+    `top_logprobs` (one {token: log-prob} object per position)."""
+    tokens, lps = body.get("tokens"), body.get("token_logprobs")
+    top = body.get("top_logprobs") or [None] * len(tokens or [])
+    if not (isinstance(tokens, list) and isinstance(lps, list) and isinstance(top, list)):
+        raise _Malformed("tokens and token_logprobs must be lists")
+    if not len(tokens) == len(lps) == len(top):
+        raise _Malformed("tokens, token_logprobs and top_logprobs differ in length")
+    out = []
+    for token, lp, alts in zip(tokens, lps, top, strict=True):
+        if alts is not None and (not isinstance(alts, dict) or len(alts) > MAX_TOP_LOGPROBS):
+            raise _Malformed("top_logprobs must hold short objects")
+        pairs = tuple((_token({"token": t}), _logprob(v)) for t, v in (alts or {}).items())
+        out.append(ServedToken(_token({"token": token}), _logprob(lp), pairs))
+    return tuple(out)
+
+
+def served_logprobs(value: Any) -> tuple[ServedToken, ...] | None:
+    """The served tokens' log-probs in an OpenAI chat.completion or completions object
+    (`choices[0].logprobs`: `content` positions, or the completions API's parallel lists);
+    None where the answer carries none, is streamed, or its log-probs are malformed: they
+    are then not used, and the answer itself still stands."""
+    if not isinstance(value, dict) or not isinstance(value.get("choices"), list):
+        return None
+    first = value["choices"][0] if value["choices"] else None
+    body = first.get("logprobs") if isinstance(first, dict) else None
+    if not isinstance(body, dict):
+        return None
+    try:
+        if isinstance(body.get("content"), list):
+            served = _chat_logprobs(body["content"])
+        elif "tokens" in body:
+            served = _legacy_logprobs(body)
+        else:
+            return None
+    except _Malformed:
+        return None
+    return served if 0 < len(served) <= MAX_SERVED_TOKENS else None
