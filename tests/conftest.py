@@ -117,19 +117,6 @@ def shuffled_tokenizer_model_dir(tiny_llama: TinyFactory) -> Path:
     return tiny_llama("shuffled-llama", tokenizer=tok)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that skips without the llama.cpp build is an `engine` test, one that skips
-    without the fetched models a `real` one, whichever way it says so: `make test-fast`
-    deselects both by marker, and no test needs to remember two marks."""
-    for item in items:
-        for mark in item.iter_markers("skipif"):
-            reason = str(mark.kwargs.get("reason", ""))
-            if "llama.cpp is not built" in reason:
-                item.add_marker(pytest.mark.engine)
-            if "make real-model" in reason:
-                item.add_marker(pytest.mark.real)
-
-
 @pytest.fixture(scope="session")
 def smollm2_ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """F32, Q8_0 and an imatrix Q4_K_M of SmolLM2 in a fresh cache, made once a session (one

@@ -13,15 +13,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from harness.inputs.evalset import load_evalset
 
 from .support.helpers import in_process
 from .support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REPO, SMOLLM
 from .support.servers import Faults, fault_proxy, llama_server
 
-pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
+pytestmark = [*NEEDS_REAL_MODEL.marks, *NEEDS_LLAMA_CPP.marks]
 TOP = 5
 
 

@@ -13,7 +13,7 @@ from tools.llama_cpp import VARIANTS
 
 from .support.paths import NEEDS_LLAMA_CPP
 
-pytestmark = [NEEDS_LLAMA_CPP]
+pytestmark = [*NEEDS_LLAMA_CPP.marks]
 
 
 def test_every_kernel_family_runs_here_on_a_variant_the_build_has() -> None:

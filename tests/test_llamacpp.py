@@ -17,7 +17,7 @@ from tests.support.helpers import in_process, shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
 CALIBRATION = REPO / "evalsets" / "calibration" / "generic.jsonl"
-pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
+pytestmark = [*NEEDS_REAL_MODEL.marks, *NEEDS_LLAMA_CPP.marks]
 
 
 def test_a_second_make_llama_cpp_does_nothing() -> None:

@@ -9,15 +9,12 @@ import pytest
 
 from harness.records.settings import DEFAULT_EQUIVALENCE
 
-from .support.paths import MINILM, REPO
+from .support.paths import MINILM, NEEDS_EMBEDDER, REPO
 
 PAIRS = REPO / "tests" / "data" / "meaning_pairs.jsonl"
 
 
-@pytest.mark.real
-@pytest.mark.skipif(
-    not MINILM.is_dir(), reason="the embedding model is not fetched (make real-model)"
-)
+@NEEDS_EMBEDDER
 def test_the_threshold_never_calls_another_meaning_equivalent() -> None:
     from harness.run.backends.hf import SentenceEmbedder
 

@@ -29,7 +29,7 @@ from tests.support.servers import (
     witness,
 )
 
-pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL, NEEDS_LLAMA_CPP]
+pytestmark = [*NEEDS_REAL_MODEL.marks, *NEEDS_LLAMA_CPP.marks]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from harness.cli import main
 from tests.support.helpers import write_config
 from tests.support.paths import MINILM, NEEDS_REAL_MODEL, QUANTIZED, REAL, SMOLLM
 
-pytestmark = [pytest.mark.real, NEEDS_REAL_MODEL]
+pytestmark = [*NEEDS_REAL_MODEL.marks]
 # What would show that an output ran on into the next turn of the chat template.
 TURN = re.compile(r"<\|im_(start|end)\|>|(^|\n)(system|user|assistant)\n")
 
