@@ -45,6 +45,7 @@ from harness.inputs.config import check_pool
 from harness.inputs.evalset import load_evalset
 from harness.inputs.pool import pool_order
 from harness.inputs.review import read_review
+from harness.inputs.sizes import parameter_count, weights_bytes
 from harness.records import (
     CompareConfig,
     EvalItem,
@@ -238,12 +239,20 @@ def _run_and_publish(
             },
             reused={k: r.reused for k, r in runs.items()},
         ),
-        baseline=model_info(cfg.baseline, baseline_fp),
+        baseline=model_info(
+            cfg.baseline,
+            baseline_fp,
+            weights_bytes(cfg.baseline.path),
+            parameter_count(cfg.baseline.path),
+        ),
         sequential=pool,
         partial=partial,
     )
     base_stops = runs[cfg.baseline.name].own_stop_ids
-    infos = tuple(CandidateInfo.of(c, runs[c.spec.name], base_stops) for c in ready)
+    infos = tuple(
+        CandidateInfo.of(c, runs[c.spec.name], base_stops, weights_bytes(c.spec.path))
+        for c in ready
+    )
     if sequential is not None:
         infos = tuple(
             replace(i, items_used=sequential.used[i.name], decided_round=sequential.decided[i.name])

@@ -100,6 +100,29 @@ def test_each_stage_imports_only_the_stages_below_it() -> None:
     assert edges == []
 
 
+# What reading or writing a file looks like in Python: the builtin, and pathlib's and os's
+# calls. Analysis takes values and returns values; its callers read the files.
+FILE_CALLS = {
+    "open", "read_text", "read_bytes", "write_text", "write_bytes", "stat", "iterdir",
+    "glob", "rglob", "exists", "is_file", "is_dir", "listdir", "scandir", "unlink", "mkdir",
+}  # fmt: skip
+
+
+def test_the_analysis_stage_touches_no_file() -> None:
+    found = []
+    for path in sorted((PACKAGE / "analysis").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = (
+                f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            )
+            if name in FILE_CALLS:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}()")
+    assert found == []
+
+
 def test_nothing_outside_the_run_stage_imports_torch_or_an_engine() -> None:
     edges = [
         f"{mod} -> {dep}"

@@ -39,9 +39,9 @@ from typing import Any
 import pytest
 
 from harness.analysis.gate_rules import three_way
-from harness.analysis.sizes import parameter_count, weights_bytes
 from harness.analysis.stats import paired_drop
 from harness.cli import main
+from harness.inputs.sizes import parameter_count, weights_bytes
 from harness.records import StatsConfig
 from harness.records.home import models
 

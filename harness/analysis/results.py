@@ -119,10 +119,13 @@ class CandidateInfo:
 
     @classmethod
     def of(
-        cls, c: ReadyCandidate, run: ModelRun | None = None, baseline_stop_ids: tuple[int, ...] = ()
+        cls,
+        c: ReadyCandidate,
+        run: ModelRun | None = None,
+        baseline_stop_ids: tuple[int, ...] = (),
+        size_bytes: int | None = None,
     ) -> CandidateInfo:
-        from harness.analysis.sizes import weights_bytes
-
+        """`size_bytes`: its weight files' bytes, read by the caller (`inputs.sizes`)."""
         own = None
         if run is not None and run.own_stop_ids and set(run.own_stop_ids) != set(baseline_stop_ids):
             own = run.own_stop_ids
@@ -136,7 +139,7 @@ class CandidateInfo:
             noise_floor=c.noise_floor,
             batched=c.batched,
             backend=c.spec.backend,
-            size_bytes=weights_bytes(c.spec.path),
+            size_bytes=size_bytes,
             split_differently=run.split_differently if run else 0,
             own_stop_ids=own,
         )
@@ -311,9 +314,10 @@ class RunRecord:
         )
 
 
-def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
-    from harness.analysis.sizes import parameter_count, weights_bytes
-
+def model_info(
+    spec: ModelSpec, fingerprint: str, size_bytes: int | None, parameters: int | None
+) -> ModelInfo:
+    """The baseline as run.json names it; its sizes read by the caller (`inputs.sizes`)."""
     return ModelInfo(
         name=spec.name,
         path=spec.path,
@@ -321,8 +325,8 @@ def model_info(spec: ModelSpec, fingerprint: str) -> ModelInfo:
         dtype=spec.dtype,
         device=spec.device,
         backend=spec.backend,
-        size_bytes=weights_bytes(spec.path),
-        parameters=parameter_count(spec.path),
+        size_bytes=size_bytes,
+        parameters=parameters,
     )
 
 

@@ -44,7 +44,7 @@ class LayerCost:
 
 def layer_groups(baseline: str) -> list[str]:
     """Decoder layer prefixes of a safetensors checkpoint, in order."""
-    from harness.analysis.sizes import tensor_names
+    from harness.inputs.sizes import tensor_names
 
     found = {m.group(1): int(m.group(2)) for n in tensor_names(baseline) if (m := LAYER.match(n))}
     if not found:
