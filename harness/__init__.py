@@ -18,9 +18,9 @@ __all__ = ["HarnessError", "compare", "load_config", "rebuild"]
 
 def __getattr__(name: str) -> Any:
     if name in ("compare", "rebuild"):
-        from harness import pipeline
+        from harness import api
 
-        return getattr(pipeline, name)
+        return getattr(api, name)
     if name == "load_config":
         from harness.inputs.config import load_config
 

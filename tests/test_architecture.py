@@ -14,16 +14,31 @@ import pytest
 from .support.paths import REPO
 
 PACKAGE = REPO / "harness"
-# What each stage folder may import from the harness (its own folder included). The run
-# stage is the only one that may touch torch, an engine or a model; `pipeline` (the library
-# API) and `cli` sit on top of everything.
+# What each stage folder may import from the harness (its own folder included), bottom up:
+# records (every persisted shape) · inputs, analysis (pure: values in, values out), store ·
+# shell (the process: exit codes, worker, console) · run (the only stage that may touch
+# torch, an engine or a model) · render · commands (one module a command) · `api` and `cli`
+# on top of everything.
 ALLOWED = {
     "records": {"records"},
     "inputs": {"records", "inputs", "analysis"},
     "analysis": {"records", "inputs", "analysis"},
     "store": {"records", "inputs", "analysis", "store"},
+    "shell": {"records", "shell"},
+    "run": {"records", "inputs", "analysis", "store", "shell", "run"},
     "render": {"records", "inputs", "analysis", "store", "render"},
-    "run": {"records", "inputs", "analysis", "store", "run"},
+    # (and the package's own `__version__`, for `harness --version`)
+    "commands": {
+        "records",
+        "inputs",
+        "analysis",
+        "store",
+        "shell",
+        "run",
+        "render",
+        "commands",
+        "__version__",
+    },  # fmt: skip
 }
 # The arrows up, from the edge: `inputs.config` reads a model's table with its engine's own
 # settings (`harness.run.backends.ENGINES`) and a `quantize` table with its quantizer's
@@ -37,13 +52,15 @@ TOP_LEVEL = {
     "__init__.py",
     "__main__.py",
     "cli.py",
-    "pipeline.py",
+    "api.py",
     "records",
     "inputs",
     "analysis",
     "store",
-    "render",
+    "shell",
     "run",
+    "render",
+    "commands",
     "demo",
 }
 HEAVY = ("torch", "transformers", "lm_eval", "llmcompressor", "numpy.typing")
@@ -162,7 +179,7 @@ def test_analysis_modules_import_without_torch() -> None:
     run_python(
         "import harness.analysis.gate, harness.render.report, harness.analysis.pairing, "
         "harness.analysis.results, harness.cli, harness.inputs.config, harness.store.rundir, "
-        f"harness.pipeline, harness.store.runcache; import sys; {NO_TORCH}"
+        f"harness.api, harness.commands, harness.store.runcache; import sys; {NO_TORCH}"
     )
 
 
@@ -181,7 +198,7 @@ def test_report_and_validate_never_import_torch(tmp_path: Path) -> None:
 
 def test_the_library_api_loads_no_model_code_until_used() -> None:
     run_python(
-        "import sys, harness; from harness import pipeline; "
-        "assert harness.compare is pipeline.compare and harness.rebuild is pipeline.rebuild; "
+        "import sys, harness; from harness import api; "
+        "assert harness.compare is api.compare and harness.rebuild is api.rebuild; "
         f"assert issubclass(harness.HarnessError, Exception); {NO_TORCH}"
     )

@@ -20,11 +20,11 @@ from harness.analysis.ladder import answer, breaks_first, calibration_pairs, cli
 from harness.analysis.results import CandidateInfo, CandidateResult
 from harness.analysis.review import ReviewStatus
 from harness.cli import main
+from harness.commands.sensitivity import LayerCost, propose
 from harness.inputs.config import ConfigError, parse_config
 from harness.records import CandidateMetrics, GgufSpec, Interval, QuantizeSpec
 from harness.records.ladder import Rung, RungSlice
 from harness.records.settings import GateVerdict
-from harness.run.sensitivity import LayerCost, propose
 
 from .support.helpers import run_args, write_config
 from .support.paths import NEEDS_LLAMA_CPP, REPO

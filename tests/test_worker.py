@@ -1,4 +1,4 @@
-"""A native crash in an engine is contained (`harness.run.worker`): the `harness` console script
+"""A native crash in an engine is contained (`harness.shell.worker`): the `harness` console script
 (here `python -m harness`) runs the commands that load engines in a worker process, so a
 signal inside an engine's generation loop (a fault point that raises it, as an illegal
 instruction or a bad pointer in native code would) ends in one line naming the model, the
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from harness.run.worker import crash_line
+from harness.shell.worker import crash_line
 
 from .support.helpers import in_process, write_config
 from .support.paths import DEMO, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REPO, SMOLLM
@@ -144,7 +144,7 @@ def test_the_crash_line_names_what_it_knows() -> None:
 
 
 def test_commands_that_load_no_model_run_in_process() -> None:
-    from harness.run.worker import supervised
+    from harness.shell.worker import supervised
 
     assert supervised(["compare", "--config", "x"]) and supervised(["ladder"])
     assert not supervised(["report", "x"]) and not supervised(["validate", "x"])
@@ -266,12 +266,12 @@ def test_sigterm_acts_within_5_s_during_a_long_teacher_forced_pass(tmp_path: Pat
 def test_the_worker_ends_when_its_lifeline_closes() -> None:
     """The pipe only the `harness` process writes to: at its EOF the worker gets SIGTERM,
     even where PR_SET_PDEATHSIG would not fire (here the parent, this test, lives on)."""
-    from harness.run.worker import LIFELINE_ENV, PARENT_ENV, WORKER_ENV
+    from harness.shell.worker import LIFELINE_ENV, PARENT_ENV, WORKER_ENV
 
     read, write = os.pipe()
     script = (
         "import time\n"
-        "from harness.run.worker import follow_parent\n"
+        "from harness.shell.worker import follow_parent\n"
         "follow_parent()\n"
         "print('ready', flush=True)\n"
         "time.sleep(60)\n"

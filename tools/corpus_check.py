@@ -116,8 +116,8 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--skip-harness", action="store_true")
     args = parser.parse_args()
+    from harness.commands.corpus import corpus_models
     from harness.inputs.config import load_config
-    from harness.pipeline import corpus_models
 
     cfg = load_config(args.config)
     out = args.out or Path("reports") / f"{cfg.name}-corpus"

@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--explain", type=int, default=10, help="differences explained, at most")
     args = parser.parse_args()
+    from harness.commands.corpus import corpus_models
     from harness.inputs.config import load_config
-    from harness.pipeline import corpus_models
 
     cfg = load_config(args.config)
     models = {m.name: m for m in corpus_models(cfg)}

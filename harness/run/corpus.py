@@ -31,10 +31,10 @@ from harness.analysis.stats import quantile
 from harness.records import CorpusSettings, ModelSpec
 from harness.records.codec import to_json
 from harness.records.errors import HarnessError
-from harness.run import worker
 from harness.run.backends import Backend, open_backend
 from harness.run.backends.base import TokenizerMismatch
 from harness.run.probes import LogprobStore, picked_nll, token_stats
+from harness.shell import worker
 
 SCHEMA_VERSION = 1
 

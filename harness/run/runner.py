@@ -34,7 +34,6 @@ from harness.records import (
 )
 from harness.records.codec import from_json, to_json
 from harness.records.errors import HarnessError
-from harness.run import worker
 from harness.run.backends import Backend, engine_class, open_backend
 from harness.run.backends.base import (
     Generated,
@@ -59,6 +58,7 @@ from harness.run.probes import (
 )
 from harness.run.quantize import quantize, quantizer_of
 from harness.run.quantize.quantizers import QuantizeRecipe
+from harness.shell import worker
 from harness.store import faults
 from harness.store.runcache import (
     MODEL,

@@ -20,8 +20,8 @@ from harness.analysis.results import (
     config_json,
 )
 from harness.analysis.review import Reviews
+from harness.commands.compare import analyze, write_artifacts
 from harness.inputs.evalset import load_evalset
-from harness.pipeline import analyze, write_artifacts
 from harness.records import CompareConfig, Generation, ModelRun, ModelSpec
 from harness.store.rundir import RunDir
 

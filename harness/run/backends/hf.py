@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.records import EvalItem, ModelSpec
-from harness.run import console
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -28,6 +27,7 @@ from harness.run.backends.base import (
     checkpoint_fingerprint,
 )
 from harness.run.backends.chat import chat_input
+from harness.shell import console
 from harness.store import faults
 
 if TYPE_CHECKING:

@@ -29,7 +29,6 @@ from typing import Any
 
 from harness.records import EvalItem, ModelSpec
 from harness.records.schema import setting
-from harness.run import console
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -41,6 +40,7 @@ from harness.run.backends.base import (
     ends_on_string,
 )
 from harness.run.backends.chat import chat_input
+from harness.shell import console
 from harness.store import faults
 
 

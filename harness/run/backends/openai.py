@@ -38,7 +38,6 @@ from typing import Any, TypeVar
 from harness.records import ModelSpec
 from harness.records.errors import HarnessError, RecordError
 from harness.records.schema import setting
-from harness.run import console
 from harness.run.backends.base import (
     Backend,
     Capabilities,
@@ -51,6 +50,7 @@ from harness.run.backends.base import (
     ends_on_string,
 )
 from harness.run.backends.hf import HFTokenizerMethods, end_of_turn, eos_list, load_tokenizer
+from harness.shell import console
 
 T = TypeVar("T")
 RETRYABLE = (429, 500, 502, 503, 504)

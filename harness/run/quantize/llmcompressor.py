@@ -129,8 +129,8 @@ class LlmCompressor:
         out: Path,
         texts: Callable[[str], list[str]],
     ) -> dict[str, str | None]:
-        from harness.run import console, worker
         from harness.run.quantize import SEED, package_version
+        from harness.shell import console, worker
 
         with (
             worker.running(baseline, "llm-compressor", f"quantizing ({spec.describe()})"),

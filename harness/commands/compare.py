@@ -1,16 +1,13 @@
-"""The library API: `compare(config, out) -> Results`, `rebuild(run_dir) -> Results` and
-`import_review(run_dir, review) -> Results`. The command line is a thin layer over these.
+"""`harness compare` (and `ladder`, `sweep`: a compare of a ladder's rungs): the main job.
 
 compare:  items + ready candidates ─► run (generations on disk) ─► analyze ─► run.json once,
-          artifacts, the staging folder renamed into place
-rebuild:  run.json + generations ─► analyze ─► artifacts (no model, no torch)
-"""
+          artifacts, the staging folder renamed into place"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
-import json
 import logging
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +19,7 @@ from typing import Any
 from harness.analysis.candidate_metrics import summarize
 from harness.analysis.gate import check_computable, gate
 from harness.analysis.ladder import summarize_ladder
-from harness.analysis.pairing import pair, pair_samples, sample_item
+from harness.analysis.pairing import pair, pair_samples
 from harness.analysis.results import (
     CandidateInfo,
     CandidateResult,
@@ -38,34 +35,33 @@ from harness.analysis.results import (
     item_results,
     model_info,
 )
-from harness.analysis.review import ReviewError, Reviews, check_review, merge, review_status
+from harness.analysis.review import Reviews, review_status
 from harness.analysis.scorers import reference_free
 from harness.analysis.sequential import sequence_intervals
+from harness.commands.common import (
+    CACHE_HELP,
+    positive_int,
+    report_verdicts,
+)
 from harness.inputs.config import check_pool
 from harness.inputs.evalset import load_evalset
 from harness.inputs.pool import pool_order
-from harness.inputs.review import read_review
 from harness.inputs.sizes import parameter_count, weights_bytes
 from harness.records import (
     CompareConfig,
     EvalItem,
-    ModelSpec,
-    Outcome,
     PairedItem,
     ReadyCandidate,
 )
 from harness.records.errors import HarnessError
 from harness.render.report import render_all
-from harness.store.outputs import owned_folder
 from harness.store.rundir import (
     RunDir,
-    RunFolderError,
     check_out,
     dumps,
     locked,
     publish,
     staging_for,
-    write_atomic,
 )
 
 logger = logging.getLogger(__name__)
@@ -270,35 +266,6 @@ def _run_and_publish(
     return results
 
 
-def corpus_models(cfg: CompareConfig, cache: Path | None = None) -> list[ModelSpec]:
-    """The baseline and every candidate (quantized when missing, cached)."""
-    from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.runner import ready_candidate
-
-    baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
-    ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
-    return [cfg.baseline, *(c.spec for c in ready)]
-
-
-def corpus(config: Path, out: Path | None, cache: Path | None = None) -> tuple[Any, str]:
-    """`harness corpus`: every model of the config (candidates quantized as for compare) on
-    the `[corpus]` text; writes corpus.json and corpus.md to `out`."""
-    from harness.inputs.config import load_config
-    from harness.run.corpus import render_table, run_corpus
-
-    cfg = load_config(config)
-    if cfg.corpus is None:
-        raise HarnessError(f"{config}: no [corpus] table (text, context, chunks, reference)")
-    folder = owned_folder(out or Path("reports") / f"{cfg.name}-corpus", "corpus")
-    result = run_corpus(
-        corpus_models(cfg, cache), cfg.corpus, cfg.corpus.reference or cfg.baseline.name
-    )
-    table = render_table(result)
-    write_atomic(folder / "corpus.json", dumps(result.to_json()))
-    write_atomic(folder / "corpus.md", table)
-    return result, table
-
-
 def check_embedder(cfg: CompareConfig, items: list[EvalItem]) -> None:
     """Reference-free items are judged by a sentence-embedding model: it must be there before
     any model runs."""
@@ -307,60 +274,6 @@ def check_embedder(cfg: CompareConfig, items: list[EvalItem]) -> None:
             f"{cfg.path}: reference-free items need the sentence-embedding model at "
             f"{cfg.agreement.model} ([agreement] model): run `make real-model`"
         )
-
-
-def rebuild(run_dir: Path) -> Results:
-    """Re-derive every artifact of a run folder from what is on disk (no model loaded)."""
-    with _writing(run_dir, "which is writing the same run folder"):
-        return _rebuild(run_dir)
-
-
-@contextlib.contextmanager
-def _writing(run_dir: Path, what: str) -> Iterator[None]:
-    """The run folder's lock, waited for: one writer at a time (a compare publishing it, a
-    report rebuild, a review import), each reading what the one before wrote."""
-    if not run_dir.is_dir():
-        raise RunFolderError(f"{run_dir}: no such run folder")
-    with locked(run_dir, wait=True, what=what):
-        yield
-
-
-def _rebuild(run_dir: Path, reviews: Reviews | None = None) -> Results:
-    """`rebuild`, the lock held. With `reviews` (new verdicts merged), they are written with
-    the artifacts, all or none."""
-    folder = RunDir(run_dir)
-    run = folder.read_run()
-    results, paired = analyze(run, folder, folder.read_reviews() if reviews is None else reviews)
-    write_artifacts(folder, run, results, paired, reviews)
-    return results
-
-
-def import_review(run_dir: Path, review_path: Path) -> tuple[int, Results]:
-    """Merge a reviewer's verdicts into the run, then rebuild every artifact (and the gate).
-    Returns how many verdicts the review brought, and the new results. Imports into one
-    folder take its lock in turn: each merges into what the one before wrote."""
-    review = read_review(review_path)
-    with _writing(run_dir, "which is writing the same run folder (a review import?)"):
-        folder = RunDir(run_dir)
-        run = folder.read_run()
-        # The report's items: the eval set's and, with lm-eval tasks, their samples.
-        ids = {item.id for item in run.items}
-        if run.header.settings.lm_eval is not None:
-            ids |= {sample_item(s).id for s in folder.read_samples(run.header.baseline.name)}
-        # What the review queue showed: per candidate, the items whose outcome is not
-        # identical (read from results.json: outcomes do not depend on reviews, so nothing is
-        # re-paired).
-        flagged: dict[str, set[str]] = {c.name: set() for c in run.candidates}
-        for it in folder.read_results().items:
-            for name, side in it.candidates.items():
-                if side.outcome != Outcome.IDENTICAL.value:
-                    flagged[name].add(it.id)
-        try:
-            verdicts = check_review(review, run.header.run_id, run.results_sha256, ids, flagged)
-        except ReviewError as exc:
-            raise ReviewError(f"{review_path}: {exc}") from None
-        merged = merge(folder.read_reviews(), review, verdicts, now())
-        return len(verdicts), _rebuild(run_dir, merged)
 
 
 def analyze(
@@ -500,115 +413,93 @@ def evalset_info(
     )
 
 
-def sample_traffic(
-    cfg: CompareConfig, force: bool = False, run_cache: Path | None = None
-) -> dict[str, Any]:
-    """`harness traffic sample`: mine the `[traffic]` pool with the baseline, draw the weighted
-    eval set (and a calibration set from the rest), write them and the signals beside; returns
-    the summary written as `<out>.sample.json`."""
-    from harness.analysis.sampling import HARD, check_pool, draw, hard_items, weight
-    from harness.run.mining import mine, signal_rows
-    from harness.store.outputs import check_file, check_not_input
-    from harness.store.runcache import RunCache
-    from harness.store.rundir import write_all
+HELP = {
+    "compare": "the main job: run, score, pair, report, gate",
+    "ladder": "a precision ladder ([ladder] rungs): the lightest rung that passes",
+    "sweep": "the same as ladder",
+}
 
-    t = cfg.traffic
-    if t is None:
-        raise HarnessError(f"{cfg.path}: no [traffic] table: nothing to sample")
-    out = Path(t.out)
-    files = {
-        "sample": out,
-        "signals": t.beside("signals.jsonl"),
-        "summary": t.beside("sample.json"),
-    }
-    if t.calibration:
-        files["calibration"] = t.beside("calibration.jsonl")
-    from harness.inputs.evalset import expand_paths
 
-    sources, _ = expand_paths([t.pool])  # a file, a glob or a folder, as an eval set may be
-    for path in files.values():
-        check_not_input(path, sources)
-        check_file(path, force)
-    items = load_evalset([t.pool])  # validated: file, line and id named on a bad line
-    lines = {}  # each item's line as written in the pool
-    for path in sources:
-        for text in path.read_text(encoding="utf-8").splitlines():
-            if text.strip():
-                obj = json.loads(text)
-                lines[obj["id"]] = obj
-    if any(item.logged_output for item in items):
-        # A pool with production's answers is for replaying them: an item without one (a
-        # request that failed, a log line without its answer) cannot be replayed, so it is
-        # never drawn, and the weights then speak for the answered traffic.
-        unanswered = {item.id for item in items if not item.logged_output}
-        if unanswered:
-            logger.warning(
-                "%d of %d pool items have no logged answer and are not drawn (a replay needs "
-                "the answer production served)",
-                len(unanswered),
-                len(items),
-            )
-            items = [item for item in items if item.id not in unanswered]
-            lines = {k: v for k, v in lines.items() if k not in unanswered}
-    check_pool(lines, t.size, t.calibration)  # before the baseline mines anything
-    signals = mine(cfg.baseline, items, cfg.generation, RunCache(run_cache))
-    values = {s.id: s.value(t.signal) for s in signals}
-    hard = hard_items(values, t.signal, t.hard_share)
-    ids = [i.id for i in items]
-    drawn = draw(ids, hard, t.size, t.hard_fraction, t.seed, t.calibration)
-    chosen, calib = set(drawn.chosen), set(drawn.calibration)
-    sample_lines, rows = [], []
-    for s, row in zip(signals, signal_rows(signals), strict=True):
-        base = float(lines[s.id].get("weight", 1.0))
-        row |= {
-            "stratum": drawn.stratum_of[s.id],
-            "inclusion": drawn.inclusion(s.id),
-            "pool_weight": base,
-            "drawn": s.id in chosen,
-            "calibration": s.id in calib,
-        }
-        if s.id in chosen:
-            row["weight"] = weight(base, drawn.inclusion(s.id))
-            line = dict(lines[s.id])
-            line["weight"] = row["weight"]
-            line["difficulty"] = "hard" if s.id in hard else "common"
-            sample_lines.append(line)
-        rows.append(row)
-    cut = [v for i in hard if (v := values[i]) is not None]
-    summary: dict[str, Any] = {
-        "pool": t.pool,
-        "pool_items": len(items),
-        "pool_sha256": hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest(),
-        "baseline": cfg.baseline.name,
-        "signal": t.signal,
-        "hard_cut": (max(cut) if t.signal != "mean_entropy" else min(cut)) if cut else None,
-        "strata": [
-            {"name": s.name, "pool": s.pool, "drawn": s.drawn, "inclusion": s.inclusion}
-            for s in drawn.strata
-        ],
-        "size": len(drawn.chosen),
-        "calibration": len(drawn.calibration),
-        "seed": t.seed,
-        "files": {k: str(v) for k, v in files.items()},
-    }
-    texts = {
-        files["sample"]: _jsonl(sample_lines),
-        files["signals"]: _jsonl(rows),
-        files["summary"]: dumps(summary),
-    }
-    if t.calibration:
-        texts[files["calibration"]] = _jsonl([lines[i] for i in ids if i in calib])
-    write_all(texts)
-    hard_drawn = next(s.drawn for s in drawn.strata if s.name == HARD)
-    logger.info(
-        "drew %d of %d items (%d hard), %d for calibration",
-        len(chosen),
-        len(ids),
-        hard_drawn,
-        len(calib),
+EXAMPLES = {
+    "compare": """examples:
+  harness compare --config demo.toml                      # the demo: reports/demo/
+  harness compare --config my.toml --limit 20             # a smoke run: never a pass
+  harness compare --config my.toml --evalset hard.jsonl   # another eval set, same models
+  harness compare --config my.toml --candidate q4=/models/q4   # another checkpoint for q4
+exit codes: 0 every gated candidate passes · 1 one fails or is undecided · 2 an error""",
+    "ladder": """examples:
+  harness ladder --config ladder.toml      # the lightest rung that passes the gate
+exit codes: 0 the release decision is pass · 1 it is not · 2 an error""",
+}
+
+
+EXAMPLES["sweep"] = EXAMPLES["ladder"].replace("harness ladder", "harness sweep")
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.inputs.config import apply_overrides, load_config
+
+    cfg = apply_overrides(load_config(args.config), args.evalset, args.candidate)
+    if args.command in ("ladder", "sweep") and cfg.ladder is None:
+        raise HarnessError(f"{args.config}: no [ladder] table: list the rungs as [[ladder.rungs]]")
+    out = args.out or Path("reports") / cfg.name
+    return report_verdicts(compare(cfg, out, args.cache, args.run_cache, args.limit), out)
+
+
+def _compare_parser(sub: Any, command: str) -> None:
+    """compare, ladder and sweep take the same flags (a ladder is a compare of its rungs)."""
+    compare = sub.add_parser(
+        command,
+        help=HELP[command],
+        description=HELP[command],
+        epilog=EXAMPLES[command],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    return summary
+    compare.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help="the compare config (TOML; docs/configuration.md); its paths resolve from its folder",
+    )
+    compare.add_argument("--out", type=Path, help="run folder (default reports/<name>)")
+    compare.add_argument(
+        "--evalset",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="replaces the config's evalsets",
+    )
+    compare.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a checkpoint for candidate NAME",
+    )
+    compare.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help=CACHE_HELP,
+    )
+    compare.add_argument(
+        "--run-cache",
+        type=Path,
+        default=None,
+        help="model runs: the baseline's, a ladder's, what a killed run resumes from "
+        "(default: runs/ in the harness home)",
+    )
+    compare.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="a smoke run: only the first N items of the pool's seeded order; it never "
+        "passes the gate (undecided, exit 1, unless a rule fails)",
+    )
+    compare.set_defaults(func=run)
 
 
-def _jsonl(rows: list[dict[str, Any]]) -> str:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+def add_parser(sub: Any) -> None:
+    for command in ("compare", "ladder", "sweep"):
+        _compare_parser(sub, command)

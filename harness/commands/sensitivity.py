@@ -1,4 +1,5 @@
-"""Sensitivity of a ladder rung, layer by layer, and a mixed recipe proposed from it.
+"""`harness sensitivity`: the sensitivity of a ladder rung, layer by layer, and a mixed
+recipe proposed from it.
 
 For an llm-compressor rung (usually the first that fails), each decoder layer is quantized
 alone with the rung's recipe (every other module ignored), and the model is teacher-forced
@@ -15,6 +16,7 @@ is a rung to add to the ladder, whose rerun runs only that rung and shows whethe
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
@@ -22,12 +24,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.commands.common import CACHE_HELP, RUNS_HELP
 from harness.inputs.config import load_config
 from harness.inputs.evalset import load_evalset
 from harness.records import SCHEMES, CompareConfig, QuantizeSpec
 from harness.records.errors import HarnessError
-from harness.run import worker
 from harness.run.quantize import quantizer_of
+from harness.shell import worker
+from harness.shell.exits import EXIT_OK
+from harness.store.outputs import owned_folder
 from harness.store.runcache import RunCache, baseline_key
 
 LAYER = re.compile(r"^(model\.layers\.(\d+))\.")
@@ -181,3 +186,48 @@ def rung_toml(name: str, spec: QuantizeSpec, recipe: Path, base_dir: Path) -> st
         parts.append(f"samples = {spec.samples}")
     parts.append(f"recipe = '{os.path.relpath(recipe, base_dir)}'")
     return f'[[ladder.rungs]]\nname = "{name}"\nquantize = {{ {", ".join(parts)} }}\n'
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.store.rundir import dumps, write_atomic
+
+    out = owned_folder(
+        args.out or Path("reports") / f"{args.config.stem}-sensitivity", "sensitivity"
+    )
+    found = measure(
+        args.config,
+        args.rung,
+        out,
+        args.keep,
+        args.keep_scheme,
+        args.cache,
+        args.run_cache,
+    )
+    for row in sorted(found["layers"], key=lambda r: -r["mean_kld"]):
+        print(f"{row['layer']:>24}  mean KLD {row['mean_kld']:.4g}")
+    print(
+        f"summed per-layer KLD {found['summed_layer_kld']:.4g}; kept in "
+        f"{found['keep_scheme']}: {', '.join(found['keep'])} ({found['kept_share']:.0%} of it)"
+    )
+    print(f"recipe: {found['proposed_recipe']}; add this rung to the ladder and rerun it:")
+    print(found["toml"], end="")
+    write_atomic(out / "sensitivity.json", dumps(found))
+    return EXIT_OK
+
+
+def add_parser(sub: Any) -> None:
+    sens = sub.add_parser(
+        "sensitivity", help="per-layer cost of a ladder rung and a mixed recipe to try"
+    )
+    sens.add_argument("--config", required=True, type=Path, help="the ladder's config")
+    sens.add_argument("--rung", required=True, help="an llm-compressor rung (the first failing)")
+    sens.add_argument("--keep", type=int, help="layers to keep (default: half the cost)")
+    sens.add_argument("--keep-scheme", default="W8A16", help="their scheme (default W8A16)")
+    sens.add_argument(
+        "--out",
+        type=Path,
+        help="folder for the recipe and sensitivity.json (default reports/<config>-sensitivity)",
+    )
+    sens.add_argument("--cache", type=Path, default=None, help=CACHE_HELP)
+    sens.add_argument("--run-cache", type=Path, default=None, help=RUNS_HELP)
+    sens.set_defaults(func=run)
