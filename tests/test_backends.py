@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.records import ModelSpec
 from harness.run.backends import UnknownBackend, engine_class, open_backend
 from harness.run.backends.hf import HFBackend
+from harness.shell.cli import main
 
 from .support.helpers import write_config, write_jsonl
 

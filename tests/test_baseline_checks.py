@@ -77,7 +77,7 @@ def test_a_baseline_that_cannot_do_the_set_is_said_first(
     """The demo model on sums whose references it never writes (every reference off by
     one): the baseline scores 0, and the CLI, summary.md and the report say so before any
     verdict."""
-    from harness.cli import main
+    from harness.shell.cli import main
 
     from .support.helpers import write_config
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
+from harness.shell.cli import main
 
 from .support.helpers import (
     PAYLOADS,

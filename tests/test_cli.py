@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from harness.analysis.formats import pct, pts
-from harness.cli import main
+from harness.shell.cli import main
 
 from .support.helpers import (
     PAYLOADS,
@@ -656,7 +656,7 @@ def test_every_option_is_described_and_compare_ends_with_examples(
 ) -> None:
     import argparse
 
-    from harness.cli import build_parser
+    from harness.shell.cli import build_parser
 
     def undescribed(parser: argparse.ArgumentParser, name: str) -> list[str]:
         out = []

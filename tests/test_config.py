@@ -39,7 +39,7 @@ def error(tmp_path: Path, text: str) -> str:
 
 def test_demo_config_resolves_paths_against_its_folder() -> None:
     cfg = load_config(REPO / "demo.toml")
-    assert cfg.name == "demo" and cfg.baseline.path == str(REPO / "harness/demo/model")
+    assert cfg.name == "demo" and cfg.baseline.path == str(REPO / "demo/model")
     assert [c.name for c in cfg.candidates] == [
         "w8a16-rtn",
         "w4a16-gptq-traffic",

@@ -145,7 +145,7 @@ def test_committed_model_accuracy_bounds() -> None:
 
 
 def test_validate_accepts_every_shipped_set(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from harness.shell.cli import main
 
     demo = sorted(str(p) for p in (EVALSETS / "demo").glob("*.jsonl"))
     calibration = sorted(str(p) for p in (EVALSETS / "calibration").glob("*.jsonl"))

@@ -103,8 +103,8 @@ def test_the_traffic_example_resolves_from_any_folder(tmp_path: Path, monkeypatc
     run from another folder: every path it names resolves (the baseline in the harness home,
     where `make real-model` puts it; the pool and the files it writes beside the config; the
     [agreement] model's default in the harness home), and `validate` says ok."""
-    from harness.cli import main
     from harness.inputs.config import load_config
+    from harness.shell.cli import main
 
     folder, elsewhere = tmp_path / "mine", tmp_path / "elsewhere"
     folder.mkdir()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.shell.cli import main
 
 from .support.helpers import write_config
 from .support.paths import REPO
@@ -21,7 +21,7 @@ def test_demo_model_through_gptq_compare_and_report(tmp_path: Path) -> None:
     cfg = write_config(
         tmp_path / "e2e.toml",
         f"{REPO / 'evalsets' / 'demo'}/*.jsonl",
-        REPO / "harness" / "demo" / "model",
+        REPO / "demo" / "model",
         {"w4a16-gptq": {"quantize": gptq}},
         {"max_weighted_accuracy_drop": 0.05},
         name="e2e",

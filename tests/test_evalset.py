@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.scorers import Scorer
-from harness.cli import main
 from harness.inputs.evalset import EvalsetError, load_evalset
 from harness.records import Difficulty, Role
+from harness.shell.cli import main
 
 GOOD = {"id": "a", "prompt": "add 1+2=", "reference": "3"}
 
@@ -282,7 +282,9 @@ def test_cli_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "[1]", '{"id": ')
     run = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "validate", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "harness.shell.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 2
     assert "Traceback" not in run.stderr

@@ -53,7 +53,7 @@ def write_config(
 
 
 def harness(*args: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", *args]
+    return [sys.executable, "-m", "harness.shell.cli", *args]
 
 
 def default_sigint() -> None:

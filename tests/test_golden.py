@@ -40,10 +40,10 @@ import pytest
 
 from harness.analysis.gate_rules import three_way
 from harness.analysis.stats import paired_drop
-from harness.cli import main
 from harness.inputs.sizes import parameter_count, weights_bytes
 from harness.records import StatsConfig
 from harness.records.home import models
+from harness.shell.cli import main
 
 from .support.paths import REPO
 

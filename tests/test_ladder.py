@@ -19,12 +19,12 @@ import pytest
 from harness.analysis.ladder import answer, breaks_first, calibration_pairs, cliffs, decide, pareto
 from harness.analysis.results import CandidateInfo, CandidateResult
 from harness.analysis.review import ReviewStatus
-from harness.cli import main
 from harness.commands.sensitivity import LayerCost, propose
 from harness.inputs.config import ConfigError, parse_config
 from harness.records import CandidateMetrics, GgufSpec, Interval, QuantizeSpec
 from harness.records.ladder import Rung, RungSlice
 from harness.records.settings import GateVerdict
+from harness.shell.cli import main
 
 from .support.helpers import run_args, write_config
 from .support.paths import NEEDS_LLAMA_CPP, REPO
@@ -288,7 +288,7 @@ def write_ladder(path: Path, rungs: list[str], **decision: Any) -> Path:
     return write_config(
         path,
         f"{REPO}/evalsets/demo/*.jsonl",
-        REPO / "harness" / "demo" / "model",
+        REPO / "demo" / "model",
         {},
         {"max_weighted_accuracy_drop": 0.02, "max_hard_accuracy_drop": 0.03},
         name="ladder",
@@ -441,7 +441,7 @@ def test_sigkill_in_the_middle_of_a_rung_then_rerun_gives_the_same_results(
 ) -> None:
     cfg = write_ladder(tmp_path / "ladder.toml", ["w8a16", "gguf-q8_0", "w4a16-rtn"])
     runs, out, quantized = tmp_path / "runs", tmp_path / "run", demo_ladder.parent / "quantized"
-    cmd = [sys.executable, "-m", "harness.cli", *ladder_args(cfg, out, quantized, runs)]
+    cmd = [sys.executable, "-m", "harness.shell.cli", *ladder_args(cfg, out, quantized, runs)]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed_in = None
     deadline = time.monotonic() + 600

@@ -198,7 +198,7 @@ def test_lm_eval_tasks_on_llama_cpp_agree_with_transformers(engines: Any, tmp_pa
 
 
 def test_quantize_command_makes_a_gguf(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.cli import main
+    from harness.shell.cli import main
 
     out = tmp_path / "q8.gguf"
     args = [
@@ -260,7 +260,7 @@ def test_code_prompts_are_fed_the_baselines_ids(made: dict[str, Any], tmp_path: 
     14 prompts differently (a run of spaces after a blank line before a digit or a quote);
     every model is fed the baseline's ids, every item is paired, and the F32 GGUF's outputs
     are transformers' (measured at 32 tokens: 14 of 14 identical)."""
-    from harness.cli import main
+    from harness.shell.cli import main
 
     out = tmp_path / "run"
     cfg = write_config(

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
 from harness.records import LmEvalConfig, ModelSpec
 from harness.run.backends import open_backend
 from harness.run.lmeval import (
@@ -19,6 +18,7 @@ from harness.run.lmeval import (
     run_tasks,
     task_manager,
 )
+from harness.shell.cli import main
 from harness.store.rundir import RunDir
 
 from .support.helpers import write_config
@@ -122,7 +122,7 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     assert task_manager(str(tmp_path))._index == manager._index
     result: Any = simple_evaluate(
         model="hf",
-        model_args=f"pretrained={REPO / 'harness' / 'demo' / 'model'},dtype=float32",
+        model_args=f"pretrained={REPO / 'demo' / 'model'},dtype=float32",
         tasks=["harness_add"],
         task_manager=manager,
         log_samples=True,
@@ -132,9 +132,7 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     )
     theirs = {s["doc_id"]: float(s["exact_match"]) for s in result["samples"]["harness_add"]}
     items = load_evalset([str(evalset)])
-    with open_backend(
-        ModelSpec(name="demo", path=str(REPO / "harness" / "demo" / "model"))
-    ) as backend:
+    with open_backend(ModelSpec(name="demo", path=str(REPO / "demo" / "model"))) as backend:
         outputs = generate_texts(
             backend, items, GenerationSettings(max_new_tokens=32, batch_size=64)
         )

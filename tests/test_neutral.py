@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
 from harness.records.neutral import markdown_text, terminal_text, visible_bidi, xml_text
+from harness.shell.cli import main
 
 
 def test_xml_text_escapes_what_xml_forbids() -> None:

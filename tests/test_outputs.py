@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.shell.cli import main
 from harness.store.outputs import MARKER, OutputError, copy_file, output_folder, owned_folder
 from harness.store.rundir import clean_leftovers
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
+from harness.shell.cli import main
 from tests.support.helpers import write_config
 from tests.support.paths import MINILM, NEEDS_REAL_MODEL, QUANTIZED, REAL, SMOLLM
 

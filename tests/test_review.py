@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
+from harness.shell.cli import main
 
 from .support.helpers import flipping_rows, write_config, write_jsonl
 
@@ -230,7 +230,7 @@ def test_concurrent_imports_keep_every_reviewers_verdicts(run: Path) -> None:
         ]
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "harness.cli", "review", "import", str(run), str(f)],
+                [sys.executable, "-m", "harness.shell.cli", "review", "import", str(run), str(f)],
                 cwd=REPO,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -187,7 +187,7 @@ def test_adding_a_candidate_reads_the_baseline_back(tmp_path: Path) -> None:
     runs the added one alone (the baseline and the first candidate are read back)."""
     import json
 
-    from harness.cli import main
+    from harness.shell.cli import main
 
     from .support.helpers import write_config
     from .support.paths import DEMO, REPO

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.shell.cli import main
 from harness.store import rundir
 
 from .support.helpers import flipping_rows, write_config, write_jsonl

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from harness.cli import main
 from harness.inputs.evalset import load_evalset
 from harness.inputs.pool import pool_order
 from harness.records import SequentialSettings
 from harness.run.sequential import round_ends
+from harness.shell.cli import main
 
 from .support.helpers import write_config
 from .support.paths import DEMO, QUANTIZED, REPO
@@ -241,7 +241,7 @@ def test_a_sequential_run_killed_in_its_second_round_resumes_there(tmp_path: Pat
     assert main(args(whole)) == 1  # undecided: fail-closed
 
     def harness(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "harness.cli", *args(killed)]
+        command = [sys.executable, "-m", "harness.shell.cli", *args(killed)]
         return subprocess.run(
             command, cwd=REPO, capture_output=True, text=True, check=False, env=os.environ | env
         )

@@ -68,7 +68,12 @@ def test_a_top_k_store_resumes_after_sigkill_and_every_kld_is_a_marked_lower_bou
 
     # killed (SIGKILL) after 3 of the baseline's 8 batches, then run again
     killed = subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args(top_cfg, tmp_path / "run", tmp_path, "runs")],
+        [
+            sys.executable,
+            "-m",
+            "harness.shell.cli",
+            *args(top_cfg, tmp_path / "run", tmp_path, "runs"),
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

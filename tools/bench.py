@@ -52,7 +52,7 @@ name = "bench"
 evalsets = ["{evalset}"]
 [baseline]
 name = "fp32"
-path = "{REPO / "harness" / "demo" / "model"}"
+path = "{REPO / "demo" / "model"}"
 [[candidates]]
 name = "w8a16-rtn"
 quantize = {{ scheme = "W8A16", method = "rtn" }}
@@ -67,7 +67,7 @@ max_weighted_accuracy_drop = 1.0
 
 def child(config: Path, out: Path, report: Path) -> None:
     """Run one compare in this process; write its wall time and peak RSS."""
-    from harness.cli import main
+    from harness.shell.cli import main
 
     started = time.monotonic()
     code = main(["compare", "--config", str(config), "--out", str(out)])

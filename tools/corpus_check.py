@@ -125,7 +125,7 @@ def main() -> None:
         cmd = [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.shell.cli",
             "corpus",
             "--config",
             str(args.config),

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO / "harness" / "demo" / "model"
+DEMO = REPO / "demo" / "model"
 TEXT = REPO / "evalsets" / "demo"
 # (llama-quantize type, the ggml type that must then hold weights); F32 is the conversion.
 KERNELS = (

@@ -98,7 +98,7 @@ def main() -> None:
         cmd = [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.shell.cli",
             "compare",
             "--config",
             str(config),

@@ -156,7 +156,7 @@ def main() -> None:
         size = log.stat().st_size
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "traffic", "import", str(log), "--out",
+            [sys.executable, "-m", "harness.shell.cli", "traffic", "import", str(log), "--out",
              str(Path(tmp) / "set.jsonl")],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

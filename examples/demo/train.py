@@ -3,7 +3,7 @@
 A small `LlamaForCausalLM` over the char-level tokenizer, trained on the seeded synthetic
 stream of `examples.demo.data`, loss on the answer tokens only. The result (fp32 safetensors,
 tokenizer.json, config, and `training.json` with the settings, loss curve and wall time)
-is written to `harness/demo/model/`, where it is committed, so nobody retrains to run the demo.
+is written to `demo/model/`, where it is committed, so nobody retrains to run the demo.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from examples.demo.tasks import Example
 from examples.demo.tokenizer import build_tokenizer
 
 # The committed model lives in the package, where `make compare` (demo.toml) finds it.
-MODEL_DIR = Path(__file__).resolve().parents[2] / "harness" / "demo" / "model"
+MODEL_DIR = Path(__file__).resolve().parents[2] / "demo" / "model"
 IGNORE = -100
 
 

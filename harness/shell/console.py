@@ -136,7 +136,7 @@ def _harness_logger() -> None:
 def session(verbose: bool) -> Iterator[None]:
     """One command: the harness's logger to stderr, the libraries quiet unless `verbose`.
     Everything changed is put back afterwards (environment, logger levels, warning filters,
-    transformers' own switches), so a library caller of `harness.cli.main` and the processes
+    transformers' own switches), so a library caller of `harness.shell.cli.main` and the processes
     it starts later are left as they were."""
     global _quiet
     _harness_logger()

@@ -3,7 +3,7 @@
 llama.cpp and torch run native code in the harness's own process; an illegal instruction, a
 segmentation fault or a C++ abort there kills the process at once, with no Python exception
 to catch and no message. So `harness` (the console script, and `python -m harness`) runs
-the commands that load engines in a child process (`python -m harness.cli ...`, the same
+the commands that load engines in a child process (`python -m harness.shell.cli ...`, the same
 command) and waits: when the child dies by a signal, the parent prints one line naming the
 model, the engine and the signal, and exits 2. Nothing is lost that a kill would not lose
 anyway: finished batches are in the run cache's journal (fsynced as each finishes, so a
@@ -137,7 +137,7 @@ def run(words: Sequence[str]) -> tuple[int, str | None]:
     # alone, which passes it on once (a second SIGINT would cut the worker's clean-up short).
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", *words],
+            [sys.executable, "-m", "harness.shell.cli", *words],
             env=env,
             process_group=0,
             pass_fds=(read,),

@@ -197,7 +197,7 @@ def in_process(*args: str) -> subprocess.CompletedProcess[str]:
     """The CLI run in this process, from the repository's root: its exit code, stdout and
     stderr, as a subprocess would give them, without a second interpreter's imports (seconds
     a run). For runs that are not killed and set no fault."""
-    from harness.cli import main
+    from harness.shell.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.chdir(REPO), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -15,7 +15,7 @@ from harness.records.home import quantized
 from harness.run.llamacpp_home import bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "harness" / "demo" / "model"
+DEMO = REPO / "demo" / "model"
 SMOLLM = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
 MINILM = REPO / ".cache" / "harness" / "models" / "all-MiniLM-L6-v2"
 REAL = REPO / "evalsets" / "real"
