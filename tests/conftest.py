@@ -128,7 +128,7 @@ def smollm2_ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     from .support.paths import REPO, SMOLLM
 
-    calibration = REPO / "evalsets" / "calibration" / "generic.jsonl"
+    calibration = REPO / "data" / "calibration" / "generic.jsonl"
     cache = tmp_path_factory.mktemp("gguf-cache")
     fp = checkpoint_fingerprint(str(SMOLLM))
     specs = {

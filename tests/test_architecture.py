@@ -184,7 +184,7 @@ def test_analysis_modules_import_without_torch() -> None:
 
 @pytest.mark.slow
 def test_report_and_validate_never_import_torch(tmp_path: Path) -> None:
-    from .support.synthetic import synthetic_run
+    from benchmarks.synthetic import synthetic_run
 
     synthetic_run(tmp_path / "run", 30, candidates=2)
     demo = REPO / "demo.toml"

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from experiments.calibration import ALPHA, betting_verdicts, outcomes
 from harness.analysis import betting
 from harness.analysis.betting import (
     DROP,
@@ -20,7 +21,6 @@ from harness.analysis.betting import (
     pool_tests,
 )
 from harness.analysis.gate_rules import three_way
-from tools.calibration import ALPHA, betting_verdicts, outcomes
 
 LOG40 = math.log(40)
 

@@ -211,7 +211,7 @@ def test_the_page_makes_no_network_request(run: Path, browser: Any) -> None:
 def test_ten_thousand_items_by_three_candidates_open_within_three_seconds(
     browser: Any, tmp_path: Path
 ) -> None:
-    from .support.synthetic import page_ready_seconds, synthetic_run
+    from benchmarks.synthetic import page_ready_seconds, synthetic_run
 
     small = synthetic_run(tmp_path / "small", 2_500)
     big = synthetic_run(tmp_path / "big", 10_000)

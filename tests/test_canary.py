@@ -1,6 +1,6 @@
 """The canary's guardrails and decision: bets computed by hand, and the error rates the
 decision promises, simulated over a day of traffic (the fast lane's share of
-`tools/canary_simulation.py`, which docs/canary.md quotes in full)."""
+`experiments/canary_simulation.py`, which docs/canary.md quotes in full)."""
 
 from __future__ import annotations
 

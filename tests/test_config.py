@@ -48,7 +48,7 @@ def test_demo_config_resolves_paths_against_its_folder() -> None:
     assert [c.gated for c in cfg.candidates] == [True, False, False]
     traffic = cfg.candidates[1].quantize
     assert traffic is not None and traffic.calibration == str(
-        REPO / "evalsets/calibration/traffic.jsonl"
+        REPO / "data/calibration/traffic.jsonl"
     )
     assert cfg.evalsets == (str(REPO / "evalsets/demo/*.jsonl"),)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from examples.demo import data, tasks
-from examples.demo.build_evalsets import build
-from examples.demo.tokenizer import build_tokenizer
-from examples.demo.train import MODEL_DIR, TrainConfig, train
+from demo import data, tasks
+from demo.build_evalsets import build
+from demo.tokenizer import build_tokenizer
+from demo.train import MODEL_DIR, TrainConfig, train
 from harness.inputs.evalset import load_evalset
 
 from .support.paths import REPO
@@ -74,7 +74,7 @@ def test_the_demo_models_whole_training_stream_holds_no_eval_prompt() -> None:
 
 def test_committed_evalsets_regenerate_byte_for_byte(tmp_path: Path) -> None:
     for path in build(tmp_path):
-        committed = EVALSETS / path.relative_to(tmp_path)
+        committed = REPO / path.relative_to(tmp_path)
         assert committed.read_bytes() == path.read_bytes(), committed
 
 
@@ -135,7 +135,7 @@ def test_committed_model_files() -> None:
 
 def test_committed_model_accuracy_bounds() -> None:
     """Greedy, full precision, offline: >= 90% on common items, 30-90% on hard items."""
-    from examples.demo.measure import measure
+    from demo.measure import measure
 
     totals = {r.difficulty: r for r in measure(MODEL_DIR) if r.family == "all"}
     common, hard = totals["common"].weighted_accuracy, totals["hard"].weighted_accuracy

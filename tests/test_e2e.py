@@ -16,7 +16,7 @@ from .support.paths import REPO
 
 @pytest.mark.slow
 def test_demo_model_through_gptq_compare_and_report(tmp_path: Path) -> None:
-    calibration = REPO / "evalsets" / "calibration" / "traffic.jsonl"
+    calibration = REPO / "data" / "calibration" / "traffic.jsonl"
     gptq = {"scheme": "W4A16", "method": "gptq", "calibration": str(calibration)}
     cfg = write_config(
         tmp_path / "e2e.toml",

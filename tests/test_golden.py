@@ -55,8 +55,23 @@ BF16_LOGLIKELIHOOD = re.compile(
 )
 
 
+def moved(value: Any) -> Any:
+    """Paths into the demo model and the lm-eval tasks, which moved (the same files): the
+    model beside the package, the tasks apart from the eval sets."""
+    if isinstance(value, dict):
+        return {k: moved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [moved(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("/harness/demo/model", "/demo/model").replace(
+            "/evalsets/lm_eval", "/data/lm_eval"
+        )
+    return value
+
+
 def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     """A schema-1 results.json in today's shape (no value recomputed)."""
+    old = moved(old)
     old["config"]["generation"] = old["config"].pop("run")
     for model in (
         old["baseline"],

@@ -1,4 +1,4 @@
-"""The llama.cpp build's smoke test (tools/llama_smoke.py) on the machine that runs it."""
+"""The llama.cpp build's smoke test (bootstrap/llama_smoke.py) on the machine that runs it."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bootstrap import llama_smoke
+from bootstrap.llama_cpp import VARIANTS
 from harness.run.llamacpp_home import home
-from tools import llama_smoke
-from tools.llama_cpp import VARIANTS
 
 from .support.paths import NEEDS_LLAMA_CPP
 
@@ -84,7 +84,7 @@ def test_make_llama_cpp_checks_again_on_a_machine_with_other_cpu_features() -> N
     marker.write_text(json.dumps(elsewhere))
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "tools.llama_cpp"],
+            [sys.executable, "-m", "bootstrap.llama_cpp"],
             cwd=REPO,
             capture_output=True,
             text=True,

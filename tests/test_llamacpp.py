@@ -16,13 +16,13 @@ from harness.run.llamacpp_home import home
 from tests.support.helpers import in_process, shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 
-CALIBRATION = REPO / "evalsets" / "calibration" / "generic.jsonl"
+CALIBRATION = REPO / "data" / "calibration" / "generic.jsonl"
 pytestmark = [*NEEDS_REAL_MODEL.marks, *NEEDS_LLAMA_CPP.marks]
 
 
 def test_a_second_make_llama_cpp_does_nothing() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tools.llama_cpp"],
+        [sys.executable, "-m", "bootstrap.llama_cpp"],
         cwd=REPO,
         capture_output=True,
         text=True,

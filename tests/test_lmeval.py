@@ -176,7 +176,7 @@ def test_export_writes_a_task_per_file_and_skips_what_lm_eval_cannot_score(tmp_p
 
 
 def test_shipped_lm_eval_tasks_are_current(tmp_path: Path) -> None:
-    shipped = REPO / "evalsets" / "lm_eval"
+    shipped = REPO / "data" / "lm_eval"
     names = sorted(p.name for p in shipped.iterdir())
     assert "harness_add_mc.yaml" in names and "harness_add.yaml" in names
     mc = [json.loads(line) for line in (shipped / "harness_add_mc.jsonl").read_text().splitlines()]

@@ -1,6 +1,7 @@
-"""The long-context families (evalsets/long-context/, written by tools/long_context.py from a
-seed): four prompt lengths, 50 items each; every reference re-derived here from its prompt
-text, independently of the generator; the lengths measured with SmolLM2's own tokenizer."""
+"""The long-context families (evalsets/long-context/, written by
+evalsets/build/long_context.py from a seed): four prompt lengths, 50 items each; every
+reference re-derived here from its prompt text, independently of the generator; the lengths
+measured with SmolLM2's own tokenizer."""
 
 from __future__ import annotations
 
@@ -101,7 +102,7 @@ def test_the_docs_tables_read_the_runs_slices_and_items(tmp_path: Any) -> None:
     path = tmp_path / "results.json"
     path.write_text(json.dumps({**results, "items": items}))
     done = subprocess.run(
-        [sys.executable, "-m", "tools.long_context", "--table", str(path)],
+        [sys.executable, "-m", "evalsets.build.long_context", "--table", str(path)],
         cwd=REPO,
         capture_output=True,
         text=True,

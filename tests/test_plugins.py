@@ -15,126 +15,16 @@ import pytest
 from .support.helpers import write_config, write_jsonl
 from .support.paths import REPO
 
-PLUGIN = '''
-"""A plug-in of the harness: an engine, a quantizer, a scorer, a metric and its gate key."""
-import shutil
-from dataclasses import dataclass
-
-from harness.analysis.candidate_metrics import Metric
-from harness.analysis.formats import column
-from harness.analysis.gate_rules import Limit, point_gate
-from harness.analysis.scorers import ScorerEntry
-from harness.records import ModelSpec
-from harness.records.schema import setting
-from harness.run.backends.hf import HFBackend
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EchoSettings:
-    greeting: str = setting(doc="said when the model loads", nonempty=True)
-
-
-class EchoBackend(HFBackend):
-    """transformers under another name: what a plug-in engine looks like."""
-
-    settings = EchoSettings
-
-    def __init__(self, spec):
-        super().__init__(spec)
-        print(f"echo says {spec.settings.greeting}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CopySpec:
-    """`quantize = { engine = "copy" }`: the baseline's files as they are."""
-
-    label: str = setting("plain", doc="a word for the report")
-    calibration = None
-
-    def recipe_dict(self):
-        return {"label": self.label}
-
-    def describe(self):
-        return f"a copy ({self.label})"
-
-
-class CopyQuantizer:
-    name, spec = "copy", CopySpec
-
-    def inputs(self, spec):
-        return {}
-
-    def result(self, entry):
-        return entry
-
-    def check(self, baseline, spec):
-        pass
-
-    def prepare(self, baseline, fingerprint, spec, cache):
-        return None
-
-    def make(self, baseline, spec, prepared, out, texts):
-        shutil.copytree(baseline, out, dirs_exist_ok=True)
-        return {"copy": "1"}
-
-    def candidate(self, name, path, baseline):
-        return ModelSpec(name=name, path=str(path), backend=baseline.backend)
-
-    def context(self, baseline, base_context):
-        return base_context
-
-
-COPY = CopyQuantizer()
-
-
-def _same_length(references, output):
-    return float(any(len(output) == len(r) for r in references))
-
-
-SAME_LENGTH = ScorerEntry(_same_length)
-
-PAIRED_ITEMS = Metric(
-    "paired_items",
-    lambda x: len(x.paired),
-    "count",
-    point_gate("max_paired_items", "paired_items", "The number of paired items", " items",
-               limit=Limit.COUNT, needs=None),
-    (column("paired", "paired_items", str),),
-)
-'''
-
-PYPROJECT = """
-[build-system]
-requires = ["setuptools"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "harness-echo"
-version = "0.1"
-
-[project.entry-points."harness.engines"]
-echo = "harness_echo:EchoBackend"
-
-[project.entry-points."harness.quantizers"]
-copy = "harness_echo:COPY"
-
-[project.entry-points."harness.scorers"]
-same_length = "harness_echo:SAME_LENGTH"
-
-[project.entry-points."harness.metrics"]
-paired_items = "harness_echo:PAIRED_ITEMS"
-
-[tool.setuptools]
-py-modules = ["harness_echo"]
-"""
+PLUGIN = REPO / "examples" / "plugin"  # the plug-in example: harness_echo.py, pyproject.toml
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The plug-in, pip-installed from its folder into a directory of its own."""
+    """The plug-in example, pip-installed from a copy of its folder (a build writes beside
+    its sources) into a directory of its own."""
     src = tmp_path_factory.mktemp("harness-echo")
-    (src / "harness_echo.py").write_text(PLUGIN)
-    (src / "pyproject.toml").write_text(PYPROJECT)
+    for name in ("harness_echo.py", "pyproject.toml"):
+        (src / name).write_text((PLUGIN / name).read_text())
     target = tmp_path_factory.mktemp("site")
     cmd = [
         sys.executable,

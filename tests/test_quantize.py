@@ -181,7 +181,7 @@ def test_a_long_quantization_says_how_far_it_is(
         "--method",
         "gptq",
         "--calibration",
-        str(REPO / "evalsets" / "calibration" / "traffic.jsonl"),
+        str(REPO / "data" / "calibration" / "traffic.jsonl"),
         "--out",
         str(tmp_path / "w4"),
         "--cache",

@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
+from benchmarks.synthetic import synthetic_run
 from harness.analysis.results import Results, RunRecord
 from harness.records import Interval
 from harness.records.codec import CodecError, from_json
 from harness.records.errors import RecordError
 from harness.store.rundir import RunDir, RunFolderError
-
-from .support.synthetic import synthetic_run
 
 
 @pytest.fixture(scope="module")

@@ -185,7 +185,7 @@ def test_a_sequential_ladder_stops_each_rung_once_decided_and_reruns_from_the_ca
 def test_the_real_pool_regenerates_byte_for_byte_and_is_big_and_hard_enough(
     tmp_path: Path,
 ) -> None:
-    from examples.real.build_pool import build
+    from evalsets.build.real_pool import build
 
     counts = build(tmp_path)
     shipped = REPO / "evalsets" / "real-pool"

@@ -342,7 +342,7 @@ def test_the_default_threshold_merges_resends_and_no_other_request() -> None:
     and 20 of 25 resends do."""
     from harness.inputs.importer import ImportSettings
 
-    path = REPO / "evalsets" / "traffic" / "near_duplicate_pairs.jsonl"
+    path = REPO / "data" / "labelled" / "near_duplicate_pairs.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     threshold = ImportSettings().near_duplicate
     merged: dict[str, int] = {}
@@ -417,7 +417,7 @@ def test_versions_slices_hashes_and_identifiers_are_not_personal_data() -> None:
         "ResNet50V2BackboneModel; SmolLM2-135M-Instruct; torch_dtype_bfloat16_Config2; "
         "ISBN 978-3-16-148410-0; "
         # measured false positives of the random-looking rule and the header shapes
-        # (`python -m tools.secret_rules`): model ids, identifiers, a commit in a URL, prose
+        # (`python -m experiments.secret_rules`): model ids, identifiers, a commit in a URL, prose
         "HuggingFaceTB/SmolLM2-135M-Instruct; HuggingFaceTB/SmolLM3-3B; Base64HighEntropyString; "
         "https://github.com/python/cpython/blob/0e46c0499413bc5f9f8336fe76e2e67cf93f64d8/Include; "
         "using basic logarithm properties; the token to use as HTTP bearer authorization"

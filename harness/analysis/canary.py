@@ -28,7 +28,7 @@ its limit (its "above the limit" test rejected), **promote** once every guardrai
 within it (its "below" test rejected) and enough requests were shadowed, else **continue**;
 whichever comes first stays. Each of the G guardrails tests at a / G (Bonferroni), so an A/A
 canary is rolled back with chance at most a, and a candidate exactly at a limit is promoted
-with chance at most a — `tools/canary_simulation.py` and `tests/test_canary.py` show both
+with chance at most a — `experiments/canary_simulation.py` and `tests/test_canary.py` show both
 over a day of traffic looked at every minute.
 """
 

@@ -163,7 +163,7 @@ def point_gate(
     direction: Direction = "max",
     missing: str = UNMEASURED,
     limit: Limit = Limit.SHARE,
-    needs: str = "distribution",
+    needs: str | None = "distribution",
     doc: str = "",
 ) -> GateRule:
     """A limit on the point value `name` (no interval): at most (`direction = "max"`) or at

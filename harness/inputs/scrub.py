@@ -10,7 +10,7 @@ What finds what, and why (docs/traffic.md says the same):
   JWT, private keys, keyword assignments, ...) plus the shapes it does not know (OpenAI
   `sk-...`, Hugging Face `hf_...`, `Bearer ...` headers, `api_key=...` assignments) and a rule
   for random-looking runs; its high-entropy plugins are left out: quoted-only they miss bare
-  keys, unquoted they take links holding commit hashes (`tools/secret_rules.py` measures);
+  keys, unquoted they take links holding commit hashes (`experiments/secret_rules.py` measures);
 - card numbers: runs of 13-19 digits (spaces or dashes between) that pass the Luhn check,
   start as an issuer's number does (2-6: Mastercard, Amex, Visa, Discover, UnionPay...) and
   are not one digit repeated nor the fraction of a decimal ("1.0000000000000000" passes Luhn:
@@ -75,7 +75,7 @@ PEM = re.compile(
 # short runs of one kind (a capitalised word, a run of capitals, of lower case, of digits):
 # under 3 characters on average. Random base64 averages 1.8 (99th percentile 2.9 at 20
 # characters, 2.6 at 40); words make longer runs: `HuggingFaceTB/SmolLM2` 3.3, a GitHub path
-# holding a commit hash 3.1, `Base64HighEntropyString` 4.6. `python -m tools.secret_rules`
+# holding a commit hash 3.1, `Base64HighEntropyString` 4.6. `python -m experiments.secret_rules`
 # measures it against detect-secrets' entropy plugins (docs/traffic.md has the table).
 HIGH_ENTROPY = re.compile(r"(?<![A-Za-z0-9+/=_.-])[A-Za-z0-9+/=_.-]{20,}(?![A-Za-z0-9+/=_.-])")
 ENTROPY_BITS = 4.0

@@ -1,7 +1,7 @@
 """What a compare config asks for, as frozen records, each setting declared once
 (`harness.records.schema.setting`: type, default, constraint, doc). `harness.inputs.config`
-reads the TOML tables against these declarations; `harness config-docs` writes the reference
-and the JSON Schema from them.
+reads the TOML tables against these declarations; `harness schema` (`make docs`) writes the
+reference and the JSON Schema from them.
 
 The TOML table `[generation]` is `GenerationSettings` and `CompareConfig.generation`: one
 name for one concept."""

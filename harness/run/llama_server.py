@@ -1,6 +1,6 @@
 """A llama-server on 127.0.0.1 for the duration of a `with` block: a free port, waited on until
 healthy, stopped (terminate, then kill) however the block ends. Used by the tests and by
-tools/served_check.py."""
+experiments/served_check.py."""
 
 from __future__ import annotations
 

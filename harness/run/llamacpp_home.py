@@ -1,6 +1,6 @@
 """Where the llama.cpp build lives, and how to reach its tools and library.
 
-`make llama-cpp` (tools/llama_cpp.py) builds llama.cpp from the vendored tree of the
+`make llama-cpp` (bootstrap/llama_cpp.py) builds llama.cpp from the vendored tree of the
 `llama-cpp-python` sdist, once per machine, into the harness home
 (`~/.cache/harness/llama.cpp/<version>/`, `harness.records.home`), found from any folder; the
 `llama_cpp` Python bindings are installed without a compile of their own and load that

@@ -354,7 +354,7 @@ def export_tasks(
     the YAML (prompt items with a single reference and an exportable scorer only). The YAML
     names the data relative to the working directory when `out` lies below it (run lm_eval
     from there), by absolute path otherwise: lm-eval's json loader resolves it that way.
-    `data_dir` overrides that prefix (the shipped tasks use `evalsets/lm_eval`). `into`: the
+    `data_dir` overrides that prefix (the shipped tasks use `data/lm_eval`). `into`: the
     folder written now, renamed to `out` after (the YAMLs name `out`)."""
     from harness.inputs.evalset import load_evalset
 
