@@ -201,3 +201,15 @@ def test_the_library_api_loads_no_model_code_until_used() -> None:
         "assert harness.compare is api.compare and harness.rebuild is api.rebuild; "
         f"assert issubclass(harness.HarnessError, Exception); {NO_TORCH}"
     )
+
+
+def test_nothing_outside_the_tests_imports_them() -> None:
+    """The tests import what they test; the package, set-up, experiments, benchmarks, the
+    demo and the builders never import the tests."""
+    found = []
+    for folder in ("harness", "bootstrap", "experiments", "benchmarks", "demo", "evalsets",
+                   "examples"):  # fmt: skip
+        for path in sorted((REPO / folder).rglob("*.py")):
+            if any(under(name, ("tests",)) for name in imports(path)):
+                found.append(str(path.relative_to(REPO)))
+    assert found == []
