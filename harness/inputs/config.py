@@ -55,6 +55,7 @@ __all__ = [
     "engine_settings",
     "load_config",
     "parse_config",
+    "quantize_spec",
     "quantizer_settings",
 ]
 
@@ -420,6 +421,12 @@ def engine_settings() -> list[tuple[str, tuple[Key, ...]]]:
         if record is not None:
             out.append((name, keys_of(record)))
     return out
+
+
+def quantize_spec(table: dict[str, Any], where: str, base_dir: Path) -> Any:
+    """A `quantize` table read as a config's is (its engine's declared keys, checked; paths
+    resolved from `base_dir`): what `harness quantize` makes of its flags."""
+    return _Reader(base_dir / "harness quantize", {}).quantize(table, where)
 
 
 def quantizer_settings() -> list[tuple[str, tuple[Key, ...], str]]:
