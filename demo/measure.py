@@ -14,7 +14,7 @@ from harness.analysis.stats import weighted_accuracy
 from harness.inputs.evalset import load_evalset
 from harness.records import GenerationSettings, ModelSpec
 from harness.run.backends import open_backend
-from harness.run.runner import generate_texts
+from harness.run.generation import generate_texts
 
 DEMO_EVALSETS = Path(__file__).resolve().parents[1] / "evalsets" / "demo"
 

@@ -26,10 +26,10 @@ from harness.inputs.evalset import load_evalset
 from harness.records import ModelSpec, QuantizeSpec
 from harness.run.backends import open_backend
 from harness.run.backends.base import checkpoint_fingerprint
+from harness.run.feeding import encode_prompts
 from harness.run.probes import LogprobStore, StorePlan, full_row_bytes, token_stats
 from harness.run.quantize import quantize
 from harness.run.quantize.quantizers import quantizer_of
-from harness.run.runner import encode_prompts
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"

@@ -7,7 +7,7 @@ from typing import Any
 
 from harness.records import EvalItem, GenerationSettings, Message, ModelSpec, Role, Source
 from harness.run.backends.hf import HFBackend
-from harness.run.runner import generate_texts
+from harness.run.generation import generate_texts
 
 
 def items() -> list[EvalItem]:

@@ -13,7 +13,7 @@ import pytest
 from harness.inputs.evalset import load_evalset
 from harness.records import ModelSpec
 from harness.run.backends.hf import HFBackend
-from harness.run.runner import check_tokenizer
+from harness.run.feeding import check_tokenizer
 
 from .support.paths import DEMO, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
 

@@ -113,7 +113,7 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
     from harness.analysis.scorers import score_baseline
     from harness.inputs.evalset import load_evalset
     from harness.records import GenerationSettings
-    from harness.run.runner import generate_texts
+    from harness.run.generation import generate_texts
 
     evalset = REPO / "evalsets" / "demo" / "add.jsonl"
     export_tasks([str(evalset)], tmp_path)

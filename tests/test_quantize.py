@@ -13,8 +13,8 @@ from harness.records import EvalItem, GenerationSettings, ModelSpec, QuantizeSpe
 from harness.run import quantize as q
 from harness.run.backends.base import checkpoint_fingerprint as fingerprint
 from harness.run.backends.hf import HFBackend
+from harness.run.generation import generate_texts
 from harness.run.quantize import llmcompressor
-from harness.run.runner import generate_texts
 
 
 @pytest.fixture(scope="module")

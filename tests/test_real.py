@@ -31,7 +31,7 @@ def arithmetic() -> tuple[list[Any], list[str], list[str]]:
     from harness.inputs.evalset import load_evalset
     from harness.records import GenerationSettings, ModelSpec
     from harness.run.backends.hf import HFBackend
-    from harness.run.runner import greedy_rows
+    from harness.run.generation import greedy_rows
 
     items = load_evalset([str(REAL / "arithmetic.jsonl")])[:25]
     backend = HFBackend(ModelSpec(name="fp32", path=str(SMOLLM)))

@@ -278,14 +278,14 @@ def test_a_pool_file_edited_between_rounds_is_exit_2_naming_it(
         generation={"max_new_tokens": 8, "batch_size": 50},
         sequential={"min_items": 50, "step": 25},
     )
-    real = seq.run_all
+    real = seq.execute
 
     def edited_after_the_first_round(*args: Any, **kwargs: Any) -> Any:
         out = real(*args, **kwargs)
         pool.write_text(pool.read_text().replace('"add', '"edited', 1))
         return out
 
-    monkeypatch.setattr(seq, "run_all", edited_after_the_first_round)
+    monkeypatch.setattr(seq, "execute", edited_after_the_first_round)
     code = main(["compare", "--config", str(cfg), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and f"{pool}: changed while the run read it" in err

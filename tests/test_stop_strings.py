@@ -81,7 +81,7 @@ def rows_of(spec: Any, stop: Sequence[str]) -> list[Generated]:
     from harness.inputs.evalset import load_evalset
     from harness.records import GenerationSettings
     from harness.run.backends import open_backend
-    from harness.run.runner import greedy_rows
+    from harness.run.generation import greedy_rows
 
     items = load_evalset([str(write_items(Path(spec.name + ".jsonl")))])
     settings = GenerationSettings(max_new_tokens=24, batch_size=2, stop=tuple(stop))

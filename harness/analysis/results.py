@@ -283,12 +283,16 @@ class RunRecord:
     items: tuple[EvalItem, ...]
     # sha256 of results.json as `compare` wrote it: the run's identity for reviews.
     results_sha256: str | None = None
+    # What the run's plan decided (`harness.records.plan.RunPlan.summary`; a sequential run:
+    # its first round's): kept for the reader, never read back by the analysis.
+    plan: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return self.header.to_json() | {
             "candidates": to_json(self.candidates),
             "items": [{"source": str(i.source), "item": item_to_json(i)} for i in self.items],
             "results_sha256": self.results_sha256,
+            "plan": self.plan,
         }
 
     @classmethod
@@ -311,6 +315,7 @@ class RunRecord:
             candidates=from_json(tuple[CandidateInfo, ...], data.get("candidates"), "$.candidates"),
             items=tuple(items),
             results_sha256=from_json(str | None, data.get("results_sha256"), "$.results_sha256"),
+            plan=from_json(dict[str, Any] | None, data.get("plan"), "$.plan"),
         )
 
 

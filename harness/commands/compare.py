@@ -90,12 +90,8 @@ def compare(
     # The run stage is the only part that loads torch: imported here, so that `rebuild`
     # and the rest of this module stay light.
     from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.runner import (
-        batched_floor_candidate,
-        noise_floor_candidate,
-        preflight,
-        ready_candidate,
-    )
+    from harness.run.candidates import ready_models
+    from harness.run.preflight import preflight
 
     at_start = evalset_info(items)  # what was read: checked again before anything is written
     partial = None
@@ -113,12 +109,7 @@ def compare(
     with locked(out):
         check_out(out)  # again, now that no other run can change it
         baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
-        ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]
-        if cfg.noise_floor:
-            ready.append(noise_floor_candidate(cfg.baseline, baseline_fp))
-        if cfg.noise_floor_batched:
-            n = cfg.noise_floor_batched
-            ready.append(batched_floor_candidate(cfg.baseline, baseline_fp, n))
+        ready = ready_models(cfg, baseline_fp, cache)
         created_at = now()
         staging = staging_for(out)
         with removed_on_failure(staging):
@@ -180,14 +171,15 @@ def _run_and_publish(
     partial: Partial | None = None,
 ) -> Results:
     """Run every model into `staging`, analyze, write the artifacts and publish at `out`."""
-    from harness.run.runner import run_all
+    from harness.run.execute import execute
+    from harness.run.plan import plan_run
     from harness.store.runcache import RunCache
 
     # Every model runs through the run cache, so that a killed run resumes batch by batch; a
     # ladder keeps the entries (rungs are added and rerun), a plain compare drops those it
     # used once its report is published.
     runs_cache = RunCache(run_cache, keep=cfg.ladder is not None)
-    sequential, pool = None, None
+    sequential, pool, plan = None, None, None
     if cfg.sequential is not None:
         from harness.analysis.sequential import pools
         from harness.run.sequential import round_ends, run_sequential
@@ -202,18 +194,17 @@ def _run_and_publish(
         )
         items = list(sequential.items)
     else:
-        runs = run_all(
+        plan = plan_run(
             cfg.baseline,
+            baseline_fp,
             ready,
             items,
             cfg.generation,
-            staging,
             cfg.lm_eval,
             cfg.agreement,
-            runs_cache,
-            baseline_fp,
-            distribution=cfg.distribution,
+            cfg.distribution,
         )
+        runs = execute(plan, staging, runs_cache)
     hashes = unchanged(at_start)
     header = RunHeader(
         created_at=created_at,
@@ -254,7 +245,8 @@ def _run_and_publish(
             replace(i, items_used=sequential.used[i.name], decided_round=sequential.decided[i.name])
             for i in infos
         )
-    run = RunRecord(header=header, candidates=infos, items=tuple(items))
+    summary = plan.summary() if plan is not None else sequential.plan if sequential else None
+    run = RunRecord(header=header, candidates=infos, items=tuple(items), plan=summary)
     results, paired = analyze(run, staging, Reviews())
     text = dumps(results.to_json())
     # The run's identity for reviews: results.json as compare wrote it (before any verdict).

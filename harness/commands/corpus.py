@@ -27,7 +27,7 @@ from harness.store.rundir import (
 def corpus_models(cfg: CompareConfig, cache: Path | None = None) -> list[ModelSpec]:
     """The baseline and every candidate (quantized when missing, cached)."""
     from harness.run.backends.base import checkpoint_fingerprint
-    from harness.run.runner import ready_candidate
+    from harness.run.candidates import ready_candidate
 
     baseline_fp = checkpoint_fingerprint(cfg.baseline.path)
     ready = [ready_candidate(c, cfg.baseline, baseline_fp, cache) for c in cfg.candidates]

@@ -29,11 +29,12 @@ from harness.inputs.config import load_config
 from harness.inputs.evalset import load_evalset
 from harness.records import SCHEMES, CompareConfig, QuantizeSpec
 from harness.records.errors import HarnessError
+from harness.run.plan import baseline_plan, effective_generation
 from harness.run.quantize import quantizer_of
 from harness.shell import worker
 from harness.shell.exits import EXIT_OK
 from harness.store.outputs import owned_folder
-from harness.store.runcache import RunCache, baseline_key
+from harness.store.runcache import RunCache
 
 LAYER = re.compile(r"^(model\.layers\.(\d+))\.")
 
@@ -111,8 +112,10 @@ def measure(
         raise HarnessError(f"unknown scheme {keep_scheme!r}")
     items = load_evalset(cfg.evalsets)
     fp = checkpoint_fingerprint(cfg.baseline.path)
-    key = baseline_key(cfg.baseline, fp, items, cfg.generation, cfg.lm_eval, store=cfg.distribution)
-    found = RunCache(run_cache).lookup(key, heal=False)
+    # the ladder's baseline entry, as the ladder's plan keyed it
+    run_as = effective_generation(cfg.baseline, cfg.generation)
+    key = baseline_plan(cfg.baseline, fp, items, run_as, cfg.lm_eval, cfg.distribution).cache_key
+    found = None if key is None else RunCache(run_cache).lookup(key, heal=False)
     if found is None or "continuations" not in found[1]:
         raise HarnessError(
             f"{config}: the baseline's run is not in {run_cache} (with its "

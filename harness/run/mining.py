@@ -21,11 +21,12 @@ from typing import Any
 
 import torch
 
-from harness.records import EvalItem, GenerationSettings, ModelSpec
+from harness.records import DistributionSettings, EvalItem, GenerationSettings, ModelSpec
 from harness.records.errors import HarnessError
 from harness.run.backends import Backend, engine_class
 from harness.run.backends.base import Generated, TopK, checkpoint_fingerprint
-from harness.store.runcache import MODEL, RunCache, baseline_key, cacheable
+from harness.run.plan import baseline_plan
+from harness.store.runcache import MODEL, RunCache
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def token_signals(logp: torch.Tensor | TopK) -> tuple[float, float, float | None
 
 class SignalProbe:
     """Sees every batch of the baseline's generation and keeps each item's signals (a probe of
-    `harness.run.runner.greedy_rows`; its journal state is the signals themselves)."""
+    `harness.run.generation.greedy_rows`; its journal state is the signals themselves)."""
 
     def __init__(self) -> None:
         self.found: dict[int, tuple[float, float, float | None] | None] = {}
@@ -116,10 +117,12 @@ def mine(
         raise MiningError(f"{spec.name}: the {spec.backend} engine returns no log-probs to mine")
     settings = replace(settings, distribution=False)
     fingerprint = checkpoint_fingerprint(spec.path)
-    if not cacheable(fingerprint, engine.in_process):
+    plan = baseline_plan(
+        spec, fingerprint, items, settings, None, DistributionSettings(), role="signals"
+    )
+    if plan.cache_key is None:
         return _signals(items, _mined(spec, items, settings, None))
-    key = baseline_key(spec, fingerprint, items, settings, None, "signals")
-    with cache.claim(key, f"{spec.name} (signals)") as claim:
+    with cache.claim(plan.cache_key, f"{spec.name} (signals)") as claim:
         if claim.found is None:
             rows = _mined(spec, items, settings, claim)
             claim.commit(rows)
@@ -135,7 +138,8 @@ def _mined(
 ) -> dict[str, Any]:
     """One run of the baseline with the signal probe: its meta and per-item rows (written
     into `claim`'s work folder when there is one)."""
-    from harness.run.runner import _meta, run_model, write_model
+    from harness.run.execute import _meta, write_model
+    from harness.run.generation import run_model
 
     probe = SignalProbe()
     journal = claim.journal if claim is not None else None

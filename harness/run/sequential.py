@@ -1,8 +1,8 @@
 """Sequential evaluation: the pool run round by round, each candidate stopping once its
 gated rules are decided (`harness.analysis.sequential`).
 
-A round is an ordinary run of the next `step` items of the pool (`run_all` on that chunk, in
-a folder of its own, through the run cache): the baseline runs a chunk only while some
+A round is an ordinary run of the next `step` items of the pool (a plan of that chunk,
+executed in a folder of its own, through the run cache): the baseline runs a chunk only while some
 candidate still needs it, and a killed run resumes at its round (rounds already run are read
 back from the cache; the round it died in resumes at its batch). What every model produced is
 gathered, in pool order, into the run folder that the analysis reads.
@@ -14,6 +14,7 @@ import logging
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from harness.analysis.pairing import pair
 from harness.analysis.sequential import decide, pools
@@ -26,7 +27,8 @@ from harness.records import (
     SequentialSettings,
     TokenStats,
 )
-from harness.run.runner import run_all, write_model
+from harness.run.execute import execute, write_model
+from harness.run.plan import plan_run
 from harness.store.runcache import RunCache
 from harness.store.rundir import RunDir, read_json
 
@@ -90,6 +92,7 @@ class SequentialOutcome:
     used: dict[str, int]  # per candidate: the items it ran (a prefix of `items`)
     decided: dict[str, dict[str, int]]  # per candidate: gate key -> the round it was decided
     rounds: int
+    plan: dict[str, Any] | None = None  # the first round's plan (`RunPlan.summary`)
 
 
 def run_sequential(
@@ -113,6 +116,7 @@ def run_sequential(
     decided: dict[str, dict[str, int]] = {c.spec.name: {} for c in ready}
     rounds_dir = staging.root / ".rounds"
     start, rounds = 0, 0
+    first: dict[str, Any] | None = None  # the first round's plan, for run.json
     try:
         for number, end in enumerate(round_ends(len(pool), seq), 1):
             if not running:
@@ -121,18 +125,18 @@ def run_sequential(
             rounds = number
             chunk = pool[start:end]
             folder = RunDir(rounds_dir / f"{number:04d}")
-            runs = run_all(
+            plan = plan_run(
                 cfg.baseline,
+                baseline_fp,
                 running,
                 chunk,
                 cfg.generation,
-                folder,
                 None,
                 cfg.agreement,
-                cache,
-                baseline_fp,
-                distribution=cfg.distribution,
+                cfg.distribution,
             )
+            first = first or plan.summary()
+            runs = execute(plan, folder, cache)
             for name, run in runs.items():
                 gathered.setdefault(name, _Gathered()).add(run, folder, chunk)
             shutil.rmtree(folder.root, ignore_errors=True)
@@ -180,4 +184,6 @@ def run_sequential(
         if got.meaning:
             staging.write_meaning(name, got.meaning)
         out[name] = run
-    return SequentialOutcome(runs=out, items=items, used=used, decided=decided, rounds=rounds)
+    return SequentialOutcome(
+        runs=out, items=items, used=used, decided=decided, rounds=rounds, plan=first
+    )

@@ -59,7 +59,7 @@ def _baseline_answers(model_dir: Path, n: int) -> tuple[tuple[str, str], ...]:
     decodes it with `write_config`'s settings (6 new tokens)."""
     from harness.records import EvalItem, GenerationSettings, ModelSpec, Source
     from harness.run.backends.hf import HFBackend
-    from harness.run.runner import generate_texts
+    from harness.run.generation import generate_texts
 
     prompts = [f"count a in {'ab' * (i + 1)}=" for i in range(3 * n)]
     items = [EvalItem(id=str(i), source=Source("-", 1), prompt=p) for i, p in enumerate(prompts)]
