@@ -23,7 +23,17 @@ from harness.inputs.scrub import HIGH_ENTROPY, Scrubber, random_run
 logger = logging.getLogger("secret_rules")
 REPO = Path(__file__).resolve().parents[1]
 # Clean text: no secret is planted outside tests/ (its planted keys would be true finds).
-OURS = ("harness", "docs", "evalsets", "tools", "examples")
+OURS = (
+    "harness",
+    "docs",
+    "evalsets",
+    "data",
+    "bootstrap",
+    "experiments",
+    "benchmarks",
+    "examples",
+    "demo",
+)
 PACKAGES = ("transformers", "torch")
 SUFFIXES = (".py", ".md", ".jsonl", ".toml")
 

@@ -90,8 +90,8 @@ def test_demo_evalsets_size_hard_share_and_weights() -> None:
 
 
 def test_calibration_sets() -> None:
-    traffic = load_evalset([str(EVALSETS / "calibration" / "traffic.jsonl")])
-    generic = load_evalset([str(EVALSETS / "calibration" / "generic.jsonl")])
+    traffic = load_evalset([str(REPO / "data" / "calibration" / "traffic.jsonl")])
+    generic = load_evalset([str(REPO / "data" / "calibration" / "generic.jsonl")])
     assert len(traffic) >= 128 and len(generic) >= 128
     eval_prompts = {i.prompt for i in load_evalset([str(EVALSETS / "demo")])}
     keywords = ("add ", "reverse ", "sort ", "count ", "color of ", "home of ")
@@ -148,6 +148,6 @@ def test_validate_accepts_every_shipped_set(capsys: pytest.CaptureFixture[str]) 
     from harness.shell.cli import main
 
     demo = sorted(str(p) for p in (EVALSETS / "demo").glob("*.jsonl"))
-    calibration = sorted(str(p) for p in (EVALSETS / "calibration").glob("*.jsonl"))
+    calibration = sorted(str(p) for p in (REPO / "data" / "calibration").glob("*.jsonl"))
     assert main(["validate", *demo, *calibration]) == 0
     assert "ok: 884 items in 8 files (659 common, 225 hard)" in capsys.readouterr().out
