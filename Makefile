@@ -12,7 +12,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup compare test browser check bench screenshot demo-model evalsets measure-demo clean \
-	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform compare-tools traffic-tools canary-demo canary-distance corpus-gguf \
+	real-model compare-real compare-sequential traffic-real mining-evidence topk-evidence batch-bench batching-floor long-context llama-cpp compare-gguf compare-code compare-freeform compare-tools traffic-tools canary-demo canary-distance walk corpus-gguf \
 	ladder ladder-real test-fast docs calibration
 
 setup: $(STAMP)
@@ -67,6 +67,11 @@ traffic-tools: real-model llama-cpp
 # canary` deciding (docs/canary.md); Q4_K_M, Q8_0 and an A/A run.
 canary-demo: real-model llama-cpp
 	$(PY) -m experiments.canary_demo
+
+# How one compare walks through the code: functions entered following the config, modules,
+# returns to a module left, run-stage calls into the run cache (docs/architecture.md).
+walk: $(STAMP)
+	$(PY) -m experiments.walk --config demo.toml
 
 # The canary's log-prob distance on served answers against the exact figure (docs/canary.md).
 canary-distance: real-model llama-cpp
