@@ -22,7 +22,7 @@ from pathlib import Path
 from harness.inputs.evalset import load_evalset
 from harness.records import GgufSpec, ModelSpec
 from harness.run.backends import open_backend
-from harness.run.backends.base import checkpoint_fingerprint
+from harness.run.backends.base import GenerateRequest, checkpoint_fingerprint
 from harness.run.backends.llamacpp import LlamaCppSettings
 from harness.run.backends.openai import ServerSettings
 from harness.run.llama_server import llama_server
@@ -37,7 +37,11 @@ log = logging.getLogger("batch_bench")
 def run(spec: ModelSpec, ids: list[list[int]], limit: int, stops: tuple[int, ...]) -> tuple:
     with open_backend(spec) as engine:
         start = time.perf_counter()
-        gens = [g for b in engine.generate(ids, [limit] * len(ids), stops, len(ids)) for g in b]
+        gens = [
+            g
+            for b in engine.generate(GenerateRequest(ids, [limit] * len(ids), stops, len(ids)))
+            for g in b
+        ]
         seconds = time.perf_counter() - start
     tokens = sum(len(g.continuation) for g in gens)
     return tokens / seconds, [(g.ids, g.stop_id) for g in gens]

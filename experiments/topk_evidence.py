@@ -25,7 +25,7 @@ import torch
 from harness.inputs.evalset import load_evalset
 from harness.records import ModelSpec, QuantizeSpec
 from harness.run.backends import open_backend
-from harness.run.backends.base import checkpoint_fingerprint
+from harness.run.backends.base import GenerateRequest, checkpoint_fingerprint
 from harness.run.feeding import encode_prompts
 from harness.run.probes import LogprobStore, StorePlan, full_row_bytes, token_stats
 from harness.run.quantize import quantize
@@ -62,7 +62,9 @@ def baseline(
         prompts = encode_prompts(backend, items)
         limits = [item.max_new_tokens or tokens for item in items]
         start = time.perf_counter()
-        for rows in backend.generate(prompts, limits, backend.stop_ids, batch, want_logprobs=True):
+        for rows in backend.generate(
+            GenerateRequest(prompts, limits, backend.stop_ids, batch, want_logprobs=True)
+        ):
             for timed in stores.values():
                 t = time.perf_counter()
                 for g in rows:

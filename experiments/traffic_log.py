@@ -15,7 +15,7 @@ from pathlib import Path
 from harness.inputs.evalset import load_evalset
 from harness.records import GgufSpec, ModelSpec
 from harness.run.backends import open_backend
-from harness.run.backends.base import checkpoint_fingerprint
+from harness.run.backends.base import GenerateRequest, checkpoint_fingerprint
 from harness.run.quantize import quantize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +41,9 @@ def main() -> None:
         limits = [args.max_tokens] * len(ids)
         rows = {
             g.index: g
-            for b in engine.generate(ids, limits, engine.stop_ids, 16, desc="served")
+            for b in engine.generate(
+                GenerateRequest(ids, limits, engine.stop_ids, 16, desc="served")
+            )
             for g in b
         }
         answers = [(engine.decode(rows[k].ids), rows[k].stop_id is None) for k in range(len(items))]

@@ -22,7 +22,7 @@ from harness.analysis.toolcalls import read_calls
 from harness.inputs.evalset import load_evalset
 from harness.records import EvalItem, GgufSpec, ModelSpec
 from harness.run.backends import open_backend
-from harness.run.backends.base import checkpoint_fingerprint
+from harness.run.backends.base import GenerateRequest, checkpoint_fingerprint
 from harness.run.quantize import quantize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,9 @@ def served(items: list[EvalItem], max_tokens: int) -> list[str]:
         ids = [engine.prompt_ids(i) for i in items]
         rows = {
             g.index: g
-            for batch in engine.generate(ids, [max_tokens] * len(ids), engine.stop_ids, 16)
+            for batch in engine.generate(
+                GenerateRequest(ids, [max_tokens] * len(ids), engine.stop_ids, 16)
+            )
             for g in batch
         }
         return [engine.decode(rows[k].ids) for k in range(len(items))]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.records import EvalItem, GenerationSettings, Message, ModelSpec, Role, Source
+from harness.run.backends.base import GenerateRequest
 from harness.run.backends.hf import HFBackend
 from harness.run.generation import generate_texts
 
@@ -34,7 +35,11 @@ def test_token_limits_per_item(tiny_model_dir: Path) -> None:
     backend = HFBackend(ModelSpec(name="tiny", path=str(tiny_model_dir)))
     ids = [backend.prompt_ids(it) for it in items()]
     # A stop id outside the vocabulary is never produced, so the limits decide.
-    rows = {g.index: g.ids for b in backend.generate(ids, [8, 8, 3, 1], (10_000,), 4) for g in b}
+    rows = {
+        g.index: g.ids
+        for b in backend.generate(GenerateRequest(ids, [8, 8, 3, 1], (10_000,), 4))
+        for g in b
+    }
     assert [len(rows[i]) for i in range(4)] == [8, 8, 3, 1]
 
 
@@ -62,9 +67,9 @@ def test_stop_ids_gather_every_end_of_turn(tiny_llama: Any) -> None:
     assert backend.stop_ids == (2, end)
 
     prompt = backend.prompt_ids(items()[0])
-    [[free]] = list(backend.generate([prompt], [6], (10_000,), 1))
+    [[free]] = list(backend.generate(GenerateRequest([prompt], [6], (10_000,), 1)))
     first = free.ids[0]
     backend.model.generation_config.eos_token_id = [5, first]
     assert backend.stop_ids == (2, 5, first, end)
-    [[stopped]] = list(backend.generate([prompt], [6], backend.stop_ids, 1))
+    [[stopped]] = list(backend.generate(GenerateRequest([prompt], [6], backend.stop_ids, 1)))
     assert stopped.ids == () and stopped.stop_id == first

@@ -21,6 +21,7 @@ import pytest
 
 from harness.records import ModelSpec
 from harness.run.backends import open_backend
+from harness.run.backends.base import GenerateRequest
 
 from .support.helpers import in_process
 from .support.paths import DEMO, MINILM, REPO
@@ -33,7 +34,11 @@ def served() -> list[tuple[str, str]]:
     prompts = [r["prompt"] for r in rows[:60]]
     with open_backend(ModelSpec(name="demo", path=str(DEMO))) as engine:
         ids = [engine.prompt_ids(_item(p)) for p in prompts]
-        got = {g.index: g for b in engine.generate(ids, [6] * 60, engine.stop_ids, 16) for g in b}
+        got = {
+            g.index: g
+            for b in engine.generate(GenerateRequest(ids, [6] * 60, engine.stop_ids, 16))
+            for g in b
+        }
         return [(p, engine.decode(got[k].ids)) for k, p in enumerate(prompts)]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.run.backends.base import GenerateRequest
 from harness.run.llamacpp_home import home
 from tests.support.helpers import in_process, shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
@@ -157,10 +158,14 @@ def test_same_weights_same_greedy_outputs_and_exact_logprobs(engines: Any) -> No
     ids = [hf.prompt_ids(i) for i in items]
     limits = [32] * len(items)
     a = sorted(
-        (g for b in hf.generate(ids, limits, hf.stop_ids, 12, True) for g in b),
+        (g for b in hf.generate(GenerateRequest(ids, limits, hf.stop_ids, 12, True)) for g in b),
         key=lambda g: g.index,
     )
-    b = [g for batch in lc.generate(ids, limits, hf.stop_ids, 12, True) for g in batch]
+    b = [
+        g
+        for batch in lc.generate(GenerateRequest(ids, limits, hf.stop_ids, 12, True))
+        for g in batch
+    ]
     same = [x for x, y in zip(a, b, strict=True) if x.continuation == y.continuation]
     assert len(same) >= 10
     assert all(y.logprobs.shape == (len(y.continuation), 49152) for y in b)
@@ -237,7 +242,9 @@ def test_outputs_do_not_depend_on_what_ran_before(made: dict[str, Any]) -> None:
         ids = [lc.prompt_ids(i) for i in items]
 
         def run(order: list[int]) -> dict[int, tuple[int, ...]]:
-            rows = lc.generate([ids[j] for j in order], [24] * len(order), lc.stop_ids, 6)
+            rows = lc.generate(
+                GenerateRequest([ids[j] for j in order], [24] * len(order), lc.stop_ids, 6)
+            )
             return {order[g.index]: g.ids for batch in rows for g in batch}
 
         assert run([0, 1, 2, 3, 4, 5]) == run([5, 3, 1, 4, 0, 2])
@@ -311,7 +318,7 @@ def test_batched_decoding_and_the_batching_noise_floor(
         with open_backend(spec) as engine:
             ids = [engine.prompt_ids(i) for i in items]
             stops = engine.stop_ids
-            got = engine.generate(ids, limits, stops, batch, want_logprobs=True)
+            got = engine.generate(GenerateRequest(ids, limits, stops, batch, want_logprobs=True))
             runs[parallel, batch] = [g for b in got for g in b]
     for a, b in zip(runs[1, 6], runs[3, 1], strict=True):
         assert (a.ids, a.stop_id) == (b.ids, b.stop_id)

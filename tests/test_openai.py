@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from harness.run.backends.base import GenerateRequest
 from tests.support.helpers import in_process as run_cli
 from tests.support.helpers import shortened, write_config
 from tests.support.paths import MINILM, NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, REAL, REPO, SMOLLM
@@ -73,7 +74,9 @@ def generate(spec: Any, items: list[Any], want: bool = True) -> list[Any]:
         ids = [backend.prompt_ids(i) for i in items]
         limits = [i.max_new_tokens or 48 for i in items]
         rows = [
-            g for batch in backend.generate(ids, limits, backend.stop_ids, 8, want) for g in batch
+            g
+            for batch in backend.generate(GenerateRequest(ids, limits, backend.stop_ids, 8, want))
+            for g in batch
         ]
     return sorted(rows, key=lambda g: g.index)
 
@@ -194,7 +197,11 @@ def test_a_request_that_times_out_is_retried(server: str, items: list[Any]) -> N
 
         with open_backend(served_spec(url, timeout=10.0, retries=2, concurrency=1)) as backend:
             ids = backend.prompt_ids(items[0])
-            rows = [g for b in backend.generate([ids], [8], backend.stop_ids, 1) for g in b]
+            rows = [
+                g
+                for b in backend.generate(GenerateRequest([ids], [8], backend.stop_ids, 1))
+                for g in b
+            ]
             assert backend.client.retried >= 1  # type: ignore[attr-defined]
     assert len(rows) == 1 and rows[0].ids
 

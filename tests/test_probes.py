@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness.records import ModelSpec
-from harness.run.backends.base import TopK
+from harness.run.backends.base import GenerateRequest, TopK
 from harness.run.backends.hf import HFBackend
 from harness.run.probes import LogprobStore, pack, token_stats, unpack
 
@@ -135,7 +135,9 @@ def test_generation_logprobs_equal_teacher_forcing_on_the_own_output(tiny_model_
     prompts, _ = inputs()
     seen = {
         g.index: g
-        for batch in backend.generate(prompts, [6] * len(prompts), (2,), 3, want_logprobs=True)
+        for batch in backend.generate(
+            GenerateRequest(prompts, [6] * len(prompts), (2,), 3, want_logprobs=True)
+        )
         for g in batch
     }
     for i, p in enumerate(prompts):

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from harness.run.backends.base import GenerateRequest
+
 from .support.helpers import in_process, write_config, write_jsonl
 from .support.paths import (
     DEMO,
@@ -121,7 +123,9 @@ def test_a_llama_cpp_q8_0_log_replays_to_the_ggufs_own_outputs(
     with open_backend(spec) as engine:
         ids = [engine.prompt_ids(i) for i in items]
         done_rows = [
-            g for b in engine.generate(ids, [32] * len(ids), engine.stop_ids, 8) for g in b
+            g
+            for b in engine.generate(GenerateRequest(ids, [32] * len(ids), engine.stop_ids, 8))
+            for g in b
         ]
         answers = {g.index: (engine.decode(g.ids), g.stop_id is None) for g in done_rows}
     assert {cut for _, cut in answers.values()} == {True, False}
@@ -194,7 +198,7 @@ def test_a_logged_answer_holding_the_end_of_turn_ends_there(tmp_path: Path) -> N
 
         [item] = load_evalset([str(log)])
         stop = replay.encode("<|im_end|>")[0]  # SmolLM2's end of turn, a special token
-        [[got]] = list(replay.generate([replay.prompt_ids(item)], [32], [stop], 1))
+        [[got]] = list(replay.generate(GenerateRequest([replay.prompt_ids(item)], [32], [stop], 1)))
     assert got.stop_id == stop
     assert replay.decode(list(got.ids)) == "Paris."
 

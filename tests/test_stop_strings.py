@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 import torch
 
-from harness.run.backends.base import Generated, TopK, ends_on_string, stopped_at_strings
+from harness.run.backends.base import (
+    Generated,
+    GenerateRequest,
+    TopK,
+    ends_on_string,
+    stopped_at_strings,
+)
 
 from .support.helpers import in_process, write_config
 from .support.paths import NEEDS_LLAMA_CPP, NEEDS_REAL_MODEL, SMOLLM
@@ -90,7 +96,9 @@ def rows_of(spec: Any, stop: Sequence[str]) -> list[Generated]:
         limits = [24] * len(items)
 
         def engine(strings: Sequence[str]) -> list[Generated]:
-            batches = backend.generate(ids, limits, backend.stop_ids, 2, stop_strings=strings)
+            batches = backend.generate(
+                GenerateRequest(ids, limits, backend.stop_ids, 2, stop_strings=strings)
+            )
             return sorted((g for b in batches for g in b), key=lambda g: g.index)
 
         served = greedy_rows(backend, ids, limits, backend.stop_ids, settings)

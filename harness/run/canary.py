@@ -39,7 +39,7 @@ from harness.records.canary import CanaryConfig
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import HarnessError
 from harness.records.neutral import terminal_text
-from harness.run.backends.base import Generated
+from harness.run.backends.base import Generated, GenerateRequest
 from harness.store.filelock import hold
 from harness.store.rundir import write_all
 
@@ -343,7 +343,9 @@ class Canary:
         rows = {
             g.index: g
             for batch in engine.generate(
-                ids, limits, engine.stop_ids, self.cfg.generation.batch_size, want_logprobs
+                GenerateRequest(
+                    ids, limits, engine.stop_ids, self.cfg.generation.batch_size, want_logprobs
+                )
             )
             for g in batch
         }

@@ -22,6 +22,7 @@ from harness.records import (
 from harness.run.backends import Backend, open_backend
 from harness.run.backends.base import (
     Generated,
+    GenerateRequest,
     InvalidAnswer,
     NonFiniteLogits,
     stopped_at_strings,
@@ -93,13 +94,15 @@ def greedy_rows(
     want = probe is not None
     last = time.monotonic()
     batches = backend.generate(
-        [ids[i] for i in todo],
-        [limits[i] for i in todo],
-        stop_ids,
-        settings.batch_size,
-        want,
-        desc,
-        settings.stop,
+        GenerateRequest(
+            [ids[i] for i in todo],
+            [limits[i] for i in todo],
+            stop_ids,
+            settings.batch_size,
+            want,
+            desc,
+            settings.stop,
+        )
     )
     for raw in _mapped(batches, todo):
         batch = [stopped_at_strings(g, settings.stop, backend.decode) for g in raw]

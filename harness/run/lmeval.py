@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from harness.analysis.scorers import Scorer
 from harness.records import LmEvalConfig, Sample
 from harness.records.errors import HarnessError
+from harness.run.backends.base import GenerateRequest
 
 if TYPE_CHECKING:
     from harness.run.backends import Backend
@@ -87,7 +88,9 @@ def backend_lm(backend: Backend, batch_size: int, chat: bool = False) -> Any:
             options = [dict(r.args[1]) for r in requests]
             limits = [int(o.get("max_gen_toks", 256)) for o in options]
             rows: dict[int, tuple[int, ...]] = {}
-            for batch in backend.generate(prompts, limits, backend.stop_ids, batch_size):
+            for batch in backend.generate(
+                GenerateRequest(prompts, limits, backend.stop_ids, batch_size)
+            ):
                 rows.update((g.index, g.ids) for g in batch)
             out = []
             for i, o in enumerate(options):

@@ -56,6 +56,22 @@ class TopK:
 
 
 @dataclass(frozen=True, slots=True)
+class GenerateRequest:
+    """One request for greedy continuations, as every engine takes it: the prompts (token
+    ids), each one's token limit, the ids that end a row, how many rows a batch holds,
+    whether log-probs are wanted, the progress bar's label, and stop strings an engine may
+    end a row on once completed (it must not end it earlier)."""
+
+    prompts: Sequence[Sequence[int]]
+    limits: Sequence[int]
+    stop_ids: Sequence[int]
+    batch_size: int
+    want_logprobs: bool = False
+    desc: str | None = None
+    stop_strings: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Generated:
     """One greedy continuation."""
 
@@ -237,16 +253,7 @@ class Backend(ABC):
     # --- model ------------------------------------------------------------------------------
 
     @abstractmethod
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        limits: Sequence[int],
-        stop_ids: Sequence[int],
-        batch_size: int,
-        want_logprobs: bool = False,
-        desc: str | None = None,
-        stop_strings: Sequence[str] = (),
-    ) -> Iterator[list[Generated]]:
+    def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
         """Greedy continuations of every prompt, each up to its own limit, ending at the
         first of `stop_ids`; yielded batch by batch (in any order: `Generated.index` says
         which prompt) so log-probs can be streamed to disk and memory stays flat. An engine

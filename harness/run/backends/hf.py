@@ -21,6 +21,7 @@ from harness.run.backends.base import (
     Backend,
     Capabilities,
     Generated,
+    GenerateRequest,
     ModelLoadError,
     NonFiniteLogits,
     Preflight,
@@ -420,18 +421,16 @@ class HFBackend(HFTokenizerMethods, Backend):
         self.model = None
         gc.collect()
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        limits: Sequence[int],
-        stop_ids: Sequence[int],
-        batch_size: int,
-        want_logprobs: bool = False,
-        desc: str | None = None,
-        stop_strings: Sequence[str] = (),
-    ) -> Iterator[list[Generated]]:
+    def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
         """Batches are formed over the prompts sorted by (length, limit), the same way for
         every model, so little is padded and a batch stops when its similar rows are done."""
+        prompts = request.prompts
+        limits = request.limits
+        stop_ids = request.stop_ids
+        batch_size = request.batch_size
+        want_logprobs = request.want_logprobs
+        desc = request.desc
+        stop_strings = request.stop_strings
         import torch
 
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), limits[i]))

@@ -33,6 +33,7 @@ from harness.run.backends.base import (
     Backend,
     Capabilities,
     Generated,
+    GenerateRequest,
     ModelLoadError,
     NonFiniteLogits,
     Preflight,
@@ -366,16 +367,14 @@ class LlamaCppBackend(Backend):
         lib = self._lib
         lib.llama_memory_clear(lib.llama_get_memory(self._llm._ctx.ctx), True)
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        limits: Sequence[int],
-        stop_ids: Sequence[int],
-        batch_size: int,
-        want_logprobs: bool = False,
-        desc: str | None = None,
-        stop_strings: Sequence[str] = (),
-    ) -> Iterator[list[Generated]]:
+    def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
+        prompts = request.prompts
+        limits = request.limits
+        stop_ids = request.stop_ids
+        batch_size = request.batch_size
+        want_logprobs = request.want_logprobs
+        desc = request.desc
+        stop_strings = request.stop_strings
 
         import numpy as np
         import torch

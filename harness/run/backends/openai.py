@@ -42,6 +42,7 @@ from harness.run.backends.base import (
     Backend,
     Capabilities,
     Generated,
+    GenerateRequest,
     InvalidAnswer,
     ModelLoadError,
     Preflight,
@@ -481,16 +482,14 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
             body["return_tokens_as_token_ids"] = True  # vLLM: name alternatives by id
         return body
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        limits: Sequence[int],
-        stop_ids: Sequence[int],
-        batch_size: int,
-        want_logprobs: bool = False,
-        desc: str | None = None,
-        stop_strings: Sequence[str] = (),
-    ) -> Iterator[list[Generated]]:
+    def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
+        prompts = request.prompts
+        limits = request.limits
+        stop_ids = request.stop_ids
+        batch_size = request.batch_size
+        want_logprobs = request.want_logprobs
+        desc = request.desc
+        stop_strings = request.stop_strings
         stops = list(stop_ids)
 
         def ask(i: int, limit: int, strings: Sequence[str]) -> tuple[list[int], list[Any]]:

@@ -30,7 +30,14 @@ from typing import Any
 from harness.records import ModelSpec
 from harness.records.errors import HarnessError
 from harness.records.schema import setting
-from harness.run.backends.base import Backend, Capabilities, Generated, ModelLoadError, Preflight
+from harness.run.backends.base import (
+    Backend,
+    Capabilities,
+    Generated,
+    GenerateRequest,
+    ModelLoadError,
+    Preflight,
+)
 from harness.run.backends.hf import HFTokenizerMethods, end_of_turn, load_tokenizer
 
 
@@ -93,16 +100,11 @@ class ReplayBackend(HFTokenizerMethods, Backend):
     def fingerprint(self) -> str:
         return hashlib.sha256(self.log.read_bytes()).hexdigest()[:20]
 
-    def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        limits: Sequence[int],
-        stop_ids: Sequence[int],
-        batch_size: int,
-        want_logprobs: bool = False,
-        desc: str | None = None,
-        stop_strings: Sequence[str] = (),
-    ) -> Iterator[list[Generated]]:
+    def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
+        prompts = request.prompts
+        limits = request.limits
+        stop_ids = request.stop_ids
+        batch_size = request.batch_size
         batch: list[Generated] = []
         for i, (prompt, limit) in enumerate(zip(prompts, limits, strict=True)):
             answer = self.answers.get(tuple(prompt))
