@@ -1,7 +1,8 @@
 """A run of fixed inputs reproduces results.json as the harness wrote it before the backend
 seam (tests/data/golden/results-v1.json, schema 1): the refactor changed no verdict, no
-output and no number, only where things live. (Its items are reference-scored only: Step 7
-judges reference-free items by meaning instead of word similarity, on purpose.)
+output and no number, only where things live. (Its items are reference-scored only:
+reference-free items are judged by meaning, which the old harness judged by word
+similarity.)
 
 Known, listed differences: the schema's own changes (version 2: `config.run` is
 `config.generation`, models carry `backend`, metrics carry `ppl_ratio`), timestamps,
@@ -82,7 +83,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     for cand in old["candidates"]:
         dist = cand["distribution"]
         cand["metrics"]["ppl_ratio"] = None if dist is None else dist["ppl_ratio"]
-        # Step 7: reference-free items are judged by meaning (this run has none).
+        # Reference-free items are judged by meaning (this run has none).
         cand["metrics"] |= {
             "reference_free": 0,
             "equivalent_share": None,
@@ -104,7 +105,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     }
     gate = list(old["config"]["gate"].items())
     old["config"]["gate"] = dict([*gate[:7], ("max_diverged_share", None), *gate[7:]])
-    # Step 8: engines (threads, context, a server), the engine each candidate ran on, KLDs
+    # Engines (threads, context, a server), the engine each candidate ran on, KLDs
     # marked when they are top-k lower bounds, and the [corpus] table (none here).
     for model in (
         old["baseline"],
@@ -112,7 +113,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         *(c["model"] for c in old["config"]["candidates"] if c["model"]),
     ):
         if "dtype" in model and model is not old["baseline"]:
-            # Step 13: an engine's own settings are `settings` (schema 3).
+            # An engine's own settings are `settings` (schema 3).
             model |= {"threads": None, "context": None, "settings": None}
             model["chat_template"] = None  # issue 35: a chat-template file of one's own
     for cand in old["candidates"]:
@@ -120,7 +121,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         if cand["distribution"] is not None:
             cand["distribution"]["kld_top_k"] = None
     old["config"]["corpus"] = None
-    # Step 9: sizes on disk (facts of the checkpoint files, read from them here) and the
+    # Sizes on disk (facts of the checkpoint files, read from them here) and the
     # ladder (none in this run).
     old["baseline"] |= {
         "size_bytes": weights_bytes(old["baseline"]["path"]),
@@ -130,7 +131,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         cand["size_bytes"] = weights_bytes(cand["path"])
     old["config"]["ladder"] = None
     old["ladder"] = None
-    # Step 11: what each candidate's own tokenizer would have done (this run's candidates
+    # What each candidate's own tokenizer would have done (this run's candidates
     # share the baseline's tokenizer), outputs cut off at max_new_tokens, and reference-free
     # answers compared before meaning (this run has none).
     for cand in old["candidates"]:
@@ -140,7 +141,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         for side in it["candidates"].values():
             side["answer_change"] = None
             side["answer_kind"] = None  # issue 35: the answer kind compared (free items only)
-    # Step 14: three verdicts (a rule that passed is `pass`; this run's rules all pass), and
+    # Three verdicts (a rule that passed is `pass`; this run's rules all pass), and
     # the [sequential] table (none here).
     old["config"]["sequential"] = None
     old["sequential"] = None
@@ -150,10 +151,10 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
     for cand in old["candidates"]:
         for rule in cand["rules"]:
             rule["verdict"] = "pass" if rule.pop("passed") else "fail"
-    # Step 15: the [traffic] table (none here) and the length buckets of [slices] (defaults).
+    # The [traffic] table (none here) and the length buckets of [slices] (defaults).
     old["config"]["traffic"] = None
     old["config"]["slices"] = {"prompt_tokens": [128, 512, 2048], "output_tokens": [16, 64, 256]}
-    # Step 16: how the baseline's log-probs are kept ([distribution], defaults: a vocabulary
+    # How the baseline's log-probs are kept ([distribution], defaults: a vocabulary
     # this small stays in full rows) and the batching noise floor (none here).
     old["config"]["distribution"] = {
         "store": "auto",
@@ -184,7 +185,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
         it["declared"] = None
         for side in (it["baseline"], *it["candidates"].values()):
             side["broken"] = None
-    # Step 17: betting intervals (`pop_intervals` takes the intervals out of both sides),
+    # Betting intervals (`pop_intervals` takes the intervals out of both sides),
     # averaged over seeded orders instead of bootstrap resamples; a sequential pool is
     # described by its slices (none here).
     old["schema_version"] = 5
@@ -193,7 +194,7 @@ def migrate_v1(old: dict[str, Any]) -> dict[str, Any]:
 
 
 def pop_intervals(old: dict[str, Any], new: dict[str, Any]) -> None:
-    """Step 17 gives every paired drop and share a betting interval (valid at any n) where
+    """Every paired drop and share has a betting interval (valid at any n) where
     the bootstrap gave a percentile interval: the intervals, and the verdicts, reasons and
     rules that follow from them, leave both sides, after checking the new ones: each
     interval is `paired_drop`'s over the scored items results.json holds, and each rule on
@@ -239,7 +240,7 @@ def pop_intervals(old: dict[str, Any], new: dict[str, Any]) -> None:
 
 
 def pop_length_slices(new: dict[str, Any]) -> None:
-    """Step 15 slices by prompt and output length (rows the old file did not have): taken out
+    """Slices by prompt and output length (rows the old file did not have): taken out
     after checking that each kind of bucket holds every generated item once."""
     generated = sum(1 for it in new["items"] if not it["id"].startswith("lm_eval/"))
     for cand in new["candidates"]:
@@ -256,7 +257,7 @@ def pop_length_slices(new: dict[str, Any]) -> None:
 
 
 def pop_evidence(new: dict[str, Any]) -> None:
-    """Step 14 sizes what each rule on an interval resolves (facts the old file did not
+    """What each rule on an interval resolves is sized (facts the old file did not
     record): taken out after checking them against the intervals the file does hold."""
     for cand in new["candidates"]:
         for rule in cand["rules"]:
@@ -270,7 +271,7 @@ def pop_evidence(new: dict[str, Any]) -> None:
 
 
 def pop_cut_off(new: dict[str, Any]) -> None:
-    """Step 11 marks outputs that ran to max_new_tokens (a fact of each output the old file
+    """Outputs that ran to max_new_tokens are marked (a fact of each output the old file
     did not record): taken out after checking their counts agree with the items."""
     for cand in new["candidates"]:
         name, metrics = cand["name"], cand["metrics"]
@@ -361,7 +362,7 @@ def test_results_equal_the_pre_refactor_run(
     for r in (old, new):
         for key in ("created_at", "durations", "libraries"):
             r.pop(key)
-    # Step 7 shows on each side the answer the scorer compared where extraction changed it,
+    # Each side shows the answer the scorer compared where extraction changed it,
     # and a reference-free item's meaning similarity (this run has none of those).
     for it in new["items"]:
         for side in (it["baseline"], *it["candidates"].values()):

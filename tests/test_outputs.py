@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.shell.cli import main
-from harness.store.outputs import MARKER, OutputError, copy_file, output_folder, owned_folder
+from harness.store.destinations import MARKER, OutputError, copy_file, output_folder, owned_folder
 from harness.store.rundir import clean_leftovers
 
 from .support.paths import DEMO, REPO

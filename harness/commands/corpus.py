@@ -15,7 +15,7 @@ from harness.records import (
 )
 from harness.records.errors import HarnessError
 from harness.shell.exits import EXIT_OK
-from harness.store.outputs import (
+from harness.store.destinations import (
     owned_folder,
 )
 from harness.store.rundir import (

@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.records.errors import HarnessError
 from harness.shell.exits import EXIT_OK
-from harness.store.outputs import (
+from harness.store.destinations import (
     check_file,
 )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.shell.exits import EXIT_OK
-from harness.store.outputs import (
+from harness.store.destinations import (
     output_folder,
 )
 

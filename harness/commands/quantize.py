@@ -15,7 +15,7 @@ from harness.commands.common import CACHE_HELP
 from harness.records.errors import HarnessError
 from harness.records.schema import REQUIRED, Key, keys_of
 from harness.shell.exits import EXIT_OK
-from harness.store.outputs import check_file, check_folder, copy_file, output_folder
+from harness.store.destinations import check_file, check_folder, copy_file, output_folder
 
 GGUF_ENGINE = "llama.cpp"  # what --gguf TYPE stands for: --engine llama.cpp --type TYPE
 

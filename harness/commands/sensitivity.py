@@ -33,7 +33,7 @@ from harness.run.plan import baseline_plan, effective_generation
 from harness.run.quantize import quantizer_of
 from harness.shell import worker
 from harness.shell.exits import EXIT_OK
-from harness.store.outputs import owned_folder
+from harness.store.destinations import owned_folder
 from harness.store.runcache import RunCache
 
 LAYER = re.compile(r"^(model\.layers\.(\d+))\.")

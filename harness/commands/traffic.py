@@ -21,7 +21,7 @@ from harness.records import (
 from harness.records.errors import HarnessError
 from harness.records.neutral import terminal_text
 from harness.shell.exits import EXIT_OK
-from harness.store.outputs import (
+from harness.store.destinations import (
     check_file,
     check_not_input,
 )
@@ -40,7 +40,7 @@ def sample_traffic(
     the summary written as `<out>.sample.json`."""
     from harness.analysis.sampling import HARD, check_pool, draw, hard_items, weight
     from harness.run.mining import mine, signal_rows
-    from harness.store.outputs import check_file, check_not_input
+    from harness.store.destinations import check_file, check_not_input
     from harness.store.runcache import RunCache
     from harness.store.rundir import write_all
 

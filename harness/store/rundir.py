@@ -37,8 +37,8 @@ from harness.records import EvalItem, Generation, ModelRun, Sample, TokenStats
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import FULL, DiskFull, HarnessError, RecordError
 from harness.store import faults
+from harness.store.destinations import unsafe_target
 from harness.store.filelock import Busy, hold
-from harness.store.outputs import unsafe_target
 
 ARTIFACTS = ("results.json", "items.csv", "junit.xml", "summary.md", "report.html")
 # `write_all`'s temporary names: "." + the file's name + "." + mkstemp's 8 random characters
