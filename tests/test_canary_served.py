@@ -30,24 +30,26 @@ def chats(n: int) -> list[list[dict[str, str]]]:
     ]
 
 
-def serve(gguf: Path, log: Path, prompts: list[Any], logprobs: bool = True) -> list[str]:
-    """Each prompt asked of llama-server serving `gguf`; the gateway's log lines."""
-    lines = []
+def serve(gguf: Path, log: Path, jobs: list[tuple[list[Any], bool]]) -> list[str]:
+    """Each job's prompts asked of one llama-server serving `gguf` (with log-probs or
+    without); the gateway's log lines, in order."""
+    lines: list[str] = []
     with llama_server(gguf, log.with_suffix(".server.log")) as (url, _):
-        for k, msgs in enumerate(prompts):
-            body: dict[str, Any] = {"messages": msgs, "max_tokens": 24, "temperature": 0}
-            if logprobs:
-                body |= {"logprobs": True, "top_logprobs": TOP}
-            req = urllib.request.Request(
-                url + "/v1/chat/completions",
-                data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(req, timeout=120) as r:
-                out = json.loads(r.read())
-            stamp = time.time() + k
-            lines.append(json.dumps({"timestamp": stamp, "request": body | {"model": "canary"},
-                                     "response": out}))  # fmt: skip
+        for prompts, logprobs in jobs:
+            for msgs in prompts:
+                body: dict[str, Any] = {"messages": msgs, "max_tokens": 16, "temperature": 0}
+                if logprobs:
+                    body |= {"logprobs": True, "top_logprobs": TOP}
+                req = urllib.request.Request(
+                    url + "/v1/chat/completions",
+                    data=json.dumps(body).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(req, timeout=120) as r:
+                    out = json.loads(r.read())
+                stamp = time.time() + len(lines)
+                lines.append(json.dumps({"timestamp": stamp, "request": body | {"model": "canary"},
+                                         "response": out}))  # fmt: skip
     return lines
 
 
@@ -57,7 +59,7 @@ def config(folder: Path, baseline: str, per_cycle: int = 16) -> Path:
         f"""name = "served"
 {baseline}
 [generation]
-max_new_tokens = 24
+max_new_tokens = 16
 batch_size = 8
 [agreement]
 model = "{MINILM}"
@@ -84,29 +86,28 @@ def test_log_prob_distance_of_served_answers(smollm2_ggufs: dict[str, Any], tmp_
     ggufs = smollm2_ggufs["first"]
     f32 = ggufs["f32"].path.resolve()
     baseline = f'[baseline]\nname = "f32"\nbackend = "llama.cpp"\npath = "{f32}"'
-    prompts = chats(6)
+    prompts = chats(4)
     seen: dict[str, list[dict[str, Any]]] = {}
     for arm in ("f32", "q4_k_m"):
         folder = tmp_path / arm
         folder.mkdir()
-        lines = serve(ggufs[arm].path.resolve(), folder / "gateway", prompts)
-        # one request logged without log-probs, one whose prompt carries an e-mail address
-        lines += serve(ggufs[arm].path.resolve(), folder / "plain", prompts[:1], logprobs=False)
+        # and one request logged without log-probs, one whose prompt holds an e-mail address
         mail = [{"role": "user", "content": "Write to ana.lopez@example.com: say thanks."}]
-        lines += serve(ggufs[arm].path.resolve(), folder / "mail", [mail])
+        jobs = [(prompts, True), (prompts[:1], False), ([mail], True)]
+        lines = serve(ggufs[arm].path.resolve(), folder / "gateway", jobs)
         (folder / "gateway.jsonl").write_text("\n".join(lines) + "\n")
         seen[arm] = shadowed(config(folder, baseline))
     for arm, rows in seen.items():
-        assert len(rows) == 8, arm
-        assert rows[6]["logprobs"] is None  # none logged
-        assert rows[7]["logprobs"] is None  # scrubbed: its tokens would carry the address
+        assert len(rows) == 6, arm
+        assert rows[4]["logprobs"] is None  # none logged
+        assert rows[5]["logprobs"] is None  # scrubbed: its tokens would carry the address
         assert "ana.lopez" not in json.dumps(rows)
-        for r in rows[:6]:
+        for r in rows[:4]:
             d = r["logprobs"]
             # an end-of-turn alternative is logged without bytes: it merges into the rest
             assert d["tokens"] > 0 and 1 <= d["top_k"] <= TOP, (arm, d)
-    aa = [r["logprobs"] for r in seen["f32"][:6]]
-    q4 = [r["logprobs"] for r in seen["q4_k_m"][:6]]
+    aa = [r["logprobs"] for r in seen["f32"][:4]]
+    q4 = [r["logprobs"] for r in seen["q4_k_m"][:4]]
     # The same weights in two engines (llama-server, llama.cpp in process): the log's five
     # decimals and batch arithmetic apart, the same distribution at every served token.
     assert max(d["kld_max"] for d in aa) < 1e-3, aa
@@ -124,7 +125,7 @@ def test_a_baseline_request_that_fails_is_dropped_alone_and_counted(
     and counted (`shadow_failed`), the others are judged; the next cycle shadows again."""
     f32 = smollm2_ggufs["first"]["f32"].path.resolve()
     prompts = chats(4)
-    lines = serve(f32, tmp_path / "gateway", prompts, logprobs=False)
+    lines = serve(f32, tmp_path / "gateway", [(prompts, False)])
     (tmp_path / "gateway.jsonl").write_text("\n".join(lines[:3]) + "\n")
     with llama_server(f32, tmp_path / "baseline.log") as (upstream, _):
         # the batch's first request fails (retries 0), then the first item alone fails again

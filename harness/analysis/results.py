@@ -45,8 +45,7 @@ from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import RecordError
 from harness.records.ladder import Ladder
 from harness.records.settings import GateVerdict, Recipe
-
-SCHEMA_VERSION = 5
+from harness.records.versions import SCHEMA_VERSION
 
 
 def check_schema(data: Any, where: str) -> None:

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
+
 
 def run(args: argparse.Namespace) -> int:
     """Watch a live split and decide (docs/canary.md): cycles until SIGTERM, or one with
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     canary = sub.add_parser(
         "canary",
-        help="watch a live split between the full-precision and the quantized arm; decide",
+        help=help_of("canary"),
         description="Follow the gateway's request logs, shadow a share of the canary arm's "
         "requests to the baseline, and say promote / continue / roll back with an error rate "
         "that holds however often it is asked (docs/canary.md). Serves the decision to Argo "

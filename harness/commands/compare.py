@@ -38,6 +38,7 @@ from harness.analysis.results import (
 from harness.analysis.review import Reviews, review_status
 from harness.analysis.scorers import reference_free
 from harness.analysis.sequential import sequence_intervals
+from harness.commands import help_of
 from harness.commands.common import (
     CACHE_HELP,
     positive_int,
@@ -405,13 +406,6 @@ def evalset_info(
     )
 
 
-HELP = {
-    "compare": "the main job: run, score, pair, report, gate",
-    "ladder": "a precision ladder ([ladder] rungs): the lightest rung that passes",
-    "sweep": "the same as ladder",
-}
-
-
 EXAMPLES = {
     "compare": """examples:
   harness compare --config demo.toml                      # the demo: reports/demo/
@@ -442,8 +436,8 @@ def _compare_parser(sub: Any, command: str) -> None:
     """compare, ladder and sweep take the same flags (a ladder is a compare of its rungs)."""
     compare = sub.add_parser(
         command,
-        help=HELP[command],
-        description=HELP[command],
+        help=help_of(command),
+        description=help_of(command),
         epilog=EXAMPLES[command],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

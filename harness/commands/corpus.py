@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
 from harness.commands.common import (
     CACHE_HELP,
 )
@@ -61,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    corpus = sub.add_parser(
-        "corpus", help="perplexity and KLD over a text file, as llama-perplexity computes them"
-    )
+    corpus = sub.add_parser("corpus", help=help_of("corpus"))
     corpus.add_argument("--config", required=True, type=Path, help="a config with [corpus]")
     corpus.add_argument(
         "--out",

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
 from harness.records.errors import HarnessError
 from harness.shell.exits import EXIT_OK
 from harness.store.destinations import (
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    init = sub.add_parser("init", help="write a commented starter config for a model folder")
+    init = sub.add_parser("init", help=help_of("init"))
     init.add_argument("model", help="the baseline: a model folder (or a GGUF file)")
     init.add_argument("--out", type=Path, default=Path("harness.toml"), help="(harness.toml)")
     init.add_argument(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
 from harness.shell.exits import EXIT_OK
 from harness.store.destinations import (
     output_folder,
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    export = sub.add_parser("export-lm-eval", help="write eval sets as lm-eval task YAMLs + data")
+    export = sub.add_parser("export-lm-eval", help=help_of("export-lm-eval"))
     export.add_argument("paths", nargs="+", metavar="EVALSET", help="eval-set files or globs")
     export.add_argument("--out", type=Path, required=True, help="the task folder to write")
     export.add_argument(

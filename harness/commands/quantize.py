@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
 from harness.commands.common import CACHE_HELP
 from harness.records.errors import HarnessError
 from harness.records.schema import REQUIRED, Key, keys_of
@@ -96,7 +97,7 @@ def add_parser(sub: Any) -> None:
 
     quant = sub.add_parser(
         "quantize",
-        help="baseline + recipe + calibration set -> checkpoint dir or GGUF file",
+        help=help_of("quantize"),
         description="Each quantizer's declared settings are flags (docs/configuration.md, "
         "the quantize tables); --engine picks the quantizer.",
     )

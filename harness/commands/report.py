@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.analysis.results import Results
 from harness.analysis.review import Reviews
+from harness.commands import help_of
 from harness.commands.common import (
     report_verdicts,
 )
@@ -52,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    report = sub.add_parser("report", help="re-render every artifact of a run folder from disk")
+    report = sub.add_parser("report", help=help_of("report"))
     report.add_argument("run_dir", type=Path, help="a run folder `compare` wrote")
     report.set_defaults(func=run)

@@ -10,6 +10,7 @@ from typing import Any
 from harness.analysis.pairing import sample_item
 from harness.analysis.results import Results
 from harness.analysis.review import ReviewError, check_review, merge
+from harness.commands import help_of
 from harness.commands.common import (
     report_verdicts,
 )
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    review = sub.add_parser("review", help="hand review verdicts")
+    review = sub.add_parser("review", help=help_of("review"))
     review_sub = review.add_subparsers(dest="review_command", required=True)
     imp = review_sub.add_parser("import", help="merge a review.json exported from report.html")
     imp.add_argument("run_dir", type=Path, help="the run folder the review is of")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from harness.commands import help_of
 from harness.shell.exits import EXIT_OK
 
 
@@ -17,9 +18,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    schema = sub.add_parser(
-        "schema", help="the config file's JSON Schema (editors validate TOML with it)"
-    )
+    schema = sub.add_parser("schema", help=help_of("schema"))
     schema.add_argument(
         "--markdown", action="store_true", help="the configuration reference instead"
     )

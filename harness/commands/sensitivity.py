@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
 from harness.commands.common import CACHE_HELP, RUNS_HELP
 from harness.inputs.config import load_config
 from harness.inputs.evalset import load_evalset
@@ -219,9 +220,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    sens = sub.add_parser(
-        "sensitivity", help="per-layer cost of a ladder rung and a mixed recipe to try"
-    )
+    sens = sub.add_parser("sensitivity", help=help_of("sensitivity"))
     sens.add_argument("--config", required=True, type=Path, help="the ladder's config")
     sens.add_argument("--rung", required=True, help="an llm-compressor rung (the first failing)")
     sens.add_argument("--keep", type=int, help="layers to keep (default: half the cost)")

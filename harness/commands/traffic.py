@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
 from harness.commands.common import (
     RUNS_HELP,
 )
@@ -228,7 +229,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    traffic = sub.add_parser("traffic", help="eval sets from production request logs")
+    traffic = sub.add_parser("traffic", help=help_of("traffic"))
     traffic_sub = traffic.add_subparsers(dest="traffic_command", required=True)
     timp = traffic_sub.add_parser(
         "import",

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.commands import help_of
 from harness.shell.exits import EXIT_OK
 
 
@@ -34,9 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any) -> None:
-    validate = sub.add_parser(
-        "validate", help="check eval sets and configs without loading a model"
-    )
+    validate = sub.add_parser("validate", help=help_of("validate"))
     validate.add_argument(
         "paths", nargs="+", metavar="PATH", help="JSONL files, globs, dirs or *.toml configs"
     )

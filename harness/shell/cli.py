@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(words: list[str], debug: bool) -> int:
-    args = build_parser().parse_args(words)
+    args = build_parser(words).parse_args(words)
     try:
         previous = signal.signal(signal.SIGTERM, terminate)
     except ValueError:  # not the main thread (a library caller): leave signals alone
