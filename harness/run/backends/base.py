@@ -70,6 +70,11 @@ class GenerateRequest:
     desc: str | None = None
     stop_strings: Sequence[str] = ()
 
+    def __iter__(self) -> Iterator[Any]:
+        """Its fields in order, for an engine to unpack in one line."""
+        return iter((self.prompts, self.limits, self.stop_ids, self.batch_size,
+                     self.want_logprobs, self.desc, self.stop_strings))  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Generated:

@@ -424,13 +424,7 @@ class HFBackend(HFTokenizerMethods, Backend):
     def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
         """Batches are formed over the prompts sorted by (length, limit), the same way for
         every model, so little is padded and a batch stops when its similar rows are done."""
-        prompts = request.prompts
-        limits = request.limits
-        stop_ids = request.stop_ids
-        batch_size = request.batch_size
-        want_logprobs = request.want_logprobs
-        desc = request.desc
-        stop_strings = request.stop_strings
+        prompts, limits, stop_ids, batch_size, want_logprobs, desc, stop_strings = request
         import torch
 
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), limits[i]))

@@ -368,13 +368,7 @@ class LlamaCppBackend(Backend):
         lib.llama_memory_clear(lib.llama_get_memory(self._llm._ctx.ctx), True)
 
     def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
-        prompts = request.prompts
-        limits = request.limits
-        stop_ids = request.stop_ids
-        batch_size = request.batch_size
-        want_logprobs = request.want_logprobs
-        desc = request.desc
-        stop_strings = request.stop_strings
+        prompts, limits, stop_ids, batch_size, want_logprobs, desc, stop_strings = request
 
         import numpy as np
         import torch

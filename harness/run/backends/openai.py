@@ -483,13 +483,7 @@ class OpenAIBackend(HFTokenizerMethods, Backend):
         return body
 
     def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
-        prompts = request.prompts
-        limits = request.limits
-        stop_ids = request.stop_ids
-        batch_size = request.batch_size
-        want_logprobs = request.want_logprobs
-        desc = request.desc
-        stop_strings = request.stop_strings
+        prompts, limits, stop_ids, batch_size, want_logprobs, desc, stop_strings = request
         stops = list(stop_ids)
 
         def ask(i: int, limit: int, strings: Sequence[str]) -> tuple[list[int], list[Any]]:

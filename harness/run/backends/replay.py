@@ -101,10 +101,7 @@ class ReplayBackend(HFTokenizerMethods, Backend):
         return hashlib.sha256(self.log.read_bytes()).hexdigest()[:20]
 
     def generate(self, request: GenerateRequest) -> Iterator[list[Generated]]:
-        prompts = request.prompts
-        limits = request.limits
-        stop_ids = request.stop_ids
-        batch_size = request.batch_size
+        prompts, limits, stop_ids, batch_size, *_ = request
         batch: list[Generated] = []
         for i, (prompt, limit) in enumerate(zip(prompts, limits, strict=True)):
             answer = self.answers.get(tuple(prompt))
