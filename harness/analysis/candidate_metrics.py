@@ -64,7 +64,7 @@ KLD_EDGES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)
 # --- what the compute functions see ------------------------------------------------------
 
 
-class Measured:
+class MetricInputs:
     """The paired items of one candidate and what several metrics share, computed once."""
 
     def __init__(self, paired: Sequence[PairedItem], stats: StatsConfig) -> None:
@@ -146,7 +146,7 @@ Unit = Literal["interval", "share", "count", "p", "similarity", "nats", "ratio"]
 @dataclass(frozen=True, slots=True)
 class Metric:
     name: str  # the key under `metrics` in results.json
-    compute: Callable[[Measured], MetricValue]
+    compute: Callable[[MetricInputs], MetricValue]
     unit: Unit
     gate: GateRule | None = None
     columns: tuple[Column, ...] = ()
@@ -156,10 +156,10 @@ def _structured(paired: Sequence[PairedItem]) -> list[PairedItem]:
     return [p for p in paired if toolcalls.structured(p.item)]
 
 
-def _broken_share(side: str) -> Callable[[Measured], MetricValue]:
+def _broken_share(side: str) -> Callable[[MetricInputs], MetricValue]:
     """The weighted share of structured items whose `side` output breaks its declaration."""
 
-    def compute(x: Measured) -> MetricValue:
+    def compute(x: MetricInputs) -> MetricValue:
         items = x.structured
         if not items:
             return None
@@ -169,8 +169,8 @@ def _broken_share(side: str) -> Callable[[Measured], MetricValue]:
     return compute
 
 
-def _unparsed(side: str) -> Callable[[Measured], MetricValue]:
-    def compute(x: Measured) -> MetricValue:
+def _unparsed(side: str) -> Callable[[MetricInputs], MetricValue]:
+    def compute(x: MetricInputs) -> MetricValue:
         if not x.structured:
             return None
         return sum(toolcalls.unparsed(getattr(p, side).broken) for p in x.structured)
@@ -178,19 +178,22 @@ def _unparsed(side: str) -> Callable[[Measured], MetricValue]:
     return compute
 
 
-def _calls_changed(x: Measured) -> MetricValue:
+def _calls_changed(x: MetricInputs) -> MetricValue:
     if not any(p.item.tools for p in x.paired):
         return None
     return sum(p.answer_kind == "tool" and p.answer_change is not None for p in x.paired)
 
 
-def _scored_only(fn: Callable[[Measured], MetricValue]) -> Callable[[Measured], MetricValue]:
+Compute = Callable[[MetricInputs], MetricValue]
+
+
+def _scored_only(fn: Compute) -> Compute:
     """Flips and their statistics exist only over reference-scored items: None ("n/a") for a
     set that has none, never a reassuring 0."""
     return lambda x: fn(x) if x.scored else None
 
 
-def _free_count(outcome: Outcome) -> Callable[[Measured], MetricValue]:
+def _free_count(outcome: Outcome) -> Callable[[MetricInputs], MetricValue]:
     """How many reference-free items were judged `outcome`."""
     return lambda x: sum(p.outcome is outcome for p in x.free)
 
@@ -665,7 +668,7 @@ def slices(
 def summarize(
     paired: Sequence[PairedItem], stats: StatsConfig, lengths: SliceSettings | None = None
 ) -> CandidateMetrics:
-    measured = Measured(paired, stats)
+    measured = MetricInputs(paired, stats)
     if measured.interval(paired) is None and not measured.free:
         raise NothingScored("no item could be scored or judged for both models")
     values = {m.name: m.compute(measured) for m in METRICS}
@@ -675,5 +678,5 @@ def summarize(
 
 
 def _free(paired: Sequence[PairedItem]) -> list[PairedItem]:
-    """The judged reference-free items (as `Measured.free`)."""
+    """The judged reference-free items (as `MetricInputs.free`)."""
     return [p for p in paired if reference_free(p.item) and p.outcome in MEANING]
