@@ -407,8 +407,9 @@ def test_a_signal_stops_a_run_stuck_on_a_dripping_server_within_5_s(
 ) -> None:
     """The console script (worker and all), a generous 60 s timeout, a server that drips: the
     signal lands while requests are in flight and the run is gone within 5 s. The baseline
-    is the server too, reached directly: only the candidate's requests drip."""
-    evalset = subset(tmp_path / "s.jsonl", per_file=2)
+    is the server too, reached directly: only the candidate's requests drip (one item a file:
+    the candidate's first requests are what the signal lands on)."""
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
     faults = Faults(drip=0.5)
     with fault_proxy(server, faults) as url:
         config = compare_config(
