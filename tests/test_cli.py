@@ -621,7 +621,10 @@ def test_a_quiet_run_shows_no_library_bar_and_no_message_inside_a_bar(tmp_path: 
     harness's bars and lines only, and every message on a line of its own."""
     import re
 
-    sets = REPO / "evalsets" / "demo" / "add.jsonl"
+    # 30 sums: enough batches for every bar to draw, and a line to land inside one
+    lines = (REPO / "evalsets" / "demo" / "add.jsonl").read_text().splitlines()[:30]
+    sets = tmp_path / "add.jsonl"
+    sets.write_text("\n".join(lines) + "\n")
     candidates = {
         "w8": {"quantize": {"scheme": "W8A16", "method": "rtn"}},
         "q8": {"quantize": {"engine": "llama.cpp", "type": "Q8_0"}},

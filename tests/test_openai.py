@@ -168,7 +168,7 @@ def test_compare_through_http_with_a_500_injected(
     requests: retried, the run completes, and the served outputs are the in-process ones.
     The KLD is labelled a lower bound (top-20 + tail) in results.json and the report."""
     faults = Faults(fail_first=3)
-    evalset = subset(tmp_path / "s.jsonl", per_file=2)
+    evalset = subset(tmp_path / "s.jsonl", per_file=1)
     with fault_proxy(server, faults) as url:
         done = run_compare(compare_config(tmp_path, url, evalset), tmp_path / "run")
     assert done.returncode in (0, 1), done.stderr[-2000:]
