@@ -11,18 +11,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.results import (
-    CandidateInfo,
-    Durations,
-    ModelInfo,
-    RunHeader,
-    RunRecord,
-    config_json,
-)
-from harness.analysis.review import Reviews
+from harness.analysis.candidate_metrics import config_json
 from harness.commands.compare import analyze, write_artifacts
 from harness.inputs.evalset import load_evalset
 from harness.records import CompareConfig, Generation, ModelRun, ModelSpec
+from harness.records.results import CandidateInfo, Durations, ModelInfo, RunHeader, RunRecord
+from harness.records.review import Reviews
 from harness.store.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[1]

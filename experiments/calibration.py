@@ -35,13 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.analysis.betting import DROP, SHARE, Pool, Prepared, Range, _pool_log_capital
+from harness.analysis.betting import Prepared, _pool_log_capital, pool_values
 from harness.analysis.evidence import items_needed
 from harness.analysis.sampling import draw, weight
 from harness.analysis.stats import paired_drop
 from harness.inputs.evalset import load_evalset
 from harness.inputs.pool import pool_order
 from harness.records import StatsConfig
+from harness.records.pool import DROP, SHARE, Pool, Range
 
 REPO = Path(__file__).resolve().parents[1]
 LIMIT, CONFIDENCE = 0.02, 0.95
@@ -330,7 +331,7 @@ def sequential_table(seed: int, runs: int, step: int = 100, first: int = 200) ->
             u = gen.random(n)
             x = np.where(u < (psi + d) / 2, 1.0, np.where(u < psi, -1.0, 0.0))
             truth = float(w @ x / w.sum())
-            y = pool.values(x, w)
+            y = pool_values(pool, x, w)
             t = np.array([LIMIT])
             bar = math.log(1 / ALPHA)
             below = _pool_log_capital(y, t, pool, "below", ALPHA)[0][looks] >= bar

@@ -177,7 +177,7 @@ NO_TORCH = "assert 'torch' not in sys.modules and 'transformers' not in sys.modu
 def test_analysis_modules_import_without_torch() -> None:
     run_python(
         "import harness.analysis.gate, harness.render.report, harness.analysis.pairing, "
-        "harness.analysis.results, harness.shell.cli, harness.inputs.config, harness.store.rundir, "
+        "harness.records.results, harness.shell.cli, harness.inputs.config, harness.store.rundir, "
         f"harness.api, harness.commands, harness.store.runcache; import sys; {NO_TORCH}"
     )
 

@@ -11,16 +11,9 @@ import pytest
 
 from experiments.calibration import ALPHA, betting_verdicts, outcomes
 from harness.analysis import betting
-from harness.analysis.betting import (
-    DROP,
-    SHARE,
-    Pool,
-    Prepared,
-    interval,
-    pool_interval,
-    pool_tests,
-)
+from harness.analysis.betting import Prepared, interval, pool_interval, pool_tests
 from harness.analysis.gate_rules import three_way
+from harness.records.pool import DROP, SHARE, Pool
 
 LOG40 = math.log(40)
 
@@ -120,7 +113,7 @@ def test_the_pool_sequence_wrongly_passes_at_most_alpha_however_often_it_looks()
         if float(w @ x / w.sum()) < 0.02:
             continue
         nulls += 1
-        y = pool.values(x, w)
+        y = betting.pool_values(pool, x, w)
         caps = betting._pool_log_capital(y, np.array([0.02]), pool, "below", ALPHA)[0]
         wrong += bool((caps[24::25] >= LOG40).any())
     assert nulls > 100

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.formats import pct, pts
+from harness.render.formats import pct, pts
 from harness.shell.cli import main
 
 from .support.helpers import (

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from experiments.calibration import ALPHA, betting_verdicts, outcomes
-from harness.analysis.betting import DROP, SHARE, Pool
 from harness.analysis.evidence import floor, items_needed, sandwich, sequence_needed
+from harness.records.pool import DROP, SHARE, Pool
 
 CONFIDENCE = 0.95
 # (sqrt(2 log 40) + 0.25 + z(0.8))^2 = (2.716203 + 0.25 + 0.841621)^2

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis.betting import DROP, Pool
 from harness.analysis.candidate_metrics import summarize
-from harness.analysis.gate import evidence_sentence, gate, interval_used
+from harness.analysis.gate import gate
 from harness.records import (
     CandidateMetrics,
     GateConfig,
@@ -17,6 +16,8 @@ from harness.records import (
     SliceSettings,
     StatsConfig,
 )
+from harness.records.pool import DROP, Pool
+from harness.render.verdicts import evidence_sentence, interval_used
 
 from .test_candidate_metrics import paired
 

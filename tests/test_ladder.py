@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from harness.analysis.ladder import answer, breaks_first, calibration_pairs, cliffs, decide, pareto
-from harness.analysis.results import CandidateInfo, CandidateResult
-from harness.analysis.review import ReviewStatus
 from harness.commands.sensitivity import LayerCost, propose
 from harness.inputs.config import ConfigError, parse_config
 from harness.records import CandidateMetrics, GgufSpec, Interval, QuantizeSpec
 from harness.records.ladder import Rung, RungSlice
+from harness.records.results import CandidateInfo, CandidateResult
+from harness.records.review import ReviewStatus
 from harness.records.settings import GateVerdict
 from harness.shell.cli import main
 

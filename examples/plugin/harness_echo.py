@@ -3,8 +3,7 @@
 import shutil
 from dataclasses import dataclass
 
-from harness.analysis.candidate_metrics import Metric
-from harness.analysis.formats import column
+from harness.analysis.candidate_metrics import Metric, Shown
 from harness.analysis.gate_rules import Limit, point_gate
 from harness.analysis.scorers import ScorerEntry
 from harness.records import ModelSpec
@@ -88,5 +87,5 @@ PAIRED_ITEMS = Metric(
         limit=Limit.COUNT,
         needs=None,
     ),
-    (column("paired", "paired_items", str),),
+    (Shown("paired", "count"),),
 )

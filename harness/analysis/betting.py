@@ -41,6 +41,8 @@ from typing import Literal
 
 import numpy as np
 
+from harness.records.pool import Pool, Range
+
 Values = Sequence[float] | np.ndarray
 Side = Literal["below", "above"]
 # Seeded orders whose capitals are averaged, so that the verdict does not hang on the order
@@ -55,18 +57,6 @@ ORDERS = 8
 # the exact binomial bound: 183) and never stakes everything on one item.
 TRUNCATE = 0.9
 BISECT = 40  # halvings of the range: an end within 2e-12 on a range of width 2
-
-
-@dataclass(frozen=True, slots=True)
-class Range:
-    """The known range of the per-item values x (not of the data seen)."""
-
-    low: float
-    high: float
-
-
-DROP = Range(-1.0, 1.0)  # baseline score minus candidate score
-SHARE = Range(0.0, 1.0)  # 1 on a flagged item (a regression), else 0
 
 
 def orders(n: int, seed: int, count: int = ORDERS) -> np.ndarray:
@@ -176,29 +166,9 @@ def bisect(rejects: Callable[[np.ndarray, Side], np.ndarray], rng: Range) -> tup
 # --- a finite pool, drawn without replacement --------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Pool:
-    """A rule's slice of the pool: how many items, their total weight and largest weight
-    (known before any model runs), and the range of the per-item value x."""
-
-    size: int
-    total_weight: float
-    max_weight: float
-    range: Range
-
-    @property
-    def y_low(self) -> float:
-        return self.range.low * self.size * self.max_weight / self.total_weight
-
-    @property
-    def y_high(self) -> float:
-        return self.range.high * self.size * self.max_weight / self.total_weight
-
-    def values(self, x: Values, w: Values) -> np.ndarray:
-        """y = N w x / W: the pool's weighted mean is their plain mean over the pool."""
-        return (
-            self.size * np.asarray(w, np.float64) * np.asarray(x, np.float64) / (self.total_weight)
-        )
+def pool_values(pool: Pool, x: Values, w: Values) -> np.ndarray:
+    """y = N w x / W: the pool's weighted mean is their plain mean over the pool."""
+    return pool.size * np.asarray(w, np.float64) * np.asarray(x, np.float64) / pool.total_weight
 
 
 def _pool_log_capital(
@@ -236,7 +206,7 @@ def _pool_log_capital(
 def pool_tests(x: Values, w: Values, pool: Pool, limit: float, alpha: float) -> tuple[bool, bool]:
     """On a prefix of the pool in its random order: (shown below `limit` at some look so far,
     shown above it), each one-sided at alpha, valid however often it is looked at."""
-    y = pool.values(x, w)
+    y = pool_values(pool, x, w)
     if not len(y):
         return False, False
     t = np.array([limit])
@@ -249,7 +219,7 @@ def pool_tests(x: Values, w: Values, pool: Pool, limit: float, alpha: float) -> 
 def pool_interval(x: Values, w: Values, pool: Pool, confidence: float) -> tuple[float, float]:
     """The confidence sequence for the pool's weighted mean after the prefix (x, w): the
     thresholds neither bet has refuted at any look so far."""
-    y = pool.values(x, w)
+    y = pool_values(pool, x, w)
     if not len(y):
         return pool.range.low, pool.range.high
     if len(y) == pool.size:

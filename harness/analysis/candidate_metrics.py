@@ -1,11 +1,11 @@
 """Every number a candidate is judged by, declared once.
 
 A `Metric` names a value under `metrics` in results.json, says how to compute it from the
-paired items, its unit, and how the report's metrics table and summary.md show it; its
-optional `GateRule` is the `[gate]` key that limits it: the direction of the limit, how the
+paired items, its unit, and the columns that show it in the report's metrics table and
+summary.md's (`Shown`: a header and a format `harness.render.formats` names); its optional `GateRule` is the `[gate]` key that limits it: the direction of the limit, how the
 config value is checked, and the sentence a verdict gives. The gate rules, the unknown-key
-check of `[gate]`, the metrics table and summary.md's table are all generated from `METRICS`
-and `REVIEW_RULES`: adding a metric and its gate key is one declaration here.
+check of `[gate]`, and (in render) the metrics table and summary.md's table are generated
+from `METRICS` and `REVIEW_RULES`: adding a metric and its gate key is one declaration here.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from harness.analysis import toolcalls
-from harness.analysis.betting import SHARE
-from harness.analysis.formats import Cell, Column, column, interval_columns, num, pct
 from harness.analysis.gate_rules import (
     GateRule,
     Limit,
@@ -34,6 +32,7 @@ from harness.analysis.scorers import reference_free
 from harness.analysis.stats import mcnemar_exact, paired_drop, quantile, weighted_share
 from harness.records import (
     CandidateMetrics,
+    CompareConfig,
     DistributionMetrics,
     GateConfig,
     Interval,
@@ -44,7 +43,9 @@ from harness.records import (
     SliceSettings,
     StatsConfig,
 )
+from harness.records.codec import to_json
 from harness.records.errors import HarnessError
+from harness.records.pool import SHARE
 from harness.records.registry import Registry
 from harness.records.schema import Key, keys_of
 from harness.records.settings import GateLimit
@@ -144,12 +145,31 @@ Unit = Literal["interval", "share", "count", "p", "similarity", "nats", "ratio"]
 
 
 @dataclass(frozen=True, slots=True)
+class Shown:
+    """A column of the report's metrics table showing a metric: its header, how its cell reads
+    (a format `harness.render.formats.FORMATS` names: "pct", "num", "count", "kld"...), and
+    its header in summary.md's table, if it is one of those columns too."""
+
+    header: str
+    format: str
+    summary: str | None = None
+
+
+def interval_shown(label: str, drop_header: str) -> tuple[Shown, ...]:
+    """A paired interval's two columns: both accuracies, and the drop with its interval."""
+    return (
+        Shown(f"{label} baseline → candidate", "accuracies"),
+        Shown(drop_header, "drop", f"{label} drop (interval)"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Metric:
     name: str  # the key under `metrics` in results.json
     compute: Callable[[MetricInputs], MetricValue]
     unit: Unit
     gate: GateRule | None = None
-    columns: tuple[Column, ...] = ()
+    shown: tuple[Shown, ...] = ()  # its columns in the report's tables
 
 
 def _structured(paired: Sequence[PairedItem]) -> list[PairedItem]:
@@ -198,34 +218,6 @@ def _free_count(outcome: Outcome) -> Callable[[MetricInputs], MetricValue]:
     return lambda x: sum(p.outcome is outcome for p in x.free)
 
 
-def _meaning(m: CandidateMetrics) -> Cell:
-    if not m.reference_free:
-        return Cell("n/a")
-    return Cell(" / ".join(str(m[f"free_{o.value}"]) for o in MEANING))
-
-
-def _kld(name: str) -> Callable[[CandidateMetrics], Cell]:
-    """A KLD cell; from a server's top-k log-probs it is a lower bound, and says so."""
-
-    def cell(m: CandidateMetrics) -> Cell:
-        k = None if m.distribution is None else m.distribution.kld_top_k
-        if k is None:
-            return Cell(num(m[name]))  # type: ignore[arg-type]
-        return Cell(f"≥ {num(m[name])}", f"lower bound: top-{k} + tail")  # type: ignore[arg-type]
-
-    return cell
-
-
-def _count(v: object) -> str:
-    return "n/a" if v is None else str(v)
-
-
-def _flips(m: CandidateMetrics) -> Cell:
-    if m["regressions"] is None:
-        return Cell("n/a")
-    return Cell(f"{m.regressions} ({m.hard_regressions})")
-
-
 BUILTIN_METRICS: tuple[Metric, ...] = (
     Metric(
         "weighted_accuracy",
@@ -238,7 +230,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             doc="fails when the weighted accuracy drop exceeds it (0.01 = 1 point)",
             per_item=lambda paired: _differences(_scored(paired)),
         ),
-        interval_columns("weighted_accuracy", "weighted acc.", "drop (interval)"),
+        interval_shown("weighted acc.", "drop (interval)"),
     ),
     Metric(
         "hard_accuracy",
@@ -252,19 +244,19 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             doc="fails when the accuracy drop on hard items exceeds it",
             per_item=lambda paired: _differences([p for p in _scored(paired) if p.item.hard]),
         ),
-        interval_columns("hard_accuracy", "hard acc.", "hard drop (interval)"),
+        interval_shown("hard acc.", "hard drop (interval)"),
     ),
     Metric(
         "regressions",
         _scored_only(lambda x: x.count(Outcome.REGRESSION)),
         "count",
-        columns=(Column("regressions (hard)", _flips, "regressions (hard)"),),
+        shown=(Shown("regressions (hard)", "flips", "regressions (hard)"),),
     ),
     Metric(
         "improvements",
         _scored_only(lambda x: x.count(Outcome.IMPROVEMENT)),
         "count",
-        columns=(column("improvements", "improvements", _count, summary=True),),
+        shown=(Shown("improvements", "count", "improvements"),),
     ),
     Metric(
         "hard_regressions",
@@ -285,7 +277,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             lambda x: mcnemar_exact(x.count(Outcome.REGRESSION), x.count(Outcome.IMPROVEMENT))
         ),
         "p",
-        columns=(column("McNemar p", "mcnemar_p", num, summary=True),),
+        shown=(Shown("McNemar p", "num", "McNemar p"),),
     ),
     Metric(
         "weighted_regression_share",
@@ -310,7 +302,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
                 [p.item.weight for p in _scored(paired)],
             ),
         ),
-        (column("regression weight share", "weighted_regression_share", pct),),
+        (Shown("regression weight share", "pct"),),
     ),
     Metric("regression_share_ci_low", _scored_only(lambda x: x.regression_share[1]), "share"),
     Metric("regression_share_ci_high", _scored_only(lambda x: x.regression_share[2]), "share"),
@@ -318,13 +310,13 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "identical_share",
         lambda x: sum(p.baseline.output == p.candidate.output for p in x.paired) / len(x.paired),
         "share",
-        columns=(column("identical outputs", "identical_share", pct),),
+        shown=(Shown("identical outputs", "pct"),),
     ),
     Metric(
         "mean_similarity",
         lambda x: sum(p.similarity for p in x.paired) / len(x.paired),
         "similarity",
-        columns=(column("mean word similarity", "mean_similarity", num),),
+        shown=(Shown("mean word similarity", "num"),),
     ),
     Metric("items", lambda x: len(x.paired), "count"),
     # Outputs that ran to max_new_tokens without a stop: their final answers are not compared.
@@ -338,10 +330,10 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "reference_free",
         lambda x: len(x.free),
         "count",
-        columns=(
-            Column(
+        shown=(
+            Shown(
                 "reference-free: identical / equivalent / diverged",
-                _meaning,
+                "meaning",
                 "reference-free: identical / equivalent / diverged",
             ),
         ),
@@ -351,7 +343,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
         "equivalent_share",
         lambda x: x.share(Outcome.EQUIVALENT),
         "share",
-        columns=(column("reference-free equivalent", "equivalent_share", pct),),
+        shown=(Shown("reference-free equivalent", "pct"),),
     ),
     Metric(
         "diverged_share",
@@ -377,7 +369,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
                 [p.item.weight for p in _free(paired)],
             ),
         ),
-        (column("reference-free diverged", "diverged_share", pct),),
+        (Shown("reference-free diverged", "pct"),),
     ),
     Metric("structured", lambda x: len(x.structured), "count"),
     Metric("calls_changed", _calls_changed, "count"),
@@ -406,7 +398,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
                 [p.item.weight for p in _structured(paired)],
             ),
         ),
-        (column("schema-invalid outputs", "schema_invalid_share", pct),),
+        (Shown("schema-invalid outputs", "pct"),),
     ),
     Metric(
         "schema_invalid_share_ci_low",
@@ -436,7 +428,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             limit=Limit.NUMBER,
             doc="fails when the mean per-token KLD (nats) exceeds it",
         ),
-        (Column("mean KLD", _kld("mean_kld"), "mean KLD"),),
+        (Shown("mean KLD", "kld", "mean KLD"),),
     ),
     Metric(
         "p99_kld",
@@ -450,7 +442,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             limit=Limit.NUMBER,
             doc="fails when the 99th percentile of per-token KLD exceeds it",
         ),
-        (Column("p99 KLD", _kld("p99_kld")),),
+        (Shown("p99 KLD", "kld"),),
     ),
     Metric(
         "top1_agreement",
@@ -464,22 +456,22 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             "min",
             doc="fails when the share of tokens whose top-1 token agrees falls below it",
         ),
-        (column("top-1 agreement", "top1_agreement", pct),),
+        (Shown("top-1 agreement", "pct"),),
     ),
     # exp(mean NLL_cand - mean NLL_base) over the baseline's own output tokens
     Metric(
         "ppl_ratio",
         lambda x: x.dist("ppl_ratio"),
         "ratio",
-        columns=(column("perplexity ratio", "ppl_ratio", lambda v: num(v, 4)),),
+        shown=(Shown("perplexity ratio", "num4"),),
     ),
     # exp(mean over items of NLL_cand - NLL_base) on the references
     Metric("reference_ppl_ratio", lambda x: _reference_ppl_ratio(x.paired), "ratio"),
 )
 # Every metric: the built-in ones, then those installed packages declare under the
 # `harness.metrics` entry point (a `Metric`: its value lands in results.json, its gate rule
-# is a `[gate]` key, its columns join the tables). Loaded here, once, after `Metric` exists:
-# a plug-in module imports it from this module.
+# is a `[gate]` key, the columns it declares join the report's tables). Loaded here, once,
+# after `Metric` exists: a plug-in module imports it from this module.
 METRIC_TABLE: Registry[Metric] = Registry(
     "metric",
     "harness.metrics",
@@ -488,13 +480,6 @@ METRIC_TABLE: Registry[Metric] = Registry(
     is_a="a harness.analysis.candidate_metrics.Metric",
 )
 METRICS: tuple[Metric, ...] = tuple(METRIC_TABLE.all())
-
-# The unscorable count closes the table, after the distribution columns.
-TABLE_COLUMNS: tuple[Column, ...] = (
-    *(c for m in METRICS for c in m.columns),
-    column("unscorable", "unscorable", str),
-)
-SUMMARY_COLUMNS = tuple(c for c in TABLE_COLUMNS if c.summary_header)
 
 # Rules on hand-review verdicts (`harness review import`), after the metric rules.
 REVIEW_RULES: tuple[GateRule, ...] = (
@@ -524,6 +509,13 @@ GATE_SETTINGS: tuple[Key, ...] = (*(r.setting() for r in GATE_RULES), *keys_of(G
 def gate_table(cfg: GateConfig) -> dict[str, GateLimit | str | None]:
     """`[gate]` as resolved: every key, off ones at their default, then `bound`."""
     return {r.key: cfg.limits.get(r.key, r.default) for r in GATE_RULES} | {"bound": cfg.bound}
+
+
+def config_json(cfg: CompareConfig) -> dict[str, Any]:
+    """The config as resolved: every table, every default filled in."""
+    data: dict[str, Any] = to_json(cfg)
+    data["gate"] = gate_table(cfg.gate)
+    return data
 
 
 # --- computing ---------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import beta, norm
 
-from harness.analysis.betting import TRUNCATE, Pool, Range, pool_tests
+from harness.analysis.betting import TRUNCATE, pool_tests
+from harness.records.pool import Pool, Range
 
 Values = list[float] | np.ndarray
 POWER = 0.8  # the power `items_needed` sizes for

@@ -23,46 +23,20 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from harness.analysis.betting import Pool
 from harness.analysis.candidate_metrics import GATE_RULES
 from harness.analysis.evidence import items_needed, sequence_needed
 from harness.analysis.gate_rules import GateRule
-from harness.analysis.review import ReviewStatus
 from harness.analysis.scorers import reference_free
 from harness.records import CandidateMetrics, EvalItem, GateConfig, PairedItem
 from harness.records.errors import HarnessError
+from harness.records.gate import Evidence, RuleResult
+from harness.records.pool import Pool
+from harness.records.review import ReviewStatus
 from harness.records.settings import GateVerdict
 
 
 class UnknownGateKey(HarnessError):
     """A limit for a key no rule declares."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Evidence:
-    """What the run can resolve for a rule on an interval."""
-
-    limit: float  # the rule's limit, in the interval's unit
-    resolution: float  # the interval's half-width now
-    provable: float  # the smallest limit this run would pass: drops above it are ruled out
-    items: int  # eval-set items behind the interval now
-    items_needed: int | None  # items of the same mix that decide the rule (None: none can)
-    # the range of items_needed over the run's own uncertainty about its discordance
-    needed_low: int | None = None
-    needed_high: int | None = None
-    sequential: bool = False  # items_needed is the pool's, simulated from the sequence
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuleResult:
-    rule: str  # the [gate] key
-    verdict: GateVerdict
-    message: str
-    evidence: Evidence | None = None
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,47 +176,4 @@ def _evidence(
         items_needed=math.ceil(need.items * share),
         needed_low=math.ceil(need.low * share),
         needed_high=None if need.high is None else math.ceil(need.high * share),
-    )
-
-
-def evidence_sentence(rule: RuleResult) -> str:
-    """What the run resolves for a rule on an interval, and what deciding it would take:
-    "this run resolves ±3.6 pts (203 items); deciding the 2.00-pt limit needs ≈ 1,668
-    items of the same mix". Empty for other rules."""
-    e = rule.evidence
-    if e is None:
-        return ""
-    said = f"this run resolves ±{100 * e.resolution:.2f} pts ({e.items:,} items)"
-    if rule.verdict == "pass":
-        return f"{said} and rules out anything above {100 * e.provable:.2f} pts"
-    if rule.verdict == "fail":
-        return said
-    if e.sequential:
-        if e.items_needed is None:
-            return f"{said}; continued on the rest of the pool, the sequence would not decide it"
-        return (
-            f"{said}; continued on the rest of the pool (simulated from the items run), the "
-            f"sequence would decide it by ≈ {e.items_needed:,} items in 4 of 5 continuations"
-        )
-    if e.items_needed is None:
-        return f"{said}; the estimate sits at the limit: no number of items decides it"
-    deciding = f"deciding the {100 * e.limit:.2f}-pt limit needs ≈ {e.items_needed:,} items"
-    spread = ""
-    if e.needed_low is not None:
-        top = f"{e.needed_high:,}" if e.needed_high is not None else "no upper bound"
-        spread = f" ({e.needed_low:,} to {top} over this run's own uncertainty)"
-    return f"{said}; {deciding} of the same mix{spread}"
-
-
-def interval_used(sequential: bool, confidence: float) -> str:
-    """Which interval the gate judged, in one sentence for a verdict card."""
-    level = f"{100 * confidence:g}%"
-    if sequential:
-        return (
-            f"Intervals judged: {level} confidence sequences over the pool, drawn without "
-            "replacement in a seeded random order (betting; valid at every round looked at)."
-        )
-    return (
-        f"Intervals judged: {level} paired betting intervals (valid at any number of items, "
-        "weights and flip rate; a tie at the limit is not a pass)."
     )

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from harness.analysis.betting import DROP, Range
-from harness.analysis.review import ReviewStatus
 from harness.records import CandidateMetrics, GateConfig, Interval
+from harness.records.pool import DROP, Range
+from harness.records.review import ReviewStatus
 from harness.records.schema import Key
 from harness.records.settings import Bound, GateLimit, GateVerdict
 

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from harness.analysis.results import CandidateResult, RunHeader
 from harness.records import GgufSpec, Interval, LadderSettings
 from harness.records.ladder import CalibrationPair, Cliff, Ladder, Rung, RungSlice
+from harness.records.results import CandidateResult, RunHeader
 from harness.records.settings import GateVerdict
 
 MB = 1e6

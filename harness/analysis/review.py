@@ -10,49 +10,17 @@ run folder (`rundir.py`) reads and writes the files.
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from harness.records import Outcome, PairedItem
 from harness.records.errors import HarnessError
-
-ReviewVerdict = Literal["harmless", "regression", "unsure"]
-VERDICTS: tuple[str, ...] = typing.get_args(ReviewVerdict)
-SCHEMA = "harness-review/1"
+from harness.records.review import SCHEMA, VERDICTS, Reviews, ReviewStatus, Verdict
 
 
 class ReviewError(HarnessError):
     """A review file that cannot be imported; one line saying why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    verdict: ReviewVerdict
-    comment: str
-    reviewer: str
-    at: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reviews:
-    """The run's merged reviews: who imported what when, and the verdicts (candidate ->
-    item id -> verdict); both empty before any import."""
-
-    imports: tuple[dict[str, Any], ...] = ()
-    verdicts: dict[str, dict[str, Verdict]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewStatus:
-    flagged: int  # items whose outputs differ (the review queue)
-    reviewed: int  # flagged items with a verdict
-    hard_regressions_unreviewed: int
-    confirmed_regressions: int  # items a reviewer marked "regression"
-    harmless: int
-    unsure: int
 
 
 def review_status(paired: Sequence[PairedItem], verdicts: Mapping[str, Verdict]) -> ReviewStatus:

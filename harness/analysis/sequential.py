@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from harness.analysis.betting import DROP, SHARE, Pool, Range, pool_interval
+from harness.analysis.betting import pool_interval
 from harness.analysis.candidate_metrics import GATE_RULES
 from harness.analysis.gate_rules import GateRule
 from harness.analysis.scorers import reference_free
@@ -28,6 +28,7 @@ from harness.records import (
     PairedItem,
     StatsConfig,
 )
+from harness.records.pool import DROP, SHARE, Pool, Range
 from harness.records.settings import GateVerdict
 
 

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.stats import binomtest
 
-from harness.analysis.betting import DROP, SHARE, Range, interval
+from harness.analysis.betting import interval
 from harness.records import Interval, StatsConfig
+from harness.records.pool import DROP, SHARE, Range
 
 
 def weighted_accuracy(scores: Sequence[float | None], weights: Sequence[float]) -> float | None:

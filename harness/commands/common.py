@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from harness.analysis.gate import evidence_sentence
-from harness.analysis.results import Results
+from harness.records.results import Results
+from harness.render.verdicts import evidence_sentence
 from harness.shell.exits import EXIT_ERROR, EXIT_FAIL, EXIT_OK
 
 RUNS_HELP = "model runs kept and resumed from (default: runs/ in the harness home)"

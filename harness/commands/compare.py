@@ -16,26 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.candidate_metrics import summarize
+from harness.analysis.candidate_metrics import config_json, summarize
+from harness.analysis.determinism import determinism
 from harness.analysis.gate import check_computable, gate
 from harness.analysis.ladder import summarize_ladder
 from harness.analysis.pairing import pair, pair_samples
-from harness.analysis.results import (
-    CandidateInfo,
-    CandidateResult,
-    Durations,
-    EvalsetInfo,
-    Partial,
-    Results,
-    RunHeader,
-    RunRecord,
-    SequentialPool,
-    config_json,
-    determinism,
-    item_results,
-    model_info,
-)
-from harness.analysis.review import Reviews, review_status
+from harness.analysis.review import review_status
 from harness.analysis.scorers import reference_free
 from harness.analysis.sequential import sequence_intervals
 from harness.commands import help_of
@@ -55,6 +41,20 @@ from harness.records import (
     ReadyCandidate,
 )
 from harness.records.errors import HarnessError
+from harness.records.results import (
+    CandidateInfo,
+    CandidateResult,
+    Durations,
+    EvalsetInfo,
+    Partial,
+    Results,
+    RunHeader,
+    RunRecord,
+    SequentialPool,
+    item_results,
+    model_info,
+)
+from harness.records.review import Reviews
 from harness.render.report import render_all
 from harness.store.rundir import (
     RunDir,

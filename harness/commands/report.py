@@ -8,13 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.results import Results
-from harness.analysis.review import Reviews
 from harness.commands import help_of
 from harness.commands.common import (
     report_verdicts,
 )
 from harness.commands.compare import analyze, write_artifacts
+from harness.records.results import Results
+from harness.records.review import Reviews
 from harness.store.rundir import (
     RunDir,
     RunFolderError,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.pairing import sample_item
-from harness.analysis.results import Results
 from harness.analysis.review import ReviewError, check_review, merge
 from harness.commands import help_of
 from harness.commands.common import (
@@ -20,6 +19,7 @@ from harness.inputs.review import read_review
 from harness.records import (
     Outcome,
 )
+from harness.records.results import Results
 from harness.store.rundir import (
     RunDir,
 )

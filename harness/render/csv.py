@@ -10,7 +10,7 @@ import io
 
 import pandas as pd
 
-from harness.analysis.results import Results
+from harness.records.results import Results
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 

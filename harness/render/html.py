@@ -17,11 +17,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.analysis.candidate_metrics import KLD_EDGES, TABLE_COLUMNS
-from harness.analysis.formats import num, pct, pts
-from harness.analysis.gate import evidence_sentence, interval_used
+from harness.analysis.candidate_metrics import KLD_EDGES
 from harness.analysis.pairing import diff_ops
-from harness.analysis.results import CandidateInfo, CandidateResult, Results
 from harness.records import (
     CandidateMetrics,
     GgufSpec,
@@ -32,7 +29,10 @@ from harness.records import (
 )
 from harness.records.codec import to_json
 from harness.records.neutral import visible_bidi
+from harness.records.results import CandidateInfo, CandidateResult, Results
+from harness.render.formats import TABLE_COLUMNS, num, pct, pts
 from harness.render.pareto import ladder_charts
+from harness.render.verdicts import evidence_sentence, interval_used
 
 TEMPLATES = Path(__file__).parent / "templates"
 

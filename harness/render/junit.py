@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from harness.analysis.gate import evidence_sentence
-from harness.analysis.results import CandidateResult, Results
 from harness.records.neutral import xml_text
+from harness.records.results import CandidateResult, Results
+from harness.render.verdicts import evidence_sentence
 
 REVIEW_ORDER = {"regression": 0, "unsure": 1, "harmless": 2}
 

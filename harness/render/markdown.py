@@ -3,13 +3,12 @@ each candidate's reasons and hand-review status."""
 
 from __future__ import annotations
 
-from harness.analysis.candidate_metrics import SUMMARY_COLUMNS
-from harness.analysis.formats import num
-from harness.analysis.gate import evidence_sentence, interval_used
-from harness.analysis.results import Results
 from harness.records.ladder import Ladder
 from harness.records.neutral import markdown_text
+from harness.records.results import Results
+from harness.render.formats import SUMMARY_COLUMNS, num
 from harness.render.junit import review_text
+from harness.render.verdicts import evidence_sentence, interval_used
 
 
 def ladder_table(ladder: Ladder) -> list[str]:

@@ -3,8 +3,8 @@ one renderer per file, in `harness/render/`."""
 
 from __future__ import annotations
 
-from harness.analysis.results import Results
 from harness.records import PairedItem
+from harness.records.results import Results
 from harness.render.csv import render_csv
 from harness.render.html import render_html
 from harness.render.junit import render_junit

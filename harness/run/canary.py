@@ -27,7 +27,7 @@ from typing import Any
 
 from harness.analysis import answers, canary
 from harness.analysis.pairing import pair
-from harness.analysis.review import ReviewError, Reviews, check_review, merge
+from harness.analysis.review import ReviewError, check_review, merge
 from harness.inputs.evalset import parse_item
 from harness.inputs.follow import Follower, Record, read_record
 from harness.inputs.importer import body_of, item_of, scrubbed
@@ -39,6 +39,7 @@ from harness.records.canary import CanaryConfig
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import HarnessError
 from harness.records.neutral import terminal_text
+from harness.records.review import Reviews
 from harness.run.backends.base import Generated, GenerateRequest
 from harness.store.filelock import hold
 from harness.store.rundir import write_all

@@ -38,7 +38,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.results import item_to_json
 from harness.records import (
     DistributionSettings,
     EvalItem,
@@ -49,6 +48,7 @@ from harness.records import (
 )
 from harness.records.codec import to_json
 from harness.records.errors import HarnessError, writing
+from harness.records.results import item_to_json
 from harness.store import entry
 from harness.store.filelock import hold, is_held
 from harness.store.rundir import RunDir, dumps, write_atomic

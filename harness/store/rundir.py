@@ -31,11 +31,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.results import Results, RunRecord
-from harness.analysis.review import Reviews
+from harness.inputs.evalset import parse_item
 from harness.records import EvalItem, Generation, ModelRun, Sample, TokenStats
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import FULL, DiskFull, HarnessError, RecordError
+from harness.records.results import Results, RunRecord
+from harness.records.review import Reviews
 from harness.store import faults
 from harness.store.destinations import unsafe_target
 from harness.store.filelock import Busy, hold
@@ -222,7 +223,7 @@ class RunDir:
 
     def read_run(self) -> RunRecord:
         try:
-            return RunRecord.from_json(read_json(self.run_json))
+            return RunRecord.from_json(read_json(self.run_json), parse_item)
         except (CodecError, RecordError) as exc:
             raise RunFolderError(f"{self.run_json}: {exc}") from None
 

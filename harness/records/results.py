@@ -10,23 +10,12 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.analysis.betting import Pool
-from harness.analysis.candidate_metrics import (
-    METRICS,
-    CandidateMetrics,
-    DistributionMetrics,
-    SliceRow,
-    Unit,
-    gate_table,
-)
-from harness.analysis.gate import RuleResult
-from harness.analysis.review import ReviewStatus, Verdict
 from harness.records import (
     AgreementSettings,
-    CompareConfig,
     EvalItem,
     GateConfig,
     Interval,
@@ -42,8 +31,12 @@ from harness.records import (
     StatsConfig,
 )
 from harness.records.codec import CodecError, from_json, to_json
-from harness.records.errors import RecordError
+from harness.records.errors import HarnessError, RecordError
+from harness.records.gate import RuleResult
 from harness.records.ladder import Ladder
+from harness.records.metrics import CandidateMetrics, DistributionMetrics, MetricValue, SliceRow
+from harness.records.pool import Pool
+from harness.records.review import ReviewStatus, Verdict
 from harness.records.settings import GateVerdict, Recipe
 from harness.records.versions import SCHEMA_VERSION
 
@@ -155,13 +148,6 @@ class Durations:
     peak_memory_mb: dict[str, float] = field(default_factory=dict)
     # Models read back from the run cache (a ladder): their generation_seconds are 0 here.
     reused: dict[str, bool] = field(default_factory=dict)
-
-
-def config_json(cfg: CompareConfig) -> dict[str, Any]:
-    """The config as resolved: every table, every default filled in."""
-    data: dict[str, Any] = to_json(cfg)
-    data["gate"] = gate_table(cfg.gate)
-    return data
 
 
 def item_to_json(item: EvalItem) -> dict[str, Any]:
@@ -295,9 +281,9 @@ class RunRecord:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> RunRecord:
-        from harness.inputs.evalset import InvalidItem, parse_item
-
+    def from_json(cls, data: Any, parse_item: Callable[[Any, Source], EvalItem]) -> RunRecord:
+        """`parse_item`: the eval-set validator (`harness.inputs.evalset.parse_item`), so an
+        item read back from run.json passes the checks an eval set's own line does."""
         check_schema(data, "run.json")
         items = []
         rows = from_json(list[dict[str, Any]], data.get("items"), "$.items")
@@ -305,9 +291,9 @@ class RunRecord:
             path, _, line = str(row.get("source")).rpartition(":")
             try:
                 if not line.isdigit():
-                    raise InvalidItem(f"bad source {row.get('source')!r}")
+                    raise RecordError(f"bad source {row.get('source')!r}")
                 items.append(parse_item(row.get("item"), Source(path, int(line))))
-            except InvalidItem as exc:
+            except HarnessError as exc:
                 raise CodecError(f"$.items[{n}]: {exc}") from None
         return cls(
             header=RunHeader.from_json(data),
@@ -337,9 +323,15 @@ def model_info(
 # --- results.json ------------------------------------------------------------------------
 
 
-def _value_type(unit: Unit) -> Any:
-    """How a metric value of a unit reads back from JSON."""
-    return {"interval": Interval | None, "count": int | None}.get(unit, float | None)
+def metric_value(data: Any, where: str) -> MetricValue:
+    """A metric value read back by its JSON shape: an object is an interval, an integer a
+    count, any other number a float. So records need not know the metric registry, and a
+    plug-in metric's values survive a read in a process without the plug-in."""
+    if isinstance(data, dict):
+        return from_json(Interval, data, where)
+    if isinstance(data, int) and not isinstance(data, bool):
+        return data
+    return from_json(float | None, data, where)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -378,10 +370,7 @@ class CandidateResult:
     @classmethod
     def from_json(cls, data: Any) -> CandidateResult:
         values = from_json(dict[str, Any], data.get("metrics"), "$.metrics")
-        typed = {
-            m.name: from_json(_value_type(m.unit), values.get(m.name), f"$.metrics.{m.name}")
-            for m in METRICS
-        }
+        typed = {name: metric_value(v, f"$.metrics.{name}") for name, v in values.items()}
         metrics = CandidateMetrics(
             values=typed,
             distribution=from_json(
@@ -559,44 +548,7 @@ class Results:
         return cls(header=RunHeader.from_json(data), **_fields(cls, data, rest))
 
 
-NOISE_KLD = 1e-6
 # Below this weighted accuracy the baseline cannot do the set: every drop is bounded by it.
 # SmolLM2 fp32 scores 79% on evalsets/real and 12-35% on the long-context families; a model
 # whose tokenizer is not its own answered `1 1 1 ...` and scored 0 (issue 35).
 BASELINE_FLOOR = 0.05
-
-
-def _g(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2g}"
-
-
-def determinism(candidates: tuple[CandidateResult, ...]) -> tuple[str, ...]:
-    """Sentences about the noise floor run, if there is one, for the top of the report."""
-    notes = []
-    for c in candidates:
-        if not c.noise_floor:
-            continue
-        m = c.metrics
-        changed = round((1 - m.identical_share) * m.items)
-        max_kld = None if m.distribution is None else m.distribution.max_kld
-        if c.info.batched:
-            notes.append(
-                f"Batching alone: the baseline run again {c.info.batched} sequences per batch "
-                f"changed {changed} of {m.items} outputs (max per-token KLD {_g(max_kld)}; "
-                f"{m.regressions} regressions, {m.improvements} improvements): read a candidate "
-                "served in batches against what batching alone does."
-            )
-        elif changed or (max_kld is not None and max_kld > NOISE_KLD):
-            notes.append(
-                "The baseline is NOT deterministic: a second run with the same settings changed "
-                f"{changed} of {m.items} outputs (max per-token KLD {max_kld}; "
-                f"{m.regressions} regressions, {m.improvements} improvements). Differences "
-                "of this size between baseline and candidates are noise, not quantization damage."
-            )
-        else:
-            notes.append(
-                f"The baseline is deterministic: a second run gave the same {m.items} outputs"
-                + ("" if max_kld is None else f" and a max per-token KLD of {max_kld:.2g}")
-                + "."
-            )
-    return tuple(notes)
