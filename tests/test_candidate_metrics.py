@@ -191,3 +191,12 @@ def test_items_are_sliced_by_prompt_and_output_length_shortest_first() -> None:
     assert slices["output_tokens=16-63"].items == 2
     # without settings (a summary that asks for none) there are no length slices
     assert not any("tokens=" in s.slice for s in summarize(rows, STATS).slices)
+
+
+def test_a_column_in_an_undeclared_format_is_refused_in_one_line() -> None:
+    from harness.analysis.candidate_metrics import Shown
+    from harness.render.formats import UnknownFormat, column
+
+    assert column("mean_kld", Shown("mean KLD", "kld")).header == "mean KLD"
+    with pytest.raises(UnknownFormat, match=r"metric 'x': column 'h' has format 'bogus', not one"):
+        column("x", Shown("h", "bogus"))
