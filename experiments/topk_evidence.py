@@ -27,9 +27,10 @@ from harness.records import ModelSpec, QuantizeSpec
 from harness.run.backends import open_backend
 from harness.run.backends.base import GenerateRequest, checkpoint_fingerprint
 from harness.run.feeding import encode_prompts
-from harness.run.probes import LogprobStore, StorePlan, full_row_bytes, token_stats
+from harness.run.probes import LogprobStore, token_stats
 from harness.run.quantize import quantize
 from harness.run.quantize.quantizers import quantizer_of
+from harness.store.logprobs import StorePlan, full_row_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"

@@ -273,7 +273,8 @@ def test_the_top_k_bound_rises_with_k_to_the_exact_kld() -> None:
 def test_a_top_k_store_keeps_8k_plus_4_bytes_a_row_and_resumes_by_its_journal(
     tmp_path: Path,
 ) -> None:
-    from harness.run.probes import StorePlan, top_k_rows
+    from harness.run.probes import top_k_rows
+    from harness.store.logprobs import StorePlan
 
     plan = StorePlan(store="top-k", top_k=5)
     store = LogprobStore(tmp_path / "s", plan)
@@ -308,7 +309,7 @@ def test_a_top_k_store_keeps_8k_plus_4_bytes_a_row_and_resumes_by_its_journal(
 
 
 def test_auto_keeps_full_rows_unless_they_would_pass_the_limit() -> None:
-    from harness.run.probes import StorePlan
+    from harness.store.logprobs import StorePlan
 
     # 1,000 positions of a 49,152 vocabulary: 98,312 bytes a row, 98.3 MB in all
     assert StorePlan(store="auto", top_k=64, max_bytes=1e8, positions=1000).decide(49152) is None

@@ -13,10 +13,10 @@ from harness.store.runcache import ENTRY, Journal, RunCache
 
 
 def make(cache: RunCache, key: str) -> None:
-    with cache.claim(key, "m") as claim:
-        assert claim.found is None
-        (claim.work.root / "generations").mkdir()
-        claim.commit({"seconds": 1.0})
+    with cache.session(key, "m") as session:
+        assert session.found is None
+        (session.work.root / "generations").mkdir()
+        session.commit({"seconds": 1.0})
 
 
 def test_a_journal_drops_the_line_a_kill_cut_short(tmp_path: Path) -> None:
@@ -36,8 +36,8 @@ def test_a_journal_drops_the_line_a_kill_cut_short(tmp_path: Path) -> None:
 def test_a_plain_compare_drops_its_entries_unless_read_or_kept(tmp_path: Path) -> None:
     first, second = RunCache(tmp_path, keep=False), RunCache(tmp_path, keep=False)
     make(first, "k1")
-    with second.claim("k1", "m") as claim:  # a second run reads what the first made
-        assert claim.found is not None and claim.reused
+    with second.session("k1", "m") as session:  # a second run reads what the first made
+        assert session.found is not None and session.reused
     first.drop_transient()
     assert (tmp_path / "k1" / ENTRY).is_file()  # still read by the second
     second.drop_transient()
@@ -46,8 +46,8 @@ def test_a_plain_compare_drops_its_entries_unless_read_or_kept(tmp_path: Path) -
     # a ladder that reads an entry keeps it from then on
     plain, ladder = RunCache(tmp_path, keep=False), RunCache(tmp_path, keep=True)
     make(plain, "k2")
-    with ladder.claim("k2", "m") as claim:
-        assert claim.reused
+    with ladder.session("k2", "m") as session:
+        assert session.reused
     ladder.drop_transient()
     plain.drop_transient()
     assert (tmp_path / "k2" / ENTRY).is_file()
@@ -56,16 +56,16 @@ def test_a_plain_compare_drops_its_entries_unless_read_or_kept(tmp_path: Path) -
 def test_a_model_that_fails_before_its_first_batch_leaves_no_work_folder(tmp_path: Path) -> None:
     cache = RunCache(tmp_path, keep=False)
     try:
-        with cache.claim("k", "m") as claim:
-            claim.journal  # noqa: B018 - the work folder is made when its journal is opened
+        with cache.session("k", "m") as session:
+            session.done_batches  # noqa: B018 - the work folder is made when its batches are read
             raise RuntimeError("the model would not load")
     except RuntimeError:
         pass
     assert list(tmp_path.iterdir()) == []
     # one with a finished batch stays, to resume from
     try:
-        with cache.claim("k", "m") as claim:
-            claim.journal.append({"rows": [[0, [1], None]]})
+        with cache.session("k", "m") as session:
+            session.record({"rows": [[0, [1], None]]})
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         pass
@@ -154,21 +154,21 @@ def test_a_damaged_entry_is_said_removed_and_made_again(
     damage: str,
 ) -> None:
     cache = RunCache(tmp_path, keep=True)
-    with cache.claim("k", "m") as claim:
-        (claim.work.root / "generations").mkdir()
-        (claim.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
-        claim.commit({"seconds": 1.0})
+    with cache.session("k", "m") as session:
+        (session.work.root / "generations").mkdir()
+        (session.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
+        session.commit({"seconds": 1.0})
     assert cache.lookup("k") is not None
     _entry_damages()[damage](tmp_path / "k")
-    with cache.claim("k", "m") as claim:
-        assert claim.found is None  # not trusted: made again
-        (claim.work.root / "generations").mkdir()
-        (claim.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
-        _, meta = claim.commit({"seconds": 1.0})
+    with cache.session("k", "m") as session:
+        assert session.found is None  # not trusted: made again
+        (session.work.root / "generations").mkdir()
+        (session.work.root / "generations" / "model.jsonl").write_text('{"id": "a"}\n')
+        _, meta = session.commit({"seconds": 1.0})
     assert f"{tmp_path / 'k'}: damaged run-cache entry (" in said(capsys, caplog)
     assert meta["seconds"] == 1.0 and cache.lookup("k") is not None
-    with cache.claim("k", "m") as claim:  # and from then on read back
-        assert claim.reused
+    with cache.session("k", "m") as session:  # and from then on read back
+        assert session.reused
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]  # nothing aside left over
 
 

@@ -55,9 +55,13 @@ def test_a_compare_writes_each_file_once(
     assert set(whole.values()) == {1}, whole
     for name in rundir.ARTIFACTS:
         assert writes[name] == 1
-    assert writes["generations/base.jsonl"] == writes["generations/cand.jsonl"] == 1
-    # each model's run also went through its run-cache entry (what a kill resumes from)
+    # each model's outputs are written once, into its run-cache entry (what a kill resumes
+    # from), and the run folder holds that same file (a hard link), not a second copy
     assert writes["generations/model.jsonl"] == 2
+    assert writes["generations/base.jsonl"] == writes["generations/cand.jsonl"] == 0
+    entries = {p.stat().st_ino for p in (tmp_path / "runs").glob("*/generations/model.jsonl")}
+    run = tmp_path / "run" / "generations"
+    assert {(run / f"{m}.jsonl").stat().st_ino for m in ("base", "cand")} == entries
     leftovers = [p.name for p in (tmp_path).iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

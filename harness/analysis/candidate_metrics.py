@@ -2,8 +2,9 @@
 
 A `Metric` names a value under `metrics` in results.json, says how to compute it from the
 paired items, its unit, and the columns that show it in the report's metrics table and
-summary.md's (`Shown`: a header and a format `harness.render.formats` names); its optional `GateRule` is the `[gate]` key that limits it: the direction of the limit, how the
-config value is checked, and the sentence a verdict gives. The gate rules, the unknown-key
+summary.md's (`Shown`: a header and a format `harness.render.formats` names); its optional
+`GateRule` is the `[gate]` key that limits it: the direction of the limit, how the config
+value is checked, and the sentence a verdict gives. The gate rules, the unknown-key
 check of `[gate]`, and (in render) the metrics table and summary.md's table are generated
 from `METRICS` and `REVIEW_RULES`: adding a metric and its gate key is one declaration here.
 """

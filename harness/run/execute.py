@@ -13,16 +13,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from harness.records import EvalItem, LmEvalConfig, ModelRun, TokenStats
-from harness.records.codec import from_json
 from harness.records.plan import ModelPlan, RunPlan
 from harness.run.backends import open_backend
 from harness.run.feeding import ModelInputs
 from harness.run.generation import run_model
 from harness.run.lockstep import LockstepRows
 from harness.run.meaning import judge_meaning
-from harness.run.probes import GB, BaselineProbe, CandidateProbe, LogprobStore, StorePlan
-from harness.store.runcache import MODEL, Claim, Journal, RunCache
-from harness.store.rundir import RunDir, read_json
+from harness.run.probes import BaselineProbe, CandidateProbe, LogprobStore
+from harness.store.logprobs import GB, StorePlan
+from harness.store.runcache import MODEL, ModelSession, RunCache
+from harness.store.rundir import RunDir
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +77,12 @@ def _baseline(plan: RunPlan, folder: RunDir, cache: RunCache | None) -> Baseline
                              limits=plan.limits)  # fmt: skip
         write_model(folder, run, items, None, probe.reference_nll if probe else None, plan.lm_eval)
         return BaselineRun(run, fed, probe)
-    with cache.claim(model.cache_key, model.name, keep=model.keep) as claim:
-        if claim.found is None:
-            _make_baseline(plan, claim)
-        assert claim.found is not None
-        entry, meta = claim.found
-    run, _, nll = _cached_run(model.name, entry, meta, items, plan.lm_eval)
-    run = replace(run, reused=claim.reused)
+    with cache.session(model.cache_key, model.name, keep=model.keep) as session:
+        if session.found is None:
+            _make_baseline(plan, session)
+        assert session.found is not None
+        entry, meta = session.found
+    run = replace(_cached_run(model.name, entry, meta, items, plan.lm_eval), reused=session.reused)
     pieces = (
         {int(k): bytes.fromhex(v) for k, v in meta["pieces"].items()}
         if meta.get("pieces") is not None
@@ -99,15 +98,15 @@ def _baseline(plan: RunPlan, folder: RunDir, cache: RunCache | None) -> Baseline
         )
         conts = meta["continuations"]
         probe = BaselineProbe.restored(items, store, settings.batch_size, fed.stop_ids, conts)
-    write_model(folder, run, items, None, nll, plan.lm_eval)
+    folder.adopt(entry, MODEL, model.name)
     return BaselineRun(run, fed, probe)
 
 
-def _make_baseline(plan: RunPlan, claim: Claim) -> None:
-    model, items, settings, tmp = plan.baseline, plan.items, plan.generation, claim.work
+def _make_baseline(plan: RunPlan, session: ModelSession) -> None:
+    model, items, settings, tmp = plan.baseline, plan.items, plan.generation, session.work
     probe = BaselineProbe(items, _store(plan, tmp), settings.batch_size) if model.probe else None
     run, fed = run_model(
-        model.spec, items, settings, probe=probe, lm_eval=plan.lm_eval, journal=claim.journal,
+        model.spec, items, settings, probe=probe, lm_eval=plan.lm_eval, session=session,
         limits=plan.limits,
     )  # fmt: skip
     nll = probe.reference_nll if probe else None
@@ -120,7 +119,7 @@ def _make_baseline(plan: RunPlan, claim: Claim) -> None:
     }
     if probe is not None:
         meta["continuations"] = [list(probe.conts[i]) for i in range(len(items))]
-    claim.commit(meta)
+    session.commit(meta)
 
 
 def _candidate(
@@ -131,28 +130,27 @@ def _candidate(
         run, stats, nll = _run_candidate(plan, model, base)
         write_model(folder, run, items, stats, nll, lm_eval)
         return run
-    with cache.claim(model.cache_key, model.name, keep=model.keep) as claim:
-        if claim.found is None:
-            run, stats, nll = _run_candidate(plan, model, base, claim.journal)
-            write_model(claim.work, replace(run, name=MODEL), items, stats, nll, lm_eval)
-            claim.commit(_meta(run))
-            write_model(folder, run, items, stats, nll, lm_eval)
-            return run
-        found = claim.found
-    run, stats, nll = _cached_run(model.name, *found, items, lm_eval)
-    write_model(folder, run, items, stats, nll, lm_eval)
+    with cache.session(model.cache_key, model.name, keep=model.keep) as session:
+        if session.found is None:
+            run, stats, nll = _run_candidate(plan, model, base, session)
+            write_model(session.work, replace(run, name=MODEL), items, stats, nll, lm_eval)
+            entry, _ = session.commit(_meta(run))
+        else:
+            entry, meta = session.found
+            run = _cached_run(model.name, entry, meta, items, lm_eval)
+    folder.adopt(entry, MODEL, model.name)
     return run
 
 
 def _run_candidate(
-    plan: RunPlan, model: ModelPlan, base: BaselineRun, journal: Journal | None = None
+    plan: RunPlan, model: ModelPlan, base: BaselineRun, session: ModelSession | None = None
 ) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
     probe = None
     if model.probe and base.probe is not None:
         probe = CandidateProbe(plan.items, base.probe, plan.generation.batch_size)
     with _beside(plan, probe, base):
         run, _ = run_model(
-            model.spec, plan.items, plan.generation, base.inputs, probe, plan.lm_eval, journal,
+            model.spec, plan.items, plan.generation, base.inputs, probe, plan.lm_eval, session,
             limits=plan.limits,
         )  # fmt: skip
     return run, probe.ordered() if probe else None, probe.reference_nll if probe else None
@@ -207,13 +205,13 @@ def _cached_run(
     meta: dict[str, Any],
     items: Sequence[EvalItem],
     lm_eval: LmEvalConfig | None,
-) -> tuple[ModelRun, list[TokenStats] | None, dict[str, float] | None]:
-    """A model's run read back from a run-cache entry, under the run's name for it."""
+) -> ModelRun:
+    """A model's run read back from a run-cache entry, under the run's name for it (its
+    per-token distances and reference NLLs stay in the entry's files, adopted by the run
+    folder: the analysis reads them there)."""
     gens = tuple(entry.read_generations(MODEL, items))
     samples = tuple(entry.read_samples(MODEL)) if lm_eval is not None else ()
-    ref = entry.reference_nll(MODEL)
-    nll = from_json(dict[str, float], read_json(ref)) if ref.is_file() else None
-    run = ModelRun(
+    return ModelRun(
         name=name,
         generations=gens,
         seconds=float(meta["seconds"]),
@@ -224,4 +222,3 @@ def _cached_run(
         split_differently=int(meta.get("split_differently", 0)),
         own_stop_ids=tuple(meta.get("own_stop_ids", ())),
     )
-    return run, entry.read_token_stats(MODEL, items), nll

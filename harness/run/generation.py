@@ -40,7 +40,7 @@ from harness.run.preflight import check_context
 from harness.run.probes import Probe
 from harness.shell import worker
 from harness.store import faults
-from harness.store.runcache import Journal
+from harness.store.runcache import ModelSession
 
 logger = logging.getLogger(__name__)
 
@@ -60,35 +60,36 @@ def greedy_rows(
     settings: GenerationSettings,
     probe: Probe | None = None,
     desc: str | None = None,
-    journal: Journal | None = None,
+    session: ModelSession | None = None,
 ) -> list[Generated]:
     """Every prompt's greedy output (its ids and the stop id that ended it, no log-probs), in
-    prompt order, ended at the first stop string; a probe sees each batch. With a
-    `journal`, the batches a killed run finished are taken from it (the probe restored to
-    where they end) and every batch generated now is journalled as it finishes. The rest are
+    prompt order, ended at the first stop string; a probe sees each batch. With a run-cache
+    `session`, the batches a killed run finished are taken from it (the probe restored to
+    where they end) and every batch generated now is recorded as it finishes. The rest are
     generated as one request, so an engine forms the same batches it would have formed for
-    them in the first run (hf batches prompts in sorted order, and a journal holds a prefix
+    them in the first run (hf batches prompts in sorted order, and a session holds a prefix
     of that order)."""
     rows: dict[int, Generated] = {}
-    if journal is not None and journal.batches and probe is not None:
-        journal.keep(
-            probe.intact([r["probe"] for r in journal.batches]),
+    if session is not None and session.done_batches and probe is not None:
+        session.keep_batches(
+            probe.intact([r["probe"] for r in session.done_batches]),
             "the packed log-probs differ from what the journal recorded",
         )
-    if journal is not None and journal.batches:
+    done = session.done_batches if session is not None else []
+    if done:
         conts: dict[int, tuple[int, ...]] = {}
-        for record in journal.batches:
+        for record in done:
             for i, out, stop in record["rows"]:
                 rows[i] = Generated(i, tuple(out), stop)
                 conts[i] = rows[i].continuation
         if probe is not None:
-            probe.restore([r["probe"] for r in journal.batches], conts)
+            probe.restore([r["probe"] for r in done], conts)
         logger.info(
             "%s: resuming after %d of %d prompts (%d batches) finished by an earlier run",
             backend.spec.name,
             len(rows),
             len(ids),
-            len(journal.batches),
+            len(done),
         )
     todo = [i for i in range(len(ids)) if i not in rows]
     want = probe is not None
@@ -109,9 +110,9 @@ def greedy_rows(
         rows.update((g.index, replace(g, logprobs=None)) for g in batch)
         if probe is not None:
             probe.on_batch(batch)
-        if journal is not None:
+        if session is not None:
             now = time.monotonic()
-            journal.append(
+            session.record(
                 {
                     "rows": [[g.index, list(g.ids), g.stop_id] for g in batch],
                     "seconds": now - last,
@@ -169,19 +170,19 @@ def run_model(
     baseline: ModelInputs | None = None,
     probe: Probe | None = None,
     lm_eval: LmEvalConfig | None = None,
-    journal: Journal | None = None,
+    session: ModelSession | None = None,
     limits: Sequence[int] | None = None,
 ) -> tuple[ModelRun, ModelInputs]:
     """Generate with one model. With `baseline` (what the baseline was fed), the candidate is
     fed the baseline's prompt ids and stop ids once its vocabulary is checked to give each id
     the same bytes (`baseline_inputs`). A `probe` sees every batch with its log-probs and
-    finishes before the model is freed; a `journal` keeps every finished batch, and gives
-    back those a killed run finished. `limits`: each item's token limit as the plan decided
+    finishes before the model is freed; a run-cache `session` keeps every finished batch, and
+    gives back those a killed run finished. `limits`: each item's token limit as the plan decided
     (by default its own `max_new_tokens`, else the run's). Returns the run and what it was
     fed."""
     started = time.monotonic()
     reset_peak_memory()
-    earlier = journal.batches[:] if journal is not None else []
+    earlier = session.done_batches[:] if session is not None else []
     try:
         return _run_model(
             spec,
@@ -190,7 +191,7 @@ def run_model(
             baseline,
             probe,
             lm_eval,
-            journal,
+            session,
             started,
             earlier,
             token_limits(items, settings) if limits is None else tuple(limits),
@@ -222,7 +223,7 @@ def _run_model(
     baseline: ModelInputs | None,
     probe: Probe | None,
     lm_eval: LmEvalConfig | None,
-    journal: Journal | None,
+    session: ModelSession | None,
     started: float,
     earlier: list[dict[str, Any]],
     limits: Sequence[int],
@@ -244,7 +245,7 @@ def _run_model(
         if probe is not None:
             probe.start(backend)
         generating = time.monotonic()
-        outs = greedy_rows(backend, ids, limits, stop_ids, settings, probe, spec.name, journal)
+        outs = greedy_rows(backend, ids, limits, stop_ids, settings, probe, spec.name, session)
         rows = [g.ids for g in outs]
         # The tokens served: each row's, plus the stop id that ended it, where one did;
         # batches an earlier run finished count with the time it took for them.

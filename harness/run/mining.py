@@ -26,7 +26,7 @@ from harness.records.errors import HarnessError
 from harness.run.backends import Backend, engine_class
 from harness.run.backends.base import Generated, TopK, checkpoint_fingerprint
 from harness.run.plan import baseline_plan
-from harness.store.runcache import MODEL, RunCache
+from harness.store.runcache import MODEL, ModelSession, RunCache
 
 logger = logging.getLogger(__name__)
 
@@ -122,30 +122,32 @@ def mine(
     )
     if plan.cache_key is None:
         return _signals(items, _mined(spec, items, settings, None))
-    with cache.claim(plan.cache_key, f"{spec.name} (signals)") as claim:
-        if claim.found is None:
-            rows = _mined(spec, items, settings, claim)
-            claim.commit(rows)
+    with cache.session(plan.cache_key, f"{spec.name} (signals)") as session:
+        if session.found is None:
+            rows = _mined(spec, items, settings, session)
+            session.commit(rows)
         else:
             logger.info("%s: signals read back from the run cache (no generation)", spec.name)
-        assert claim.found is not None
-        _, meta = claim.found
+        assert session.found is not None
+        _, meta = session.found
     return _signals(items, meta)
 
 
 def _mined(
-    spec: ModelSpec, items: Sequence[EvalItem], settings: GenerationSettings, claim: Any
+    spec: ModelSpec,
+    items: Sequence[EvalItem],
+    settings: GenerationSettings,
+    session: ModelSession | None,
 ) -> dict[str, Any]:
     """One run of the baseline with the signal probe: its meta and per-item rows (written
-    into `claim`'s work folder when there is one)."""
+    into the run-cache `session`'s work folder when there is one)."""
     from harness.run.execute import _meta, write_model
     from harness.run.generation import run_model
 
     probe = SignalProbe()
-    journal = claim.journal if claim is not None else None
-    run, fed = run_model(spec, items, settings, probe=probe, journal=journal)
-    if claim is not None:
-        write_model(claim.work, replace(run, name=MODEL), items, None, None, None)
+    run, fed = run_model(spec, items, settings, probe=probe, session=session)
+    if session is not None:
+        write_model(session.work, replace(run, name=MODEL), items, None, None, None)
     rows = []
     for i, gen in enumerate(run.generations):
         mined = probe.found.get(i)

@@ -228,9 +228,12 @@ class Journal:
         self._ends.append((self._ends[-1] if self._ends else 0) + len(line))
 
 
-class Claim:
-    """One key of the cache, held by this process: its complete entry when there is one
-    (`found`), else a work folder (`work`, kept across kills) to build it in."""
+class ModelSession:
+    """One model's entry in the cache, held by this process: the whole of what the run stage
+    asks of the cache for a model. Its complete entry when there is one (`found`); else the
+    batches a killed run finished (`done_batches`), each batch recorded as it finishes
+    (`record`), a work folder (`work`, kept across kills) for what the model writes, and
+    `commit` when it is done."""
 
     def __init__(self, cache: RunCache, key: str, keep: bool = False) -> None:
         self.cache, self.key = cache, key
@@ -240,6 +243,7 @@ class Claim:
             self.found = None  # dropped by another run just now: made again
         self.reused = self.found is not None
         self._work: RunDir | None = None
+        self._journal: Journal | None = None
 
     @property
     def work(self) -> RunDir:
@@ -249,9 +253,23 @@ class Claim:
             self._work = RunDir(folder)
         return self._work
 
+    def _log(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(self.work.root / JOURNAL)
+        return self._journal
+
     @property
-    def journal(self) -> Journal:
-        return Journal(self.work.root / JOURNAL)
+    def done_batches(self) -> list[dict[str, Any]]:
+        """The batches a killed run finished (each as `record` was given it), in order."""
+        return self._log().batches
+
+    def keep_batches(self, n: int, why: str) -> None:
+        """Keep the first `n` finished batches only: the rest are made again (`why`, said)."""
+        self._log().keep(n, why)
+
+    def record(self, batch: dict[str, Any]) -> None:
+        """A batch finished: on disk (fsynced) before the next one starts."""
+        self._log().append(batch)
 
     def discard_if_empty(self) -> None:
         """A run that failed before its first batch (a model that would not load) leaves no
@@ -316,21 +334,21 @@ class RunCache:
         return None
 
     @contextlib.contextmanager
-    def claim(self, key: str, what: str, keep: bool = False) -> Iterator[Claim]:
+    def session(self, key: str, what: str, keep: bool = False) -> Iterator[ModelSession]:
         """Hold `key` for the body: a second process asking for it waits (`what`: the model),
         then finds the entry the first made, or resumes from where it was killed. `keep`:
         the entry stays after this run whatever the cache's own `keep` (a baseline's)."""
         self.clean()
         lock = self.root / f"{WORK}{key}.lock"
         with hold(lock, wait=True, what=f"which is running {what} on the same items", remove=True):
-            claim = Claim(self, key, keep)
+            session = ModelSession(self, key, keep)
             try:
-                yield claim
+                yield session
             except BaseException:
-                claim.discard_if_empty()
+                session.discard_if_empty()
                 raise
-            if claim.found is not None and not claim.reused:  # made now
-                self.reading(claim.found, claim.keep)
+            if session.found is not None and not session.reused:  # made now
+                self.reading(session.found, session.keep)
 
     def reading(self, found: tuple[RunDir, dict[str, Any]], keep: bool | None = None) -> bool:
         """Mark an entry as read by this run until it ends (False: it is gone). A ladder

@@ -34,7 +34,7 @@ from typing import Any
 from harness.inputs.evalset import parse_item
 from harness.records import EvalItem, Generation, ModelRun, Sample, TokenStats
 from harness.records.codec import CodecError, from_json, to_json
-from harness.records.errors import FULL, DiskFull, HarnessError, RecordError
+from harness.records.errors import FULL, DiskFull, HarnessError, RecordError, writing
 from harness.records.results import Results, RunRecord
 from harness.records.review import Reviews
 from harness.store import faults
@@ -212,6 +212,24 @@ class RunDir:
         except CodecError as exc:
             raise RunFolderError(f"{path}: {exc}") from None
         return similarity
+
+    def adopt(self, entry: RunDir, model: str, name: str) -> None:
+        """A model's outputs from a run-cache entry (where it is named `model`) into this
+        folder under `name`, written once: hard links where the two share a filesystem (the
+        entry's files are never changed in place, and this folder's are replaced by rename,
+        so neither sees the other change), copies where they do not. The run folder stays
+        whole when the cache is cleaned."""
+        for path in (RunDir.generations, RunDir.token_stats, RunDir.reference_nll, RunDir.samples):
+            source, target = path(entry, model), path(self, name)
+            if not source.is_file():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.unlink(missing_ok=True)
+            with writing(target, " (nothing was replaced)"):
+                try:
+                    os.link(source, target)
+                except OSError:  # another filesystem, or one without hard links
+                    shutil.copyfile(source, target)
 
     def remove_scratch(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
