@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.candidate_metrics import config_json
+from harness.analysis.metrics import config_json
 from harness.commands.compare import analyze, write_artifacts
 from harness.inputs.evalset import load_evalset
 from harness.records import CompareConfig, Generation, ModelRun, ModelSpec

@@ -41,7 +41,7 @@ from harness.analysis.sampling import draw, weight
 from harness.analysis.stats import paired_drop
 from harness.inputs.evalset import load_evalset
 from harness.inputs.pool import pool_order
-from harness.records import StatsConfig
+from harness.records import StatsSettings
 from harness.records.pool import DROP, SHARE, Pool, Range
 
 REPO = Path(__file__).resolve().parents[1]
@@ -377,7 +377,7 @@ def traffic_table(seed: int, runs: int) -> list[str]:
         "truth | after: coverage / upper end below the truth |",
         "|---|---|---|",
     ]
-    stats = StatsConfig()
+    stats = StatsSettings()
     for n in (100, 200, 400):
         cover = {"bootstrap": 0, "betting": 0}
         under = {"bootstrap": 0, "betting": 0}

@@ -1,5 +1,5 @@
 """`python -m harness`: the console script (commands that load engines run in a worker)."""
 
-from harness.shell.cli import entry
+from harness.shell.cli import start
 
-entry()
+start()

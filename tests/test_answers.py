@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from harness.analysis.answers import changed, detect, final_answer, judged, kind
-from harness.analysis.candidate_metrics import summarize
 from harness.analysis.extract import final_number
+from harness.analysis.metrics import summarize
 from harness.analysis.pairing import pair
 from harness.analysis.scorers import Scorer
-from harness.records import EvalItem, Generation, Outcome, Source, StatsConfig
+from harness.records import EvalItem, Generation, Outcome, Source, StatsSettings
 
 
 def free(kind_tag: str | None, extract: str | None = None) -> EvalItem:
@@ -107,7 +107,7 @@ def test_a_changed_answer_is_diverged_whatever_the_cosine() -> None:
     assert (s.outcome, s.answer_change) == (Outcome.EQUIVALENT, None)  # same answer: by meaning
     assert (c.outcome, c.answer_change, c.candidate.cut_off) == (Outcome.EQUIVALENT, None, True)
     assert (p.outcome, p.answer_change) == (Outcome.EQUIVALENT, None)  # no answer kind
-    m = summarize([n, s, c, p], StatsConfig())
+    m = summarize([n, s, c, p], StatsSettings())
     # An all reference-free set is summarized: shares judged, flips n/a (never a reassuring 0).
     assert m["weighted_accuracy"] is None and m["regressions"] is None
     assert m["mcnemar_p"] is None and m["weighted_regression_share"] is None

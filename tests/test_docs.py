@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from harness.analysis.candidate_metrics import GATE_RULES
+from harness.analysis.metrics import GATE_RULES
 from harness.inputs.config import ConfigError, parse_config
 from harness.render.configuration import (
     EVALSET_BEGIN,

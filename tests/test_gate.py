@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import pytest
 
-from harness.analysis.candidate_metrics import summarize
 from harness.analysis.gate import gate
+from harness.analysis.metrics import summarize
 from harness.records import (
     CandidateMetrics,
-    GateConfig,
+    GateSettings,
     Interval,
     Outcome,
     PairedItem,
     SliceSettings,
-    StatsConfig,
+    StatsSettings,
 )
 from harness.records.pool import DROP, Pool
 from harness.render.verdicts import evidence_sentence, interval_used
 
-from .test_candidate_metrics import paired
+from .test_metrics import paired
 
 
 def metrics(**changes: object) -> CandidateMetrics:
@@ -59,35 +59,37 @@ def metrics(**changes: object) -> CandidateMetrics:
     ],
 )
 def test_weighted_drop_at_threshold(limit: float, bound: str, verdict: str) -> None:
-    result = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=limit, bound=bound))  # type: ignore[arg-type]
+    result = gate(metrics(), GateSettings.of(max_weighted_accuracy_drop=limit, bound=bound))  # type: ignore[arg-type]
     assert result.verdict == verdict
 
 
 def test_hard_drop_uses_the_hard_interval() -> None:
-    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.0801)).verdict == "pass"
-    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.08)).verdict == "undecided"
-    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.07)).verdict == "undecided"
-    assert gate(metrics(), GateConfig.of(max_hard_accuracy_drop=0.0199)).verdict == "fail"
+    assert gate(metrics(), GateSettings.of(max_hard_accuracy_drop=0.0801)).verdict == "pass"
+    assert gate(metrics(), GateSettings.of(max_hard_accuracy_drop=0.08)).verdict == "undecided"
+    assert gate(metrics(), GateSettings.of(max_hard_accuracy_drop=0.07)).verdict == "undecided"
+    assert gate(metrics(), GateSettings.of(max_hard_accuracy_drop=0.0199)).verdict == "fail"
 
 
 def test_hard_regressions_at_threshold() -> None:
-    assert gate(metrics(), GateConfig.of(max_hard_regressions=2)).verdict == "pass"
-    assert gate(metrics(), GateConfig.of(max_hard_regressions=1)).verdict == "fail"
+    assert gate(metrics(), GateSettings.of(max_hard_regressions=2)).verdict == "pass"
+    assert gate(metrics(), GateSettings.of(max_hard_regressions=1)).verdict == "fail"
 
 
 def test_regression_share_at_threshold() -> None:
-    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.0601)).verdict == "pass"
-    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.06)).verdict == "undecided"
-    share = GateConfig.of(max_weighted_regression_share=0.05)
+    assert gate(metrics(), GateSettings.of(max_weighted_regression_share=0.0601)).verdict == "pass"
+    assert (
+        gate(metrics(), GateSettings.of(max_weighted_regression_share=0.06)).verdict == "undecided"
+    )
+    share = GateSettings.of(max_weighted_regression_share=0.05)
     assert gate(metrics(), share).verdict == "undecided"
-    assert gate(metrics(), GateConfig.of(max_weighted_regression_share=0.0199)).verdict == "fail"
-    point = GateConfig.of(max_weighted_regression_share=0.04, bound="point")
+    assert gate(metrics(), GateSettings.of(max_weighted_regression_share=0.0199)).verdict == "fail"
+    point = GateSettings.of(max_weighted_regression_share=0.04, bound="point")
     assert gate(metrics(), point).verdict == "pass"
 
 
 def test_reasons_name_metric_value_interval_and_limit() -> None:
     result = gate(
-        metrics(), GateConfig.of(max_weighted_accuracy_drop=0.005, max_hard_regressions=5)
+        metrics(), GateSettings.of(max_weighted_accuracy_drop=0.005, max_hard_regressions=5)
     )
     assert result.verdict == "fail"
     assert result.reasons == [
@@ -95,7 +97,7 @@ def test_reasons_name_metric_value_interval_and_limit() -> None:
         "end, 1.00 pts, is over the limit of 0.50 pts: the loss is shown"
     ]
     assert len(result.rules) == 2
-    open_ = gate(metrics(), GateConfig.of(max_weighted_accuracy_drop=0.02))
+    open_ = gate(metrics(), GateSettings.of(max_weighted_accuracy_drop=0.02))
     assert open_.verdict == "undecided" and open_.reasons == [
         "Weighted accuracy dropped 2.00 pts (interval 1.00 pts to 3.00 pts); undecided: the "
         "interval straddles the limit of 2.00 pts (more items decide it)"
@@ -103,27 +105,27 @@ def test_reasons_name_metric_value_interval_and_limit() -> None:
 
 
 def test_a_candidate_fails_on_any_failed_rule_and_is_undecided_on_any_open_one() -> None:
-    both = GateConfig.of(max_weighted_accuracy_drop=0.02, max_hard_regressions=1)
+    both = GateSettings.of(max_weighted_accuracy_drop=0.02, max_hard_regressions=1)
     assert [r.verdict for r in gate(metrics(), both).rules] == ["undecided", "fail"]
     assert gate(metrics(), both).verdict == "fail"
-    some = GateConfig.of(max_weighted_accuracy_drop=0.02, max_hard_regressions=2)
+    some = GateSettings.of(max_weighted_accuracy_drop=0.02, max_hard_regressions=2)
     assert gate(metrics(), some).verdict == "undecided"
-    point = GateConfig.of(max_weighted_accuracy_drop=0.02, bound="point")
+    point = GateSettings.of(max_weighted_accuracy_drop=0.02, bound="point")
     assert gate(metrics(), point).verdict == "pass"  # a point estimate is never undecided
 
 
 def test_no_hard_items_fails_closed() -> None:
-    result = gate(metrics(hard_accuracy=None), GateConfig.of(max_hard_accuracy_drop=0.5))
+    result = gate(metrics(hard_accuracy=None), GateSettings.of(max_hard_accuracy_drop=0.5))
     assert result.verdict == "fail" and "cannot be checked" in result.reasons[0]
 
 
 def test_no_rule_is_not_a_pass() -> None:
-    assert gate(metrics(), GateConfig.of()).verdict == "fail"
+    assert gate(metrics(), GateSettings.of()).verdict == "fail"
 
 
 def test_unknown_bound_is_rejected() -> None:
     with pytest.raises(ValueError):
-        GateConfig(bound="lower_ci")  # type: ignore[arg-type]
+        GateSettings(bound="lower_ci")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -138,28 +140,28 @@ def test_unknown_bound_is_rejected() -> None:
     ],
 )
 def test_distribution_rules_at_threshold(key: str, limit: float, verdict: str) -> None:
-    result = gate(metrics(), GateConfig.of(**{key: limit}))  # type: ignore[arg-type]
+    result = gate(metrics(), GateSettings.of(**{key: limit}))  # type: ignore[arg-type]
     assert result.verdict == verdict and result.rules[0].rule == key
 
 
 def test_unmeasured_distribution_fails_closed() -> None:
-    result = gate(metrics(mean_kld=None), GateConfig.of(max_mean_kld=1.0))
+    result = gate(metrics(mean_kld=None), GateSettings.of(max_mean_kld=1.0))
     assert result.verdict == "fail" and "not measured" in result.reasons[0]
 
 
 def test_diverged_share_of_reference_free_items() -> None:
     """Judged on its interval, said as every share rule is (issue 35: it printed 0.7692)."""
     moved = metrics(diverged_share=0.3, diverged_share_ci_low=0.26, diverged_share_ci_high=0.34)
-    result = gate(moved, GateConfig.of(max_diverged_share=0.25))
+    result = gate(moved, GateSettings.of(max_diverged_share=0.25))
     assert result.verdict == "fail"
     assert result.reasons == [
         "Reference-free items diverged in meaning or answer: a weighted share of 30.00% "
         "(interval 26.00% to 34.00%); judged at 34.00% against the limit of 25.00%: even the "
         "lower end is over it"
     ]
-    assert gate(moved, GateConfig.of(max_diverged_share=0.3)).verdict == "undecided"
-    assert gate(moved, GateConfig.of(max_diverged_share=0.35)).verdict == "pass"
-    none = gate(metrics(), GateConfig.of(max_diverged_share=0.3))
+    assert gate(moved, GateSettings.of(max_diverged_share=0.3)).verdict == "undecided"
+    assert gate(moved, GateSettings.of(max_diverged_share=0.35)).verdict == "pass"
+    none = gate(metrics(), GateSettings.of(max_diverged_share=0.3))
     assert none.verdict == "fail" and "No reference-free item was judged" in none.reasons[0]
 
 
@@ -172,8 +174,8 @@ def test_evidence_of_a_fixed_run_and_of_a_sequential_one() -> None:
     """A fixed-size run sizes the same mix with a range; a sequential run's undecided rule
     says what its sequence would need on the pool's rest (simulated)."""
     items = _paired(200, 2)
-    m = summarize(items, StatsConfig(seed=0), SliceSettings())
-    cfg = GateConfig.of(max_weighted_accuracy_drop=0.02)
+    m = summarize(items, StatsSettings(seed=0), SliceSettings())
+    cfg = GateSettings.of(max_weighted_accuracy_drop=0.02)
     [rule] = gate(m, cfg, None, items).rules
     assert rule.verdict == "undecided" and rule.evidence is not None
     e = rule.evidence

@@ -42,7 +42,7 @@ import pytest
 from harness.analysis.gate_rules import three_way
 from harness.analysis.stats import paired_drop
 from harness.inputs.sizes import parameter_count, weights_bytes
-from harness.records import StatsConfig
+from harness.records import StatsSettings
 from harness.records.home import models
 from harness.shell.cli import main
 
@@ -199,7 +199,7 @@ def pop_intervals(old: dict[str, Any], new: dict[str, Any]) -> None:
     rules that follow from them, leave both sides, after checking the new ones: each
     interval is `paired_drop`'s over the scored items results.json holds, and each rule on
     an interval is `three_way` of it."""
-    stats = StatsConfig()
+    stats = StatsSettings()
     scored = [
         it
         for it in new["items"]

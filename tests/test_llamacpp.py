@@ -187,12 +187,12 @@ def test_same_weights_same_greedy_outputs_and_exact_logprobs(engines: Any) -> No
 def test_lm_eval_tasks_on_llama_cpp_agree_with_transformers(engines: Any, tmp_path: Path) -> None:
     """A generate_until task and a multiple-choice task through lm-eval on both engines:
     the same chosen options, log-likelihoods within 0.01 nats."""
-    from harness.records import LmEvalConfig
+    from harness.records import LmEvalSettings
     from harness.run.lmeval import run_tasks
     from tests.test_lmeval import tasks_dir
 
     hf, lc = engines
-    config = LmEvalConfig(tasks=("harness_test_mc",), include_path=str(tasks_dir(tmp_path)))
+    config = LmEvalSettings(tasks=("harness_test_mc",), include_path=str(tasks_dir(tmp_path)))
     a = {s.key: s for s in run_tasks(hf, config, batch_size=8)}
     b = {s.key: s for s in run_tasks(lc, config, batch_size=8)}
     assert a.keys() == b.keys() and len(a) == 8

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.records import LmEvalConfig, ModelSpec
+from harness.records import LmEvalSettings, ModelSpec
 from harness.run.backends import open_backend
 from harness.run.lmeval import (
     LmEvalError,
@@ -147,13 +147,13 @@ def test_lm_evals_own_run_agrees_with_the_harness_per_sample(tmp_path: Path) -> 
 def test_unknown_task_is_one_clear_error(tiny_model_dir: Path) -> None:
     backend = open_backend(ModelSpec(name="t", path=str(tiny_model_dir)))
     with pytest.raises(LmEvalError, match="not found: no_such_task"):
-        run_tasks(backend, LmEvalConfig(tasks=("no_such_task",)), batch_size=4)
+        run_tasks(backend, LmEvalSettings(tasks=("no_such_task",)), batch_size=4)
 
 
 def test_hub_task_offline_is_one_clear_error(tiny_model_dir: Path) -> None:
     backend = open_backend(ModelSpec(name="t", path=str(tiny_model_dir)))
     with pytest.raises(LmEvalError) as info:
-        run_tasks(backend, LmEvalConfig(tasks=("hellaswag",), limit=2), batch_size=4)
+        run_tasks(backend, LmEvalSettings(tasks=("hellaswag",), limit=2), batch_size=4)
     message = str(info.value)
     assert "\n" not in message and "offline" in message
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from harness.analysis.stats import mcnemar_exact, paired_drop, weighted_accuracy, weighted_share
-from harness.records import StatsConfig
+from harness.records import StatsSettings
 
 
 def test_weighted_accuracy_by_hand() -> None:
@@ -33,7 +33,7 @@ def test_mcnemar_exact_by_hand() -> None:
     assert mcnemar_exact(2, 2) == 1.0  # capped at 1
 
 
-STATS = StatsConfig(seed=0)
+STATS = StatsSettings(seed=0)
 
 
 def test_paired_drop_point_values_by_hand() -> None:
@@ -51,7 +51,7 @@ def test_the_interval_is_reproducible_and_seeded() -> None:
     weights = [rng.choice((1.0, 3.0)) for _ in range(60)]
     a = paired_drop(base, cand, weights, STATS)
     b = paired_drop(base, cand, weights, STATS)
-    c = paired_drop(base, cand, weights, StatsConfig(seed=8))
+    c = paired_drop(base, cand, weights, StatsSettings(seed=8))
     assert a == b
     assert a != c
 

@@ -11,11 +11,11 @@ import pytest
 
 from harness.analysis import toolcalls
 from harness.analysis.answers import judged
-from harness.analysis.candidate_metrics import summarize
+from harness.analysis.metrics import summarize
 from harness.analysis.pairing import pair
 from harness.analysis.scorers import score
 from harness.inputs.evalset import EvalsetError, load_evalset, parse_item
-from harness.records import EvalItem, Generation, Outcome, Source, StatsConfig
+from harness.records import EvalItem, Generation, Outcome, Source, StatsSettings
 from harness.run.backends.chat import chat_input, supports_tools
 
 from .support.helpers import in_process, write_config
@@ -247,7 +247,7 @@ def test_schema_invalid_share_is_a_metric_with_an_interval() -> None:
         "the value: 'age' is a required property",
         None,
     ]
-    m = summarize(paired, StatsConfig())
+    m = summarize(paired, StatsSettings())
     assert m["structured"] == 3
     assert m["schema_invalid_share"] == pytest.approx(0.5)
     assert m["baseline_schema_invalid_share"] == 0.0

@@ -3,8 +3,8 @@
 import shutil
 from dataclasses import dataclass
 
-from harness.analysis.candidate_metrics import Metric, Shown
 from harness.analysis.gate_rules import Limit, point_gate
+from harness.analysis.metrics import Metric, Shown
 from harness.analysis.scorers import ScorerEntry
 from harness.records import ModelSpec
 from harness.records.schema import setting

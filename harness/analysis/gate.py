@@ -1,12 +1,12 @@
 """The release gate: `gate(metrics, config, review, paired) -> GateResult`, with a sentence
 and a verdict per rule: `pass`, `fail` or `undecided`.
 
-The rules are the `GateRule`s declared in `candidate_metrics` (in declaration order). A rule on
-a paired interval passes when the interval's pessimistic end is below its limit (a gate must
-be convinced, not merely unsurprised), fails when even the optimistic end is above it (the
-loss is shown), and is undecided in between, a tie at the limit included; with
-`bound = "point"` the point estimate alone decides. A rule that cannot be evaluated (no hard
-item scored) fails: an error is never a pass. A candidate passes when every rule passes,
+The rules are the `GateRule`s declared in `harness.analysis.metrics` (in declaration
+order). A rule on a paired interval passes when the interval's pessimistic end is below its
+limit (a gate must be convinced, not merely unsurprised), fails when even the optimistic end
+is above it (the loss is shown), and is undecided in between, a tie at the limit included;
+with `bound = "point"` the point estimate alone decides. A rule that cannot be evaluated (no
+hard item scored) fails: an error is never a pass. A candidate passes when every rule passes,
 fails when any fails, and is undecided otherwise; requiring every rule (and every gated
 candidate) to pass is an intersection-union test, so the error of a wrong pass stays at
 each interval's one-sided level without a correction (docs/metrics.md).
@@ -23,11 +23,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from harness.analysis.candidate_metrics import GATE_RULES
 from harness.analysis.evidence import items_needed, sequence_needed
 from harness.analysis.gate_rules import GateRule
+from harness.analysis.metrics import GATE_RULES
 from harness.analysis.scorers import reference_free
-from harness.records import CandidateMetrics, EvalItem, GateConfig, PairedItem
+from harness.records import CandidateMetrics, EvalItem, GateSettings, PairedItem
 from harness.records.errors import HarnessError
 from harness.records.gate import Evidence, RuleResult
 from harness.records.pool import Pool
@@ -73,7 +73,7 @@ _NEEDS = {
 
 
 def check_computable(
-    cfg: GateConfig, items: Sequence[EvalItem], distribution: bool, lm_eval: bool
+    cfg: GateSettings, items: Sequence[EvalItem], distribution: bool, lm_eval: bool
 ) -> None:
     """Every active rule can be computed on `items` (lm-eval tasks count as scored items)."""
     scored = [i for i in items if not reference_free(i)]
@@ -94,7 +94,7 @@ def check_computable(
 
 def gate(
     m: CandidateMetrics,
-    cfg: GateConfig,
+    cfg: GateSettings,
     review: ReviewStatus | None = None,
     paired: Sequence[PairedItem] = (),
     confidence: float = 0.95,

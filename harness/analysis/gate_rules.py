@@ -1,6 +1,6 @@
 """The kinds of gate rule: a `[gate]` key, how its value is checked when the config is read,
 and the judge that turns a candidate's metrics (or its review status) and the limit into a
-verdict and the sentence that says why. `harness.analysis.candidate_metrics` declares which rule
+verdict and the sentence that says why. `harness.analysis.metrics` declares which rule
 limits which metric."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from harness.records import CandidateMetrics, GateConfig, Interval
+from harness.records import CandidateMetrics, GateSettings, Interval
 from harness.records.pool import DROP, Range
 from harness.records.review import ReviewStatus
 from harness.records.schema import Key
@@ -71,7 +71,7 @@ class GateRule:
             **bounds,
         )
 
-    def active(self, cfg: GateConfig) -> bool:
+    def active(self, cfg: GateSettings) -> bool:
         value = cfg.limits.get(self.key, self.default)
         return value is not None and value is not False
 

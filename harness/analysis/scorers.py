@@ -198,7 +198,7 @@ SCORERS: Registry[ScorerEntry] = Registry(
 )
 
 
-def entry(item: EvalItem) -> ScorerEntry:
+def scorer_of(item: EvalItem) -> ScorerEntry:
     return SCORERS.get(item.scorer)
 
 
@@ -208,7 +208,7 @@ def extracted(item: EvalItem, output: str | None) -> str | None:
     if output is None:
         return None
     text = output if item.extract is None else by_regex(item.extract, output)
-    return None if text is None else entry(item).extract(text)
+    return None if text is None else scorer_of(item).extract(text)
 
 
 def score(item: EvalItem, output: str | None, baseline_output: str | None = None) -> float | None:
@@ -216,7 +216,7 @@ def score(item: EvalItem, output: str | None, baseline_output: str | None = None
     itself (baseline_output None and scoring the baseline) is scored with `score_baseline`."""
     if output is None:
         return None
-    fn = entry(item).score
+    fn = scorer_of(item).score
     if fn is None:
         return None if baseline_output is None else word_similarity(output, baseline_output)
     answer = extracted(item, output)
@@ -225,12 +225,12 @@ def score(item: EvalItem, output: str | None, baseline_output: str | None = None
 
 def reference_free(item: EvalItem) -> bool:
     """Judged against the baseline's output (by meaning), not against a reference."""
-    return not entry(item).needs_reference
+    return not scorer_of(item).needs_reference
 
 
 def score_baseline(item: EvalItem, output: str | None) -> float | None:
     """The baseline's score: a reference-free item agrees with itself by definition."""
-    if not entry(item).needs_reference:
+    if not scorer_of(item).needs_reference:
         return None if output is None else 1.0
     return score(item, output)
 

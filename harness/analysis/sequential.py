@@ -17,16 +17,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from harness.analysis.betting import pool_interval
-from harness.analysis.candidate_metrics import GATE_RULES
 from harness.analysis.gate_rules import GateRule
+from harness.analysis.metrics import GATE_RULES
 from harness.analysis.scorers import reference_free
 from harness.records import (
     CandidateMetrics,
     EvalItem,
-    GateConfig,
+    GateSettings,
     Interval,
     PairedItem,
-    StatsConfig,
+    StatsSettings,
 )
 from harness.records.pool import DROP, SHARE, Pool, Range
 from harness.records.settings import GateVerdict
@@ -49,11 +49,11 @@ SEQUENTIAL_RULES: tuple[SequentialRule, ...] = (
 )
 
 
-def active(gate: GateConfig) -> list[SequentialRule]:
+def active(gate: GateSettings) -> list[SequentialRule]:
     return [r for r in SEQUENTIAL_RULES if _rule(r.key).active(gate)]
 
 
-def pools(pool: Sequence[EvalItem], gate: GateConfig) -> dict[str, Pool]:
+def pools(pool: Sequence[EvalItem], gate: GateSettings) -> dict[str, Pool]:
     """Per rule a sequential run can decide, its slice of the pool: size, total and largest
     weight (the report shows each such interval as a sequence)."""
     out = {}
@@ -77,7 +77,7 @@ class Decision:
 
 def decide(
     paired: Sequence[PairedItem],
-    gate: GateConfig,
+    gate: GateSettings,
     pool_slices: dict[str, Pool],
     confidence: float,
     rules: Sequence[SequentialRule] | None = None,
@@ -122,9 +122,9 @@ _SHOWN: dict[str, str | tuple[str, str]] = {
 def sequence_intervals(
     m: CandidateMetrics,
     paired: Sequence[PairedItem],
-    gate: GateConfig,
+    gate: GateSettings,
     pool_slices: dict[str, Pool],
-    stats: StatsConfig,
+    stats: StatsSettings,
 ) -> CandidateMetrics:
     """The metrics of a sequential run's candidate with the intervals the gate judges made
     the confidence sequences its run stopped on (a fixed-n interval after a data-dependent

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.stats import binomtest
 
 from harness.analysis.betting import interval
-from harness.records import Interval, StatsConfig
+from harness.records import Interval, StatsSettings
 from harness.records.pool import DROP, SHARE, Range
 
 
@@ -32,7 +32,7 @@ def paired_drop(
     base: Sequence[float] | np.ndarray,
     cand: Sequence[float] | np.ndarray,
     weights: Sequence[float] | np.ndarray,
-    stats: StatsConfig,
+    stats: StatsSettings,
 ) -> Interval | None:
     """Weighted accuracy of both models, the drop, and its paired betting interval
     (harness.analysis.betting: valid at any n, weights and flip rate). None for an empty
@@ -46,7 +46,7 @@ def paired_drop(
 
 
 def weighted_share(
-    flags: Sequence[bool], weights: Sequence[float], stats: StatsConfig
+    flags: Sequence[bool], weights: Sequence[float], stats: StatsSettings
 ) -> tuple[float, float, float] | None:
     """Weighted share of flagged items (e.g. regressions), with its betting interval; None
     without items."""
@@ -57,7 +57,9 @@ def weighted_share(
     return float(w @ f / w.sum()), low, high
 
 
-def _interval(x: np.ndarray, w: np.ndarray, rng: Range, stats: StatsConfig) -> tuple[float, float]:
+def _interval(
+    x: np.ndarray, w: np.ndarray, rng: Range, stats: StatsSettings
+) -> tuple[float, float]:
     # callers return early on an empty slice; with no item nothing is ruled out
     return interval(x, w, stats.confidence, rng, stats.seed, stats.orders) or (rng.low, rng.high)
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.candidate_metrics import config_json, summarize
 from harness.analysis.determinism import determinism
 from harness.analysis.gate import check_computable, gate
 from harness.analysis.ladder import summarize_ladder
+from harness.analysis.metrics import config_json, summarize
 from harness.analysis.pairing import pair, pair_samples
 from harness.analysis.review import review_status
 from harness.analysis.scorers import reference_free

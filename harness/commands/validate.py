@@ -13,7 +13,7 @@ from harness.shell.exits import EXIT_OK
 
 def run(args: argparse.Namespace) -> int:
     """Eval sets, and compare configs (*.toml) with the eval sets they name."""
-    from harness.analysis.candidate_metrics import gate_table
+    from harness.analysis.metrics import gate_table
     from harness.inputs.config import check_pool, load_config
     from harness.inputs.evalset import load_evalset
 

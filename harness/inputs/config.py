@@ -19,22 +19,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.candidate_metrics import GATE_RULES, GATE_SETTINGS
+from harness.analysis.metrics import GATE_RULES, GATE_SETTINGS
 from harness.records import (
     AgreementSettings,
     CandidateSpec,
     CompareConfig,
     CorpusSettings,
     DistributionSettings,
-    GateConfig,
+    GateSettings,
     GenerationSettings,
     LadderSettings,
-    LmEvalConfig,
+    LmEvalSettings,
     ModelSpec,
     NoiseFloorSettings,
     SequentialSettings,
     SliceSettings,
-    StatsConfig,
+    StatsSettings,
     TrafficSettings,
     batched_floor_name,
     noise_floor_name,
@@ -83,9 +83,9 @@ def _simple(record: type, name: str, doc: str) -> Table:
 
 SIMPLE = {
     "generation": _simple(GenerationSettings, "generation", "one greedy decoding for every model"),
-    "stats": _simple(StatsConfig, "stats", "the paired betting intervals"),
+    "stats": _simple(StatsSettings, "stats", "the paired betting intervals"),
     "noise_floor": _simple(NoiseFloorSettings, "noise_floor", "the baseline run twice"),
-    "lm_eval": _simple(LmEvalConfig, "lm_eval", "lm-evaluation-harness tasks on every model"),
+    "lm_eval": _simple(LmEvalSettings, "lm_eval", "lm-evaluation-harness tasks on every model"),
     "agreement": _simple(AgreementSettings, "agreement", "how reference-free items are judged"),
     "corpus": _simple(CorpusSettings, "corpus", "perplexity and KLD over a text (`corpus`)"),
     "sequential": _simple(
@@ -270,13 +270,13 @@ class _Reader:
         settings = _record(LadderSettings, where, rungs=tuple(r.name for r in rungs), **values)
         return tuple(replace(r, gated=r.name == settings.target) for r in rungs), settings
 
-    def gate(self, data: Any) -> GateConfig:
-        """Each key is a declared gate rule (`candidate_metrics.GATE_RULES`) or `bound`."""
+    def gate(self, data: Any) -> GateSettings:
+        """Each key is a declared gate rule (`metrics.GATE_RULES`) or `bound`."""
         where = f"{self.path}: [gate]"
         values = read_table(GATE_SETTINGS, data, where)
         rules = {r.key for r in GATE_RULES}
         limits = {k: v for k, v in values.items() if k in rules}
-        return _record(GateConfig, where, limits=limits, bound=values.get("bound", "upper_ci"))
+        return _record(GateSettings, where, limits=limits, bound=values.get("bound", "upper_ci"))
 
 
 def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
@@ -299,7 +299,7 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         candidates, ladder = reader.ladder(data["ladder"], f"{path}: [ladder]")
     lm_eval = corpus = None
     if "lm_eval" in data:
-        lm_eval = _record(LmEvalConfig, f"{path}: [lm_eval]", **reader.simple("lm_eval", data))
+        lm_eval = _record(LmEvalSettings, f"{path}: [lm_eval]", **reader.simple("lm_eval", data))
     if "corpus" in data:
         corpus = _record(CorpusSettings, f"{path}: [corpus]", **reader.simple("corpus", data))
     sequential = None
@@ -326,7 +326,7 @@ def parse_config(data: dict[str, Any], path: Path) -> CompareConfig:
         candidates=candidates,
         generation=GenerationSettings(**reader.simple("generation", data)),
         gate=reader.gate(data.get("gate", {})),
-        stats=StatsConfig(**reader.simple("stats", data)),
+        stats=StatsSettings(**reader.simple("stats", data)),
         noise_floor=floor.enabled,
         noise_floor_batched=floor.batched,
         lm_eval=lm_eval,

@@ -1,5 +1,5 @@
 """What a candidate is judged by: its metric values, token-distribution metrics and slices.
-The values are keyed by the names `harness.analysis.candidate_metrics` declares."""
+The values are keyed by the names `harness.analysis.metrics` declares."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class SliceRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CandidateMetrics:
-    """One value per metric declared in `harness.analysis.candidate_metrics` (`m.weighted_accuracy`,
+    """One value per metric declared in `harness.analysis.metrics` (`m.weighted_accuracy`,
     `m["mean_kld"]`), the distribution metrics and the slices."""
 
     values: Mapping[str, MetricValue]

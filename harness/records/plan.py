@@ -14,7 +14,7 @@ from harness.records.settings import (
     AgreementSettings,
     DistributionSettings,
     GenerationSettings,
-    LmEvalConfig,
+    LmEvalSettings,
     ModelSpec,
 )
 
@@ -48,7 +48,7 @@ class RunPlan:
     generation: GenerationSettings  # as run: distribution off where the baseline cannot
     distribution: DistributionSettings
     lockstep: bool  # the baseline scores beside each candidate; nothing kept on disk
-    lm_eval: LmEvalConfig | None
+    lm_eval: LmEvalSettings | None
     agreement: AgreementSettings
     baseline: ModelPlan
     candidates: tuple[ModelPlan, ...]

@@ -17,10 +17,10 @@ from typing import Any
 from harness.records import (
     AgreementSettings,
     EvalItem,
-    GateConfig,
+    GateSettings,
     Interval,
     LadderSettings,
-    LmEvalConfig,
+    LmEvalSettings,
     ModelRun,
     ModelSpec,
     Option,
@@ -28,7 +28,7 @@ from harness.records import (
     ReadyCandidate,
     SliceSettings,
     Source,
-    StatsConfig,
+    StatsSettings,
 )
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import HarnessError, RecordError
@@ -191,10 +191,10 @@ class RunSettings:
     """What the analysis and the report read of a run's resolved config, typed: decoded from
     run.json's `config` in this one place (a rerun of the analysis needs no config file)."""
 
-    stats: StatsConfig
-    gate: GateConfig
+    stats: StatsSettings
+    gate: GateSettings
     agreement: AgreementSettings
-    lm_eval: LmEvalConfig | None
+    lm_eval: LmEvalSettings | None
     ladder: LadderSettings | None
     slices: SliceSettings
 
@@ -204,12 +204,12 @@ class RunSettings:
             table = dict(config["gate"])
             bound = table.pop("bound")
             return cls(
-                stats=from_json(StatsConfig, config["stats"], "$.config.stats"),
-                gate=GateConfig(
+                stats=from_json(StatsSettings, config["stats"], "$.config.stats"),
+                gate=GateSettings(
                     limits={k: v for k, v in table.items() if v is not None}, bound=bound
                 ),
                 agreement=from_json(AgreementSettings, config["agreement"], "$.config.agreement"),
-                lm_eval=from_json(LmEvalConfig | None, config["lm_eval"], "$.config.lm_eval"),
+                lm_eval=from_json(LmEvalSettings | None, config["lm_eval"], "$.config.lm_eval"),
                 ladder=from_json(LadderSettings | None, config.get("ladder"), "$.config.ladder"),
                 # a run folder from before length slices reads with the default buckets
                 slices=from_json(SliceSettings, config.get("slices", {}), "$.config.slices"),

@@ -284,9 +284,9 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class GateConfig:
+class GateSettings:
     """The `[gate]` table: a limit per gate key (keys and their checks are declared with the
-    metrics, `harness.analysis.candidate_metrics`, which refuses any other), and `bound`."""
+    metrics, `harness.analysis.metrics`, which refuses any other), and `bound`."""
 
     limits: Mapping[str, GateLimit] = field(default_factory=dict)
     bound: Bound = setting(
@@ -300,8 +300,8 @@ class GateConfig:
             raise RecordError(f"bound must be one of {', '.join(BOUNDS)}")
 
     @classmethod
-    def of(cls, bound: Bound = "upper_ci", **limits: GateLimit | None) -> GateConfig:
-        """`GateConfig.of(max_hard_regressions=2)`; a None limit is a rule left off."""
+    def of(cls, bound: Bound = "upper_ci", **limits: GateLimit | None) -> GateSettings:
+        """`GateSettings.of(max_hard_regressions=2)`; a None limit is a rule left off."""
         return cls(limits={k: v for k, v in limits.items() if v is not None}, bound=bound)
 
 
@@ -342,7 +342,7 @@ class AgreementSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StatsConfig:
+class StatsSettings:
     """The `[stats]` table: the betting intervals every paired drop and share is given
     (harness.analysis.betting; docs/metrics.md)."""
 
@@ -427,7 +427,7 @@ class NoiseFloorSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LmEvalConfig:
+class LmEvalSettings:
     """The `[lm_eval]` table: lm-evaluation-harness tasks run on every model."""
 
     tasks: tuple[str, ...] = setting(doc="lm-eval task names", nonempty=True)
@@ -567,11 +567,11 @@ class CompareConfig:
     baseline: ModelSpec
     candidates: tuple[CandidateSpec, ...]
     generation: GenerationSettings = field(default_factory=GenerationSettings)
-    gate: GateConfig = field(default_factory=GateConfig)
-    stats: StatsConfig = field(default_factory=StatsConfig)
+    gate: GateSettings = field(default_factory=GateSettings)
+    stats: StatsSettings = field(default_factory=StatsSettings)
     noise_floor: bool = False  # [noise_floor] enabled: run the baseline twice, compare the runs
     noise_floor_batched: int | None = None  # [noise_floor] batched: the baseline in batches of N
-    lm_eval: LmEvalConfig | None = None  # [lm_eval]: lm-eval tasks run on every model
+    lm_eval: LmEvalSettings | None = None  # [lm_eval]: lm-eval tasks run on every model
     agreement: AgreementSettings = field(default_factory=AgreementSettings)
     corpus: CorpusSettings | None = None  # [corpus]: what `harness corpus` scores
     ladder: LadderSettings | None = None  # [ladder]: the candidates are its rungs

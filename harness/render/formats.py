@@ -1,6 +1,6 @@
 """How the report shows a metric value (percentages, points, numbers) and the columns of the
 metrics table (report.html) and of summary.md's table: each metric declares what it shows
-(`harness.analysis.candidate_metrics.Shown`: a header and a format named here), and each
+(`harness.analysis.metrics.Shown`: a header and a format named here), and each
 format is a cell function here."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.analysis.candidate_metrics import MEANING, METRICS, Shown
+from harness.analysis.metrics import MEANING, METRICS, Shown
 from harness.records import CandidateMetrics, Interval
 from harness.records.errors import HarnessError
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from harness.analysis.candidate_metrics import KLD_EDGES
+from harness.analysis.metrics import KLD_EDGES
 from harness.analysis.pairing import diff_ops
 from harness.records import (
     CandidateMetrics,

@@ -1,4 +1,4 @@
-"""summary.md: the verdicts table (its metric columns declared in `candidate_metrics`), then
+"""summary.md: the verdicts table (its metric columns declared in `harness.analysis.metrics`), then
 each candidate's reasons and hand-review status."""
 
 from __future__ import annotations

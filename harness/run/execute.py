@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.records import EvalItem, LmEvalConfig, ModelRun, TokenStats
+from harness.records import EvalItem, LmEvalSettings, ModelRun, TokenStats
 from harness.records.plan import ModelPlan, RunPlan
 from harness.run.backends import open_backend
 from harness.run.feeding import ModelInputs
@@ -177,7 +177,7 @@ def write_model(
     items: Sequence[EvalItem],
     stats: Sequence[TokenStats] | None,
     reference_nll: dict[str, float] | None,
-    lm_eval: LmEvalConfig | None,
+    lm_eval: LmEvalSettings | None,
 ) -> None:
     """One model's outputs into a run folder (the run's, or a run-cache entry)."""
     folder.write_generations(run)
@@ -204,7 +204,7 @@ def _cached_run(
     entry: RunDir,
     meta: dict[str, Any],
     items: Sequence[EvalItem],
-    lm_eval: LmEvalConfig | None,
+    lm_eval: LmEvalSettings | None,
 ) -> ModelRun:
     """A model's run read back from a run-cache entry, under the run's name for it (its
     per-token distances and reference NLLs stay in the entry's files, adopted by the run

@@ -15,7 +15,7 @@ from harness.records import (
     EvalItem,
     Generation,
     GenerationSettings,
-    LmEvalConfig,
+    LmEvalSettings,
     ModelRun,
     ModelSpec,
 )
@@ -169,7 +169,7 @@ def run_model(
     settings: GenerationSettings,
     baseline: ModelInputs | None = None,
     probe: Probe | None = None,
-    lm_eval: LmEvalConfig | None = None,
+    lm_eval: LmEvalSettings | None = None,
     session: ModelSession | None = None,
     limits: Sequence[int] | None = None,
 ) -> tuple[ModelRun, ModelInputs]:
@@ -222,7 +222,7 @@ def _run_model(
     settings: GenerationSettings,
     baseline: ModelInputs | None,
     probe: Probe | None,
-    lm_eval: LmEvalConfig | None,
+    lm_eval: LmEvalSettings | None,
     session: ModelSession | None,
     started: float,
     earlier: list[dict[str, Any]],

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.analysis.scorers import Scorer
-from harness.records import LmEvalConfig, Sample
+from harness.records import LmEvalSettings, Sample
 from harness.records.errors import HarnessError
 from harness.run.backends.base import GenerateRequest
 
@@ -164,7 +164,7 @@ def _built_in_index(build: Any, root: Path, resolve_includes: bool) -> dict[str,
     return build([root], resolve_includes=resolve_includes)
 
 
-def run_tasks(backend: Backend, cfg: LmEvalConfig, batch_size: int) -> list[Sample]:
+def run_tasks(backend: Backend, cfg: LmEvalSettings, batch_size: int) -> list[Sample]:
     """Every configured task on an open backend; samples in task, doc order."""
     from lm_eval import simple_evaluate
 

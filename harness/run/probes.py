@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from harness.analysis.scorers import entry
+from harness.analysis.scorers import scorer_of
 from harness.records import EvalItem, TokenStats
 from harness.records.codec import from_json, to_json
 from harness.run.backends import Backend, Generated
@@ -250,7 +250,7 @@ class _ReferenceNll:
         context = backend.context_length
         beyond = 0
         for i, item in enumerate(self.items):
-            if len(item.reference) != 1 or not entry(item).literal_reference:
+            if len(item.reference) != 1 or not scorer_of(item).literal_reference:
                 continue
             ref = backend.encode(item.reference[0])
             if not ref:

@@ -16,10 +16,10 @@ from harness.commands import build_parser
 from harness.shell import console, worker
 from harness.shell.exits import failed, terminate
 
-__all__ = ["build_parser", "entry", "main"]
+__all__ = ["build_parser", "main", "start"]
 
 
-def entry() -> None:
+def start() -> None:
     """The `harness` console script (and `python -m harness`): commands that load engines run
     in a worker process, so a native crash there ends in one line, not a killed harness
     (`harness.shell.worker`)."""

@@ -42,7 +42,7 @@ from harness.records import (
     DistributionSettings,
     EvalItem,
     GenerationSettings,
-    LmEvalConfig,
+    LmEvalSettings,
     ModelSpec,
     home,
 )
@@ -99,7 +99,7 @@ def baseline_key(
     fingerprint: str,
     items: Sequence[EvalItem],
     settings: GenerationSettings,
-    lm_eval: LmEvalConfig | None,
+    lm_eval: LmEvalSettings | None,
     role: str = "baseline",
     store: DistributionSettings | None = None,
 ) -> str:

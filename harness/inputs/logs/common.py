@@ -528,15 +528,15 @@ def _logprob(value: Any) -> float:
     return min(lp, 0.0)
 
 
-def _token(entry: Mapping[str, Any]) -> bytes:
-    raw = entry.get("bytes")
+def _token(position: Mapping[str, Any]) -> bytes:
+    raw = position.get("bytes")
     if isinstance(raw, list):
         if len(raw) > MAX_TOKEN_BYTES or not all(
             isinstance(b, int) and not isinstance(b, bool) and 0 <= b < 256 for b in raw
         ):
             raise _Malformed("token bytes that are not bytes")
         return bytes(raw)
-    token = entry.get("token")
+    token = position.get("token")
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
         raise _Malformed("a token that is not a string")
     return token.encode("utf-8", "surrogatepass")
@@ -544,10 +544,10 @@ def _token(entry: Mapping[str, Any]) -> bytes:
 
 def _chat_logprobs(content: list[Any]) -> tuple[ServedToken, ...]:
     out = []
-    for entry in content:
-        if not isinstance(entry, dict):
+    for position in content:
+        if not isinstance(position, dict):
             raise _Malformed("a position that is not an object")
-        top = entry.get("top_logprobs") or []
+        top = position.get("top_logprobs") or []
         if not isinstance(top, list) or len(top) > MAX_TOP_LOGPROBS:
             raise _Malformed("top_logprobs that is not a short list")
         alts = []
@@ -555,7 +555,7 @@ def _chat_logprobs(content: list[Any]) -> tuple[ServedToken, ...]:
             if not isinstance(alt, dict):
                 raise _Malformed("an alternative that is not an object")
             alts.append((_token(alt), _logprob(alt.get("logprob"))))
-        out.append(ServedToken(_token(entry), _logprob(entry.get("logprob")), tuple(alts)))
+        out.append(ServedToken(_token(position), _logprob(position.get("logprob")), tuple(alts)))
     return tuple(out)
 
 

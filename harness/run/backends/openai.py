@@ -359,13 +359,13 @@ def _prompt_rows(choice: dict[str, Any], start: int, targets: Sequence[int], voc
         )
     ids, logp, target = [], [], []
     for j, token in enumerate(targets):
-        entry = entries[start + j] or {}
-        if not isinstance(entry, dict):
+        position = entries[start + j] or {}
+        if not isinstance(position, dict):
             raise ValueError(f"position {start + j}: not an object")
         pairs = [
             (as_id(int(k) if isinstance(k, str) and k.isdigit() else k),
              as_logprob(v["logprob"] if isinstance(v, dict) else v))
-            for k, v in entry.items()
+            for k, v in position.items()
         ]  # fmt: skip
         if any(not 0 <= i < vocab for i, _ in pairs):
             raise ValueError(f"position {start + j}: a token id outside the vocabulary")

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from harness.analysis.candidate_metrics import NothingScored, length_bucket, summarize
+from harness.analysis.metrics import NothingScored, length_bucket, summarize
 from harness.records import (
     Difficulty,
     EvalItem,
@@ -15,11 +15,11 @@ from harness.records import (
     Side,
     SliceSettings,
     Source,
-    StatsConfig,
+    StatsSettings,
 )
 from harness.records.errors import RecordError
 
-STATS = StatsConfig(seed=0)
+STATS = StatsSettings(seed=0)
 
 
 def paired(
@@ -194,7 +194,7 @@ def test_items_are_sliced_by_prompt_and_output_length_shortest_first() -> None:
 
 
 def test_a_column_in_an_undeclared_format_is_refused_in_one_line() -> None:
-    from harness.analysis.candidate_metrics import Shown
+    from harness.analysis.metrics import Shown
     from harness.render.formats import UnknownFormat, column
 
     assert column("mean_kld", Shown("mean KLD", "kld")).header == "mean KLD"

@@ -35,14 +35,14 @@ from harness.records import (
     CandidateMetrics,
     CompareConfig,
     DistributionMetrics,
-    GateConfig,
+    GateSettings,
     Interval,
     MetricValue,
     Outcome,
     PairedItem,
     SliceRow,
     SliceSettings,
-    StatsConfig,
+    StatsSettings,
 )
 from harness.records.codec import to_json
 from harness.records.errors import HarnessError
@@ -69,7 +69,7 @@ KLD_EDGES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, math.inf)
 class MetricInputs:
     """The paired items of one candidate and what several metrics share, computed once."""
 
-    def __init__(self, paired: Sequence[PairedItem], stats: StatsConfig) -> None:
+    def __init__(self, paired: Sequence[PairedItem], stats: StatsSettings) -> None:
         self.paired, self.stats = paired, stats
 
     @cached_property
@@ -478,7 +478,7 @@ METRIC_TABLE: Registry[Metric] = Registry(
     "harness.metrics",
     {m.name: m for m in BUILTIN_METRICS},
     accept=lambda m: isinstance(m, Metric),
-    is_a="a harness.analysis.candidate_metrics.Metric",
+    is_a="a harness.analysis.metrics.Metric",
 )
 METRICS: tuple[Metric, ...] = tuple(METRIC_TABLE.all())
 
@@ -503,11 +503,11 @@ REVIEW_RULES: tuple[GateRule, ...] = (
 )
 GATE_RULES: tuple[GateRule, ...] = (*(m.gate for m in METRICS if m.gate), *REVIEW_RULES)
 METRIC_NAMES = tuple(m.name for m in METRICS)
-# `[gate]` as declared: each rule's key, then `bound` (`GateConfig`'s own).
-GATE_SETTINGS: tuple[Key, ...] = (*(r.setting() for r in GATE_RULES), *keys_of(GateConfig))
+# `[gate]` as declared: each rule's key, then `bound` (`GateSettings`'s own).
+GATE_SETTINGS: tuple[Key, ...] = (*(r.setting() for r in GATE_RULES), *keys_of(GateSettings))
 
 
-def gate_table(cfg: GateConfig) -> dict[str, GateLimit | str | None]:
+def gate_table(cfg: GateSettings) -> dict[str, GateLimit | str | None]:
     """`[gate]` as resolved: every key, off ones at their default, then `bound`."""
     return {r.key: cfg.limits.get(r.key, r.default) for r in GATE_RULES} | {"bound": cfg.bound}
 
@@ -535,7 +535,7 @@ def _differences(paired: Sequence[PairedItem]) -> tuple[list[float], list[float]
     )
 
 
-def _interval(paired: Sequence[PairedItem], stats: StatsConfig) -> Interval | None:
+def _interval(paired: Sequence[PairedItem], stats: StatsSettings) -> Interval | None:
     scored = _scored(paired)
     return paired_drop(
         [p.baseline.score or 0.0 for p in scored],
@@ -593,7 +593,7 @@ def distribution_summary(paired: Sequence[PairedItem]) -> DistributionMetrics | 
     )
 
 
-def _slice(name: str, paired: Sequence[PairedItem], stats: StatsConfig) -> SliceRow:
+def _slice(name: str, paired: Sequence[PairedItem], stats: StatsSettings) -> SliceRow:
     scored = _scored(paired)
     total = sum(p.item.weight for p in scored)
     regressed = sum(p.item.weight for p in scored if p.outcome is Outcome.REGRESSION)
@@ -647,7 +647,7 @@ def _order(key: str) -> tuple[int, int, str]:
 
 
 def slices(
-    paired: Sequence[PairedItem], stats: StatsConfig, lengths: SliceSettings | None = None
+    paired: Sequence[PairedItem], stats: StatsSettings, lengths: SliceSettings | None = None
 ) -> tuple[SliceRow, ...]:
     """ "all", then each difficulty, each length bucket, each tag."""
     groups: dict[str, list[PairedItem]] = {}
@@ -659,7 +659,7 @@ def slices(
 
 
 def summarize(
-    paired: Sequence[PairedItem], stats: StatsConfig, lengths: SliceSettings | None = None
+    paired: Sequence[PairedItem], stats: StatsSettings, lengths: SliceSettings | None = None
 ) -> CandidateMetrics:
     measured = MetricInputs(paired, stats)
     if measured.interval(paired) is None and not measured.free:
