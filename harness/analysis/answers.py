@@ -113,14 +113,10 @@ def _code(text: str) -> str | None:
 
 
 def _json(text: str) -> str | None:
-    decoder = json.JSONDecoder()
-    for m in re.finditer(r"[\[{]", text):
-        try:
-            value, _ = decoder.raw_decode(text, m.start())
-        except ValueError:
-            continue
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return None
+    value, found = toolcalls.embedded_json(text)
+    if not found:
+        return None
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _number(text: str) -> str | None:

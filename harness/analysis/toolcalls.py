@@ -222,10 +222,15 @@ def structured_value(output: str) -> tuple[Any, bool]:
     value = _first_json(output)
     if value is not None:
         return value, True
+    return embedded_json(output)
+
+
+def embedded_json(text: str) -> tuple[Any, bool]:
+    """(the first JSON array or object in `text`, whether there is one)."""
     decoder = json.JSONDecoder()
-    for m in re.finditer(r"[\[{]", output):
+    for m in re.finditer(r"[\[{]", text):
         try:
-            return decoder.raw_decode(output, m.start())[0], True
+            return decoder.raw_decode(text, m.start())[0], True
         except ValueError:
             continue
     return None, False

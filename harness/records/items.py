@@ -211,3 +211,22 @@ class EvalItem:
         if fmt.name is not None:
             spec["name"] = fmt.name
         return {"type": fmt.type, "json_schema": spec}
+
+
+def conversation_text(
+    prompt: str | None, messages: list[dict[str, Any]] | None, declared: str | None = None
+) -> str:
+    """A prompt, or a conversation in OpenAI's shape (`EvalItem.conversation`, a logged
+    request's messages), as one text a reviewer reads: a line per message, "[role] content",
+    an assistant's calls below it, what the item `declared` (its tools, its response format)
+    first."""
+    if prompt is not None:
+        return str(prompt)
+    lines = [f"[declared] {declared}"] if declared else []
+    for m in messages or ():
+        calls = [
+            f"{c['function']['name']}({json.dumps(c['function']['arguments'], ensure_ascii=False)})"
+            for c in m.get("tool_calls") or ()
+        ]
+        lines.append(f"[{m['role']}] {m['content']}" + "".join(f"\n  call {c}" for c in calls))
+    return "\n".join(lines)

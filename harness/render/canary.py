@@ -4,11 +4,9 @@ the status and state `harness.run.canary` writes. Markup only from the template 
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
-from harness.render.html import TEMPLATES, environment
+from harness.render.html import TEMPLATES, environment, page_script
 
 WIDTH, HEIGHT = 560, 140  # a guardrail chart's drawing area, in SVG units
 DECISION = {"rollback": -1, "continue": 0, "promote": 1}
@@ -55,8 +53,7 @@ def dashboard(status: dict[str, Any], state: dict[str, Any], verdicts: dict[str,
         counts[s["outcome"]] = counts.get(s["outcome"], 0) + 1
     cards = diverged[-MAX_CARDS:][::-1]
     shown = {c["id"] for c in cards}
-    script = (TEMPLATES / "canary.js").read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    script, script_hash = page_script("canary.js")
     data = {
         "run_id": status["run_id"],
         "arm": status["arms"]["canary"],
@@ -73,7 +70,7 @@ def dashboard(status: dict[str, Any], state: dict[str, Any], verdicts: dict[str,
         css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
         data=data,
         script=script,
-        script_hash=f"sha256-{digest}",
+        script_hash=script_hash,
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from harness.records import (
     SliceRow,
 )
 from harness.records.codec import to_json
+from harness.records.items import conversation_text
 from harness.records.neutral import visible_bidi
 from harness.records.results import CandidateInfo, CandidateResult, Results
 from harness.render.formats import TABLE_COLUMNS, num, pct, pts
@@ -194,19 +194,6 @@ def slice_charts(cand: CandidateResult) -> list[Chart]:
     return charts
 
 
-def prompt_text(row: dict[str, Any]) -> str:
-    if row["prompt"] is not None:
-        return str(row["prompt"])
-    lines = [f"[declared] {row['declared']}"] if row.get("declared") else []
-    for m in row["messages"] or ():
-        calls = [
-            f"{c['function']['name']}({json.dumps(c['function']['arguments'], ensure_ascii=False)})"
-            for c in m.get("tool_calls") or ()
-        ]
-        lines.append(f"[{m['role']}] {m['content']}" + "".join(f"\n  call {c}" for c in calls))
-    return "\n".join(lines)
-
-
 def data_island(
     results: Results, paired: dict[str, list[PairedItem]], identity: dict[str, str]
 ) -> dict[str, Any]:
@@ -216,7 +203,7 @@ def data_island(
     items: list[dict[str, Any]] = []
     for i, result in enumerate(results.items):
         row = to_json(result)
-        row["prompt_text"] = prompt_text(row)
+        row["prompt_text"] = conversation_text(row["prompt"], row["messages"], row.get("declared"))
         any_pair = max(paired.values(), key=len)[i]
         row["baseline"]["tokens"] = list(any_pair.baseline.output_tokens)
         for name, pairs in paired.items():
@@ -376,14 +363,23 @@ def environment() -> Environment:
     return env
 
 
+def page_script(name: str) -> tuple[str, str]:
+    """A page's one script: the shared review export, then the page's own (`name`), and the
+    sha256 source its Content-Security-Policy allows."""
+    script = "\n".join(
+        (TEMPLATES / f).read_text(encoding="utf-8") for f in ("review_export.js", name)
+    )
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    return script, f"sha256-{digest}"
+
+
 def render_html(
     results: Results, paired: dict[str, list[PairedItem]], identity: dict[str, str]
 ) -> str:
     """The review page. Cards are built in the browser from a JSON data island (serialised
     with jinja's `tojson`, which escapes <, >, & and quotes); the script's own sha256 goes
     into the Content-Security-Policy, so no other script can run and nothing is fetched."""
-    script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
-    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    script, script_hash = page_script("report.js")
     charts = {c.name: slice_charts(c) for c in results.candidates}
     hists = {
         c.name: histogram(list(c.metrics.distribution.histogram))
@@ -411,7 +407,7 @@ def render_html(
             ladder_charts=scatter,
             by_name={c.name: c for c in results.candidates},
             script=script,
-            script_hash=f"sha256-{digest}",
+            script_hash=script_hash,
             data=_visible(data_island(results, paired, identity)),
         )
     )

@@ -38,6 +38,7 @@ from harness.records import EvalItem, Generation, Outcome, Source
 from harness.records.canary import CanaryConfig
 from harness.records.codec import CodecError, from_json, to_json
 from harness.records.errors import HarnessError
+from harness.records.items import conversation_text
 from harness.records.neutral import terminal_text
 from harness.records.review import Reviews
 from harness.run.backends.base import Generated, GenerateRequest
@@ -295,7 +296,7 @@ class Canary:
                     "time": now,
                     "diverged": float(p.outcome in (Outcome.DIVERGED, Outcome.REGRESSION)),
                     "outcome": p.outcome.value,
-                    "prompt": _prompt_text(line),
+                    "prompt": conversation_text(line.get("prompt"), line.get("messages")),
                     "baseline": out.text,
                     "canary": line["logged_output"],
                     "cut_off": out.cut_off,
@@ -606,12 +607,6 @@ class Canary:
     def close(self) -> None:
         if self.engine is not None:
             self.engine.close()
-
-
-def _prompt_text(line: dict[str, Any]) -> str:
-    if "prompt" in line:
-        return str(line["prompt"])
-    return "\n".join(f"[{m['role']}] {m['content']}" for m in line["messages"])
 
 
 def _served_json(served: tuple[ServedToken, ...]) -> list[Any]:

@@ -58,24 +58,10 @@
     $("#progress").textContent = done + " of " + cards.length + " diverged requests shown judged in this browser or imported";
   }
   function exportReview() {
-    const reviewer = $("#reviewer").value.trim();
-    if (!reviewer) { $("#reviewer").focus(); $("#export-note").textContent = "enter your name first"; return; }
-    localStorage.setItem("harness-reviewer", reviewer);
     const all = load();
     const verdicts = Object.keys(all).filter((id) => all[id].verdict).map((id) => (
       { candidate: DATA.arm, item: id, verdict: all[id].verdict, comment: all[id].comment || "", at: all[id].at }));
-    const review = {
-      schema: "harness-review/1", run_id: DATA.run_id, results_sha256: null,
-      reviewer: reviewer, exported_at: new Date().toISOString(), verdicts: verdicts,
-    };
-    const blob = new Blob([JSON.stringify(review, null, 2) + "\n"], { type: "application/json" });
-    const a = el("a");
-    a.href = URL.createObjectURL(blob);
-    a.download = "review.json";
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    $("#export-note").textContent = verdicts.length + " verdict(s) exported";
+    harnessExportReview(DATA.run_id, null, verdicts);
   }
 
   document.querySelectorAll("article.card[data-id]").forEach((card) => card.appendChild(box(card)));

@@ -283,9 +283,6 @@
 
   // --- export -----------------------------------------------------------------------------
   function exportReview() {
-    const reviewer = $("#reviewer").value.trim();
-    if (!reviewer) { $("#reviewer").focus(); $("#export-note").textContent = "enter your name first"; return; }
-    localStorage.setItem("harness-reviewer", reviewer);
     const verdicts = [];
     const all = loadReview();
     for (const cand of Object.keys(all)) {
@@ -294,18 +291,7 @@
         if (v.verdict) verdicts.push({ candidate: cand, item: id, verdict: v.verdict, comment: v.comment || "", at: v.at });
       }
     }
-    const review = {
-      schema: "harness-review/1", run_id: DATA.run_id, results_sha256: DATA.results_sha256,
-      reviewer: reviewer, exported_at: new Date().toISOString(), verdicts: verdicts,
-    };
-    const blob = new Blob([JSON.stringify(review, null, 2) + "\n"], { type: "application/json" });
-    const a = el("a");
-    a.href = URL.createObjectURL(blob);
-    a.download = "review.json";
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    $("#export-note").textContent = verdicts.length + " verdict(s) exported";
+    harnessExportReview(DATA.run_id, DATA.results_sha256, verdicts);
   }
 
   // --- wiring -----------------------------------------------------------------------------
