@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.formats import pct
+from harness.render.formats import pct
 
 REPO = Path(__file__).resolve().parents[2]
 TOKENIZER = REPO / ".cache" / "harness" / "models" / "smollm2-135m-instruct"
