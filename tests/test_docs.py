@@ -125,15 +125,15 @@ def test_the_traffic_example_resolves_from_any_folder(tmp_path: Path, monkeypatc
 @NEEDS_REAL_MODEL
 @NEEDS_LLAMA_CPP
 def test_an_example_config_runs_from_an_empty_folder(tmp_path: Path) -> None:
-    """`harness compare --config <repo>/examples/smollm2-code.toml --limit 4` from an empty
+    """`harness compare --config <repo>/examples/smollm2-code.toml --limit 1` from an empty
     folder (its llama.cpp candidates quantize in seconds): no path error; the llama.cpp
     build, the quantized files and the run cache are the harness home's, and the folder
     holds the report only. Partial: exit 1."""
     from .support.helpers import console_script
 
     config = REPO / "examples" / "smollm2-code.toml"
-    done = console_script("compare", "--config", str(config), "--limit", "4", cwd=tmp_path)
+    done = console_script("compare", "--config", str(config), "--limit", "1", cwd=tmp_path)
     assert done.returncode == 1, done.stderr[-3000:]
-    assert "A partial run (--limit 4: 4 of 14 items" in done.stdout
+    assert "A partial run (--limit 1: 1 of 14 items" in done.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reports"]
     assert (tmp_path / "reports" / "smollm2-code" / "report.html").is_file()

@@ -189,13 +189,13 @@ def test_compare_through_http_with_a_500_injected(
 
 def test_a_request_that_times_out_is_retried(server: str, items: list[Any]) -> None:
     # The hung request outlasts the timeout by far, and the timeout leaves the retry (8 tokens
-    # from a real llama-server, well under a second when idle) ample room on a busy 2-core
-    # machine: at 1.5 s, every try timed out there.
+    # from a real llama-server, well under a second when idle) room on a busy 2-core machine:
+    # at 1.5 s, every try timed out there; 5 s is three times that.
     faults = Faults(hang_first=1, hang_seconds=60.0)
     with fault_proxy(server, faults) as url:
         from harness.run.backends import open_backend
 
-        with open_backend(served_spec(url, timeout=10.0, retries=2, concurrency=1)) as backend:
+        with open_backend(served_spec(url, timeout=5.0, retries=2, concurrency=1)) as backend:
             ids = backend.prompt_ids(items[0])
             rows = [
                 g
