@@ -218,7 +218,9 @@ class RunDir:
         folder under `name`, written once: hard links where the two share a filesystem (the
         entry's files are never changed in place, and this folder's are replaced by rename,
         so neither sees the other change), copies where they do not. The run folder stays
-        whole when the cache is cleaned."""
+        whole when the cache is cleaned; a file edited in place here (an editor that writes
+        through the link) changes the entry too, which the cache's checksums then find
+        damaged and make again."""
         for path in (RunDir.generations, RunDir.token_stats, RunDir.reference_nll, RunDir.samples):
             source, target = path(entry, model), path(self, name)
             if not source.is_file():
