@@ -631,13 +631,8 @@ def import_traffic(
         kept[j] = _merged([kept[j], kept[i]])
     pairs = [(r, n) for i, (r, n) in enumerate(zip(kept, counts, strict=True)) if i not in repeats]
     if context is not None:
-        fits = [
-            context(
-                parse_item(item_of(r), Source("traffic", 0)),
-                r.max_new_tokens or settings.max_new_tokens,
-            )
-            for r, _ in pairs
-        ]
+        items = [parse_item(item_of(r), Source("traffic", 0)) for r, _ in pairs]
+        fits = [context(item, item.token_limit(settings.max_new_tokens)) for item in items]
         cleaning.over_context = fits.count(False)
         pairs = [p for p, ok in zip(pairs, fits, strict=True) if ok]
     if not pairs:

@@ -163,6 +163,12 @@ class EvalItem:
     def hard(self) -> bool:
         return self.difficulty is Difficulty.HARD
 
+    def token_limit(self, default: int) -> int:
+        """How many tokens the item may be answered in: its own `max_new_tokens`, else the
+        run's (`default`). The one rule every stage uses (the plan, the importer's context
+        check)."""
+        return self.max_new_tokens or default
+
     def conversation(self) -> list[dict[str, Any]] | None:
         """The messages in OpenAI's (and chat templates') shape: an assistant's calls as
         `tool_calls` [{type, function: {name, arguments}}], arguments an object."""

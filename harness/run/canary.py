@@ -341,7 +341,7 @@ class Canary:
             self.engine = open_backend(self.cfg.baseline)
         engine = self.engine
         ids = [engine.prompt_ids(i) for i in items]
-        limits = [i.max_new_tokens or self.cfg.generation.max_new_tokens for i in items]
+        limits = [i.token_limit(self.cfg.generation.max_new_tokens) for i in items]
         rows = {
             g.index: g
             for batch in engine.generate(

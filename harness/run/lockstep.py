@@ -94,7 +94,7 @@ def need(
     base = weights_bytes(baseline.path)
     cand = max((max(weights_bytes(c.path), base) for c in candidates), default=0)
     longest = max((_characters(i) for i in items), default=0)
-    limit = max((i.max_new_tokens or max_new_tokens for i in items), default=max_new_tokens)
+    limit = max((i.token_limit(max_new_tokens) for i in items), default=max_new_tokens)
     vocab = vocab_size(baseline.path)
     rows = batch_size * (longest + limit) * vocab * 4 * 2 + batch_size * limit * vocab * 8 * 2
     return Need(baseline=base, candidate=cand, rows=rows)

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 def token_limits(items: Sequence[EvalItem], generation: GenerationSettings) -> tuple[int, ...]:
     """Each item's token limit: its own `max_new_tokens`, else the run's."""
-    return tuple(item.max_new_tokens or generation.max_new_tokens for item in items)
+    return tuple(item.token_limit(generation.max_new_tokens) for item in items)
 
 
 def cached(spec: ModelSpec, fingerprint: str) -> bool:
