@@ -85,7 +85,8 @@ def generate(spec: Any, items: list[Any], want: bool = True) -> list[Any]:
 def items(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     from harness.inputs.evalset import load_evalset
 
-    return load_evalset([str(subset(tmp_path_factory.mktemp("set") / "s.jsonl"))])
+    # two of each file (12 items): every kind of real prompt
+    return load_evalset([str(subset(tmp_path_factory.mktemp("set") / "s.jsonl", per_file=2))])
 
 
 @pytest.fixture(scope="module")
