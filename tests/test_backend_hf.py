@@ -73,3 +73,23 @@ def test_stop_ids_gather_every_end_of_turn(tiny_llama: Any) -> None:
     assert backend.stop_ids == (2, 5, first, end)
     [[stopped]] = list(backend.generate(GenerateRequest([prompt], [6], backend.stop_ids, 1)))
     assert stopped.ids == () and stopped.stop_id == first
+
+
+def test_loading_a_model_imports_no_scikit_learn() -> None:
+    """transformers would import sklearn (a second of every engine process's start) for
+    assisted decoding, which a greedy run never uses: a fresh process that loads the demo
+    model and generates has not imported it."""
+    import subprocess
+    import sys
+
+    from .support.paths import DEMO
+
+    code = (
+        "import sys; from harness.records import ModelSpec; "
+        "from harness.run.backends.hf import load; "
+        f"model, tok = load(ModelSpec(name='d', path={str(DEMO)!r})); "
+        "model.generate(**tok('1+1=', return_tensors='pt'), max_new_tokens=2, do_sample=False); "
+        "assert 'sklearn' not in sys.modules, 'sklearn imported'"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
