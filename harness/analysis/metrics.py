@@ -214,6 +214,19 @@ def _scored_only(fn: Compute) -> Compute:
     return lambda x: fn(x) if x.scored else None
 
 
+def _flagged(
+    outcome: Outcome, subset: Callable[[Sequence[PairedItem]], list[PairedItem]]
+) -> Callable[[Sequence[PairedItem]], tuple[list[float], list[float]]]:
+    """A share rule's per-item values over `subset` of the paired items: 1 where the item's
+    outcome is `outcome`, else 0, with the items' weights."""
+
+    def per_item(paired: Sequence[PairedItem]) -> tuple[list[float], list[float]]:
+        items = subset(paired)
+        return [float(p.outcome is outcome) for p in items], [p.item.weight for p in items]
+
+    return per_item
+
+
 def _free_count(outcome: Outcome) -> Callable[[MetricInputs], MetricValue]:
     """How many reference-free items were judged `outcome`."""
     return lambda x: sum(p.outcome is outcome for p in x.free)
@@ -298,10 +311,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             doc="fails when regressions carry more than this share of the scored weight",
             interval=share_ends("regression_share"),
             range=SHARE,
-            per_item=lambda paired: (
-                [float(p.outcome is Outcome.REGRESSION) for p in _scored(paired)],
-                [p.item.weight for p in _scored(paired)],
-            ),
+            per_item=_flagged(Outcome.REGRESSION, lambda paired: _scored(paired)),
         ),
         (Shown("regression weight share", "pct"),),
     ),
@@ -365,10 +375,7 @@ BUILTIN_METRICS: tuple[Metric, ...] = (
             "(in meaning or final answer), judged on its interval",
             interval=share_ends("diverged_share"),
             range=SHARE,
-            per_item=lambda paired: (
-                [float(p.outcome is Outcome.DIVERGED) for p in _free(paired)],
-                [p.item.weight for p in _free(paired)],
-            ),
+            per_item=_flagged(Outcome.DIVERGED, lambda paired: _free(paired)),
         ),
         (Shown("reference-free diverged", "pct"),),
     ),

@@ -296,7 +296,7 @@ class Canary:
                     "time": now,
                     "diverged": float(p.outcome in (Outcome.DIVERGED, Outcome.REGRESSION)),
                     "outcome": p.outcome.value,
-                    "prompt": conversation_text(line.get("prompt"), line.get("messages")),
+                    "prompt": conversation_text(item.prompt, item.conversation()),
                     "baseline": out.text,
                     "canary": line["logged_output"],
                     "cut_off": out.cut_off,

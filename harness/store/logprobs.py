@@ -136,7 +136,8 @@ class LogprobFiles:
             if self.top_k is not None:
                 raise ValueError(f"{self.stem}: full rows given to a top-{self.top_k} store")
             meta = np.stack([rows.floor, rows.step], axis=1).astype(np.float32)
-            return len(rows.codes), [rows.codes.astype(np.uint16).tobytes(), meta.tobytes()]
+            codes = np.asarray(rows.codes, dtype=np.uint16)  # no copy: `pack` gives uint16
+            return len(codes), [codes.tobytes(), meta.tobytes()]
         if self.top_k is None:
             raise ValueError(f"{self.stem}: top-k rows given to a store of full rows")
         packed = np.zeros(len(rows.ids), dtype=_top_k_dtype(self.top_k))
